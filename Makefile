@@ -1,0 +1,38 @@
+# Two commands on a fresh machine:
+#   make demo   the whole flow on a local Kafka broker it starts itself
+#   make test   the test suite, against a real Kafka broker the run starts
+# Both create the virtual environment and fetch Kafka's jars (Maven Central) first.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+
+.PHONY: demo test lint kafka-jars bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+kafka-jars: $(STAMP)
+	$(BIN)/sgb kafka fetch
+
+demo: kafka-jars
+	$(BIN)/sgb demo
+
+test: kafka-jars
+	$(BIN)/sgb schemas check
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check broker connectors consent schemas tests bench
+	$(BIN)/mypy broker consent connectors
+
+bench: kafka-jars
+	$(BIN)/python bench/serde.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,79 @@
+"""The ``sgb`` command: one entry point, sub-commands by user.
+
+Every command exits non-zero with one sentence on bad input; a user error never shows a
+Python traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from broker.exceptions import SgbError
+from broker.logs import configure
+from broker.settings import Settings, load_settings
+
+
+class Context:
+    """What every sub-command gets: the settings, built once and validated at start."""
+
+    def __init__(self, config: Path | None) -> None:
+        self.config = config
+        self._settings: Settings | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings(self.config)
+            configure(self._settings.log_level, self._settings.log_format)
+        return self._settings
+
+
+pass_context = click.make_pass_decorator(Context)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", type=click.Path(path_type=Path), default=None,
+              help="TOML file of settings (also SGB_CONFIG); environment variables SGB_* override it.")
+@click.version_option(package_name="sgb")
+@click.pass_context
+def cli(ctx: click.Context, config: Path | None) -> None:
+    """sgb: the safeguarding event broker.
+
+    \b
+    operator:    sgb kafka start|stop|status, sgb topics apply, sgb filter run
+    agency:      sgb connector run <agency> --source ...
+    hub:         sgb hub subscribe <audience> <org> --sink jsonl:PATH
+    governance:  sgb policy check, sgb policy evaluate --event FILE [--state FILE]
+    everyone:    sgb demo
+    """
+    ctx.obj = Context(config)
+
+
+def _register() -> None:
+    from broker.cli import demo, filter_cmd, hub, kafka, policy, schemas_cmd, topics
+
+    for module in (kafka, topics, filter_cmd, hub, policy, demo, schemas_cmd):
+        module.register(cli)
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """Console entry point."""
+    _register()
+    try:
+        return cli.main(args=argv, prog_name="sgb", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("sgb: interrupted.", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except SgbError as exc:
+        click.echo(f"sgb: {exc}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        click.echo("sgb: interrupted.", err=True)
+        sys.exit(130)

@@ -1,0 +1,78 @@
+"""Structured logging, configured once: JSON lines off a terminal, readable on one.
+
+Log lines carry event ids and counts, never a child's name, NHS number, address or free
+text. The processor below drops any key that is not on the allow-list of structural
+fields, so a careless ``log.info("x", child=...)`` cannot leak personal data.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import structlog
+
+# Keys that may appear in a log line. Values of other keys are replaced by "[dropped]".
+ALLOWED_KEYS = frozenset(
+    {
+        "event", "level", "timestamp", "logger", "event_id", "event_type", "audience",
+        "organisation", "outcome", "reason", "rule", "topic", "partition", "offset",
+        "count", "counts", "events", "delivered", "withheld", "dead_lettered", "records",
+        "errors", "elapsed_s", "rate", "lag", "group", "component", "agency", "policy_version",
+        "pid", "port", "bootstrap", "state_dir", "path", "version", "exc_type", "attempt",
+        "partitions", "transactional_id", "sink", "position", "source", "status", "seconds",
+        "schema_id", "subject", "topics", "created", "altered", "unchanged", "action",
+    }
+)
+
+
+class DropUnknownKeys:
+    """Replace the value of any key not on the allow-list, so personal data cannot slip in."""
+
+    __slots__ = ("allowed",)
+
+    def __init__(self, allowed: frozenset[str] = ALLOWED_KEYS) -> None:
+        self.allowed = allowed
+
+    def __call__(self, logger: Any, method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+        for key in list(event_dict):
+            if key not in self.allowed and not key.startswith("_"):
+                event_dict[key] = "[dropped]"
+        return event_dict
+
+
+_configured = False
+
+
+def configure(level: str = "INFO", fmt: str = "auto") -> None:
+    """Configure structlog and the standard library once; later calls change only the level.
+
+    Args:
+        level: minimum level name.
+        fmt: ``json``, ``console``, or ``auto`` (console when stderr is a terminal).
+    """
+    global _configured
+    numeric = getattr(logging, level)
+    use_console = fmt == "console" or (fmt == "auto" and sys.stderr.isatty())
+    renderer: Any = structlog.dev.ConsoleRenderer() if use_console else structlog.processors.JSONRenderer()
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            DropUnknownKeys(),
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+    _configured = True
+
+
+def get_logger(name: str) -> Any:
+    """A lazy logger for a component: it uses whatever configuration is current when it logs."""
+    if not _configured:
+        configure()
+    return structlog.get_logger(component=name)

@@ -1,0 +1,161 @@
+"""Settings: one pydantic-settings class, from ``SGB_`` environment variables and a TOML file.
+
+Precedence, highest first: explicit overrides (command-line options), environment
+variables, the config file named by ``SGB_CONFIG`` (or ``--config``), defaults.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from broker.exceptions import SettingsError
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+
+
+def _default_state_dir() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "sgb"
+
+
+def _default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "sgb"
+
+
+class Settings(BaseSettings):
+    """Everything sgb needs to reach Kafka and keep its local state.
+
+    Environment variables are the field names in upper case with the ``SGB_`` prefix,
+    for example ``SGB_BOOTSTRAP_SERVERS``.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="SGB_", extra="forbid", validate_default=True)
+
+    bootstrap_servers: str | None = Field(
+        default=None,
+        description="Kafka bootstrap servers, host:port[,host:port]. Default: the local broker.",
+    )
+    security_protocol: SecurityProtocol = "PLAINTEXT"
+    sasl_mechanism: SaslMechanism | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_ca_location: Path | None = None
+    ssl_certificate_location: Path | None = None
+    ssl_key_location: Path | None = None
+    ssl_key_password: SecretStr | None = None
+
+    schema_registry_url: str | None = Field(
+        default=None,
+        description="URL of a Confluent-compatible schema registry; unset means the embedded registry in Kafka.",
+    )
+    schema_registry_username: str | None = None
+    schema_registry_password: SecretStr | None = None
+
+    state_dir: Path = Field(default_factory=_default_state_dir)
+    cache_dir: Path = Field(default_factory=_default_cache_dir)
+    kafka_port: int = Field(default=9092, ge=1024, le=65535)
+    kafka_controller_port: int | None = Field(default=None, ge=1024, le=65535)
+    kafka_heap: str = Field(default="512m", pattern=r"^[0-9]+[mMgG]$")
+    topic_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]*$")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["auto", "json", "console"] = "auto"
+
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _check_bootstrap(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        for server in value.split(","):
+            host, sep, port = server.strip().rpartition(":")
+            if not sep or not host or not port.isdigit():
+                msg = "must be a comma-separated list of host:port"
+                raise ValueError(msg)
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get("SGB_CONFIG")
+        if config_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
+        return tuple(sources)
+
+    @property
+    def bootstrap(self) -> str:
+        """The bootstrap servers to use: the setting, or the local broker's port."""
+        return self.bootstrap_servers or f"127.0.0.1:{self.kafka_port}"
+
+    def topic(self, name: str) -> str:
+        """The physical name of a logical topic (the prefix isolates test runs and environments)."""
+        return f"{self.topic_prefix}{name}"
+
+    def kafka_config(self) -> dict[str, Any]:
+        """The librdkafka configuration for connecting, security included."""
+        config: dict[str, Any] = {
+            "bootstrap.servers": self.bootstrap,
+            "security.protocol": self.security_protocol,
+        }
+        if self.sasl_mechanism:
+            config["sasl.mechanism"] = self.sasl_mechanism
+        if self.sasl_username is not None:
+            config["sasl.username"] = self.sasl_username
+        if self.sasl_password is not None:
+            config["sasl.password"] = self.sasl_password.get_secret_value()
+        if self.ssl_ca_location:
+            config["ssl.ca.location"] = str(self.ssl_ca_location)
+        if self.ssl_certificate_location:
+            config["ssl.certificate.location"] = str(self.ssl_certificate_location)
+        if self.ssl_key_location:
+            config["ssl.key.location"] = str(self.ssl_key_location)
+        if self.ssl_key_password is not None:
+            config["ssl.key.password"] = self.ssl_key_password.get_secret_value()
+        return config
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build the settings, turning a validation error into one sentence naming the setting.
+
+    Args:
+        config_file: a TOML file of settings; overrides ``SGB_CONFIG``.
+        overrides: values from the command line; ``None`` values are ignored.
+    """
+    if config_file is not None:
+        if not config_file.is_file():
+            msg = f"Config file {config_file} does not exist."
+            raise SettingsError(msg)
+        os.environ["SGB_CONFIG"] = str(config_file)
+    elif os.environ.get("SGB_CONFIG") and not Path(os.environ["SGB_CONFIG"]).is_file():
+        msg = f"Config file {os.environ['SGB_CONFIG']} named by SGB_CONFIG does not exist."
+        raise SettingsError(msg)
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = str(first["loc"][0]) if first["loc"] else "settings"
+        if first["type"] == "extra_forbidden":
+            msg = f"Unknown setting {name!r} in the config file."
+        else:
+            msg = f"Setting SGB_{name.upper()} is invalid: {first['msg']}."
+        raise SettingsError(msg) from None
+    except (OSError, ValueError) as exc:
+        msg = f"Config file could not be read: {exc}."
+        raise SettingsError(msg) from None

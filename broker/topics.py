@@ -1,0 +1,233 @@
+"""Topics as code: load the declaration in ``deploy/topics.yaml`` and make the cluster match it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import (
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    NewPartitions,
+    NewTopic,
+)
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from broker.clients import admin_client
+from broker.exceptions import TopicsError
+from broker.settings import Settings
+
+DECLARATION = Path(__file__).resolve().parent.parent / "deploy" / "topics.yaml"
+
+AUDIENCES = ("MASH", "FAMILY_HELP", "SCHOOL_DSL", "GP", "HEALTH_SAFEGUARDING", "EMERGENCY_CARE", "POLICE_PPU")
+
+
+def delivery_topic(audience: str, organisation: str) -> str:
+    """The logical delivery topic of one recipient organisation, e.g. ``sg.deliver.mash.202.v1``."""
+    return f"sg.deliver.{audience.lower()}.{organisation}.v1"
+
+
+class TopicSpec(BaseModel):
+    """One declared topic."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=r"^sg\.[A-Za-z0-9_.-]+\.v[0-9]+$")
+    partitions: int = Field(ge=1, le=1000)
+    replication_factor: int | None = Field(default=None, ge=1, le=7)
+    config: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("config", mode="before")
+    @classmethod
+    def _stringify(cls, value: Any) -> Any:
+        return {str(k): str(v) for k, v in (value or {}).items()}
+
+
+class Deliveries(BaseModel):
+    """The onboarded recipient organisations and the shape of their delivery topics."""
+
+    model_config = ConfigDict(extra="forbid")
+    partitions: int = Field(default=3, ge=1, le=1000)
+    config: dict[str, str] = Field(default_factory=dict)
+    organisations: dict[str, list[str]] = Field(default_factory=dict)
+
+    @field_validator("config", mode="before")
+    @classmethod
+    def _stringify(cls, value: Any) -> Any:
+        return {str(k): str(v) for k, v in (value or {}).items()}
+
+    @field_validator("organisations")
+    @classmethod
+    def _known_audiences(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for audience, orgs in value.items():
+            if audience not in AUDIENCES:
+                msg = f"unknown audience {audience!r} (expected one of {', '.join(AUDIENCES)})"
+                raise ValueError(msg)
+            for org in orgs:
+                if not org.replace("_", "").replace("-", "").isalnum():
+                    msg = f"organisation code {org!r} of {audience} must be letters, digits, '-' or '_'"
+                    raise ValueError(msg)
+        return value
+
+
+class Defaults(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    replication_factor: int = Field(default=3, ge=1, le=7)
+    config: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("config", mode="before")
+    @classmethod
+    def _stringify(cls, value: Any) -> Any:
+        return {str(k): str(v) for k, v in (value or {}).items()}
+
+
+class TopicDeclaration(BaseModel):
+    """The whole declaration file."""
+
+    model_config = ConfigDict(extra="forbid")
+    defaults: Defaults = Field(default_factory=Defaults)
+    topics: list[TopicSpec]
+    deliveries: Deliveries = Field(default_factory=Deliveries)
+
+    def all_topics(self) -> list[TopicSpec]:
+        """Every declared topic, delivery topics expanded, with defaults applied (logical names)."""
+        out = []
+        for spec in self.topics:
+            out.append(spec.model_copy(update={
+                "replication_factor": spec.replication_factor or self.defaults.replication_factor,
+                "config": {**self.defaults.config, **spec.config},
+            }))
+        for audience, orgs in sorted(self.deliveries.organisations.items()):
+            for org in orgs:
+                out.append(TopicSpec(
+                    name=delivery_topic(audience, org),
+                    partitions=self.deliveries.partitions,
+                    replication_factor=self.defaults.replication_factor,
+                    config={**self.defaults.config, **self.deliveries.config},
+                ))
+        return out
+
+
+def load_declaration(path: Path = DECLARATION) -> TopicDeclaration:
+    """Read and validate the declaration; a bad file stops with one sentence naming it."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        msg = f"Topic declaration {path} does not exist."
+        raise TopicsError(msg) from None
+    except yaml.YAMLError as exc:
+        msg = f"Topic declaration {path} is not valid YAML: {exc}."
+        raise TopicsError(msg) from None
+    try:
+        return TopicDeclaration.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        msg = f"Topic declaration {path} is invalid at {where}: {first['msg']}."
+        raise TopicsError(msg) from None
+
+
+@dataclass
+class ApplyReport:
+    """What ``apply`` did, topic by topic."""
+
+    created: list[str] = field(default_factory=list)
+    altered: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.created or self.altered)
+
+
+def apply(settings: Settings, declaration: TopicDeclaration, *, dry_run: bool = False,
+          timeout: float = 30.0) -> ApplyReport:
+    """Create missing topics and change what differs from the declaration.
+
+    Partitions can only grow; a replication factor that differs is reported, not changed
+    (that is a reassignment, an operator's decision).
+    """
+    admin = admin_client(settings)
+    report = ApplyReport()
+    try:
+        metadata = admin.list_topics(timeout=timeout)
+    except KafkaException as exc:
+        msg = f"Kafka at {settings.bootstrap} did not answer: {exc.args[0].str()}."
+        raise TopicsError(msg) from None
+    brokers = max(1, len(metadata.brokers))
+    to_create: list[NewTopic] = []
+    to_check: list[tuple[TopicSpec, str]] = []
+    for spec in declaration.all_topics():
+        name = settings.topic(spec.name)
+        replication = min(spec.replication_factor or 1, brokers)
+        config = dict(spec.config)
+        if "min.insync.replicas" in config:
+            config["min.insync.replicas"] = str(min(int(config["min.insync.replicas"]), replication))
+        existing = metadata.topics.get(name)
+        if existing is None:
+            to_create.append(NewTopic(name, num_partitions=spec.partitions,
+                                      replication_factor=replication, config=config))
+            continue
+        actual_replication = len(existing.partitions[0].replicas) if existing.partitions else 0
+        if actual_replication != replication:
+            report.notes.append(f"{name}: replication is {actual_replication}, declared {replication} (not changed)")
+        to_check.append((spec.model_copy(update={"config": config}), name))
+        if len(existing.partitions) < spec.partitions:
+            if not dry_run:
+                _wait(admin.create_partitions([NewPartitions(name, spec.partitions)]), "adding partitions")
+            report.altered.append(f"{name}: partitions {len(existing.partitions)} -> {spec.partitions}")
+        elif len(existing.partitions) > spec.partitions:
+            report.notes.append(f"{name}: has {len(existing.partitions)} partitions, declared {spec.partitions} "
+                                "(Kafka cannot remove partitions)")
+    if to_create and not dry_run:
+        _wait(admin.create_topics(to_create, operation_timeout=timeout), "creating topics")
+    report.created.extend(t.topic for t in to_create)
+    _reconcile_configs(admin, to_check, report, dry_run)
+    return report
+
+
+def _reconcile_configs(admin: Any, specs: list[tuple[TopicSpec, str]], report: ApplyReport, dry_run: bool) -> None:
+    if not specs:
+        return
+    resources = [ConfigResource(ConfigResource.Type.TOPIC, name) for _, name in specs]
+    described = _wait(admin.describe_configs(resources), "reading topic configs")
+    altered_names = {line.split(":")[0] for line in report.altered}
+    for (spec, name), resource in zip(specs, resources, strict=True):
+        current = described[resource]
+        diffs = {k: v for k, v in spec.config.items() if k not in current or current[k].value != v}
+        if not diffs:
+            if name not in altered_names:
+                report.unchanged.append(name)
+            continue
+        if not dry_run:
+            change = ConfigResource(ConfigResource.Type.TOPIC, name, incremental_configs=[
+                ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET) for k, v in diffs.items()
+            ])
+            _wait(admin.incremental_alter_configs([change]), "changing topic configs")
+        detail = ", ".join(f"{k} {current[k].value if k in current else '?'} -> {v}" for k, v in diffs.items())
+        report.altered.append(f"{name}: {detail}")
+
+
+def _wait(futures: dict[Any, Any], what: str) -> dict[Any, Any]:
+    results = {}
+    for key, future in futures.items():
+        try:
+            results[key] = future.result()
+        except KafkaException as exc:
+            error = exc.args[0]
+            if what == "creating topics" and error.name() == "TOPIC_ALREADY_EXISTS":
+                continue
+            msg = f"Kafka refused {what} for {key}: {error.str()}."
+            raise TopicsError(msg) from None
+    return results
+
+
+def onboarded(settings: Settings, timeout: float = 10.0) -> set[str]:
+    """The delivery topics that exist on the cluster (physical names)."""
+    metadata = admin_client(settings).list_topics(timeout=timeout)
+    prefix = settings.topic("sg.deliver.")
+    return {name for name in metadata.topics if name.startswith(prefix)}

@@ -1,0 +1,267 @@
+"""The decision engine: (event, child state, policy) -> one decision per candidate audience.
+
+Pure: no Kafka, no clock, no I/O. ``sgb policy evaluate`` and the filter service run
+this same code.
+
+How rules combine (named, not an accident of evaluation order):
+1. Every audience the policy lists is a candidate, and gets exactly one decision.
+2. First-applicable: the rules for (event type, audience) are tried in file order; the
+   first whose conditions hold and whose consent requirement is met (or lifted by
+   significant harm) decides.
+3. Deny overrides at field level: hard limits and the policy's prohibitions remove
+   fields whatever the deciding rule grants.
+4. Fail closed: an organisation that cannot be resolved or is not onboarded, or a
+   redaction that fails, withholds the delivery.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from consent.exceptions import EventInvalid, RedactionError
+from consent.policy import Condition, OrganisationSource, Policy, Rule
+from consent.redaction import Compiler, Plan, Redactor, age_in_years
+from consent.state import ChildState
+from consent.vocabulary import (
+    Audience,
+    ConsentState,
+    EventType,
+    LawfulBasis,
+    Outcome,
+    Purpose,
+    Reason,
+    Risk,
+)
+
+NAMESPACE = "uk.sgb"
+
+
+def details_record(event_type: str) -> str:
+    """The full name of the details record for an event type (DOMESTIC_ABUSE_INCIDENT -> ...DomesticAbuseIncident)."""
+    return NAMESPACE + "." + "".join(part.capitalize() for part in event_type.split("_"))
+
+
+def delivery_topic(audience: str, organisation: str) -> str:
+    """The logical delivery topic for one recipient organisation."""
+    return f"sg.deliver.{audience.lower()}.{organisation}.v1"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """One (event, audience) decision, share or withhold, with everything the audit needs."""
+
+    event_id: str
+    event_type: str
+    audience: Audience
+    organisation: str | None
+    outcome: Outcome
+    reason: Reason
+    rule: str | None
+    lawful_basis: LawfulBasis | None
+    consent_state: str
+    policy_version: str
+    removed_fields: tuple[str, ...] = ()
+    transformed_fields: tuple[str, ...] = ()
+    event: dict[str, Any] | None = None
+
+    @property
+    def topic(self) -> str | None:
+        """The logical delivery topic of a share."""
+        if self.outcome is Outcome.SHARE and self.organisation:
+            return delivery_topic(self.audience, self.organisation)
+        return None
+
+
+Onboarded = Callable[[Audience, str], bool]
+Reference = Callable[[str, str], str | None]  # (kind "police_force"|"icb", la_code) -> code
+
+
+def _no_reference(kind: str, la_code: str) -> str | None:
+    from schemas import reference
+
+    if kind == "police_force":
+        return reference.police_force_for(la_code)
+    return reference.icb_for(la_code)
+
+
+class Engine:
+    """Runs a policy. Holds only caches derived from its inputs; no I/O.
+
+    Args:
+        policy: the loaded, checked policy.
+        schema: the envelope schema (JSON, tags included).
+        pseudonym_key: secret for PSEUDONYMISE.
+        onboarded: whether an (audience, organisation) has a delivery topic.
+        reference: local authority -> police force / integrated care board lookup.
+    """
+
+    def __init__(self, policy: Policy, schema: dict[str, Any], pseudonym_key: bytes,
+                 onboarded: Onboarded, reference: Reference = _no_reference) -> None:
+        self.policy = policy
+        self._compiler = Compiler(schema)
+        self._redactor = Redactor(pseudonym_key)
+        self._onboarded = onboarded
+        self._reference = reference
+        self._plans: dict[tuple[str, str], Plan] = {}
+
+    def decide(self, event: Mapping[str, Any], state: ChildState) -> list[Decision]:
+        """Decide every candidate audience for ``event``; raises :class:`EventInvalid` if it
+        cannot be evaluated (the caller dead-letters it)."""
+        event_type, risk = _validate(event)
+        return [self._decide_one(event, event_type, risk, state, audience) for audience in self.policy.audiences]
+
+    def _decide_one(self, event: Mapping[str, Any], event_type: EventType, risk: Risk, state: ChildState,
+                    audience: Audience) -> Decision:
+        consent = state.consent_state(audience, Purpose.FAMILY_HELP)
+        base = {
+            "event_id": event["event_id"], "event_type": event_type.value, "audience": audience,
+            "policy_version": self.policy.version_id, "consent_state": consent,
+        }
+        rules = self.policy.rules_by_target.get((event_type, audience), ())
+        if not rules:
+            org = self._organisation(_default_source(audience), event, state)
+            return Decision(**base, organisation=org, outcome=Outcome.WITHHOLD, reason=Reason.NO_RULE,
+                            rule=None, lawful_basis=None)
+        chosen, lawful_basis, reason, failed_rule = self._choose(rules, event, risk, state, audience)
+        if chosen is None:
+            org = self._organisation(rules[0].organisation_source, event, state)
+            return Decision(**base, organisation=org, outcome=Outcome.WITHHOLD, reason=reason,
+                            rule=failed_rule, lawful_basis=None)
+        withhold = {"outcome": Outcome.WITHHOLD, "rule": chosen.id, "lawful_basis": lawful_basis}
+        org = self._organisation(chosen.organisation_source, event, state)
+        if not org:
+            return Decision(**base, organisation=None, reason=Reason.RECIPIENT_UNKNOWN, **withhold)
+        if not self._onboarded(audience, org):
+            return Decision(**base, organisation=org, reason=Reason.RECIPIENT_NOT_ONBOARDED, **withhold)
+        try:
+            plan = self._plan(chosen, event_type)
+            redacted = self._redactor.apply(plan, dict(event), recipient=f"{audience}:{org}",
+                                            at=_event_date(event))
+        except RedactionError:
+            return Decision(**base, organisation=org, reason=Reason.REDACTION_FAILED, **withhold)
+        secret = _secret_paths(plan)
+        copy = redacted.record
+        copy["withheld_fields"] = [p for p in redacted.removed if p not in secret]
+        copy["generalised_fields"] = redacted.generalised
+        return Decision(
+            **base, organisation=org, outcome=Outcome.SHARE, reason=Reason.GRANTED, rule=chosen.id,
+            lawful_basis=lawful_basis, removed_fields=tuple(redacted.removed),
+            transformed_fields=tuple(redacted.transformed) + tuple(redacted.generalised), event=copy,
+        )
+
+    def _choose(self, rules: tuple[Rule, ...], event: Mapping[str, Any], risk: Risk, state: ChildState,
+                audience: Audience) -> tuple[Rule | None, LawfulBasis | None, Reason, str | None]:
+        reason, failed = Reason.CONDITION_NOT_MET, rules[0].id
+        for rule in rules:
+            if not all(_holds(c, event, risk, state, audience) for c in rule.conditions):
+                continue
+            if not rule.requires_consent:
+                return rule, rule.lawful_basis, Reason.GRANTED, None
+            if rule.override_on_significant_harm and risk is Risk.SIGNIFICANT_HARM:
+                return rule, LawfulBasis.SAFEGUARDING_OVERRIDE, Reason.GRANTED, None
+            assert rule.purpose is not None
+            if state.consent_state(audience, rule.purpose) == ConsentState.GIVEN:
+                return rule, rule.lawful_basis, Reason.GRANTED, None
+            if reason is Reason.CONDITION_NOT_MET:
+                reason, failed = Reason.CONSENT_NOT_GIVEN, rule.id
+        return None, None, reason, failed
+
+    def _plan(self, rule: Rule, event_type: EventType) -> Plan:
+        key = (rule.id, event_type.value)
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = self._compiler.compile(rule.grant, self.policy.prohibited[rule.audience], rule.actions,
+                                          details_record(event_type.value))
+            self._plans[key] = plan
+        return plan
+
+    def _organisation(self, source: OrganisationSource, event: Mapping[str, Any], state: ChildState) -> str | None:
+        child = event.get("child") or {}
+        la = child.get("local_authority_code") or state.local_authority_code
+        if source is OrganisationSource.NATIONAL:
+            return "national"
+        if source is OrganisationSource.CHILD_LOCAL_AUTHORITY:
+            return la  # type: ignore[no-any-return]
+        if source is OrganisationSource.CHILD_SCHOOL:
+            return child.get("school_urn") or state.school_urn  # type: ignore[no-any-return]
+        if source is OrganisationSource.CHILD_GP_PRACTICE:
+            return child.get("gp_practice_ods") or state.gp_practice_ods  # type: ignore[no-any-return]
+        if source is OrganisationSource.CHILD_INTEGRATED_CARE_BOARD:
+            return self._reference("icb", la) if la else None
+        if source is OrganisationSource.CHILD_POLICE_FORCE:
+            return self._reference("police_force", la) if la else None
+        if source is OrganisationSource.FLAG_LOCAL_AUTHORITY:
+            flag = state.active_flag("ANY")
+            return flag.local_authority_code if flag else None
+        if source is OrganisationSource.REFERRER:
+            details = event.get("details") or {}
+            return details.get("referrer_organisation")  # type: ignore[no-any-return]
+        return None
+
+
+def _default_source(audience: Audience) -> OrganisationSource:
+    from consent.policy import DEFAULT_ORGANISATION
+
+    return DEFAULT_ORGANISATION[audience]
+
+
+def _secret_paths(plan: Plan) -> set[str]:
+    out: set[str] = set()
+    for fp in plan:
+        if fp.secret_existence:
+            out.add(fp.path)
+        out |= _secret_paths(fp.sub)
+    return out
+
+
+def _validate(event: Mapping[str, Any]) -> tuple[EventType, Risk]:
+    try:
+        event_type = EventType(event["event_type"])
+        risk = Risk(event["risk"])
+    except (KeyError, ValueError, TypeError):
+        msg = "Event has no valid event_type or risk."
+        raise EventInvalid(msg) from None
+    if not event.get("event_id"):
+        msg = "Event has no event_id."
+        raise EventInvalid(msg)
+    if not isinstance(event.get("child"), Mapping) or not isinstance(event.get("details"), Mapping):
+        msg = f"Event {event['event_id']} has no child or no details."
+        raise EventInvalid(msg)
+    return event_type, risk
+
+
+def _event_date(event: Mapping[str, Any]) -> date | None:
+    occurred = event.get("occurred_at")
+    if isinstance(occurred, datetime):
+        return occurred.date()
+    return occurred if isinstance(occurred, date) else None
+
+
+def _holds(cond: Condition, event: Mapping[str, Any], risk: Risk, state: ChildState, audience: Audience) -> bool:
+    key = cond.key
+    if key in ("age_under", "age_at_least"):
+        born = (event.get("child") or {}).get("date_of_birth")
+        at = _event_date(event)
+        if not isinstance(born, date) or at is None:
+            return False  # age unknown: the condition is not met (fail closed)
+        age = age_in_years(born, at)
+        return age < cond.age_under if key == "age_under" else age >= cond.age_at_least  # type: ignore[operator]
+    if key == "risk_in":
+        return risk in cond.risk_in  # type: ignore[operator]
+    source_agency = (event.get("source") or {}).get("agency")
+    if key == "source_agency_in":
+        return source_agency in cond.source_agency_in  # type: ignore[operator]
+    if key == "source_agency_not_in":
+        return source_agency not in cond.source_agency_not_in  # type: ignore[operator]
+    if key == "flag_active":
+        return state.active_flag(cond.flag_active) is not None  # type: ignore[arg-type]
+    if key == "no_flag_active":
+        return state.active_flag(cond.no_flag_active) is None  # type: ignore[arg-type]
+    if key == "consent_state_in":
+        return state.consent_state(audience, Purpose.FAMILY_HELP) in cond.consent_state_in  # type: ignore[operator]
+    if key == "referrer_audience":
+        return (event.get("details") or {}).get("referrer_audience") == cond.referrer_audience
+    return False

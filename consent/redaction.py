@@ -1,0 +1,283 @@
+"""Redaction driven by the schema's sensitivity tags, compiled once per (rule, event type).
+
+A field is kept for an audience only when every one of its effective tags (its own and
+its parents', METADATA aside) is granted and none is prohibited for that audience. Any
+other field is redacted by the rule's action for its ungranted tags; a prohibited tag,
+or ungranted tags whose actions differ, always means REMOVE. A new field with the right
+tags is handled without touching this code.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+from consent.exceptions import RedactionError
+from consent.vocabulary import RedactionAction, Tag
+
+_KEEP = "keep"
+
+
+@dataclass(frozen=True, slots=True)
+class FieldPlan:
+    """What to do with one field that is not simply kept."""
+
+    name: str
+    path: str
+    kind: str  # "nullable", "array", "map" or "required"
+    action: RedactionAction | None  # None: descend into ``sub``
+    sub: tuple[FieldPlan, ...] = ()
+    mask: str | None = None
+    secret_existence: bool = False  # its very presence is sensitive (CONFIDENTIAL_ADDRESS)
+
+
+Plan = tuple[FieldPlan, ...]
+
+
+def _tags(node: Mapping[str, Any]) -> frozenset[str]:
+    return frozenset(node.get("confluent:tags", ()))
+
+
+def _unwrap(type_: Any, named: dict[str, Any]) -> tuple[Any, bool]:
+    """Return (the non-null type, nullable?) resolving named references."""
+    nullable = False
+    if isinstance(type_, list):
+        branches = [b for b in type_ if b != "null"]
+        nullable = len(branches) < len(type_)
+        type_ = branches[0] if len(branches) == 1 else branches
+    if isinstance(type_, str) and type_ in named:
+        type_ = named[type_]
+    return type_, nullable
+
+
+def _collect_named(schema: Any, named: dict[str, Any]) -> None:
+    if isinstance(schema, dict):
+        kind = schema.get("type")
+        if kind in ("record", "enum", "fixed") and "name" in schema:
+            named[schema["name"]] = schema
+            named[schema.get("namespace", "uk.sgb") + "." + schema["name"]] = schema
+            for field in schema.get("fields", ()):
+                _collect_named(field["type"], named)
+        elif kind == "array":
+            _collect_named(schema["items"], named)
+        elif kind == "map":
+            _collect_named(schema["values"], named)
+        elif isinstance(kind, (dict, list)):
+            _collect_named(kind, named)
+    elif isinstance(schema, list):
+        for branch in schema:
+            _collect_named(branch, named)
+
+
+class Compiler:
+    """Compiles redaction plans from one top-level schema.
+
+    Args:
+        schema: the envelope schema as JSON, tags included.
+    """
+
+    def __init__(self, schema: dict[str, Any]) -> None:
+        self.schema = schema
+        self.named: dict[str, Any] = {}
+        _collect_named(schema, self.named)
+
+    def compile(
+        self,
+        granted: frozenset[Tag],
+        prohibited: frozenset[Tag],
+        actions: Mapping[Tag, RedactionAction],
+        details_record: str,
+    ) -> Plan:
+        """The plan for one audience's view of one event type.
+
+        Args:
+            granted: the tags the rule grants.
+            prohibited: tags the audience may never receive (hard limits, prohibitions).
+            actions: the rule's redaction action per ungranted tag (default REMOVE).
+            details_record: the full name of the details branch for the event type.
+        """
+        self._granted = frozenset(granted) - prohibited
+        self._prohibited = prohibited
+        self._actions = actions
+        self._details = details_record
+        plan = self._record(self.schema, frozenset(), "")
+        return () if plan is _KEEP else plan
+
+    def _verdict(self, tags: frozenset[str]) -> RedactionAction | None:
+        needed = tags - {Tag.METADATA}
+        if not needed:
+            return None
+        missing = needed - self._granted
+        if not missing:
+            return None
+        if tags & self._prohibited:
+            return RedactionAction.REMOVE
+        chosen = {self._actions.get(Tag(t), RedactionAction.REMOVE) for t in missing}
+        return chosen.pop() if len(chosen) == 1 else RedactionAction.REMOVE
+
+    def _record(self, record: dict[str, Any], inherited: frozenset[str], prefix: str) -> Plan | str:
+        plans: list[FieldPlan] = []
+        for field in record["fields"]:
+            result = self._field(field, inherited, prefix)
+            if result is not None:
+                plans.append(result)
+        return tuple(plans) if plans else _KEEP
+
+    def _field(self, field: dict[str, Any], inherited: frozenset[str], prefix: str) -> FieldPlan | None:
+        tags = inherited | _tags(field)
+        name = field["name"]
+        path = f"{prefix}{name}"
+        type_, nullable = _unwrap(field["type"], self.named)
+        kind = "nullable" if nullable else "required"
+        secret = Tag.CONFIDENTIAL_ADDRESS in tags
+        if isinstance(type_, dict) and type_.get("type") == "array":
+            items, _ = _unwrap(type_["items"], self.named)
+            kind = "array"
+            if isinstance(items, dict) and items.get("type") == "record":
+                return self._container(field, tags, path, kind, items, secret)
+        elif isinstance(type_, dict) and type_.get("type") == "map":
+            kind = "map"
+        elif isinstance(type_, dict) and type_.get("type") == "record":
+            return self._container(field, tags, path, kind, type_, secret)
+        elif isinstance(type_, list):  # a union of records: the event's details
+            branch = self.named.get(self._details)
+            if branch is None:
+                msg = f"The schema has no details record {self._details}."
+                raise RedactionError(msg)
+            return self._container(field, tags, path, kind, branch, secret)
+        action = self._verdict(tags)
+        if action is None:
+            return None
+        return FieldPlan(name, path, kind, action, mask=field.get("sgb:mask"), secret_existence=secret)
+
+    def _container(self, field: dict[str, Any], tags: frozenset[str], path: str, kind: str,
+                   record: dict[str, Any], secret: bool) -> FieldPlan | None:
+        own = _tags(field)
+        if own and kind != "required":
+            if self._verdict(tags) is RedactionAction.REMOVE:
+                return FieldPlan(field["name"], path, kind, RedactionAction.REMOVE, secret_existence=secret)
+        sub = self._record(record, tags, path + ("[]." if kind == "array" else "."))
+        if sub is _KEEP:
+            return None
+        assert isinstance(sub, tuple)
+        every_leaf_removed = all(p.action is RedactionAction.REMOVE for p in sub) and len(sub) == len(
+            record["fields"]
+        )
+        if every_leaf_removed and kind in ("nullable", "array"):
+            return FieldPlan(field["name"], path, kind, RedactionAction.REMOVE, secret_existence=secret)
+        return FieldPlan(field["name"], path, kind, None, sub=sub, secret_existence=secret)
+
+
+@dataclass(slots=True)
+class Redacted:
+    """The outcome of applying a plan: the copy and the names (never values) of what changed."""
+
+    record: dict[str, Any]
+    removed: list[str]
+    transformed: list[str]
+    generalised: dict[str, str]
+
+
+class Redactor:
+    """Applies compiled plans.
+
+    Args:
+        pseudonym_key: the secret key for PSEUDONYMISE (HMAC-SHA256).
+    """
+
+    __slots__ = ("_key",)
+
+    def __init__(self, pseudonym_key: bytes) -> None:
+        self._key = pseudonym_key
+
+    def apply(self, plan: Plan, record: dict[str, Any], *, recipient: str, at: date | None) -> Redacted:
+        """Return a redacted shallow copy of ``record``; raises :class:`RedactionError` on failure."""
+        out = Redacted({}, [], [], {})
+        try:
+            out.record = self._apply(plan, record, out, recipient, at)
+        except RedactionError:
+            raise
+        except Exception as exc:  # fail closed: never fall back to the unredacted event
+            msg = f"Redaction failed ({type(exc).__name__})."
+            raise RedactionError(msg) from None
+        return out
+
+    def _apply(self, plan: Plan, record: dict[str, Any], out: Redacted, recipient: str,
+               at: date | None) -> dict[str, Any]:
+        copy = dict(record)
+        for fp in plan:
+            value = copy.get(fp.name)
+            if value is None or (fp.kind in ("array", "map") and not value):
+                continue
+            if fp.action is None:
+                if fp.kind == "array":
+                    copy[fp.name] = [self._apply(fp.sub, item, out, recipient, at) for item in value]
+                else:
+                    copy[fp.name] = self._apply(fp.sub, value, out, recipient, at)
+            elif fp.action is RedactionAction.REMOVE:
+                copy[fp.name] = _empty(fp)
+                out.removed.append(fp.path)
+            else:
+                copy[fp.name] = self._transform(fp, value, out, recipient, at)
+        return copy
+
+    def _transform(self, fp: FieldPlan, value: Any, out: Redacted, recipient: str, at: date | None) -> Any:
+        action = fp.action
+        new: Any = None
+        if action is RedactionAction.MASK and isinstance(value, str):
+            new = outward_code(value) if fp.mask == "outward_code" else mask_text(value)
+        elif action is RedactionAction.GENERALISE and isinstance(value, date) and not isinstance(value, datetime):
+            if at is not None:
+                out.generalised[fp.path] = f"{age_in_years(value, at)} years"
+                new = None
+        elif action is RedactionAction.GENERALISE and isinstance(value, datetime):
+            new = datetime(value.year, value.month, value.day, tzinfo=UTC)
+        elif action is RedactionAction.PSEUDONYMISE and isinstance(value, str):
+            new = self.pseudonym(value, recipient)
+        if new is None and fp.path not in out.generalised:
+            copy = _empty(fp)
+            out.removed.append(fp.path)
+            return copy
+        out.transformed.append(fp.path)
+        return new
+
+    def pseudonym(self, value: str, recipient: str) -> str:
+        """A stable, keyed pseudonym of ``value`` for one recipient; not reversible by it."""
+        digest = hmac.new(self._key, f"{recipient}\x00{value}".encode(), hashlib.sha256).digest()
+        return "pseud-" + base64.b32encode(digest[:10]).decode().lower()
+
+
+def _empty(fp: FieldPlan) -> Any:
+    if fp.kind == "array":
+        return []
+    if fp.kind == "map":
+        return {}
+    if fp.kind == "nullable":
+        return None
+    msg = f"Field {fp.path} is required by the schema and cannot be withheld."
+    raise RedactionError(msg)
+
+
+_POSTCODE = re.compile(r"^\s*([A-Za-z]{1,2}[0-9][A-Za-z0-9]?)\s*([0-9][A-Za-z]{2})\s*$")
+
+
+def outward_code(value: str) -> str:
+    """A UK postcode reduced to its outward code ('LS1 4AP' -> 'LS1'); other text is masked."""
+    match = _POSTCODE.match(value)
+    return match.group(1).upper() if match else mask_text(value)
+
+
+def mask_text(value: str) -> str:
+    """Keep the shape, hide the content: letters and digits become '*'."""
+    return "".join("*" if ch.isalnum() else ch for ch in value)
+
+
+def age_in_years(born: date, at: date) -> int:
+    """Whole years between ``born`` and ``at``."""
+    return at.year - born.year - ((at.month, at.day) < (born.month, born.day))

@@ -1,0 +1,356 @@
+"""``sgb filter run``: the engine on Kafka, exactly once.
+
+One consumer group reads every ingress topic. Each batch is one Kafka transaction:
+deliveries, audit records, status changes, dead letters and the consumed offsets commit
+together or not at all, so a crash neither loses nor duplicates a delivery for a
+``read_committed`` reader. Per-child state is read from the compacted consent and status
+topics by every process (a global table), so any process can decide any child.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
+
+import schemas
+from broker import deadletter
+from broker.clients import admin_client, consumer, producer
+from broker.codecs import Codecs
+from broker.exceptions import SerdeError
+from broker.keys import LocalKeyDirectory
+from broker.logs import get_logger
+from broker.registry import registry_for
+from broker.settings import Settings
+from consent import policy as policy_module
+from consent import status
+from consent.engine import Decision, Engine
+from consent.exceptions import EventInvalid, PolicyError
+from consent.policy import Policy
+from consent.store import SqliteStore, StateStore
+from consent.vocabulary import Outcome, Reason
+from schemas.keys import child_key
+
+log = get_logger("consent.filter")
+
+AGENCY_TOPICS = ("health", "police", "education", "local_authority")
+INGRESS = tuple(f"sg.ingress.{agency}.v1" for agency in AGENCY_TOPICS)
+CONSENT_TOPIC = "sg.consent.v1"
+STATUS_TOPIC = "sg.status.v1"
+AUDIT_TOPIC = "sg.audit.decisions.v1"
+COMPONENT = "filter"
+
+
+class FilterService:
+    """The filter process.
+
+    Args:
+        settings: how to reach Kafka, where state lives.
+        policy_path: the policy file; re-read when it changes, without a restart.
+        group_id: the consumer group every filter process shares.
+        instance: this process's stable name; its transactional id is derived from it, so a
+            restarted instance fences and aborts whatever its predecessor left open.
+        batch_size: most events in one transaction.
+        store: per-child state; an on-disk store under the state directory by default.
+    """
+
+    def __init__(self, settings: Settings, policy_path: Path = policy_module.BASELINE, *,
+                 group_id: str = "sgb-filter", instance: str | None = None, batch_size: int = 500,
+                 store: StateStore | None = None) -> None:
+        self.settings = settings
+        self.policy_path = policy_path
+        self.group_id = group_id
+        self.instance = instance or socket.gethostname()
+        self.batch_size = batch_size
+        self.counts: Counter[str] = Counter()
+        self._policy_mtime = 0.0
+        self._policy = self._load_policy()
+        self._codecs = Codecs(registry_for(settings))
+        self._keys = LocalKeyDirectory(settings.state_dir / "keys")
+        self._pseudonym_key = self._keys.secret("pseudonymisation")
+        self._onboarded: set[str] = set()
+        self._onboarded_at = 0.0
+        self._engine = self._make_engine(self._policy)
+        self._store = store or SqliteStore(settings.state_dir / "filter" / f"{group_id}.{self.instance}.db")
+        self._state_positions: dict[tuple[str, int], int] = {}
+        self.ready = threading.Event()
+
+    # -- policy --------------------------------------------------------------------------
+    def _load_policy(self) -> Policy:
+        self._policy_mtime = self.policy_path.stat().st_mtime
+        return policy_module.load(self.policy_path)
+
+    def _make_engine(self, policy: Policy) -> Engine:
+        return Engine(policy, schemas.load("SafeguardingEvent"), self._pseudonym_key, self._is_onboarded)
+
+    def _maybe_reload_policy(self) -> None:
+        try:
+            mtime = self.policy_path.stat().st_mtime
+        except FileNotFoundError:
+            return
+        if mtime == self._policy_mtime:
+            return
+        try:
+            policy = self._load_policy()
+        except PolicyError as exc:
+            log.error("policy reload rejected; keeping the policy in force", reason=str(exc),
+                      policy_version=self._policy.version_id)
+            return
+        self._policy, self._engine = policy, self._make_engine(policy)
+        log.info("policy reloaded", policy_version=policy.version_id)
+
+    def _is_onboarded(self, audience: str, organisation: str) -> bool:
+        from consent.engine import delivery_topic
+
+        return self.settings.topic(delivery_topic(audience, organisation)) in self._onboarded
+
+    def _refresh_onboarded(self, force: bool = False) -> None:
+        if not force and time.monotonic() - self._onboarded_at < 30.0:
+            return
+        metadata = admin_client(self.settings).list_topics(timeout=10)
+        prefix = self.settings.topic("sg.deliver.")
+        self._onboarded = {name for name in metadata.topics if name.startswith(prefix)}
+        self._onboarded_at = time.monotonic()
+
+    # -- state ---------------------------------------------------------------------------
+    def _open_state_consumer(self) -> Any:
+        cons = consumer(self.settings, f"{self.group_id}-state-{self.instance}")
+        metadata = admin_client(self.settings).list_topics(timeout=10)
+        saved = self._store.positions()
+        assignment = []
+        for logical in (CONSENT_TOPIC, STATUS_TOPIC):
+            name = self.settings.topic(logical)
+            topic = metadata.topics.get(name)
+            if topic is None or topic.error is not None:
+                msg = f"Topic {name} does not exist; run `sgb topics apply`."
+                raise KafkaException(KafkaError(KafkaError.UNKNOWN_TOPIC_OR_PART, msg))
+            for partition in topic.partitions:
+                offset = saved.get((name, partition), -2)  # -2: from the beginning
+                assignment.append(TopicPartition(name, partition, offset))
+        cons.assign(assignment)
+        return cons
+
+    def _catch_up_state(self, cons: Any, timeout: float = 60.0) -> None:
+        """Read the state topics to their current end before deciding anything."""
+        ends = {}
+        for tp in cons.assignment():
+            _, high = cons.get_watermark_offsets(tp, timeout=10)
+            position = self._store.positions().get((tp.topic, tp.partition), 0)
+            if high > position:
+                ends[(tp.topic, tp.partition)] = high
+        deadline = time.monotonic() + timeout
+        while ends and time.monotonic() < deadline:
+            for msg in cons.consume(1000, timeout=0.5):
+                self._apply_state(msg)
+                key = (msg.topic(), msg.partition())
+                if key in ends and msg.offset() + 1 >= ends[key]:
+                    del ends[key]
+        self._store.commit(self._state_positions)
+
+    def _drain_state(self, cons: Any) -> None:
+        messages = cons.consume(1000, timeout=0)
+        for msg in messages:
+            self._apply_state(msg)
+        if messages:
+            # Committed at once, so that an aborted batch's rollback cannot undo them.
+            self._store.commit(self._state_positions)
+
+    def _apply_state(self, msg: Message) -> None:
+        if msg.error():
+            return
+        self._state_positions[(msg.topic(), msg.partition())] = msg.offset() + 1
+        key = msg.key().decode() if msg.key() else None
+        if key is None or msg.value() is None:
+            return
+        try:
+            if msg.topic() == self.settings.topic(CONSENT_TOPIC):
+                record = self._codecs.consent.decode(msg.value())
+                self._store.put(key, status.apply_consent(self._store.get(key), record))
+                self.counts["consent_records"] += 1
+            else:
+                record = self._codecs.status.decode(msg.value())
+                self._store.put(key, status.apply_status(self._store.get(key), record))
+        except SerdeError as exc:
+            log.error("state record unreadable; skipped", topic=msg.topic(), partition=msg.partition(),
+                      offset=msg.offset(), reason=str(exc))
+
+    # -- the loop ------------------------------------------------------------------------
+    def run(self, stop: threading.Event) -> Counter[str]:
+        """Run until ``stop`` is set; returns the counts of what was done."""
+        self._refresh_onboarded(force=True)
+        state_consumer = self._open_state_consumer()
+        self._catch_up_state(state_consumer)
+        transactional_id = f"{self.group_id}-{self.instance}"
+        self._producer = producer(self.settings, transactional_id=transactional_id,
+                                  **{"transaction.timeout.ms": 30000, "linger.ms": 2})
+        self._producer.init_transactions(30)
+        self._consumer = consumer(self.settings, self.group_id, **{"partition.assignment.strategy": "cooperative-sticky",
+                                                                   "session.timeout.ms": 10000})
+        self._consumer.subscribe([self.settings.topic(t) for t in INGRESS])
+        log.info("filter running", group=self.group_id, transactional_id=transactional_id,
+                 policy_version=self._policy.version_id)
+        self.ready.set()
+        last_stats = time.monotonic()
+        try:
+            while not stop.is_set():
+                self._maybe_reload_policy()
+                self._refresh_onboarded()
+                messages = self._consumer.consume(self.batch_size, timeout=0.2)
+                self._drain_state(state_consumer)
+                if messages:
+                    self._process_batch(messages)
+                if time.monotonic() - last_stats > 10:
+                    log.info("filter progress", counts=dict(self.counts))
+                    last_stats = time.monotonic()
+        finally:
+            self._consumer.close()
+            state_consumer.close()
+            self._producer.flush(10)
+            self._store.close()
+            log.info("filter stopped", counts=dict(self.counts))
+        return self.counts
+
+    def _process_batch(self, messages: list[Message]) -> None:
+        """The commit path. Everything a batch produces commits atomically with its offsets."""
+        # 1. Begin the transaction: nothing below is visible to read_committed readers yet.
+        self._producer.begin_transaction()
+        try:
+            # 2. Decide each event; produce deliveries, audit records, status and dead letters.
+            for msg in messages:
+                self._handle(msg)
+            # 3. Put the consumed offsets in the same transaction.
+            self._producer.send_offsets_to_transaction(
+                _next_offsets(messages), self._consumer.consumer_group_metadata(), 30)
+            # 4. Commit: deliveries, audit and offsets become visible together.
+            self._producer.commit_transaction(60)
+        except KafkaException as exc:
+            # 5. On failure abort and rewind, so the batch is redone from its first offset,
+            #    and forget the state it derived (it is derived again on the retry).
+            error = exc.args[0]
+            if error.fatal():
+                raise
+            log.warning("transaction aborted; batch will be retried", reason=error.str(),
+                        count=len(messages))
+            self._producer.abort_transaction(30)
+            self._store.rollback()
+            self._rewind(messages)
+            self.counts["aborted_batches"] += 1
+            return
+        except BaseException:
+            self._producer.abort_transaction(30)
+            self._store.rollback()
+            raise
+        # 6. Only now persist the state that this batch derived.
+        self._store.commit(self._state_positions)
+        self.counts["batches"] += 1
+
+    def _rewind(self, messages: list[Message]) -> None:
+        first: dict[tuple[str, int], int] = {}
+        for msg in messages:
+            key = (msg.topic(), msg.partition())
+            first[key] = min(first.get(key, msg.offset()), msg.offset())
+        for (topic, partition), offset in first.items():
+            try:
+                self._consumer.seek(TopicPartition(topic, partition, offset))
+            except KafkaException:
+                pass  # partition revoked meanwhile: its new owner resumes from the committed offset
+
+    def _handle(self, msg: Message) -> None:
+        if msg.error():
+            return
+        origin = deadletter.Origin(msg.topic(), msg.partition(), msg.offset())
+        try:
+            event = self._codecs.event.decode(msg.value())
+        except SerdeError as exc:
+            self._dead_letter(msg, str(exc), origin)
+            return
+        key = child_key(event.get("child") or {})
+        if key is None:
+            self._dead_letter(msg, "Event identifies no child (no NHS number, local id, police reference or UPN).",
+                              origin, event.get("event_id"))
+            return
+        before = self._store.get(key)
+        after = status.derive(event, before)
+        if after is not before:
+            self._store.put(key, after)
+            if status.flags_changed(before, after):
+                record = status.status_record(key, after, event["event_id"])
+                self._producer.produce(self.settings.topic(STATUS_TOPIC), key=key.encode(),
+                                       value=self._codecs.status.encode(record))
+        try:
+            decisions = self._engine.decide(event, after)
+        except EventInvalid as exc:
+            self._dead_letter(msg, str(exc), origin, event.get("event_id"))
+            return
+        now = datetime.now(UTC)
+        for decision in decisions:
+            self._deliver_and_audit(decision, key, now)
+
+    def _deliver_and_audit(self, decision: Decision, key: str, now: datetime) -> None:
+        topic = decision.topic
+        if decision.outcome is Outcome.SHARE and decision.event is not None and topic is not None:
+            try:
+                value = self._codecs.event.encode(decision.event)
+            except SerdeError:
+                decision = _withhold(decision, Reason.REDACTION_FAILED)
+            else:
+                recipient = f"{decision.audience}:{decision.organisation}"
+                self._producer.produce(
+                    self.settings.topic(topic),
+                    key=self._engine._redactor.pseudonym(key, recipient).encode(),
+                    value=value,
+                    headers=[("sgb.event_id", decision.event_id.encode()),
+                             ("sgb.policy_version", decision.policy_version.encode())],
+                )
+        self._producer.produce(self.settings.topic(AUDIT_TOPIC), key=decision.event_id.encode(),
+                               value=self._codecs.audit.encode(audit_record(decision, now)))
+        self.counts["shared" if decision.outcome is Outcome.SHARE else "withheld"] += 1
+        log.debug("decided", event_id=decision.event_id, audience=decision.audience.value,
+                  outcome=decision.outcome.value, reason=decision.reason.value, rule=decision.rule)
+
+    def _dead_letter(self, msg: Message, reason: str, origin: deadletter.Origin, event_id: str | None = None) -> None:
+        deadletter.send(self._producer, self.settings, self._codecs, component=COMPONENT, reason=reason,
+                        payload=msg.value(), origin=origin, key=msg.key(), event_id=event_id)
+        self.counts["dead_lettered"] += 1
+        log.warning("event dead-lettered", topic=msg.topic(), partition=msg.partition(), offset=msg.offset(),
+                    event_id=event_id, reason=reason)
+
+
+def _withhold(decision: Decision, reason: Reason) -> Decision:
+    from dataclasses import replace
+
+    return replace(decision, outcome=Outcome.WITHHOLD, reason=reason, event=None)
+
+
+def _next_offsets(messages: list[Message]) -> list[TopicPartition]:
+    nxt: dict[tuple[str, int], int] = {}
+    for msg in messages:
+        key = (msg.topic(), msg.partition())
+        nxt[key] = max(nxt.get(key, 0), msg.offset() + 1)
+    return [TopicPartition(t, p, o) for (t, p), o in nxt.items()]
+
+
+def audit_record(decision: Decision, now: datetime) -> dict[str, Any]:
+    """The AuditDecision record for one decision (principle 7)."""
+    return {
+        "event_id": decision.event_id,
+        "event_type": decision.event_type,
+        "audience": decision.audience.value,
+        "organisation": decision.organisation,
+        "outcome": decision.outcome.value,
+        "reason": None if decision.reason is Reason.GRANTED else decision.reason.value,
+        "rule": decision.rule,
+        "lawful_basis": decision.lawful_basis.value if decision.lawful_basis else None,
+        "consent_state": decision.consent_state,
+        "policy_version": decision.policy_version,
+        "removed_fields": list(decision.removed_fields),
+        "transformed_fields": list(decision.transformed_fields),
+        "decided_at": now,
+        "delivery_topic": decision.topic,
+    }

@@ -1,0 +1,98 @@
+"""Per-child state updates: from consent records, status records and local-authority events.
+
+The filter derives flag changes from CHILD_PROTECTION_PLAN and LOOKED_AFTER_STATUS events
+and publishes them to the compacted ``sg.status.v1``; every filter process (and a fresh
+start) rebuilds the same state from that topic and ``sg.consent.v1``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import UTC, date, datetime
+from typing import Any
+
+from consent.state import ChildState, Consent, Flag
+
+FLAG_EVENTS = {"CHILD_PROTECTION_PLAN": "child_protection_plan", "LOOKED_AFTER_STATUS": "looked_after"}
+
+
+def apply_consent(state: ChildState, record: Mapping[str, Any]) -> ChildState:
+    """Apply a ConsentRecord (newest by recorded time wins)."""
+    recorded = record["recorded_at"]
+    if isinstance(recorded, datetime) and recorded.tzinfo is None:
+        recorded = recorded.replace(tzinfo=UTC)
+    consent = Consent(
+        audience=str(record["audience"]), purpose=str(record["purpose"]), state=str(record["state"]),
+        given_by=record.get("given_by"), recorded_at=recorded, consent_id=record.get("consent_id"),
+    )
+    return state.with_consent(consent)
+
+
+def _flag(active: Any, la: Any, start: Any) -> Flag | None:
+    if active is None:
+        return None
+    return Flag(bool(active), la, start if isinstance(start, date) else None)
+
+
+def apply_status(state: ChildState, record: Mapping[str, Any]) -> ChildState:
+    """Replace the flags and known organisations with a ChildStatus record's."""
+    return replace(
+        state,
+        child_protection_plan=_flag(record.get("child_protection_plan_active"),
+                                    record.get("child_protection_plan_local_authority_code"),
+                                    record.get("child_protection_plan_start_date")),
+        looked_after=_flag(record.get("looked_after_active"), record.get("looked_after_local_authority_code"),
+                           record.get("looked_after_start_date")),
+        school_urn=record.get("school_urn") or state.school_urn,
+        gp_practice_ods=record.get("gp_practice_ods") or state.gp_practice_ods,
+        local_authority_code=record.get("local_authority_code") or state.local_authority_code,
+    )
+
+
+def derive(event: Mapping[str, Any], state: ChildState) -> ChildState:
+    """The child's state after ``event``: flags from LA events, organisations the event names."""
+    child = event.get("child") or {}
+    new = replace(
+        state,
+        school_urn=child.get("school_urn") or state.school_urn,
+        gp_practice_ods=child.get("gp_practice_ods") or state.gp_practice_ods,
+        local_authority_code=child.get("local_authority_code") or state.local_authority_code,
+    )
+    attr = FLAG_EVENTS.get(str(event.get("event_type")))
+    if attr is None:
+        return new
+    details = event.get("details") or {}
+    change = details.get("change")
+    la = details.get("responsible_local_authority_code") or new.local_authority_code
+    if change == "STARTED":
+        return replace(new, **{attr: Flag(True, la, details.get("start_date"))})
+    if change == "ENDED":
+        return replace(new, **{attr: Flag(False, la, details.get("start_date"))})
+    return new
+
+
+def status_record(key: str, state: ChildState, event_id: str | None, now: datetime | None = None) -> dict[str, Any]:
+    """The ChildStatus record published to ``sg.status.v1`` for a child."""
+    cpp, lac = state.child_protection_plan, state.looked_after
+    return {
+        "child_key": key,
+        "child_protection_plan_active": cpp.active if cpp else False,
+        "child_protection_plan_local_authority_code": cpp.local_authority_code if cpp else None,
+        "child_protection_plan_start_date": cpp.start_date if cpp else None,
+        "looked_after_active": lac.active if lac else False,
+        "looked_after_local_authority_code": lac.local_authority_code if lac else None,
+        "looked_after_start_date": lac.start_date if lac else None,
+        "school_urn": state.school_urn,
+        "gp_practice_ods": state.gp_practice_ods,
+        "local_authority_code": state.local_authority_code,
+        "updated_at": now or datetime.now(UTC),
+        "updated_by_event_id": event_id,
+    }
+
+
+def flags_changed(before: ChildState, after: ChildState) -> bool:
+    """Whether anything published on ``sg.status.v1`` differs."""
+    return (before.child_protection_plan, before.looked_after, before.school_urn, before.gp_practice_ods,
+            before.local_authority_code) != (after.child_protection_plan, after.looked_after, after.school_urn,
+                                             after.gp_practice_ods, after.local_authority_code)

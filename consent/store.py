@@ -1,0 +1,169 @@
+"""Where per-child state lives: an embedded on-disk store (SQLite) with a bounded cache.
+
+State for every child in England (about 12 million) need not fit in memory: rows are on
+disk, a least-recently-used cache holds the children being worked on. The store also
+remembers how far it has read the compacted state topics, so a restart resumes, and a
+fresh store is rebuilt by reading them from the start.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections import OrderedDict
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from consent.state import ChildState, Consent, Flag
+
+
+class StateStore(Protocol):
+    """Per-child state by child key, plus the read positions of the state topics."""
+
+    def get(self, key: str) -> ChildState: ...
+
+    def put(self, key: str, state: ChildState) -> None: ...
+
+    def positions(self) -> dict[tuple[str, int], int]: ...
+
+    def commit(self, positions: dict[tuple[str, int], int]) -> None: ...
+
+    def rollback(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def _flag_to(flag: Flag | None) -> Any:
+    if flag is None:
+        return None
+    return [flag.active, flag.local_authority_code, flag.start_date.isoformat() if flag.start_date else None]
+
+
+def _flag_from(raw: Any) -> Flag | None:
+    if raw is None:
+        return None
+    return Flag(bool(raw[0]), raw[1], date.fromisoformat(raw[2]) if raw[2] else None)
+
+
+def dumps(state: ChildState) -> str:
+    """Serialise a state compactly (JSON)."""
+    return json.dumps([
+        [[c.audience, c.purpose, c.state, c.given_by, c.recorded_at.isoformat(), c.consent_id]
+         for c in state.consents],
+        _flag_to(state.child_protection_plan), _flag_to(state.looked_after),
+        state.school_urn, state.gp_practice_ods, state.local_authority_code,
+    ], separators=(",", ":"))
+
+
+def loads(text: str) -> ChildState:
+    """The inverse of :func:`dumps`."""
+    consents, cpp, lac, school, gp, la = json.loads(text)
+    return ChildState(
+        consents=tuple(Consent(a, p, s, g, datetime.fromisoformat(r), i) for a, p, s, g, r, i in consents),
+        child_protection_plan=_flag_from(cpp), looked_after=_flag_from(lac),
+        school_urn=school, gp_practice_ods=gp, local_authority_code=la,
+    )
+
+
+class MemoryStore:
+    """An in-memory store, for ``sgb policy evaluate`` and tests."""
+
+    def __init__(self) -> None:
+        self._rows: dict[str, ChildState] = {}
+        self._dirty: dict[str, ChildState] = {}
+        self._positions: dict[tuple[str, int], int] = {}
+
+    def get(self, key: str) -> ChildState:
+        return self._dirty.get(key) or self._rows.get(key) or ChildState()
+
+    def put(self, key: str, state: ChildState) -> None:
+        self._dirty[key] = state
+
+    def positions(self) -> dict[tuple[str, int], int]:
+        return dict(self._positions)
+
+    def commit(self, positions: dict[tuple[str, int], int]) -> None:
+        self._rows.update(self._dirty)
+        self._dirty.clear()
+        self._positions.update(positions)
+
+    def rollback(self) -> None:
+        self._dirty.clear()
+
+    def close(self) -> None:
+        pass
+
+
+class SqliteStore:
+    """The on-disk store.
+
+    Args:
+        path: the database file (created with its folder).
+        cache_size: how many children's states to keep in memory.
+    """
+
+    def __init__(self, path: Path, cache_size: int = 50_000) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("CREATE TABLE IF NOT EXISTS child_state (key TEXT PRIMARY KEY, state TEXT NOT NULL)")
+        self._db.execute("CREATE TABLE IF NOT EXISTS positions (topic TEXT, partition INTEGER, "
+                         "next_offset INTEGER, PRIMARY KEY (topic, partition))")
+        self._cache: OrderedDict[str, ChildState] = OrderedDict()
+        self._dirty: dict[str, ChildState] = {}
+        self._cache_size = cache_size
+
+    def get(self, key: str) -> ChildState:
+        state = self._cache.get(key)
+        if state is not None:
+            self._cache.move_to_end(key)
+            return state
+        row = self._db.execute("SELECT state FROM child_state WHERE key = ?", (key,)).fetchone()
+        state = loads(row[0]) if row else ChildState()
+        self._remember(key, state)
+        return state
+
+    def put(self, key: str, state: ChildState) -> None:
+        self._dirty[key] = state
+        self._remember(key, state)
+
+    def _remember(self, key: str, state: ChildState) -> None:
+        self._cache[key] = state
+        self._cache.move_to_end(key)
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+
+    def positions(self) -> dict[tuple[str, int], int]:
+        rows = self._db.execute("SELECT topic, partition, next_offset FROM positions").fetchall()
+        return {(t, p): o for t, p, o in rows}
+
+    def commit(self, positions: dict[tuple[str, int], int]) -> None:
+        """Write dirty states and the state-topic positions in one SQLite transaction."""
+        if not self._dirty and not positions:
+            return
+        self._db.execute("BEGIN")
+        try:
+            self._db.executemany("INSERT OR REPLACE INTO child_state (key, state) VALUES (?, ?)",
+                                 [(k, dumps(s)) for k, s in self._dirty.items()])
+            self._db.executemany("INSERT OR REPLACE INTO positions (topic, partition, next_offset) VALUES (?, ?, ?)",
+                                 [(t, p, o) for (t, p), o in positions.items()])
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._dirty.clear()
+
+    def rollback(self) -> None:
+        """Forget states put since the last commit (their transaction was aborted)."""
+        for key in self._dirty:
+            self._cache.pop(key, None)
+        self._dirty.clear()
+
+    def count(self) -> int:
+        """How many children have state on disk."""
+        return int(self._db.execute("SELECT count(*) FROM child_state").fetchone()[0])
+
+    def close(self) -> None:
+        self._db.close()

@@ -1,0 +1,28 @@
+"""The child's key: the Kafka message key that keeps one child's events in order."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+
+def child_key(child: Mapping[str, Any]) -> str | None:
+    """The stable key of a child: NHS number when known, else the local authority's id, else
+    the police person reference, else the UPN. None when the event identifies no child.
+
+    Health events are keyed by NHS number; a local-authority record without one is keyed
+    by the authority's id (and counted as unmatched by its connector).
+    """
+    nhs = child.get("nhs_number")
+    if nhs:
+        return f"nhs:{nhs}"
+    la_id, la = child.get("la_child_id"), child.get("local_authority_code")
+    if la_id and la:
+        return f"la:{la}:{la_id}"
+    police = child.get("police_person_reference")
+    if police:
+        return f"police:{police}"
+    upn = child.get("upn")
+    if upn:
+        return f"upn:{upn}"
+    return None
