@@ -185,9 +185,32 @@ def apply(settings: Settings, declaration: TopicDeclaration, *, dry_run: bool = 
                                 "(Kafka cannot remove partitions)")
     if to_create and not dry_run:
         _wait(admin.create_topics(to_create, operation_timeout=timeout), "creating topics")
+        _wait_for_leaders(admin, [t.topic for t in to_create], timeout)
     report.created.extend(t.topic for t in to_create)
     _reconcile_configs(admin, to_check, report, dry_run)
     return report
+
+
+def _wait_for_leaders(admin: Any, names: list[str], timeout: float) -> None:
+    """Return once every partition of the new topics has a leader, so producers and
+    consumers that start next do not race the controller."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    pending = set(names)
+    while pending and time.monotonic() < deadline:
+        metadata = admin.list_topics(timeout=timeout)
+        for name in list(pending):
+            topic = metadata.topics.get(name)
+            if topic is not None and topic.error is None and topic.partitions and all(
+                p.leader >= 0 for p in topic.partitions.values()
+            ):
+                pending.discard(name)
+        if pending:
+            time.sleep(0.1)
+    if pending:
+        msg = f"Kafka created {len(pending)} topic(s) but gave them no leader within {timeout:.0f} s."
+        raise TopicsError(msg)
 
 
 def _reconcile_configs(admin: Any, specs: list[tuple[TopicSpec, str]], report: ApplyReport, dry_run: bool) -> None:

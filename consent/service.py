@@ -140,7 +140,7 @@ class FilterService:
         """Read the state topics to their current end before deciding anything."""
         ends = {}
         for tp in cons.assignment():
-            _, high = cons.get_watermark_offsets(tp, timeout=10)
+            _, high = _watermarks(cons, tp)
             position = self._store.positions().get((tp.topic, tp.partition), 0)
             if high > position:
                 ends[(tp.topic, tp.partition)] = high
@@ -320,6 +320,20 @@ class FilterService:
         self.counts["dead_lettered"] += 1
         log.warning("event dead-lettered", topic=msg.topic(), partition=msg.partition(), offset=msg.offset(),
                     event_id=event_id, reason=reason)
+
+
+def _watermarks(cons: Any, tp: TopicPartition, attempts: int = 20) -> tuple[int, int]:
+    """A partition's low and high offsets, retrying while leadership settles."""
+    for attempt in range(attempts):
+        try:
+            low, high = cons.get_watermark_offsets(tp, timeout=10)
+            return int(low), int(high)
+        except KafkaException as exc:
+            if attempt == attempts - 1 or not exc.args[0].retriable() and exc.args[0].code() not in (
+                    KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE):
+                raise
+            time.sleep(0.25)
+    raise AssertionError("unreachable")
 
 
 def _withhold(decision: Decision, reason: Reason) -> Decision:

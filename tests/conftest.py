@@ -70,3 +70,76 @@ def kafka(kafka_session: Settings, tmp_path: Path) -> Settings:
 def group_id() -> str:
     """A consumer group name unique to the test."""
     return f"test-{uuid.uuid4().hex[:10]}"
+
+
+class RunningFilter:
+    """A filter service running in a background thread for one test."""
+
+    def __init__(self, settings: Settings, **options: object) -> None:
+        import threading
+
+        from consent.service import FilterService
+
+        self.service = FilterService(settings, **options)  # type: ignore[arg-type]
+        self.stop = threading.Event()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        try:
+            self.service.run(self.stop)
+        except BaseException as exc:
+            self.error = exc
+            self.service.ready.set()
+
+    def __enter__(self) -> RunningFilter:
+        self.thread.start()
+        assert self.service.ready.wait(60), "filter did not start"
+        if self.error:
+            raise self.error
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(30)
+        if self.error:
+            raise self.error
+
+
+@pytest.fixture
+def running_filter(kafka: Settings, group_id: str) -> Iterator[RunningFilter]:
+    """The filter with the baseline policy, consuming this test's ingress topics."""
+    with RunningFilter(kafka, group_id=group_id, instance="test") as running:
+        yield running
+
+
+def read_topic(settings: Settings, logical: str, *, expect: int, timeout: float = 30.0) -> list:  # type: ignore[type-arg]
+    """Read ``expect`` messages (read_committed) from a logical topic, or what came within ``timeout``."""
+    import time
+
+    from broker.clients import consumer
+
+    cons = consumer(settings, f"reader-{uuid.uuid4().hex[:8]}")
+    cons.subscribe([settings.topic(logical)])
+    out = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(out) < expect and time.monotonic() < deadline:
+            for msg in cons.consume(100, timeout=0.5):
+                if not msg.error():
+                    out.append(msg)
+    finally:
+        cons.close()
+    return out
+
+
+def sgb_env(settings: Settings) -> dict[str, str]:
+    """Environment for running the ``sgb`` command against this test's topics."""
+    env = dict(os.environ)
+    env.update({
+        "SGB_BOOTSTRAP_SERVERS": settings.bootstrap,
+        "SGB_TOPIC_PREFIX": settings.topic_prefix,
+        "SGB_STATE_DIR": str(settings.state_dir),
+        "SGB_LOG_FORMAT": "json",
+    })
+    return env

@@ -1,0 +1,5 @@
+"""``python -m broker.cli`` runs the ``sgb`` command."""
+
+from broker.cli import main
+
+main()
