@@ -115,7 +115,7 @@ class Engine:
 
     def _decide_one(self, event: Mapping[str, Any], event_type: EventType, risk: Risk, state: ChildState,
                     audience: Audience) -> Decision:
-        consent = state.consent_state(audience, Purpose.FAMILY_HELP)
+        consent = state.recorded_consent_state(audience, Purpose.FAMILY_HELP)
         base = {
             "event_id": event["event_id"], "event_type": event_type.value, "audience": audience,
             "policy_version": self.policy.version_id, "consent_state": consent,

@@ -58,6 +58,16 @@ class ChildState:
                 newest = consent
         return newest.state if newest else NO_RECORD
 
+    def recorded_consent_state(self, audience: Audience, purpose: Purpose) -> str:
+        """What an audit record says about consent: the state covering this audience, or else
+        the newest for the purpose whatever audience it names (so a significant-harm override
+        of a family's refusal shows the refusal)."""
+        covering = self.consent_state(audience, purpose)
+        if covering != NO_RECORD:
+            return covering
+        newest = max((c for c in self.consents if c.purpose == purpose), key=lambda c: c.recorded_at, default=None)
+        return newest.state if newest else NO_RECORD
+
     def with_consent(self, consent: Consent) -> ChildState:
         """Apply a consent record: it replaces the one for the same audience and purpose only
         if it was recorded later (principle 6: recorded time, not arrival, decides)."""

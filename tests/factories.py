@@ -50,3 +50,61 @@ def domestic_abuse_incident(*, born: date = date(2015, 6, 1), risk: str = "NEEDS
         "withheld_fields": [],
         "generalised_fields": {},
     }
+
+
+def _blank(node: Any, named: dict[str, Any]) -> Any:
+    """A minimal valid value for a schema node: defaults where there are, plain values otherwise."""
+    if isinstance(node, str):
+        if node in named:
+            return _blank(named[node], named)
+        return {"string": "x", "boolean": False, "int": 0, "long": 0, "float": 0.0, "double": 0.0,
+                "bytes": b"", "null": None}[node]
+    if isinstance(node, list):
+        return None if "null" in node else _blank(node[0], named)
+    kind = node.get("type")
+    if kind == "record":
+        named[node["name"]] = node
+        return {f["name"]: (f["default"] if "default" in f else _blank(f["type"], named)) for f in node["fields"]}
+    if kind == "enum":
+        named[node["name"]] = node
+        return node["symbols"][0]
+    if kind == "array":
+        return []
+    if kind == "map":
+        return {}
+    if node.get("logicalType") == "date":
+        return date(2026, 11, 1)
+    if node.get("logicalType") == "timestamp-millis":
+        return datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
+    return _blank(kind, named)
+
+
+def details(event_type: str, **values: Any) -> dict[str, Any]:
+    """A details record for ``event_type``: required fields filled plainly, the rest null, then ``values``."""
+    import schemas
+    from schemas.jsonform import details_branch
+
+    record = _blank(schemas.load(details_branch(event_type)), {})
+    record.update(values)
+    return record  # type: ignore[no-any-return]
+
+
+AGENCY_OF = {
+    "EMERGENCY_ATTENDANCE": "HEALTH", "HEALTH_SAFEGUARDING_CONCERN": "HEALTH", "WAS_NOT_BROUGHT": "HEALTH",
+    "DOMESTIC_ABUSE_INCIDENT": "POLICE", "MISSING_EPISODE": "POLICE", "EXPLOITATION_CONCERN": "POLICE",
+    "SCHOOL_SAFEGUARDING_CONCERN": "EDUCATION", "ATTENDANCE_ALERT": "EDUCATION",
+    "CHILD_MISSING_EDUCATION": "EDUCATION", "REFERRAL_OUTCOME": "LOCAL_AUTHORITY",
+    "CHILD_PROTECTION_PLAN": "LOCAL_AUTHORITY", "LOOKED_AFTER_STATUS": "LOCAL_AUTHORITY",
+    "FAMILY_HELP_CASE": "LOCAL_AUTHORITY", "STRATEGY_DISCUSSION": "LOCAL_AUTHORITY",
+}
+
+
+def event(event_type: str, *, risk: str = "NEEDS_SUPPORT", agency: str | None = None,
+          detail_values: dict[str, Any] | None = None, **child: Any) -> dict[str, Any]:
+    """An event of any type about the standard synthetic child (``child`` overrides its fields)."""
+    base = domestic_abuse_incident(risk=risk)
+    base["event_type"] = event_type
+    base["source"] = {**base["source"], "agency": agency or AGENCY_OF[event_type]}
+    base["child"] = {**base["child"], **child}
+    base["details"] = details(event_type, **(detail_values or {}))
+    return base
