@@ -1,7 +1,8 @@
 """Governance of the catalogue: every schema parses, every leaf field is documented and
 tagged with known tags, a field the policy may withhold can be withheld (it is nullable,
-an array or a map), and every change is backward-transitively compatible with each
-released version kept in ``schemas/released/``.
+an array or a map), and every change is compatible both ways with each released version
+kept in ``schemas/released/`` (full-transitive): the new schema reads old data, and
+hubs still on an old version read new data, so removing a required field is caught.
 """
 
 from __future__ import annotations
@@ -140,7 +141,12 @@ def check_catalogue(directory: Path | None = None, released_dir: Path = RELEASED
             old = json.loads(path.read_text(encoding="utf-8"))
             problems = incompatibilities(reader=current, writer=old)
             if problems:
-                _fail(f"{name} is not backward compatible with released version {path.parent.name}: {problems[0]}.")
+                _fail(f"{name} is not backward compatible with released version {path.parent.name} "
+                      f"(the new schema cannot read old data): {problems[0]}.")
+            problems = incompatibilities(reader=old, writer=current)
+            if problems:
+                _fail(f"{name} is not forward compatible with released version {path.parent.name} "
+                      f"(readers still on it cannot read new data): {problems[0]}.")
             compared += 1
     return (f"{len(names)} schema files, {len(TOP_LEVEL)} top-level records: all parse, every leaf field is "
-            f"documented and tagged, and {compared} released version(s) are still readable.")
+            f"documented and tagged, and {compared} released version(s) stay compatible both ways.")

@@ -15,6 +15,7 @@ import click
 from broker.exceptions import SgbError
 from broker.logs import configure
 from broker.settings import Settings, load_settings
+from schemas.loader import SchemaError
 
 
 class Context:
@@ -71,7 +72,7 @@ def main(argv: list[str] | None = None) -> Any:
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except SgbError as exc:
+    except (SgbError, SchemaError) as exc:
         click.echo(f"sgb: {exc}", err=True)
         sys.exit(1)
     except KeyboardInterrupt:
