@@ -166,6 +166,26 @@ class ConfluentRegistry:
         return found
 
 
+class InMemoryRegistry:
+    """Registrations held in this process only: for benchmarks and offline tools that
+    encode and decode within one process. Ids are content-derived, as in Kafka."""
+
+    def __init__(self) -> None:
+        self._by_id: dict[int, dict[str, Any]] = {}
+
+    def register(self, subject: str, schema: dict[str, Any]) -> int:
+        schema_id = content_id(schema)
+        self._by_id[schema_id] = schema
+        return schema_id
+
+    def schema(self, schema_id: int) -> dict[str, Any]:
+        try:
+            return self._by_id[schema_id]
+        except KeyError:
+            msg = f"Schema id {schema_id} is not registered in this process."
+            raise SchemaRegistryError(msg) from None
+
+
 def _quiet() -> Any:
     import logging
 
