@@ -136,22 +136,29 @@ class FilterService:
         cons.assign(assignment)
         return cons
 
-    def _catch_up_state(self, cons: Any, timeout: float = 60.0) -> None:
-        """Read the state topics to their current end before deciding anything."""
-        ends = {}
+    def _catch_up_state(self, cons: Any, timeout: float = 120.0) -> None:
+        """Read the state topics to their current end before deciding anything.
+
+        The end is judged by the consumer's position, not by message offsets: records
+        written in transactions are followed by commit markers that are never delivered.
+        """
+        ends: dict[tuple[str, int], int] = {}
         for tp in cons.assignment():
             _, high = _watermarks(cons, tp)
-            position = self._store.positions().get((tp.topic, tp.partition), 0)
-            if high > position:
+            if high > self._store.positions().get((tp.topic, tp.partition), 0):
                 ends[(tp.topic, tp.partition)] = high
         deadline = time.monotonic() + timeout
         while ends and time.monotonic() < deadline:
             for msg in cons.consume(1000, timeout=0.5):
                 self._apply_state(msg)
-                key = (msg.topic(), msg.partition())
-                if key in ends and msg.offset() + 1 >= ends[key]:
-                    del ends[key]
+            for tp in cons.position([TopicPartition(t, p) for t, p in ends]):
+                if tp.offset >= ends[(tp.topic, tp.partition)]:
+                    del ends[(tp.topic, tp.partition)]
+        if ends:
+            msg = f"The state topics could not be read to their end within {timeout:.0f} s."
+            raise KafkaException(KafkaError(KafkaError._TIMED_OUT, msg))
         self._store.commit(self._state_positions)
+        log.info("state caught up", count=self.counts["consent_records"])
 
     def _drain_state(self, cons: Any) -> None:
         messages = cons.consume(1000, timeout=0)
@@ -192,7 +199,8 @@ class FilterService:
         self._producer.init_transactions(30)
         self._consumer = consumer(self.settings, self.group_id, **{"partition.assignment.strategy": "cooperative-sticky",
                                                                    "session.timeout.ms": 10000})
-        self._consumer.subscribe([self.settings.topic(t) for t in INGRESS])
+        self._consumer.subscribe([self.settings.topic(t) for t in INGRESS], on_assign=self._on_assign,
+                                 on_revoke=self._on_revoke)
         log.info("filter running", group=self.group_id, transactional_id=transactional_id,
                  policy_version=self._policy.version_id)
         self.ready.set()
@@ -215,6 +223,14 @@ class FilterService:
             self._store.close()
             log.info("filter stopped", counts=dict(self.counts))
         return self.counts
+
+    def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        log.info("partitions assigned", count=len(partitions),
+                 partitions=sorted(f"{tp.topic}[{tp.partition}]" for tp in partitions))
+
+    def _on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        # Every batch commits its transaction before the next poll, so nothing is in flight here.
+        log.info("partitions revoked", count=len(partitions))
 
     def _process_batch(self, messages: list[Message]) -> None:
         """The commit path. Everything a batch produces commits atomically with its offsets."""
