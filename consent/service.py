@@ -35,7 +35,7 @@ from consent.exceptions import EventInvalid, PolicyError
 from consent.policy import Policy
 from consent.store import SqliteStore, StateStore
 from consent.vocabulary import Outcome, Reason
-from schemas.keys import child_key
+from schemas.keys import child_key, consent_child_key, consent_key
 
 log = get_logger("consent.filter")
 
@@ -79,6 +79,7 @@ class FilterService:
         self._engine = self._make_engine(self._policy)
         self._store = store or SqliteStore(settings.state_dir / "filter" / f"{group_id}.{self.instance}.db")
         self._state_positions: dict[tuple[str, int], int] = {}
+        self._republisher: Any = None
         self.ready = threading.Event()
 
     # -- policy --------------------------------------------------------------------------
@@ -178,14 +179,42 @@ class FilterService:
         try:
             if msg.topic() == self.settings.topic(CONSENT_TOPIC):
                 record = self._codecs.consent.decode(msg.value())
-                self._store.put(key, status.apply_consent(self._store.get(key), record))
-                self.counts["consent_records"] += 1
+                self._apply_consent(record)
             else:
                 record = self._codecs.status.decode(msg.value())
                 self._store.put(key, status.apply_status(self._store.get(key), record))
         except SerdeError as exc:
             log.error("state record unreadable; skipped", topic=msg.topic(), partition=msg.partition(),
                       offset=msg.offset(), reason=str(exc))
+
+    def _apply_consent(self, record: dict[str, Any]) -> None:
+        """Apply a consent record; newest by recorded time wins (principle 6).
+
+        A record that loses (it arrived late but was recorded earlier) is the last on its
+        compacted key, so compaction would keep it and a fresh filter would rebuild the
+        wrong state. The record in force is therefore published again after it, so the
+        newest by recorded time is also the last by offset.
+        """
+        key = consent_child_key(record)
+        if key is None:
+            return
+        before = self._store.get(key)
+        after = status.apply_consent(before, record)
+        self.counts["consent_records"] += 1
+        if after is before:
+            winner = status.consent_in_force(before, record)
+            if winner is not None:
+                self._state_producer().produce(self.settings.topic(CONSENT_TOPIC),
+                                               key=(consent_key(winner) or "").encode(),
+                                               value=self._codecs.consent.encode(winner))
+                self.counts["consent_republished"] += 1
+            return
+        self._store.put(key, after)
+
+    def _state_producer(self) -> Any:
+        if self._republisher is None:
+            self._republisher = producer(self.settings)
+        return self._republisher
 
     # -- the loop ------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> Counter[str]:
@@ -220,6 +249,8 @@ class FilterService:
             self._consumer.close()
             state_consumer.close()
             self._producer.flush(10)
+            if self._republisher is not None:
+                self._republisher.flush(10)
             self._store.close()
             log.info("filter stopped", counts=dict(self.counts))
         return self.counts

@@ -25,6 +25,7 @@ class Consent:
     given_by: str | None
     recorded_at: datetime
     consent_id: str | None = None
+    recorded_by: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

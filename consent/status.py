@@ -25,8 +25,25 @@ def apply_consent(state: ChildState, record: Mapping[str, Any]) -> ChildState:
     consent = Consent(
         audience=str(record["audience"]), purpose=str(record["purpose"]), state=str(record["state"]),
         given_by=record.get("given_by"), recorded_at=recorded, consent_id=record.get("consent_id"),
+        recorded_by=record.get("recorded_by"),
     )
     return state.with_consent(consent)
+
+
+def consent_in_force(state: ChildState, late: Mapping[str, Any]) -> dict[str, Any] | None:
+    """When ``late`` lost to a consent recorded later, the winning record (for re-publishing), else None."""
+    for consent in state.consents:
+        if consent.audience == str(late["audience"]) and consent.purpose == str(late["purpose"]):
+            if consent.recorded_at > late["recorded_at"] or (
+                    consent.recorded_at == late["recorded_at"] and consent.consent_id != late.get("consent_id")):
+                return {
+                    "consent_id": consent.consent_id or "", "nhs_number": late.get("nhs_number"),
+                    "la_child_id": late.get("la_child_id"), "local_authority_code": late.get("local_authority_code"),
+                    "audience": consent.audience, "purpose": consent.purpose, "state": consent.state,
+                    "given_by": consent.given_by, "recorded_at": consent.recorded_at,
+                    "recorded_by": consent.recorded_by or "",
+                }
+    return None
 
 
 def _flag(active: Any, la: Any, start: Any) -> Flag | None:

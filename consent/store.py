@@ -49,7 +49,7 @@ def _flag_from(raw: Any) -> Flag | None:
 def dumps(state: ChildState) -> str:
     """Serialise a state compactly (JSON)."""
     return json.dumps([
-        [[c.audience, c.purpose, c.state, c.given_by, c.recorded_at.isoformat(), c.consent_id]
+        [[c.audience, c.purpose, c.state, c.given_by, c.recorded_at.isoformat(), c.consent_id, c.recorded_by]
          for c in state.consents],
         _flag_to(state.child_protection_plan), _flag_to(state.looked_after),
         state.school_urn, state.gp_practice_ods, state.local_authority_code,
@@ -60,7 +60,7 @@ def loads(text: str) -> ChildState:
     """The inverse of :func:`dumps`."""
     consents, cpp, lac, school, gp, la = json.loads(text)
     return ChildState(
-        consents=tuple(Consent(a, p, s, g, datetime.fromisoformat(r), i) for a, p, s, g, r, i in consents),
+        consents=tuple(Consent(a, p, s, g, datetime.fromisoformat(r), i, b) for a, p, s, g, r, i, b in consents),
         child_protection_plan=_flag_from(cpp), looked_after=_flag_from(lac),
         school_urn=school, gp_practice_ods=gp, local_authority_code=la,
     )

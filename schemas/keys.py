@@ -26,3 +26,21 @@ def child_key(child: Mapping[str, Any]) -> str | None:
     if upn:
         return f"upn:{upn}"
     return None
+
+
+def consent_child_key(record: Mapping[str, Any]) -> str | None:
+    """The child key of a ConsentRecord (it names the child by NHS number or local id)."""
+    return child_key({"nhs_number": record.get("nhs_number"), "la_child_id": record.get("la_child_id"),
+                      "local_authority_code": record.get("local_authority_code")})
+
+
+def consent_key(record: Mapping[str, Any]) -> str | None:
+    """The message key of a ConsentRecord on the compacted ``sg.consent.v1``.
+
+    One key per child, audience and purpose, so compaction keeps a child's consent for
+    each audience (a key per child alone would let one audience's record erase another's).
+    """
+    child = consent_child_key(record)
+    if child is None:
+        return None
+    return f"{child}|{record['audience']}|{record['purpose']}"

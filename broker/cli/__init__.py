@@ -55,9 +55,9 @@ def cli(ctx: click.Context, config: Path | None) -> None:
 
 
 def _register() -> None:
-    from broker.cli import demo, filter_cmd, hub, kafka, policy, schemas_cmd, topics
+    from broker.cli import demo, filter_cmd, hub, kafka, policy, schemas_cmd, simulate_cmd, topics
 
-    for module in (kafka, topics, filter_cmd, hub, policy, demo, schemas_cmd):
+    for module in (kafka, topics, filter_cmd, hub, policy, demo, schemas_cmd, simulate_cmd):
         module.register(cli)
 
 

@@ -25,6 +25,7 @@ from consent.engine import Engine
 from consent.policy import load
 from consent.state import ChildState
 from factories import domestic_abuse_incident, event
+from schemas.keys import consent_key
 
 import schemas
 
@@ -47,7 +48,8 @@ def publish_consent(settings: Settings, nhs: str, state: str, recorded: datetime
         "given_by": "PARENT", "recorded_at": recorded, "recorded_by": "202",
     }
     prod = producer(settings)
-    prod.produce(settings.topic("sg.consent.v1"), key=f"nhs:{nhs}".encode(), value=codecs.consent.encode(record))
+    prod.produce(settings.topic("sg.consent.v1"), key=consent_key(record).encode(),  # type: ignore[union-attr]
+                 value=codecs.consent.encode(record))
     prod.flush(10)
 
 
@@ -86,6 +88,10 @@ def test_withdrawal_then_event_withholds_and_late_older_consent_does_not_replace
     decision = family_help(audits_for(kafka, 14), second["event_id"])
     assert decision["outcome"] == "WITHHOLD" and decision["reason"] == "consent_not_given"
     assert decision["consent_state"] == "WITHDRAWN"
+    # The losing late record was followed by the record in force, so that compaction keeps the newest.
+    wait_for(lambda: counts["consent_republished"] == 1)
+    last = read_topic(kafka, "sg.consent.v1", expect=4)[-1]
+    assert Codecs(registry_for(kafka)).consent.decode(last.value())["state"] == "WITHDRAWN"
 
 
 def test_flags_derived_by_one_filter_are_rebuilt_by_a_fresh_one(kafka: Settings, group_id: str,
