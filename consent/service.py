@@ -336,14 +336,19 @@ class FilterService:
             self._dead_letter(msg, str(exc), origin, event.get("event_id"))
             return
         now = datetime.now(UTC)
+        # A copy with nothing withheld or transformed is the ingress event itself: reuse its bytes.
+        untouched = msg.value() if not event.get("withheld_fields") and not event.get("generalised_fields") else None
         for decision in decisions:
-            self._deliver_and_audit(decision, key, now)
+            self._deliver_and_audit(decision, key, now, untouched)
 
-    def _deliver_and_audit(self, decision: Decision, key: str, now: datetime) -> None:
+    def _deliver_and_audit(self, decision: Decision, key: str, now: datetime, untouched: bytes | None) -> None:
         topic = decision.topic
         if decision.outcome is Outcome.SHARE and decision.event is not None and topic is not None:
             try:
-                value = self._codecs.event.encode(decision.event)
+                if untouched is not None and not decision.removed_fields and not decision.transformed_fields:
+                    value = untouched
+                else:
+                    value = self._codecs.event.encode(decision.event)
             except SerdeError:
                 decision = _withhold(decision, Reason.REDACTION_FAILED)
             else:

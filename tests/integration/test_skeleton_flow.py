@@ -90,3 +90,16 @@ def test_undecodable_event_goes_to_the_dead_letter_topic_and_to_no_one(
     record = codecs.dead_letter.decode(letters[0].value())
     assert record["payload"] in (b"\x00\x00\x00\x00\x07garbage", b"not avro at all")
     assert read_topic(kafka, "sg.audit.decisions.v1", expect=1, timeout=3) == []
+
+
+def test_a_copy_with_nothing_withheld_is_the_ingress_event_byte_for_byte(
+        kafka: Settings, running_filter: RunningFilter) -> None:
+    event = domestic_abuse_incident(risk="SIGNIFICANT_HARM")
+    publisher = EventPublisher(kafka, "POLICE")
+    publisher.publish(event)
+    publisher.flush()
+    ingress = read_topic(kafka, "sg.ingress.police.v1", expect=1)
+    mash = read_topic(kafka, "sg.deliver.mash.202.v1", expect=1)
+    assert len(mash) == 1 and mash[0].value() == ingress[0].value()
+    school = read_topic(kafka, "sg.deliver.school_dsl.100000.v1", expect=1)
+    assert len(school) == 1 and school[0].value() != ingress[0].value()
