@@ -17,7 +17,7 @@ from typing import Any
 
 from confluent_kafka import KafkaException
 
-from broker.clients import consumer
+from broker.clients import consumer, flush_or_raise, producer
 from broker.codecs import Codecs
 from broker.exceptions import SgbError
 from broker.kafka_runtime import LocalKafka
@@ -25,6 +25,7 @@ from broker.registry import registry_for
 from broker.settings import Settings
 from broker.topics import apply, load_declaration
 from schemas.identifiers import synthetic_nhs_number
+from schemas.keys import consent_key
 
 Echo = Callable[[str], None]
 
@@ -122,9 +123,16 @@ def run_demo(settings: Settings, echo: Echo, timeout: float = 90.0) -> dict[str,
             publisher.publish(event)
         publisher.flush()
         echo(f"Published {len(events)} synthetic DOMESTIC_ABUSE_INCIDENT events to sg.ingress.police.v1.")
-        ids = {e["event_id"] for e in events}
-        received = _collect(settings, ids, len(events) * 7, timeout)
-        _print_tables(echo, events, received)
+        mix = _simulated_mix(settings, echo)
+        ids = {e["event_id"] for e in events} | {e["event_id"] for e in mix}
+        received = _collect(settings, ids, len(ids) * 7, timeout)
+        first = {e["event_id"] for e in events}
+        _print_tables(echo, events, {
+            "audits": [a for a in received["audits"] if a["event_id"] in first],
+            "deliveries": {t: [c for c in copies if c["event_id"] in first]
+                           for t, copies in received["deliveries"].items()},
+        })
+        _print_mix(echo, mix, received["audits"])
         return received["deliveries"]
     finally:
         stop.set()
@@ -133,6 +141,56 @@ def run_demo(settings: Settings, echo: Echo, timeout: float = 90.0) -> dict[str,
         if started_broker:
             broker.stop()
             echo("Stopped the Kafka broker the demo started.")
+
+
+def _simulated_mix(settings: Settings, echo: Echo, count: int = 140) -> list[dict[str, Any]]:
+    """Publish a synthetic mix of all 14 event types about a small population (sgb simulate)."""
+    from connectors.publisher import EventPublisher
+    from connectors.simulate import Population, Simulator
+
+    seed = random.randrange(1 << 30)  # fresh event ids on every run
+    simulator = Simulator(Population(30, seed=seed), seed=seed)
+    consents = list(simulator.consent_records(40))
+    codecs = Codecs(registry_for(settings))
+    prod = producer(settings)
+    for record in consents:
+        prod.produce(settings.topic("sg.consent.v1"), key=(consent_key(record) or "").encode(),
+                     value=codecs.consent.encode(record))
+    flush_or_raise(prod, 30, "publishing consent records")
+    echo(f"Published {len(consents)} synthetic consent records for family help to sg.consent.v1.")
+    time.sleep(2)  # let the filter see consent before the events it governs
+    events = list(simulator.events(count))
+    publishers: dict[str, EventPublisher] = {}
+    for event in events:
+        agency = event["source"]["agency"]
+        if agency not in publishers:
+            publishers[agency] = EventPublisher(settings, agency)
+        publishers[agency].publish(event)
+    for publisher in publishers.values():
+        publisher.flush()
+    echo(f"Published {len(events)} more synthetic events of all 14 types from all four agencies (sgb simulate).")
+    return events
+
+
+def _print_mix(echo: Echo, mix: list[dict[str, Any]], audits: list[dict[str, Any]]) -> None:
+    ids = {e["event_id"]: e["event_type"] for e in mix}
+    table: dict[str, dict[str, int]] = {}
+    for audit in audits:
+        event_type = ids.get(audit["event_id"])
+        if event_type is None:
+            continue
+        row = table.setdefault(event_type, {})
+        column = audit["audience"] if audit["outcome"] == "SHARE" else "withheld"
+        row[column] = row.get(column, 0) + 1
+    columns = ["MASH", "FAMILY_HELP", "SCHOOL_DSL", "GP", "HEALTH_SAFEGUARDING", "EMERGENCY_CARE", "POLICE_PPU",
+               "withheld"]
+    short = ["MASH", "FAM_HELP", "SCHOOL", "GP", "HEALTH_SG", "EMERG", "POLICE", "withheld"]
+    echo("")
+    echo(f"The mix: copies shared per audience, by event type ({len(mix)} events, {len(mix) * 7} decisions):")
+    echo(f"  {'event type':<28}" + "".join(f"{c:>10}" for c in short))
+    for event_type in sorted(table):
+        row = table[event_type]
+        echo(f"  {event_type:<28}" + "".join(f"{row.get(c, 0):>10}" for c in columns))
 
 
 def _collect(settings: Settings, ids: set[str], audits_expected: int, timeout: float) -> dict[str, Any]:
