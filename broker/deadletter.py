@@ -31,9 +31,12 @@ class Origin:
 
 
 def dead_letter_record(component: str, reason: str, payload: bytes | None, origin: Origin,
-                       event_id: str | None = None, now: datetime | None = None) -> dict[str, Any]:
+                       event_id: str | None = None, now: datetime | None = None, key: bytes | None = None,
+                       content_type: str | None = None) -> dict[str, Any]:
     """The DeadLetter record (see ``schemas/avro/DeadLetter.avsc``)."""
     return {
+        "key": key,
+        "content_type": content_type,
         "failed_at": now or datetime.now(UTC),
         "component": component,
         "reason": reason,
@@ -60,9 +63,14 @@ def headers(component: str, reason: str, origin: Origin) -> list[tuple[str, byte
 
 def send(producer: Producer, settings: Settings, codecs: Codecs, *, component: str, reason: str,
          payload: bytes | None, origin: Origin, key: bytes | None = None, event_id: str | None = None,
-         on_delivery: Any = None) -> None:
-    """Produce one dead letter (inside the caller's transaction, if it has one)."""
-    record = dead_letter_record(component, reason, payload, origin, event_id)
+         on_delivery: Any = None, content_type: str | None = None) -> None:
+    """Produce one dead letter (inside the caller's transaction, if it has one).
+
+    Args:
+        content_type: what the payload is, e.g. ``application/vnd.sgb.avro`` for a Kafka
+            message or ``text/csv`` for a source row; replay uses it to know what can be re-sent.
+    """
+    record = dead_letter_record(component, reason, payload, origin, event_id, key=key, content_type=content_type)
     kwargs: dict[str, Any] = {}
     if on_delivery is not None:
         kwargs["on_delivery"] = on_delivery

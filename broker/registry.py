@@ -14,13 +14,16 @@ import json
 import threading
 from typing import Any, Protocol
 
-from confluent_kafka import Consumer, TopicPartition
+import time
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from broker.clients import admin_client, flush_or_raise, producer
 from broker.exceptions import SchemaRegistryError
 from broker.settings import Settings
 
 SCHEMAS_TOPIC = "sg.schemas.v1"
+_SETTLING = (KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE, KafkaError._TRANSPORT)
 
 
 class SchemaRegistry(Protocol):
@@ -59,6 +62,7 @@ class EmbeddedRegistry:
         self._by_id: dict[int, dict[str, Any]] = {}
         self._registered: set[tuple[str, int]] = set()
         self._lock = threading.Lock()
+        self._producer: Any = None
 
     def register(self, subject: str, schema: dict[str, Any]) -> int:
         schema_id = content_id(schema)
@@ -70,7 +74,9 @@ class EmbeddedRegistry:
             if known is not None and canonical_json(known) != canonical_json(schema):
                 msg = f"Schema id {schema_id} for subject {subject} collides with a different schema."
                 raise SchemaRegistryError(msg)
-            prod = producer(self._settings)
+            if self._producer is None:
+                self._producer = producer(self._settings)
+            prod = self._producer
             value = json.dumps({"subject": subject, "id": schema_id, "schema": schema}).encode()
             prod.produce(self._topic, key=f"{subject}:{schema_id}".encode(), value=value)
             flush_or_raise(prod, 30.0, f"registering schema {subject}")
@@ -89,7 +95,19 @@ class EmbeddedRegistry:
         return found
 
     def _catch_up(self, timeout: float = 10.0) -> None:
-        """Read the registrations topic from the start to its end."""
+        """Read the registrations topic from the start to its end; Kafka errors become ours."""
+        for attempt in range(10):
+            try:
+                self._read_all(timeout)
+                return
+            except KafkaException as exc:
+                error = exc.args[0]
+                if attempt == 9 or not (error.retriable() or error.code() in _SETTLING):
+                    msg = f"The schema registrations topic {self._topic} could not be read: {error.str()}."
+                    raise SchemaRegistryError(msg) from None
+                time.sleep(0.3)
+
+    def _read_all(self, timeout: float) -> None:
         meta = admin_client(self._settings).list_topics(self._topic, timeout=timeout)
         topic = meta.topics.get(self._topic)
         if topic is None or topic.error is not None:

@@ -238,7 +238,7 @@ class FilterService:
             while not stop.is_set():
                 self._maybe_reload_policy()
                 self._refresh_onboarded()
-                messages = self._consumer.consume(self.batch_size, timeout=0.2)
+                messages = self._next_batch()
                 self._drain_state(state_consumer)
                 if messages:
                     self._process_batch(messages)
@@ -254,6 +254,14 @@ class FilterService:
             self._store.close()
             log.info("filter stopped", counts=dict(self.counts))
         return self.counts
+
+    def _next_batch(self) -> list[Message]:
+        """Wait for the first event, then take whatever else has already arrived (up to the
+        batch size): a quiet system decides each event at once, a busy one in large batches."""
+        first = self._consumer.poll(0.2)
+        if first is None:
+            return []
+        return [first, *self._consumer.consume(self.batch_size - 1, timeout=0)]
 
     def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         log.info("partitions assigned", count=len(partitions),
@@ -368,7 +376,8 @@ class FilterService:
 
     def _dead_letter(self, msg: Message, reason: str, origin: deadletter.Origin, event_id: str | None = None) -> None:
         deadletter.send(self._producer, self.settings, self._codecs, component=COMPONENT, reason=reason,
-                        payload=msg.value(), origin=origin, key=msg.key(), event_id=event_id)
+                        payload=msg.value(), origin=origin, key=msg.key(), event_id=event_id,
+                        content_type="application/vnd.sgb.avro")
         self.counts["dead_lettered"] += 1
         log.warning("event dead-lettered", topic=msg.topic(), partition=msg.partition(), offset=msg.offset(),
                     event_id=event_id, reason=reason)
