@@ -280,18 +280,19 @@ class FilterService:
             for msg in messages:
                 self._handle(msg)
             # 3. Put the consumed offsets in the same transaction.
-            self._producer.send_offsets_to_transaction(
-                _next_offsets(messages), self._consumer.consumer_group_metadata(), 30)
+            _retrying(lambda: self._producer.send_offsets_to_transaction(
+                _next_offsets(messages), self._consumer.consumer_group_metadata(), 30))
             # 4. Commit: deliveries, audit and offsets become visible together.
-            self._producer.commit_transaction(60)
+            _retrying(lambda: self._producer.commit_transaction(60))
         except KafkaException as exc:
-            # 5. On failure abort and rewind, so the batch is redone from its first offset,
-            #    and forget the state it derived (it is derived again on the retry).
+            # 5. If Kafka says the transaction must be aborted, abort and rewind, so the batch
+            #    is redone from its first offset, and forget the state it derived (it is
+            #    derived again on the retry). Anything else (fenced, fatal) stops the process:
+            #    a restart resumes from the last committed batch.
             error = exc.args[0]
-            if error.fatal():
+            if not error.txn_requires_abort():
                 raise
-            log.warning("transaction aborted; batch will be retried", reason=error.str(),
-                        count=len(messages))
+            log.warning("transaction aborted; batch will be retried", reason=error.str(), count=len(messages))
             self._producer.abort_transaction(30)
             self._store.rollback()
             self._rewind(messages)
@@ -381,6 +382,19 @@ class FilterService:
         self.counts["dead_lettered"] += 1
         log.warning("event dead-lettered", topic=msg.topic(), partition=msg.partition(), offset=msg.offset(),
                     event_id=event_id, reason=reason)
+
+
+def _retrying(call: Any, attempts: int = 10) -> None:
+    """Run a transactional call, repeating it while Kafka says the error is retriable."""
+    for attempt in range(attempts):
+        try:
+            call()
+            return
+        except KafkaException as exc:
+            if not exc.args[0].retriable() or attempt == attempts - 1:
+                raise
+            log.warning("transactional call will be retried", reason=exc.args[0].str(), attempt=attempt + 1)
+            time.sleep(0.2 * (attempt + 1))
 
 
 def _watermarks(cons: Any, tp: TopicPartition, attempts: int = 20) -> tuple[int, int]:

@@ -52,6 +52,21 @@ def domestic_abuse_incident(*, born: date = date(2015, 6, 1), risk: str = "NEEDS
     }
 
 
+_USED_NHS: set[str] = set()
+
+
+def distinct_children(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Give every event its own child (synthetic NHS numbers are random, and a repeat would
+    make the filter remember one child's school for another event)."""
+    for event in events:
+        number = event["child"]["nhs_number"]
+        while number in _USED_NHS:
+            number = synthetic_nhs_number(RNG)
+        _USED_NHS.add(number)
+        event["child"]["nhs_number"] = number
+    return events
+
+
 def _blank(node: Any, named: dict[str, Any]) -> Any:
     """A minimal valid value for a schema node: defaults where there are, plain values otherwise."""
     if isinstance(node, str):

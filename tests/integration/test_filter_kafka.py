@@ -22,9 +22,10 @@ from broker.topics import load_declaration
 from conftest import RunningFilter, read_topic, sgb_env
 from connectors.publisher import EventPublisher
 from consent.engine import Engine
+from consent.service import _watermarks
 from consent.policy import load
 from consent.state import ChildState
-from factories import domestic_abuse_incident, event
+from factories import distinct_children, domestic_abuse_incident, event
 from schemas.keys import consent_key
 
 import schemas
@@ -152,7 +153,7 @@ def delivered(settings: Settings, expect: int) -> Counter[tuple[str, str]]:
 def start_filter(settings: Settings, group: str, instance: str, log: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "broker.cli", "filter", "run", "--group", group, "--instance", instance,
-         "--batch-size", "50"],
+         "--batch-size", "20"],
         env=sgb_env(settings), stdout=subprocess.DEVNULL, stderr=log.open("ab"))
 
 
@@ -165,17 +166,19 @@ def audit_count(settings: Settings) -> int:
     metadata = cons.list_topics(topic, timeout=10)
     total = 0
     for partition in metadata.topics[topic].partitions:
-        # read_committed: the high watermark a committed reader sees is the last stable offset
-        low, high = cons.get_watermark_offsets(TopicPartition(topic, partition), timeout=10, cached=False)
+        low, high = _watermarks(cons, TopicPartition(topic, partition))
         total += high - low
     cons.close()
     return total
 
 
-def check_exactly_once(settings: Settings, events: list[dict[str, Any]]) -> None:
-    audits = audits_for(settings, len(events) * 7, timeout=120)
+def check_exactly_once(settings: Settings, events: list[dict[str, Any]], logs: list[Path]) -> None:
+    audits = audits_for(settings, len(events) * 7, timeout=180)
     per_event = Counter(a["event_id"] for a in audits)
-    assert len(audits) == len(events) * 7, f"{len(audits)} audit records for {len(events)} events"
+    letters = read_topic(settings, "sg.dlq.v1", expect=1, timeout=1)
+    tails = "\n".join(f"--- {log.name}\n" + "\n".join(log.read_text().splitlines()[-15:]) for log in logs)
+    assert len(audits) == len(events) * 7, (
+        f"{len(audits)} audit records for {len(events)} events; {len(letters)} dead letters\n{tails}")
     assert set(per_event.values()) == {7}
     expected = expected_deliveries(events)
     got = delivered(settings, sum(expected.values()))
@@ -183,8 +186,9 @@ def check_exactly_once(settings: Settings, events: list[dict[str, Any]]) -> None
 
 
 def test_kill_minus_9_mid_batch_loses_and_duplicates_nothing(kafka: Settings, group_id: str, tmp_path: Path) -> None:
-    events = [domestic_abuse_incident(risk=("SIGNIFICANT_HARM" if i % 5 == 0 else "NEEDS_SUPPORT"),
-                                      school=["100000", "100001", None, "999999"][i % 4]) for i in range(1500)]
+    events = distinct_children([
+        domestic_abuse_incident(risk=("SIGNIFICANT_HARM" if i % 5 == 0 else "NEEDS_SUPPORT"),
+                                school=["100000", "100001", None, "999999"][i % 4]) for i in range(4000)])
     publish(kafka, *events)
     log = tmp_path / "filter.log"
     first = start_filter(kafka, group_id, "one", log)
@@ -194,7 +198,7 @@ def test_kill_minus_9_mid_batch_loses_and_duplicates_nothing(kafka: Settings, gr
     assert audit_count(kafka) < len(events) * 7, "the filter finished before it could be killed"
     second = start_filter(kafka, group_id, "one", log)  # same instance: fences the zombie's transaction
     try:
-        check_exactly_once(kafka, events)
+        check_exactly_once(kafka, events, [log])
     finally:
         second.send_signal(signal.SIGTERM)
         second.wait(30)
@@ -209,13 +213,13 @@ def test_two_filters_share_the_work_and_one_dies(kafka: Settings, group_id: str,
             lines = [json.loads(x) for x in log.read_text().splitlines() if x.startswith("{")]
             return sum(x.get("count", 0) for x in lines if x.get("event") == "partitions assigned")
         wait_for(lambda: assigned(logs[0]) > 0 and assigned(logs[1]) > 0, timeout=60)
-        events = [domestic_abuse_incident() for _ in range(1500)]
+        events = distinct_children([domestic_abuse_incident() for _ in range(1500)])
         publish(kafka, *events[:750])
         wait_for(lambda: audit_count(kafka) > 0, timeout=60)
         a.send_signal(signal.SIGKILL)
         a.wait(10)
         publish(kafka, *events[750:])
-        check_exactly_once(kafka, events)
+        check_exactly_once(kafka, events, logs)
     finally:
         for proc in (a, b):
             if proc.poll() is None:

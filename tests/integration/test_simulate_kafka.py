@@ -11,6 +11,7 @@ import pytest
 
 from broker.clients import consumer
 from broker.codecs import Codecs
+from schemas.keys import consent_key
 from broker.registry import registry_for
 from broker.settings import Settings
 from connectors.publisher import AGENCIES, ingress_topic
@@ -69,7 +70,7 @@ def test_simulated_events_reach_the_ingress_topics(kafka: Settings, group_id: st
 
     assert set(consents) == set(expected_consents)
     for key, record in consents.values():
-        assert key == f"nhs:{record['nhs_number']}".encode()
+        assert key == consent_key(record).encode()  # type: ignore[union-attr]
         assert record == expected_consents[record["consent_id"]]
 
     # One child's events stay in order on the wire: no plan ends before it started.
