@@ -211,6 +211,25 @@ def _wait_for_leaders(admin: Any, names: list[str], timeout: float) -> None:
     if pending:
         msg = f"Kafka created {len(pending)} topic(s) but gave them no leader within {timeout:.0f} s."
         raise TopicsError(msg)
+    # The controller knows the leaders before every broker does: wait until each new
+    # partition answers an offsets request, so clients that start next never see
+    # NOT_LEADER_FOR_PARTITION.
+    from confluent_kafka import TopicPartition
+    from confluent_kafka.admin import OffsetSpec
+
+    metadata = admin.list_topics(timeout=timeout)
+    waiting = [TopicPartition(name, p) for name in names for p in metadata.topics[name].partitions]
+    while waiting and time.monotonic() < deadline:
+        futures = admin.list_offsets({tp: OffsetSpec.latest() for tp in waiting}, request_timeout=timeout)
+        failed = []
+        for tp, future in futures.items():
+            try:
+                future.result()
+            except KafkaException:
+                failed.append(TopicPartition(tp.topic, tp.partition))
+        waiting = failed
+        if waiting:
+            time.sleep(0.1)
 
 
 def _reconcile_configs(admin: Any, specs: list[tuple[TopicSpec, str]], report: ApplyReport, dry_run: bool) -> None:
