@@ -24,8 +24,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+# bench/ is on the path first when run as a script, and bench/connectors.py would shadow the
+# connectors package: put the repository first and bench/ last.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [str(_HERE.parent), *(p for p in sys.path if Path(p or ".").resolve() != _HERE), str(_HERE)]
 
 from confluent_kafka import TopicPartition  # noqa: E402
 from confluent_kafka.admin import NewTopic  # noqa: E402

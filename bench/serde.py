@@ -18,8 +18,9 @@ from pathlib import Path
 
 import fastavro
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [str(_HERE.parent), *(p for p in sys.path if Path(p or ".").resolve() != _HERE),
+               str(_HERE.parent / "tests")]
 
 import schemas  # noqa: E402
 from broker.codecs import EventSerde  # noqa: E402

@@ -13,6 +13,7 @@ from typing import Any
 import fastavro
 
 from broker.exceptions import SchemaRegistryError, SerdeError
+from broker.flat import Unsupported, compile_record
 from broker.registry import SchemaRegistry
 
 MAGIC = 0
@@ -28,7 +29,7 @@ class AvroSerde:
         schema: the writer (and reader) schema, as a JSON object.
     """
 
-    __slots__ = ("_header", "_parsed", "_readers", "_registry", "schema_id", "subject")
+    __slots__ = ("_fast", "_header", "_parsed", "_readers", "_registry", "schema_id", "subject")
 
     def __init__(self, registry: SchemaRegistry, subject: str, schema: dict[str, Any]) -> None:
         self._registry = registry
@@ -37,9 +38,18 @@ class AvroSerde:
         self.schema_id = registry.register(subject, schema)
         self._header = _HEADER.pack(MAGIC, self.schema_id)
         self._readers: dict[int, Any] = {self.schema_id: None}
+        try:
+            self._fast: Any = compile_record(schema)
+        except Unsupported:
+            self._fast = None
 
     def encode(self, record: dict[str, Any]) -> bytes:
         """Frame and encode ``record``; raises :class:`SerdeError` naming the bad field."""
+        if self._fast is not None:
+            try:
+                return self._header + self._fast(record)
+            except (KeyError, TypeError, AttributeError, ValueError, OverflowError):
+                pass  # let fastavro say precisely what is wrong
         buf = io.BytesIO()
         buf.write(self._header)
         try:

@@ -106,6 +106,7 @@ class Engine:
         self._onboarded = onboarded
         self._reference = reference
         self._plans: dict[tuple[str, str], Plan] = {}
+        self._secrets: dict[int, frozenset[str]] = {}
 
     def decide(self, event: Mapping[str, Any], state: ChildState) -> list[Decision]:
         """Decide every candidate audience for ``event``; raises :class:`EventInvalid` if it
@@ -142,7 +143,9 @@ class Engine:
                                             at=_event_date(event))
         except RedactionError:
             return Decision(**base, organisation=org, reason=Reason.REDACTION_FAILED, **withhold)
-        secret = _secret_paths(plan)
+        secret = self._secrets.get(id(plan))
+        if secret is None:
+            secret = self._secrets[id(plan)] = frozenset(_secret_paths(plan))
         copy = redacted.record
         copy["withheld_fields"] = [p for p in redacted.removed if p not in secret]
         copy["generalised_fields"] = redacted.generalised
