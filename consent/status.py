@@ -70,12 +70,12 @@ def apply_status(state: ChildState, record: Mapping[str, Any]) -> ChildState:
 def derive(event: Mapping[str, Any], state: ChildState) -> ChildState:
     """The child's state after ``event``: flags from LA events, organisations the event names."""
     child = event.get("child") or {}
-    new = replace(
-        state,
-        school_urn=child.get("school_urn") or state.school_urn,
-        gp_practice_ods=child.get("gp_practice_ods") or state.gp_practice_ods,
-        local_authority_code=child.get("local_authority_code") or state.local_authority_code,
-    )
+    school = child.get("school_urn") or state.school_urn
+    gp = child.get("gp_practice_ods") or state.gp_practice_ods
+    la = child.get("local_authority_code") or state.local_authority_code
+    new = state
+    if (school, gp, la) != (state.school_urn, state.gp_practice_ods, state.local_authority_code):
+        new = replace(state, school_urn=school, gp_practice_ods=gp, local_authority_code=la)
     attr = FLAG_EVENTS.get(str(event.get("event_type")))
     if attr is None:
         return new
