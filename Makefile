@@ -24,6 +24,7 @@ demo: kafka-jars
 	$(BIN)/sgb demo
 
 test: kafka-jars
+	./tools/install-test-deps.sh
 	$(BIN)/sgb schemas check
 	$(BIN)/python -m pytest
 
@@ -33,6 +34,9 @@ lint: $(STAMP)
 
 bench: kafka-jars
 	$(BIN)/python bench/serde.py
+	$(BIN)/python bench/filter.py
+	$(BIN)/python bench/hub.py
+	$(BIN)/python bench/scale.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -1,103 +1,158 @@
 """Hub subscriptions: read one recipient's delivery topic into a sink, exactly as entitled.
 
-Reads ``read_committed``; writes each batch to the sink and makes it durable before the
-offsets are committed; skips event ids the sink already holds, so a restart after a
-crash between the two never leaves a duplicate.
+Reads ``read_committed``, so only what the filter's transactions committed is seen;
+verifies each delivery (it decodes against the registered schema, it is on this hub's own
+topic, and its ``sgb.event_id`` and ``sgb.policy_version`` headers are the filter's);
+writes each batch to the sink and makes it durable before the offsets are committed. Sinks
+are idempotent by event id, so a restart after a crash between the two never leaves a
+duplicate. For hubs that embed sgb, :meth:`Subscriber.events` is an iterator of
+:class:`HubEvent`.
 """
 
 from __future__ import annotations
 
-import json
-import os
+import contextlib
+import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from pathlib import Path
-from typing import Any, Protocol
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import OFFSET_END, KafkaException, Message, TopicPartition
 
+from broker import metrics
 from broker.clients import consumer
 from broker.codecs import Codecs
 from broker.exceptions import SerdeError, SgbError
 from broker.logs import get_logger
 from broker.registry import registry_for
 from broker.settings import Settings
+from broker.sinks import Sink, SinkUnavailable
 from broker.topics import AUDIENCES, delivery_topic
 from schemas.jsonform import to_json
 
+if TYPE_CHECKING:
+    from broker.health import Health
+
 log = get_logger("broker.hub")
 
-
-class Sink(Protocol):
-    """Where a hub's people work. ``write`` returns only once the events are durable."""
-
-    def contains(self, event_id: str) -> bool: ...
-
-    def write(self, events: list[dict[str, Any]]) -> None: ...
-
-    def close(self) -> None: ...
+BATCH = 500
+MAX_BACKOFF_S = 30.0
 
 
-class JsonlSink:
-    """One JSON object per line, appended and fsynced; idempotent by event id.
-
-    Args:
-        path: the file (created with its folder).
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._ids: set[str] = set()
-        if path.exists():
-            with path.open(encoding="utf-8") as fh:
-                for line in fh:
-                    line = line.strip()
-                    if line:
-                        try:
-                            self._ids.add(json.loads(line)["event_id"])
-                        except (ValueError, KeyError):
-                            continue  # a torn last line from a crash: its event is re-delivered
-        self._fh = path.open("a", encoding="utf-8")
-
-    def contains(self, event_id: str) -> bool:
-        return event_id in self._ids
-
-    def write(self, events: list[dict[str, Any]]) -> None:
-        for event in events:
-            self._fh.write(json.dumps(to_json(event), sort_keys=True) + "\n")
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
-        self._ids.update(e["event_id"] for e in events)
-
-    def close(self) -> None:
-        self._fh.close()
-
-
-def open_sink(spec: str) -> Sink:
-    """A sink from its command-line form, ``jsonl:PATH``."""
-    kind, sep, target = spec.partition(":")
-    if not sep or not target:
-        msg = f"Sink {spec!r} must be KIND:TARGET, for example jsonl:/var/lib/hub/inbox.jsonl."
-        raise SgbError(msg)
-    if kind == "jsonl":
-        return JsonlSink(Path(target))
-    msg = f"Sink kind {kind!r} is not supported; use jsonl:PATH."
-    raise SgbError(msg)
+class DeliveryRejected(SgbError):
+    """A delivery failed verification; it is not acknowledged and the subscriber stops."""
 
 
 @dataclass(frozen=True, slots=True)
-class Delivery:
-    """One event as a hub receives it, with where it came from."""
+class HubEvent:
+    """One event as a hub receives it: verified, with the fields a hub reads and where it came from.
 
-    event: dict[str, Any]
+    Fields the hub may not see are ``None`` (or empty) and named in :attr:`withheld_fields`
+    as dotted paths, for example ``child.address`` or ``narrative``.
+    """
+
+    event_id: str
+    event_type: str
+    risk: str
+    occurred_at: datetime
+    recorded_at: datetime
+    agency: str
+    source_organisation: str
+    source_organisation_name: str | None
+    given_name: str | None
+    family_name: str | None
+    date_of_birth: date | None
+    nhs_number: str | None
+    details: Mapping[str, Any]
+    narrative: str | None
+    withheld_fields: tuple[str, ...]
+    generalised_fields: Mapping[str, str]
+    audience: str
+    organisation: str
+    policy_version: str
     topic: str
     partition: int
     offset: int
-    policy_version: str | None
+    delivered_at: datetime
+    record: Mapping[str, Any]
+
+    @property
+    def child_name(self) -> str | None:
+        """The child's name as delivered, or None when the hub may not see it or it was not recorded."""
+        name = " ".join(part for part in (self.given_name, self.family_name) if part)
+        return name or None
+
+    def withheld(self, path: str) -> bool:
+        """Whether policy withheld the field at ``path`` (or a field containing it)."""
+        return any(path == p or path.startswith(p + ".") for p in self.withheld_fields)
+
+    def to_json(self) -> dict[str, Any]:
+        """The delivered copy in its JSON shape (dates ``YYYY-MM-DD``, times ISO 8601 with zone)."""
+        return to_json(dict(self.record))  # type: ignore[no-any-return]
+
+
+def position(msg: Message) -> tuple[str, int, int]:
+    """A consumed message's topic, partition and offset (librdkafka always sets them on one)."""
+    return msg.topic() or "", msg.partition() or 0, msg.offset() or 0
+
+
+def header_map(msg: Message) -> dict[str, str]:
+    """A message's headers as text (a header without a value is left out)."""
+    out: dict[str, str] = {}
+    for item in msg.headers() or []:
+        name, value = item[0], item[1]
+        if isinstance(value, bytes):
+            out[name] = value.decode("utf-8", "replace")
+        elif isinstance(value, str):
+            out[name] = value
+    return out
+
+
+def verify(msg: Message, codecs: Codecs, audience: str, organisation: str, topic: str) -> HubEvent:
+    """Decode and verify one delivery; raises :class:`DeliveryRejected` naming only its position."""
+    at_topic, partition, offset = position(msg)
+    where = f"{at_topic}[{partition}]@{offset}"
+    if at_topic != topic:
+        msg_ = f"Delivery at {where} is not on this hub's topic {topic}; it is not acknowledged."
+        raise DeliveryRejected(msg_)
+    try:
+        event = codecs.event.decode(msg.value())
+    except SerdeError as exc:
+        text = f"Delivery at {where} cannot be decoded and is not acknowledged: {exc}"
+        raise DeliveryRejected(text) from None
+    headers = header_map(msg)
+    header_id, version = headers.get("sgb.event_id", ""), headers.get("sgb.policy_version", "")
+    if not header_id or header_id != event["event_id"] or not version:
+        text = (f"Delivery at {where} does not carry the filter's sgb.event_id and sgb.policy_version "
+                "headers for its event; it is not acknowledged.")
+        raise DeliveryRejected(text)
+    child, source = event.get("child") or {}, event.get("source") or {}
+    _, millis = msg.timestamp()
+    return HubEvent(
+        event_id=event["event_id"], event_type=event["event_type"], risk=event["risk"],
+        occurred_at=event["occurred_at"], recorded_at=event["recorded_at"],
+        agency=source.get("agency", ""), source_organisation=source.get("organisation", ""),
+        source_organisation_name=source.get("organisation_name"),
+        given_name=child.get("given_name"), family_name=child.get("family_name"),
+        date_of_birth=child.get("date_of_birth"), nhs_number=child.get("nhs_number"),
+        details=event.get("details") or {}, narrative=event.get("narrative"),
+        withheld_fields=tuple(event.get("withheld_fields") or ()),
+        generalised_fields=dict(event.get("generalised_fields") or {}),
+        audience=audience, organisation=organisation, policy_version=version,
+        topic=at_topic, partition=partition, offset=offset,
+        delivered_at=datetime.fromtimestamp(max(millis, 0) / 1000, UTC), record=event,
+    )
+
+
+def _next_offsets(messages: Sequence[Message]) -> list[TopicPartition]:
+    nxt: dict[tuple[str, int], int] = {}
+    for m in messages:
+        topic, partition, offset = position(m)
+        nxt[(topic, partition)] = max(nxt.get((topic, partition), 0), offset + 1)
+    return [TopicPartition(t, p, o) for (t, p), o in nxt.items()]
 
 
 class Subscriber:
@@ -107,10 +162,17 @@ class Subscriber:
         settings: how to reach Kafka.
         audience: the audience, for example ``SCHOOL_DSL`` (any case).
         organisation: the organisation code, for example a school URN.
-        group_id: the consumer group; one per hub organisation and sink by default.
+        group_id: the consumer group; ``sgb-hub-<audience>-<organisation>`` by default (after
+            the topic prefix, so that deployments sharing a cluster do not share groups). A
+            second sink for the same hub needs its own group.
+        instance: this process's stable name in the group (static membership), so that a
+            restarted subscriber takes its partitions back at once instead of waiting for the
+            old session to expire; the host name by default. Two processes sharing a group
+            need different names.
     """
 
-    def __init__(self, settings: Settings, audience: str, organisation: str, group_id: str | None = None) -> None:
+    def __init__(self, settings: Settings, audience: str, organisation: str,
+                 group_id: str | None = None, instance: str | None = None) -> None:
         audience = audience.upper()
         if audience not in AUDIENCES:
             msg = f"Audience {audience!r} is not one of {', '.join(AUDIENCES)}."
@@ -119,12 +181,22 @@ class Subscriber:
         self.audience = audience
         self.organisation = organisation
         self.topic = settings.topic(delivery_topic(audience, organisation))
-        self.group_id = group_id or f"sgb-hub-{audience.lower()}-{organisation}"
+        self.group_id = group_id or settings.topic(f"sgb-hub-{audience.lower()}-{organisation}")
+        self.instance = instance or socket.gethostname()
+        self.assigned = threading.Event()
+        self._assigned_at = 0.0
         self._codecs = Codecs(registry_for(settings))
 
+    # -- the consumer ----------------------------------------------------------------------
     def _consumer(self, since: datetime | None) -> Any:
-        cons = consumer(self.settings, self.group_id)
-        metadata = cons.list_topics(self.topic, timeout=10)
+        static = {"group.instance.id": f"{self.group_id}.{self.instance}", "session.timeout.ms": 15000}
+        cons = consumer(self.settings, self.group_id, **static)
+        try:
+            metadata = cons.list_topics(self.topic, timeout=10)
+        except KafkaException as exc:
+            cons.close()
+            msg = f"Kafka at {self.settings.bootstrap} did not answer: {exc.args[0].str()}."
+            raise SgbError(msg) from None
         topic = metadata.topics.get(self.topic)
         if topic is None or topic.error is not None:
             cons.close()
@@ -132,21 +204,64 @@ class Subscriber:
                    "is not onboarded (add it to deploy/topics.yaml and run `sgb topics apply`).")
             raise SgbError(msg)
         if since is None:
-            cons.subscribe([self.topic])
+            cons.subscribe([self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
         else:
             millis = int(since.timestamp() * 1000)
             wanted = [TopicPartition(self.topic, p, millis) for p in topic.partitions]
             found = cons.offsets_for_times(wanted, timeout=10)
             cons.assign([TopicPartition(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_END)
                          for tp in found])
+            self._on_assign(cons, found)
         return cons
 
-    def deliveries(self, stop: threading.Event | None = None, since: datetime | None = None,
-                   idle_timeout: float | None = None) -> Iterator[Delivery]:
-        """Yield deliveries one by one; each offset is committed when the next is requested.
+    def _idle(self, since: float, timeout: float | None) -> bool:
+        """Idle for ``timeout`` seconds; joining the group (up to a minute) does not count as idle."""
+        if timeout is None:
+            return False
+        if not self.assigned.is_set():
+            return time.monotonic() - since > timeout + 60
+        return time.monotonic() - max(since, self._assigned_at) > timeout
 
-        The Python API for hubs that embed sgb: the event is acknowledged only after the
-        caller has finished with it and asked for the next.
+    def _on_assign(self, cons: Any, partitions: list[TopicPartition]) -> None:
+        self._assigned_at = time.monotonic()
+        self.assigned.set()
+        log.info("partitions assigned", topic=self.topic, group=self.group_id, count=len(partitions))
+
+    def _on_revoke(self, cons: Any, partitions: list[TopicPartition]) -> None:
+        log.info("partitions revoked", topic=self.topic, group=self.group_id, count=len(partitions))
+
+    def _commit(self, cons: Any, messages: Sequence[Message]) -> None:
+        if not messages:
+            return
+        try:
+            cons.commit(offsets=_next_offsets(messages), asynchronous=False)
+        except KafkaException as exc:
+            # Safe: what was written is re-read after a rebalance and skipped by the sink.
+            log.warning("offset commit failed; events will be re-read and skipped as duplicates",
+                        topic=self.topic, reason=exc.args[0].str())
+
+    def _lag(self, cons: Any) -> int | None:
+        try:
+            assignment = cons.assignment()
+            lag = 0
+            for tp in cons.position(assignment):
+                low, high = cons.get_watermark_offsets(tp, cached=True)
+                if high < 0:
+                    return None
+                lag += max(0, high - (tp.offset if tp.offset >= 0 else low))
+            return lag
+        except KafkaException:
+            return None
+
+    # -- the embedding API -----------------------------------------------------------------
+    def events(self, stop: threading.Event | None = None, since: datetime | None = None,
+               idle_timeout: float | None = None) -> Iterator[HubEvent]:
+        """Yield verified events one by one; each is acknowledged when the next is requested.
+
+        The Python API for hubs that embed sgb: an event is committed only after the caller
+        has finished with it and asked for the next, so a crash re-delivers at most the
+        event being handled. Stops when ``stop`` is set or after ``idle_timeout`` seconds
+        with nothing new; raises :class:`DeliveryRejected` on a delivery that fails verification.
         """
         cons = self._consumer(since)
         idle_since = time.monotonic()
@@ -154,62 +269,140 @@ class Subscriber:
             while stop is None or not stop.is_set():
                 msg = cons.poll(0.5)
                 if msg is None:
-                    if idle_timeout is not None and time.monotonic() - idle_since > idle_timeout:
+                    if self._idle(idle_since, idle_timeout):
                         return
                     continue
                 if msg.error():
                     continue
                 idle_since = time.monotonic()
-                yield self._delivery(msg)
-                cons.commit(message=msg, asynchronous=False)
+                yield verify(msg, self._codecs, self.audience, self.organisation, self.topic)
+                self._commit(cons, [msg])
         finally:
             cons.close()
 
-    def _delivery(self, msg: Message) -> Delivery:
-        try:
-            event = self._codecs.event.decode(msg.value())
-        except SerdeError as exc:
-            text = (f"Delivery at {msg.topic()}[{msg.partition()}]@{msg.offset()} cannot be decoded and is not "
-                    f"acknowledged: {exc}")
-            raise SgbError(text) from None
-        headers = dict(msg.headers() or [])
-        version = headers.get("sgb.policy_version")
-        return Delivery(event, msg.topic(), msg.partition(), msg.offset(), version.decode() if version else None)
+    deliveries = events
 
+    # -- the sink loop ---------------------------------------------------------------------
     def run(self, sink: Sink, stop: threading.Event, since: datetime | None = None,
-            idle_timeout: float | None = None, max_events: int | None = None) -> int:
-        """Copy deliveries into ``sink`` until stopped; returns how many were written."""
+            idle_timeout: float | None = None, max_events: int | None = None,
+            health: Health | None = None) -> int:
+        """Copy deliveries into ``sink`` until stopped; returns how many new events were written.
+
+        Args:
+            sink: where events go; closed on return.
+            stop: set it to finish the current batch and return.
+            since: replay from this time instead of the group's committed offsets.
+            idle_timeout: return after this many seconds with nothing new.
+            max_events: return once this many new events are written.
+            health: marked live each loop and ready while the sink accepts writes.
+        """
         cons = self._consumer(since)
-        written = 0
-        idle_since = time.monotonic()
-        log.info("hub subscribed", topic=self.topic, group=self.group_id)
+        sink_ok = threading.Event()
+        sink_ok.set()
+        if health is not None:
+            health.add_check("assigned", self.assigned.is_set)
+            health.add_check("sink", sink_ok.is_set)
+        written, attempt = 0, 0
+        idle_since = last_lag = time.monotonic()
+        log.info("hub subscribed", topic=self.topic, group=self.group_id, sink=sink.kind)
         try:
             while not stop.is_set():
-                messages = [m for m in cons.consume(500, timeout=0.5) if not m.error()]
+                if health is not None:
+                    health.beat()
+                messages = self._poll(cons)
                 if not messages:
-                    if idle_timeout is not None and time.monotonic() - idle_since > idle_timeout:
+                    if time.monotonic() - last_lag > 5:
+                        self._report_lag(cons)
+                        last_lag = time.monotonic()
+                    if self._idle(idle_since, idle_timeout):
                         break
                     continue
                 idle_since = time.monotonic()
-                fresh = []
-                for msg in messages:
-                    event = self._delivery(msg).event
-                    if not sink.contains(event["event_id"]) and all(
-                        e["event_id"] != event["event_id"] for e in fresh
-                    ):
-                        fresh.append(event)
-                if fresh:
-                    sink.write(fresh)  # durable before the offsets move
-                written += len(fresh)
-                try:
-                    cons.commit(asynchronous=False)
-                except KafkaException as exc:
-                    log.warning("offset commit failed; events may be re-read and skipped as duplicates",
-                                reason=exc.args[0].str())
-                log.info("hub wrote", topic=self.topic, count=len(fresh), delivered=written)
+                new, rejected = self._write_batch(cons, sink, messages)
+                if new is None:
+                    attempt += 1
+                    sink_ok.clear()
+                    stop.wait(min(MAX_BACKOFF_S, 0.5 * 2 ** (attempt - 1)))
+                    continue
+                attempt = 0
+                sink_ok.set()
+                written += new
+                if rejected is not None:
+                    raise rejected
+                self._report_lag(cons)
+                last_lag = time.monotonic()
                 if max_events is not None and written >= max_events:
                     break
         finally:
             cons.close()
             sink.close()
+        log.info("hub stopped", topic=self.topic, group=self.group_id, written=written)
         return written
+
+    def _poll(self, cons: Any) -> list[Message]:
+        out = []
+        for msg in cons.consume(BATCH, timeout=0.5):
+            error = msg.error()
+            if error is not None and error.fatal():
+                text = (f"The subscription to {self.topic} stopped: {error.str()} (another subscriber with "
+                        f"instance name {self.instance} in group {self.group_id} may have replaced it).")
+                raise SgbError(text)
+            if error is not None:
+                log.warning("consumer error", topic=self.topic, reason=error.str())
+            else:
+                out.append(msg)
+        return out
+
+    def _write_batch(self, cons: Any, sink: Sink,
+                     messages: list[Message]) -> tuple[int | None, DeliveryRejected | None]:
+        """The commit path: verify, make durable, then acknowledge exactly what is durable.
+
+        Returns the number of new events (None when the sink failed and the batch will be
+        retried) and the verification failure that ended the batch, if any.
+        """
+        # 1. Verify in order; a delivery that fails ends the batch before it, unacknowledged.
+        events: list[HubEvent] = []
+        rejected = None
+        for msg in messages:
+            try:
+                events.append(verify(msg, self._codecs, self.audience, self.organisation, self.topic))
+            except DeliveryRejected as exc:
+                rejected = exc
+                break
+        messages = messages[:len(events)]
+        if not events:
+            return 0, rejected
+        # 2. Make the batch durable in the sink (fsync, commit, or 2xx for each post).
+        began = time.monotonic()
+        try:
+            new = sink.write(events)
+        except SinkUnavailable as exc:
+            # 3'. Acknowledge only the durable prefix; rewind the rest and let the caller back off.
+            done = max(0, min(exc.written, len(messages)))
+            self._commit(cons, messages[:done])
+            self._rewind(cons, messages[done:])
+            metrics.record_hub_failure(self.audience, self.organisation, sink.kind)
+            log.warning("sink write failed; the batch will be retried", topic=self.topic, sink=sink.kind,
+                        reason=str(exc), written=done, count=len(messages) - done)
+            return None, None
+        metrics.record_hub_write(self.audience, self.organisation, sink.kind, written=new,
+                                 duplicates=len(events) - new, seconds=time.monotonic() - began)
+        # 3. Only now move the offsets: exactly the messages that are durable.
+        self._commit(cons, messages)
+        log.info("hub wrote", topic=self.topic, sink=sink.kind, count=len(events), written=new,
+                 duplicates=len(events) - new)
+        return new, rejected
+
+    def _rewind(self, cons: Any, messages: Sequence[Message]) -> None:
+        first: dict[tuple[str, int], int] = {}
+        for m in messages:
+            topic, partition, offset = position(m)
+            first[(topic, partition)] = min(first.get((topic, partition), offset), offset)
+        for (topic, partition), offset in first.items():
+            with contextlib.suppress(KafkaException):  # revoked meanwhile: its next owner resumes
+                cons.seek(TopicPartition(topic, partition, offset))
+
+    def _report_lag(self, cons: Any) -> None:
+        lag = self._lag(cons)
+        if lag is not None:
+            metrics.set_hub_lag(self.audience, self.organisation, lag)

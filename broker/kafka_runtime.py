@@ -1,25 +1,32 @@
 """The local Apache Kafka runtime: real broker jars from Maven Central, started without Docker.
 
-``sgb kafka start`` runs one combined broker+controller (KRaft, no ZooKeeper) on loopback.
-Its jars are resolved by ``deploy/kafka/pom.xml`` into a cache shared by every checkout;
-its configuration, data, pid and logs live under ``<state_dir>/kafka``.
+``sgb kafka start`` runs one combined broker+controller (KRaft, no ZooKeeper) on loopback;
+``sgb kafka start --brokers 3`` runs three of them as one cluster (node ids 1..3, every
+node a voter of the controller quorum). Their jars are resolved by ``deploy/kafka/pom.xml``
+into a cache shared by every checkout. A single node keeps its configuration, data, pid and
+logs in ``<state_dir>/kafka``; the nodes of a cluster each in ``<state_dir>/kafka/node-N``.
+
+Ports run upward from ``SGB_KAFKA_PORT``: node N listens for clients on ``port + 2(N-1)``
+and for the controller quorum on the port after it, so a single node uses the same two
+ports it always did.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import json
 import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from broker.cluster import KafkaNode, answers, port_open
 from broker.exceptions import KafkaRuntimeError
 from broker.logs import get_logger
 from broker.settings import Settings
@@ -29,29 +36,8 @@ log = get_logger("broker.kafka")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 POM = REPO_ROOT / "deploy" / "kafka" / "pom.xml"
 START_TIMEOUT_S = 90.0
-
-_LOG4J2 = """\
-Configuration:
-  status: warn
-  Appenders:
-    RollingFile:
-      name: File
-      fileName: "{log_dir}/server.log"
-      filePattern: "{log_dir}/server.log.%i"
-      PatternLayout:
-        pattern: "[%d] %p %m (%c)%n"
-      Policies:
-        SizeBasedTriggeringPolicy:
-          size: 50MB
-      DefaultRolloverStrategy:
-        max: 3
-  Loggers:
-    Root:
-      level: INFO
-      AppenderRef:
-        - ref: File
-"""
-
+MAX_BROKERS = 5
+LAYOUT_FILE = "cluster.json"
 
 def kafka_version(pom: Path = POM) -> str:
     """The Kafka version pinned in the Maven file."""
@@ -92,7 +78,8 @@ def fetch_jars(settings: Settings, *, quiet: bool = False) -> Path:
     mvn = _require("mvn", "Maven")
     version = kafka_version()
     if not quiet:
-        print(f"Fetching Apache Kafka {version} jars from Maven Central into {target} (first run only)...", flush=True)
+        print(f"Fetching Apache Kafka {version} jars from Maven Central into {target} (first run only)...",
+              flush=True)
     staging = target.with_name(f"libs.partial-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     staging.parent.mkdir(parents=True, exist_ok=True)
@@ -118,8 +105,20 @@ def classpath(settings: Settings) -> str:
 
 
 @dataclass(frozen=True)
+class NodeStatus:
+    """One node of the local cluster, as ``sgb kafka status`` shows it."""
+
+    node_id: int
+    running: bool
+    answering: bool
+    pid: int | None
+    bootstrap: str
+    log_file: Path
+
+
+@dataclass(frozen=True)
 class KafkaStatus:
-    """What ``sgb kafka status`` reports."""
+    """What ``sgb kafka status`` reports: the cluster as a whole, then node by node."""
 
     running: bool
     answering: bool
@@ -127,203 +126,222 @@ class KafkaStatus:
     bootstrap: str
     version: str
     log_file: Path
+    nodes: tuple[NodeStatus, ...] = ()
+
+    @property
+    def degraded(self) -> bool:
+        """Some nodes run and some do not."""
+        return self.running and not all(node.running for node in self.nodes)
 
 
 class LocalKafka:
-    """One local KRaft node (broker and controller in one process) on loopback.
+    """The local KRaft cluster: one node by default, or ``brokers`` nodes on loopback.
 
     Args:
-        settings: where state lives and which ports to use.
+        settings: where state lives, which ports to use, each node's heap.
+        brokers: how many nodes; ``None`` means the layout this state directory last
+            started (one node if it never started a cluster).
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, brokers: int | None = None) -> None:
         self.settings = settings
         self.home = settings.state_dir / "kafka"
-        self.data_dir = self.home / "data"
-        self.log_dir = self.home / "logs"
-        self.pid_file = self.home / "kafka.pid"
+        recorded = self._recorded_brokers()
+        self.brokers = recorded if brokers is None else brokers
+        if not 1 <= self.brokers <= MAX_BROKERS:
+            msg = f"A local cluster has 1 to {MAX_BROKERS} brokers, not {self.brokers}."
+            raise KafkaRuntimeError(msg)
+        if self.brokers > 1 and settings.kafka_controller_port is not None:
+            msg = ("SGB_KAFKA_CONTROLLER_PORT applies to a single broker only; a cluster's nodes use the "
+                   "ports from SGB_KAFKA_PORT upward (client port, then controller port, per node).")
+            raise KafkaRuntimeError(msg)
         self.port = settings.kafka_port
-        self.controller_port = settings.kafka_controller_port or settings.kafka_port + 1
-        self.bootstrap = f"127.0.0.1:{self.port}"
+        if self.port + 2 * self.brokers - 1 > 65535:
+            msg = f"SGB_KAFKA_PORT {self.port} leaves no room for {self.brokers} nodes' ports below 65536."
+            raise KafkaRuntimeError(msg)
+        self.controller_port = settings.kafka_controller_port or self.port + 1
+        ports = [(self.port + 2 * i, self.port + 2 * i + 1) for i in range(self.brokers)]
+        if self.brokers == 1:
+            ports = [(self.port, self.controller_port)]
+        voters = ",".join(f"{i + 1}@127.0.0.1:{controller}" for i, (_, controller) in enumerate(ports))
+        self.nodes = tuple(
+            KafkaNode(settings, i + 1, self.home if self.brokers == 1 else self.home / f"node-{i + 1}",
+                      port, controller, voters, self.brokers)
+            for i, (port, controller) in enumerate(ports)
+        )
+        self.bootstrap = ",".join(node.bootstrap for node in self.nodes)
+        # Node 1's paths, as the single-broker runtime always had them.
+        self.data_dir = self.nodes[0].data_dir
+        self.log_dir = self.nodes[0].log_dir
+        self.pid_file = self.nodes[0].pid_file
+
+    def _recorded_brokers(self) -> int:
+        try:
+            return int(json.loads((self.home / LAYOUT_FILE).read_text())["brokers"])
+        except (FileNotFoundError, ValueError, KeyError, TypeError):
+            return 1
+
+    def node(self, node_id: int) -> KafkaNode:
+        """The node with this id (1..N)."""
+        if not 1 <= node_id <= len(self.nodes):
+            msg = f"The local cluster has nodes 1 to {len(self.nodes)}, not {node_id}."
+            raise KafkaRuntimeError(msg)
+        return self.nodes[node_id - 1]
 
     # -- state ---------------------------------------------------------------------------
     def pid(self) -> int | None:
-        """The pid of our broker if it is alive, else None (and a stale pid file is removed)."""
-        try:
-            pid = int(self.pid_file.read_text().strip())
-        except (FileNotFoundError, ValueError):
-            return None
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            cmdline = b""
-        if b"kafka.Kafka" not in cmdline:
-            self.pid_file.unlink(missing_ok=True)
-            return None
-        return pid
+        """The pid of node 1 if it is alive, else None (see :meth:`pids` for every node)."""
+        return self.nodes[0].pid()
+
+    def pids(self) -> dict[int, int | None]:
+        """Each node's pid, None for a node that is not running."""
+        return {node.node_id: node.pid() for node in self.nodes}
 
     def answering(self, timeout: float = 2.0) -> bool:
-        """True when the broker answers a metadata request."""
-        if not _port_open(self.port):
-            return False
-        from broker.clients import admin_client
-
-        try:
-            admin = admin_client(self.settings.model_copy(update={"bootstrap_servers": self.bootstrap}))
-            metadata = admin.list_topics(timeout=timeout)
-        except Exception:
-            return False
-        return bool(metadata.brokers)
+        """True when the cluster answers a metadata request listing every one of its brokers."""
+        return answers(self.settings, self.bootstrap, timeout) >= self.brokers
 
     def status(self) -> KafkaStatus:
-        """The broker's state as ``sgb kafka status`` shows it."""
-        pid = self.pid()
+        """The cluster's state as ``sgb kafka status`` shows it."""
+        nodes = []
+        for node in self.nodes:
+            pid = node.pid()
+            nodes.append(NodeStatus(node.node_id, pid is not None, pid is not None and node.answering(),
+                                    pid, node.bootstrap, node.log_dir / "server.log"))
+        running = any(n.running for n in nodes)
         return KafkaStatus(
-            running=pid is not None,
-            answering=pid is not None and self.answering(),
-            pid=pid,
+            running=running,
+            answering=running and self.answering(),
+            pid=nodes[0].pid,
             bootstrap=self.bootstrap,
             version=kafka_version(),
             log_file=self.log_dir / "server.log",
+            nodes=tuple(nodes),
         )
 
     # -- start ---------------------------------------------------------------------------
     def start(self, timeout: float = START_TIMEOUT_S) -> bool:
-        """Start the broker and wait until it answers. Returns False if it was already running."""
-        if self.pid() is not None:
+        """Start every node that is not running and wait until the cluster answers with all of
+        its brokers. Returns False if every node was already running."""
+        self._refuse_other_layout()
+        stopped = [node for node in self.nodes if node.pid() is None]
+        if not stopped:
             self._wait_answering(timeout)
             return False
         java = _require("java", "Java")
         cp = classpath(self.settings)
-        for port in (self.port, self.controller_port):
-            if _port_open(port):
-                msg = (
-                    f"Port {port} on 127.0.0.1 is already in use by another process; "
-                    "stop it or choose another port with SGB_KAFKA_PORT."
-                )
-                raise KafkaRuntimeError(msg)
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        properties = self._write_config()
-        if not (self.data_dir / "meta.properties").exists():
-            self._format(java, cp, properties)
-        stdout = (self.log_dir / "stdout.log").open("ab")
-        heap = self.settings.kafka_heap
-        cmd = [
-            java, f"-Xms{heap}", f"-Xmx{heap}", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
-            "-Djava.awt.headless=true", f"-Dlog4j2.configurationFile={self.home / 'log4j2.yaml'}",
-            f"-Dkafka.logs.dir={self.log_dir}", "-cp", cp, "kafka.Kafka", str(properties),
-        ]
+        for node in stopped:
+            for port in (node.port, node.controller_port):
+                if port_open(port):
+                    msg = (
+                        f"Port {port} on 127.0.0.1 is already in use by another process; "
+                        "stop it or choose another port with SGB_KAFKA_PORT."
+                    )
+                    raise KafkaRuntimeError(msg)
+        self.home.mkdir(parents=True, exist_ok=True)
+        (self.home / LAYOUT_FILE).write_text(json.dumps({"brokers": self.brokers}) + "\n")
+        # A node whose storage was lost joins the cluster id its peers were formatted with.
+        cluster_id = next((cid for cid in (n.cluster_id() for n in self.nodes) if cid), None)
+        cluster_id = cluster_id or _new_cluster_id()
         started = time.monotonic()
-        proc = subprocess.Popen(
-            cmd, stdout=stdout, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
-        )
-        stdout.close()
-        self.pid_file.write_text(f"{proc.pid}\n")
+        for node in stopped:
+            properties = node.write_config()
+            if node.cluster_id() is None:
+                node.format(java, cp, properties, cluster_id)
+        for node in stopped:
+            node.spawn(java, cp, node.home / "server.properties")
         try:
-            self._wait_answering(timeout, proc)
+            self._wait_answering(timeout, stopped)
         except KafkaRuntimeError:
             self.stop()
             raise
-        log.info("kafka started", pid=proc.pid, bootstrap=self.bootstrap,
+        log.info("kafka started", pid=self.pid(), bootstrap=self.bootstrap, count=self.brokers,
                  seconds=round(time.monotonic() - started, 2))
         return True
 
-    def _write_config(self) -> Path:
-        self.home.mkdir(parents=True, exist_ok=True)
-        (self.home / "log4j2.yaml").write_text(_LOG4J2.format(log_dir=self.log_dir))
-        lines = {
-            "process.roles": "broker,controller",
-            "node.id": "1",
-            "controller.quorum.voters": f"1@127.0.0.1:{self.controller_port}",
-            "listeners": f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
-            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
-            "controller.listener.names": "CONTROLLER",
-            "inter.broker.listener.name": "PLAINTEXT",
-            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-            "log.dirs": str(self.data_dir),
-            # Topics are declared as code (deploy/topics.yaml); nothing appears by accident.
-            "auto.create.topics.enable": "false",
-            "num.partitions": "3",
-            # One node: internal topics cannot be replicated, and fewer partitions start faster.
-            "offsets.topic.replication.factor": "1",
-            "offsets.topic.num.partitions": "6",
-            "transaction.state.log.replication.factor": "1",
-            "transaction.state.log.min.isr": "1",
-            "transaction.state.log.num.partitions": "6",
-            "share.coordinator.state.topic.replication.factor": "1",
-            "share.coordinator.state.topic.min.isr": "1",
-            "group.initial.rebalance.delay.ms": "0",
-            "min.insync.replicas": "1",
-        }
-        path = self.home / "server.properties"
-        path.write_text("".join(f"{k}={v}\n" for k, v in lines.items()))
-        return path
-
-    def _format(self, java: str, cp: str, properties: Path) -> None:
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-        cmd = [
-            java, f"-Dlog4j2.configurationFile={self.home / 'log4j2.yaml'}", "-cp", cp,
-            "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(properties),
-        ]
-        result = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        if result.returncode != 0:
-            msg = f"Kafka could not format its storage in {self.data_dir}: {result.stderr.strip()[-300:]}"
+    def _refuse_other_layout(self) -> None:
+        recorded = self._recorded_brokers()
+        if recorded == self.brokers:
+            return
+        settings = self.settings
+        if recorded > 1:
+            settings = settings.model_copy(update={"kafka_controller_port": None})
+        other = LocalKafka(settings, recorded)
+        if any(pid is not None for pid in other.pids().values()):
+            msg = (f"Kafka is running here with {recorded} broker(s); stop it (`sgb kafka stop`) before "
+                   f"starting {self.brokers}.")
             raise KafkaRuntimeError(msg)
 
-    def _wait_answering(self, timeout: float, proc: subprocess.Popen[bytes] | None = None) -> None:
+    def _wait_answering(self, timeout: float, spawned: list[KafkaNode] | None = None) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if proc is not None and proc.poll() is not None:
-                msg = (
-                    f"Kafka exited during start (code {proc.returncode}); "
-                    f"see {self.log_dir / 'server.log'} and {self.log_dir / 'stdout.log'}."
-                )
-                raise KafkaRuntimeError(msg)
+            for node in spawned or []:
+                code = node.exited()
+                if code is not None:
+                    msg = (
+                        f"Kafka node {node.node_id} exited during start (code {code}); "
+                        f"see {node.log_dir / 'server.log'} and {node.log_dir / 'stdout.log'}."
+                    )
+                    raise KafkaRuntimeError(msg)
             if self.answering(timeout=1.0):
                 return
             time.sleep(0.2)
-        msg = f"Kafka did not answer on {self.bootstrap} within {timeout:.0f} s; see {self.log_dir / 'server.log'}."
+        msg = (f"Kafka did not answer on {self.bootstrap} with {self.brokers} broker(s) within "
+               f"{timeout:.0f} s; see {self.log_dir / 'server.log'}.")
+        raise KafkaRuntimeError(msg)
+
+    # -- one node, for fault tests -------------------------------------------------------------
+    def kill_node(self, node_id: int) -> int:
+        """SIGKILL one node (no controlled shutdown, as a crash or a pulled plug); returns its pid."""
+        node = self.node(node_id)
+        pid = node.signal(signal.SIGKILL)
+        if pid is None:
+            msg = f"Kafka node {node_id} is not running."
+            raise KafkaRuntimeError(msg)
+        node.wait_gone(pid, 10.0)
+        log.info("kafka node killed", pid=pid, port=node.port)
+        return pid
+
+    def restart_node(self, node_id: int, timeout: float = START_TIMEOUT_S) -> int:
+        """Start one stopped node again and wait until the cluster lists it; returns its pid."""
+        node = self.node(node_id)
+        if node.pid() is not None:
+            msg = f"Kafka node {node_id} is already running."
+            raise KafkaRuntimeError(msg)
+        java = _require("java", "Java")
+        properties = node.write_config()
+        pid = node.spawn(java, classpath(self.settings), properties)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            code = node.exited()
+            if code is not None:
+                msg = (f"Kafka node {node_id} exited during restart (code {code}); "
+                       f"see {node.log_dir / 'server.log'}.")
+                raise KafkaRuntimeError(msg)
+            if node.answering(timeout=1.0) and self.answering(timeout=1.0):
+                log.info("kafka node restarted", pid=pid, port=node.port)
+                return pid
+            time.sleep(0.2)
+        msg = f"Kafka node {node_id} did not rejoin within {timeout:.0f} s; see {node.log_dir}/server.log."
         raise KafkaRuntimeError(msg)
 
     # -- stop ----------------------------------------------------------------------------
     def stop(self, timeout: float = 30.0) -> bool:
-        """Stop the broker (SIGTERM, then SIGKILL after ``timeout``). False if none was running."""
-        pid = self.pid()
-        if pid is None:
+        """Stop every node (SIGTERM together, then SIGKILL after ``timeout``). False if none was running."""
+        signalled = [(node, pid) for node in self.nodes if (pid := node.signal(signal.SIGTERM)) is not None]
+        if not signalled:
             return False
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and _alive(pid):
-            time.sleep(0.1)
-        if _alive(pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-            while _alive(pid):
-                time.sleep(0.05)
-        self.pid_file.unlink(missing_ok=True)
-        log.info("kafka stopped", pid=pid)
+        for node, pid in signalled:
+            if not node.wait_gone(pid, max(0.0, deadline - time.monotonic())):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                node.wait_gone(pid, 10.0)
+        log.info("kafka stopped", pid=signalled[0][1], count=len(signalled))
         return True
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie child of ours still "exists"; reap it if we can.
-    with contextlib.suppress(ChildProcessError):
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        if done == pid:
-            return False
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().split()[2]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
+def _new_cluster_id() -> str:
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
 
 
-def _port_open(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex(("127.0.0.1", port)) == 0

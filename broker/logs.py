@@ -23,6 +23,8 @@ ALLOWED_KEYS = frozenset(
         "pid", "port", "bootstrap", "state_dir", "path", "version", "exc_type", "attempt",
         "partitions", "transactional_id", "sink", "position", "source", "status", "seconds",
         "schema_id", "subject", "topics", "created", "altered", "unchanged", "action",
+        # hubs, the inbox page and operator commands (structural values only)
+        "written", "duplicates", "replayed", "skipped", "backoff_s", "http_status", "host",
     }
 )
 

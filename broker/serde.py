@@ -66,7 +66,7 @@ class AvroSerde:
             raise SerdeError(msg)
         magic, schema_id = _HEADER.unpack_from(data)
         if magic != MAGIC:
-            msg = f"Message does not start with the Avro magic byte (found {magic})."
+            msg = "Message does not start with the Avro magic byte 0 (it is not sgb's Avro framing)."
             raise SerdeError(msg)
         writer = self._writer(schema_id)
         try:

@@ -20,10 +20,11 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 
 import schemas
-from broker import deadletter
+from broker import deadletter, metrics
 from broker.clients import admin_client, consumer, producer
 from broker.codecs import Codecs
 from broker.exceptions import SerdeError
+from broker.health import Health
 from broker.keys import LocalKeyDirectory
 from broker.logs import get_logger
 from broker.registry import registry_for
@@ -61,11 +62,13 @@ class FilterService:
     """
 
     def __init__(self, settings: Settings, policy_path: Path = policy_module.BASELINE, *,
-                 group_id: str = "sgb-filter", instance: str | None = None, batch_size: int = 500,
+                 group_id: str | None = None, instance: str | None = None, batch_size: int = 500,
                  store: StateStore | None = None) -> None:
         self.settings = settings
         self.policy_path = policy_path
-        self.group_id = group_id
+        # Default names carry the topic prefix, so deployments sharing a cluster never share a
+        # group or fence each other's transactions.
+        self.group_id = group_id or f"{settings.topic_prefix}sgb-filter"
         self.instance = instance or socket.gethostname()
         self.batch_size = batch_size
         self.counts: Counter[str] = Counter()
@@ -77,10 +80,15 @@ class FilterService:
         self._onboarded: set[str] = set()
         self._onboarded_at = 0.0
         self._engine = self._make_engine(self._policy)
-        self._store = store or SqliteStore(settings.state_dir / "filter" / f"{group_id}.{self.instance}.db")
+        self._store = store or SqliteStore(settings.state_dir / "filter" / f"{self.group_id}.{self.instance}.db")
         self._state_positions: dict[tuple[str, int], int] = {}
         self._republisher: Any = None
         self.ready = threading.Event()
+        self.health = Health("filter")
+        self.health.add_check("running", self.ready.is_set)
+        self._batch_decisions: Counter[tuple[str, str, str]] = Counter()
+        self._batch_agencies: Counter[str] = Counter()
+        self._batch_dead = 0
 
     # -- policy --------------------------------------------------------------------------
     def _load_policy(self) -> Policy:
@@ -236,6 +244,7 @@ class FilterService:
         last_stats = time.monotonic()
         try:
             while not stop.is_set():
+                self.health.beat()
                 self._maybe_reload_policy()
                 self._refresh_onboarded()
                 messages = self._next_batch()
@@ -273,6 +282,10 @@ class FilterService:
 
     def _process_batch(self, messages: list[Message]) -> None:
         """The commit path. Everything a batch produces commits atomically with its offsets."""
+        began = time.monotonic()
+        self._batch_decisions.clear()
+        self._batch_agencies.clear()
+        self._batch_dead = 0
         # 1. Begin the transaction: nothing below is visible to read_committed readers yet.
         self._producer.begin_transaction()
         try:
@@ -297,14 +310,21 @@ class FilterService:
             self._store.rollback()
             self._rewind(messages)
             self.counts["aborted_batches"] += 1
+            metrics.record_aborted_transaction()
             return
         except BaseException:
             self._producer.abort_transaction(30)
             self._store.rollback()
             raise
-        # 6. Only now persist the state that this batch derived.
+        # 6. Only now persist the state that this batch derived, and count what it did
+        #    (an aborted batch is redone, so counting earlier would count it twice).
         self._store.commit(self._state_positions)
         self.counts["batches"] += 1
+        metrics.record_filter_batch(time.monotonic() - began, dict(self._batch_agencies))
+        for (audience, outcome, reason), count in self._batch_decisions.items():
+            metrics.DECISIONS.labels(audience, outcome, reason).inc(count)
+        if self._batch_dead:
+            metrics.record_dead_letter(COMPONENT, self._batch_dead)
 
     def _rewind(self, messages: list[Message]) -> None:
         first: dict[tuple[str, int], int] = {}
@@ -326,6 +346,7 @@ class FilterService:
         except SerdeError as exc:
             self._dead_letter(msg, str(exc), origin)
             return
+        self._batch_agencies[str((event.get("source") or {}).get("agency"))] += 1
         key = child_key(event.get("child") or {})
         if key is None:
             self._dead_letter(msg, "Event identifies no child (no NHS number, local id, police reference or UPN).",
@@ -372,6 +393,7 @@ class FilterService:
         self._producer.produce(self.settings.topic(AUDIT_TOPIC), key=decision.event_id.encode(),
                                value=self._codecs.audit.encode(audit_record(decision, now)))
         self.counts["shared" if decision.outcome is Outcome.SHARE else "withheld"] += 1
+        self._batch_decisions[(decision.audience.value, decision.outcome.value, decision.reason.value)] += 1
         log.debug("decided", event_id=decision.event_id, audience=decision.audience.value,
                   outcome=decision.outcome.value, reason=decision.reason.value, rule=decision.rule)
 
@@ -380,6 +402,7 @@ class FilterService:
                         payload=msg.value(), origin=origin, key=msg.key(), event_id=event_id,
                         content_type="application/vnd.sgb.avro")
         self.counts["dead_lettered"] += 1
+        self._batch_dead += 1
         log.warning("event dead-lettered", topic=msg.topic(), partition=msg.partition(), offset=msg.offset(),
                     event_id=event_id, reason=reason)
 

@@ -45,19 +45,33 @@ def cli(ctx: click.Context, config: Path | None) -> None:
     """sgb: the safeguarding event broker.
 
     \b
-    operator:    sgb kafka start|stop|status, sgb topics apply, sgb filter run
+    operator:    sgb kafka start [--brokers 3]|stop|status, sgb topics apply, sgb filter run,
+                 sgb status, sgb dlq list|replay, sgb deploy k8s --output DIR
     agency:      sgb connector run <agency> --source ...
-    hub:         sgb hub subscribe <audience> <org> --sink jsonl:PATH
-    governance:  sgb policy check, sgb policy evaluate --event FILE [--state FILE]
-    everyone:    sgb demo
+    hub:         sgb hub subscribe <audience> <org> --sink KIND:TARGET, sgb hub serve <audience> <org>
+    governance:  sgb policy check, sgb policy evaluate --event FILE [--state FILE], sgb schemas check
+    everyone:    sgb demo, sgb simulate
     """
     ctx.obj = Context(config)
 
 
 def _register() -> None:
-    from broker.cli import demo, filter_cmd, hub, kafka, policy, schemas_cmd, simulate_cmd, topics
+    from broker.cli import (
+        demo,
+        deploy_cmd,
+        dlq_cmd,
+        filter_cmd,
+        hub,
+        kafka,
+        policy,
+        schemas_cmd,
+        simulate_cmd,
+        status_cmd,
+        topics,
+    )
 
-    for module in (kafka, topics, filter_cmd, hub, policy, demo, schemas_cmd, simulate_cmd):
+    for module in (kafka, topics, filter_cmd, status_cmd, dlq_cmd, hub, policy, schemas_cmd, simulate_cmd, demo,
+                   deploy_cmd):
         module.register(cli)
 
 

@@ -12,11 +12,11 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import RunningFilter, sgb_env
+from factories import domestic_abuse_incident
 
 from broker.settings import Settings
-from conftest import RunningFilter, sgb_env
 from connectors.publisher import EventPublisher
-from factories import domestic_abuse_incident
 
 pytestmark = pytest.mark.kafka
 

@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import sgb_env
 
 from broker.clients import producer
 from broker.codecs import Codecs
 from broker.registry import registry_for
 from broker.settings import Settings
-from conftest import sgb_env
 from connectors.simulate_data import EVENT_TYPES
 from connectors.simulate_run import run_simulation
 from schemas.keys import child_key
@@ -53,9 +53,10 @@ class Sgb:
         self.env = {**sgb_env(settings), "SGB_LOG_LEVEL": "DEBUG"}
         self.tmp, self.captured = tmp, captured
 
-    def run(self, name: str, *args: str, ok: bool = True, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run([sys.executable, "-c", RUNNER, *args], env=self.env, capture_output=True, text=True,
-                                timeout=timeout, check=False)
+    def run(self, name: str, *args: str, ok: bool = True,
+            timeout: float = 180) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run([sys.executable, "-c", RUNNER, *args], env=self.env, capture_output=True,
+                                text=True, timeout=timeout, check=False)
         self.captured.add(name, "stdout", result.stdout)
         self.captured.add(name, "stderr", result.stderr)
         if ok:
@@ -88,7 +89,8 @@ def _secrets(events: list[dict[str, Any]], consents: list[dict[str, Any]]) -> di
         found["name"].update(v for v in (child.get("given_name"), child.get("family_name")) if v)
         found["NHS number"].update(v for v in (child.get("nhs_number"),) if v)
         found["UPN"].update(v for v in (child.get("upn"),) if v)
-        found["local id"].update(v for v in (child.get("la_child_id"), child.get("police_person_reference")) if v)
+        local_ids = (child.get("la_child_id"), child.get("police_person_reference"))
+        found["local id"].update(v for v in local_ids if v)
         address(child.get("address"))
         address(child.get("confidential_address"))
         for person in event.get("related_people") or []:
@@ -125,14 +127,16 @@ def _bad_events(settings: Settings, events: list[dict[str, Any]]) -> None:
     child = template["child"]
     name = f"{child['given_name']} {child['family_name']}".encode()
     # 1. Not Avro at all, though it carries the child's name and NHS number.
-    prod.produce(topic, key=f"nhs:{child['nhs_number']}".encode(), value=b"\x07" + name + child["nhs_number"].encode())
+    prod.produce(topic, key=f"nhs:{child['nhs_number']}".encode(),
+                 value=b"\x07" + name + child["nhs_number"].encode())
     # 2. Valid, but identifying no child (names, address and narrative still in it).
     anonymous = {**template, "event_id": "bad-no-child",
                  "child": {**child, "nhs_number": None, "upn": None, "la_child_id": None,
                            "police_person_reference": None}}
     prod.produce(topic, key=b"none", value=codecs.event.encode(anonymous))
     # 3. Valid, about a known child, but with no event id.
-    prod.produce(topic, key=str(child_key(child)).encode(), value=codecs.event.encode({**template, "event_id": ""}))
+    prod.produce(topic, key=str(child_key(child)).encode(),
+                 value=codecs.event.encode({**template, "event_id": ""}))
     prod.flush(10)
 
 
@@ -154,8 +158,9 @@ def test_no_flow_writes_personal_data_to_any_log(kafka: Settings, tmp_path: Path
     sgb = Sgb(kafka, tmp_path, captured)
 
     # The same synthetic population and events the simulate command will publish, for the scan.
+    start = datetime.fromisoformat(START.replace("Z", "+00:00"))
     report = run_simulation(None, count=COUNT, children=CHILDREN, seed=SEED, consents=CONSENTS,
-                            output=tmp_path / "events.jsonl", start=datetime.fromisoformat(START.replace("Z", "+00:00")))
+                            output=tmp_path / "events.jsonl", start=start)
     events = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
     consents = [json.loads(line) for line in (tmp_path / "events.consents.jsonl").read_text().splitlines()]
     assert set(report.by_type) == set(EVENT_TYPES), "the seed should give all fourteen event types"
@@ -165,8 +170,8 @@ def test_no_flow_writes_personal_data_to_any_log(kafka: Settings, tmp_path: Path
                                                     "--instance", "pii")
     try:
         _wait_for_text(filter_err, "filter running", 90)
-        sgb.run("simulate", "simulate", "--count", str(COUNT), "--children", str(CHILDREN), "--seed", str(SEED),
-                "--consents", str(CONSENTS), "--start", START)
+        sgb.run("simulate", "simulate", "--count", str(COUNT), "--children", str(CHILDREN), "--seed",
+                str(SEED), "--consents", str(CONSENTS), "--start", START)
         _bad_events(kafka, _events_for_encoding(events))
         deadline = time.monotonic() + 120
         while True:  # until the filter has caught up with every ingress topic
@@ -186,8 +191,9 @@ def test_no_flow_writes_personal_data_to_any_log(kafka: Settings, tmp_path: Path
             sgb.run(f"hub subscribe {audience}", "hub", "subscribe", audience, org, "--sink", sink,
                     "--idle-exit", "3")
         # A webhook that is down: retries and warnings, and nothing acknowledged.
-        webhook, out, err = sgb.start("hub subscribe webhook", "hub", "subscribe", "police_ppu", "metropolitan",
-                                      "--sink", f"webhook:http://127.0.0.1:{_free_port()}/inbox?token=x")
+        webhook, out, err = sgb.start("hub subscribe webhook", "hub", "subscribe", "police_ppu",
+                                      "metropolitan", "--sink",
+                                      f"webhook:http://127.0.0.1:{_free_port()}/inbox?token=x")
         time.sleep(8)
         webhook.send_signal(signal.SIGTERM)
         webhook.wait(60)
@@ -225,15 +231,42 @@ def test_no_flow_writes_personal_data_to_any_log(kafka: Settings, tmp_path: Path
         filter_proc.wait(60)
         sgb.collect("filter", filter_out, filter_err)
 
-    assert (tmp_path / "mash.jsonl").read_text(), "the hubs should have received data for the scan to mean anything"
+    assert (tmp_path / "mash.jsonl").read_text(), "no data reached the hubs, so the scan would prove little"
     assert any("DEBUG" in text.upper() and '"level": "debug"' in text for text in captured.outputs.values())
+    lines = sum(len(text.splitlines()) for text in captured.outputs.values())
+    assert lines > 200 and len(captured.outputs) >= 30, (lines, sorted(captured.outputs))
+    leaks = scan(captured.outputs, _secrets(events, consents))
+    assert not leaks, "personal data in logs:\n" + "\n".join(leaks[:50])
+
+
+def scan(outputs: dict[str, str], secrets: dict[str, set[str]]) -> list[str]:
+    """Every line that holds a personal value, as "<kind> <value> in <command> (<stream>), line N: ..."."""
     leaks = []
-    for kind, value, pattern in _patterns(_secrets(events, consents)):
-        for where, text in captured.outputs.items():
+    for kind, value, pattern in _patterns(secrets):
+        for where, text in outputs.items():
             for number, line in enumerate(text.splitlines(), 1):
                 if pattern.search(line):
                     leaks.append(f"{kind} {value!r} in {where}, line {number}: {line[:200]}")
-    assert not leaks, "personal data in logs:\n" + "\n".join(leaks[:50])
+    return leaks
+
+
+def test_the_scan_finds_what_it_looks_for(tmp_path: Path) -> None:
+    """A control: the scan above would fail on a leak of any kind it looks for."""
+    run_simulation(None, count=30, children=5, seed=SEED, output=tmp_path / "e.jsonl",
+                   start=datetime.fromisoformat(START.replace("Z", "+00:00")))
+    events = [json.loads(line) for line in (tmp_path / "e.jsonl").read_text().splitlines()]
+    secrets = _secrets(events, [])
+    child = events[0]["child"]
+    nhs = child["nhs_number"]
+    leaky = {"filter (stderr)": json.dumps({"event": "decided", "child": f"{child['given_name']} x"}) + "\n"
+             + f"sgb: Event for {nhs[:3]} {nhs[3:6]} {nhs[6:]} at {child['address']['postcode']} failed.\n",
+             "status (stdout)": "all well\n"}
+    found = scan(leaky, secrets)
+    assert any(f.startswith(f"name {child['given_name']!r} in filter (stderr), line 1") for f in found)
+    assert any(f.startswith(f"NHS number {nhs!r} in filter (stderr), line 2") for f in found)
+    assert any(f.startswith("postcode") for f in found)
+    reason = "Event identifies no child (no NHS number, local id, police reference or UPN).\n"
+    assert not scan({"x (stdout)": reason}, secrets)
 
 
 def _events_for_encoding(events: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -228,12 +228,26 @@ def test_two_filters_share_the_work_and_one_dies(kafka: Settings, group_id: str,
 
 
 def test_sigterm_stops_cleanly_with_a_summary(kafka: Settings, group_id: str, tmp_path: Path) -> None:
+    import socket
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
     log = tmp_path / "f.log"
-    proc = subprocess.Popen([sys.executable, "-m", "broker.cli", "filter", "run", "--group", group_id],
+    proc = subprocess.Popen([sys.executable, "-m", "broker.cli", "filter", "run", "--group", group_id,
+                             "--metrics-port", str(port)],
                             env=sgb_env(kafka), stdout=subprocess.PIPE, stderr=log.open("wb"), text=True)
     wait_for(lambda: "filter running" in log.read_text(), timeout=60)
     publish(kafka, domestic_abuse_incident())
     assert len(audits_for(kafka, 7)) == 7
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=10) as ready:
+        assert ready.status == 200
+    def decisions() -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as page:
+            return str(page.read().decode())
+    wait_for(lambda: 'sgb_filter_decisions_total{audience="SCHOOL_DSL",outcome="SHARE",reason="granted"} 1.0'
+             in decisions(), timeout=20)
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0

@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import sgb_env
+from factories import domestic_abuse_incident
 
 from broker.clients import producer
 from broker.codecs import Codecs
@@ -32,8 +34,6 @@ from broker.registry import registry_for
 from broker.settings import Settings
 from broker.sinks import open_sink
 from broker.topics import delivery_topic
-from conftest import sgb_env
-from factories import domestic_abuse_incident
 
 pytestmark = pytest.mark.kafka
 
@@ -56,7 +56,7 @@ def postgres_server() -> Iterator[str]:
     """A throwaway PostgreSQL cluster in a temp dir on a free loopback port (Debian's binaries)."""
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4]))
     if not found:
-        pytest.fail("PostgreSQL is not installed: run tools/install-test-deps.sh (Debian package postgresql).")
+        pytest.fail("PostgreSQL is not installed: run tools/install-test-deps.sh (package postgresql).")
     bindir = Path(found[-1]).parent
     base = Path(tempfile.mkdtemp(prefix="sgb-pg-"))
     as_user: list[str] = []
@@ -64,8 +64,8 @@ def postgres_server() -> Iterator[str]:
         shutil.chown(base, "postgres", "postgres")
         as_user = ["runuser", "-u", "postgres", "--"]
     data, port = base / "data", _free_port()
-    subprocess.run([*as_user, str(bindir / "initdb"), "-D", str(data), "-U", "sgb", "--auth=trust", "-E", "UTF8",
-                    "--no-sync"], check=True, capture_output=True, timeout=120)
+    subprocess.run([*as_user, str(bindir / "initdb"), "-D", str(data), "-U", "sgb", "--auth=trust", "-E",
+                    "UTF8", "--no-sync"], check=True, capture_output=True, timeout=120)
     options = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c max_connections=40"
     subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-l", str(base / "server.log"), "-w",
                     "-t", "60", "-o", options, "start"], check=True, capture_output=True, timeout=90)
@@ -147,7 +147,8 @@ def publish_deliveries(settings: Settings, count: int, *, per_transaction: int =
             event = domestic_abuse_incident()
             ids.append(event["event_id"])
             prod.produce(topic, key=event["event_id"].encode(), value=codecs.event.encode(event),
-                         headers=[("sgb.event_id", event["event_id"].encode()), ("sgb.policy_version", b"test")])
+                         headers=[("sgb.event_id", event["event_id"].encode()),
+                                  ("sgb.policy_version", b"test")])
         prod.commit_transaction(30)
         if pause:
             time.sleep(pause)
@@ -200,7 +201,8 @@ KINDS = ("jsonl", "sqlite", "postgres", "webhook")
 # -- each sink, in process -----------------------------------------------------------------------
 @pytest.mark.parametrize("kind", KINDS)
 def test_each_sink_holds_every_event_once_and_a_rerun_adds_nothing(
-        kind: str, kafka: Settings, tmp_path: Path, request: pytest.FixtureRequest, receiver: Receiver) -> None:
+        kind: str, kafka: Settings, tmp_path: Path, request: pytest.FixtureRequest,
+        receiver: Receiver) -> None:
     ids = publish_deliveries(kafka, 60)
     spec, held = sink_for(kind, tmp_path, lambda: request.getfixturevalue("postgres_dsn"), receiver)
     stop = threading.Event()
@@ -217,7 +219,8 @@ def test_each_sink_holds_every_event_once_and_a_rerun_adds_nothing(
         assert receiver.posts == 120
 
 
-def test_a_crash_between_the_write_and_the_commit_leaves_no_duplicate(kafka: Settings, tmp_path: Path) -> None:
+def test_a_crash_between_the_write_and_the_commit_leaves_no_duplicate(kafka: Settings,
+                                                                        tmp_path: Path) -> None:
     """The window kill -9 can hit only by luck, hit on purpose: the batch is durable, its offsets are not."""
     ids = publish_deliveries(kafka, 40, per_transaction=40)
 
@@ -241,8 +244,8 @@ def test_a_crash_between_the_write_and_the_commit_leaves_no_duplicate(kafka: Set
         Subscriber(kafka, AUDIENCE, ORG).run(DiesAfterWriting(), threading.Event(), idle_timeout=3)
     first = sqlite_ids(tmp_path / "inbox.db")
     assert first, "the first batch should be in the sink"
-    written = Subscriber(kafka, AUDIENCE, ORG).run(open_sink(f"sqlite:{tmp_path / 'inbox.db'}", AUDIENCE, ORG),
-                                                   threading.Event(), idle_timeout=3)
+    sink = open_sink(f"sqlite:{tmp_path / 'inbox.db'}", AUDIENCE, ORG)
+    written = Subscriber(kafka, AUDIENCE, ORG).run(sink, threading.Event(), idle_timeout=3)
     assert written == len(ids) - len(first)  # what the first run wrote was re-read and skipped
     assert sorted(sqlite_ids(tmp_path / "inbox.db")) == sorted(ids)
 
@@ -251,8 +254,8 @@ def test_webhook_retries_and_never_commits_past_a_failed_post(kafka: Settings, g
     ids = publish_deliveries(kafka, 12)
     flaky = Receiver(fail_first=3)  # the first three posts answer 503
     try:
-        written = Subscriber(kafka, AUDIENCE, ORG, group_id).run(open_sink(f"webhook:{flaky.url}", AUDIENCE, ORG),
-                                                                 threading.Event(), idle_timeout=3)
+        sink = open_sink(f"webhook:{flaky.url}", AUDIENCE, ORG)
+        written = Subscriber(kafka, AUDIENCE, ORG, group_id).run(sink, threading.Event(), idle_timeout=3)
         assert written == 12 and sorted(flaky.bodies) == sorted(ids)
         assert flaky.posts == 15
     finally:
@@ -303,8 +306,8 @@ def test_a_store_of_another_hub_is_refused(kafka: Settings, tmp_path: Path, post
 
 # -- kill -9 mid-stream, restart -------------------------------------------------------------------
 def _start(spec: str, env: dict[str, str], log: Path, *extra: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([*SGB, "hub", "subscribe", AUDIENCE.lower(), ORG, "--sink", spec, *extra], env=env,
-                            stdout=log.open("ab"), stderr=subprocess.STDOUT)
+    return subprocess.Popen([*SGB, "hub", "subscribe", AUDIENCE.lower(), ORG, "--sink", spec, *extra],
+                            env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
 
 
 def _wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
@@ -317,7 +320,8 @@ def _wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_kill_9_mid_stream_and_restart_leaves_each_event_exactly_once(
-        kind: str, kafka: Settings, tmp_path: Path, request: pytest.FixtureRequest, receiver: Receiver) -> None:
+        kind: str, kafka: Settings, tmp_path: Path, request: pytest.FixtureRequest,
+        receiver: Receiver) -> None:
     total = 600
     spec, held = sink_for(kind, tmp_path, lambda: request.getfixturevalue("postgres_dsn"), receiver)
     env = sgb_env(kafka)

@@ -58,7 +58,7 @@ def test_topics_apply_command_reports(kafka: Settings) -> None:
     result = subprocess.run([sys.executable, "-m", "broker.cli", "topics", "apply"], env=sgb_env(kafka),
                             capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip().endswith("0 created, 0 changed, 26 unchanged.")
+    assert result.stdout.strip().endswith("0 created, 0 changed, 27 unchanged.")
 
 
 def test_kafka_status_and_idempotent_start(kafka_session: Settings) -> None:

@@ -7,14 +7,14 @@ import subprocess
 import sys
 
 import pytest
+from conftest import RunningFilter, read_topic, sgb_env
+from factories import domestic_abuse_incident
 
 from broker import deadletter
 from broker.clients import producer
 from broker.codecs import Codecs
 from broker.registry import registry_for
 from broker.settings import Settings
-from conftest import RunningFilter, read_topic, sgb_env
-from factories import domestic_abuse_incident
 
 pytestmark = pytest.mark.kafka
 
@@ -40,14 +40,17 @@ def dead_letters(settings: Settings) -> list[bytes]:
     for offset in (0, 1):
         payload = codecs.event.encode(domestic_abuse_incident())
         payloads.append(payload)
-        deadletter.send(prod, settings, codecs, component="filter", reason="Fixable: the registry was unreachable.",
-                        payload=payload, origin=deadletter.Origin(ingress, 0, offset), key=b"nhs:9991234567",
+        deadletter.send(prod, settings, codecs, component="filter",
+                        reason="Fixable: the registry was unreachable.", payload=payload,
+                        origin=deadletter.Origin(ingress, 0, offset), key=b"nhs:9991234567",
                         event_id=f"fixable-{offset}")
         prod.flush(10)
     deadletter.send(prod, settings, codecs, component="filter", reason="Message is not valid Avro.",
-                    payload=b"\x00\x00\x00\x00\x01Testy Childe garbage", origin=deadletter.Origin(ingress, 1, 9))
+                    payload=b"\x00\x00\x00\x00\x01Testy Childe garbage",
+                    origin=deadletter.Origin(ingress, 1, 9))
     prod.flush(10)
-    deadletter.send(prod, settings, codecs, component="connector:police", reason="Row 3 has no child identifier.",
+    deadletter.send(prod, settings, codecs, component="connector:police",
+                    reason="Row 3 has no child identifier.",
                     payload=b"Testy,Childe,1 Synthetic Row,LS1 4AP",
                     origin=deadletter.Origin(source_name="drop-2026-11-23.csv", position="line 3"))
     prod.flush(10)
@@ -59,7 +62,8 @@ def test_list_shows_metadata_only(kafka: Settings) -> None:
     out = sgb(kafka, "dlq", "list")
     lines = out.splitlines()
     assert len(lines) == 5 and lines[-1] == "4 of 4 dead letter(s) shown."
-    assert f"filter  {kafka.topic(INGRESS)}[0]@1  Fixable: the registry was unreachable.  event fixable-1" in out
+    fixable = "Fixable: the registry was unreachable."
+    assert f"filter  {kafka.topic(INGRESS)}[0]@1  {fixable}  event fixable-1" in out
     assert "connector:police  drop-2026-11-23.csv line 3  Row 3 has no child identifier.  event -" in out
     assert "Testy" not in out and "Synthetic Row" not in out and "LS1 4AP" not in out
     assert sgb(kafka, "dlq", "list", "--reason", "FIXABLE").splitlines()[-1] == (

@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import RunningFilter, read_topic, sgb_env
+from factories import domestic_abuse_incident
 
 from broker.clients import producer
 from broker.settings import Settings
-from conftest import RunningFilter, read_topic, sgb_env
 from connectors.publisher import EventPublisher
-from factories import domestic_abuse_incident
 
 pytestmark = pytest.mark.kafka
 

@@ -98,3 +98,17 @@ def test_dead_letter_origin_and_reason_filter() -> None:
     assert from_file.origin == "drop.csv line 4"
     assert _matches("Event identifies no child.", "NO CHILD") and not _matches("Bad row.", "child")
     assert _matches("anything", None)
+
+
+def test_the_grafana_dashboard_uses_only_metrics_that_exist() -> None:
+    import re
+    from pathlib import Path
+
+    from prometheus_client import REGISTRY
+
+    dashboard = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "sgb-dashboard.json"
+    exprs = [t["expr"] for p in json.loads(dashboard.read_text())["panels"] for t in p.get("targets", [])]
+    used = {name for expr in exprs for name in re.findall(r"\bsgb_[a-z0-9_]+", expr)}
+    suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",)}
+    exposed = {m.name + s for m in REGISTRY.collect() for s in suffixes.get(m.type, ("",))}
+    assert used and used <= exposed, used - exposed

@@ -6,12 +6,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from starlette.testclient import TestClient
+from test_hub_sink_writes import delivered
 
 from broker.health import Health
-from broker.inbox import InboxStore, create_app, rule_descriptions
-from broker.inbox import view
+from broker.inbox import InboxStore, create_app, rule_descriptions, view
 from broker.sinks.sqlite import SqliteSink
-from test_hub_sink_writes import delivered
 
 
 def test_withheld_fields_are_shown_not_silently_missing() -> None:
@@ -47,7 +46,8 @@ def test_generalised_and_missing_values_read_plainly() -> None:
     shown = view.build(event, [])
     assert shown.born == "11 years (generalised by policy)"
     event["child"]["given_name"] = event["child"]["family_name"] = None
-    assert view.build(event, ["child.given_name", "child.family_name"]).child_name == "Name withheld by policy"
+    nameless = view.build(event, ["child.given_name", "child.family_name"])
+    assert nameless.child_name == "Name withheld by policy"
     assert view.words("SIGNIFICANT_HARM") == "Significant harm" and view.words("CAD-77") == "CAD-77"
     assert view.label("nrm_referral_made") == "NRM referral made"
 

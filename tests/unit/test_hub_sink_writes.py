@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from factories import domestic_abuse_incident
 
 import schemas
 from broker.hub import HubEvent
@@ -23,7 +24,6 @@ from broker.sinks.webhook import WebhookSink
 from consent.engine import Engine
 from consent.policy import BASELINE, load
 from consent.state import ChildState
-from factories import domestic_abuse_incident
 
 
 def delivered(audience: str = "SCHOOL_DSL", **changes: Any) -> HubEvent:
@@ -38,7 +38,8 @@ def delivered(audience: str = "SCHOOL_DSL", **changes: Any) -> HubEvent:
         event_id=copy["event_id"], event_type=copy["event_type"], risk=copy["risk"],
         occurred_at=copy["occurred_at"], recorded_at=copy["recorded_at"], agency=source["agency"],
         source_organisation=source["organisation"], source_organisation_name=source["organisation_name"],
-        given_name=child["given_name"], family_name=child["family_name"], date_of_birth=child["date_of_birth"],
+        given_name=child["given_name"], family_name=child["family_name"],
+        date_of_birth=child["date_of_birth"],
         nhs_number=child["nhs_number"], details=copy["details"], narrative=copy["narrative"],
         withheld_fields=tuple(copy["withheld_fields"]), generalised_fields=copy["generalised_fields"],
         audience=audience, organisation=decision.organisation or "", policy_version="test", topic="t",
@@ -80,7 +81,8 @@ def test_sqlite_is_idempotent_in_one_transaction_per_batch(tmp_path: Path) -> No
     import sqlite3
 
     with sqlite3.connect(tmp_path / "inbox.db") as conn:
-        rows = conn.execute("SELECT event_id, withheld_fields, event FROM deliveries ORDER BY event_id").fetchall()
+        rows = conn.execute(
+            "SELECT event_id, withheld_fields, event FROM deliveries ORDER BY event_id").fetchall()
     assert sorted(r[0] for r in rows) == sorted([a.event_id, b.event_id])
     assert "narrative" in json.loads(rows[0][1])
     assert json.loads(rows[0][2])["child"]["given_name"] == "Testy"

@@ -1,0 +1,421 @@
+"""Deployment files, checked offline (no Docker engine, no Kubernetes cluster here).
+
+* Kubernetes: the manifests under deploy/k8s are what ``sgb deploy k8s`` makes from
+  deploy/topics.yaml now; built-in kinds validate against the Kubernetes JSON schemas
+  (kubernetes-validate, strict); Strimzi kinds against the v1beta2 openAPIV3Schema of the
+  CRDs Strimzi publishes in ``io.strimzi:api:<version>:tests`` on Maven Central, made
+  strict (an unknown field is an error, as with ``kubectl --validate=strict``); the ACLs
+  say who may do what.
+* Compose: the file validates against the Compose specification schema vendored by
+  check-jsonschema; its structure (images, users, dependencies, health checks, secrets)
+  is asserted; make-secrets.sh is run (keytool) and makes every secret the file names.
+* Dockerfile: multi-stage, wheel built then installed, non-root, no secrets.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+import shutil
+import stat
+import subprocess
+import zipfile
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from broker.cli.deploy_cmd import deploy
+from broker.deploy_gen import (
+    CLUSTER,
+    STRIMZI_VERSION,
+    Principal,
+    agencies,
+    hub_name,
+    principals,
+    stale_files,
+)
+from broker.exceptions import SgbError
+from broker.settings import Settings, load_settings
+from broker.topics import delivery_topic, load_declaration
+
+REPO = Path(__file__).resolve().parents[2]
+K8S = REPO / "deploy" / "k8s"
+COMPOSE = REPO / "deploy" / "compose"
+DOCKERFILE = REPO / "deploy" / "docker" / "Dockerfile"
+KUBERNETES_VERSION = "1.33.0"
+
+
+# -- Kubernetes ---------------------------------------------------------------------------------
+def _docs() -> list[dict[str, Any]]:
+    out = []
+    for path in sorted(K8S.glob("*.yaml")):
+        out += [doc for doc in yaml.safe_load_all(path.read_text()) if doc is not None]
+    return out
+
+
+def test_committed_manifests_are_what_the_generator_makes(tmp_path: Path) -> None:
+    assert stale_files(K8S, load_declaration()) == [], "run: sgb deploy k8s --output deploy/k8s"
+    runner = CliRunner()
+    written = runner.invoke(deploy, ["k8s", "--output", str(tmp_path / "k8s")])
+    assert written.exit_code == 0, written.output
+    assert sorted(p.name for p in (tmp_path / "k8s").iterdir()) == sorted(p.name for p in K8S.glob("*.yaml"))
+    for path in K8S.glob("*.yaml"):
+        assert (tmp_path / "k8s" / path.name).read_text() == path.read_text()
+    assert runner.invoke(deploy, ["k8s", "--output", str(K8S), "--check"]).exit_code == 0
+    (tmp_path / "k8s" / "20-topics.yaml").write_text("# edited by hand\n")
+    stale = runner.invoke(deploy, ["k8s", "--output", str(tmp_path / "k8s"), "--check"])
+    assert isinstance(stale.exception, SgbError) and "20-topics.yaml" in str(stale.exception)
+
+
+def test_builtin_kinds_validate_against_the_kubernetes_schemas() -> None:
+    builtin = [d for d in _docs() if not d["apiVersion"].startswith("kafka.strimzi.io/")]
+    assert {d["kind"] for d in builtin} >= {"Namespace", "StatefulSet", "Deployment", "Service",
+                                            "PersistentVolumeClaim", "PodDisruptionBudget", "NetworkPolicy"}
+    for doc in builtin:
+        kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+    broken = copy.deepcopy(next(d for d in builtin if d["kind"] == "StatefulSet"))
+    broken["spec"]["template"]["spec"]["containers"][0]["livenesProbe"] = {}
+    with pytest.raises(kubernetes_validate.ValidationError):  # the validator does bite
+        kubernetes_validate.validate(broken, KUBERNETES_VERSION, strict=True)
+
+
+@pytest.fixture(scope="module")
+def strimzi_schemas() -> dict[str, dict[str, Any]]:
+    """kind -> strict v1beta2 schema, from Strimzi's CRDs (fetched once into the sgb cache)."""
+    folder = Settings().cache_dir / f"strimzi-{STRIMZI_VERSION}"
+    jar = folder / f"api-{STRIMZI_VERSION}-tests.jar"
+    if not jar.is_file():
+        mvn = shutil.which("mvn")
+        assert mvn, "Maven is needed to fetch Strimzi's CRDs (apt-get install maven)"
+        result = subprocess.run(
+            [mvn, "-B", "-q", "dependency:copy", f"-Dartifact=io.strimzi:api:{STRIMZI_VERSION}:jar:tests",
+             f"-DoutputDirectory={folder}"], capture_output=True, text=True, timeout=300, check=False)
+        assert result.returncode == 0 and jar.is_file(), (result.stdout + result.stderr)[-2000:]
+    out = {}
+    with zipfile.ZipFile(jar) as archive:
+        for name in archive.namelist():
+            if not (name.startswith("crds/v1beta2/") and name.endswith(".yaml")):
+                continue
+            crd = yaml.safe_load(archive.read(name))
+            for version in crd["spec"]["versions"]:
+                if version["name"] == "v1beta2" and version.get("served"):
+                    schema = copy.deepcopy(version["schema"]["openAPIV3Schema"])
+                    out[crd["spec"]["names"]["kind"]] = _strict(schema)
+    return out
+
+
+def _strict(node: Any) -> Any:
+    """An unknown field is an error unless the schema keeps unknown fields on purpose."""
+    if isinstance(node, dict):
+        if (node.get("type") == "object" and "properties" in node and "additionalProperties" not in node
+                and not node.get("x-kubernetes-preserve-unknown-fields")):
+            node["additionalProperties"] = False
+        for value in node.values():
+            _strict(value)
+    elif isinstance(node, list):
+        for value in node:
+            _strict(value)
+    return node
+
+
+def _strimzi_errors(schemas: dict[str, dict[str, Any]], doc: dict[str, Any]) -> list[str]:
+    validator = jsonschema.Draft7Validator(schemas[doc["kind"]])
+    return [f"{doc['kind']} {doc['metadata']['name']} at {'.'.join(map(str, e.path))}: {e.message}"
+            for e in validator.iter_errors(doc)]
+
+
+def test_strimzi_kinds_validate_against_strimzis_crds(strimzi_schemas: dict[str, dict[str, Any]]) -> None:
+    strimzi = [d for d in _docs() if d["apiVersion"] == "kafka.strimzi.io/v1beta2"]
+    kinds = {d["kind"] for d in strimzi}
+    assert kinds == {"Kafka", "KafkaNodePool", "KafkaTopic", "KafkaUser"}
+    errors = [e for doc in strimzi for e in _strimzi_errors(strimzi_schemas, doc)]
+    assert errors == []
+    user = copy.deepcopy(next(d for d in strimzi if d["kind"] == "KafkaUser"))
+    user["spec"]["authorization"]["acls"][0]["operations"] = ["Reed"]
+    user["spec"]["authentication"]["kind"] = "tls"
+    assert len(_strimzi_errors(strimzi_schemas, user)) == 2  # the validator does bite
+
+
+def test_kraft_cluster_with_node_pools_and_tls() -> None:
+    docs = _docs()
+    kafka = next(d for d in docs if d["kind"] == "Kafka")
+    annotations = kafka["metadata"]["annotations"]
+    assert annotations == {"strimzi.io/kraft": "enabled", "strimzi.io/node-pools": "enabled"}
+    assert "zookeeper" not in kafka["spec"]
+    config = kafka["spec"]["kafka"]["config"]
+    assert config["transaction.state.log.min.isr"] == 2 and config["min.insync.replicas"] == 2
+    assert config["offsets.topic.replication.factor"] == 3
+    assert config["transaction.state.log.replication.factor"] == 3
+    assert all(listener["tls"] and listener["authentication"]["type"] == "tls"
+               for listener in kafka["spec"]["kafka"]["listeners"])
+    assert kafka["spec"]["kafka"]["authorization"]["type"] == "simple"
+    pools = {d["metadata"]["name"]: d["spec"] for d in docs if d["kind"] == "KafkaNodePool"}
+    assert {tuple(p["roles"]) for p in pools.values()} == {("controller",), ("broker",)}
+    assert all(p["replicas"] == 3 for p in pools.values())
+
+
+def test_one_kafka_topic_per_declared_topic() -> None:
+    topics = {d["spec"].get("topicName", d["metadata"]["name"]): d
+              for d in _docs() if d["kind"] == "KafkaTopic"}
+    declared = load_declaration().all_topics()
+    assert set(topics) == {spec.name for spec in declared}
+    for spec in declared:
+        body = topics[spec.name]["spec"]
+        assert (body["partitions"], body["replicas"]) == (spec.partitions, spec.replication_factor)
+        assert body.get("config", {}) == spec.config
+        assert topics[spec.name]["metadata"]["labels"] == {"strimzi.io/cluster": CLUSTER}
+
+
+def _allowed(principal: Principal, resource: str, name: str, operation: str) -> bool:
+    return any(acl.resource == resource and operation in acl.operations
+               and (name == acl.name if acl.pattern == "literal" else name.startswith(acl.name))
+               for acl in principal.acls)
+
+
+def test_acls_give_each_principal_only_its_part() -> None:
+    declaration = load_declaration()
+    everyone = {p.name: p for p in principals(declaration)}
+    users = {d["metadata"]["name"]: d for d in _docs() if d["kind"] == "KafkaUser"}
+    assert set(users) == set(everyone)
+    assert all(u["spec"]["authentication"]["type"] == "tls" for u in users.values())
+    ingress = [f"sg.ingress.{agency}.v1" for agency in agencies(declaration)]
+    deliveries = [t.name for t in declaration.all_topics() if t.name.startswith("sg.deliver.")]
+    assert len(ingress) == 4
+    assert len(deliveries) == sum(map(len, declaration.deliveries.organisations.values()))
+
+    for agency in agencies(declaration):
+        connector = everyone[f"sgb-connector-{agency.replace('_', '-')}"]
+        for topic in ingress:
+            assert _allowed(connector, "topic", topic, "Write") == (topic == f"sg.ingress.{agency}.v1")
+            assert not _allowed(connector, "topic", topic, "Read")
+        assert not any(_allowed(connector, "topic", t, op) for t in deliveries for op in ("Read", "Write"))
+        assert not _allowed(connector, "topic", "sg.audit.decisions.v1", "Write")
+        assert _allowed(connector, "transactionalId", f"sgb-connector-{agency}-csv", "Write")
+
+    orgs = declaration.deliveries.organisations
+    for audience, codes in orgs.items():
+        for org in codes:
+            hub = everyone[hub_name(audience, org)]
+            own = delivery_topic(audience, org)
+            for topic in deliveries:
+                assert _allowed(hub, "topic", topic, "Read") == (topic == own)
+                assert not _allowed(hub, "topic", topic, "Write")
+            assert not any(_allowed(hub, "topic", t, "Read") for t in ingress)
+            assert _allowed(hub, "group", f"sgb-hub-{audience.lower()}-{org}", "Read")
+            assert not _allowed(hub, "group", "sgb-filter", "Read")
+
+    filt = everyone["sgb-filter"]
+    for topic in [*ingress, "sg.consent.v1", "sg.status.v1"]:
+        assert _allowed(filt, "topic", topic, "Read")
+    for topic in [*deliveries, "sg.audit.decisions.v1", "sg.status.v1", "sg.dlq.v1"]:
+        assert _allowed(filt, "topic", topic, "Write")
+    assert not any(_allowed(filt, "topic", t, "Read") for t in deliveries)
+    assert not any(_allowed(filt, "topic", t, "Write") for t in ingress)
+    assert _allowed(filt, "transactionalId", "sgb-filter-sgb-filter-0", "Write")  # <group>-<instance>
+    assert _allowed(filt, "group", "sgb-filter", "Read")
+    assert _allowed(filt, "group", "sgb-filter-state-sgb-filter-0", "Read")
+    # Only the filter writes deliveries and audit; only hubs read deliveries.
+    for principal in everyone.values():
+        if principal.role != "filter":
+            assert not _allowed(principal, "topic", "sg.audit.decisions.v1", "Write")
+            assert not any(_allowed(principal, "topic", t, "Write") for t in deliveries)
+        if principal.role != "hub":
+            assert not any(_allowed(principal, "topic", t, "Read") for t in deliveries)
+
+
+def _containers(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    return list(doc["spec"]["template"]["spec"]["containers"])
+
+
+def test_workloads_filter_statefulset_probes_resources_non_root() -> None:
+    docs = _docs()
+    workloads = [d for d in docs if d["kind"] in ("StatefulSet", "Deployment")]
+    filt = next(d for d in workloads if d["metadata"]["name"] == "sgb-filter")
+    assert filt["kind"] == "StatefulSet" and filt["spec"]["replicas"] == 2
+    container = _containers(filt)[0]
+    assert container["args"][-2:] == ["--instance", "$(POD_NAME)"]  # stable names: sgb-filter-0, -1
+    assert container["livenessProbe"]["httpGet"] == {"path": "/livez", "port": "health"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "health"}
+    assert container["ports"] == [{"name": "health", "containerPort": 8081}]
+    names = {d["metadata"]["name"] for d in workloads}
+    assert {"sgb-connector-police", "sgb-connector-health"} <= names
+    organisations = load_declaration().deliveries.organisations
+    assert {hub_name(a, o) for a, orgs in organisations.items() for o in orgs} <= names
+    for workload in workloads:
+        pod = workload["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] != 0
+        assert pod["automountServiceAccountToken"] is False
+        assert workload["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/part-of"] == "sgb"
+        for c in _containers(workload):
+            assert c["securityContext"]["readOnlyRootFilesystem"] is True
+            assert c["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+            assert c["resources"]["requests"] and c["resources"]["limits"]["memory"]
+            assert "livenessProbe" in c and "readinessProbe" in c
+            assert not any("value" in e and re.search(r"PASSWORD|SECRET|TOKEN", e["name"]) for e in c["env"])
+        if workload["kind"] == "Deployment":
+            assert workload["spec"]["replicas"] == 1 and workload["spec"]["strategy"]["type"] == "Recreate"
+    assert not [d for d in docs if d["kind"] == "Secret"], "secrets are never generated or committed"
+
+
+def test_network_policies_deny_by_default_and_open_kafka_and_dns() -> None:
+    policies = {d["metadata"]["name"]: d["spec"] for d in _docs() if d["kind"] == "NetworkPolicy"}
+    deny = policies["sgb-default-deny"]
+    assert deny["podSelector"] == {"matchLabels": {"app.kubernetes.io/part-of": "sgb"}}
+    assert deny["policyTypes"] == ["Ingress", "Egress"] and "ingress" not in deny and "egress" not in deny
+    egress = policies["sgb-egress-kafka-dns"]["egress"]
+    assert {p["port"] for rule in egress for p in rule["ports"]} == {9093, 53}
+
+
+# -- Compose ------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return yaml.safe_load((COMPOSE / "compose.yaml").read_text())
+
+
+def test_compose_file_validates_against_the_compose_spec(compose: dict[str, Any]) -> None:
+    schema = json.loads(resources.files("check_jsonschema.builtin_schemas.vendor")
+                        .joinpath("compose-spec.json").read_text(encoding="utf-8"))
+    validator = jsonschema.Draft202012Validator(schema)
+    assert [e.message for e in validator.iter_errors(compose)] == []
+    broken = copy.deepcopy(compose)
+    broken["services"]["filter-1"]["helthcheck"] = broken["services"]["filter-1"].pop("healthcheck")
+    assert list(validator.iter_errors(broken)), "the validator does bite"
+
+
+def test_compose_services_images_dependencies_health(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    brokers = [f"kafka-{n}" for n in (1, 2, 3)]
+    assert set(services) == {*brokers, "kafka-setup", "topics", "filter-1", "filter-2", "connector-police",
+                             "hub-school-dsl-100000"}
+    for name in brokers:
+        assert services[name]["image"] == "apache/kafka:4.1.1"
+        assert "healthcheck" in services[name]
+    assert services["kafka-setup"]["depends_on"] == {b: {"condition": "service_healthy"} for b in brokers}
+    completed = {"condition": "service_completed_successfully"}
+    assert services["topics"]["depends_on"] == {"kafka-setup": completed}
+    for name in ("filter-1", "filter-2"):
+        command = services[name]["command"]
+        assert command[:4] == ["filter", "run", "--group", "sgb-filter"] and command[-1] == name
+        assert "/readyz" in " ".join(services[name]["healthcheck"]["test"])
+    for name in ("filter-1", "filter-2", "connector-police", "hub-school-dsl-100000"):
+        service = services[name]
+        assert service["image"] == "sgb:0.1.0"
+        assert service["build"]["dockerfile"] == "deploy/docker/Dockerfile"
+        assert service["depends_on"] == {"topics": {"condition": "service_completed_successfully"}}
+    assert services["hub-school-dsl-100000"]["command"][:4] == ["hub", "subscribe", "school_dsl", "100000"]
+    assert "--sink" in services["hub-school-dsl-100000"]["command"]
+    assert services["connector-police"]["command"][:3] == ["connector", "run", "police"]
+
+
+def test_compose_runs_nothing_as_root_and_holds_no_secret(compose: dict[str, Any]) -> None:
+    for name, service in compose["services"].items():
+        user = str(service.get("user", ""))
+        assert user and user.split(":")[0] not in ("0", "root"), f"{name} must run as an unprivileged user"
+        assert service["read_only"] is True and service["cap_drop"] == ["ALL"], name
+        for key, value in (service.get("environment") or {}).items():
+            assert not re.search(r"PASSWORD|SECRET|TOKEN|KEY", key), f"{name} sets {key} in plain text"
+            if key != "SGB_CONFIG":
+                assert not re.search(r"password|secret", str(value), re.IGNORECASE), (name, key)
+    for name, secret in compose["secrets"].items():
+        assert set(secret) == {"file"} and secret["file"].startswith("./secrets/"), name
+    text = (COMPOSE / "compose.yaml").read_text()
+    assert not re.search(r"(?i)password\s*[:=]\s*\S", text.replace("password:", "")), "no literal password"
+    assert "secrets/" in (COMPOSE / ".gitignore").read_text().split()
+    node = (COMPOSE / "kafka-node.sh").read_text()
+    for setting in ("listener.security.protocol.map=SASL_SSL:SASL_SSL,CONTROLLER:SSL",
+                    "sasl.enabled.mechanisms=SCRAM-SHA-512",
+                    "listener.name.controller.ssl.client.auth=required",
+                    "allow.everyone.if.no.acl.found=false", "transaction.state.log.min.isr=2",
+                    "min.insync.replicas=2", "offsets.topic.replication.factor=3"):
+        assert setting in node, setting
+
+
+def test_make_secrets_makes_every_secret_compose_names(compose: dict[str, Any], tmp_path: Path) -> None:
+    if shutil.which("keytool") is None:
+        pytest.skip("keytool (Java) is not installed")
+    script = COMPOSE / "make-secrets.sh"
+    assert script.stat().st_mode & stat.S_IXUSR
+    out = tmp_path / "secrets"
+    out.mkdir()
+    result = subprocess.run(["bash", str(script), "--inside", str(out)], capture_output=True, text=True,
+                            timeout=180, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    for name, secret in compose["secrets"].items():
+        assert (out / Path(secret["file"]).name).is_file(), f"make-secrets.sh does not make {name}"
+    assert len((out / "pseudonymisation.key").read_bytes()) == 32
+    assert re.fullmatch(r"[A-Za-z0-9_-]{22}", (out / "kafka-cluster-id").read_text())
+    os.environ["SGB_CONFIG"] = str(out / "sgb-filter.toml")
+    try:
+        settings = load_settings()
+    finally:
+        del os.environ["SGB_CONFIG"]
+    assert settings.security_protocol == "SASL_SSL" and settings.sasl_mechanism == "SCRAM-SHA-512"
+    assert settings.sasl_username == "sgb-filter" and settings.sasl_password is not None
+    assert settings.sasl_password.get_secret_value() == (out / "sgb-filter.password").read_text()
+
+
+def test_compose_acls_are_the_generators(compose: dict[str, Any]) -> None:
+    setup = (COMPOSE / "kafka-setup.sh").read_text()
+    table = setup.split('ACLS="', 1)[1].split('"', 1)[0]
+    from_script: dict[str, set[tuple[str, str, str, tuple[str, ...]]]] = {}
+    kinds = {"topic": "topic", "group": "group", "transactional-id": "transactionalId"}
+    for line in table.strip().splitlines():
+        principal, resource, pattern, name, operations = line.split()
+        from_script.setdefault(principal, set()).add(
+            (kinds[resource], {"prefixed": "prefix", "literal": "literal"}[pattern], name,
+             tuple(operations.split(","))))
+    generated = {p.name: {(a.resource, a.pattern, a.name, a.operations) for a in p.acls}
+                 for p in principals(load_declaration())}
+    assert set(from_script) == {"sgb-filter", "sgb-connector-police", "sgb-hub-school-dsl-100000"}
+    for principal, acls in from_script.items():
+        assert acls == generated[principal], principal
+
+
+# -- Dockerfile ---------------------------------------------------------------------------------
+def _instructions(path: Path) -> list[tuple[str, str]]:
+    lines, current = [], ""
+    for raw in path.read_text().splitlines():
+        if raw.lstrip().startswith("#") and not current:
+            continue
+        current += raw.rstrip("\\").strip() + " " if raw.endswith("\\") else raw.strip()
+        if not raw.endswith("\\"):
+            if current.strip():
+                word, _, rest = current.strip().partition(" ")
+                lines.append((word.upper(), rest.strip()))
+            current = ""
+    return lines
+
+
+def test_dockerfile_is_multi_stage_non_root_without_secrets() -> None:
+    steps = _instructions(DOCKERFILE)
+    args = dict(rest.split("=", 1) for word, rest in steps if word == "ARG" and "=" in rest)
+    stages = [(i, rest) for i, (word, rest) in enumerate(steps) if word == "FROM"]
+    assert len(stages) == 2
+    images = [rest.split()[0].replace("${PYTHON_IMAGE}", args.get("PYTHON_IMAGE", "")) for _, rest in stages]
+    assert images == ["python:3.11-slim", "python:3.11-slim"]
+    assert stages[0][1].endswith("AS build")
+    build = steps[stages[0][0]:stages[1][0]]
+    final = steps[stages[1][0]:]
+    assert any(word == "RUN" and "pip wheel" in rest for word, rest in build)
+    assert any(word == "COPY" and rest.startswith("--from=build /wheels") for word, rest in final)
+    assert any(word == "RUN" and "--no-index" in rest and "sgb" in rest for word, rest in final)
+    users = [rest for word, rest in final if word == "USER"]
+    assert users and users[-1].split(":")[0] not in ("root", "0")
+    assert not any(word == "ADD" for word, _ in steps)
+    for word, rest in steps:
+        if word == "COPY":
+            assert not re.search(r"\.pem|\.key|\.p12|secret|\.env|keys/|\.sgb", rest), rest
+        if word in ("ENV", "ARG"):
+            assert not re.search(r"(?i)password|secret|token", rest), rest
+    assert any(word == "HEALTHCHECK" for word, _ in final)
+    assert ("ENTRYPOINT", '["sgb"]') in final
+    ignore = (DOCKERFILE.parent / "Dockerfile.dockerignore").read_text().split()
+    assert "*" in ignore and "**/*.key" in ignore and "**/*.pem" in ignore
