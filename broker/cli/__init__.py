@@ -57,6 +57,7 @@ def cli(ctx: click.Context, config: Path | None) -> None:
 
 def _register() -> None:
     from broker.cli import (
+        connector_cmd,
         demo,
         deploy_cmd,
         dlq_cmd,
@@ -70,8 +71,8 @@ def _register() -> None:
         topics,
     )
 
-    for module in (kafka, topics, filter_cmd, status_cmd, dlq_cmd, hub, policy, schemas_cmd, simulate_cmd, demo,
-                   deploy_cmd):
+    for module in (kafka, topics, filter_cmd, status_cmd, dlq_cmd, connector_cmd, hub, policy, schemas_cmd,
+                   simulate_cmd, demo, deploy_cmd):
         module.register(cli)
 
 

@@ -1,0 +1,15 @@
+"""The connector runtime every agency shares: source records and mapping errors, readers,
+transactional delivery with dead letters, checkpoints, and the file loop (batch or watch)."""
+
+from __future__ import annotations
+
+from connectors.runtime.records import (
+    ConnectorError,
+    MappingError,
+    MappingFileError,
+    MapRecord,
+    NoEvent,
+    SourceRecord,
+)
+
+__all__ = ["ConnectorError", "MapRecord", "MappingError", "MappingFileError", "NoEvent", "SourceRecord"]

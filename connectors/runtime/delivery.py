@@ -1,0 +1,274 @@
+"""The Kafka side of a file connector: records published in transactions, one batch at a time.
+
+Why transactions: a connector's checkpoint lives on local disk and its output in Kafka,
+and nothing can update both atomically. With a plain idempotent producer the checkpoint
+trails the acknowledgements, and every record acknowledged since the last checkpoint write
+is sent again after a crash. Here each batch (events and dead letters alike) is one Kafka
+transaction, and the checkpoint is written only after ``commit_transaction`` returns:
+
+* a crash before the commit leaves an open transaction, which the restarted connector
+  aborts when it calls ``init_transactions`` with the same transactional id; the batch is
+  read and sent again, and ``read_committed`` readers (the filter, hubs) never see the
+  aborted copy;
+* a crash after the broker committed the transaction but before the checkpoint's rename
+  reached the disk re-sends that one batch on restart. This is the remaining window: one
+  small write, an fsync and a rename per batch (a few milliseconds every ``batch_size``
+  records or half a second). Kafka cannot tell the connector afterwards whether an
+  interrupted commit went through, and a connector may not read its own ingress topic to
+  find out. The copies carry the same event ids (uuid5 of connector name, file identity
+  and position), so they are recognisable downstream: a hub's sink skips an event id it
+  already holds. The filter does not dedupe by event id yet, so it would decide the copy again.
+
+Compared with a plain idempotent producer, whose window is every record acknowledged since
+the last checkpoint write, the window shrinks to the checkpoint write itself, and nothing
+of an unfinished batch is ever visible to ``read_committed`` readers.
+
+Each record's delivery report is tracked: the batch's records count as done only when all
+of them were acknowledged and the transaction committed. The restarted connector fences
+this one (same transactional id), so two processes can never both publish for one name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException, Message
+
+from broker import deadletter
+from broker.clients import admin_client, producer
+from broker.codecs import Codecs
+from broker.logs import get_logger
+from broker.registry import registry_for
+from broker.settings import Settings
+from connectors.publisher import ingress_topic
+from connectors.runtime.acked import Headers
+from connectors.runtime.records import ConnectorError, SourceRecord
+from schemas.keys import child_key
+
+log = get_logger("connectors.delivery")
+
+#: Kafka's default message size limit is 1 MB; a dead letter keeps its payload only below this.
+MAX_DEAD_LETTER_PAYLOAD = 900_000
+
+
+def check_topics(settings: Settings, topics: list[str], timeout: float = 15.0) -> None:
+    """Fail in one sentence unless every topic exists (topics are declared, never auto-created)."""
+    try:
+        metadata = admin_client(settings).list_topics(timeout=timeout)
+    except KafkaException as exc:
+        msg = f"Kafka at {settings.bootstrap} did not answer: {exc.args[0].str()}."
+        raise ConnectorError(msg) from None
+    for topic in topics:
+        found = metadata.topics.get(topic)
+        if found is None or found.error is not None:
+            msg = f"Topic {topic} does not exist; run `sgb topics apply` first."
+            raise ConnectorError(msg)
+
+
+@dataclass(slots=True)
+class _Message:
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: Headers | None
+    file_id: str
+    ordinal: int
+
+
+class TransactionalDelivery:
+    """Publish events and dead letters for one connector, in transactions.
+
+    Args:
+        settings: how to reach Kafka.
+        agency: the agency whose ingress topic the events go to.
+        name: the connector's name; its transactional id is ``<topic prefix>sgb-connector-<name>``.
+        should_stop: polled while Kafka is unavailable, so a stop request is not blocked.
+        give_up_s: how long to keep retrying a batch Kafka will not take before failing.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        agency: str,
+        name: str,
+        *,
+        should_stop: Callable[[], bool] = lambda: False,
+        give_up_s: float = 300.0,
+    ) -> None:
+        self.settings = settings
+        self.agency = agency.upper()
+        self.component = f"connector:{agency.lower()}"
+        self.topic = settings.topic(ingress_topic(agency))
+        self.transactional_id = f"{settings.topic_prefix}sgb-connector-{name}"
+        self.codecs = Codecs(registry_for(settings))
+        self.should_stop = should_stop
+        self.give_up_s = give_up_s
+        check_topics(settings, [self.topic, settings.topic(deadletter.DLQ_TOPIC)])
+        self._serde = self.codecs.event  # register the schemas before the first transaction
+        self._dead_letters = self.codecs.dead_letter
+        self._producer = producer(
+            settings,
+            transactional_id=self.transactional_id,
+            **{"linger.ms": 20, "transaction.timeout.ms": 60000, "batch.num.messages": 10000},
+        )
+        try:
+            # Fences any earlier process with this name and aborts what it left open.
+            self._producer.init_transactions(60)
+        except KafkaException as exc:
+            msg = f"Kafka did not start the connector's transactions: {exc.args[0].str()}."
+            raise ConnectorError(msg) from None
+        self._batch: list[_Message] = []
+        self._done: list[tuple[str, int]] = []
+        self._acked = 0
+        self._unpolled = 0
+        self._failures: list[KafkaError] = []
+        self._open = False
+
+    # -- one batch -------------------------------------------------------------------------
+    def publish(self, record: SourceRecord, event: dict[str, Any]) -> None:
+        """Encode ``event`` and add it to the open transaction; raises ``SerdeError`` if it
+        does not match the schema (the caller dead-letters the record)."""
+        key = child_key(event["child"])
+        if key is None:
+            msg = "The event identifies no child (no NHS number, local id, police reference or UPN)."
+            raise ValueError(msg)
+        value = self._serde.encode(event)
+        self._send(_Message(self.topic, key.encode(), value, None, record.file_id, record.ordinal))
+
+    def dead_letter(self, record: SourceRecord, reason: str) -> None:
+        """Add a dead letter for ``record`` (its original bytes, position and reason) to the batch."""
+        payload: bytes | None = record.payload()
+        if payload is not None and len(payload) > MAX_DEAD_LETTER_PAYLOAD:
+            payload, reason = None, f"{reason} (The original was too large to keep in the dead letter.)"
+        origin = deadletter.Origin(source_name=record.source, position=record.position)
+        record_ = deadletter.dead_letter_record(self.component, reason, payload, origin, record.event_id)
+        value = self._dead_letters.encode(record_)
+        headers: Headers = list(deadletter.headers(self.component, reason, origin))
+        self._send(
+            _Message(
+                self.settings.topic(deadletter.DLQ_TOPIC),
+                None,
+                value,
+                headers,
+                record.file_id,
+                record.ordinal,
+            )
+        )
+
+    def skip(self, record: SourceRecord) -> None:
+        """Count ``record`` as done with this batch, with nothing to publish."""
+        self._done.append((record.file_id, record.ordinal))
+
+    @property
+    def pending(self) -> int:
+        """Records in the open batch."""
+        return len(self._batch) + len(self._done)
+
+    def commit(self) -> list[tuple[str, int]]:
+        """Commit the open batch and return the ``(file_id, ordinal)`` of every record it made
+        durable. Retries while Kafka is unavailable; raises :class:`ConnectorError` if it stays
+        unavailable for ``give_up_s`` or a stop was requested meanwhile (nothing is then lost:
+        the checkpoint has not moved)."""
+        if not self._open:
+            done, self._done = self._done, []
+            return done
+        deadline = time.monotonic() + self.give_up_s
+        resend = False
+        while True:
+            try:
+                if resend:
+                    self._resend()
+                    resend = False
+                self._producer.commit_transaction(30)
+                if self._acked != len(self._batch):  # every record's delivery report must be positive
+                    error = self._failures[0] if self._failures else KafkaError(KafkaError._FAIL)
+                    self._open = False
+                    msg = (
+                        f"Kafka committed a batch with {len(self._batch) - self._acked} "
+                        "unacknowledged record(s) "
+                        f"({error.str()}); stopping so that the checkpoint does not pass them."
+                    )
+                    raise ConnectorError(msg)
+                break
+            except KafkaException as exc:
+                resend = self._after_failure(exc.args[0], deadline) or resend
+        self._open = False
+        done = [(m.file_id, m.ordinal) for m in self._batch] + self._done
+        self._batch, self._done, self._failures, self._acked = [], [], [], 0
+        return done
+
+    def close(self) -> None:
+        """Abort an uncommitted batch (its records are re-read on the next run) and flush."""
+        if self._open:
+            with contextlib.suppress(KafkaException):  # the next run's init_transactions aborts it anyway
+                self._producer.abort_transaction(10)
+            self._open = False
+        self._producer.flush(5)
+
+    # -- internals -------------------------------------------------------------------------
+    def _send(self, message: _Message) -> None:
+        if not self._open:
+            self._producer.begin_transaction()
+            self._open = True
+        self._batch.append(message)
+        self._produce(message)
+
+    def _produce(self, m: _Message) -> None:
+        while True:
+            try:
+                self._producer.produce(
+                    m.topic, m.value, m.key, headers=m.headers, on_delivery=self._delivered
+                )
+                break
+            except BufferError:
+                self._producer.poll(0.05)
+        self._unpolled += 1
+        if self._unpolled >= 256:
+            self._producer.poll(0)  # serve delivery reports; commit_transaction serves the rest
+            self._unpolled = 0
+
+    def _delivered(self, error: KafkaError | None, message: Message) -> None:
+        """Each record's delivery report: counted, so a batch is done only if all were acknowledged."""
+        if error is None:
+            self._acked += 1
+        else:
+            self._failures.append(error)
+
+    def _after_failure(self, error: KafkaError, deadline: float) -> bool:
+        """Decide what a failed commit needs: True to abort and send the batch again, False to
+        retry the commit as it is. Raises when the connector must stop."""
+        if error.fatal():
+            msg = (
+                f"Kafka stopped this connector's transactions ({error.str()}); another process with the "
+                "same --name may have started. Nothing is lost: run it again to resume from the checkpoint."
+            )
+            raise ConnectorError(msg)
+        if time.monotonic() > deadline or self.should_stop():
+            if self._open:
+                with contextlib.suppress(KafkaException):
+                    self._producer.abort_transaction(10)
+            self._open = False
+            self._batch, self._done, self._failures = [], [], []
+            msg = (
+                f"Kafka did not accept a batch ({error.str()}); stopped without losing anything: "
+                "the checkpoint is unchanged, so the next run sends the batch again."
+            )
+            raise ConnectorError(msg)
+        log.warning("batch not committed; retrying", reason=error.str(), count=len(self._batch))
+        time.sleep(1.0)
+        return not error.retriable() or error.txn_requires_abort()
+
+    def _resend(self) -> None:
+        """Abort the failed transaction and produce the whole batch again in a new one."""
+        if self._open:
+            self._producer.abort_transaction(30)
+            self._open = False
+        self._failures, self._acked = [], 0
+        self._producer.begin_transaction()
+        self._open = True
+        for message in self._batch:
+            self._produce(message)
