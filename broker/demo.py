@@ -8,11 +8,13 @@ a table a person can read, and stops what it started.
 from __future__ import annotations
 
 import random
+import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from confluent_kafka import KafkaException
@@ -123,14 +125,19 @@ def run_demo(settings: Settings, echo: Echo, timeout: float = 90.0) -> dict[str,
             publisher.publish(event)
         publisher.flush()
         echo(f"Published {len(events)} synthetic DOMESTIC_ABUSE_INCIDENT events to sg.ingress.police.v1.")
+        from broker.demo_sources import run_file_connectors, run_mllp
+
+        with tempfile.TemporaryDirectory(prefix="sgb-demo-") as work:
+            run_file_connectors(settings, Path(work), echo, rng)
+        run_mllp(settings, echo, rng)
         mix = _simulated_mix(settings, echo)
         ids = {e["event_id"] for e in events} | {e["event_id"] for e in mix}
         received = _collect(settings, ids, len(ids) * 7, timeout)
         first = {e["event_id"] for e in events}
         _print_tables(echo, events, {
             "audits": [a for a in received["audits"] if a["event_id"] in first],
-            "deliveries": {t: [c for c in copies if c["event_id"] in first]
-                           for t, copies in received["deliveries"].items()},
+            "deliveries": {t: kept for t, copies in received["deliveries"].items()
+                           if (kept := [c for c in copies if c["event_id"] in first])},
         })
         _print_mix(echo, mix, received["audits"])
         return received["deliveries"]
