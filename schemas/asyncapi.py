@@ -41,6 +41,7 @@ STATUS_TOPIC = "sg.status.v1"
 AUDIT_TOPIC = "sg.audit.decisions.v1"
 DLQ_TOPIC = "sg.dlq.v1"
 SCHEMAS_TOPIC = "sg.schemas.v1"
+REPLAYED_TOPIC = "sg.dlq.replayed.v1"
 DELIVERY_ADDRESS = "sg.deliver.{audience}.{organisation}.v1"
 
 #: Who each audience is and which organisation code names an instance (POLICY.md).
@@ -371,6 +372,26 @@ def _messages() -> dict[str, Any]:
             "payload": _avro_payload("DeadLetter"),
             "bindings": _message_binding("DeadLetterKey"),
         },
+        "ReplayMarker": {
+            "name": "ReplayMarker",
+            "title": "Dead letter replayed",
+            "summary": "Marks one dead letter as re-sent by `sgb dlq replay`, so it is never re-sent twice.",
+            "description": "Written in the same transaction as the re-sent record. Keyed by the dead letter's "
+                           "`partition:offset` on `sg.dlq.v1`; compacted.",
+            "contentType": "application/json",
+            "payload": {
+                "type": "object",
+                "required": ["replayed_at", "dead_letter", "sha256"],
+                "properties": {
+                    "replayed_at": {"type": "string", "format": "date-time",
+                                    "description": "When the dead letter was re-sent."},
+                    "origin": {"type": ["string", "null"], "description": "The topic it was re-sent to."},
+                    "dead_letter": {"type": "string",
+                                    "description": "Its position: `sg.dlq.v1[partition]@offset`."},
+                    "sha256": {"type": "string", "description": "SHA-256 of the re-sent payload."},
+                },
+            },
+        },
         "SchemaRegistration": {
             "name": "SchemaRegistration",
             "title": "Schema registration (embedded registry)",
@@ -516,6 +537,13 @@ def _channels(declaration: TopicDeclaration) -> dict[str, Any]:
         "messages": {"deadLetter": _ref("components", "messages", "DeadLetter")},
         "bindings": {"kafka": _channel_binding(declared(DLQ_TOPIC))},
     }
+    channels["deadLettersReplayed"] = {
+        "address": REPLAYED_TOPIC,
+        "title": "Dead letters replayed",
+        "description": "Which dead letters `sgb dlq replay` has re-sent (compacted, one partition).",
+        "messages": {"replayMarker": _ref("components", "messages", "ReplayMarker")},
+        "bindings": {"kafka": _channel_binding(declared(REPLAYED_TOPIC))},
+    }
     channels["schemas"] = {
         "address": SCHEMAS_TOPIC,
         "title": "Schema registrations",
@@ -560,8 +588,9 @@ def _operations() -> dict[str, Any]:
     ops["consentSourceSendsConsent"] = _operation(
         "send", "consent", "consentRecord", ("consent-source",),
         "Consent is recorded",
-        "Participant: the system where consent is recorded. It sends one ConsentRecord per consent given, "
-        "refused, withdrawn or not sought, keyed by the child's key.")
+        "Participant: the system where consent is recorded (the local authority's connector). It sends one "
+        "ConsentRecord per consent given, refused, withdrawn or not sought, keyed by child, audience and "
+        "purpose so that compaction keeps each audience's consent.")
     for agency, part in AGENCIES:
         ops[f"filterReceives{_pascal(part)}Events"] = _operation(
             "receive", f"ingress{_pascal(part)}", "safeguardingEvent", ("filter",),
@@ -623,6 +652,11 @@ def _operations() -> dict[str, Any]:
         "An operator watches dead letters",
         "Participant: an operator. Reads dead letters (filtering on the headers without decoding), fixes the "
         "cause and re-submits the kept original bytes.")
+    ops["operatorMarksReplayed"] = _operation(
+        "send", "deadLettersReplayed", "replayMarker", ("operator",),
+        "An operator replays dead letters after a fix",
+        "Participant: an operator running `sgb dlq replay`. Each re-sent payload and its marker are written in "
+        "one transaction, so a dead letter is re-sent at most once.")
     ops["operatorReceivesAudit"] = _operation(
         "receive", "audit", "auditDecision", ("operator",),
         "An operator reads or archives the audit trail",

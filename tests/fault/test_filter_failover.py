@@ -26,7 +26,7 @@ from .flow import (
 
 RATE = 25.0
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = pytest.mark.timeout(900)
 
 
 def test_two_filters_share_the_work_and_the_survivor_takes_over(cluster_settings: Settings, tmp_path: Path,
@@ -38,10 +38,10 @@ def test_two_filters_share_the_work_and_the_survivor_takes_over(cluster_settings
     watcher = AuditWatcher(settings).start()
     flow = None
     try:
-        wait_for(lambda: a.check_alive() or b.check_alive() or (a.assigned() > 0 and b.assigned() > 0), 90,
+        wait_for(lambda: a.check_alive() or b.check_alive() or (a.assigned() > 0 and b.assigned() > 0), 240,
                  "both filters to be assigned partitions")
-        flow = SustainedFlow(settings, synthetic_events(int(RATE * 200), seed=202), RATE).start()
-        wait_for(lambda: b.check_alive() or len(watcher.first_seen) > 50, 90, "deliveries to flow")
+        flow = SustainedFlow(settings, synthetic_events(int(RATE * 600), seed=202), RATE).start()
+        wait_for(lambda: b.check_alive() or len(watcher.first_seen) > 50, 240, "deliveries to flow")
         time.sleep(3)
         fault_at = time.monotonic()
         a.proc.send_signal(signal.SIGKILL)

@@ -25,26 +25,26 @@ from .flow import (
 
 RATE = 50.0
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = pytest.mark.timeout(900)
 
 
 def test_publisher_keeps_going_through_a_leader_change(cluster: LocalKafka, cluster_settings: Settings,
                                                        report: Any) -> None:
     settings = cluster_settings
     ingress = settings.topic(INGRESS)
-    events = synthetic_events(int(RATE * 200), seed=303, types=POLICE_TYPES)  # one connector: police
+    events = synthetic_events(int(RATE * 600), seed=303, types=POLICE_TYPES)  # one connector: police
     flow = SustainedFlow(settings, events, RATE).start()
     try:
         wait_for(lambda: sum(1 for s in flow.sent if s.acked_at) > 100, 60, "the first acknowledgements")
         leader, _ = leader_and_followers(settings, ingress, 0)
         fault_at = time.monotonic()
         cluster.kill_node(leader)
-        recovery = wait_for(lambda: ack_recovery_seconds(flow, fault_at), 90,
+        recovery = wait_for(lambda: ack_recovery_seconds(flow, fault_at), 240,
                             "acknowledgements on every partition after the leader died")
         new_leader = wait_for_new_leader(settings, ingress, 0, leader).leader
         restart_at = time.monotonic()
         cluster.restart_node(leader)
-        wait_until_in_sync(settings, [ingress], timeout=90)
+        wait_until_in_sync(settings, [ingress], timeout=240)
         isr = time.monotonic() - restart_at
         time.sleep(2)
         events = flow.stop()
