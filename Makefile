@@ -35,6 +35,7 @@ lint: $(STAMP)
 bench: kafka-jars
 	$(BIN)/python bench/serde.py
 	$(BIN)/python bench/connectors.py
+	$(BIN)/python bench/connectors_la.py
 	$(BIN)/python bench/filter.py
 	$(BIN)/python bench/hub.py
 	$(BIN)/python bench/scale.py

@@ -106,8 +106,12 @@ def principals(declaration: TopicDeclaration) -> list[Principal]:
         Acl("transactionalId", FILTER_GROUP, ("Write", "Describe"), "prefix"),
     ))]
     for agency in agencies(declaration):
+        # The local authority's case system is where consent is recorded: its connector
+        # publishes consent records as well as events.
+        consent = (Acl("topic", "sg.consent.v1", ("Write", "Describe")),) if agency == "local_authority" else ()
         out.append(Principal(k8s_name(f"sgb-connector-{agency}"), "connector", (
             Acl("topic", f"sg.ingress.{agency}.v1", ("Write", "Describe")),
+            *consent,
             # What a connector cannot map goes to the dead-letter topic with its reason.
             Acl("topic", "sg.dlq.v1", ("Write", "Describe")),
             schemas_rw,

@@ -1,0 +1,174 @@
+"""The Children in Need census return (DfE CIN census XML), read as facts.
+
+``Message/Header/Source/LEA`` names the authority; each ``Message/Children/Child`` has
+``ChildIdentifiers`` (``LAchildID``, ``UPN``, ``FormerUPN``, ``UPNunknown``,
+``PersonBirthDate``, ``Sex``), ``ChildCharacteristics`` and ``CINdetails`` episodes, each with
+``CINreferralDate``, ``ReferralSource``, ``PrimaryNeedCode``, ``CINclosureDate``,
+``ReasonForClosure``, ``ReferralNFA``, and its ``Assessments``, ``Section47`` and
+``ChildProtectionPlans`` modules.
+
+Facts per child (see :mod:`connectors.snapshots`):
+
+* ``referral_outcome``: a referral's outcome once it is known: no further action
+  (``ReferralNFA``), a section 47 enquiry, or a section 17 assessment;
+* ``section_47``: each ``Section47`` module (a strategy discussion decided on an enquiry);
+* ``cpp_start`` / ``cpp_end``: each ``ChildProtectionPlans`` module, and its ``CPPendDate``.
+
+The file is streamed one ``Child`` at a time (bounded memory). Positions name elements and
+their index (``Child 12 / CINdetails 1 / ChildProtectionPlans 2``), never values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from xml.etree.ElementTree import Element
+
+from connectors.local_authority.xmlstream import as_bytes, child, children, count_tag, stream, text
+from connectors.runtime.readers import FileRef, Malformed
+from connectors.runtime.records import SourceRecord
+from connectors.snapshots import Fact, date_key
+
+CONTENT_TYPE = "application/xml"
+IDENTIFIERS = ("LAchildID", "UPN", "FormerUPN", "UPNunknown", "PersonBirthDate", "Sex")
+CIN_FIELDS = (
+    "CINreferralDate",
+    "ReferralSource",
+    "PrimaryNeedCode",
+    "CINclosureDate",
+    "ReasonForClosure",
+    "ReferralNFA",
+    "DateOfInitialCPC",
+)
+S47_FIELDS = ("S47ActualStartDate", "InitialCPCtarget", "DateOfInitialCPC", "ICPCnotRequired")
+CPP_FIELDS = (
+    "CPPstartDate",
+    "CPPendDate",
+    "InitialCategoryOfAbuse",
+    "LatestCategoryOfAbuse",
+    "NumberOfPreviousCPP",
+)
+_TRUE = ("1", "true", "yes", "y")
+
+
+def _fields(elem: Element | None, names: tuple[str, ...]) -> dict[str, str | None]:
+    return {name: text(elem, name) for name in names}
+
+
+def is_true(value: str | None) -> bool:
+    """A census boolean (``1``/``true``)."""
+    return (value or "").strip().lower() in _TRUE
+
+
+def child_facts(elem: Element, la_code: str | None) -> list[tuple[str, Fact]]:
+    """``(position suffix, fact)`` for one ``Child`` element, in document order."""
+    ids = _fields(child(elem, "ChildIdentifiers"), IDENTIFIERS)
+    la_id = (ids["LAchildID"] or "").strip()
+    who = f"{la_code}|{la_id}"
+    base = {"identifiers": ids, "la_code": la_code}
+    out: list[tuple[str, Fact]] = []
+    for i, cin in enumerate(children(elem, "CINdetails"), start=1):
+        details = _fields(cin, CIN_FIELDS)
+        referral = date_key(details["CINreferralDate"])
+        s47s = children(cin, "Section47")
+        assessments = children(cin, "Assessments")
+        decision_date: str | None
+        if is_true(details["ReferralNFA"]):
+            decision, decision_date = (
+                "NO_FURTHER_ACTION",
+                details["CINclosureDate"] or details["CINreferralDate"],
+            )
+        elif s47s:
+            decision, decision_date = "SECTION_47_ENQUIRY", text(s47s[0], "S47ActualStartDate")
+        elif assessments:
+            decision, decision_date = (
+                "SECTION_17_ASSESSMENT",
+                text(assessments[0], "AssessmentActualStartDate"),
+            )
+        else:
+            decision, decision_date = "", None
+        where = f"CINdetails {i}"
+        if decision:
+            out.append(
+                (
+                    where,
+                    Fact(
+                        "referral_outcome",
+                        f"ref|{who}|{referral}|{decision}",
+                        {**base, "cin": details, "decision": decision, "decision_date": decision_date},
+                    ),
+                )
+            )
+        for j, s47 in enumerate(s47s, start=1):
+            item = _fields(s47, S47_FIELDS)
+            out.append(
+                (
+                    f"{where} / Section47 {j}",
+                    Fact(
+                        "section_47",
+                        f"s47|{who}|{date_key(item['S47ActualStartDate'])}",
+                        {**base, "cin": details, "item": item},
+                    ),
+                )
+            )
+        for k, plan in enumerate(children(cin, "ChildProtectionPlans"), start=1):
+            item = _fields(plan, CPP_FIELDS)
+            start = date_key(item["CPPstartDate"])
+            data = {**base, "cin": details, "item": item}
+            out.append(
+                (f"{where} / ChildProtectionPlans {k}", Fact("cpp_start", f"cpp-start|{who}|{start}", data))
+            )
+            if item["CPPendDate"]:
+                out.append(
+                    (
+                        f"{where} / ChildProtectionPlans {k} / CPPendDate",
+                        Fact("cpp_end", f"cpp-end|{who}|{start}", data),
+                    )
+                )
+    return out
+
+
+class CinCensusReader:
+    """Reads CIN census XML returns as :class:`Fact` records.
+
+    Args:
+        la_code: the authority's code when the header does not say (or to check it against).
+    """
+
+    suffixes: tuple[str, ...] = (".xml",)
+
+    def __init__(self, la_code: str | None = None) -> None:
+        self.la_code = la_code
+
+    def estimate(self, path: Path) -> int:
+        return count_tag(path, b"Child")
+
+    def records(self, ref: FileRef) -> Iterator[SourceRecord]:
+        la_code = self.la_code
+        ordinal = 0
+        for kind, elem, n in stream(ref.path, ref.source, "Child", "Header"):
+            if kind == "header":
+                la_code = la_code or text(child(elem, "Source"), "LEA")
+                continue
+            raw = as_bytes(elem)
+            ids = child(elem, "ChildIdentifiers")
+            facts: list[tuple[str, Any]]
+            if not text(ids, "LAchildID"):
+                facts = [("", Malformed("ChildIdentifiers/LAchildID is missing."))]
+            elif not la_code:
+                facts = [("", Malformed("The return does not name its local authority (Header/Source/LEA)."))]
+            else:
+                facts = list(child_facts(elem, la_code))
+            for suffix, data in facts:
+                yield SourceRecord(
+                    ref.connector,
+                    ref.source,
+                    ref.file_id,
+                    ordinal,
+                    f"Child {n}" + (f" / {suffix}" if suffix else ""),
+                    data,
+                    raw,
+                    CONTENT_TYPE,
+                )
+                ordinal += 1
