@@ -125,11 +125,12 @@ def run_demo(settings: Settings, echo: Echo, timeout: float = 90.0) -> dict[str,
             publisher.publish(event)
         publisher.flush()
         echo(f"Published {len(events)} synthetic DOMESTIC_ABUSE_INCIDENT events to sg.ingress.police.v1.")
-        from broker.demo_sources import run_file_connectors, run_mllp
+        from broker.demo_sources import run_file_connectors, run_mllp, run_school_and_la
 
         with tempfile.TemporaryDirectory(prefix="sgb-demo-") as work:
             run_file_connectors(settings, Path(work), echo, rng)
-        run_mllp(settings, echo, rng)
+            run_mllp(settings, echo, rng)
+            run_school_and_la(settings, Path(work), echo, rng)
         mix = _simulated_mix(settings, echo)
         ids = {e["event_id"] for e in events} | {e["event_id"] for e in mix}
         received = _collect(settings, ids, len(ids) * 7, timeout)

@@ -34,7 +34,7 @@ def _sgb(settings: Settings, *args: str) -> str:
     if result.returncode not in (0, 1):
         msg = f"`sgb {args[0]} {args[1]}` failed: {result.stderr.strip().splitlines()[-1:]}"
         raise SgbError(msg)
-    return result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
+    return "\n  ".join(line for line in result.stdout.strip().splitlines() if line.strip())
 
 
 def run_file_connectors(settings: Settings, work: Path, echo: Echo, rng: random.Random) -> None:
@@ -109,3 +109,63 @@ def _send(client: socket.socket, message: bytes) -> str:
         reply += chunk
     msa = next((seg for seg in reply.decode(errors="replace").split("\r") if seg.startswith("MSA")), "")
     return msa.split("|")[1] if "|" in msa else "?"
+
+
+def run_school_and_la(settings: Settings, work: Path, echo: Echo, rng: random.Random) -> None:
+    """A CIN census return twice (the second run publishes nothing: only changes become
+    events), a Common Transfer File, and a school posting a concern to the webhook."""
+    from connectors.education.synthetic import pupil, write_ctf
+    from connectors.local_authority.synthetic import cin_children, write_cin
+
+    la = work / "cin"
+    la.mkdir(parents=True, exist_ok=True)
+    write_cin(la / "cin-2024.xml", cin_children(8, rng), la="202")
+    name = f"local_authority-demo-cin-{rng.randrange(1 << 30)}"
+    for attempt in ("first run", "same return again"):
+        echo(f"Local authority connector (CIN census, {attempt}): sgb connector run local_authority --format cin")
+        echo("  " + _sgb(settings, "connector", "run", "local_authority", "--format", "cin", "--source",
+                         str(la / "cin-2024.xml"), "--la", "202", "--name", name))
+    school = work / "ctf"
+    school.mkdir(parents=True, exist_ok=True)
+    write_ctf(school / "ctf.xml", [pupil(rng, i, possible=300, authorised=10, unauthorised=40 + i)
+                                   for i in range(4)])
+    echo("School connector (Common Transfer File): sgb connector run education --format ctf")
+    echo("  " + _sgb(settings, "connector", "run", "education", "--format", "ctf", "--source",
+                     str(school / "ctf.xml"), "--name", f"education-demo-ctf-{rng.randrange(1 << 30)}"))
+    _webhook(settings, work, echo, rng)
+
+
+def _webhook(settings: Settings, work: Path, echo: Echo, rng: random.Random) -> None:
+    import httpx
+
+    from connectors.education.synthetic import concern_payload
+
+    tokens = work / "school-tokens"
+    token = _sgb(settings, "connector", "school-token", "add", "100000", "--tokens", str(tokens)).split()[-1]
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "broker.cli", "connector", "serve-webhook", "--host", "127.0.0.1", "--port", str(port),
+         "--tokens", str(tokens)], env=_env(settings), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or server.poll() is not None:
+                msg = "The school webhook did not start."
+                raise SgbError(msg)
+            time.sleep(0.3)
+        body = concern_payload(rng, 1)
+        good = httpx.post(f"{url}/v1/concerns", json=body, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        wrong = httpx.post(f"{url}/v1/concerns", json=body, headers={"Authorization": "Bearer wrong"}, timeout=30)
+        echo(f"School webhook: POST /v1/concerns answered {good.status_code} (Kafka has it); "
+             f"with a wrong token {wrong.status_code}.")
+    finally:
+        server.terminate()
+        server.wait(30)
