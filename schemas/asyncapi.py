@@ -89,6 +89,7 @@ KEY_DESCRIPTIONS = {
                       "message's child key); absent for a connector's source record that could not be "
                       "mapped."),
     "RegistrationKey": "`<subject>:<schema id>`, so that compaction keeps one registration of each schema.",
+    "DeadLetterPosition": "`<partition>:<offset>` of the dead letter on `sg.dlq.v1`, so each is marked once.",
 }
 
 
@@ -391,6 +392,8 @@ def _messages() -> dict[str, Any]:
                     "sha256": {"type": "string", "description": "SHA-256 of the re-sent payload."},
                 },
             },
+            "bindings": {"kafka": {"key": _ref("components", "schemas", "DeadLetterPosition"),
+                                   "bindingVersion": KAFKA_BINDING}},
         },
         "SchemaRegistration": {
             "name": "SchemaRegistration",
@@ -428,6 +431,8 @@ def _key_schemas() -> dict[str, Any]:
                     "pattern": "^[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}$",
                     "description": KEY_DESCRIPTIONS["EventId"]},
         "DeadLetterKey": {"type": ["string", "null"], "description": KEY_DESCRIPTIONS["DeadLetterKey"]},
+        "DeadLetterPosition": {"type": "string", "pattern": "^[0-9]+:[0-9]+$", "examples": ["2:1042"],
+                               "description": KEY_DESCRIPTIONS["DeadLetterPosition"]},
         "RegistrationKey": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_.]*:[0-9]+$",
                             "examples": [f"{NAMESPACE}.SafeguardingEvent:123456789"],
                             "description": KEY_DESCRIPTIONS["RegistrationKey"]},

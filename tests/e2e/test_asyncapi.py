@@ -278,7 +278,7 @@ def test_document_describes_every_declared_topic(generated: Path) -> None:
     assert [c["address"] for c in document["channels"].values() if "{" not in c["address"]] == [
         "sg.ingress.health.v1", "sg.ingress.police.v1", "sg.ingress.education.v1",
         "sg.ingress.local_authority.v1", "sg.consent.v1", "sg.status.v1", "sg.audit.decisions.v1",
-        "sg.dlq.v1", "sg.schemas.v1"]
+        "sg.dlq.v1", "sg.dlq.replayed.v1", "sg.schemas.v1"]
     for channel in document["channels"].values():
         assert channel["bindings"]["kafka"]["partitions"] >= 1
 
