@@ -8,7 +8,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: demo test lint kafka-jars bench clean
+.PHONY: demo test test-faults lint kafka-jars bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,7 +26,13 @@ demo: kafka-jars
 test: kafka-jars
 	./tools/install-test-deps.sh
 	$(BIN)/sgb schemas check
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m "not broker_fault"
+
+# Broker crashes on a 3-node cluster under a sustained flow. Not yet in `make test`: it has
+# hung twice in three full runs (the filter stalled after a group rebalance that followed
+# the kill); see the closing note of issue 10.
+test-faults: kafka-jars
+	$(BIN)/python -m pytest -m broker_fault -s
 
 lint: $(STAMP)
 	$(BIN)/ruff check broker connectors consent schemas tests bench

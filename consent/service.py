@@ -9,6 +9,7 @@ topics by every process (a global table), so any process can decide any child.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -83,6 +84,8 @@ class FilterService:
         self._store = store or SqliteStore(settings.state_dir / "filter" / f"{self.group_id}.{self.instance}.db")
         self._state_positions: dict[tuple[str, int], int] = {}
         self._republisher: Any = None
+        self._failures = 0
+        self._transactional_id = ""
         self.ready = threading.Event()
         self.health = Health("filter")
         self.health.add_check("running", self.ready.is_set)
@@ -231,9 +234,8 @@ class FilterService:
         state_consumer = self._open_state_consumer()
         self._catch_up_state(state_consumer)
         transactional_id = f"{self.group_id}-{self.instance}"
-        self._producer = producer(self.settings, transactional_id=transactional_id,
-                                  **{"transaction.timeout.ms": 30000, "linger.ms": 2})
-        self._producer.init_transactions(30)
+        self._transactional_id = transactional_id
+        self._producer = self._new_producer()
         self._consumer = consumer(self.settings, self.group_id, **{"partition.assignment.strategy": "cooperative-sticky",
                                                                    "session.timeout.ms": 10000})
         self._consumer.subscribe([self.settings.topic(t) for t in INGRESS], on_assign=self._on_assign,
@@ -242,6 +244,7 @@ class FilterService:
                  policy_version=self._policy.version_id)
         self.ready.set()
         last_stats = time.monotonic()
+        failed = False
         try:
             while not stop.is_set():
                 self.health.beat()
@@ -254,9 +257,17 @@ class FilterService:
                 if time.monotonic() - last_stats > 10:
                     log.info("filter progress", counts=dict(self.counts))
                     last_stats = time.monotonic()
+        except BaseException as exc:
+            failed = True
+            log.error("filter failed; stopping", exc_type=type(exc).__name__,
+                      reason=exc.args[0].str() if isinstance(exc, KafkaException) else None)
+            raise
         finally:
-            self._consumer.close()
-            state_consumer.close()
+            # After a failure, leaving the group cleanly can block on a broken connection;
+            # the group's session timeout frees the partitions instead.
+            if not failed:
+                self._consumer.close()
+                state_consumer.close()
             self._producer.flush(10)
             if self._republisher is not None:
                 self._republisher.flush(10)
@@ -271,6 +282,20 @@ class FilterService:
         if first is None:
             return []
         return [first, *self._consumer.consume(self.batch_size - 1, timeout=0)]
+
+    def _new_producer(self) -> Any:
+        prod = producer(self.settings, transactional_id=self._transactional_id,
+                        **{"transaction.timeout.ms": 30000, "linger.ms": 2})
+        _retrying(lambda: prod.init_transactions(30))
+        return prod
+
+    def _renew_producer(self) -> None:
+        """Replace an unusable transactional producer; the new one fences the old and aborts
+        its open transaction."""
+        old = self._producer
+        self._producer = self._new_producer()
+        del old
+        log.warning("transactional producer replaced", transactional_id=self._transactional_id)
 
     def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         log.info("partitions assigned", count=len(partitions),
@@ -298,24 +323,32 @@ class FilterService:
             # 4. Commit: deliveries, audit and offsets become visible together.
             _retrying(lambda: self._producer.commit_transaction(60))
         except KafkaException as exc:
-            # 5. If Kafka says the transaction must be aborted, abort and rewind, so the batch
-            #    is redone from its first offset, and forget the state it derived (it is
-            #    derived again on the retry). Anything else (fenced, fatal) stops the process:
-            #    a restart resumes from the last committed batch.
+            # 5. Nothing of the batch is visible. If Kafka says the transaction must be
+            #    aborted, abort; if the producer itself is unusable (fenced, fatal, or in a
+            #    state it cannot leave), replace it: init_transactions under the same
+            #    transactional id aborts whatever was left open. Either way rewind, so the
+            #    batch is redone from its first offset, and forget the state it derived.
             error = exc.args[0]
-            if not error.txn_requires_abort():
+            log.warning("transaction failed; batch will be redone", reason=error.str(), count=len(messages),
+                        status=error.name())
+            self._failures += 1
+            if self._failures > 5:
                 raise
-            log.warning("transaction aborted; batch will be retried", reason=error.str(), count=len(messages))
-            self._producer.abort_transaction(30)
+            if error.txn_requires_abort():
+                self._producer.abort_transaction(30)
+            else:
+                self._renew_producer()
             self._store.rollback()
             self._rewind(messages)
             self.counts["aborted_batches"] += 1
             metrics.record_aborted_transaction()
             return
         except BaseException:
-            self._producer.abort_transaction(30)
+            with contextlib.suppress(KafkaException):
+                self._producer.abort_transaction(30)
             self._store.rollback()
             raise
+        self._failures = 0
         # 6. Only now persist the state that this batch derived, and count what it did
         #    (an aborted batch is redone, so counting earlier would count it twice).
         self._store.commit(self._state_positions)

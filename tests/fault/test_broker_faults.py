@@ -30,7 +30,7 @@ from .flow import (
 
 RATE = 25.0  # events per second: sustained, well inside what one filter does on a shared two-core machine
 
-pytestmark = pytest.mark.timeout(900)
+pytestmark = [pytest.mark.timeout(900), pytest.mark.broker_fault]
 
 
 def _all_topics(settings: Settings) -> list[str]:
