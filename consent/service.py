@@ -18,11 +18,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import KafkaException, Message, TopicPartition
 
 import schemas
 from broker import deadletter, metrics
 from broker.clients import admin_client, consumer, producer
+from broker.transactions import next_offsets, retrying, watermarks
 from broker.codecs import Codecs
 from broker.exceptions import SerdeError
 from broker.health import Health
@@ -32,21 +33,23 @@ from broker.registry import registry_for
 from broker.settings import Settings
 from consent import policy as policy_module
 from consent import status
+from consent.audit import audit_record, withhold
 from consent.engine import Decision, Engine
 from consent.exceptions import EventInvalid, PolicyError
 from consent.policy import Policy
+from consent.state_reader import CONSENT_TOPIC, STATUS_TOPIC, StateReader
 from consent.store import SqliteStore, StateStore
 from consent.vocabulary import Outcome, Reason
-from schemas.keys import child_key, consent_child_key, consent_key
+from schemas.keys import child_key
 
 log = get_logger("consent.filter")
 
 AGENCY_TOPICS = ("health", "police", "education", "local_authority")
 INGRESS = tuple(f"sg.ingress.{agency}.v1" for agency in AGENCY_TOPICS)
-CONSENT_TOPIC = "sg.consent.v1"
-STATUS_TOPIC = "sg.status.v1"
 AUDIT_TOPIC = "sg.audit.decisions.v1"
 COMPONENT = "filter"
+# Kept importable from here: tests and benchmarks use them through this module.
+__all__ = ["CONSENT_TOPIC", "STATUS_TOPIC", "FilterService", "audit_record", "watermarks"]
 
 
 class FilterService:
@@ -82,8 +85,7 @@ class FilterService:
         self._onboarded_at = 0.0
         self._engine = self._make_engine(self._policy)
         self._store = store or SqliteStore(settings.state_dir / "filter" / f"{self.group_id}.{self.instance}.db")
-        self._state_positions: dict[tuple[str, int], int] = {}
-        self._republisher: Any = None
+        self._state = StateReader(settings, self._store, self._codecs, self.counts, self.group_id)
         self._failures = 0
         self._transactional_id = ""
         self.ready = threading.Event()
@@ -130,109 +132,12 @@ class FilterService:
         self._onboarded = {name for name in metadata.topics if name.startswith(prefix)}
         self._onboarded_at = time.monotonic()
 
-    # -- state ---------------------------------------------------------------------------
-    def _open_state_consumer(self) -> Any:
-        cons = consumer(self.settings, f"{self.group_id}-state-{self.instance}")
-        metadata = admin_client(self.settings).list_topics(timeout=10)
-        saved = self._store.positions()
-        assignment = []
-        for logical in (CONSENT_TOPIC, STATUS_TOPIC):
-            name = self.settings.topic(logical)
-            topic = metadata.topics.get(name)
-            if topic is None or topic.error is not None:
-                msg = f"Topic {name} does not exist; run `sgb topics apply`."
-                raise KafkaException(KafkaError(KafkaError.UNKNOWN_TOPIC_OR_PART, msg))
-            for partition in topic.partitions:
-                offset = saved.get((name, partition), -2)  # -2: from the beginning
-                assignment.append(TopicPartition(name, partition, offset))
-        cons.assign(assignment)
-        return cons
-
-    def _catch_up_state(self, cons: Any, timeout: float = 120.0) -> None:
-        """Read the state topics to their current end before deciding anything.
-
-        The end is judged by the consumer's position, not by message offsets: records
-        written in transactions are followed by commit markers that are never delivered.
-        """
-        ends: dict[tuple[str, int], int] = {}
-        for tp in cons.assignment():
-            _, high = _watermarks(cons, tp)
-            if high > self._store.positions().get((tp.topic, tp.partition), 0):
-                ends[(tp.topic, tp.partition)] = high
-        deadline = time.monotonic() + timeout
-        while ends and time.monotonic() < deadline:
-            for msg in cons.consume(1000, timeout=0.5):
-                self._apply_state(msg)
-            for tp in cons.position([TopicPartition(t, p) for t, p in ends]):
-                if tp.offset >= ends[(tp.topic, tp.partition)]:
-                    del ends[(tp.topic, tp.partition)]
-        if ends:
-            msg = f"The state topics could not be read to their end within {timeout:.0f} s."
-            raise KafkaException(KafkaError(KafkaError._TIMED_OUT, msg))
-        self._store.commit(self._state_positions)
-        log.info("state caught up", count=self.counts["consent_records"])
-
-    def _drain_state(self, cons: Any) -> None:
-        messages = cons.consume(1000, timeout=0)
-        for msg in messages:
-            self._apply_state(msg)
-        if messages:
-            # Committed at once, so that an aborted batch's rollback cannot undo them.
-            self._store.commit(self._state_positions)
-
-    def _apply_state(self, msg: Message) -> None:
-        if msg.error():
-            return
-        self._state_positions[(msg.topic(), msg.partition())] = msg.offset() + 1
-        key = msg.key().decode() if msg.key() else None
-        if key is None or msg.value() is None:
-            return
-        try:
-            if msg.topic() == self.settings.topic(CONSENT_TOPIC):
-                record = self._codecs.consent.decode(msg.value())
-                self._apply_consent(record)
-            else:
-                record = self._codecs.status.decode(msg.value())
-                self._store.put(key, status.apply_status(self._store.get(key), record))
-        except SerdeError as exc:
-            log.error("state record unreadable; skipped", topic=msg.topic(), partition=msg.partition(),
-                      offset=msg.offset(), reason=str(exc))
-
-    def _apply_consent(self, record: dict[str, Any]) -> None:
-        """Apply a consent record; newest by recorded time wins (principle 6).
-
-        A record that loses (it arrived late but was recorded earlier) is the last on its
-        compacted key, so compaction would keep it and a fresh filter would rebuild the
-        wrong state. The record in force is therefore published again after it, so the
-        newest by recorded time is also the last by offset.
-        """
-        key = consent_child_key(record)
-        if key is None:
-            return
-        before = self._store.get(key)
-        after = status.apply_consent(before, record)
-        self.counts["consent_records"] += 1
-        if after is before:
-            winner = status.consent_in_force(before, record)
-            if winner is not None:
-                self._state_producer().produce(self.settings.topic(CONSENT_TOPIC),
-                                               key=(consent_key(winner) or "").encode(),
-                                               value=self._codecs.consent.encode(winner))
-                self.counts["consent_republished"] += 1
-            return
-        self._store.put(key, after)
-
-    def _state_producer(self) -> Any:
-        if self._republisher is None:
-            self._republisher = producer(self.settings)
-        return self._republisher
-
     # -- the loop ------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> Counter[str]:
         """Run until ``stop`` is set; returns the counts of what was done."""
         self._refresh_onboarded(force=True)
-        state_consumer = self._open_state_consumer()
-        self._catch_up_state(state_consumer)
+        self._state.open(self.instance)
+        self._state.catch_up()
         transactional_id = f"{self.group_id}-{self.instance}"
         self._transactional_id = transactional_id
         self._producer = self._new_producer()
@@ -251,7 +156,7 @@ class FilterService:
                 self._maybe_reload_policy()
                 self._refresh_onboarded()
                 messages = self._next_batch()
-                self._drain_state(state_consumer)
+                self._state.drain()
                 if messages:
                     self._process_batch(messages)
                 if time.monotonic() - last_stats > 10:
@@ -267,10 +172,8 @@ class FilterService:
             # the group's session timeout frees the partitions instead.
             if not failed:
                 self._consumer.close()
-                state_consumer.close()
+            self._state.close(leave=not failed)
             self._producer.flush(10)
-            if self._republisher is not None:
-                self._republisher.flush(10)
             self._store.close()
             log.info("filter stopped", counts=dict(self.counts))
         return self.counts
@@ -286,7 +189,7 @@ class FilterService:
     def _new_producer(self) -> Any:
         prod = producer(self.settings, transactional_id=self._transactional_id,
                         **{"transaction.timeout.ms": 30000, "linger.ms": 2})
-        _retrying(lambda: prod.init_transactions(30))
+        retrying(lambda: prod.init_transactions(30))
         return prod
 
     def _renew_producer(self) -> None:
@@ -318,10 +221,10 @@ class FilterService:
             for msg in messages:
                 self._handle(msg)
             # 3. Put the consumed offsets in the same transaction.
-            _retrying(lambda: self._producer.send_offsets_to_transaction(
-                _next_offsets(messages), self._consumer.consumer_group_metadata(), 30))
+            retrying(lambda: self._producer.send_offsets_to_transaction(
+                next_offsets(messages), self._consumer.consumer_group_metadata(), 30))
             # 4. Commit: deliveries, audit and offsets become visible together.
-            _retrying(lambda: self._producer.commit_transaction(60))
+            retrying(lambda: self._producer.commit_transaction(60))
         except KafkaException as exc:
             # 5. Nothing of the batch is visible. If Kafka says the transaction must be
             #    aborted, abort; if the producer itself is unusable (fenced, fatal, or in a
@@ -351,7 +254,7 @@ class FilterService:
         self._failures = 0
         # 6. Only now persist the state that this batch derived, and count what it did
         #    (an aborted batch is redone, so counting earlier would count it twice).
-        self._store.commit(self._state_positions)
+        self._store.commit(self._state.positions)
         self.counts["batches"] += 1
         metrics.record_filter_batch(time.monotonic() - began, dict(self._batch_agencies))
         for (audience, outcome, reason), count in self._batch_decisions.items():
@@ -413,7 +316,7 @@ class FilterService:
                 else:
                     value = self._codecs.event.encode(decision.event)
             except SerdeError:
-                decision = _withhold(decision, Reason.REDACTION_FAILED)
+                decision = withhold(decision, Reason.REDACTION_FAILED)
             else:
                 recipient = f"{decision.audience}:{decision.organisation}"
                 self._producer.produce(
@@ -438,64 +341,3 @@ class FilterService:
         self._batch_dead += 1
         log.warning("event dead-lettered", topic=msg.topic(), partition=msg.partition(), offset=msg.offset(),
                     event_id=event_id, reason=reason)
-
-
-def _retrying(call: Any, attempts: int = 10) -> None:
-    """Run a transactional call, repeating it while Kafka says the error is retriable."""
-    for attempt in range(attempts):
-        try:
-            call()
-            return
-        except KafkaException as exc:
-            if not exc.args[0].retriable() or attempt == attempts - 1:
-                raise
-            log.warning("transactional call will be retried", reason=exc.args[0].str(), attempt=attempt + 1)
-            time.sleep(0.2 * (attempt + 1))
-
-
-def _watermarks(cons: Any, tp: TopicPartition, attempts: int = 20) -> tuple[int, int]:
-    """A partition's low and high offsets, retrying while leadership settles."""
-    for attempt in range(attempts):
-        try:
-            low, high = cons.get_watermark_offsets(tp, timeout=10)
-            return int(low), int(high)
-        except KafkaException as exc:
-            if attempt == attempts - 1 or not exc.args[0].retriable() and exc.args[0].code() not in (
-                    KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE):
-                raise
-            time.sleep(0.25)
-    raise AssertionError("unreachable")
-
-
-def _withhold(decision: Decision, reason: Reason) -> Decision:
-    from dataclasses import replace
-
-    return replace(decision, outcome=Outcome.WITHHOLD, reason=reason, event=None)
-
-
-def _next_offsets(messages: list[Message]) -> list[TopicPartition]:
-    nxt: dict[tuple[str, int], int] = {}
-    for msg in messages:
-        key = (msg.topic(), msg.partition())
-        nxt[key] = max(nxt.get(key, 0), msg.offset() + 1)
-    return [TopicPartition(t, p, o) for (t, p), o in nxt.items()]
-
-
-def audit_record(decision: Decision, now: datetime) -> dict[str, Any]:
-    """The AuditDecision record for one decision (principle 7)."""
-    return {
-        "event_id": decision.event_id,
-        "event_type": decision.event_type,
-        "audience": decision.audience.value,
-        "organisation": decision.organisation,
-        "outcome": decision.outcome.value,
-        "reason": None if decision.reason is Reason.GRANTED else decision.reason.value,
-        "rule": decision.rule,
-        "lawful_basis": decision.lawful_basis.value if decision.lawful_basis else None,
-        "consent_state": decision.consent_state,
-        "policy_version": decision.policy_version,
-        "removed_fields": list(decision.removed_fields),
-        "transformed_fields": list(decision.transformed_fields),
-        "decided_at": now,
-        "delivery_topic": decision.topic,
-    }

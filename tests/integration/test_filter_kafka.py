@@ -22,7 +22,7 @@ from broker.topics import load_declaration
 from conftest import RunningFilter, read_topic, sgb_env
 from connectors.publisher import EventPublisher
 from consent.engine import Engine
-from consent.service import _watermarks
+from consent.service import watermarks as _watermarks
 from consent.policy import load
 from consent.state import ChildState
 from factories import distinct_children, domestic_abuse_incident, event

@@ -1,0 +1,35 @@
+"""The audit record of a decision (POLICY.md principle 7), and turning a share into a withhold."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from consent.engine import Decision
+from consent.vocabulary import Outcome, Reason
+
+
+def withhold(decision: Decision, reason: Reason) -> Decision:
+    """The same decision, withheld for ``reason`` (its delivered copy dropped)."""
+    return replace(decision, outcome=Outcome.WITHHOLD, reason=reason, event=None)
+
+
+def audit_record(decision: Decision, now: datetime) -> dict[str, Any]:
+    """The AuditDecision record for one decision (principle 7)."""
+    return {
+        "event_id": decision.event_id,
+        "event_type": decision.event_type,
+        "audience": decision.audience.value,
+        "organisation": decision.organisation,
+        "outcome": decision.outcome.value,
+        "reason": None if decision.reason is Reason.GRANTED else decision.reason.value,
+        "rule": decision.rule,
+        "lawful_basis": decision.lawful_basis.value if decision.lawful_basis else None,
+        "consent_state": decision.consent_state,
+        "policy_version": decision.policy_version,
+        "removed_fields": list(decision.removed_fields),
+        "transformed_fields": list(decision.transformed_fields),
+        "decided_at": now,
+        "delivery_topic": decision.topic,
+    }
