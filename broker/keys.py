@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import tempfile
 from pathlib import Path
 from typing import Protocol
 
@@ -34,15 +35,31 @@ class LocalKeyDirectory:
         try:
             data = path.read_bytes()
         except FileNotFoundError:
-            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-            data = secrets.token_bytes(32)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            try:
-                os.write(fd, data)
-            finally:
-                os.close(fd)
-            return data
+            data = self._create(path)
         if len(data) != 32:
             msg = f"Key file {path} is damaged: it must hold exactly 32 bytes."
             raise SgbError(msg)
         return data
+
+    def _create(self, path: Path) -> bytes:
+        """Make the key, whole, under its name; if another process made it first, use theirs.
+
+        Processes that start together (two filters, a connector and a filter) race to make
+        the same key. The new key is written in full to a private temporary file and then
+        linked to its name, which fails if the name exists: a reader never sees a partly
+        written key and exactly one key wins.
+        """
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        data = secrets.token_bytes(32)
+        fd, temporary = tempfile.mkstemp(dir=self.directory, prefix=f".{path.stem}.", suffix=".new")
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+            os.close(fd)
+            try:
+                os.link(temporary, path)
+            except FileExistsError:
+                return path.read_bytes()
+            return data
+        finally:
+            os.unlink(temporary)
