@@ -198,6 +198,7 @@ def _wait_for_leaders(admin: Any, names: list[str], timeout: float) -> None:
 
     deadline = time.monotonic() + timeout
     pending = set(names)
+    partitions: dict[str, list[int]] = {}
     while pending and time.monotonic() < deadline:
         metadata = admin.list_topics(timeout=timeout)
         for name in list(pending):
@@ -205,6 +206,7 @@ def _wait_for_leaders(admin: Any, names: list[str], timeout: float) -> None:
             if topic is not None and topic.error is None and topic.partitions and all(
                 p.leader >= 0 for p in topic.partitions.values()
             ):
+                partitions[name] = list(topic.partitions)
                 pending.discard(name)
         if pending:
             time.sleep(0.1)
@@ -217,8 +219,9 @@ def _wait_for_leaders(admin: Any, names: list[str], timeout: float) -> None:
     from confluent_kafka import TopicPartition
     from confluent_kafka.admin import OffsetSpec
 
-    metadata = admin.list_topics(timeout=timeout)
-    waiting = [TopicPartition(name, p) for name in names for p in metadata.topics[name].partitions]
+    # (Partitions as first seen with leaders: on a cluster, the next metadata answer may come
+    # from a broker that has not heard of a new topic yet.)
+    waiting = [TopicPartition(name, p) for name in names for p in partitions[name]]
     while waiting and time.monotonic() < deadline:
         futures = admin.list_offsets({tp: OffsetSpec.latest() for tp in waiting}, request_timeout=timeout)
         failed = []

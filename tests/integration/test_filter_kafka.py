@@ -212,7 +212,11 @@ def test_two_filters_share_the_work_and_one_dies(kafka: Settings, group_id: str,
         def assigned(log: Path) -> int:
             lines = [json.loads(x) for x in log.read_text().splitlines() if x.startswith("{")]
             return sum(x.get("count", 0) for x in lines if x.get("event") == "partitions assigned")
-        wait_for(lambda: assigned(logs[0]) > 0 and assigned(logs[1]) > 0, timeout=60)
+        def both_working() -> bool:
+            for proc, log in zip((a, b), logs, strict=True):
+                assert proc.poll() is None, f"filter {log.stem} exited:\n" + log.read_text()[-3000:]
+            return assigned(logs[0]) > 0 and assigned(logs[1]) > 0
+        wait_for(both_working, timeout=120)
         events = distinct_children([domestic_abuse_incident() for _ in range(1500)])
         publish(kafka, *events[:750])
         wait_for(lambda: audit_count(kafka) > 0, timeout=60)
