@@ -16,7 +16,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +40,7 @@ log = get_logger("broker.hub")
 
 BATCH = 500
 MAX_BACKOFF_S = 30.0
+DECISION_HEADERS = ("rule", "reason", "lawful_basis", "consent_state")
 
 
 class DeliveryRejected(SgbError):
@@ -78,6 +79,9 @@ class HubEvent:
     offset: int
     delivered_at: datetime
     record: Mapping[str, Any]
+    decision: Mapping[str, str] = field(default_factory=dict)
+    """The filter's decision behind this delivery, from its headers: ``rule``, ``reason``,
+    ``lawful_basis`` and ``consent_state`` where the filter gave them."""
 
     @property
     def child_name(self) -> str | None:
@@ -144,6 +148,7 @@ def verify(msg: Message, codecs: Codecs, audience: str, organisation: str, topic
         audience=audience, organisation=organisation, policy_version=version,
         topic=at_topic, partition=partition, offset=offset,
         delivered_at=datetime.fromtimestamp(max(millis, 0) / 1000, UTC), record=event,
+        decision={name: headers[f"sgb.{name}"] for name in DECISION_HEADERS if headers.get(f"sgb.{name}")},
     )
 
 

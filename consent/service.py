@@ -323,8 +323,7 @@ class FilterService:
                     self.settings.topic(topic),
                     key=self._engine._redactor.pseudonym(key, recipient).encode(),
                     value=value,
-                    headers=[("sgb.event_id", decision.event_id.encode()),
-                             ("sgb.policy_version", decision.policy_version.encode())],
+                    headers=delivery_headers(decision),
                 )
         self._producer.produce(self.settings.topic(AUDIT_TOPIC), key=decision.event_id.encode(),
                                value=self._codecs.audit.encode(audit_record(decision, now)))
@@ -341,3 +340,18 @@ class FilterService:
         self._batch_dead += 1
         log.warning("event dead-lettered", topic=msg.topic(), partition=msg.partition(), offset=msg.offset(),
                     event_id=event_id, reason=reason)
+
+
+def delivery_headers(decision: Decision) -> list[tuple[str, bytes]]:
+    """What a delivery says of itself: its event and policy version, and the decision behind it
+    (rule, reason, lawful basis, consent state), so that a hub can show why it received the
+    event without reading the audit topic, which holds every organisation's decisions."""
+    headers = [("sgb.event_id", decision.event_id.encode()),
+               ("sgb.policy_version", decision.policy_version.encode()),
+               ("sgb.rule", (decision.rule or "").encode()),
+               ("sgb.reason", decision.reason.value.encode())]
+    if decision.lawful_basis:
+        headers.append(("sgb.lawful_basis", decision.lawful_basis.value.encode()))
+    if decision.consent_state:
+        headers.append(("sgb.consent_state", decision.consent_state.encode()))
+    return headers

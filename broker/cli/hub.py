@@ -104,13 +104,16 @@ def subscribe(ctx: Context, audience: str, organisation: str, sink: str, since: 
 @click.option("--policy", "policy_path", default=None,
               type=click.Path(path_type=Path, exists=True, dir_okay=False),
               help="Policy file whose rule descriptions explain decisions (default: the shipped baseline).")
+@click.option("--read-audit", is_flag=True,
+              help="Also read the audit topic to count what was withheld from this hub and why. "
+                   "Needs credentials that may read sg.audit.decisions.v1 (an auditor's, not a hub's).")
 @pass_context
 def serve(ctx: Context, audience: str, organisation: str, port: int, host: str, db: str | None,
-          group_id: str | None, policy_path: Path | None) -> None:
+          group_id: str | None, policy_path: Path | None, read_audit: bool) -> None:
     """Serve AUDIENCE ORGANISATION's inbox page: what arrived, newest first, and why.
 
     A background subscriber keeps the page's SQLite store current with the hub's
-    deliveries, and a background reader adds the audit decision behind each one.
+    deliveries and the filter's decision each one carries (rule, lawful basis, consent).
     """
     import uvicorn
 
@@ -127,7 +130,7 @@ def serve(ctx: Context, audience: str, organisation: str, port: int, host: str, 
             raise SgbError(msg)
         path = Path(target)
     _check_port(host, port)
-    feed = InboxFeed(settings, audience, organisation, path, group_id)
+    feed = InboxFeed(settings, audience, organisation, path, group_id, read_audit=read_audit)
     app = create_app(feed.store, feed.audience, organisation, health=feed.health,
                      rules=rule_descriptions(policy_path))
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,

@@ -1,12 +1,17 @@
 """Keeping the inbox store current: the hub's deliveries and the decisions behind them.
 
-Two background threads write one SQLite file. The subscriber is the same
-:class:`broker.hub.Subscriber` that ``sgb hub subscribe`` runs, into the SQLite sink (so
-deliveries are durable before their offsets are committed). The audit reader reads
-``sg.audit.decisions.v1`` and keeps the decisions for this hub's audience and organisation;
-it needs no consumer group: the positions it read to are stored in the same transaction
-as the decisions. On first start it begins a little before the oldest delivery still on
-the delivery topic, since a decision is always written just after its delivery.
+The subscriber is the same :class:`broker.hub.Subscriber` that ``sgb hub subscribe`` runs,
+into the SQLite sink (so deliveries are durable before their offsets are committed). Each
+delivery carries the filter's decision in its headers (rule, reason, lawful basis, consent
+state), and the decision is stored with it: a hub needs no access to the audit topic, which
+holds every organisation's decisions and which a hub's Kafka principal may not read.
+
+With ``read_audit`` (an auditor's credentials, for example a hub's information-governance
+lead), a second thread also reads ``sg.audit.decisions.v1`` and keeps this hub's own
+decisions, withholds included, so the page can count what was withheld and why. It needs
+no consumer group: the positions it read to are stored in the same transaction as the
+decisions. On first start it begins a little before the oldest delivery still on the
+delivery topic, since a decision is always written just after its delivery.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +29,7 @@ from broker.clients import consumer
 from broker.codecs import Codecs
 from broker.exceptions import SerdeError, SgbError
 from broker.health import Health
-from broker.hub import Subscriber, position
+from broker.hub import HubEvent, Subscriber, position
 from broker.inbox.store import InboxStore
 from broker.logs import get_logger
 from broker.registry import registry_for
@@ -119,6 +125,32 @@ class AuditReader:
             cons.close()
 
 
+class DecisionRecordingSink:
+    """The SQLite sink, storing first the decision each delivery carries (idempotent), then
+    the delivery: a crash between the two leaves a decision whose delivery is redone."""
+
+    kind = SqliteSink.kind
+
+    def __init__(self, sink: SqliteSink, store: InboxStore) -> None:
+        self.sink, self.store = sink, store
+
+    def write(self, events: Sequence[HubEvent]) -> int:
+        self.store.put_decisions([_decision(e) for e in events if e.decision], {})
+        return self.sink.write(events)
+
+    def close(self) -> None:
+        self.sink.close()
+
+
+def _decision(event: HubEvent) -> dict[str, Any]:
+    reason = event.decision.get("reason")
+    return {"event_id": event.event_id, "audience": event.audience, "organisation": event.organisation,
+            "outcome": "SHARE", "reason": None if reason in (None, "granted") else reason,
+            "rule": event.decision.get("rule") or None, "lawful_basis": event.decision.get("lawful_basis"),
+            "consent_state": event.decision.get("consent_state"), "policy_version": event.policy_version,
+            "decided_at": event.delivered_at}
+
+
 class InboxFeed:
     """The two background readers of ``sgb hub serve``, with their health.
 
@@ -128,21 +160,24 @@ class InboxFeed:
         organisation: the hub's organisation code.
         db: the SQLite store (shared with ``sgb hub subscribe --sink sqlite:...`` if you like).
         group_id: the deliveries' consumer group (default ``sgb-hub-<audience>-<organisation>-inbox``).
+        read_audit: also read the audit topic for this hub's withholds (needs READ on it).
     """
 
     def __init__(self, settings: Settings, audience: str, organisation: str, db: Path,
-                 group_id: str | None = None) -> None:
+                 group_id: str | None = None, read_audit: bool = False) -> None:
         default = settings.topic(f"sgb-hub-{audience.lower()}-{organisation}-inbox")
         self.subscriber = Subscriber(settings, audience, organisation, group_id or default)
         self.audience, self.organisation = self.subscriber.audience, organisation
         self.db = db
         self.store = InboxStore(db)
-        self.audit = AuditReader(settings, self.audience, organisation, self.store, self.subscriber.topic)
+        self.audit = (AuditReader(settings, self.audience, organisation, self.store, self.subscriber.topic)
+                      if read_audit else None)
         self.health = Health("inbox")
         self.stop = threading.Event()
         self.failures: list[str] = []
         self._threads: list[threading.Thread] = []
-        self.health.add_check("audit", self.audit.caught_up.is_set)
+        if self.audit is not None:
+            self.health.add_check("audit", self.audit.caught_up.is_set)
         self.health.add_check("readers", lambda: not self.failures)
 
     def _guard(self, name: str, target: Any) -> threading.Thread:
@@ -160,11 +195,13 @@ class InboxFeed:
 
     def start(self) -> None:
         """Start both readers in the background."""
-        sink = SqliteSink(self.db, self.audience, self.organisation)
+        sink = DecisionRecordingSink(SqliteSink(self.db, self.audience, self.organisation), self.store)
         self._threads = [
             self._guard("deliveries", lambda: self.subscriber.run(sink, self.stop, health=self.health)),
-            self._guard("audit", lambda: self.audit.run(self.stop)),
         ]
+        if self.audit is not None:
+            audit = self.audit
+            self._threads.append(self._guard("audit", lambda: audit.run(self.stop)))
         for thread in self._threads:
             thread.start()
 

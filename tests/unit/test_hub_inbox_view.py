@@ -86,7 +86,7 @@ def test_page_lists_newest_first_escapes_values_and_explains_the_decision(tmp_pa
     assert "designated safeguarding lead hears before the next school day" in detail
     assert "Public task: safeguarding" in detail
     older_detail = client.get(f"/events/{older.event_id}").text
-    assert "has not been read yet" in older_detail
+    assert "is not recorded here yet" in older_detail
     assert client.get("/events/not-an-event").status_code == 404
 
 
