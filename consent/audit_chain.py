@@ -139,10 +139,10 @@ class AuditChains:
 
     __slots__ = ("_heads", "_pending", "partitions")
 
-    def __init__(self) -> None:
+    def __init__(self, partitions: int = 0) -> None:
         self._heads: dict[str, Head] = {}
         self._pending: dict[str, Head] = {}
-        self.partitions = 0
+        self.partitions = partitions
 
     def forget(self, partitions: Iterable[TopicPartition]) -> None:
         """Drop the heads of partitions assigned or revoked: a new owner reads them again."""
@@ -153,17 +153,25 @@ class AuditChains:
               timeout: float = 30.0) -> None:
         """Start a batch over ``positions`` (ingress topic, partition): forget any earlier
         uncommitted advances and read the committed head of each partition not yet known."""
-        self._pending.clear()
+        self.abort()
         if not self.partitions:
             metadata = consumer.list_topics(audit_topic, timeout=timeout).topics[audit_topic]
             self.partitions = len(metadata.partitions)
             if not self.partitions:
                 msg = f"The audit topic {audit_topic} has no partitions."
                 raise LookupError(msg)
-        unknown = sorted({pos for pos in positions if chain_name(*pos) not in self._heads})
+        unknown = self.unknown(positions)
         if unknown:
-            for tp in consumer.committed([TopicPartition(t, p) for t, p in unknown], timeout=timeout):
-                self._heads[chain_name(tp.topic, tp.partition)] = Head.parse(tp.metadata) or Head()
+            self.learn(consumer.committed([TopicPartition(t, p) for t, p in unknown], timeout=timeout))
+
+    def unknown(self, positions: Iterable[tuple[str, int]]) -> list[tuple[str, int]]:
+        """The partitions among ``positions`` whose head has not been read since assignment."""
+        return sorted({pos for pos in positions if chain_name(*pos) not in self._heads})
+
+    def learn(self, committed: Iterable[TopicPartition]) -> None:
+        """Take the heads from committed offsets (no head in the metadata: an empty chain)."""
+        for tp in committed:
+            self._heads[chain_name(tp.topic, tp.partition)] = Head.parse(tp.metadata) or Head()
 
     def head(self, topic: str, partition: int) -> Head:
         """The chain's head including this batch's advances."""

@@ -89,17 +89,21 @@ class ChainVerifier:
         if head is not None and head.sequence == sequence and chain not in self.reached:
             self.reached[chain] = here
 
-    def _link(self, partition: int, offset: int, chain: str, sequence: int, previous: str, tail: _Tail) -> None:
+    def _link(self, partition: int, offset: int, chain: str, sequence: int, previous: str,
+              tail: _Tail) -> None:
         if tail.partition != partition:
             self._problem(partition, offset, chain,
                           f"chain continues here after partition {tail.partition} offset {tail.offset}")
         if sequence == tail.sequence + 1:
             if previous != tail.record_hash:
-                self._problem(partition, offset, chain, f"sequence {sequence}: previous_hash does not match "
-                                                        f"sequence {tail.sequence} (record changed or replaced)")
+                self._problem(partition, offset, chain,
+                              f"sequence {sequence}: previous_hash does not match sequence {tail.sequence} "
+                              "(record changed or replaced)")
         elif sequence > tail.sequence + 1:
-            self._problem(partition, offset, chain, f"sequence {sequence} follows {tail.sequence}: "
-                                                    f"{sequence - tail.sequence - 1} record(s) missing or moved")
+            missing = sequence - tail.sequence - 1
+            self._problem(partition, offset, chain,
+                          f"sequence {sequence} follows {tail.sequence}: {missing} record(s) "
+                          "missing or moved")
         elif sequence == tail.sequence:
             self._problem(partition, offset, chain, f"sequence {sequence} repeats (record duplicated)")
         else:
@@ -108,7 +112,8 @@ class ChainVerifier:
 
     def lagging(self) -> set[str]:
         """Chains whose expected head has not been read yet."""
-        return {chain for chain, head in self.expected.items() if head.sequence >= 0 and chain not in self.reached}
+        return {chain for chain, head in self.expected.items()
+                if head.sequence >= 0 and chain not in self.reached}
 
     def check_heads(self, latest: dict[str, Head] | None = None) -> None:
         """Check each chain reached its expected head, with the head's hash, and (given the
@@ -119,7 +124,8 @@ class ChainVerifier:
             reached = self.reached.get(chain)
             tail = self.tails.get(chain)
             if reached is None and tail is None:
-                self._problem(None, None, chain, f"no records found; the committed head is sequence {head.sequence}")
+                self._problem(None, None, chain,
+                              f"no records found; the committed head is sequence {head.sequence}")
             elif reached is None and tail is not None:
                 self._problem(tail.partition, tail.offset, chain,
                               f"chain ends at sequence {tail.sequence} but the committed head is sequence "
@@ -131,11 +137,11 @@ class ChainVerifier:
         if latest is None:
             return
         for chain, tail in sorted(self.tails.items()):
-            head = latest.get(chain)
-            if head is not None and tail.sequence > head.sequence:
+            now = latest.get(chain)
+            if now is not None and tail.sequence > now.sequence:
                 self._problem(tail.partition, tail.offset, chain,
                               f"chain runs to sequence {tail.sequence}, beyond the committed head "
-                              f"{head.sequence}")
+                              f"{now.sequence}")
 
     def undecodable(self, partition: int, offset: int, reason: str) -> None:
         """Note a record that could not be decoded (``reason`` must not quote its content)."""

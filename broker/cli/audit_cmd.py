@@ -79,7 +79,8 @@ def verify(settings: Settings, topic: str, group: str | None, settle: float,
     cons = consumer(settings, f"sgb-audit-verify-{uuid.uuid4().hex[:12]}", **{"enable.partition.eof": True})
     try:
         partitions = _audit_partitions(cons, topic)
-        total = sum(high - low for low, high in (watermarks(cons, TopicPartition(topic, p)) for p in partitions))
+        ends = [watermarks(cons, TopicPartition(topic, p)) for p in partitions]
+        total = sum(high - low for low, high in ends)
         cons.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
         pending = set(partitions)
         last_report = time.monotonic()
@@ -98,12 +99,13 @@ def verify(settings: Settings, topic: str, group: str | None, settle: float,
                         pending.discard(msg.partition())
                         continue
                     raise KafkaException(err)
+                partition, offset = int(msg.partition() or 0), int(msg.offset() or 0)
                 try:
                     record = codecs.audit.decode(msg.value())
                 except SerdeError as exc:
-                    checker.undecodable(msg.partition(), msg.offset(), str(exc))
+                    checker.undecodable(partition, offset, str(exc))
                     continue
-                checker.feed(msg.partition(), msg.offset(), record)
+                checker.feed(partition, offset, record)
             if progress is not None and time.monotonic() - last_report > PROGRESS_EVERY_S:
                 progress(checker.records, total)
                 last_report = time.monotonic()
@@ -117,8 +119,8 @@ def verify(settings: Settings, topic: str, group: str | None, settle: float,
 @click.option("--topic", default=AUDIT_TOPIC, show_default=True,
               help="The (logical) audit topic to check; the topic prefix is added.")
 @click.option("--group", default=None,
-              help="The filter's consumer group, whose committed chain heads anchor each chain's newest record "
-                   "[default: <topic prefix>sgb-filter].")
+              help="The filter's consumer group, whose committed chain heads anchor each chain's newest "
+                   "record [default: <topic prefix>sgb-filter].")
 @click.option("--no-heads", is_flag=True, help="Check the links only, not the committed heads.")
 @click.option("--settle", type=click.FloatRange(0, 600), default=10.0, show_default=True,
               help="Seconds to wait at the end for records of a head committed a moment ago.")
@@ -142,8 +144,8 @@ def verify_cmd(ctx: Context, topic: str, group: str | None, no_heads: bool, sett
         click.echo(str(problem))
     anchored = sum(1 for chain, head in checker.expected.items() if head.sequence >= 0)
     chained = checker.records - checker.unchained
-    summary = (f"{len(checker.tails)} chain(s), {chained} chained record(s) verified"
-               f"{f', {checker.unchained} unchained record(s) from before chaining' if checker.unchained else ''}; "
+    legacy = f", {checker.unchained} unchained record(s) from before chaining" if checker.unchained else ""
+    summary = (f"{len(checker.tails)} chain(s), {chained} chained record(s) verified{legacy}; "
                f"{anchored} chain head(s) committed by group {group or '-'} checked; "
                f"{len(checker.problems)} problem(s) in {time.monotonic() - started:.1f} s.")
     click.echo(summary)

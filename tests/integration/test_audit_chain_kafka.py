@@ -11,14 +11,14 @@ from typing import Any
 
 from confluent_kafka import Message
 from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]
+from conftest import RunningFilter, read_topic, sgb_env
+from factories import distinct_children, domestic_abuse_incident, event
+from test_filter_kafka import publish, wait_for
 
 from broker.clients import admin_client, producer
 from broker.codecs import Codecs
 from broker.registry import registry_for
 from broker.settings import Settings
-from conftest import RunningFilter, read_topic, sgb_env
-from factories import distinct_children, domestic_abuse_incident, event
-from test_filter_kafka import publish, wait_for
 
 AUDIT = "sg.audit.decisions.v1"
 AUDIENCES = 7  # one audit record per event and candidate audience (baseline policy)
@@ -102,10 +102,12 @@ def test_filter_chains_audit_and_verify_finds_each_kind_of_tampering(kafka: Sett
     dropped = {p: list(v) for p, v in values.items()}
     del dropped[partition][run[2]]
     swapped = {p: list(v) for p, v in values.items()}
-    swapped[partition][run[1]], swapped[partition][run[2]] = swapped[partition][run[2]], swapped[partition][run[1]]
+    swap = swapped[partition]
+    swap[run[1]], swap[run[2]] = swap[run[2]], swap[run[1]]
     no_tail = {p: list(v) for p, v in values.items()}
     del no_tail[partition][run[-1]]
-    for name, copy in (("changed", changed), ("dropped", dropped), ("swapped", swapped), ("no-tail", no_tail)):
+    copies = {"changed": changed, "dropped": dropped, "swapped": swapped, "no-tail": no_tail}
+    for name, copy in copies.items():
         copy_to(kafka, f"scratch.{name}", copy)
 
     result = sgb_verify(kafka, "--topic", "scratch.changed", "--no-heads")
@@ -121,10 +123,11 @@ def test_filter_chains_audit_and_verify_finds_each_kind_of_tampering(kafka: Sett
 
     result = sgb_verify(kafka, "--topic", "scratch.swapped", "--no-heads")
     assert result.returncode == 1
-    assert f"partition {partition} offset {run[1]} chain {chain}: sequence 2 follows 0: 1 record(s) missing " \
-           "or moved" in result.stdout.splitlines()
-    assert f"partition {partition} offset {run[2]} chain {chain}: sequence 1 follows 2 (out of order or chain " \
-           "restarted)" in result.stdout.splitlines()
+    lines = result.stdout.splitlines()
+    assert f"partition {partition} offset {run[1]} chain {chain}: sequence 2 follows 0: 1 record(s) " \
+           "missing or moved" in lines
+    assert f"partition {partition} offset {run[2]} chain {chain}: sequence 1 follows 2 (out of order or " \
+           "chain restarted)" in lines
 
     # A removed newest record leaves every link intact; the committed head finds it.
     assert sgb_verify(kafka, "--topic", "scratch.no-tail", "--no-heads").returncode == 0

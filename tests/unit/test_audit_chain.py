@@ -18,8 +18,9 @@ def decision(n: int) -> dict[str, Any]:
     """An AuditDecision record as consent/audit.py builds it (enums as strings)."""
     return {
         "event_id": f"evt-{n}", "event_type": "DOMESTIC_ABUSE_INCIDENT", "audience": "MASH",
-        "organisation": "202", "outcome": "SHARE", "reason": None, "rule": "r1", "lawful_basis": "public_task",
-        "consent_state": None, "policy_version": "v1", "removed_fields": ["narrative"], "transformed_fields": [],
+        "organisation": "202", "outcome": "SHARE", "reason": None, "rule": "r1",
+        "lawful_basis": "public_task", "consent_state": None, "policy_version": "v1",
+        "removed_fields": ["narrative"], "transformed_fields": [],
         "decided_at": datetime(2026, 11, 23, 10, 0, tzinfo=UTC) + timedelta(microseconds=1234567 * n),
         "delivery_topic": "sg.deliver.mash.202.v1",
     }
