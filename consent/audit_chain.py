@@ -122,13 +122,6 @@ def record_hash(record: dict[str, Any]) -> str:
     return hashlib.sha256(b"sgb.audit.v1\n" + canonical(record)).hexdigest()
 
 
-def _to_millisecond(value: Any) -> Any:
-    # The topic keeps milliseconds: hash what a reader will decode.
-    if isinstance(value, datetime):
-        return value.replace(microsecond=value.microsecond // 1000 * 1000)
-    return value
-
-
 class AuditChains:
     """The chain heads of the ingress partitions this process owns, and a batch's advances.
 
@@ -153,7 +146,7 @@ class AuditChains:
               timeout: float = 30.0) -> None:
         """Start a batch over ``positions`` (ingress topic, partition): forget any earlier
         uncommitted advances and read the committed head of each partition not yet known."""
-        self.abort()
+        self._pending.clear()
         if not self.partitions:
             metadata = consumer.list_topics(audit_topic, timeout=timeout).topics[audit_topic]
             self.partitions = len(metadata.partitions)
@@ -166,7 +159,8 @@ class AuditChains:
 
     def unknown(self, positions: Iterable[tuple[str, int]]) -> list[tuple[str, int]]:
         """The partitions among ``positions`` whose head has not been read since assignment."""
-        return sorted({pos for pos in positions if chain_name(*pos) not in self._heads})
+        return sorted({(t, p) for t, p in positions
+                       if t is not None and p >= 0 and chain_name(t, p) not in self._heads})
 
     def learn(self, committed: Iterable[TopicPartition]) -> None:
         """Take the heads from committed offsets (no head in the metadata: an empty chain)."""
@@ -174,9 +168,17 @@ class AuditChains:
             self._heads[chain_name(tp.topic, tp.partition)] = Head.parse(tp.metadata) or Head()
 
     def head(self, topic: str, partition: int) -> Head:
-        """The chain's head including this batch's advances."""
+        """The chain's head including this batch's advances.
+
+        Raises LookupError when the head was not read (see :meth:`begin`): guessing would fork
+        the chain, so the batch fails instead and is redone.
+        """
         chain = chain_name(topic, partition)
-        return self._pending.get(chain) or self._heads.get(chain) or Head()
+        head = self._pending.get(chain) or self._heads.get(chain)
+        if head is None:
+            msg = f"The audit chain head of {chain} was not read before use."
+            raise LookupError(msg)
+        return head
 
     def seal(self, record: dict[str, Any], topic: str, partition: int) -> tuple[dict[str, Any], int]:
         """Link ``record`` (an AuditDecision) into the chain of ingress ``topic``/``partition``.
@@ -185,7 +187,10 @@ class AuditChains:
         """
         chain = chain_name(topic, partition)
         head = self.head(topic, partition)
-        sealed = {k: _to_millisecond(v) for k, v in record.items()}
+        sealed = dict(record)
+        for name, value in record.items():
+            if isinstance(value, datetime):  # the topic keeps milliseconds: hash what a reader decodes
+                sealed[name] = value.replace(microsecond=value.microsecond // 1000 * 1000)
         sealed.update(chain=chain, sequence=head.sequence + 1, previous_hash=head.record_hash,
                       record_hash=None)
         sealed["record_hash"] = record_hash(sealed)
@@ -195,7 +200,8 @@ class AuditChains:
     def offsets(self, offsets: Iterable[TopicPartition]) -> list[TopicPartition]:
         """The offsets to commit, each carrying its partition's head as metadata."""
         return [TopicPartition(tp.topic, tp.partition, tp.offset,
-                               metadata=self.head(tp.topic, tp.partition).metadata()) for tp in offsets]
+                               metadata=self.head(tp.topic, tp.partition).metadata())
+                if tp.topic is not None and tp.partition >= 0 else tp for tp in offsets]
 
     def commit(self) -> None:
         """The batch's transaction committed: its advances become the heads."""
@@ -203,5 +209,7 @@ class AuditChains:
         self._pending.clear()
 
     def abort(self) -> None:
-        """The batch's transaction was aborted: forget its advances."""
+        """The batch's transaction was aborted: forget its advances, and read every head again
+        from the committed offsets before the batch is redone (they are the truth)."""
         self._pending.clear()
+        self._heads.clear()

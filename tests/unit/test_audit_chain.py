@@ -28,6 +28,7 @@ def decision(n: int) -> dict[str, Any]:
 
 def sealed_chain(count: int, partition: int = 0) -> list[dict[str, Any]]:
     chains = AuditChains(partitions=6)
+    chains.learn([TopicPartition(TOPIC, partition, -1001)])  # nothing committed yet
     records = [chains.seal(decision(n), TOPIC, partition)[0] for n in range(count)]
     chains.commit()
     return records
@@ -139,6 +140,9 @@ def test_an_aborted_batch_does_not_advance_the_head_and_the_head_travels_in_the_
     [tp] = chains.offsets([TopicPartition(TOPIC, 1, 10)])
     assert Head.parse(tp.metadata) == Head(0, first["record_hash"]) and tp.offset == 10
     chains.abort()
+    with pytest.raises(LookupError):  # after an abort, the heads are read again before use
+        chains.seal(decision(1), TOPIC, 1)
+    chains.learn([TopicPartition(TOPIC, 1, -1001)])
     redone, partition = chains.seal(decision(1), TOPIC, 1)
     assert redone["sequence"] == 0 and redone["previous_hash"] == GENESIS
     assert partition == audit_partition(f"{TOPIC}:1", 6)
