@@ -146,7 +146,7 @@ class ChainVerifier:
     def undecodable(self, partition: int, offset: int, reason: str) -> None:
         """Note a record that could not be decoded (``reason`` must not quote its content)."""
         self.records += 1
-        self._problem(partition, offset, None, f"record cannot be decoded ({reason})")
+        self._problem(partition, offset, None, f"record cannot be decoded: {reason}")
 
     def _problem(self, partition: int | None, offset: int | None, chain: str | None, what: str) -> None:
         self.problems.append(Problem(partition, offset, chain, what))

@@ -10,6 +10,8 @@ summary; exits 1 if anything is wrong.
 
 from __future__ import annotations
 
+import io
+import struct
 import sys
 import time
 import uuid
@@ -19,7 +21,7 @@ import click
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, TopicPartition
 
 from broker.cli import Context, pass_context
-from broker.exceptions import SerdeError, SgbError
+from broker.exceptions import SchemaRegistryError, SerdeError, SgbError
 from broker.settings import Settings
 
 AUDIT_TOPIC = "sg.audit.decisions.v1"
@@ -56,6 +58,52 @@ def committed_heads(settings: Settings, group: str) -> dict[str, Any]:
         cons.close()
 
 
+class AsWritten:
+    """Decodes a framed record with the schema it was written with, and no other.
+
+    A record's hash covers the fields its writer set; decoding it into a newer reader schema
+    would add or drop fields, so verification reads each record exactly as written.
+
+    Args:
+        registry: where the writer schemas are looked up by id.
+    """
+
+    __slots__ = ("_parsed", "_registry")
+
+    def __init__(self, registry: Any) -> None:
+        self._registry = registry
+        self._parsed: dict[int, Any] = {}
+
+    def decode(self, data: bytes | None) -> dict[str, Any]:
+        """The record as its writer wrote it; raises :class:`SerdeError` saying what is wrong."""
+        import fastavro
+
+        if data is None or len(data) < 5:
+            msg = "it is too short to carry the Avro framing"
+            raise SerdeError(msg)
+        magic, schema_id = struct.unpack_from(">bI", data)
+        if magic != 0:
+            msg = "it does not start with the Avro magic byte 0"
+            raise SerdeError(msg)
+        parsed = self._parsed.get(schema_id)
+        if parsed is None:
+            try:
+                parsed = self._parsed[schema_id] = fastavro.parse_schema(self._registry.schema(schema_id))
+            except SchemaRegistryError:
+                msg = f"its schema id {schema_id} is not registered"
+                raise SerdeError(msg) from None
+        try:
+            record = fastavro.schemaless_reader(io.BytesIO(data[5:]), parsed, None)
+        except (EOFError, ValueError, TypeError, KeyError, IndexError, UnicodeDecodeError,
+                OverflowError) as exc:
+            msg = f"it is not valid Avro for schema id {schema_id} ({type(exc).__name__})"
+            raise SerdeError(msg) from None
+        if not isinstance(record, dict):
+            msg = f"it decodes to a {type(record).__name__}, not a record"
+            raise SerdeError(msg)
+        return record
+
+
 def _audit_partitions(cons: Any, topic: str) -> list[int]:
     meta = cons.list_topics(topic, timeout=10).topics.get(topic)
     if meta is None or meta.error is not None:
@@ -68,14 +116,13 @@ def verify(settings: Settings, topic: str, group: str | None, settle: float,
            progress: Any = None) -> Any:
     """Read ``topic`` from the beginning through a :class:`ChainVerifier`; returns the verifier."""
     from broker.clients import consumer
-    from broker.codecs import Codecs
     from broker.registry import registry_for
     from broker.transactions import watermarks
     from consent.audit_verify import ChainVerifier
 
     heads = committed_heads(settings, group) if group else {}
     checker = ChainVerifier(expected=heads)
-    codecs = Codecs(registry_for(settings))
+    decoder = AsWritten(registry_for(settings))
     cons = consumer(settings, f"sgb-audit-verify-{uuid.uuid4().hex[:12]}", **{"enable.partition.eof": True})
     try:
         partitions = _audit_partitions(cons, topic)
@@ -101,7 +148,7 @@ def verify(settings: Settings, topic: str, group: str | None, settle: float,
                     raise KafkaException(err)
                 partition, offset = int(msg.partition() or 0), int(msg.offset() or 0)
                 try:
-                    record = codecs.audit.decode(msg.value())
+                    record = decoder.decode(msg.value())
                 except SerdeError as exc:
                     checker.undecodable(partition, offset, str(exc))
                     continue

@@ -4,16 +4,18 @@ record in copies of the topic, and the chains continue across a restart and a re
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Message
 from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]
 from conftest import RunningFilter, read_topic, sgb_env
 from factories import distinct_children, domestic_abuse_incident, event
-from test_filter_kafka import publish, wait_for
+from test_filter_kafka import audit_count, publish, start_filter, wait_for
 
 from broker.clients import admin_client, producer
 from broker.codecs import Codecs
@@ -172,3 +174,24 @@ def test_chains_continue_across_a_restart_and_a_rebalance(kafka: Settings, group
     result = sgb_verify(kafka, "--group", group_id)
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"{len(per_chain)} chain(s), {len(messages)} chained record(s) verified" in result.stdout
+
+
+def test_chains_survive_kill_minus_9_mid_batch(kafka: Settings, group_id: str, tmp_path: Path) -> None:
+    events = some_events(1200)
+    publish(kafka, *events)
+    log = tmp_path / "filter.log"
+    first = start_filter(kafka, group_id, "one", log)
+    wait_for(lambda: audit_count(kafka) > 0, timeout=60)
+    first.send_signal(signal.SIGKILL)
+    first.wait(10)
+    assert audit_count(kafka) < len(events) * AUDIENCES, "the filter finished before it could be killed"
+    # The same instance fences the killed one's open transaction and resumes every chain from its head.
+    second = start_filter(kafka, group_id, "one", log)
+    try:
+        audit_messages(kafka, len(events) * AUDIENCES)
+    finally:
+        second.send_signal(signal.SIGTERM)
+        second.wait(30)
+    result = sgb_verify(kafka, "--group", group_id)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"{len(events) * AUDIENCES} chained record(s) verified" in result.stdout
