@@ -82,9 +82,11 @@ class ChainVerifier:
                                                         "(earlier records missing)")
         else:
             self._link(partition, offset, chain, int(sequence), str(previous), tail)
-        # Carry on from this record, so one tampered record gives one or two lines, not a cascade.
+        # Carry on from this record, so one tampered record gives one or two lines, not a cascade;
+        # a record from earlier in the chain (moved or repeated) does not take the chain back.
         here = _Tail(partition, offset, int(sequence), str(stored))
-        self.tails[chain] = here
+        if tail is None or sequence > tail.sequence:
+            self.tails[chain] = here
         head = self.expected.get(chain)
         if head is not None and head.sequence == sequence and chain not in self.reached:
             self.reached[chain] = here

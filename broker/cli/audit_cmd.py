@@ -196,6 +196,9 @@ def verify_cmd(ctx: Context, topic: str, group: str | None, no_heads: bool, sett
                f"{anchored} chain head(s) committed by group {group or '-'} checked; "
                f"{len(checker.problems)} problem(s) in {time.monotonic() - started:.1f} s.")
     click.echo(summary)
+    if group and not anchored and chained:
+        click.echo(f"Note: group {group} has committed no chain heads, so the newest record of each chain "
+                   "was not checked (is --group the filter's group?).")
     if checker.problems:
         sys.exit(1)
 
