@@ -34,6 +34,7 @@ from broker.settings import Settings
 from consent import policy as policy_module
 from consent import status
 from consent.audit import audit_record, withhold
+from consent.audit_chain import AuditChains
 from consent.engine import Decision, Engine
 from consent.exceptions import EventInvalid, PolicyError
 from consent.policy import Policy
@@ -94,6 +95,7 @@ class FilterService:
         self._batch_decisions: Counter[tuple[str, str, str]] = Counter()
         self._batch_agencies: Counter[str] = Counter()
         self._batch_dead = 0
+        self._chains = AuditChains()
 
     # -- policy --------------------------------------------------------------------------
     def _load_policy(self) -> Policy:
@@ -203,10 +205,12 @@ class FilterService:
     def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         log.info("partitions assigned", count=len(partitions),
                  partitions=sorted(f"{tp.topic}[{tp.partition}]" for tp in partitions))
+        self._chains.forget(partitions)  # the audit chain heads are read back from the committed offsets
 
     def _on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         # Every batch commits its transaction before the next poll, so nothing is in flight here.
         log.info("partitions revoked", count=len(partitions))
+        self._chains.forget(partitions)
 
     def _process_batch(self, messages: list[Message]) -> None:
         """The commit path. Everything a batch produces commits atomically with its offsets."""
@@ -217,12 +221,16 @@ class FilterService:
         # 1. Begin the transaction: nothing below is visible to read_committed readers yet.
         self._producer.begin_transaction()
         try:
-            # 2. Decide each event; produce deliveries, audit records, status and dead letters.
+            # 2. Decide each event; produce deliveries, audit records (each linked into the hash
+            #    chain of its ingress partition, consent/audit_chain.py), status and dead letters.
+            self._chains.begin(self._consumer, {(m.topic(), m.partition()) for m in messages},
+                               self.settings.topic(AUDIT_TOPIC))
             for msg in messages:
                 self._handle(msg)
-            # 3. Put the consumed offsets in the same transaction.
+            # 3. Put the consumed offsets, carrying the audit chain heads, in the same transaction.
+            offsets = self._chains.offsets(next_offsets(messages))
             retrying(lambda: self._producer.send_offsets_to_transaction(
-                next_offsets(messages), self._consumer.consumer_group_metadata(), 30))
+                offsets, self._consumer.consumer_group_metadata(), 30))
             # 4. Commit: deliveries, audit and offsets become visible together.
             retrying(lambda: self._producer.commit_transaction(60))
         except KafkaException as exc:
@@ -241,6 +249,7 @@ class FilterService:
                 self._producer.abort_transaction(30)
             else:
                 self._renew_producer()
+            self._chains.abort()
             self._store.rollback()
             self._rewind(messages)
             self.counts["aborted_batches"] += 1
@@ -249,11 +258,14 @@ class FilterService:
         except BaseException:
             with contextlib.suppress(KafkaException):
                 self._producer.abort_transaction(30)
+            self._chains.abort()
             self._store.rollback()
             raise
         self._failures = 0
-        # 6. Only now persist the state that this batch derived, and count what it did
-        #    (an aborted batch is redone, so counting earlier would count it twice).
+        # 6. Only now advance the audit chain heads, persist the state that this batch derived,
+        #    and count what it did (an aborted batch is redone, so counting earlier would count
+        #    it twice).
+        self._chains.commit()
         self._store.commit(self._state.positions)
         self.counts["batches"] += 1
         metrics.record_filter_batch(time.monotonic() - began, dict(self._batch_agencies))
@@ -305,9 +317,10 @@ class FilterService:
         # A copy with nothing withheld or transformed is the ingress event itself: reuse its bytes.
         untouched = msg.value() if not event.get("withheld_fields") and not event.get("generalised_fields") else None
         for decision in decisions:
-            self._deliver_and_audit(decision, key, now, untouched)
+            self._deliver_and_audit(decision, key, now, untouched, origin)
 
-    def _deliver_and_audit(self, decision: Decision, key: str, now: datetime, untouched: bytes | None) -> None:
+    def _deliver_and_audit(self, decision: Decision, key: str, now: datetime, untouched: bytes | None,
+                           origin: deadletter.Origin) -> None:
         topic = decision.topic
         if decision.outcome is Outcome.SHARE and decision.event is not None and topic is not None:
             try:
@@ -325,8 +338,10 @@ class FilterService:
                     value=value,
                     headers=delivery_headers(decision),
                 )
+        record, partition = self._chains.seal(audit_record(decision, now), str(origin.topic),
+                                              int(origin.partition or 0))
         self._producer.produce(self.settings.topic(AUDIT_TOPIC), key=decision.event_id.encode(),
-                               value=self._codecs.audit.encode(audit_record(decision, now)))
+                               value=self._codecs.audit.encode(record), partition=partition)
         self.counts["shared" if decision.outcome is Outcome.SHARE else "withheld"] += 1
         self._batch_decisions[(decision.audience.value, decision.outcome.value, decision.reason.value)] += 1
         log.debug("decided", event_id=decision.event_id, audience=decision.audience.value,

@@ -1,0 +1,171 @@
+"""The audit hash chain without Kafka: sealing records, and the verifier finding each kind of tampering."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from confluent_kafka import TopicPartition
+
+from consent.audit_chain import GENESIS, AuditChains, Head, audit_partition, record_hash
+from consent.audit_verify import ChainVerifier
+
+TOPIC = "sg.ingress.police.v1"
+
+
+def decision(n: int) -> dict[str, Any]:
+    """An AuditDecision record as consent/audit.py builds it (enums as strings)."""
+    return {
+        "event_id": f"evt-{n}", "event_type": "DOMESTIC_ABUSE_INCIDENT", "audience": "MASH",
+        "organisation": "202", "outcome": "SHARE", "reason": None, "rule": "r1",
+        "lawful_basis": "public_task", "consent_state": None, "policy_version": "v1",
+        "removed_fields": ["narrative"], "transformed_fields": [],
+        "decided_at": datetime(2026, 11, 23, 10, 0, tzinfo=UTC) + timedelta(microseconds=1234567 * n),
+        "delivery_topic": "sg.deliver.mash.202.v1",
+    }
+
+
+def sealed_chain(count: int, partition: int = 0) -> list[dict[str, Any]]:
+    chains = AuditChains(partitions=6)
+    chains.learn([TopicPartition(TOPIC, partition, -1001)])  # nothing committed yet
+    records = [chains.seal(decision(n), TOPIC, partition)[0] for n in range(count)]
+    chains.commit()
+    return records
+
+
+def verify(records: list[dict[str, Any]], expected: dict[str, Head] | None = None) -> ChainVerifier:
+    checker = ChainVerifier(expected=expected or {})
+    for offset, record in enumerate(records):
+        checker.feed(0, offset, record)
+    checker.check_heads(expected)
+    return checker
+
+
+def test_sealed_records_link_from_genesis_and_hash_their_content() -> None:
+    records = sealed_chain(3)
+    assert [r["sequence"] for r in records] == [0, 1, 2]
+    assert records[0]["previous_hash"] == GENESIS
+    assert records[1]["previous_hash"] == records[0]["record_hash"]
+    assert all(r["record_hash"] == record_hash(r) for r in records)
+    assert {r["chain"] for r in records} == {f"{TOPIC}:0"}
+    # The topic keeps milliseconds, so the hash covers the millisecond value a reader decodes.
+    assert records[1]["decided_at"].microsecond % 1000 == 0
+
+
+def test_an_intact_chain_passes_with_its_head() -> None:
+    records = sealed_chain(5)
+    head = {f"{TOPIC}:0": Head(4, records[-1]["record_hash"])}
+    checker = verify(records, head)
+    assert checker.problems == []
+    assert checker.records == 5
+
+
+def test_a_changed_field_is_detected() -> None:
+    records = sealed_chain(5)
+    records[2] = {**records[2], "outcome": "WITHHOLD"}
+    problems = [str(p) for p in verify(records).problems]
+    assert problems == [f"partition 0 offset 2 chain {TOPIC}:0: sequence 2: content does not match its "
+                        "record_hash (record changed)"]
+
+
+def test_a_changed_record_with_a_recomputed_hash_breaks_the_next_link() -> None:
+    records = sealed_chain(5)
+    forged = {**records[2], "outcome": "WITHHOLD"}
+    forged["record_hash"] = record_hash(forged)
+    records[2] = forged
+    problems = verify(records).problems
+    assert [(p.offset, "previous_hash does not match" in p.what) for p in problems] == [(3, True)]
+
+
+def test_a_removed_record_is_detected() -> None:
+    records = sealed_chain(5)
+    del records[2]
+    problems = verify(records).problems
+    assert len(problems) == 1
+    assert problems[0].offset == 2 and "sequence 3 follows 1: 1 record(s) missing" in problems[0].what
+
+
+def test_two_swapped_records_are_detected() -> None:
+    records = sealed_chain(5)
+    records[1], records[2] = records[2], records[1]
+    problems = verify(records).problems
+    assert [p.offset for p in problems] == [1, 2]
+    assert "sequence 2 follows 0" in problems[0].what
+    assert "sequence 1 follows 2 (out of order" in problems[1].what
+
+
+def test_a_removed_tail_is_detected_against_the_committed_head() -> None:
+    records = sealed_chain(5)
+    head = {f"{TOPIC}:0": Head(4, records[-1]["record_hash"])}
+    problems = verify(records[:-1], head).problems
+    assert len(problems) == 1
+    assert "chain ends at sequence 3 but the committed head is sequence 4: 1 newest record(s) missing" \
+        in problems[0].what
+    # Without the head, the links alone cannot see it.
+    assert verify(records[:-1]).problems == []
+
+
+def test_a_removed_first_record_is_detected() -> None:
+    problems = verify(sealed_chain(3)[1:]).problems
+    assert len(problems) == 1 and "chain starts at sequence 1, not 0" in problems[0].what
+
+
+def test_records_beyond_the_latest_committed_head_are_reported() -> None:
+    records = sealed_chain(4)
+    checker = ChainVerifier(expected={f"{TOPIC}:0": Head(2, records[2]["record_hash"])})
+    for offset, record in enumerate(records):
+        checker.feed(0, offset, record)
+    checker.check_heads({f"{TOPIC}:0": Head(2, records[2]["record_hash"])})
+    assert len(checker.problems) == 1 and "beyond the committed head 2" in checker.problems[0].what
+    # ... but not when the filter committed them while the topic was being read.
+    checker.problems.clear()
+    checker.check_heads({f"{TOPIC}:0": Head(3, records[3]["record_hash"])})
+    assert checker.problems == []
+
+
+def test_unchained_records_before_chaining_are_counted_not_reported() -> None:
+    legacy = {**decision(99), "chain": None, "sequence": None, "previous_hash": None, "record_hash": None}
+    checker = verify([legacy, *sealed_chain(2)])
+    assert checker.problems == [] and checker.unchained == 1
+    # An unchained record among chained ones is reported.
+    checker = verify([*sealed_chain(2), legacy])
+    assert len(checker.problems) == 1 and "no complete chain fields" in checker.problems[0].what
+
+
+def test_an_aborted_batch_does_not_advance_the_head_and_the_head_travels_in_the_offsets() -> None:
+    chains = AuditChains(partitions=6)
+    chains.learn([TopicPartition(TOPIC, 1, -1001)])  # nothing committed yet
+    first, _ = chains.seal(decision(1), TOPIC, 1)
+    [tp] = chains.offsets([TopicPartition(TOPIC, 1, 10)])
+    assert Head.parse(tp.metadata) == Head(0, first["record_hash"]) and tp.offset == 10
+    chains.abort()
+    with pytest.raises(LookupError):  # after an abort, the heads are read again before use
+        chains.seal(decision(1), TOPIC, 1)
+    chains.learn([TopicPartition(TOPIC, 1, -1001)])
+    redone, partition = chains.seal(decision(1), TOPIC, 1)
+    assert redone["sequence"] == 0 and redone["previous_hash"] == GENESIS
+    assert partition == audit_partition(f"{TOPIC}:1", 6)
+    chains.commit()
+    assert chains.head(TOPIC, 1) == Head(0, redone["record_hash"])
+
+
+def test_a_new_owner_continues_from_the_committed_head() -> None:
+    records = sealed_chain(3)
+    chains = AuditChains(partitions=6)
+    assert chains.unknown([(TOPIC, 0), (TOPIC, 0)]) == [(TOPIC, 0)]
+    chains.learn([TopicPartition(TOPIC, 0, 42, metadata=Head(2, records[-1]["record_hash"]).metadata())])
+    assert chains.unknown([(TOPIC, 0)]) == []
+    nxt, _ = chains.seal(decision(3), TOPIC, 0)
+    assert nxt["sequence"] == 3 and nxt["previous_hash"] == records[-1]["record_hash"]
+    assert verify([*records, nxt]).problems == []
+
+
+@pytest.mark.parametrize("metadata", [None, "", "something else", "sgb-audit:x:y", "sgb-audit:3:short"])
+def test_metadata_that_is_not_a_head_reads_as_none(metadata: str | None) -> None:
+    assert Head.parse(metadata) is None
+
+
+def test_null_fields_added_later_do_not_change_the_hash() -> None:
+    [record] = sealed_chain(1)
+    assert record_hash({**record, "some_later_field": None}) == record["record_hash"]
