@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -23,6 +24,39 @@ def retrying(call: Any, attempts: int = 10) -> None:
                 raise
             log.warning("transactional call will be retried", reason=exc.args[0].str(), attempt=attempt + 1)
             time.sleep(0.2 * (attempt + 1))
+
+
+def bounded(call: Any, timeout: float, what: str) -> None:
+    """Run a blocking client call, but give up on it after ``timeout`` seconds.
+
+    librdkafka's ``send_offsets_to_transaction`` can block far past its own timeout when the
+    consumer group's coordinator broker dies (confluentinc/librdkafka#5456 and #5511, open at
+    2.16): its coordinator lookup waits for a broker state change that may never come. The
+    call runs in a helper thread; if it has not returned in time this raises a non-retriable
+    ``_TIMED_OUT`` KafkaException, after which the caller must stop using the producer and
+    make a new one under the same transactional id (which fences the stuck one and aborts its
+    transaction). The helper thread is left to finish or to die with the process.
+    """
+    outcome: list[BaseException | None] = []
+
+    def run() -> None:
+        try:
+            call()
+        except BaseException as exc:  # handed to the caller's thread
+            outcome.append(exc)
+        else:
+            outcome.append(None)
+
+    worker = threading.Thread(target=run, name=f"bounded-{what}", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if not outcome:
+        log.error("Kafka client call did not return in time; the producer will be replaced", call=what,
+                  seconds=timeout)
+        raise KafkaException(KafkaError(KafkaError._TIMED_OUT, f"{what} did not return within {timeout:.0f} s",
+                                        fatal=False, retriable=False, txn_requires_abort=False))
+    if outcome[0] is not None:
+        raise outcome[0]
 
 
 def watermarks(cons: Any, tp: TopicPartition, attempts: int = 20) -> tuple[int, int]:

@@ -23,7 +23,7 @@ from confluent_kafka import KafkaException, Message, TopicPartition
 import schemas
 from broker import deadletter, metrics
 from broker.clients import admin_client, consumer, producer
-from broker.transactions import next_offsets, retrying, watermarks
+from broker.transactions import bounded, next_offsets, retrying, watermarks
 from broker.codecs import Codecs
 from broker.exceptions import SerdeError
 from broker.health import Health
@@ -194,6 +194,11 @@ class FilterService:
         retrying(lambda: prod.init_transactions(30))
         return prod
 
+    def _send_offsets(self, offsets: list[TopicPartition]) -> None:
+        group = self._consumer.consumer_group_metadata()
+        bounded(lambda: self._producer.send_offsets_to_transaction(offsets, group, 30), 60,
+                "send_offsets_to_transaction")
+
     def _renew_producer(self) -> None:
         """Replace an unusable transactional producer; the new one fences the old and aborts
         its open transaction."""
@@ -229,10 +234,10 @@ class FilterService:
                 self._handle(msg)
             # 3. Put the consumed offsets, carrying the audit chain heads, in the same transaction.
             offsets = self._chains.offsets(next_offsets(messages))
-            retrying(lambda: self._producer.send_offsets_to_transaction(
-                offsets, self._consumer.consumer_group_metadata(), 30))
+            #    (Bounded: this call can hang when the group coordinator dies; see bounded().)
+            retrying(lambda: self._send_offsets(offsets))
             # 4. Commit: deliveries, audit and offsets become visible together.
-            retrying(lambda: self._producer.commit_transaction(60))
+            retrying(lambda: bounded(lambda: self._producer.commit_transaction(60), 90, "commit_transaction"))
         except KafkaException as exc:
             # 5. Nothing of the batch is visible. If Kafka says the transaction must be
             #    aborted, abort; if the producer itself is unusable (fenced, fatal, or in a
