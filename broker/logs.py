@@ -25,6 +25,7 @@ ALLOWED_KEYS = frozenset(
         "schema_id", "subject", "topics", "created", "altered", "unchanged", "action",
         # hubs, the inbox page and operator commands (structural values only)
         "written", "duplicates", "replayed", "skipped", "backoff_s", "http_status", "host",
+        "call",  # the name of a Kafka client call (broker.transactions.bounded)
     }
 )
 

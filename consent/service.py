@@ -196,7 +196,7 @@ class FilterService:
 
     def _send_offsets(self, offsets: list[TopicPartition]) -> None:
         group = self._consumer.consumer_group_metadata()
-        bounded(lambda: self._producer.send_offsets_to_transaction(offsets, group, 30), 60,
+        bounded(lambda: self._producer.send_offsets_to_transaction(offsets, group, 20), 30,
                 "send_offsets_to_transaction")
 
     def _renew_producer(self) -> None:
