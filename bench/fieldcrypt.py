@@ -23,11 +23,12 @@ _HERE = Path(__file__).resolve().parent
 sys.path[:] = [str(_HERE.parent), *(p for p in sys.path if Path(p or ".").resolve() != _HERE),
                str(_HERE.parent / "tests")]
 
+from factories import domestic_abuse_incident  # noqa: E402
+
 from broker.codecs import EventSerde  # noqa: E402
 from broker.crypthooks import cipher_for  # noqa: E402
 from broker.registry import InMemoryRegistry  # noqa: E402
 from broker.settings import Settings  # noqa: E402
-from factories import domestic_abuse_incident  # noqa: E402
 from schemas.keys import child_key  # noqa: E402
 
 
@@ -58,7 +59,8 @@ def main() -> None:
         print(f"filter is_sealed     {micros(lambda: cipher.is_sealed(sealed), n, r):7.1f} us/event")
         print(f"open at hub          {micros(lambda: cipher.reveal(sealed), n, r):7.1f} us/event")
         print(f"avro encode (ref.)   {micros(lambda: serde.encode(event), n, r):7.1f} us/event")
-        print(f"encoded size         {len(serde.encode(event))} B clear, {len(serde.encode(sealed))} B sealed")
+        clear, closed = len(serde.encode(event)), len(serde.encode(sealed))
+        print(f"encoded size         {clear} B clear, {closed} B sealed")
 
 
 if __name__ == "__main__":

@@ -128,8 +128,8 @@ class Revealer:
                     self._cipher = cipher_for(self._settings)
                 else:
                     self._missing = True
-                    log.warning("encrypted fields received but this host has no key vault; shown as unreadable",
-                                event_id=event.get("event_id"))
+                    log.warning("encrypted fields received but this host has no key vault; "
+                                "shown as unreadable", event_id=event.get("event_id"))
         if self._cipher is None:
             return _walk_tokens(event, "", lambda path, token: UNREADABLE)  # type: ignore[no-any-return]
         return self._cipher.reveal(event)

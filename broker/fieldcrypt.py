@@ -269,7 +269,8 @@ class FieldCipher:
         _walk(event, self._plan.for_event_type(str(event["event_type"])), "", leaf)
         return not clear
 
-    def reveal(self, event: Mapping[str, Any], *, erased: Any = ERASED, unreadable: Any = UNREADABLE) -> dict[str, Any]:
+    def reveal(self, event: Mapping[str, Any], *, erased: Any = ERASED,
+               unreadable: Any = UNREADABLE) -> dict[str, Any]:
         """A copy of ``event`` with every token opened; erased and unreadable ones replaced."""
         event_id = str(event.get("event_id"))
         failed: list[str] = []

@@ -373,7 +373,8 @@ class Subscriber:
         rejected = None
         for msg in messages:
             try:
-                events.append(verify(msg, self._codecs, self.audience, self.organisation, self.topic, self._reveal))
+                events.append(verify(msg, self._codecs, self.audience, self.organisation, self.topic,
+                                     self._reveal))
             except DeliveryRejected as exc:
                 rejected = exc
                 break

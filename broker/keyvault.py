@@ -32,7 +32,7 @@ import time
 from collections import OrderedDict
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -127,7 +127,8 @@ class SqliteKeyVault:
                 created = datetime.now(UTC).isoformat(timespec="seconds")
                 # Another process may create the same child's key at the same moment: the
                 # first insert wins and everyone reads the winner back.
-                self._execute("INSERT OR IGNORE INTO data_keys VALUES (?, ?, ?, ?)", kid, ref, wrapped, created)
+                self._execute("INSERT OR IGNORE INTO data_keys VALUES (?, ?, ?, ?)",
+                              kid, ref, wrapped, created)
                 row = self._row("SELECT kid, wrapped FROM data_keys WHERE child_ref = ?", ref)
                 if row is None:
                     msg = f"Key vault {self.path} did not keep a new data key."
@@ -198,7 +199,7 @@ class SqliteKeyVault:
         while len(self._by_kid) > CACHE_SIZE:
             self._by_kid.popitem(last=False)
 
-    def _row(self, sql: str, *args: object) -> tuple[object, ...] | None:
+    def _row(self, sql: str, *args: object) -> tuple[Any, ...] | None:
         try:
             row = self._db.execute(sql, args).fetchone()
         except sqlite3.Error as exc:

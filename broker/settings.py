@@ -73,7 +73,7 @@ class Settings(BaseSettings):
     log_format: Literal["auto", "json", "console"] = "auto"
     field_encryption: Literal["on", "off"] = Field(
         default="off",
-        description="Seal CONFIDENTIAL_ADDRESS and NARRATIVE fields with a per-child key (broker/fieldcrypt.py).",
+        description="Seal CONFIDENTIAL_ADDRESS and NARRATIVE fields with a per-child key (broker/fieldcrypt).",
     )
 
     @field_validator("bootstrap_servers")

@@ -26,7 +26,8 @@ CHILD_KEY = re.compile(r"^(nhs:[0-9]{10}|la:[^:\s]+:\S+|police:\S+|upn:\S+)$")
 
 @click.command("erase")
 @click.option("--child", "child", required=True, metavar="KEY",
-              help="The child's key as on the ingress topics: nhs:<number>, la:<la>:<id>, police:<ref> or upn:<upn>.")
+              help="The child's key as on the ingress topics: nhs:<number>, la:<la>:<id>, police:<ref> "
+                   "or upn:<upn>.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation (for scripts).")
 @pass_context
 def erase(ctx: Context, child: str, yes: bool) -> None:

@@ -10,6 +10,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from factories import domestic_abuse_incident
 from structlog.testing import capture_logs
 
 import schemas
@@ -19,7 +20,6 @@ from broker.keys import LocalKeyDirectory
 from broker.keyvault import SqliteKeyVault, vault_path
 from broker.settings import Settings
 from consent import policy as policy_module
-from factories import domestic_abuse_incident
 from schemas.keys import child_key
 
 REPO = Path(__file__).resolve().parents[2]
@@ -47,7 +47,8 @@ def test_tagged_fields_are_sealed_and_open_again(cipher: FieldCipher) -> None:
     sealed = cipher.seal(event, key)
     assert sealed["narrative"].startswith(PREFIX) and "NARR-A" not in sealed["narrative"]
     refuge = sealed["child"]["confidential_address"]
-    assert all(refuge[k].startswith(PREFIX) for k in ("line1", "town", "postcode")) and refuge["line2"] is None
+    assert all(refuge[k].startswith(PREFIX) for k in ("line1", "town", "postcode"))
+    assert refuge["line2"] is None
     assert sealed["details"]["protective_measures"].startswith(PREFIX)  # NARRATIVE inside the details
     # Fields without those tags stay as they are, and the input is not changed.
     assert sealed["child"]["address"] == event["child"]["address"]
@@ -175,8 +176,8 @@ def test_filter_keeps_tokens_unless_the_policy_transforms_an_encrypted_tag(setti
 def _sgb(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "SGB_STATE_DIR": str(settings.state_dir), "SGB_LOG_FORMAT": "json",
            "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-m", "broker.cli", *args], env=env, capture_output=True, text=True,
-                          timeout=60, check=False)
+    return subprocess.run([sys.executable, "-m", "broker.cli", *args], env=env, capture_output=True,
+                          text=True, timeout=60, check=False)
 
 
 def test_sgb_erase_destroys_the_key_and_names_the_child_only_by_a_hash(settings: Settings,
