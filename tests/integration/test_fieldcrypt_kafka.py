@@ -123,3 +123,31 @@ def test_sealed_in_kafka_open_at_the_hub_and_erased_everywhere_by_sgb_erase(
     assert shown["narrative"] == ERASED and shown["child"]["family_name"] == "Childe"
     assert _erase(settings, key_b).returncode == 0
     assert _by_id(settings, INGRESS, 3)[b["event_id"]]["narrative"] == ERASED
+
+
+def test_a_file_connector_seals_what_it_publishes(kafka: Settings, tmp_path: Path) -> None:
+    import csv
+    import random
+
+    from connectors.police import synthetic as police_syn
+
+    mapping = Path(__file__).resolve().parents[2] / "connectors" / "mappings" / "police-domestic-abuse.yaml"
+    export = police_syn.write_csv(tmp_path / "incidents.csv", police_syn.DOMESTIC_ABUSE_COLUMNS,
+                                  police_syn.domestic_abuse_rows(5, random.Random(3), bad=[]))
+    with export.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    summaries = [row["OfficerSummary"].encode() for row in rows if row["OfficerSummary"]]
+    assert summaries
+    env = {**sgb_env(kafka), "SGB_FIELD_ENCRYPTION": "on"}
+    command = ["connector", "run", "police", "--source", str(export), "--mapping", str(mapping)]
+    run = subprocess.run([sys.executable, "-m", "broker.cli", *command], env=env, capture_output=True,
+                         text=True, timeout=120, check=False)
+    assert run.returncode == 0, run.stderr
+    messages = read_topic(kafka, INGRESS, expect=5)
+    assert len(messages) == 5
+    assert not [s for s in summaries for m in messages if s in m.value()]
+    codecs = Codecs(registry_for(kafka))
+    events = [codecs.event.decode(m.value()) for m in messages]
+    assert all(e["narrative"].startswith(PREFIX) for e in events if e["narrative"])
+    opened = {Revealer(kafka)(e)["narrative"].encode() for e in events if e["narrative"]}
+    assert opened == set(summaries)
