@@ -159,8 +159,7 @@ class SqliteKeyVault:
         with self._lock:
             cursor = self._execute("DELETE FROM data_keys WHERE child_ref = ?", ref)
             destroyed = max(cursor.rowcount, 0)
-            if destroyed:
-                self._execute("VACUUM")  # rewrite the file so no free page keeps the wrapped key
+            if destroyed:  # secure_delete has overwritten the row and its index entries in the file
                 self._signal_erasure()
             self._by_child.clear()
             self._by_kid.clear()

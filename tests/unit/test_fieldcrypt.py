@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -119,11 +120,15 @@ def test_the_vault_file_holds_no_plaintext_key_and_forgets_a_destroyed_one(setti
     data = path.read_bytes()
     assert dek not in data and other not in data and b"nhs:9990000018" not in data and b"TP-9" not in data
     assert kid in data
+    db = sqlite3.connect(path)
+    wrapped = db.execute("SELECT wrapped FROM data_keys WHERE kid = ?", (kid,)).fetchone()[0]
+    db.close()
+    assert wrapped in data
     assert oct(path.stat().st_mode & 0o777) == "0o600"
     assert vault.destroy("nhs:9990000018") == 1
     vault.close()
     data = path.read_bytes()
-    assert kid not in data and other_kid in data  # the row is gone from the file, not just unlinked
+    assert kid not in data and wrapped not in data and other_kid in data  # overwritten, not just unlinked
     assert SqliteKeyVault(path, keys).key_by_id(kid) is None
 
 
