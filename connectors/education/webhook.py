@@ -229,7 +229,7 @@ class ConcernWebhook:
         if self.codecs is None:
             self.counts["unavailable"] += 1
             return _problem(503, NOT_READY)
-        key = child_key(event["child"])
+        key = child_key(event.get("child") or {})
         if self.cipher is not None and key is not None:
             event = self.cipher.seal(event, key)
         try:

@@ -201,7 +201,7 @@ class MllpListener:
             return await self._reject(
                 record, f"The message could not be mapped ({type(exc).__name__}).", message.ack
             )
-        key = child_key(event["child"])
+        key = child_key(event.get("child") or {})
         if self._cipher is not None and key is not None:
             event = self._cipher.seal(event, key)
         try:
