@@ -151,3 +151,29 @@ def test_a_file_connector_seals_what_it_publishes(kafka: Settings, tmp_path: Pat
     assert all(e["narrative"].startswith(PREFIX) for e in events if e["narrative"])
     opened = {Revealer(kafka)(e)["narrative"].encode() for e in events if e["narrative"]}
     assert opened == set(summaries)
+
+
+def test_a_policy_that_masks_narrative_makes_the_filter_open_mask_and_seal_again(
+        kafka: Settings, group_id: str, tmp_path: Path) -> None:
+    from consent import policy as policy_module
+
+    text = policy_module.BASELINE.read_text(encoding="utf-8")
+    school_rule = "    audience: SCHOOL_DSL\n    grant: [NAME, DATE_OF_BIRTH, CASE_DETAIL]\n"
+    assert text.count(school_rule) == 1
+    masking = tmp_path / "masking.yaml"  # the school sees the narrative's shape, masked
+    masking.write_text(text.replace(school_rule, "    audience: SCHOOL_DSL\n"
+                                    "    grant: [NAME, DATE_OF_BIRTH, CASE_DETAIL, THIRD_PARTY]\n"
+                                    "    actions: {NARRATIVE: MASK}\n"))
+    settings = kafka.model_copy(update={"field_encryption": "on"})
+    a, key_a, secrets_a = _event("DELTA-2P")
+    _publish(settings, a)
+    with RunningFilter(settings, policy_path=masking, group_id=group_id, instance="test"):
+        school = read_topic(settings, SCHOOL, expect=1)
+    assert len(school) == 1 and not [s for s in secrets_a if s in school[0].value()]
+    sealed = Codecs(registry_for(settings)).event.decode(school[0].value())
+    assert sealed["narrative"].startswith(PREFIX)  # the masked copy is sealed again
+    shown = Revealer(settings)(sealed)
+    assert shown["narrative"] == "********* ********* *****-**"
+    assert shown["child"]["confidential_address"] is None  # a hard limit: never to a school
+    assert _erase(settings, key_a).returncode == 0
+    assert Revealer(settings)(sealed)["narrative"] == ERASED  # the same child key sealed the masked copy
