@@ -15,7 +15,7 @@ import contextlib
 import socket
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
@@ -25,6 +25,7 @@ from confluent_kafka import OFFSET_END, KafkaException, Message, TopicPartition
 from broker import metrics
 from broker.clients import consumer
 from broker.codecs import Codecs
+from broker.crypthooks import Revealer
 from broker.exceptions import SerdeError, SgbError
 from broker.logs import get_logger
 from broker.registry import registry_for
@@ -115,8 +116,12 @@ def header_map(msg: Message) -> dict[str, str]:
     return out
 
 
-def verify(msg: Message, codecs: Codecs, audience: str, organisation: str, topic: str) -> HubEvent:
-    """Decode and verify one delivery; raises :class:`DeliveryRejected` naming only its position."""
+def verify(msg: Message, codecs: Codecs, audience: str, organisation: str, topic: str,
+           reveal: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> HubEvent:
+    """Decode and verify one delivery; raises :class:`DeliveryRejected` naming only its position.
+
+    ``reveal`` opens encrypted fields (:class:`broker.crypthooks.Revealer`) once the delivery
+    is verified; an erased field reads ``[erased]``."""
     at_topic, partition, offset = position(msg)
     where = f"{at_topic}[{partition}]@{offset}"
     if at_topic != topic:
@@ -133,6 +138,8 @@ def verify(msg: Message, codecs: Codecs, audience: str, organisation: str, topic
         text = (f"Delivery at {where} does not carry the filter's sgb.event_id and sgb.policy_version "
                 "headers for its event; it is not acknowledged.")
         raise DeliveryRejected(text)
+    if reveal is not None:
+        event = reveal(event)
     child, source = event.get("child") or {}, event.get("source") or {}
     _, millis = msg.timestamp()
     return HubEvent(
@@ -191,6 +198,7 @@ class Subscriber:
         self.assigned = threading.Event()
         self._assigned_at = 0.0
         self._codecs = Codecs(registry_for(settings))
+        self._reveal = Revealer(settings)
 
     # -- the consumer ----------------------------------------------------------------------
     def _consumer(self, since: datetime | None) -> Any:
@@ -280,7 +288,7 @@ class Subscriber:
                 if msg.error():
                     continue
                 idle_since = time.monotonic()
-                yield verify(msg, self._codecs, self.audience, self.organisation, self.topic)
+                yield verify(msg, self._codecs, self.audience, self.organisation, self.topic, self._reveal)
                 self._commit(cons, [msg])
         finally:
             cons.close()
@@ -370,7 +378,8 @@ class Subscriber:
         rejected = None
         for msg in messages:
             try:
-                events.append(verify(msg, self._codecs, self.audience, self.organisation, self.topic))
+                events.append(verify(msg, self._codecs, self.audience, self.organisation, self.topic,
+                                     self._reveal))
             except DeliveryRejected as exc:
                 rejected = exc
                 break

@@ -26,6 +26,8 @@ ALLOWED_KEYS = frozenset(
         # hubs, the inbox page and operator commands (structural values only)
         "written", "duplicates", "replayed", "skipped", "backoff_s", "http_status", "host",
         "call",  # the name of a Kafka client call (broker.transactions.bounded)
+        # field encryption: a keyed hash of a child's key, never the key itself
+        "child_ref",
     }
 )
 

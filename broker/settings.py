@@ -71,6 +71,10 @@ class Settings(BaseSettings):
     topic_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]*$")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
+    field_encryption: Literal["on", "off"] = Field(
+        default="off",
+        description="Seal CONFIDENTIAL_ADDRESS and NARRATIVE fields with a per-child key (broker/fieldcrypt).",
+    )
 
     @field_validator("bootstrap_servers")
     @classmethod

@@ -9,6 +9,7 @@ from confluent_kafka import KafkaError, Message
 
 from broker.clients import flush_or_raise, producer
 from broker.codecs import Codecs
+from broker.crypthooks import publisher_cipher
 from broker.exceptions import SgbError
 from broker.registry import registry_for
 from broker.settings import Settings
@@ -43,6 +44,7 @@ class EventPublisher:
         self.topic = settings.topic(ingress_topic(agency))
         self.codecs = Codecs(registry_for(settings))
         self.producer = producer(settings)
+        self.cipher = publisher_cipher(settings)
 
     def publish(self, event: dict[str, Any], on_delivery: Acknowledged | None = None) -> None:
         """Encode and produce one event; ``on_delivery`` is called when Kafka acknowledges it."""
@@ -54,6 +56,8 @@ class EventPublisher:
         if key is None:
             msg = f"Event {event.get('event_id')} identifies no child."
             raise SgbError(msg)
+        if self.cipher is not None:
+            event = self.cipher.seal(event, key)
         value = self.codecs.event.encode(event)
         kwargs: dict[str, Any] = {"on_delivery": on_delivery} if on_delivery else {}
         while True:

@@ -25,6 +25,7 @@ from broker import deadletter, metrics
 from broker.clients import admin_client, consumer, producer
 from broker.transactions import bounded, next_offsets, retrying, watermarks
 from broker.codecs import Codecs
+from broker.crypthooks import FilterCrypt
 from broker.exceptions import SerdeError
 from broker.health import Health
 from broker.keys import LocalKeyDirectory
@@ -85,6 +86,7 @@ class FilterService:
         self._onboarded: set[str] = set()
         self._onboarded_at = 0.0
         self._engine = self._make_engine(self._policy)
+        self._crypt = FilterCrypt(settings, self._policy)
         self._store = store or SqliteStore(settings.state_dir / "filter" / f"{self.group_id}.{self.instance}.db")
         self._state = StateReader(settings, self._store, self._codecs, self.counts, self.group_id)
         self._failures = 0
@@ -119,6 +121,7 @@ class FilterService:
                       policy_version=self._policy.version_id)
             return
         self._policy, self._engine = policy, self._make_engine(policy)
+        self._crypt.use_policy(policy)
         log.info("policy reloaded", policy_version=policy.version_id)
 
     def _is_onboarded(self, audience: str, organisation: str) -> bool:
@@ -299,6 +302,7 @@ class FilterService:
         except SerdeError as exc:
             self._dead_letter(msg, str(exc), origin)
             return
+        event, reusable = self._crypt.open(event)
         self._batch_agencies[str((event.get("source") or {}).get("agency"))] += 1
         key = child_key(event.get("child") or {})
         if key is None:
@@ -320,7 +324,8 @@ class FilterService:
             return
         now = datetime.now(UTC)
         # A copy with nothing withheld or transformed is the ingress event itself: reuse its bytes.
-        untouched = msg.value() if not event.get("withheld_fields") and not event.get("generalised_fields") else None
+        untouched = (msg.value() if reusable and not event.get("withheld_fields")
+                     and not event.get("generalised_fields") else None)
         for decision in decisions:
             self._deliver_and_audit(decision, key, now, untouched, origin)
 
@@ -332,7 +337,7 @@ class FilterService:
                 if untouched is not None and not decision.removed_fields and not decision.transformed_fields:
                     value = untouched
                 else:
-                    value = self._codecs.event.encode(decision.event)
+                    value = self._codecs.event.encode(self._crypt.seal(decision.event, key))
             except SerdeError:
                 decision = withhold(decision, Reason.REDACTION_FAILED)
             else:

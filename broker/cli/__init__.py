@@ -46,7 +46,8 @@ def cli(ctx: click.Context, config: Path | None) -> None:
 
     \b
     operator:    sgb kafka start [--brokers 3]|stop|status, sgb topics apply, sgb filter run,
-                 sgb status, sgb dlq list|replay, sgb audit verify, sgb deploy k8s --output DIR
+                 sgb status, sgb dlq list|replay, sgb audit verify, sgb deploy k8s --output DIR,
+                 sgb erase --child KEY
     agency:      sgb connector run <agency> --source ...
     hub:         sgb hub subscribe <audience> <org> --sink KIND:TARGET, sgb hub serve <audience> <org>
     governance:  sgb policy check, sgb policy evaluate --event FILE [--state FILE], sgb schemas check
@@ -62,6 +63,7 @@ def _register() -> None:
         demo,
         deploy_cmd,
         dlq_cmd,
+        erase_cmd,
         filter_cmd,
         hub,
         kafka,
@@ -73,7 +75,7 @@ def _register() -> None:
     )
 
     for module in (kafka, topics, filter_cmd, status_cmd, dlq_cmd, connector_cmd, hub, policy, schemas_cmd,
-                   simulate_cmd, demo, deploy_cmd, audit_cmd):
+                   simulate_cmd, demo, deploy_cmd, audit_cmd, erase_cmd):
         module.register(cli)
 
 

@@ -33,6 +33,7 @@ from starlette.routing import Route
 
 from broker import deadletter
 from broker.codecs import Codecs
+from broker.crypthooks import publisher_cipher
 from broker.exceptions import SerdeError, SgbError
 from broker.logs import get_logger
 from broker.registry import registry_for
@@ -145,6 +146,7 @@ class ConcernWebhook:
         self.ack_timeout = ack_timeout
         self.topic = settings.topic(ingress_topic("EDUCATION"))
         self.codecs = codecs
+        self.cipher = publisher_cipher(settings)
         self.counts: Counter[str] = Counter()
         self._producer: AckedProducer | None = None
         self.app = Starlette(
@@ -227,12 +229,14 @@ class ConcernWebhook:
         if self.codecs is None:
             self.counts["unavailable"] += 1
             return _problem(503, NOT_READY)
+        key = child_key(event.get("child") or {})
+        if self.cipher is not None and key is not None:
+            event = self.cipher.seal(event, key)
         try:
             value = self.codecs.event.encode(event)
         except SerdeError as exc:
             self.counts["rejected"] += 1
             return _problem(422, str(exc))
-        key = child_key(event["child"])
         assert self._producer is not None
         try:
             await asyncio.wait_for(

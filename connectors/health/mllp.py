@@ -31,6 +31,7 @@ from hl7.mllp import InvalidBlockError, start_hl7_server
 
 from broker import deadletter
 from broker.codecs import Codecs
+from broker.crypthooks import publisher_cipher
 from broker.exceptions import SerdeError, SgbError
 from broker.logs import get_logger
 from broker.registry import registry_for
@@ -95,6 +96,7 @@ class MllpListener:
         self.counts: Counter[str] = Counter()
         self.listening = asyncio.Event()
         self._codecs: Codecs | None = codecs
+        self._cipher = publisher_cipher(settings)
         self._writers: set[Any] = set()
         self._busy: set[Any] = set()
         self._producer: AckedProducer | None = None
@@ -199,11 +201,13 @@ class MllpListener:
             return await self._reject(
                 record, f"The message could not be mapped ({type(exc).__name__}).", message.ack
             )
+        key = child_key(event.get("child") or {})
+        if self._cipher is not None and key is not None:
+            event = self._cipher.seal(event, key)
         try:
             value = self._codecs.event.encode(event)
         except SerdeError as exc:
             return await self._reject(record, str(exc), message.ack)
-        key = child_key(event["child"])
         if not await self._send(self.topic, value, key.encode() if key else None, None):
             self.counts["errors"] += 1
             return message.ack("AE", NOT_ACKED)

@@ -41,6 +41,7 @@ from confluent_kafka import KafkaError, KafkaException, Message
 from broker import deadletter
 from broker.clients import admin_client, producer
 from broker.codecs import Codecs
+from broker.crypthooks import publisher_cipher
 from broker.logs import get_logger
 from broker.registry import registry_for
 from broker.settings import Settings
@@ -105,6 +106,7 @@ class TransactionalDelivery:
         self.topic = settings.topic(ingress_topic(agency))
         self.transactional_id = f"{settings.topic_prefix}sgb-connector-{name}"
         self.codecs = Codecs(registry_for(settings))
+        self.cipher = publisher_cipher(settings)
         self.should_stop = should_stop
         self.give_up_s = give_up_s
         check_topics(settings, [self.topic, settings.topic(deadletter.DLQ_TOPIC)])
@@ -136,6 +138,8 @@ class TransactionalDelivery:
         if key is None:
             msg = "The event identifies no child (no NHS number, local id, police reference or UPN)."
             raise ValueError(msg)
+        if self.cipher is not None:
+            event = self.cipher.seal(event, key)
         value = self._serde.encode(event)
         self._send(_Message(self.topic, key.encode(), value, None, record.file_id, record.ordinal))
 
