@@ -210,7 +210,7 @@ class ConcernWebhook:
             return _problem(413, "The body is larger than 256 KiB.")
         try:
             payload = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested too deep
             self.counts["rejected"] += 1
             return _problem(400, "The body is not JSON.")
         try:
