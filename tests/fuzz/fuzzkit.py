@@ -163,8 +163,12 @@ _ID_FIELDS = ("nhs_number", "upn", "la_child_id", "police_person_id", "local_id"
 _PLAIN = re.compile(r"^[A-Za-z0-9]+$")
 
 
-def check(out: Outcomes, *, secrets: Iterable[str] = (MARKER,), source_text: Callable[[SourceRecord], str] | None
-          = None) -> None:
+def check(
+    out: Outcomes,
+    *,
+    secrets: Iterable[str] = (MARKER,),
+    source_text: Callable[[SourceRecord], str] | None = None,
+) -> None:
     """The properties every target shares: reasons are sentences without planted values, and
     each event's child identifiers come from its own record (never another child's)."""
     for reason in out.reasons():
@@ -178,7 +182,9 @@ def check(out: Outcomes, *, secrets: Iterable[str] = (MARKER,), source_text: Cal
         for name in _ID_FIELDS:
             value = child.get(name)
             if isinstance(value, str) and _PLAIN.match(value):
-                assert re.sub(r"[\s-]", "", value).upper() in text, f"{name} of an event is not in its own record ({record.position})"
+                assert re.sub(r"[\s-]", "", value).upper() in text, (
+                    f"{name} of an event is not in its own record ({record.position})"
+                )
 
 
 def count(target: str) -> None:

@@ -8,6 +8,7 @@ import random
 from pathlib import Path
 
 import pytest
+from fuzzkit import CODECS, MARKER, check, count, hostile_text, mutated, run_file
 from hypothesis import example, given
 from hypothesis import strategies as st
 
@@ -16,9 +17,9 @@ from connectors.health import FhirMapper, FhirReader, Hl7FileReader, Hl7Mapper, 
 from connectors.health import synthetic as syn
 from connectors.health.hl7v2 import bare_ack
 from connectors.runtime.records import MappingError, NoEvent, SourceRecord
-from fuzzkit import CODECS, MARKER, check, count, hostile_text, mutated, run_file
 
-PROFILE = load_profile(Path(__file__).resolve().parents[2] / "connectors" / "mappings" / "health-example.yaml")
+MAPPINGS = Path(__file__).resolve().parents[2] / "connectors" / "mappings"
+PROFILE = load_profile(MAPPINGS / "health-example.yaml")
 RESOURCES = syn.fhir_resources(3, random.Random(21))
 NDJSON = b"".join(json.dumps(r, separators=(",", ":")).encode() + b"\n" for r in RESOURCES)
 BUNDLE = json.dumps(
@@ -45,7 +46,9 @@ def test_mutated_fhir_files(workdir: Path, name: str, data: st.DataObject) -> No
 JSON_LEAVES = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), hostile_text())
 JSON_VALUES = st.recursive(
     JSON_LEAVES,
-    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=8), inner, max_size=3)),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
     max_leaves=8,
 )
 

@@ -7,12 +7,12 @@ import random
 from pathlib import Path
 
 import pytest
+from fuzzkit import MARKER, check, count, hostile_text, mutated, run_file
 from hypothesis import example, given
 from hypothesis import strategies as st
 
 from connectors.police import PoliceMapper, load_mapping, reader_for
 from connectors.police import synthetic as syn
-from fuzzkit import MARKER, check, count, hostile_text, mutated, run_file
 
 MAPPINGS = Path(__file__).resolve().parents[2] / "connectors" / "mappings"
 DOMESTIC = load_mapping(MAPPINGS / "police-domestic-abuse.yaml")
@@ -72,7 +72,9 @@ def test_missing_episode_hostile_values(workdir: Path, row: int, column: str, va
 
 JSON_VALUES = st.recursive(
     st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), hostile_text()),
-    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=12,
 )
 
@@ -80,7 +82,9 @@ JSON_VALUES = st.recursive(
 @given(st.integers(0, 2), st.data(), JSON_VALUES)
 @example(0, None, 10**400)  # a number no Avro long holds
 @example(0, None, [[[[[MARKER]]]]])  # wrong type, nested
-def test_exploitation_json_wrong_types(workdir: Path, row: int, data: st.DataObject | None, value: object) -> None:
+def test_exploitation_json_wrong_types(
+    workdir: Path, row: int, data: st.DataObject | None, value: object
+) -> None:
     count("police exploitation: wrong types")
     records = json.loads(json.dumps(EXPLOIT_RECORDS))
     paths = _paths(records[row])

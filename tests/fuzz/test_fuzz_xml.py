@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fuzzkit import Outcomes, check, count, mutated, run_file
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -21,7 +22,6 @@ from connectors.education import CtfMapper, CtfReader
 from connectors.education import synthetic as edu
 from connectors.local_authority import CinCensusReader, LaMapper, LaProfile
 from connectors.local_authority import synthetic as la
-from fuzzkit import Outcomes, check, count, mutated, run_file
 
 READERS: dict[str, tuple[Callable[[], Any], Callable[[], Any], str, str]] = {
     "ctf": (CtfReader, CtfMapper, "Pupil", "CTFpupilData"),
@@ -34,7 +34,8 @@ def _seed(kind: str, folder: Path) -> str:
     if kind == "ctf":
         rng = random.Random(41)
         pupils = [edu.pupil(rng, 1, authorised=40, unauthorised=20), edu.pupil(rng, 2, leaving="2025-06-01")]
-        return edu.write_ctf(folder / "seed-ctf.xml", pupils, dest=("MMM", "MMMM")).read_text(encoding="utf-8")
+        path = edu.write_ctf(folder / "seed-ctf.xml", pupils, dest=("MMM", "MMMM"))
+        return path.read_text(encoding="utf-8")
     kids = list(la.cin_children(4, random.Random(42)))
     return la.write_cin(folder / "seed-cin.xml", kids).read_text(encoding="utf-8")
 
@@ -48,12 +49,14 @@ def _hostile(kind: str, seed: str, canary: Path) -> dict[str, bytes]:
     record, container = READERS[kind][2], READERS[kind][3]
     body = _body(seed)
     url = canary.as_uri()
-    laughs = "".join(f'<!ENTITY l{i} "{"&l" + str(i - 1) + ";" * 1 if i else "lol"}' + (
-        f'&l{i - 1};' * 9 if i else "") + '">' for i in range(10))
+    laughs = '<!ENTITY l0 "lol">' + "".join(
+        f'<!ENTITY l{i} "{f"&l{i - 1};" * 10}">' for i in range(1, 10)
+    )
     first = body.index(f"<{record}>")
     deep = "<x>" * 200_000 + "</x>" * 200_000
     return {
-        "billion laughs": f'<?xml version="1.0"?><!DOCTYPE m [{laughs}]>{body.replace("</Header>", "&l9;</Header>")}',
+        "billion laughs": f'<?xml version="1.0"?><!DOCTYPE m [{laughs}]>'
+        + body.replace("</Header>", "&l9;</Header>"),
         "external entity": f'<?xml version="1.0"?><!DOCTYPE m [<!ENTITY x SYSTEM "{url}">]>'
         + body.replace(f"<{record}>", f"<{record}><UPN>&x;</UPN>", 1),
         "parameter entity": f'<?xml version="1.0"?><!DOCTYPE m [<!ENTITY % p SYSTEM "{url}"> %p;]>{body}',
@@ -68,7 +71,7 @@ def _hostile(kind: str, seed: str, canary: Path) -> dict[str, bytes]:
         "undeclared prefix": body.replace("<Header>", "<p:Header>", 1),
         "UTF-16 declared, UTF-8 given": '<?xml version="1.0" encoding="UTF-16"?>' + body,
         "unknown encoding": '<?xml version="1.0" encoding="x-sgb-none"?>' + body,
-        "processing instruction": body.replace("<Header>", '<?xml-stylesheet href="' + url + '"?><Header>', 1),
+        "processing instruction": body.replace("<Header>", f'<?xml-stylesheet href="{url}"?><Header>', 1),
         "empty": "",
         "truncated": body[: len(body) // 2],
     } | {"invalid UTF-8": None}  # type: ignore[dict-item]
@@ -97,7 +100,9 @@ HOSTILE_NAMES = sorted(_hostile("ctf", "<?xml?><a><Header></Header><Pupil></Pupi
 
 @pytest.mark.parametrize("kind", sorted(READERS))
 @pytest.mark.parametrize("name", HOSTILE_NAMES)
-def test_hostile_xml(workdir: Path, seeds: dict[str, str], canary: tuple[Path, str], kind: str, name: str) -> None:
+def test_hostile_xml(
+    workdir: Path, seeds: dict[str, str], canary: tuple[Path, str], kind: str, name: str
+) -> None:
     count(f"xml {kind}: hostile document")
     documents = _hostile(kind, seeds[kind], canary[0])
     path = workdir / f"hostile-{kind}.xml"
