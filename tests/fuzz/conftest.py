@@ -23,7 +23,7 @@ _COMMON = {
     "database": None,
     "print_blob": True,
 }
-settings.register_profile("ci", max_examples=int(os.environ.get("SGB_FUZZ_EXAMPLES", "120")),
+settings.register_profile("ci", max_examples=int(os.environ.get("SGB_FUZZ_EXAMPLES", "400")),
                           derandomize=True, deadline=5000, **_COMMON)
 settings.register_profile("long", max_examples=int(os.environ.get("SGB_FUZZ_EXAMPLES", "2000")),
                           deadline=10000, **_COMMON)
