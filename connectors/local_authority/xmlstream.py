@@ -87,8 +87,8 @@ def stream(path: Path, source: str, record_tag: str, header_tag: str) -> Iterato
     except ParseError as exc:
         msg = f"File {source} is not well-formed XML (line {exc.position[0]})."
         raise SourceFileError(msg) from None
-    except LookupError:
-        msg = f"File {source} declares an encoding that is not known."
+    except (LookupError, ValueError):  # an unknown encoding, or one expat cannot read (UTF-7)
+        msg = f"File {source} cannot be read in the encoding it declares."
         raise SourceFileError(msg) from None
 
 

@@ -1,9 +1,12 @@
-"""Fuzz settings: a bounded, derandomized profile for ``make test`` and a long one for ``make fuzz``.
+"""Fuzz fixtures, markers and the count of examples tried per target.
 
-``SGB_FUZZ_PROFILE=long`` (what ``make fuzz`` sets) raises the examples per target to
-``SGB_FUZZ_EXAMPLES`` (default 2000) with a random seed; the CI profile is reproducible.
-At the end of the session the examples tried per target are printed and written as JSON
-to ``SGB_FUZZ_SUMMARY`` (default ``fuzz-summary.json`` in the pytest cache-free temp dir).
+The hypothesis settings are in :mod:`fuzzkit` and applied to each fuzz test (``@FUZZ``), so
+the suite's other property tests keep their own. The CI profile (the default) tries
+``SGB_FUZZ_EXAMPLES`` (default 400) examples per target, derandomized so every run tries the
+same ones; ``SGB_FUZZ_PROFILE=long`` (what ``make fuzz`` sets) tries ``SGB_FUZZ_EXAMPLES``
+(default 2000) with a random seed and longer deadlines. At the end of the session the
+examples tried per target are printed and written as JSON to ``SGB_FUZZ_SUMMARY`` (default
+``sgb-fuzz-summary.json`` in the system's temp folder).
 """
 
 from __future__ import annotations
@@ -15,19 +18,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fuzzkit import TRIED
-from hypothesis import HealthCheck, settings
+from fuzzkit import PROFILE, TRIED
 
-_COMMON = {
-    "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
-    "database": None,
-    "print_blob": True,
-}
-settings.register_profile("ci", max_examples=int(os.environ.get("SGB_FUZZ_EXAMPLES", "400")),
-                          derandomize=True, deadline=5000, **_COMMON)
-settings.register_profile("long", max_examples=int(os.environ.get("SGB_FUZZ_EXAMPLES", "2000")),
-                          deadline=10000, **_COMMON)
-settings.load_profile(os.environ.get("SGB_FUZZ_PROFILE", "ci"))
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark the tests here ``fuzz``; in the CI profile, no test may run longer than two minutes
+    (a hang is a failure, whatever the examples' own deadlines)."""
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.fuzz)
+            if PROFILE == "ci":
+                item.add_marker(pytest.mark.timeout(120))
 
 
 @pytest.fixture(scope="session")
@@ -53,7 +55,6 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     for target, n in sorted(TRIED.items()):
         terminalreporter.write_line(f"{target:32} {n}")
     where = Path(os.environ.get("SGB_FUZZ_SUMMARY") or Path(tempfile.gettempdir()) / "sgb-fuzz-summary.json")
-    profile = os.environ.get("SGB_FUZZ_PROFILE", "ci")
-    where.write_text(json.dumps({"profile": profile, "tried": dict(sorted(TRIED.items())),
+    where.write_text(json.dumps({"profile": PROFILE, "tried": dict(sorted(TRIED.items())),
                                  "total": sum(TRIED.values())}, indent=2) + "\n", encoding="utf-8")
     terminalreporter.write_line(f"written to {where}")

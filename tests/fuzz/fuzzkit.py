@@ -14,6 +14,7 @@ would dead-letter with a generic reason) fails the property.
 
 from __future__ import annotations
 
+import os
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
 from broker.codecs import Codecs
@@ -28,6 +30,21 @@ from broker.exceptions import SerdeError
 from broker.registry import InMemoryRegistry
 from connectors.runtime.readers import FileRef, Malformed, SourceFileError
 from connectors.runtime.records import MappingError, NoEvent, SourceRecord
+
+_COMMON: dict[str, Any] = {
+    "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much,
+                              HealthCheck.function_scoped_fixture],
+    "database": None,
+    "print_blob": True,
+}
+settings.register_profile("sgb-fuzz-ci", max_examples=int(os.environ.get("SGB_FUZZ_EXAMPLES", "400")),
+                          derandomize=True, deadline=5000, **_COMMON)
+settings.register_profile("sgb-fuzz-long", max_examples=int(os.environ.get("SGB_FUZZ_EXAMPLES", "2000")),
+                          deadline=10000, **_COMMON)
+#: ``ci`` (bounded, reproducible: ``make test``) or ``long`` (``make fuzz``).
+PROFILE = os.environ.get("SGB_FUZZ_PROFILE", "ci")
+#: The settings every fuzz test is decorated with.
+FUZZ = settings.get_profile(f"sgb-fuzz-{PROFILE}")
 
 #: Examples tried per target in this session (written out at the end, see conftest.py).
 TRIED: Counter[str] = Counter()

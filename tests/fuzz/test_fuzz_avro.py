@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from factories import domestic_abuse_incident
-from fuzzkit import CODECS, count, mutated
+from fuzzkit import CODECS, FUZZ, count, mutated
 from hypothesis import example, given
 from hypothesis import strategies as st
 
@@ -37,12 +37,14 @@ def decodes_or_refuses(serde: Any, data: bytes | None) -> None:
     assert isinstance(record, dict)
 
 
+@FUZZ
 @given(st.integers(0, len(VALID)))
 def test_truncated_event(cut: int) -> None:
     count("avro: truncated event")
     decodes_or_refuses(CODECS.event, VALID[:cut])
 
 
+@FUZZ
 @given(mutated(VALID))
 @example(VALID[:5] + b"\xff" * 12)  # an endless varint
 @example(VALID[:5] + b"\x01" + b"\x00" * 3)  # a negative string length
@@ -51,6 +53,7 @@ def test_mutated_event(data: bytes) -> None:
     decodes_or_refuses(CODECS.event, data)
 
 
+@FUZZ
 @given(st.sampled_from(sorted(SERDES)), st.binary(max_size=512), st.sampled_from(["own", "unknown", "none"]))
 @example("event", b"", "none")
 @example("event", b"\x01\x00\x00\x00\x07", "none")  # a bad magic byte

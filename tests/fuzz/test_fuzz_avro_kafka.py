@@ -8,6 +8,7 @@ schema id and a bad magic byte in front of an otherwise valid event.)
 
 from __future__ import annotations
 
+import pytest
 from factories import domestic_abuse_incident
 from fuzzkit import count
 
@@ -18,6 +19,7 @@ from broker.settings import Settings
 from tests.conftest import RunningFilter, read_topic
 
 
+@pytest.mark.kafka
 def test_truncated_avro_and_a_bad_magic_byte_are_dead_letters_and_reach_no_one(
         kafka: Settings, running_filter: RunningFilter) -> None:
     count("avro on kafka: end to end")

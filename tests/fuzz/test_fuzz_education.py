@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fuzzkit import CODECS, MARKER, check, count, hostile_text, mutated, run_file
+from fuzzkit import CODECS, FUZZ, MARKER, check, count, hostile_text, mutated, run_file
 from hypothesis import example, given
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
@@ -53,12 +53,14 @@ def _run(workdir: Path, data: bytes) -> None:
     check(run_file(CtfReader(), CtfMapper(), path))
 
 
+@FUZZ
 @given(st.sampled_from(["attendance", "missing"]), st.data())
 def test_mutated_ctf(workdir: Path, seeds: dict[str, bytes], kind: str, data: st.DataObject) -> None:
     count("education ctf: mutated file")
     _run(workdir, data.draw(mutated(seeds[kind], [b"</Pupil><Pupil>", b"<Header/>", b"]]>", b"&#0;"])))
 
 
+@FUZZ
 @given(st.sampled_from(FIELDS), st.integers(0, 2), hostile_text(), st.booleans())
 @example("DateTime", 0, "9999-12-31T10:00:00", False)  # an attendance year ending after year 9999
 @example("DateTime", 0, "9999-12-31T10:00:00", True)
@@ -147,6 +149,7 @@ WRONG = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=F
                                                                         max_size=2))
 
 
+@FUZZ
 @given(st.sampled_from(PATHS), WRONG)
 @example(("occurred_at",), "9999-12-31T23:59:59-23:59")  # past year 9999 in UTC
 @example(("occurred_at",), "0001-01-01T00:00:00+23:59")  # before year 1 in UTC
@@ -161,6 +164,7 @@ def test_webhook_wrong_values(webhook: tuple[TestClient, RecordingProducer, str]
         _refused(status, answer, sent)
 
 
+@FUZZ
 @given(mutated(json.dumps(VALID).encode(), [b"[" * 100_000, b'"\\ud800"', b"1e999999", b"A" * MAX_BODY]))
 @example(b"[" * 100_000)  # nested past the recursion limit
 @example(b"A" * (MAX_BODY + 1))
@@ -175,6 +179,7 @@ def test_webhook_mutated_bodies(webhook: tuple[TestClient, RecordingProducer, st
         _refused(status, answer, sent)
 
 
+@FUZZ
 @given(st.one_of(st.text(max_size=60), st.sampled_from(["Bearer", "Bearer ", "bearer  x", "Basic abc"])))
 def test_webhook_bad_tokens(webhook: tuple[TestClient, RecordingProducer, str], auth: str) -> None:
     count("education webhook: bad token")

@@ -8,7 +8,7 @@ import random
 from pathlib import Path
 
 import pytest
-from fuzzkit import CODECS, MARKER, check, count, hostile_text, mutated, run_file
+from fuzzkit import CODECS, FUZZ, MARKER, check, count, hostile_text, mutated, run_file
 from hypothesis import example, given
 from hypothesis import strategies as st
 
@@ -37,6 +37,7 @@ def _fhir(workdir: Path, name: str, data: bytes) -> None:
     check(run_file(FhirReader(50), FhirMapper(PROFILE), path), source_text=lambda record: text)
 
 
+@FUZZ
 @given(st.sampled_from(["r.ndjson", "b.json"]), st.data())
 def test_mutated_fhir_files(workdir: Path, name: str, data: st.DataObject) -> None:
     count(f"health fhir {name.split('.')[1]}: mutated file")
@@ -62,6 +63,7 @@ def _paths(node: object, prefix: tuple[object, ...] = ()) -> list[tuple[object, 
     return out
 
 
+@FUZZ
 @given(st.integers(0, len(RESOURCES) - 1), st.data(), JSON_VALUES)
 @example(1, None, 10**30)  # a number no Avro long holds
 @example(1, None, "9999-12-31T23:59:59+14:00")
@@ -78,6 +80,7 @@ def test_fhir_wrong_types_and_hostile_values(workdir: Path, index: int, data: st
     _fhir(workdir, "w.ndjson", b"".join(json.dumps(r).encode() + b"\n" for r in resources))
 
 
+@FUZZ
 @given(mutated(HL7_FILE, [b"\rMSH|^~\\&|", b"\\X00FF\\", b"\\", b"|" * 300, b"^" * 300, b"~" * 300]))
 def test_mutated_hl7_files(workdir: Path, data: bytes) -> None:
     count("health hl7 file: mutated")
@@ -90,6 +93,7 @@ def _field_edits() -> st.SearchStrategy[tuple[int, int, str]]:
     return st.tuples(st.integers(0, 5), st.integers(1, 50), hostile_text())
 
 
+@FUZZ
 @given(st.integers(0, 2), st.lists(_field_edits(), min_size=1, max_size=3))
 @example(0, [(4, 44, "20261120213000+9999")])  # an offset beyond a day
 @example(0, [(2, 7, "99991231")])
@@ -108,6 +112,7 @@ def test_hl7_message_as_mllp_handles_it(index: int, edits: list[tuple[int, int, 
     _handle(block)
 
 
+@FUZZ
 @given(mutated(ADT[0].encode()))
 def test_mutated_mllp_block(block: bytes) -> None:
     count("health hl7 mllp message: mutated")
@@ -158,6 +163,7 @@ HL7_TIMES = st.one_of(
 TIME_FIELDS = [(4, 44), (4, 45), (2, 7), (1, 2), (1, 6), (0, 6)]  # PV1-44/45, PID-7, EVN-2/6, MSH-7
 
 
+@FUZZ
 @given(st.integers(0, 2), st.sampled_from(TIME_FIELDS), HL7_TIMES)
 @example(0, (4, 44), "00010101000000+1400")  # converting to UTC leaves the calendar
 @example(0, (2, 7), "99991231235959-1400")

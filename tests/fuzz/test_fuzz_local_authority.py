@@ -9,7 +9,7 @@ import json
 import random
 from pathlib import Path
 
-from fuzzkit import CODECS, check, count, hostile_text, mutated, run_file
+from fuzzkit import CODECS, FUZZ, check, count, hostile_text, mutated, run_file
 from hypothesis import example, given
 from hypothesis import strategies as st
 
@@ -68,6 +68,7 @@ SEED_HEADER = _csv(HEADER_COLUMNS, HEADER_ROWS)
 SEED_EPISODES = _csv(EPISODE_COLUMNS, EPISODE_ROWS)
 
 
+@FUZZ
 @given(st.booleans(), st.data())
 def test_mutated_ssda903(workdir: Path, which: bool, data: st.DataObject) -> None:
     count("la ssda903: mutated table")
@@ -77,6 +78,7 @@ def test_mutated_ssda903(workdir: Path, which: bool, data: st.DataObject) -> Non
         _ssda903(workdir, SEED_HEADER, data.draw(mutated(SEED_EPISODES)))
 
 
+@FUZZ
 @given(st.integers(0, 2), st.sampled_from(list(EPISODE_COLUMNS) + list(HEADER_COLUMNS)), hostile_text())
 @example(0, "DECOM", "31/12/9999")
 @example(1, "DEC", "01/01/0001")
@@ -106,12 +108,14 @@ def _consents(workdir: Path, data: bytes, name: str = "consent.json") -> None:
                    encode=CODECS.consent.encode))
 
 
+@FUZZ
 @given(st.data())
 def test_mutated_family_help(workdir: Path, data: st.DataObject) -> None:
     count("la family help: mutated file")
     _cases(workdir, data.draw(mutated(_csv(CASE_COLUMNS, CASE_ROWS))))
 
 
+@FUZZ
 @given(st.integers(0, 1), st.sampled_from(CASE_COLUMNS), hostile_text())
 @example(0, "ClosedDate", "31/12/9999")
 @example(0, "Needs", ";" * 1000)
@@ -126,6 +130,7 @@ CONSENT_JSON = json.dumps(CONSENTS).encode()
 CONSENT_NDJSON = b"".join(json.dumps(c).encode() + b"\n" for c in CONSENTS)
 
 
+@FUZZ
 @given(st.booleans(), st.data())
 def test_mutated_consent(workdir: Path, lines: bool, data: st.DataObject) -> None:
     count("la consent: mutated file")
@@ -138,6 +143,7 @@ WRONG = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), hostile_
                   st.dictionaries(st.text(max_size=4), st.integers(), max_size=2))
 
 
+@FUZZ
 @given(st.integers(0, 1), st.sampled_from(sorted({k for c in CONSENTS for k in c} | {"Purpose"})), WRONG)
 @example(0, "RecordedAt", "9999-12-31T23:59:59-23:59")  # past year 9999 in UTC
 @example(0, "RecordedAt", "0001-01-01T00:00:00+23:59")  # before year 1 in UTC
@@ -154,6 +160,7 @@ CIN_ELEMENTS = ["LAchildID", "UPN", "PersonBirthDate", "CINreferralDate", "Refer
                 "ReferenceDate", "DateTime", "ReferralSource", "PrimaryNeedCode"]
 
 
+@FUZZ
 @given(st.sampled_from(CIN_ELEMENTS), st.integers(0, 3), hostile_text())
 @example("CPPstartDate", 3, "9999-12-31")
 @example("CINreferralDate", 0, "0001-01-01")

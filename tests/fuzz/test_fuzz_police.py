@@ -7,7 +7,7 @@ import random
 from pathlib import Path
 
 import pytest
-from fuzzkit import MARKER, check, count, hostile_text, mutated, run_file
+from fuzzkit import FUZZ, MARKER, check, count, hostile_text, mutated, run_file
 from hypothesis import example, given
 from hypothesis import strategies as st
 
@@ -48,12 +48,14 @@ def _run(workdir: Path, name: str, data: bytes) -> None:
     check(run_file(reader_for(mapping, None), PoliceMapper(mapping), path))
 
 
+@FUZZ
 @given(st.sampled_from(sorted(SEEDS)), st.data())
 def test_mutated_exports(workdir: Path, name: str, data: st.DataObject) -> None:
     count(f"police {name}: mutated file")
     _run(workdir, name, data.draw(mutated(SEEDS[name][2])))
 
 
+@FUZZ
 @given(st.integers(0, 2), st.sampled_from(list(syn.DOMESTIC_ABUSE_COLUMNS)), hostile_text())
 def test_domestic_abuse_hostile_values(workdir: Path, row: int, column: str, value: str) -> None:
     count("police domestic: hostile value")
@@ -62,6 +64,7 @@ def test_domestic_abuse_hostile_values(workdir: Path, row: int, column: str, val
     _run(workdir, "domestic", _csv(list(syn.DOMESTIC_ABUSE_COLUMNS), rows))
 
 
+@FUZZ
 @given(st.integers(0, 2), st.sampled_from(list(syn.MISSING_EPISODE_COLUMNS)), hostile_text())
 def test_missing_episode_hostile_values(workdir: Path, row: int, column: str, value: str) -> None:
     count("police missing: hostile value")
@@ -79,6 +82,7 @@ JSON_VALUES = st.recursive(
 )
 
 
+@FUZZ
 @given(st.integers(0, 2), st.data(), JSON_VALUES)
 @example(0, None, 10**400)  # a number no Avro long holds
 @example(0, None, [[[[[MARKER]]]]])  # wrong type, nested

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fuzzkit import Outcomes, check, count, mutated, run_file
+from fuzzkit import FUZZ, Outcomes, check, count, mutated, run_file
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -71,6 +71,7 @@ def _hostile(kind: str, seed: str, canary: Path) -> dict[str, bytes]:
         "undeclared prefix": body.replace("<Header>", "<p:Header>", 1),
         "UTF-16 declared, UTF-8 given": '<?xml version="1.0" encoding="UTF-16"?>' + body,
         "unknown encoding": '<?xml version="1.0" encoding="x-sgb-none"?>' + body,
+        "UTF-7 declared (found by atheris)": '<?xml version="1.0" encoding="utf-7"?>' + body,
         "processing instruction": body.replace("<Header>", f'<?xml-stylesheet href="{url}"?><Header>', 1),
         "empty": "",
         "truncated": body[: len(body) // 2],
@@ -118,6 +119,7 @@ def test_hostile_xml(
         assert out.file_error and "DTD or entities" in out.file_error and not out.events
 
 
+@FUZZ
 @given(st.sampled_from(sorted(READERS)), st.data())
 def test_mutated_xml(workdir: Path, seeds: dict[str, str], canary: tuple[Path, str], kind: str,
                      data: st.DataObject) -> None:
