@@ -102,9 +102,15 @@ def main() -> None:
             (corpus / f"seed-{i}").write_bytes(seed)
         sys.argv.append(str(corpus))
 
+    # A FHIR event's child comes from the Patient it refers to (another line), an SSDA903 one
+    # partly from the header table: their identifiers are checked against the whole input.
+    whole = target in ("fhir", "ssda903")
+    header = (work / "header.csv").read_text("utf-8") if target == "ssda903" else ""
+
     def one_input(data: bytes) -> None:
         path.write_bytes(data)
-        check(run_file(reader, mapper, path, encode))
+        text = header + data.decode("utf-8", "replace")
+        check(run_file(reader, mapper, path, encode), source_text=(lambda record: text) if whole else None)
 
     atheris.Setup(sys.argv, one_input)
     atheris.Fuzz()

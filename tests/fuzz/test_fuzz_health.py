@@ -176,3 +176,35 @@ def test_hl7_times(index: int, where: tuple[int, int], value: str) -> None:
         fields.append("")
     fields[where[1]] = value
     _handle("\r".join("|".join(f) for f in segments).encode("utf-8", "surrogatepass"))
+
+
+FRAMED = b"".join(b"\x0b" + m.encode() + b"\x1c\r" for m in ADT)
+
+
+@FUZZ
+@given(st.one_of(mutated(FRAMED, [b"\x0b", b"\x1c\r", b"\x1c", b"\x0b" * 50]), st.binary(max_size=300)))
+@example(b"\x0b" + b"A" * (1 << 20) + b"\x1c\r")  # over the listener's message limit
+def test_mllp_stream(stream: bytes) -> None:
+    """The MLLP framing of a connection's bytes, with the listener's limit: every block is
+    handled as a message, and framing errors are the ones the listener answers by closing."""
+    import asyncio
+
+    from hl7.mllp import HL7StreamReader, InvalidBlockError
+
+    from connectors.health.mllp import MAX_MESSAGE
+
+    count("health hl7 mllp: framing")
+
+    async def blocks() -> list[bytes]:
+        reader = HL7StreamReader(limit=MAX_MESSAGE)
+        reader.feed_data(stream)
+        reader.feed_eof()
+        out: list[bytes] = []
+        while True:
+            try:
+                out.append(await reader.readblock())
+            except (asyncio.IncompleteReadError, ConnectionError, InvalidBlockError, ValueError):
+                return out  # what MllpListener._client stops the connection on
+
+    for block in asyncio.run(blocks()):
+        _handle(block)
