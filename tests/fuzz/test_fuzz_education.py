@@ -189,3 +189,20 @@ def test_webhook_bad_tokens(webhook: tuple[TestClient, RecordingProducer, str], 
     raw = auth.encode("utf-8", "surrogatepass")  # headers are bytes on the wire, whatever they hold
     status, answer, sent = _post(webhook, json.dumps(VALID).encode(), auth=raw)
     assert status == 401 and sent == 0 and answer.json()["error"]
+
+
+def test_webhook_refuses_an_oversized_body_without_reading_it_all(
+        webhook: tuple[TestClient, RecordingProducer, str]) -> None:
+    """A chunked body (no Content-Length) is refused once it passes 256 KiB; a declared
+    Content-Length over the limit is refused before the body is read."""
+    count("education webhook: oversized body")
+    client, producer, token = webhook
+    sent_before = len(producer.sent)
+    chunks = (b"A" * 65_536 for _ in range(64))  # 4 MiB
+    answer = client.post("/v1/concerns", content=chunks,
+                         headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    assert answer.status_code == 413 and answer.json()["error"]
+    answer = client.post("/v1/concerns", content=b"{}",
+                         headers={"Authorization": f"Bearer {token}", "Content-Length": str(MAX_BODY + 1)})
+    assert answer.status_code == 413
+    assert len(producer.sent) == sent_before

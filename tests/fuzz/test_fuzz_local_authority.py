@@ -148,6 +148,8 @@ WRONG = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), hostile_
 @example(0, "RecordedAt", "9999-12-31T23:59:59-23:59")  # past year 9999 in UTC
 @example(0, "RecordedAt", "0001-01-01T00:00:00+23:59")  # before year 1 in UTC
 @example(0, "RecordedAt", 10**30)
+@example(0, "ConsentID", False)  # was AttributeError in the mapping
+@example(1, "LAchildID", {"a": 1})
 def test_consent_wrong_types(workdir: Path, index: int, key: str, value: object) -> None:
     count("la consent: wrong types")
     records = json.loads(CONSENT_JSON)
