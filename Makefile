@@ -8,7 +8,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: demo test test-faults lint kafka-jars bench clean
+.PHONY: demo test test-faults fuzz lint kafka-jars bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,28 @@ test: kafka-jars
 # the kill); see the closing note of issue 10.
 test-faults: kafka-jars
 	$(BIN)/python -m pytest -m broker_fault -s
+
+# Hostile input, longer than the bounded run inside `make test`: the hypothesis property tests
+# with FUZZ_EXAMPLES examples per target (random seed), then each atheris harness for
+# FUZZ_SECONDS (a crashing input is saved under $(FUZZ_ARTIFACTS)). Counts per target are
+# printed and written to $(FUZZ_SUMMARY).
+FUZZ_EXAMPLES ?= 5000
+FUZZ_SECONDS  ?= 60
+FUZZ_SUMMARY  ?= /tmp/sgb-fuzz-summary.json
+FUZZ_ARTIFACTS ?= /tmp/sgb-fuzz
+ATHERIS_FILES := ctf cin police-json police-csv consent family-help fhir hl7 ssda903
+
+fuzz: $(STAMP)
+	SGB_FUZZ_PROFILE=long SGB_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) SGB_FUZZ_SUMMARY=$(FUZZ_SUMMARY) \
+		$(BIN)/python -m pytest tests/fuzz -m "not kafka" -p no:cacheprovider
+	$(BIN)/python -m pip install --quiet -e '.[dev,fuzz]'
+	mkdir -p $(FUZZ_ARTIFACTS)
+	$(BIN)/python tests/fuzz/atheris_avro.py -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=$(FUZZ_ARTIFACTS)/avro-
+	for target in $(ATHERIS_FILES); do \
+		$(BIN)/python tests/fuzz/atheris_files.py $$target -max_total_time=$(FUZZ_SECONDS) \
+			-artifact_prefix=$(FUZZ_ARTIFACTS)/$$target- || exit 1; \
+	done
+	$(BIN)/python tests/fuzz/atheris_webhook.py -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=$(FUZZ_ARTIFACTS)/webhook-
 
 lint: $(STAMP)
 	$(BIN)/ruff check broker connectors consent schemas tests bench

@@ -66,6 +66,22 @@ def _field_errors(exc: ValidationError) -> list[dict[str, str]]:
     ]
 
 
+async def _body_within(request: Request, limit: int) -> bytes | None:
+    """The request body, or None as soon as it is known to exceed ``limit`` bytes (by its
+    Content-Length or while reading), so an oversized body is never held in memory whole."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def openapi_document() -> dict[str, Any]:
     """The OpenAPI 3.1 document of the webhook."""
     schema = Concern.model_json_schema(ref_template="#/components/schemas/{model}")
@@ -207,12 +223,13 @@ class ConcernWebhook:
         if urn is None:
             self.counts["unauthorised"] += 1
             return _problem(401, "A school's bearer token is required (Authorization: Bearer <token>).")
-        body = await request.body()
-        if len(body) > MAX_BODY:
+        body = await _body_within(request, MAX_BODY)
+        if body is None:
+            self.counts["rejected"] += 1
             return _problem(413, "The body is larger than 256 KiB.")
         try:
             payload = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested too deep
             self.counts["rejected"] += 1
             return _problem(400, "The body is not JSON.")
         try:

@@ -116,7 +116,7 @@ class FhirReader:
             return
         try:
             document = json.loads(ref.path.read_bytes())
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested too deep
             msg = f"File {ref.source} is not a valid JSON document."
             raise SourceFileError(msg) from None
         if not isinstance(document, dict):
@@ -174,5 +174,5 @@ _NOT_JSON = Malformed("The line is not valid JSON.")
 def _loads(line: bytes) -> Any:
     try:
         return json.loads(line)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested too deep
         return _NOT_JSON

@@ -241,8 +241,11 @@ def hl7_time(value: str | None, element: str, zone: tzinfo) -> datetime | None:
         raise MappingError(msg) from None
     if offset:
         sign = 1 if offset[0] == "+" else -1
-        delta = timedelta(hours=int(offset[1:3]), minutes=int(offset[3:5]))
-        return parsed.replace(tzinfo=timezone(sign * delta))
+        hours, minutes = int(offset[1:3]), int(offset[3:5])
+        if hours > 23 or minutes > 59:
+            msg = f"{element} has a time zone offset that is not a real one."
+            raise MappingError(msg)
+        return parsed.replace(tzinfo=timezone(sign * timedelta(hours=hours, minutes=minutes)))
     return parsed.replace(tzinfo=zone)
 
 

@@ -175,6 +175,21 @@ def consent_record(row: dict[str, Any], la_code: str, profile: LaProfile) -> dic
     }
 
 
+class _NotText:
+    """A JSON member that is a list, an object, true/false or a fraction: not a column's value."""
+
+
+def _text(value: Any) -> Any:
+    """A member's value as a CSV column would give it: text, a whole number as text, or None."""
+    if isinstance(value, str):
+        return value.strip()
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return _NotText()
+
+
 class CaseSystemReader:
     """Rows of a case-system export as facts: ``fh_open``/``fh_close`` per case, ``consent`` per record.
 
@@ -215,7 +230,9 @@ class CaseSystemReader:
     def _facts(self, data: Any) -> list[tuple[str, Any]]:
         if isinstance(data, Malformed):
             return [("", data)]
-        row = {str(k).strip(): (v.strip() if isinstance(v, str) else v) for k, v in data.items()}
+        row = {str(k).strip(): _text(v) for k, v in data.items()}
+        if any(isinstance(v, _NotText) for v in row.values()):
+            return [("", Malformed("A member of the record is not text, a whole number or null."))]
         base = {"la_code": self.la_code, "row": row}
         if self.kind == "consent":
             key = f"consent|{self.la_code}|{row.get('ConsentID')}|{row.get('State')}|{row.get('RecordedAt')}"

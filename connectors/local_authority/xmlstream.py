@@ -18,6 +18,10 @@ from defusedxml.ElementTree import iterparse
 
 from connectors.runtime.readers import SourceFileError
 
+#: The deepest element nesting a return may have (CIN and CTF need under 10); deeper is refused,
+#: so a record cannot be nested so deep that writing it back out (for a dead letter) recurses.
+MAX_DEPTH = 64
+
 
 def local(tag: str) -> str:
     """An element's name without its namespace."""
@@ -64,6 +68,9 @@ def stream(path: Path, source: str, record_tag: str, header_tag: str) -> Iterato
             name = local(elem.tag)
             if event == "start":
                 parents.append(elem)
+                if len(parents) > MAX_DEPTH:
+                    msg = f"File {source} nests elements more than {MAX_DEPTH} deep, which no return does."
+                    raise SourceFileError(msg)
                 continue
             parents.pop()
             if name == header_tag:
@@ -79,6 +86,9 @@ def stream(path: Path, source: str, record_tag: str, header_tag: str) -> Iterato
         raise SourceFileError(msg) from None
     except ParseError as exc:
         msg = f"File {source} is not well-formed XML (line {exc.position[0]})."
+        raise SourceFileError(msg) from None
+    except (LookupError, ValueError):  # an unknown encoding, or one expat cannot read (UTF-7)
+        msg = f"File {source} cannot be read in the encoding it declares."
         raise SourceFileError(msg) from None
 
 

@@ -207,7 +207,7 @@ class JsonReader:
             return
         try:
             document = json.loads(ref.path.read_bytes())
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested too deep
             msg = f"File {ref.source} is not a valid JSON document."
             raise SourceFileError(msg) from None
         for ordinal, item in enumerate(_at_path(document, self.records_path, ref.source)):
@@ -237,7 +237,7 @@ def _ndjson(ref: FileRef, content_type: str) -> Iterator[SourceRecord]:
                 continue
             try:
                 data: Any = json.loads(line)
-            except (ValueError, UnicodeDecodeError):
+            except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested too deep
                 data = Malformed("The line is not valid JSON.")
             if not isinstance(data, (dict, Malformed)):
                 data = Malformed("The line is not a JSON object.")
