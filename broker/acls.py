@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import (
     AclBinding,
     AclBindingFilter,
@@ -225,7 +225,7 @@ def current_bindings(settings: Settings, timeout: float = 30.0) -> tuple[set[Bin
         raw = admin.describe_acls(everything, request_timeout=timeout).result()
     except KafkaException as exc:
         error = exc.args[0]
-        if error.name() == "SECURITY_DISABLED":
+        if error.code() == KafkaError.SECURITY_DISABLED:
             return None
         msg = f"Kafka at {settings.bootstrap} refused to list its ACLs: {error.str()}."
         raise TopicsError(msg) from None
@@ -264,7 +264,10 @@ def apply_acls(settings: Settings, declaration: TopicDeclaration, *, dry_run: bo
     admin = admin_client(settings)
     if report.created and not dry_run:
         created = admin.create_acls([b.to_kafka() for b in report.created], request_timeout=timeout)
-        _wait(created, "creating ACLs")
+        try:
+            _wait(created, "creating ACLs")
+        except _NoAuthorizer:
+            return AclReport(enabled=False)
     if prune:
         report.removed = sorted(extra)
         if extra and not dry_run:
@@ -277,10 +280,16 @@ def apply_acls(settings: Settings, declaration: TopicDeclaration, *, dry_run: bo
     return report
 
 
+class _NoAuthorizer(Exception):
+    """The cluster answered that it runs no authorizer."""
+
+
 def _wait(futures: dict[Any, Any], what: str) -> None:
     for future in futures.values():
         try:
             future.result()
         except KafkaException as exc:
+            if exc.args[0].code() == KafkaError.SECURITY_DISABLED:
+                raise _NoAuthorizer from None
             msg = f"Kafka refused {what}: {exc.args[0].str()}."
             raise TopicsError(msg) from None

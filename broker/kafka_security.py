@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import secrets
+import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
@@ -79,6 +80,17 @@ def write_client_settings(settings: Settings, principal: str, values: dict[str, 
              *(f"{key} = {_toml_value(val)}" for key, val in values.items())]
     write_private(path, ("\n".join(lines) + "\n").encode())
     return path
+
+
+def load_client_settings(path: Path, base: Settings) -> Settings:
+    """``base`` with the connection settings of a client settings file (without touching the
+    environment, unlike ``--config``)."""
+    try:
+        values = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError):
+        msg = f"Client settings file {path} cannot be read as TOML."
+        raise KafkaRuntimeError(msg) from None
+    return base.model_copy(update=settings_update({str(k): str(v) for k, v in values.items()}))
 
 
 class BrokerSecurity:
@@ -178,6 +190,9 @@ class BrokerSecurity:
                 "sasl.enabled.mechanisms": SCRAM,
                 "sasl.mechanism.inter.broker.protocol": SCRAM,
                 "listener.name.client.sasl.enabled.mechanisms": SCRAM,
+                # Clients authenticate again at least this often, so a rotated password cuts off
+                # sessions opened with the old one, not only new connections.
+                "connections.max.reauth.ms": "600000",
                 "listener.name.client.scram-sha-512.sasl.jaas.config": (
                     "org.apache.kafka.common.security.scram.ScramLoginModule required "
                     f'username="{BROKER_PRINCIPAL}" password="{password}";'),

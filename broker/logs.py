@@ -25,6 +25,8 @@ ALLOWED_KEYS = frozenset(
         "schema_id", "subject", "topics", "created", "altered", "unchanged", "action",
         # hubs, the inbox page and operator commands (structural values only)
         "written", "duplicates", "replayed", "skipped", "backoff_s", "http_status", "host",
+        # credentials (the principal's name and the kind of credential, never the secret)
+        "principal", "kind",
     }
 )
 

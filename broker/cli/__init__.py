@@ -45,7 +45,8 @@ def cli(ctx: click.Context, config: Path | None) -> None:
     """sgb: the safeguarding event broker.
 
     \b
-    operator:    sgb kafka start [--brokers 3]|stop|status, sgb topics apply, sgb filter run,
+    operator:    sgb kafka start [--brokers 3] [--security sasl_ssl|mtls]|stop|status, sgb topics apply,
+                 sgb credentials create|rotate|list, sgb filter run,
                  sgb status, sgb dlq list|replay, sgb deploy k8s --output DIR
     agency:      sgb connector run <agency> --source ...
     hub:         sgb hub subscribe <audience> <org> --sink KIND:TARGET, sgb hub serve <audience> <org>
@@ -58,6 +59,7 @@ def cli(ctx: click.Context, config: Path | None) -> None:
 def _register() -> None:
     from broker.cli import (
         connector_cmd,
+        credentials_cmd,
         demo,
         deploy_cmd,
         dlq_cmd,
@@ -72,7 +74,7 @@ def _register() -> None:
     )
 
     for module in (kafka, topics, filter_cmd, status_cmd, dlq_cmd, connector_cmd, hub, policy, schemas_cmd,
-                   simulate_cmd, demo, deploy_cmd):
+                   simulate_cmd, demo, deploy_cmd, credentials_cmd):
         module.register(cli)
 
 
