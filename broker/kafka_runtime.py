@@ -263,6 +263,7 @@ class LocalKafka:
         """Start every node that is not running and wait until the cluster answers with all of
         its brokers. Returns False if every node was already running."""
         self._refuse_other_layout()
+        self._refuse_other_security()
         stopped = [node for node in self.nodes if node.pid() is None]
         if not stopped:
             self._wait_answering(timeout)
@@ -277,7 +278,6 @@ class LocalKafka:
                         "stop it or choose another port with SGB_KAFKA_PORT."
                     )
                     raise KafkaRuntimeError(msg)
-        self._refuse_other_security()
         self.home.mkdir(parents=True, exist_ok=True)
         if self.security is not None:
             self.security.prepare(self.bootstrap)

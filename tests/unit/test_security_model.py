@@ -160,3 +160,14 @@ def test_every_principal_is_one_declared_workload() -> None:
     roles = [p.role for p in principals(declaration)]
     assert roles.count("filter") == 1 and roles.count("connector") == 4
     assert roles.count("hub") == sum(len(orgs) for orgs in declaration.deliveries.organisations.values())
+
+
+def test_storage_formatted_for_one_security_is_not_started_as_another(tmp_path: Path) -> None:
+    home = tmp_path / "kafka"
+    (home / "data").mkdir(parents=True)
+    (home / "data" / "meta.properties").write_text("cluster.id=abc\n")
+    (home / "cluster.json").write_text('{"brokers": 1, "security": "sasl_ssl"}\n')
+    settings = Settings(state_dir=tmp_path, kafka_port=39020)
+    assert LocalKafka(settings).security_mode == "sasl_ssl"  # what it last ran
+    with pytest.raises(KafkaRuntimeError, match="formatted for security sasl_ssl, not mtls"):
+        LocalKafka(settings, 1, "mtls").start()
