@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import (
+from confluent_kafka.admin import (  # type: ignore[attr-defined]  # exported at run time, not in the stubs
     AclBinding,
     AclBindingFilter,
     AclOperation,
@@ -219,8 +219,9 @@ def _from_kafka(acl: Any) -> Binding:
 def current_bindings(settings: Settings, timeout: float = 30.0) -> tuple[set[Binding], list[Any]] | None:
     """The cluster's ACLs (and their raw form), or None when the cluster runs no authorizer."""
     admin = admin_client(settings)
-    everything = AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY, None, None,
-                                  AclOperation.ANY, AclPermissionType.ANY)
+    # None: any name, principal and host.
+    everything = AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY,  # type: ignore[arg-type]
+                                  None, None, AclOperation.ANY, AclPermissionType.ANY)  # type: ignore[arg-type]
     try:
         raw = admin.describe_acls(everything, request_timeout=timeout).result()
     except KafkaException as exc:

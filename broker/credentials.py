@@ -14,9 +14,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import ScramCredentialInfo, ScramMechanism, UserScramCredentialUpsertion
+from confluent_kafka.admin import (  # type: ignore[attr-defined]  # exported at run time, not in the stubs
+    ScramCredentialInfo,
+    ScramMechanism,
+    UserScramCredentialUpsertion,
+)
 
 from broker.acls import ADMIN_PRINCIPAL, principals
 from broker.clients import admin_client
@@ -77,7 +82,8 @@ def scram_users(settings: Settings, names: list[str], timeout: float = 30.0) -> 
     """Which of ``names`` have a SCRAM credential on the cluster."""
     admin = admin_client(settings)
     try:
-        futures = admin.describe_user_scram_credentials(names, request_timeout=timeout)
+        futures: dict[str, Any] = admin.describe_user_scram_credentials(  # type: ignore[assignment]
+            names, request_timeout=timeout)
     except KafkaException as exc:
         msg = f"Kafka at {settings.bootstrap} refused to describe credentials: {exc.args[0].str()}."
         raise CredentialsError(msg) from None
