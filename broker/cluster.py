@@ -18,12 +18,17 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from confluent_kafka import KafkaException
 
 from broker.clients import admin_client
 from broker.exceptions import KafkaRuntimeError, KafkaUnavailable
 from broker.settings import Settings
+from broker.tls import write_private
+
+if TYPE_CHECKING:
+    from broker.kafka_security import BrokerSecurity
 
 _LOG4J2 = """\
 Configuration:
@@ -74,6 +79,8 @@ class KafkaNode:
         self.voters = voters
         self.cluster_size = cluster_size
         self._proc: subprocess.Popen[bytes] | None = None
+        #: TLS, authentication and the authorizer (None: PLAINTEXT, everyone allowed everything).
+        self.security: BrokerSecurity | None = None
 
     def pid(self) -> int | None:
         """The pid of this node if it is alive, else None (and a stale pid file is removed)."""
@@ -99,7 +106,7 @@ class KafkaNode:
         size = self.cluster_size
         replicated = str(min(3, size))
         min_isr = str(min(2, size))
-        return {
+        config = {
             "process.roles": "broker,controller",
             "node.id": str(self.node_id),
             "controller.quorum.voters": self.voters,
@@ -127,6 +134,9 @@ class KafkaNode:
             "min.insync.replicas": min_isr,
             "unclean.leader.election.enable": "false",
         }
+        if self.security is not None:
+            config.update(self.security.node_config(self.port, self.controller_port))
+        return config
 
     def write_config(self) -> Path:
         """Write ``server.properties`` and the log configuration; returns the properties file."""
@@ -134,7 +144,11 @@ class KafkaNode:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         (self.home / "log4j2.yaml").write_text(_LOG4J2.format(log_dir=self.log_dir))
         path = self.home / "server.properties"
-        path.write_text("".join(f"{k}={v}\n" for k, v in self.config().items()))
+        text = "".join(f"{k}={v}\n" for k, v in self.config().items())
+        if self.security is None:
+            path.write_text(text)
+        else:  # it holds the broker's SCRAM password
+            write_private(path, text.encode())
         return path
 
     def cluster_id(self) -> str | None:
@@ -151,6 +165,7 @@ class KafkaNode:
         cmd = [
             java, f"-Dlog4j2.configurationFile={self.home / 'log4j2.yaml'}", "-cp", cp,
             "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(properties),
+            *(self.security.format_args() if self.security is not None else []),
         ]
         result = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if result.returncode != 0:

@@ -16,14 +16,22 @@ its own volume only needs to catch up, not be rebuilt.
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from broker.topics import AUDIENCES, TopicDeclaration, delivery_topic
+from broker.acls import (  # the principal and ACL model lives there; re-exported for callers
+    FILTER_GROUP,
+    Acl,
+    Principal,
+    agencies,
+    hub_name,
+    k8s_name,
+    principals,
+)
+from broker.acls import organisations as _organisations
+from broker.topics import TopicDeclaration
 
 STRIMZI_API = "kafka.strimzi.io/v1beta2"
 #: The Strimzi release the manifests are written for (its CRDs validate them in the tests).
@@ -32,7 +40,6 @@ KAFKA_VERSION = "4.1.1"
 CLUSTER = "sgb"
 NAMESPACE = "sgb"
 IMAGE = "registry.example.org/sgb/sgb:0.1.0"
-FILTER_GROUP = "sgb-filter"
 HEALTH_PORT = 8081
 MLLP_PORT = 2575
 PART_OF = {"app.kubernetes.io/part-of": "sgb"}
@@ -46,97 +53,6 @@ CONNECTOR_WORKLOADS: dict[str, list[str]] = {
     "health": ["connector", "run", "health", "--source", f"mllp://0.0.0.0:{MLLP_PORT}",
                "--name", "health-hl7"],
 }
-
-
-@dataclass(frozen=True, slots=True)
-class Acl:
-    """One allow rule: operations on a resource (a name, or a prefix of names)."""
-
-    resource: str  # topic, group, transactionalId, cluster
-    name: str
-    operations: tuple[str, ...]
-    pattern: str = "literal"
-
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    """A Kafka user and what it may do."""
-
-    name: str
-    role: str  # filter, connector, hub
-    acls: tuple[Acl, ...]
-
-
-def k8s_name(text: str) -> str:
-    """A Kubernetes object name for ``text``: lower case, with ``_`` as ``-``."""
-    name = text.lower().replace("_", "-")
-    if not re.fullmatch(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?", name) or len(name) > 253:
-        msg = f"{text!r} cannot be turned into a Kubernetes name."
-        raise ValueError(msg)
-    return name
-
-
-def agencies(declaration: TopicDeclaration) -> list[str]:
-    """The agencies with a declared ingress topic, e.g. ``police``, ``local_authority``."""
-    found = [re.fullmatch(r"sg\.ingress\.([a-z_]+)\.v[0-9]+", t.name) for t in declaration.topics]
-    return [m.group(1) for m in found if m]
-
-
-def principals(declaration: TopicDeclaration) -> list[Principal]:
-    """Every principal with its ACLs: the filter, a connector per agency, a hub per organisation."""
-    # Every client registers the schemas it builds a serde for, readers included (the embedded
-    # registry's AvroSerde registers on construction), so each needs Write on the registrations.
-    schemas_rw = Acl("topic", "sg.schemas.v1", ("Read", "Write", "Describe"))
-    # The embedded registry reads registrations with this group id (assigned, never committed).
-    schema_reader = Acl("group", "sgb-schema-reader", ("Read",))
-    out = [Principal("sgb-filter", "filter", (
-        Acl("topic", "sg.ingress.", ("Read", "Describe"), "prefix"),
-        # The filter republishes the consent record in force (newest by recorded time wins) and
-        # publishes the status it derives, so it writes as well as reads these two.
-        Acl("topic", "sg.consent.v1", ("Read", "Write", "Describe")),
-        Acl("topic", "sg.status.v1", ("Read", "Write", "Describe")),
-        Acl("topic", "sg.deliver.", ("Write", "Describe"), "prefix"),
-        Acl("topic", "sg.audit.decisions.v1", ("Write", "Describe")),
-        Acl("topic", "sg.dlq.v1", ("Write", "Describe")),
-        schemas_rw,
-        # The group the processes share, and each process's state reader (<group>-state-<instance>).
-        Acl("group", FILTER_GROUP, ("Read", "Describe"), "prefix"),
-        schema_reader,
-        # Transactional ids are <group>-<instance>.
-        Acl("transactionalId", FILTER_GROUP, ("Write", "Describe"), "prefix"),
-    ))]
-    for agency in agencies(declaration):
-        # The local authority's case system is where consent is recorded: its connector
-        # publishes consent records as well as events.
-        consent = (Acl("topic", "sg.consent.v1", ("Write", "Describe")),) if agency == "local_authority" else ()
-        out.append(Principal(k8s_name(f"sgb-connector-{agency}"), "connector", (
-            Acl("topic", f"sg.ingress.{agency}.v1", ("Write", "Describe")),
-            *consent,
-            # What a connector cannot map goes to the dead-letter topic with its reason.
-            Acl("topic", "sg.dlq.v1", ("Write", "Describe")),
-            schemas_rw,
-            schema_reader,
-            # Transactional ids are sgb-connector-<name>; names start with the agency.
-            Acl("transactionalId", f"sgb-connector-{agency}", ("Write", "Describe"), "prefix"),
-        )))
-    for audience, org in _organisations(declaration):
-        out.append(Principal(hub_name(audience, org), "hub", (
-            Acl("topic", delivery_topic(audience, org), ("Read", "Describe")),
-            Acl("group", f"sgb-hub-{audience.lower()}-{org}", ("Read", "Describe")),
-            schemas_rw,
-            schema_reader,
-        )))
-    return out
-
-
-def hub_name(audience: str, organisation: str) -> str:
-    """The Kafka user (and workload) name of one hub organisation."""
-    return k8s_name(f"sgb-hub-{audience}-{organisation}")
-
-
-def _organisations(declaration: TopicDeclaration) -> list[tuple[str, str]]:
-    orgs = declaration.deliveries.organisations
-    return [(audience, org) for audience in AUDIENCES for org in orgs.get(audience, [])]
 
 
 def _meta(name: str, labels: dict[str, str] | None = None, **extra: Any) -> dict[str, Any]:
@@ -488,3 +404,9 @@ def stale_files(output: Path, declaration: TopicDeclaration) -> list[str]:
         if not path.is_file() or path.read_text(encoding="utf-8") != render(docs):
             stale.append(name)
     return stale
+
+
+__all__ = [
+    "FILTER_GROUP", "Acl", "Principal", "agencies", "hub_name", "k8s_name", "manifests", "principals",
+    "stale_files", "write_k8s",
+]

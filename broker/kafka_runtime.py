@@ -25,9 +25,12 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from broker.acls import ADMIN_PRINCIPAL
 from broker.cluster import KafkaNode, answers, port_open
 from broker.exceptions import KafkaRuntimeError
+from broker.kafka_security import MODES, BrokerSecurity, client_settings_file
 from broker.logs import get_logger
 from broker.settings import Settings
 
@@ -141,13 +144,19 @@ class LocalKafka:
         settings: where state lives, which ports to use, each node's heap.
         brokers: how many nodes; ``None`` means the layout this state directory last
             started (one node if it never started a cluster).
+        security: ``plaintext``, ``sasl_ssl`` or ``mtls`` (see broker/kafka_security.py);
+            ``None`` means ``SGB_KAFKA_SECURITY``, else what this state directory last ran.
     """
 
-    def __init__(self, settings: Settings, brokers: int | None = None) -> None:
+    def __init__(self, settings: Settings, brokers: int | None = None, security: str | None = None) -> None:
         self.settings = settings
         self.home = settings.state_dir / "kafka"
         recorded = self._recorded_brokers()
         self.brokers = recorded if brokers is None else brokers
+        self.security_mode = security or settings.kafka_security or self._recorded("security", "plaintext")
+        if self.security_mode not in MODES:
+            msg = f"Kafka security {self.security_mode!r} is not one of {', '.join(MODES)}."
+            raise KafkaRuntimeError(msg)
         if not 1 <= self.brokers <= MAX_BROKERS:
             msg = f"A local cluster has 1 to {MAX_BROKERS} brokers, not {self.brokers}."
             raise KafkaRuntimeError(msg)
@@ -170,6 +179,13 @@ class LocalKafka:
             for i, (port, controller) in enumerate(ports)
         )
         self.bootstrap = ",".join(node.bootstrap for node in self.nodes)
+        self.client_settings = settings
+        self.security: BrokerSecurity | None = None
+        if self.security_mode != "plaintext":
+            self.security = BrokerSecurity(settings, self.home, self.security_mode)  # type: ignore[arg-type]
+            for node in self.nodes:
+                node.security = self.security
+            self._use_admin()
         # Node 1's paths, as the single-broker runtime always had them.
         self.data_dir = self.nodes[0].data_dir
         self.log_dir = self.nodes[0].log_dir
@@ -177,9 +193,32 @@ class LocalKafka:
 
     def _recorded_brokers(self) -> int:
         try:
-            return int(json.loads((self.home / LAYOUT_FILE).read_text())["brokers"])
-        except (FileNotFoundError, ValueError, KeyError, TypeError):
+            return int(self._recorded("brokers", 1))
+        except (ValueError, TypeError):
             return 1
+
+    def _recorded(self, key: str, default: Any) -> Any:
+        try:
+            return json.loads((self.home / LAYOUT_FILE).read_text()).get(key, default)
+        except (FileNotFoundError, ValueError, AttributeError):
+            return default
+
+    def _use_admin(self) -> None:
+        """Secured: every node's own checks (is it answering?) connect as the admin, once the
+        admin's credentials exist."""
+        if self.security is None or not self.security.prepared():
+            return
+        admin = self.security.admin_settings(self.settings, self.bootstrap)
+        self.client_settings = admin
+        for node in self.nodes:
+            node.settings = admin
+
+    @property
+    def admin_settings_file(self) -> Path | None:
+        """The admin's client settings file of a secured cluster (None for PLAINTEXT)."""
+        if self.security is None:
+            return None
+        return client_settings_file(self.settings, ADMIN_PRINCIPAL)
 
     def node(self, node_id: int) -> KafkaNode:
         """The node with this id (1..N)."""
@@ -199,7 +238,7 @@ class LocalKafka:
 
     def answering(self, timeout: float = 2.0) -> bool:
         """True when the cluster answers a metadata request listing every one of its brokers."""
-        return answers(self.settings, self.bootstrap, timeout) >= self.brokers
+        return answers(self.client_settings, self.bootstrap, timeout) >= self.brokers
 
     def status(self) -> KafkaStatus:
         """The cluster's state as ``sgb kafka status`` shows it."""
@@ -224,6 +263,7 @@ class LocalKafka:
         """Start every node that is not running and wait until the cluster answers with all of
         its brokers. Returns False if every node was already running."""
         self._refuse_other_layout()
+        self._refuse_other_security()
         stopped = [node for node in self.nodes if node.pid() is None]
         if not stopped:
             self._wait_answering(timeout)
@@ -239,7 +279,11 @@ class LocalKafka:
                     )
                     raise KafkaRuntimeError(msg)
         self.home.mkdir(parents=True, exist_ok=True)
-        (self.home / LAYOUT_FILE).write_text(json.dumps({"brokers": self.brokers}) + "\n")
+        if self.security is not None:
+            self.security.prepare(self.bootstrap)
+            self._use_admin()
+        layout = {"brokers": self.brokers, "security": self.security_mode}
+        (self.home / LAYOUT_FILE).write_text(json.dumps(layout) + "\n")
         # A node whose storage was lost joins the cluster id its peers were formatted with.
         cluster_id = next((cid for cid in (n.cluster_id() for n in self.nodes) if cid), None)
         cluster_id = cluster_id or _new_cluster_id()
@@ -270,6 +314,14 @@ class LocalKafka:
         if any(pid is not None for pid in other.pids().values()):
             msg = (f"Kafka is running here with {recorded} broker(s); stop it (`sgb kafka stop`) before "
                    f"starting {self.brokers}.")
+            raise KafkaRuntimeError(msg)
+
+    def _refuse_other_security(self) -> None:
+        recorded = self._recorded("security", "plaintext")
+        formatted = any(node.cluster_id() for node in self.nodes)
+        if formatted and recorded != self.security_mode:
+            msg = (f"The Kafka storage in {self.home} was formatted for security {recorded}, not "
+                   f"{self.security_mode}; start it as {recorded} or use another SGB_STATE_DIR.")
             raise KafkaRuntimeError(msg)
 
     def _wait_answering(self, timeout: float, spawned: list[KafkaNode] | None = None) -> None:
@@ -342,6 +394,11 @@ class LocalKafka:
 
 
 def _new_cluster_id() -> str:
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    # An id starting with "-" would be read as an option by the storage tool (as Kafka's own
+    # Uuid.randomUuid, draw again).
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cid.startswith("-"):
+            return cid
 
 

@@ -28,6 +28,8 @@ ALLOWED_KEYS = frozenset(
         "call",  # the name of a Kafka client call (broker.transactions.bounded)
         # field encryption: a keyed hash of a child's key, never the key itself
         "child_ref",
+        # credentials (the principal's name and the kind of credential, never the secret)
+        "principal", "kind",
     }
 )
 

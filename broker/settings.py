@@ -67,6 +67,11 @@ class Settings(BaseSettings):
     cache_dir: Path = Field(default_factory=_default_cache_dir)
     kafka_port: int = Field(default=9092, ge=1024, le=65535)
     kafka_controller_port: int | None = Field(default=None, ge=1024, le=65535)
+    kafka_security: Literal["plaintext", "sasl_ssl", "mtls"] | None = Field(
+        default=None,
+        description="How `sgb kafka start` secures the local broker: plaintext, sasl_ssl (SCRAM-SHA-512) or "
+                    "mtls. Default: what this state directory last ran, else plaintext.",
+    )
     kafka_heap: str = Field(default="512m", pattern=r"^[0-9]+[mMgG]$")
     topic_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]*$")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

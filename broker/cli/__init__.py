@@ -45,9 +45,9 @@ def cli(ctx: click.Context, config: Path | None) -> None:
     """sgb: the safeguarding event broker.
 
     \b
-    operator:    sgb kafka start [--brokers 3]|stop|status, sgb topics apply, sgb filter run,
-                 sgb status, sgb dlq list|replay, sgb audit verify, sgb deploy k8s --output DIR,
-                 sgb erase --child KEY
+    operator:    sgb kafka start [--brokers 3] [--security sasl_ssl|mtls]|stop|status, sgb topics apply,
+                 sgb credentials create|rotate|list, sgb filter run, sgb status, sgb dlq list|replay,
+                 sgb audit verify, sgb erase --child KEY, sgb deploy k8s --output DIR
     agency:      sgb connector run <agency> --source ...
     hub:         sgb hub subscribe <audience> <org> --sink KIND:TARGET, sgb hub serve <audience> <org>
     governance:  sgb policy check, sgb policy evaluate --event FILE [--state FILE], sgb schemas check
@@ -60,6 +60,7 @@ def _register() -> None:
     from broker.cli import (
         audit_cmd,
         connector_cmd,
+        credentials_cmd,
         demo,
         deploy_cmd,
         dlq_cmd,
@@ -75,7 +76,7 @@ def _register() -> None:
     )
 
     for module in (kafka, topics, filter_cmd, status_cmd, dlq_cmd, connector_cmd, hub, policy, schemas_cmd,
-                   simulate_cmd, demo, deploy_cmd, audit_cmd, erase_cmd):
+                   simulate_cmd, demo, deploy_cmd, audit_cmd, erase_cmd, credentials_cmd):
         module.register(cli)
 
 

@@ -8,6 +8,7 @@ import click
 
 from broker.cli import Context, pass_context
 from broker.kafka_runtime import MAX_BROKERS, LocalKafka, fetch_jars
+from broker.kafka_security import MODES
 
 
 @click.group("kafka")
@@ -28,11 +29,15 @@ def fetch(ctx: Context) -> None:
 @click.option("--brokers", type=click.IntRange(1, MAX_BROKERS), default=None,
               help="Nodes in the cluster, each broker and controller; ports run upward from --port "
                    "(default: what this state directory last ran, else 1).")
+@click.option("--security", type=click.Choice(MODES), default=None,
+              help="plaintext, sasl_ssl (SCRAM-SHA-512 over TLS) or mtls (client certificates), with the "
+                   "standard authorizer when secured (SGB_KAFKA_SECURITY; default: what this state "
+                   "directory last ran, else plaintext).")
 @pass_context
-def start(ctx: Context, port: int | None, brokers: int | None) -> None:
+def start(ctx: Context, port: int | None, brokers: int | None, security: str | None) -> None:
     """Start the broker(s) and wait until they answer; does nothing if already running."""
     settings = ctx.settings if port is None else ctx.settings.model_copy(update={"kafka_port": port})
-    cluster = LocalKafka(settings, brokers)
+    cluster = LocalKafka(settings, brokers, security)
     began = time.monotonic()
     if cluster.start():
         if cluster.brokers == 1:
@@ -49,6 +54,10 @@ def start(ctx: Context, port: int | None, brokers: int | None) -> None:
     else:
         click.echo(f"Kafka cluster of {cluster.brokers} brokers is already running; "
                    f"bootstrap {cluster.bootstrap}.")
+    if cluster.admin_settings_file is not None:
+        click.echo(f"Secured ({cluster.security_mode}, ACLs enforced). Admin client settings: "
+                   f"{cluster.admin_settings_file}; next: sgb --config {cluster.admin_settings_file} "
+                   "topics apply, then sgb --config ... credentials create <principal>.")
 
 
 @kafka.command("stop")
