@@ -138,6 +138,9 @@ def principals(declaration: TopicDeclaration) -> list[Principal]:
         out.append(Principal(hub_name(audience, org), "hub", (
             Acl("topic", delivery_topic(audience, org), ("Read", "Describe")),
             Acl("group", f"sgb-hub-{audience.lower()}-{org}", ("Read", "Describe")),
+            # The inbox page's own subscriber (sgb hub serve); literal, as a prefix would also
+            # match a longer organisation code that starts with this one.
+            Acl("group", f"sgb-hub-{audience.lower()}-{org}-inbox", ("Read", "Describe")),
             schemas_rw,
             schema_reader,
         )))

@@ -42,6 +42,7 @@ sgb-connector-police group literal sgb-schema-reader Read
 sgb-connector-police transactional-id prefixed sgb-connector-police Write,Describe
 sgb-hub-school-dsl-100000 topic literal sg.deliver.school_dsl.100000.v1 Read,Describe
 sgb-hub-school-dsl-100000 group literal sgb-hub-school_dsl-100000 Read,Describe
+sgb-hub-school-dsl-100000 group literal sgb-hub-school_dsl-100000-inbox Read,Describe
 sgb-hub-school-dsl-100000 topic literal sg.schemas.v1 Read,Write,Describe
 sgb-hub-school-dsl-100000 group literal sgb-schema-reader Read
 "

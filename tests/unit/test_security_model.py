@@ -129,7 +129,7 @@ def test_a_hub_reads_only_its_own_delivery_topic_and_writes_no_delivery() -> Non
     assert reads == {"sg.deliver.school_dsl.100000.v1", "sg.schemas.v1"}
     assert not any(op == "Write" and name.startswith("sg.deliver.") for op, _, name, _ in hub)
     groups = {name for op, res, name, _ in hub if res == "group"}
-    assert groups == {"sgb-hub-school_dsl-100000", SCHEMA_READER_GROUP}
+    assert groups == {"sgb-hub-school_dsl-100000", "sgb-hub-school_dsl-100000-inbox", SCHEMA_READER_GROUP}
 
 
 def test_only_the_filter_reads_ingress_and_writes_deliveries_audit_and_status() -> None:
