@@ -88,6 +88,9 @@ def run_demo(settings: Settings, echo: Echo, timeout: float = 90.0) -> dict[str,
     from connectors.publisher import EventPublisher
     from consent.service import FilterService
 
+    # Narrative and confidential addresses are sealed per child from the connector onwards;
+    # the hubs' view below opens them, as a hub does.
+    settings = settings.model_copy(update={"field_encryption": "on"})
     broker = LocalKafka(settings)
     started_broker = False
     if settings.bootstrap_servers is None:
@@ -117,7 +120,8 @@ def run_demo(settings: Settings, echo: Echo, timeout: float = 90.0) -> dict[str,
         if not service.ready.wait(60) or failure:
             msg = f"The filter did not start: {failure[0] if failure else 'timed out'}."
             raise SgbError(msg)
-        echo("Filter running (consent-and-role policy: baseline).")
+        echo("Filter running (consent-and-role policy: baseline). Field encryption on: narrative and "
+             "confidential addresses travel sealed under each child's own key.")
         rng = random.Random()
         events = demo_events(rng, datetime.now(UTC).replace(microsecond=0))
         publisher = EventPublisher(settings, "POLICE")
@@ -203,7 +207,10 @@ def _print_mix(echo: Echo, mix: list[dict[str, Any]], audits: list[dict[str, Any
 
 def _collect(settings: Settings, ids: set[str], audits_expected: int, timeout: float) -> dict[str, Any]:
     """Read the audit and delivery topics until every decision for ``ids`` is in."""
+    from broker.crypthooks import Revealer
+
     codecs = Codecs(registry_for(settings))
+    reveal = Revealer(settings)
     cons = consumer(settings, f"sgb-demo-reader-{uuid.uuid4()}")
     prefix = settings.topic_prefix.replace(".", r"\.")
     cons.subscribe([f"^{prefix}sg\\.deliver\\..*", settings.topic("sg.audit.decisions.v1")])
@@ -222,7 +229,7 @@ def _collect(settings: Settings, ids: set[str], audits_expected: int, timeout: f
                 else:
                     event = codecs.event.decode(msg.value())
                     if event["event_id"] in ids:
-                        deliveries.setdefault(msg.topic(), []).append(event)
+                        deliveries.setdefault(msg.topic(), []).append(reveal(event))
     except KafkaException as exc:
         msg = f"Reading the results failed: {exc.args[0].str()}."
         raise SgbError(msg) from None
