@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from factories import domestic_abuse_incident
-from fuzzkit import CODECS, FUZZ, count, mutated
+from .fuzzkit import CODECS, FUZZ, count, mutated
 from hypothesis import example, given
 from hypothesis import strategies as st
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import pytest
 from factories import domestic_abuse_incident
-from fuzzkit import count
+from .fuzzkit import count
 
 from broker.clients import producer
 from broker.codecs import Codecs
 from broker.registry import registry_for
 from broker.settings import Settings
-from tests.conftest import RunningFilter, read_topic
+from conftest import RunningFilter, read_topic
 
 
 @pytest.mark.kafka

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fuzzkit import CODECS, FUZZ, MARKER, check, count, hostile_text, mutated, run_file
+from .fuzzkit import CODECS, FUZZ, MARKER, check, count, hostile_text, mutated, run_file
 from hypothesis import example, given
 from hypothesis import strategies as st
 from starlette.testclient import TestClient

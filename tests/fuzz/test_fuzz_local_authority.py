@@ -9,7 +9,7 @@ import json
 import random
 from pathlib import Path
 
-from fuzzkit import CODECS, FUZZ, check, count, hostile_text, mutated, run_file
+from .fuzzkit import CODECS, FUZZ, check, count, hostile_text, mutated, run_file
 from hypothesis import example, given
 from hypothesis import strategies as st
 

@@ -7,7 +7,7 @@ import random
 from pathlib import Path
 
 import pytest
-from fuzzkit import FUZZ, MARKER, check, count, hostile_text, mutated, run_file
+from .fuzzkit import FUZZ, MARKER, check, count, hostile_text, mutated, run_file
 from hypothesis import example, given
 from hypothesis import strategies as st
 

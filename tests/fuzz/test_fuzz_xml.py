@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fuzzkit import FUZZ, Outcomes, check, count, mutated, run_file
+from .fuzzkit import FUZZ, Outcomes, check, count, mutated, run_file
 from hypothesis import given
 from hypothesis import strategies as st
 

@@ -1,0 +1,1 @@
+"""Hostile-input fuzzing (hypothesis in make test; atheris harnesses in make fuzz)."""
