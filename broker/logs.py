@@ -25,6 +25,8 @@ ALLOWED_KEYS = frozenset(
         "schema_id", "subject", "topics", "created", "altered", "unchanged", "action",
         # hubs, the inbox page and operator commands (structural values only)
         "written", "duplicates", "replayed", "skipped", "backoff_s", "http_status", "host",
+        # provenance (broker/provenance.py): who signed, with which key id
+        "signer", "key_id", "active",
     }
 )
 

@@ -71,6 +71,11 @@ class Settings(BaseSettings):
     topic_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]*$")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
+    provenance: bool = Field(
+        default=False,
+        description="on: connectors and the filter sign what they produce; the filter and hubs verify "
+                    "(broker/provenance.py). Off by default.",
+    )
 
     @field_validator("bootstrap_servers")
     @classmethod

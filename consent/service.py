@@ -21,7 +21,7 @@ from typing import Any
 from confluent_kafka import KafkaException, Message, TopicPartition
 
 import schemas
-from broker import deadletter, metrics
+from broker import deadletter, metrics, provenance
 from broker.clients import admin_client, consumer, producer
 from broker.transactions import next_offsets, retrying, watermarks
 from broker.codecs import Codecs
@@ -81,6 +81,8 @@ class FilterService:
         self._codecs = Codecs(registry_for(settings))
         self._keys = LocalKeyDirectory(settings.state_dir / "keys")
         self._pseudonym_key = self._keys.secret("pseudonymisation")
+        # SGB_PROVENANCE: verify each ingress event's signature, sign each delivery (None when off).
+        self._provenance = provenance.for_process(settings, provenance.FILTER_SIGNER)
         self._onboarded: set[str] = set()
         self._onboarded_at = 0.0
         self._engine = self._make_engine(self._policy)
@@ -277,10 +279,14 @@ class FilterService:
         if msg.error():
             return
         origin = deadletter.Origin(msg.topic(), msg.partition(), msg.offset())
+        rejected = self._provenance.check(msg) if self._provenance is not None else None
         try:
             event = self._codecs.event.decode(msg.value())
         except SerdeError as exc:
-            self._dead_letter(msg, str(exc), origin)
+            self._dead_letter(msg, rejected.sentence if rejected else str(exc), origin)
+            return
+        if rejected is not None:  # unsigned or forged: nothing is decided, shared or audited
+            self._dead_letter(msg, rejected.sentence, origin, event.get("event_id"))
             return
         self._batch_agencies[str((event.get("source") or {}).get("agency"))] += 1
         key = child_key(event.get("child") or {})
@@ -319,13 +325,12 @@ class FilterService:
                 decision = withhold(decision, Reason.REDACTION_FAILED)
             else:
                 recipient = f"{decision.audience}:{decision.organisation}"
-                self._producer.produce(
-                    self.settings.topic(topic),
-                    key=self._engine._redactor.pseudonym(key, recipient).encode(),
-                    value=value,
-                    headers=[("sgb.event_id", decision.event_id.encode()),
-                             ("sgb.policy_version", decision.policy_version.encode())],
-                )
+                physical, delivery_key = self.settings.topic(topic), self._engine._redactor.pseudonym(key, recipient).encode()
+                headers = [("sgb.event_id", decision.event_id.encode()),
+                           ("sgb.policy_version", decision.policy_version.encode())]
+                if self._provenance is not None:
+                    headers += self._provenance.sign(physical, delivery_key, value)
+                self._producer.produce(physical, key=delivery_key, value=value, headers=headers)
         self._producer.produce(self.settings.topic(AUDIT_TOPIC), key=decision.event_id.encode(),
                                value=self._codecs.audit.encode(audit_record(decision, now)))
         self.counts["shared" if decision.outcome is Outcome.SHARE else "withheld"] += 1

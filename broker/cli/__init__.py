@@ -49,6 +49,7 @@ def cli(ctx: click.Context, config: Path | None) -> None:
                  sgb status, sgb dlq list|replay, sgb deploy k8s --output DIR
     agency:      sgb connector run <agency> --source ...
     hub:         sgb hub subscribe <audience> <org> --sink KIND:TARGET, sgb hub serve <audience> <org>
+    security:    sgb keys list|rotate|activate|retire|export|trust (SGB_PROVENANCE=on)
     governance:  sgb policy check, sgb policy evaluate --event FILE [--state FILE], sgb schemas check
     everyone:    sgb demo, sgb simulate
     """
@@ -64,6 +65,7 @@ def _register() -> None:
         filter_cmd,
         hub,
         kafka,
+        keys_cmd,
         policy,
         schemas_cmd,
         simulate_cmd,
@@ -72,7 +74,7 @@ def _register() -> None:
     )
 
     for module in (kafka, topics, filter_cmd, status_cmd, dlq_cmd, connector_cmd, hub, policy, schemas_cmd,
-                   simulate_cmd, demo, deploy_cmd):
+                   simulate_cmd, demo, deploy_cmd, keys_cmd):
         module.register(cli)
 
 

@@ -1,0 +1,209 @@
+"""Provenance: each message says who produced it, proven by an Ed25519 signature in its headers.
+
+Connectors sign what they publish to their agency's ingress topic; the filter verifies
+each ingress event before deciding anything (a failure is a dead letter, nothing is
+shared) and signs each delivery it produces; hubs verify each delivery before it reaches
+their sink. On by ``SGB_PROVENANCE=on`` (off by default).
+
+What is signed: a domain tag, the *logical* topic (without ``SGB_TOPIC_PREFIX``), the
+message key and the exact value bytes, each length-prefixed. Signing the topic means a
+correctly signed message copied to another topic (a police event replayed onto health
+ingress, a delivery copied to another school's topic) no longer verifies. The headers are
+``sgb.key_id`` (ASCII) and ``sgb.signature`` (64 raw bytes).
+
+Which signer may write which topic: ``sg.ingress.<agency>.v1`` only the agency's own
+signers (``police`` or ``police.<organisation>``); ``sg.deliver.*`` only ``filter``.
+Keys rotate by key id (:mod:`broker.signing_keys`): verifiers re-read the trust store
+when it changes, so old and new keys are both accepted, without a restart, until the old
+one is retired.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from broker.settings import Settings
+from broker.signing_keys import FILTER_SIGNER, DirectoryWatch, KeyStore, TrustedKey, check_signer
+
+KEY_ID_HEADER = "sgb.key_id"
+SIGNATURE_HEADER = "sgb.signature"
+DOMAIN = b"sgb.provenance.v1"
+INGRESS_PREFIX, DELIVERY_PREFIX = "sg.ingress.", "sg.deliver."
+
+Headers = Sequence[tuple[str, Any]] | None
+
+
+class ProvenanceReason(StrEnum):
+    """Why a message's provenance was not accepted (the first word of its dead-letter reason)."""
+
+    UNSIGNED = "unsigned"
+    UNKNOWN_KEY = "unknown_key"
+    RETIRED_KEY = "retired_key"
+    SIGNER_NOT_ALLOWED = "signer_not_allowed"
+    BAD_SIGNATURE = "bad_signature"
+
+
+_SENTENCES = {
+    ProvenanceReason.UNSIGNED: "the message carries no sgb.key_id and sgb.signature headers.",
+    ProvenanceReason.UNKNOWN_KEY: "the message is signed with a key id that is not in the trust store.",
+    ProvenanceReason.RETIRED_KEY: "the message is signed with a key that has been retired.",
+    ProvenanceReason.SIGNER_NOT_ALLOWED: "the message's signer may not write this topic.",
+    ProvenanceReason.BAD_SIGNATURE: "the signature does not match the message's bytes, key and topic.",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A message whose provenance failed: the reason, and the key id it claimed (never its content)."""
+
+    reason: ProvenanceReason
+    key_id: str | None = None
+
+    @property
+    def sentence(self) -> str:
+        """The dead-letter reason: the reason code, then what is wrong."""
+        return f"{self.reason.value}: {_SENTENCES[self.reason]}"
+
+
+def signed_bytes(topic: str, key: bytes | None, value: bytes | None) -> bytes:
+    """The bytes a signature covers: domain tag, logical topic, key and value, each length-prefixed."""
+    parts = (DOMAIN, topic.encode(), key or b"", value or b"")
+    return b"".join(len(part).to_bytes(4, "big") + part for part in parts)
+
+
+def allowed_signer(signer: str, topic: str) -> bool:
+    """Whether ``signer`` may write the logical ``topic`` (ingress: its own agency; deliveries: the filter)."""
+    if topic.startswith(INGRESS_PREFIX) and topic.endswith(".v1"):
+        agency = topic[len(INGRESS_PREFIX):-len(".v1")]
+        return signer == agency or signer.startswith(agency + ".")
+    if topic.startswith(DELIVERY_PREFIX):
+        return signer == FILTER_SIGNER
+    return False
+
+
+def _header(headers: Headers, name: str) -> bytes | None:
+    for item in headers or ():
+        if item[0] == name:
+            value = item[1]
+            return value.encode() if isinstance(value, str) else value
+    return None
+
+
+class Signer:
+    """Signs as one signer with its active key, switching when the key is rotated (no restart).
+
+    Args:
+        store: where the keys are.
+        signer: ``filter``, an agency (``police``) or an agency's organisation (``police.NPCC01``).
+    """
+
+    __slots__ = ("_store", "signer", "_watch", "key_id", "_key_id_bytes", "_key")
+
+    def __init__(self, store: KeyStore, signer: str) -> None:
+        self._store = store
+        self.signer = check_signer(signer)
+        self._watch = DirectoryWatch(store.signer_dir(signer))
+        self.key_id = ""
+        self._key_id_bytes = b""
+        self._key: Ed25519PrivateKey | None = None
+        self._refresh()
+
+    def _refresh(self) -> None:
+        if self._watch.changed() or self._key is None:
+            self.key_id, self._key = self._store.active(self.signer)
+            self._key_id_bytes = self.key_id.encode()
+
+    def headers(self, topic: str, key: bytes | None, value: bytes | None) -> list[tuple[str, bytes]]:
+        """The provenance headers for a message to the logical ``topic``."""
+        self._refresh()
+        assert self._key is not None
+        signature = self._key.sign(signed_bytes(topic, key, value))
+        return [(KEY_ID_HEADER, self._key_id_bytes), (SIGNATURE_HEADER, signature)]
+
+
+class Verifier:
+    """Checks signatures against the trust store, re-reading it whenever it changes.
+
+    Args:
+        store: where the trust store is. A damaged entry stops the start; one that appears
+            later is left out (what it would verify is rejected as ``unknown_key``) and logged.
+    """
+
+    __slots__ = ("_store", "_watch", "_keys")
+
+    def __init__(self, store: KeyStore) -> None:
+        self._store = store
+        self._watch = DirectoryWatch(store.trust_dir)
+        self._keys: dict[str, tuple[TrustedKey, Ed25519PublicKey]] = {}
+        self._load(strict=True)
+
+    def _load(self, strict: bool) -> None:
+        self._watch.changed()
+        self._keys = {key_id: (entry, entry.public()) for key_id, entry in self._store.trusted(strict).items()}
+
+    def check(self, topic: str, key: bytes | None, value: bytes | None, headers: Headers) -> Rejection | None:
+        """None if the message to the logical ``topic`` is signed by a trusted, allowed, unretired key."""
+        key_id_raw, signature = _header(headers, KEY_ID_HEADER), _header(headers, SIGNATURE_HEADER)
+        if not key_id_raw or not signature:
+            return Rejection(ProvenanceReason.UNSIGNED)
+        key_id = key_id_raw.decode("ascii", "replace")
+        if self._watch.changed():
+            self._load(strict=False)
+        found = self._keys.get(key_id)
+        if found is None:
+            return Rejection(ProvenanceReason.UNKNOWN_KEY, key_id)
+        entry, public = found
+        if entry.retired:
+            return Rejection(ProvenanceReason.RETIRED_KEY, key_id)
+        if not allowed_signer(entry.signer, topic):
+            return Rejection(ProvenanceReason.SIGNER_NOT_ALLOWED, key_id)
+        try:
+            public.verify(signature, signed_bytes(topic, key, value))
+        except (InvalidSignature, ValueError):
+            return Rejection(ProvenanceReason.BAD_SIGNATURE, key_id)
+        return None
+
+
+class Provenance:
+    """One process's provenance: a verifier for what it reads and, if it writes, a signer.
+
+    Works with physical topic names (as Kafka reports them) and signs their logical names.
+
+    Args:
+        settings: the state directory (keys) and the topic prefix.
+        signer: who this process signs as; None for a process that only verifies (a hub).
+    """
+
+    __slots__ = ("_prefix", "signer", "verifier")
+
+    def __init__(self, settings: Settings, signer: str | None = None) -> None:
+        store = KeyStore(settings.state_dir / "keys")
+        self._prefix = settings.topic_prefix
+        self.signer = Signer(store, signer) if signer else None
+        self.verifier = Verifier(store)
+
+    def _logical(self, topic: str) -> str:
+        return topic[len(self._prefix):] if self._prefix and topic.startswith(self._prefix) else topic
+
+    def sign(self, topic: str, key: bytes | None, value: bytes | None) -> list[tuple[str, bytes]]:
+        """The provenance headers for a message to the physical ``topic``."""
+        if self.signer is None:
+            msg = "This process verifies provenance but has no signer."
+            raise RuntimeError(msg)
+        return self.signer.headers(self._logical(topic), key, value)
+
+    def check(self, message: Any) -> Rejection | None:
+        """Verify a consumed Kafka message; None if its provenance holds."""
+        return self.verifier.check(self._logical(message.topic() or ""), message.key(), message.value(),
+                                   message.headers())
+
+
+def for_process(settings: Settings, signer: str | None = None) -> Provenance | None:
+    """The process's :class:`Provenance` when ``SGB_PROVENANCE`` is on, else None (nothing signed or checked)."""
+    return Provenance(settings, signer) if settings.provenance else None
