@@ -29,7 +29,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from broker.settings import Settings
-from broker.signing_keys import FILTER_SIGNER, DirectoryWatch, KeyStore, TrustedKey, check_signer
+from broker.signing_keys import FILTER_SIGNER as FILTER_SIGNER
+from broker.signing_keys import DirectoryWatch, KeyStore, TrustedKey, check_signer
 
 KEY_ID_HEADER = "sgb.key_id"
 SIGNATURE_HEADER = "sgb.signature"
@@ -78,7 +79,7 @@ def signed_bytes(topic: str, key: bytes | None, value: bytes | None) -> bytes:
 
 
 def allowed_signer(signer: str, topic: str) -> bool:
-    """Whether ``signer`` may write the logical ``topic`` (ingress: its own agency; deliveries: the filter)."""
+    """Whether ``signer`` may write the logical ``topic``: ingress its own agency's, deliveries the filter."""
     if topic.startswith(INGRESS_PREFIX) and topic.endswith(".v1"):
         agency = topic[len(INGRESS_PREFIX):-len(".v1")]
         return signer == agency or signer.startswith(agency + ".")
@@ -103,7 +104,7 @@ class Signer:
         signer: ``filter``, an agency (``police``) or an agency's organisation (``police.NPCC01``).
     """
 
-    __slots__ = ("_store", "signer", "_watch", "key_id", "_key_id_bytes", "_key")
+    __slots__ = ("_key", "_key_id_bytes", "_store", "_watch", "key_id", "signer")
 
     def __init__(self, store: KeyStore, signer: str) -> None:
         self._store = store
@@ -135,7 +136,7 @@ class Verifier:
             later is left out (what it would verify is rejected as ``unknown_key``) and logged.
     """
 
-    __slots__ = ("_store", "_watch", "_keys")
+    __slots__ = ("_keys", "_store", "_watch")
 
     def __init__(self, store: KeyStore) -> None:
         self._store = store
@@ -145,7 +146,8 @@ class Verifier:
 
     def _load(self, strict: bool) -> None:
         self._watch.changed()
-        self._keys = {key_id: (entry, entry.public()) for key_id, entry in self._store.trusted(strict).items()}
+        trusted = self._store.trusted(strict)
+        self._keys = {key_id: (entry, entry.public()) for key_id, entry in trusted.items()}
 
     def check(self, topic: str, key: bytes | None, value: bytes | None, headers: Headers) -> Rejection | None:
         """None if the message to the logical ``topic`` is signed by a trusted, allowed, unretired key."""
@@ -205,5 +207,5 @@ class Provenance:
 
 
 def for_process(settings: Settings, signer: str | None = None) -> Provenance | None:
-    """The process's :class:`Provenance` when ``SGB_PROVENANCE`` is on, else None (nothing signed or checked)."""
+    """The process's :class:`Provenance` when ``SGB_PROVENANCE`` is on, else None (no signing)."""
     return Provenance(settings, signer) if settings.provenance else None

@@ -83,8 +83,8 @@ class TrustedKey:
     def from_json(cls, data: Any, where: str) -> TrustedKey:
         """Parse and check a trust entry; raises :class:`KeyStoreError` naming ``where``."""
         try:
-            entry = cls(key_id=str(data["key_id"]), signer=str(data["signer"]), public_key=str(data["public_key"]),
-                        created_at=str(data["created_at"]),
+            entry = cls(key_id=str(data["key_id"]), signer=str(data["signer"]),
+                        public_key=str(data["public_key"]), created_at=str(data["created_at"]),
                         retired_at=None if data.get("retired_at") is None else str(data["retired_at"]))
             raw = base64.b64decode(entry.public_key, validate=True)
             Ed25519PublicKey.from_public_bytes(raw)
@@ -122,7 +122,7 @@ class DirectoryWatch:
     is repeated (the "racy timestamp" rule).
     """
 
-    __slots__ = ("_path", "_seen", "_looked_at")
+    __slots__ = ("_looked_at", "_path", "_seen")
 
     def __init__(self, path: Path) -> None:
         self._path = path
@@ -270,13 +270,14 @@ class KeyStore:
                           json.dumps(entry.to_json(), indent=2).encode(), 0o644)
 
     def retire(self, key_id: str) -> TrustedKey:
-        """Stop accepting ``key_id`` (it stays listed as retired); its signer's active key cannot be retired."""
+        """Stop accepting ``key_id`` (it stays listed as retired); an active key cannot be retired."""
         entry = self.trusted().get(key_id)
         if entry is None:
             msg = f"Key {key_id} is not in the trust store."
             raise KeyStoreError(msg)
         if self.active_key_id(entry.signer) == key_id:
-            msg = f"Key {key_id} is the key {entry.signer} signs with now: run `sgb keys rotate {entry.signer}` first."
+            msg = (f"Key {key_id} is the key {entry.signer} signs with now: "
+                   f"run `sgb keys rotate {entry.signer}` first.")
             raise KeyStoreError(msg)
         if entry.retired:
             return entry

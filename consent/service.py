@@ -325,7 +325,8 @@ class FilterService:
                 decision = withhold(decision, Reason.REDACTION_FAILED)
             else:
                 recipient = f"{decision.audience}:{decision.organisation}"
-                physical, delivery_key = self.settings.topic(topic), self._engine._redactor.pseudonym(key, recipient).encode()
+                physical = self.settings.topic(topic)
+                delivery_key = self._engine._redactor.pseudonym(key, recipient).encode()
                 headers = [("sgb.event_id", decision.event_id.encode()),
                            ("sgb.policy_version", decision.policy_version.encode())]
                 if self._provenance is not None:

@@ -51,14 +51,15 @@ def list_keys(ctx: Context) -> None:
 @keys.command("rotate")
 @click.argument("signer")
 @click.option("--activate/--no-activate", default=True, show_default=True,
-              help="Sign with the new key at once, or only trust it (activate later with `sgb keys activate`).")
+              help="Sign with the new key at once, or only trust it (then `sgb keys activate`).")
 @pass_context
 def rotate(ctx: Context, signer: str, activate: bool) -> None:
     """Make a new key for SIGNER (filter, health, police, education, local_authority[.ORG])."""
     store = _store(ctx)
     old = store.active_key_id(signer)
     entry = store.rotate(signer, activate=activate)
-    click.echo(f"{entry.key_id} made for {signer}" + (" and active." if activate else "; trusted, not active."))
+    state = "and active." if activate else "; trusted, not active."
+    click.echo(f"{entry.key_id} made for {signer} {state}".replace(" ;", ";"))
     if old and activate:
         click.echo(f"{old} is still accepted; run `sgb keys retire {old}` once nothing signs with it.")
 

@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import RunningFilter, read_topic
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from factories import domestic_abuse_incident, event
 
 from broker.clients import producer
 from broker.codecs import Codecs
@@ -22,9 +24,7 @@ from broker.settings import Settings
 from broker.signing_keys import KeyStore
 from broker.sinks import open_sink
 from broker.topics import delivery_topic
-from conftest import RunningFilter, read_topic
 from connectors.publisher import EventPublisher, ingress_topic
-from factories import domestic_abuse_incident, event
 from schemas.keys import child_key
 
 pytestmark = pytest.mark.kafka
@@ -127,14 +127,16 @@ def test_unsigned_and_forged_events_are_dead_letters_and_nothing_is_shared(signe
     assert {event_id: letters[event_id]["reason"].split(":")[0] for event_id in letters} == cases
     for event_id, letter in letters.items():
         assert letter["payload"] == sent[event_id]  # kept for an operator, byte for byte
-        assert letter["component"] == "filter" and letter["origin_topic"].startswith(signed.topic("sg.ingress."))
+        assert letter["component"] == "filter"
+        assert letter["origin_topic"].startswith(signed.topic("sg.ingress."))
     # Nothing decided, shared or audited (dead letters commit in the same transaction as any audit would).
     assert counts["shared"] == 0 and counts["withheld"] == 0
     assert audited_ids(signed, expect=1, timeout=2) == set()
     assert read_topic(signed, delivery_topic(*MASH), expect=1, timeout=2) == []
 
 
-def test_the_hub_refuses_deliveries_the_filter_did_not_sign(signed: Settings, group_id: str, tmp_path: Path) -> None:
+def test_the_hub_refuses_deliveries_the_filter_did_not_sign(signed: Settings, group_id: str,
+                                                            tmp_path: Path) -> None:
     codecs = Codecs(registry_for(signed))
     store = keys(signed)
     topic = delivery_topic(*MASH)
@@ -176,7 +178,8 @@ def test_keys_rotate_and_retire_while_the_filter_runs(signed: Settings, group_id
     with RunningFilter(signed, group_id=group_id, instance="test") as running:
         old_id = store.active_key_id("police")
         assert old_id is not None
-        old_key = Ed25519PrivateKey.from_private_bytes((store.signer_dir("police") / f"{old_id}.key").read_bytes())
+        old_file = store.signer_dir("police") / f"{old_id}.key"
+        old_key = Ed25519PrivateKey.from_private_bytes(old_file.read_bytes())
         publisher.publish(before)
         publisher.flush()
         new = store.rotate("police")  # the running publisher and filter pick it up: no restart

@@ -29,7 +29,8 @@ def store(tmp_path: Path) -> KeyStore:
     return KeyStore(tmp_path / "keys")
 
 
-def reason(verifier: Verifier, topic: str, key: bytes | None, value: bytes, headers: Any) -> ProvenanceReason | None:
+def reason(verifier: Verifier, topic: str, key: bytes | None, value: bytes,
+           headers: Any) -> ProvenanceReason | None:
     rejected = verifier.check(topic, key, value, headers)
     return None if rejected is None else rejected.reason
 
@@ -66,8 +67,9 @@ def test_every_kind_of_bad_provenance_is_named(store: KeyStore) -> None:
         is ProvenanceReason.SIGNER_NOT_ALLOWED
     assert reason(verifier, SCHOOL, KEY, VALUE, filter_.headers(SCHOOL, KEY, VALUE)) is None
     # The topic is signed: a delivery copied to another school's topic does not verify.
-    assert reason(verifier, "sg.deliver.school_dsl.100001.v1", KEY, VALUE, filter_.headers(SCHOOL, KEY, VALUE)) \
-        is ProvenanceReason.BAD_SIGNATURE
+    copied = filter_.headers(SCHOOL, KEY, VALUE)
+    other_school = "sg.deliver.school_dsl.100001.v1"
+    assert reason(verifier, other_school, KEY, VALUE, copied) is ProvenanceReason.BAD_SIGNATURE
     rejected = verifier.check(POLICE_IN, KEY, VALUE + b"!", good)
     assert rejected is not None and rejected.sentence.startswith("bad_signature: ")
     assert VALUE.decode(errors="ignore") not in rejected.sentence
