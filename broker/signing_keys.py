@@ -208,7 +208,8 @@ class KeyStore:
 
     def _create(self, signer: str, *, activate: bool, first: bool) -> str:
         directory = self.signer_dir(signer)
-        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.signing_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        directory.mkdir(exist_ok=True, mode=0o700)
         private = Ed25519PrivateKey.generate()
         public = private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
         key_id = key_id_for(signer, public)
