@@ -5,13 +5,16 @@ filter did not sign; keys rotate and retire while the filter runs."""
 from __future__ import annotations
 
 import json
+import random
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import RunningFilter, read_topic
+from conftest import RunningFilter, read_topic, sgb_env
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from factories import domestic_abuse_incident, event
 
@@ -24,12 +27,14 @@ from broker.settings import Settings
 from broker.signing_keys import KeyStore
 from broker.sinks import open_sink
 from broker.topics import delivery_topic
+from connectors.police import synthetic as police_syn
 from connectors.publisher import EventPublisher, ingress_topic
 from schemas.keys import child_key
 
 pytestmark = pytest.mark.kafka
 
 MASH = ("MASH", "202")
+DA_MAPPING = Path(__file__).resolve().parents[2] / "connectors" / "mappings" / "police-domestic-abuse.yaml"
 
 
 @pytest.fixture
@@ -205,3 +210,22 @@ def test_keys_rotate_and_retire_while_the_filter_runs(signed: Settings, group_id
     signers = [dict(m.headers())[KEY_ID_HEADER].decode() for m in read_topic(signed, ingress_topic("POLICE"),
                                                                              expect=3)]
     assert sorted(signers) == sorted([old_id, new.key_id, old_id])
+
+
+def test_a_file_connector_signs_with_its_agency_key_and_the_filter_accepts(signed: Settings, group_id: str,
+                                                                          tmp_path: Path) -> None:
+    rows = 20
+    export = police_syn.write_csv(tmp_path / "incidents.csv", police_syn.DOMESTIC_ABUSE_COLUMNS,
+                                  police_syn.domestic_abuse_rows(rows, random.Random(3)))
+    result = subprocess.run([sys.executable, "-m", "broker.cli", "connector", "run", "police", "--source",
+                             str(export), "--mapping", str(DA_MAPPING)],
+                            env={**sgb_env(signed), "SGB_PROVENANCE": "on"}, capture_output=True, text=True,
+                            timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    ingress = read_topic(signed, ingress_topic("POLICE"), expect=rows)
+    signers = {dict(m.headers())[KEY_ID_HEADER].decode() for m in ingress}
+    assert signers == {keys(signed).active_key_id("police")}
+    with RunningFilter(signed, group_id=group_id, instance="test") as running:
+        audited = audited_ids(signed, expect=rows * 7, timeout=60)
+        counts = running.service.counts
+    assert len(audited) == rows and counts["dead_lettered"] == 0
