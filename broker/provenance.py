@@ -96,6 +96,17 @@ def _header(headers: Headers, name: str) -> bytes | None:
     return None
 
 
+def carried(headers: Headers) -> list[tuple[str, bytes]]:
+    """A message's own provenance headers, kept with its dead letter so that a replay of the
+    same bytes to the same topic verifies again (and a forged one still fails)."""
+    out = []
+    for name in (KEY_ID_HEADER, SIGNATURE_HEADER):
+        value = _header(headers, name)
+        if value is not None:
+            out.append((name, value))
+    return out
+
+
 class Signer:
     """Signs as one signer with its active key, switching when the key is rotated (no restart).
 

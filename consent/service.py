@@ -342,7 +342,8 @@ class FilterService:
     def _dead_letter(self, msg: Message, reason: str, origin: deadletter.Origin, event_id: str | None = None) -> None:
         deadletter.send(self._producer, self.settings, self._codecs, component=COMPONENT, reason=reason,
                         payload=msg.value(), origin=origin, key=msg.key(), event_id=event_id,
-                        content_type="application/vnd.sgb.avro")
+                        content_type="application/vnd.sgb.avro",
+                        extra_headers=provenance.carried(msg.headers()))  # a replay verifies again
         self.counts["dead_lettered"] += 1
         self._batch_dead += 1
         log.warning("event dead-lettered", topic=msg.topic(), partition=msg.partition(), offset=msg.offset(),

@@ -229,3 +229,26 @@ def test_a_file_connector_signs_with_its_agency_key_and_the_filter_accepts(signe
         audited = audited_ids(signed, expect=rows * 7, timeout=60)
         counts = running.service.counts
     assert len(audited) == rows and counts["dead_lettered"] == 0
+
+
+def test_an_event_from_a_key_not_yet_trusted_is_replayed_once_the_key_is_trusted(
+        signed: Settings, group_id: str, tmp_path: Path) -> None:
+    # A connector on another machine rotated before its new public key reached this one.
+    remote = KeyStore(tmp_path / "connector-machine")
+    connector = Signer(remote, "police")
+    codecs = Codecs(registry_for(signed))
+    incident = domestic_abuse_incident()
+    value, key = codecs.event.encode(incident), (child_key(incident["child"]) or "").encode()
+    police_in = ingress_topic("POLICE")
+    with RunningFilter(signed, group_id=group_id, instance="test") as running:
+        produce_raw(signed, police_in, value, key, connector.headers(police_in, key, value))
+        letters = dead_letters(signed, expect=1)
+        assert letters[incident["event_id"]]["reason"].startswith("unknown_key:")
+        keys(signed).trust(remote.export("police").to_json(), "police.json")
+        env = {**sgb_env(signed), "SGB_PROVENANCE": "on"}
+        command = [sys.executable, "-m", "broker.cli", "dlq", "replay", "--reason", "unknown_key"]
+        replay = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=False)
+        assert replay.returncode == 0, replay.stderr
+        assert incident["event_id"] in audited_ids(signed, expect=7, timeout=60)
+        counts = running.service.counts
+    assert counts["dead_lettered"] == 1 and counts["shared"] >= 1
