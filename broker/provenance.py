@@ -20,7 +20,7 @@ one is retired.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -37,7 +37,7 @@ SIGNATURE_HEADER = "sgb.signature"
 DOMAIN = b"sgb.provenance.v1"
 INGRESS_PREFIX, DELIVERY_PREFIX = "sg.ingress.", "sg.deliver."
 
-Headers = Sequence[tuple[str, Any]] | None
+Headers = Sequence[tuple[str, Any]] | Mapping[str, Any] | None
 
 
 class ProvenanceReason(StrEnum):
@@ -89,11 +89,11 @@ def allowed_signer(signer: str, topic: str) -> bool:
 
 
 def _header(headers: Headers, name: str) -> bytes | None:
-    for item in headers or ():
-        if item[0] == name:
-            value = item[1]
-            return value.encode() if isinstance(value, str) else value
-    return None
+    if isinstance(headers, Mapping):
+        value = headers.get(name)
+    else:
+        value = next((item[1] for item in headers or () if item[0] == name), None)
+    return value.encode() if isinstance(value, str) else value
 
 
 def carried(headers: Headers) -> list[tuple[str, bytes]]:
