@@ -5,7 +5,7 @@ Connectors' signing happens before the clock starts (it is the connectors' cost,
 filter's); inside the measured window the filter verifies every ingress event and signs
 every delivery. The target (issue 9): at most 30% slower with everything on.
 
-    .venv/bin/python bench/security.py [--events 10000]
+    .venv/bin/python bench/security.py [--events 10000] [--rounds 2]
 
 Field encryption (SGB_FIELD_ENCRYPTION) is built separately: add its mode to MODES.
 """
@@ -126,28 +126,35 @@ def crypto_costs(settings: Settings, sample: list[bytes], rounds: int = 2000) ->
 def main() -> None:
     parser = argparse.ArgumentParser(description="Filter events/s with security features off and on")
     parser.add_argument("--events", type=int, default=10_000)
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="Run the modes in turn this many times and keep each mode's best rate "
+                             "(a shared machine's noise otherwise favours whichever ran first).")
     args = parser.parse_args()
 
     print(f"generating {args.events} synthetic events of all 14 types ...")
     events = synthetic(args.events)
-    rates: list[tuple[str, float, dict[str, int]]] = []
     with bench_kafka() as base:
         serde = EventSerde(registry_for(base))
         sample = [serde.encode(e) for e in events[:500]]
-        for name, update in MODES:
-            settings = base.model_copy(update={**update, "topic_prefix": f"{base.topic_prefix}{len(rates)}."})
-            apply(settings, load_declaration())
-            print(f"the filter, {name} ...")
-            rate, counts = filter_rate(settings, events)
-            rates.append((name, rate, counts))
+        best: dict[str, tuple[float, dict[str, int]]] = {}
+        for round_ in range(args.rounds):
+            for index, (name, update) in enumerate(MODES):
+                prefix = f"{base.topic_prefix}{round_}.{index}."
+                settings = base.model_copy(update={**update, "topic_prefix": prefix})
+                apply(settings, load_declaration())
+                rate, counts = filter_rate(settings, events)
+                print(f"round {round_ + 1}: the filter, {name}: {rate:,.0f} events/s")
+                if rate > best.get(name, (0.0, {}))[0]:
+                    best[name] = (rate, counts)
+        rates = [(name, *best[name]) for name, _ in MODES]
         sign_us, verify_us = crypto_costs(base, sample)
 
     baseline = rates[0][1]
     print()
     mean_size = statistics.mean(len(v) for v in sample)
     print(f"events: {args.events:,} of all 14 types, mean {mean_size:.0f} bytes")
-    for index, (name, rate, counts) in enumerate(rates):
-        line = f"filter, {name:<42} {rate:>8,.0f} events/s   {counts.get('shared', 0):>7,} deliveries"
+    for index, (name, rate, _counts) in enumerate(rates):
+        line = f"filter, {name:<42} {rate:>8,.0f} events/s (best of {args.rounds})"
         if index:
             line += f"   {(1 - rate / baseline) * 100:+.1f}% slower than {rates[0][0]}"
         print(line)
