@@ -20,7 +20,9 @@ one is retired.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -160,14 +162,23 @@ class Verifier:
         trusted = self._store.trusted(strict)
         self._keys = {key_id: (entry, entry.public()) for key_id, entry in trusted.items()}
 
+    def refresh(self) -> None:
+        """Re-read the trust store if it changed (one ``stat`` when it did not)."""
+        if self._watch.changed():
+            self._load(strict=False)
+
     def check(self, topic: str, key: bytes | None, value: bytes | None, headers: Headers) -> Rejection | None:
         """None if the message to the logical ``topic`` is signed by a trusted, allowed, unretired key."""
+        self.refresh()
+        return self.check_loaded(topic, key, value, headers)
+
+    def check_loaded(self, topic: str, key: bytes | None, value: bytes | None,
+                     headers: Headers) -> Rejection | None:
+        """:meth:`check` against the trust store as last read (safe to call from several threads)."""
         key_id_raw, signature = _header(headers, KEY_ID_HEADER), _header(headers, SIGNATURE_HEADER)
         if not key_id_raw or not signature:
             return Rejection(ProvenanceReason.UNSIGNED)
         key_id = key_id_raw.decode("ascii", "replace")
-        if self._watch.changed():
-            self._load(strict=False)
         found = self._keys.get(key_id)
         if found is None:
             return Rejection(ProvenanceReason.UNKNOWN_KEY, key_id)
@@ -193,13 +204,15 @@ class Provenance:
         signer: who this process signs as; None for a process that only verifies (a hub).
     """
 
-    __slots__ = ("_prefix", "signer", "verifier")
+    __slots__ = ("_pool", "_prefix", "_prepared", "signer", "verifier")
 
     def __init__(self, settings: Settings, signer: str | None = None) -> None:
         store = KeyStore(settings.state_dir / "keys")
         self._prefix = settings.topic_prefix
         self.signer = Signer(store, signer) if signer else None
         self.verifier = Verifier(store)
+        self._pool: ThreadPoolExecutor | None = None
+        self._prepared: dict[int, Rejection | None] = {}
 
     def _logical(self, topic: str) -> str:
         return topic[len(self._prefix):] if self._prefix and topic.startswith(self._prefix) else topic
@@ -212,9 +225,29 @@ class Provenance:
         return self.signer.headers(self._logical(topic), key, value)
 
     def check(self, message: Any) -> Rejection | None:
-        """Verify a consumed Kafka message; None if its provenance holds."""
+        """Verify a consumed Kafka message (or look up its :meth:`prepare` result); None if it holds."""
+        if id(message) in self._prepared:
+            return self._prepared.pop(id(message))
         return self.verifier.check(self._logical(message.topic() or ""), message.key(), message.value(),
                                    message.headers())
+
+    def prepare(self, messages: Sequence[Any]) -> None:
+        """Verify a batch ahead of :meth:`check`, on every core: Ed25519 verification releases
+        the GIL, and it is most of what provenance costs the filter."""
+        self._prepared.clear()
+        self.verifier.refresh()
+        workers = min(4, os.cpu_count() or 1)
+        if workers < 2 or len(messages) < 16:
+            return
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(workers, thread_name_prefix="sgb-verify")
+        chunks = [messages[i::workers] for i in range(workers)]
+        for chunk, results in zip(chunks, self._pool.map(self._verify_chunk, chunks), strict=True):
+            self._prepared.update(zip(map(id, chunk), results, strict=True))
+
+    def _verify_chunk(self, chunk: Sequence[Any]) -> list[Rejection | None]:
+        return [self.verifier.check_loaded(self._logical(m.topic() or ""), m.key(), m.value(), m.headers())
+                for m in chunk]
 
 
 def for_process(settings: Settings, signer: str | None = None) -> Provenance | None:

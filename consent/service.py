@@ -220,6 +220,8 @@ class FilterService:
         self._producer.begin_transaction()
         try:
             # 2. Decide each event; produce deliveries, audit records, status and dead letters.
+            if self._provenance is not None:
+                self._provenance.prepare(messages)  # verify the batch's signatures on all cores
             for msg in messages:
                 self._handle(msg)
             # 3. Put the consumed offsets in the same transaction.

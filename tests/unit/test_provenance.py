@@ -192,6 +192,39 @@ def test_provenance_signs_logical_topics_and_is_off_by_default(tmp_path: Path) -
     assert other.check(Msg("t2." + POLICE_IN, headers)) is None
 
 
+def test_a_batch_verified_on_all_cores_gives_each_message_its_own_answer(tmp_path: Path) -> None:
+    settings = Settings(state_dir=tmp_path / "state", provenance=True)
+    police = Provenance(settings, "police")
+    filter_ = Provenance(settings)
+
+    class Msg:
+        def __init__(self, value: bytes, headers: list[tuple[str, bytes]]) -> None:
+            self._value, self._headers = value, headers
+
+        def topic(self) -> str:
+            return POLICE_IN
+
+        def key(self) -> bytes:
+            return KEY
+
+        def value(self) -> bytes:
+            return self._value
+
+        def headers(self) -> list[tuple[str, bytes]]:
+            return self._headers
+
+    batch = []
+    for i in range(64):
+        value = VALUE + str(i).encode()
+        headers = police.sign(POLICE_IN, KEY, value)
+        batch.append(Msg(value if i % 3 else value + b"!", headers if i % 5 else []))
+    expected = [None if (i % 3 and i % 5) else ("unsigned" if not i % 5 else "bad_signature")
+                for i in range(64)]
+    filter_.prepare(batch)
+    answers = [filter_.check(m) for m in batch]
+    assert [a.reason.value if a else None for a in answers] == expected
+
+
 def test_keys_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SGB_STATE_DIR", str(tmp_path / "state"))
     runner = CliRunner()
