@@ -7,6 +7,7 @@ Reasons are sentences about what is wrong, never the values involved.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -63,16 +64,18 @@ def headers(component: str, reason: str, origin: Origin) -> list[tuple[str, byte
 
 def send(producer: Producer, settings: Settings, codecs: Codecs, *, component: str, reason: str,
          payload: bytes | None, origin: Origin, key: bytes | None = None, event_id: str | None = None,
-         on_delivery: Any = None, content_type: str | None = None) -> None:
+         on_delivery: Any = None, content_type: str | None = None,
+         extra_headers: Sequence[tuple[str, bytes]] = ()) -> None:
     """Produce one dead letter (inside the caller's transaction, if it has one).
 
     Args:
         content_type: what the payload is, e.g. ``application/vnd.sgb.avro`` for a Kafka
             message or ``text/csv`` for a source row; replay uses it to know what can be re-sent.
+        extra_headers: more headers, e.g. the original message's provenance signature.
     """
     record = dead_letter_record(component, reason, payload, origin, event_id, key=key, content_type=content_type)
     kwargs: dict[str, Any] = {}
     if on_delivery is not None:
         kwargs["on_delivery"] = on_delivery
     producer.produce(settings.topic(DLQ_TOPIC), key=key, value=codecs.dead_letter.encode(record),
-                     headers=headers(component, reason, origin), **kwargs)
+                     headers=[*headers(component, reason, origin), *extra_headers], **kwargs)

@@ -2,7 +2,9 @@
 
 Reads ``read_committed``, so only what the filter's transactions committed is seen;
 verifies each delivery (it decodes against the registered schema, it is on this hub's own
-topic, and its ``sgb.event_id`` and ``sgb.policy_version`` headers are the filter's);
+topic, and its ``sgb.event_id`` and ``sgb.policy_version`` headers are the filter's); with
+``SGB_PROVENANCE`` on, refuses a delivery not signed by the filter's key (it is counted and
+logged by event id, never written, and does not stop the hub);
 writes each batch to the sink and makes it durable before the offsets are committed. Sinks
 are idempotent by event id, so a restart after a crash between the two never leaves a
 duplicate. For hubs that embed sgb, :meth:`Subscriber.events` is an iterator of
@@ -15,6 +17,7 @@ import contextlib
 import socket
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -22,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import OFFSET_END, KafkaException, Message, TopicPartition
 
-from broker import metrics
+from broker import metrics, provenance
 from broker.clients import consumer
 from broker.codecs import Codecs
 from broker.crypthooks import Revealer
@@ -199,6 +202,20 @@ class Subscriber:
         self._assigned_at = 0.0
         self._codecs = Codecs(registry_for(settings))
         self._reveal = Revealer(settings)
+        self._provenance = provenance.for_process(settings)
+        self.refused: Counter[str] = Counter()  # deliveries refused by provenance, by reason
+
+    def _refused(self, msg: Message) -> bool:
+        """Whether a delivery fails provenance; if so it is counted and logged by event id, not written."""
+        rejected = self._provenance.check(msg) if self._provenance is not None else None
+        if rejected is None:
+            return False
+        self.refused[rejected.reason.value] += 1
+        topic, partition, offset = position(msg)
+        log.warning("delivery refused: provenance failed", topic=topic, partition=partition, offset=offset,
+                    event_id=header_map(msg).get("sgb.event_id"), reason=rejected.reason.value,
+                    key_id=rejected.key_id)
+        return True
 
     # -- the consumer ----------------------------------------------------------------------
     def _consumer(self, since: datetime | None) -> Any:
@@ -288,7 +305,8 @@ class Subscriber:
                 if msg.error():
                     continue
                 idle_since = time.monotonic()
-                yield verify(msg, self._codecs, self.audience, self.organisation, self.topic, self._reveal)
+                if not self._refused(msg):
+                    yield verify(msg, self._codecs, self.audience, self.organisation, self.topic, self._reveal)
                 self._commit(cons, [msg])
         finally:
             cons.close()
@@ -374,17 +392,24 @@ class Subscriber:
         retried) and the verification failure that ended the batch, if any.
         """
         # 1. Verify in order; a delivery that fails ends the batch before it, unacknowledged.
+        #    One that fails provenance is refused: acknowledged, never written.
         events: list[HubEvent] = []
+        handled: list[Message] = []
+        ends: list[int] = []  # ends[i]: how many handled messages event i completes
         rejected = None
         for msg in messages:
-            try:
-                events.append(verify(msg, self._codecs, self.audience, self.organisation, self.topic,
-                                     self._reveal))
-            except DeliveryRejected as exc:
-                rejected = exc
-                break
-        messages = messages[:len(events)]
+            if not self._refused(msg):
+                try:
+                    events.append(verify(msg, self._codecs, self.audience, self.organisation, self.topic,
+                                         self._reveal))
+                except DeliveryRejected as exc:
+                    rejected = exc
+                    break
+                ends.append(len(handled) + 1)
+            handled.append(msg)
+        messages = handled
         if not events:
+            self._commit(cons, messages)
             return 0, rejected
         # 2. Make the batch durable in the sink (fsync, commit, or 2xx for each post).
         began = time.monotonic()
@@ -392,12 +417,13 @@ class Subscriber:
             new = sink.write(events)
         except SinkUnavailable as exc:
             # 3'. Acknowledge only the durable prefix; rewind the rest and let the caller back off.
-            done = max(0, min(exc.written, len(messages)))
+            written = max(0, min(exc.written, len(events)))
+            done = ends[written - 1] if written else 0
             self._commit(cons, messages[:done])
             self._rewind(cons, messages[done:])
             metrics.record_hub_failure(self.audience, self.organisation, sink.kind)
             log.warning("sink write failed; the batch will be retried", topic=self.topic, sink=sink.kind,
-                        reason=str(exc), written=done, count=len(messages) - done)
+                        reason=str(exc), written=written, count=len(events) - written)
             return None, None
         metrics.record_hub_write(self.audience, self.organisation, sink.kind, written=new,
                                  duplicates=len(events) - new, seconds=time.monotonic() - began)

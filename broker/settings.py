@@ -80,6 +80,11 @@ class Settings(BaseSettings):
         default="off",
         description="Seal CONFIDENTIAL_ADDRESS and NARRATIVE fields with a per-child key (broker/fieldcrypt).",
     )
+    provenance: bool = Field(
+        default=False,
+        description="on: connectors and the filter sign what they produce; the filter and hubs verify "
+                    "(broker/provenance.py). Off by default.",
+    )
 
     @field_validator("bootstrap_servers")
     @classmethod

@@ -35,6 +35,7 @@ from broker.codecs import Codecs
 from broker.deadletter import DLQ_TOPIC
 from broker.exceptions import KafkaUnavailable, SerdeError
 from broker.hub import header_map, position
+from broker.provenance import carried
 from broker.registry import registry_for
 from broker.settings import Settings
 
@@ -103,6 +104,7 @@ class DeadLetterView:
     event_id: str | None = None
     key: bytes | None = None
     payload: bytes | None = None
+    provenance: tuple[tuple[str, bytes], ...] = ()  # the original message's signature headers
 
     @property
     def origin(self) -> str:
@@ -267,7 +269,8 @@ def _dead_letter(msg: Message, codecs: Codecs | None) -> DeadLetterView:
         component=headers.get("sgb.component", "unknown"), reason=headers.get("sgb.reason", "unknown"),
         origin_topic=headers.get("sgb.origin.topic"), origin_partition=number("sgb.origin.partition"),
         origin_offset=number("sgb.origin.offset"), source_name=headers.get("sgb.source.name"),
-        position=headers.get("sgb.source.position"), key=msg.key())
+        position=headers.get("sgb.source.position"), key=msg.key(),
+        provenance=tuple(carried(msg.headers())))
     if codecs is None:
         return view
     try:

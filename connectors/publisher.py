@@ -7,6 +7,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError, Message
 
+from broker import provenance
 from broker.clients import flush_or_raise, producer
 from broker.codecs import Codecs
 from broker.crypthooks import publisher_cipher
@@ -36,15 +37,18 @@ class EventPublisher:
     Args:
         settings: how to reach Kafka.
         agency: HEALTH, POLICE, EDUCATION or LOCAL_AUTHORITY; events from another agency are refused.
+        signer: who signs the events when ``SGB_PROVENANCE`` is on: the agency (``police``) by
+            default, or one of its organisations (``police.NPCC01``).
     """
 
-    def __init__(self, settings: Settings, agency: str) -> None:
+    def __init__(self, settings: Settings, agency: str, signer: str | None = None) -> None:
         self.settings = settings
         self.agency = agency.upper()
         self.topic = settings.topic(ingress_topic(agency))
         self.codecs = Codecs(registry_for(settings))
         self.producer = producer(settings)
         self.cipher = publisher_cipher(settings)
+        self.provenance = provenance.for_process(settings, signer or self.agency.lower())
 
     def publish(self, event: dict[str, Any], on_delivery: Acknowledged | None = None) -> None:
         """Encode and produce one event; ``on_delivery`` is called when Kafka acknowledges it."""
@@ -60,6 +64,8 @@ class EventPublisher:
             event = self.cipher.seal(event, key)
         value = self.codecs.event.encode(event)
         kwargs: dict[str, Any] = {"on_delivery": on_delivery} if on_delivery else {}
+        if self.provenance is not None:
+            kwargs["headers"] = self.provenance.sign(self.topic, key.encode(), value)
         while True:
             try:
                 self.producer.produce(self.topic, key=key.encode(), value=value, **kwargs)

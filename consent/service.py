@@ -21,7 +21,7 @@ from typing import Any
 from confluent_kafka import KafkaException, Message, TopicPartition
 
 import schemas
-from broker import deadletter, metrics
+from broker import deadletter, metrics, provenance
 from broker.clients import admin_client, consumer, producer
 from broker.transactions import bounded, next_offsets, retrying, watermarks
 from broker.codecs import Codecs
@@ -83,6 +83,8 @@ class FilterService:
         self._codecs = Codecs(registry_for(settings))
         self._keys = LocalKeyDirectory(settings.state_dir / "keys")
         self._pseudonym_key = self._keys.secret("pseudonymisation")
+        # SGB_PROVENANCE: verify each ingress event's signature, sign each delivery (None when off).
+        self._provenance = provenance.for_process(settings, provenance.FILTER_SIGNER)
         self._onboarded: set[str] = set()
         self._onboarded_at = 0.0
         self._engine = self._make_engine(self._policy)
@@ -233,6 +235,8 @@ class FilterService:
             #    chain of its ingress partition, consent/audit_chain.py), status and dead letters.
             self._chains.begin(self._consumer, {(m.topic(), m.partition()) for m in messages},
                                self.settings.topic(AUDIT_TOPIC))
+            if self._provenance is not None:
+                self._provenance.prepare(messages)  # verify the batch's signatures on all cores
             for msg in messages:
                 self._handle(msg)
             # 3. Put the consumed offsets, carrying the audit chain heads, in the same transaction.
@@ -297,10 +301,14 @@ class FilterService:
         if msg.error():
             return
         origin = deadletter.Origin(msg.topic(), msg.partition(), msg.offset())
+        rejected = self._provenance.check(msg) if self._provenance is not None else None
         try:
             event = self._codecs.event.decode(msg.value())
         except SerdeError as exc:
-            self._dead_letter(msg, str(exc), origin)
+            self._dead_letter(msg, rejected.sentence if rejected else str(exc), origin)
+            return
+        if rejected is not None:  # unsigned or forged: nothing is decided, shared or audited
+            self._dead_letter(msg, rejected.sentence, origin, event.get("event_id"))
             return
         event, reusable = self._crypt.open(event)
         self._batch_agencies[str((event.get("source") or {}).get("agency"))] += 1
@@ -342,12 +350,12 @@ class FilterService:
                 decision = withhold(decision, Reason.REDACTION_FAILED)
             else:
                 recipient = f"{decision.audience}:{decision.organisation}"
-                self._producer.produce(
-                    self.settings.topic(topic),
-                    key=self._engine._redactor.pseudonym(key, recipient).encode(),
-                    value=value,
-                    headers=delivery_headers(decision),
-                )
+                physical = self.settings.topic(topic)
+                delivery_key = self._engine._redactor.pseudonym(key, recipient).encode()
+                headers = delivery_headers(decision)
+                if self._provenance is not None:
+                    headers += self._provenance.sign(physical, delivery_key, value)
+                self._producer.produce(physical, key=delivery_key, value=value, headers=headers)
         record, partition = self._chains.seal(audit_record(decision, now), str(origin.topic),
                                               int(origin.partition or 0))
         self._producer.produce(self.settings.topic(AUDIT_TOPIC), key=decision.event_id.encode(),
@@ -360,7 +368,8 @@ class FilterService:
     def _dead_letter(self, msg: Message, reason: str, origin: deadletter.Origin, event_id: str | None = None) -> None:
         deadletter.send(self._producer, self.settings, self._codecs, component=COMPONENT, reason=reason,
                         payload=msg.value(), origin=origin, key=msg.key(), event_id=event_id,
-                        content_type="application/vnd.sgb.avro")
+                        content_type="application/vnd.sgb.avro",
+                        extra_headers=provenance.carried(msg.headers()))  # a replay verifies again
         self.counts["dead_lettered"] += 1
         self._batch_dead += 1
         log.warning("event dead-lettered", topic=msg.topic(), partition=msg.partition(), offset=msg.offset(),

@@ -50,6 +50,7 @@ def cli(ctx: click.Context, config: Path | None) -> None:
                  sgb audit verify, sgb erase --child KEY, sgb deploy k8s --output DIR
     agency:      sgb connector run <agency> --source ...
     hub:         sgb hub subscribe <audience> <org> --sink KIND:TARGET, sgb hub serve <audience> <org>
+    security:    sgb keys list|rotate|activate|retire|export|trust (SGB_PROVENANCE=on)
     governance:  sgb policy check, sgb policy evaluate --event FILE [--state FILE], sgb schemas check
     everyone:    sgb demo, sgb simulate
     """
@@ -68,6 +69,7 @@ def _register() -> None:
         filter_cmd,
         hub,
         kafka,
+        keys_cmd,
         policy,
         schemas_cmd,
         simulate_cmd,
@@ -76,7 +78,7 @@ def _register() -> None:
     )
 
     for module in (kafka, topics, filter_cmd, status_cmd, dlq_cmd, connector_cmd, hub, policy, schemas_cmd,
-                   simulate_cmd, demo, deploy_cmd, audit_cmd, erase_cmd, credentials_cmd):
+                   simulate_cmd, demo, deploy_cmd, audit_cmd, erase_cmd, credentials_cmd, keys_cmd):
         module.register(cli)
 
 

@@ -2,7 +2,8 @@
 
 Listing shows metadata only (when, component, origin, reason, event id), never a payload.
 
-Replay re-produces each dead letter's original bytes, with its original key, to the topic
+Replay re-produces each dead letter's original bytes, with its original key (and, for a
+filter dead letter, its original provenance signature, so it is verified again), to the topic
 it was read from. Each dead letter is replayed at most once: the re-produced record and a
 marker keyed by the dead letter's position (``<partition>:<offset>`` on the compacted
 topic ``sg.dlq.replayed.v1``) are written in one Kafka transaction, so either both are
@@ -156,7 +157,7 @@ def _replay(settings: Settings, prod: Any, chosen: list[Any]) -> int:
             for d in batch:
                 where = f"{dlq_topic}[{d.partition}]@{d.offset}"
                 prod.produce(d.origin_topic, key=d.key, value=d.payload,
-                             headers=[("sgb.replayed_from", where.encode())])
+                             headers=[("sgb.replayed_from", where.encode()), *d.provenance])
                 marker = {"replayed_at": datetime.now(UTC).isoformat(), "origin": d.origin,
                           "dead_letter": where, "sha256": _digest(d.payload)}
                 prod.produce(marker_topic, key=f"{d.partition}:{d.offset}".encode(),

@@ -87,6 +87,9 @@ def subscribe(ctx: Context, audience: str, organisation: str, sink: str, since: 
         if server is not None:
             server.close()
     click.echo(f"{written} new event(s) written to the {target.kind} sink.")
+    if subscriber.refused:
+        refused = ", ".join(f"{count} {reason}" for reason, count in sorted(subscriber.refused.items()))
+        click.echo(f"{sum(subscriber.refused.values())} delivery(ies) refused by provenance: {refused}.")
 
 
 @hub.command("serve")

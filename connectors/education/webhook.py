@@ -31,7 +31,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from broker import deadletter
+from broker import deadletter, provenance
 from broker.codecs import Codecs
 from broker.crypthooks import publisher_cipher
 from broker.exceptions import SerdeError, SgbError
@@ -41,7 +41,7 @@ from broker.settings import Settings
 from connectors.education.concern import Concern, concern_record, map_concern
 from connectors.education.tokens import TokenStore
 from connectors.publisher import ingress_topic
-from connectors.runtime.acked import AckedProducer
+from connectors.runtime.acked import AckedProducer, Headers
 from connectors.runtime.delivery import check_topics
 from connectors.runtime.records import MappingError
 from schemas.keys import child_key
@@ -161,6 +161,7 @@ class ConcernWebhook:
         self.name = name
         self.ack_timeout = ack_timeout
         self.topic = settings.topic(ingress_topic("EDUCATION"))
+        self._provenance = provenance.for_process(settings, "education")  # SGB_PROVENANCE: sign events
         self.codecs = codecs
         self.cipher = publisher_cipher(settings)
         self.counts: Counter[str] = Counter()
@@ -254,10 +255,14 @@ class ConcernWebhook:
         except SerdeError as exc:
             self.counts["rejected"] += 1
             return _problem(422, str(exc))
+        key_bytes = key.encode() if key else None
+        headers: Headers | None = None
+        if self._provenance is not None:  # SGB_PROVENANCE: signed by this connector's agency key
+            headers = [*self._provenance.sign(self.topic, key_bytes, value)]
         assert self._producer is not None
         try:
             await asyncio.wait_for(
-                self._producer.send(self.topic, value, key.encode() if key else None), self.ack_timeout + 5
+                self._producer.send(self.topic, value, key_bytes, headers), self.ack_timeout + 5
             )
         except (KafkaException, TimeoutError):
             self.counts["unavailable"] += 1

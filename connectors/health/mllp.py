@@ -29,7 +29,7 @@ from typing import Any
 from confluent_kafka import KafkaException
 from hl7.mllp import InvalidBlockError, start_hl7_server
 
-from broker import deadletter
+from broker import deadletter, provenance
 from broker.codecs import Codecs
 from broker.crypthooks import publisher_cipher
 from broker.exceptions import SerdeError, SgbError
@@ -93,6 +93,7 @@ class MllpListener:
         self.port = port
         self.ack_timeout = ack_timeout
         self.topic = settings.topic(ingress_topic("HEALTH"))
+        self._provenance = provenance.for_process(settings, "health")  # SGB_PROVENANCE: sign events
         self.counts: Counter[str] = Counter()
         self.listening = asyncio.Event()
         self._codecs: Codecs | None = codecs
@@ -208,7 +209,11 @@ class MllpListener:
             value = self._codecs.event.encode(event)
         except SerdeError as exc:
             return await self._reject(record, str(exc), message.ack)
-        if not await self._send(self.topic, value, key.encode() if key else None, None):
+        key_bytes = key.encode() if key else None
+        headers: Headers | None = None
+        if self._provenance is not None:  # SGB_PROVENANCE: signed by this connector's agency key
+            headers = [*self._provenance.sign(self.topic, key_bytes, value)]
+        if not await self._send(self.topic, value, key_bytes, headers):
             self.counts["errors"] += 1
             return message.ack("AE", NOT_ACKED)
         self.counts["accepted"] += 1

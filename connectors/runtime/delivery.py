@@ -38,7 +38,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message
 
-from broker import deadletter
+from broker import deadletter, provenance
 from broker.clients import admin_client, producer
 from broker.codecs import Codecs
 from broker.crypthooks import publisher_cipher
@@ -104,6 +104,7 @@ class TransactionalDelivery:
         self.agency = agency.upper()
         self.component = f"connector:{agency.lower()}"
         self.topic = settings.topic(ingress_topic(agency))
+        self._provenance = provenance.for_process(settings, agency.lower())  # SGB_PROVENANCE: sign events
         self.transactional_id = f"{settings.topic_prefix}sgb-connector-{name}"
         self.codecs = Codecs(registry_for(settings))
         self.cipher = publisher_cipher(settings)
@@ -141,7 +142,10 @@ class TransactionalDelivery:
         if self.cipher is not None:
             event = self.cipher.seal(event, key)
         value = self._serde.encode(event)
-        self._send(_Message(self.topic, key.encode(), value, None, record.file_id, record.ordinal))
+        headers: Headers | None = None
+        if self._provenance is not None:  # SGB_PROVENANCE: signed by this connector's agency key
+            headers = [*self._provenance.sign(self.topic, key.encode(), value)]
+        self._send(_Message(self.topic, key.encode(), value, headers, record.file_id, record.ordinal))
 
     def dead_letter(self, record: SourceRecord, reason: str) -> None:
         """Add a dead letter for ``record`` (its original bytes, position and reason) to the batch."""
