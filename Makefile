@@ -65,6 +65,8 @@ bench: kafka-jars
 	$(BIN)/python bench/filter.py
 	$(BIN)/python bench/hub.py
 	$(BIN)/python bench/scale.py
+	$(BIN)/python bench/security.py
+	$(BIN)/python bench/fieldcrypt.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
