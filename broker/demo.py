@@ -88,9 +88,10 @@ def run_demo(settings: Settings, echo: Echo, timeout: float = 90.0) -> dict[str,
     from connectors.publisher import EventPublisher
     from consent.service import FilterService
 
-    # Narrative and confidential addresses are sealed per child from the connector onwards;
-    # the hubs' view below opens them, as a hub does.
-    settings = settings.model_copy(update={"field_encryption": "on"})
+    # Every event is signed by its connector and every delivery by the filter, and narrative
+    # and confidential addresses are sealed per child from the connector onwards; the hubs'
+    # view below opens them, as a hub does.
+    settings = settings.model_copy(update={"field_encryption": "on", "provenance": True})
     broker = LocalKafka(settings)
     started_broker = False
     if settings.bootstrap_servers is None:
@@ -120,8 +121,9 @@ def run_demo(settings: Settings, echo: Echo, timeout: float = 90.0) -> dict[str,
         if not service.ready.wait(60) or failure:
             msg = f"The filter did not start: {failure[0] if failure else 'timed out'}."
             raise SgbError(msg)
-        echo("Filter running (consent-and-role policy: baseline). Field encryption on: narrative and "
-             "confidential addresses travel sealed under each child's own key.")
+        echo("Filter running (consent-and-role policy: baseline). Provenance on: connectors sign, the "
+             "filter verifies and signs deliveries. Field encryption on: narrative and confidential "
+             "addresses travel sealed under each child's own key.")
         rng = random.Random()
         events = demo_events(rng, datetime.now(UTC).replace(microsecond=0))
         publisher = EventPublisher(settings, "POLICE")
