@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
@@ -37,8 +38,12 @@ def test_ca_signs_a_broker_certificate_for_loopback(tmp_path: Path) -> None:
     assert ExtendedKeyUsageOID.SERVER_AUTH in usage and ExtendedKeyUsageOID.CLIENT_AUTH in usage
     assert subject_cn(issued.cert) == "sgb-broker"
     assert root.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
-    # The broker's PEM key store: the key, then the chain.
-    assert issued.bundle.read_text().startswith("-----BEGIN PRIVATE KEY-----")
+    # The broker's PEM key store: the key made at run time, then the chain.
+    bundle = issued.bundle.read_bytes()
+    key = serialization.load_pem_private_key(bundle, password=None)
+    assert key.public_key() == leaf.public_key()
+    assert bundle.index(b"PRIVATE KEY") < bundle.index(b"CERTIFICATE")
+    assert _certs(issued.bundle) == [leaf, root]
 
 
 def test_keys_and_folder_are_owner_only(tmp_path: Path) -> None:
