@@ -39,7 +39,8 @@ from _kafka import bench_kafka
 
 from broker.clients import consumer, producer
 from broker.codecs import Codecs
-from broker.hub import HubEvent, Subscriber
+from broker.hub import Subscriber
+from broker.hub_event import HubEvent
 from broker.registry import registry_for
 from broker.settings import Settings
 from broker.sinks import Sink, open_sink

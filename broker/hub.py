@@ -18,9 +18,8 @@ import socket
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from collections.abc import Iterator, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import OFFSET_END, KafkaException, Message, TopicPartition
@@ -29,13 +28,14 @@ from broker import metrics, provenance
 from broker.clients import consumer
 from broker.codecs import Codecs
 from broker.crypthooks import Revealer
-from broker.exceptions import SerdeError, SgbError
+from broker.exceptions import SgbError
+from broker.hub_event import DeliveryRejected, HubEvent, header_map, position, verify
 from broker.logs import get_logger
 from broker.registry import registry_for
 from broker.settings import Settings
 from broker.sinks import Sink, SinkUnavailable
 from broker.topics import AUDIENCES, delivery_topic
-from schemas.jsonform import to_json
+from broker.transactions import next_offsets
 
 if TYPE_CHECKING:
     from broker.health import Health
@@ -44,130 +44,6 @@ log = get_logger("broker.hub")
 
 BATCH = 500
 MAX_BACKOFF_S = 30.0
-DECISION_HEADERS = ("rule", "reason", "lawful_basis", "consent_state")
-
-
-class DeliveryRejected(SgbError):
-    """A delivery failed verification; it is not acknowledged and the subscriber stops."""
-
-
-@dataclass(frozen=True, slots=True)
-class HubEvent:
-    """One event as a hub receives it: verified, with the fields a hub reads and where it came from.
-
-    Fields the hub may not see are ``None`` (or empty) and named in :attr:`withheld_fields`
-    as dotted paths, for example ``child.address`` or ``narrative``.
-    """
-
-    event_id: str
-    event_type: str
-    risk: str
-    occurred_at: datetime
-    recorded_at: datetime
-    agency: str
-    source_organisation: str
-    source_organisation_name: str | None
-    given_name: str | None
-    family_name: str | None
-    date_of_birth: date | None
-    nhs_number: str | None
-    details: Mapping[str, Any]
-    narrative: str | None
-    withheld_fields: tuple[str, ...]
-    generalised_fields: Mapping[str, str]
-    audience: str
-    organisation: str
-    policy_version: str
-    topic: str
-    partition: int
-    offset: int
-    delivered_at: datetime
-    record: Mapping[str, Any]
-    decision: Mapping[str, str] = field(default_factory=dict)
-    """The filter's decision behind this delivery, from its headers: ``rule``, ``reason``,
-    ``lawful_basis`` and ``consent_state`` where the filter gave them."""
-
-    @property
-    def child_name(self) -> str | None:
-        """The child's name as delivered, or None when the hub may not see it or it was not recorded."""
-        name = " ".join(part for part in (self.given_name, self.family_name) if part)
-        return name or None
-
-    def withheld(self, path: str) -> bool:
-        """Whether policy withheld the field at ``path`` (or a field containing it)."""
-        return any(path == p or path.startswith(p + ".") for p in self.withheld_fields)
-
-    def to_json(self) -> dict[str, Any]:
-        """The delivered copy in its JSON shape (dates ``YYYY-MM-DD``, times ISO 8601 with zone)."""
-        return to_json(dict(self.record))  # type: ignore[no-any-return]
-
-
-def position(msg: Message) -> tuple[str, int, int]:
-    """A consumed message's topic, partition and offset (librdkafka always sets them on one)."""
-    return msg.topic() or "", msg.partition() or 0, msg.offset() or 0
-
-
-def header_map(msg: Message) -> dict[str, str]:
-    """A message's headers as text (a header without a value is left out)."""
-    out: dict[str, str] = {}
-    for item in msg.headers() or []:
-        name, value = item[0], item[1]
-        if isinstance(value, bytes):
-            out[name] = value.decode("utf-8", "replace")
-        elif isinstance(value, str):
-            out[name] = value
-    return out
-
-
-def verify(msg: Message, codecs: Codecs, audience: str, organisation: str, topic: str,
-           reveal: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> HubEvent:
-    """Decode and verify one delivery; raises :class:`DeliveryRejected` naming only its position.
-
-    ``reveal`` opens encrypted fields (:class:`broker.crypthooks.Revealer`) once the delivery
-    is verified; an erased field reads ``[erased]``."""
-    at_topic, partition, offset = position(msg)
-    where = f"{at_topic}[{partition}]@{offset}"
-    if at_topic != topic:
-        msg_ = f"Delivery at {where} is not on this hub's topic {topic}; it is not acknowledged."
-        raise DeliveryRejected(msg_)
-    try:
-        event = codecs.event.decode(msg.value())
-    except SerdeError as exc:
-        text = f"Delivery at {where} cannot be decoded and is not acknowledged: {exc}"
-        raise DeliveryRejected(text) from None
-    headers = header_map(msg)
-    header_id, version = headers.get("sgb.event_id", ""), headers.get("sgb.policy_version", "")
-    if not header_id or header_id != event["event_id"] or not version:
-        text = (f"Delivery at {where} does not carry the filter's sgb.event_id and sgb.policy_version "
-                "headers for its event; it is not acknowledged.")
-        raise DeliveryRejected(text)
-    if reveal is not None:
-        event = reveal(event)
-    child, source = event.get("child") or {}, event.get("source") or {}
-    _, millis = msg.timestamp()
-    return HubEvent(
-        event_id=event["event_id"], event_type=event["event_type"], risk=event["risk"],
-        occurred_at=event["occurred_at"], recorded_at=event["recorded_at"],
-        agency=source.get("agency", ""), source_organisation=source.get("organisation", ""),
-        source_organisation_name=source.get("organisation_name"),
-        given_name=child.get("given_name"), family_name=child.get("family_name"),
-        date_of_birth=child.get("date_of_birth"), nhs_number=child.get("nhs_number"),
-        details=event.get("details") or {}, narrative=event.get("narrative"),
-        withheld_fields=tuple(event.get("withheld_fields") or ()),
-        generalised_fields=dict(event.get("generalised_fields") or {}),
-        audience=audience, organisation=organisation, policy_version=version,
-        topic=at_topic, partition=partition, offset=offset,
-        delivered_at=datetime.fromtimestamp(max(millis, 0) / 1000, UTC), record=event,
-        decision={name: headers[f"sgb.{name}"] for name in DECISION_HEADERS if headers.get(f"sgb.{name}")},
-    )
-
-
-def _next_offsets(messages: Sequence[Message]) -> list[TopicPartition]:
-    nxt: dict[tuple[str, int], int] = {}
-    for m in messages:
-        topic, partition, offset = position(m)
-        nxt[(topic, partition)] = max(nxt.get((topic, partition), 0), offset + 1)
-    return [TopicPartition(t, p, o) for (t, p), o in nxt.items()]
 
 
 class Subscriber:
@@ -264,7 +140,7 @@ class Subscriber:
         if not messages:
             return
         try:
-            cons.commit(offsets=_next_offsets(messages), asynchronous=False)
+            cons.commit(offsets=next_offsets(messages), asynchronous=False)
         except KafkaException as exc:
             # Safe: what was written is re-read after a rebalance and skipped by the sink.
             log.warning("offset commit failed; events will be re-read and skipped as duplicates",
@@ -306,7 +182,8 @@ class Subscriber:
                     continue
                 idle_since = time.monotonic()
                 if not self._refused(msg):
-                    yield verify(msg, self._codecs, self.audience, self.organisation, self.topic, self._reveal)
+                    yield verify(msg, self._codecs, self.audience, self.organisation, self.topic,
+                                 self._reveal)
                 self._commit(cons, [msg])
         finally:
             cons.close()

@@ -17,10 +17,7 @@ import base64
 import contextlib
 import json
 import os
-import re
-import shutil
 import signal
-import subprocess
 import time
 import uuid
 from dataclasses import dataclass
@@ -30,82 +27,16 @@ from typing import Any
 from broker.acls import ADMIN_PRINCIPAL
 from broker.cluster import KafkaNode, answers, port_open
 from broker.exceptions import KafkaRuntimeError
+from broker.kafka_jars import classpath, kafka_version, require
 from broker.kafka_security import MODES, BrokerSecurity, client_settings_file
 from broker.logs import get_logger
 from broker.settings import Settings
 
 log = get_logger("broker.kafka")
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-POM = REPO_ROOT / "deploy" / "kafka" / "pom.xml"
 START_TIMEOUT_S = 90.0
 MAX_BROKERS = 5
 LAYOUT_FILE = "cluster.json"
-
-def kafka_version(pom: Path = POM) -> str:
-    """The Kafka version pinned in the Maven file."""
-    try:
-        text = pom.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        msg = f"The Maven file for Kafka's jars is missing: {pom}."
-        raise KafkaRuntimeError(msg) from None
-    match = re.search(r"<kafka\.version>([^<]+)</kafka\.version>", text)
-    if not match:
-        msg = f"{pom} does not pin <kafka.version>."
-        raise KafkaRuntimeError(msg)
-    return match.group(1).strip()
-
-
-def _require(tool: str, why: str) -> str:
-    path = shutil.which(tool)
-    if path is None:
-        msg = f"{why} is not installed: no `{tool}` on PATH (on Debian: apt-get install {_PACKAGES[tool]})."
-        raise KafkaRuntimeError(msg)
-    return path
-
-
-_PACKAGES = {"java": "openjdk-17-jre-headless", "mvn": "maven"}
-
-
-def jars_dir(settings: Settings) -> Path:
-    """Where the jars of the pinned Kafka version are cached."""
-    return settings.cache_dir / f"kafka-{kafka_version()}" / "libs"
-
-
-def fetch_jars(settings: Settings, *, quiet: bool = False) -> Path:
-    """Resolve the broker's jars from Maven Central into the cache, once. Returns the folder."""
-    target = jars_dir(settings)
-    if (target / ".complete").exists():
-        return target
-    _require("java", "Java")
-    mvn = _require("mvn", "Maven")
-    version = kafka_version()
-    if not quiet:
-        print(f"Fetching Apache Kafka {version} jars from Maven Central into {target} (first run only)...",
-              flush=True)
-    staging = target.with_name(f"libs.partial-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.parent.mkdir(parents=True, exist_ok=True)
-    cmd = [
-        mvn, "-f", str(POM), "-B", "-q", "dependency:copy-dependencies",
-        f"-DoutputDirectory={staging}", "-DincludeScope=runtime",
-    ]
-    result = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        tail = (result.stdout + result.stderr).strip().splitlines()[-5:]
-        msg = "Maven could not fetch Kafka's jars from Maven Central: " + " | ".join(tail)
-        raise KafkaRuntimeError(msg)
-    (staging / ".complete").write_text(version + "\n")
-    shutil.rmtree(target, ignore_errors=True)
-    staging.rename(target)
-    log.info("kafka jars fetched", version=version, path=str(target))
-    return target
-
-
-def classpath(settings: Settings) -> str:
-    """The Java class path of the cached Kafka jars."""
-    return str(fetch_jars(settings) / "*")
-
 
 @dataclass(frozen=True)
 class NodeStatus:
@@ -268,7 +199,7 @@ class LocalKafka:
         if not stopped:
             self._wait_answering(timeout)
             return False
-        java = _require("java", "Java")
+        java = require("java", "Java")
         cp = classpath(self.settings)
         for node in stopped:
             for port in (node.port, node.controller_port):
@@ -360,7 +291,7 @@ class LocalKafka:
         if node.pid() is not None:
             msg = f"Kafka node {node_id} is already running."
             raise KafkaRuntimeError(msg)
-        java = _require("java", "Java")
+        java = require("java", "Java")
         properties = node.write_config()
         pid = node.spawn(java, classpath(self.settings), properties)
         deadline = time.monotonic() + timeout

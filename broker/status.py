@@ -34,7 +34,7 @@ from broker.clients import admin_client, consumer
 from broker.codecs import Codecs
 from broker.deadletter import DLQ_TOPIC
 from broker.exceptions import KafkaUnavailable, SerdeError
-from broker.hub import header_map, position
+from broker.hub_event import header_map, position
 from broker.provenance import carried
 from broker.registry import registry_for
 from broker.settings import Settings

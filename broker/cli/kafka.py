@@ -7,7 +7,8 @@ import time
 import click
 
 from broker.cli import Context, pass_context
-from broker.kafka_runtime import MAX_BROKERS, LocalKafka, fetch_jars
+from broker.kafka_jars import fetch_jars
+from broker.kafka_runtime import MAX_BROKERS, LocalKafka
 from broker.kafka_security import MODES
 
 

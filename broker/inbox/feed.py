@@ -29,7 +29,8 @@ from broker.clients import consumer
 from broker.codecs import Codecs
 from broker.exceptions import SerdeError, SgbError
 from broker.health import Health
-from broker.hub import HubEvent, Subscriber, position
+from broker.hub import Subscriber
+from broker.hub_event import HubEvent, position
 from broker.inbox.store import InboxStore
 from broker.logs import get_logger
 from broker.registry import registry_for

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from broker.exceptions import SgbError
 
 if TYPE_CHECKING:
-    from broker.hub import HubEvent
+    from broker.hub_event import HubEvent
 
 
 class SinkError(SgbError):

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from broker.sinks.base import SinkError, SinkUnavailable, event_json
 
 if TYPE_CHECKING:
-    from broker.hub import HubEvent
+    from broker.hub_event import HubEvent
 
 
 class JsonlSink:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from broker.sinks.base import SinkError, SinkUnavailable, check_owner, row
 
 if TYPE_CHECKING:
-    from broker.hub import HubEvent
+    from broker.hub_event import HubEvent
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sgb_sink (

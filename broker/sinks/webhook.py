@@ -17,7 +17,7 @@ from broker.logs import get_logger
 from broker.sinks.base import SinkError, SinkUnavailable, event_json
 
 if TYPE_CHECKING:
-    from broker.hub import HubEvent
+    from broker.hub_event import HubEvent
 
 log = get_logger("broker.sinks.webhook")
 

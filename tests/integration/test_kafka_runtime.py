@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from broker.kafka_runtime import classpath
+from broker.kafka_jars import classpath
 from broker.settings import Settings
 from broker.topics import apply, load_declaration
 from conftest import sgb_env

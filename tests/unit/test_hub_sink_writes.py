@@ -16,7 +16,7 @@ import pytest
 from factories import domestic_abuse_incident
 
 import schemas
-from broker.hub import HubEvent
+from broker.hub_event import HubEvent
 from broker.sinks import SinkError, SinkUnavailable, open_sink
 from broker.sinks.jsonl import JsonlSink
 from broker.sinks.sqlite import SqliteSink
