@@ -16,12 +16,10 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Mapping
 from typing import Any
 
 import schemas
-from broker.exceptions import SgbError
 from broker.fieldcrypt import ENCRYPTED_TAGS, PREFIX, UNREADABLE, FieldCipher, _walk_tokens
 from broker.keys import LocalKeyDirectory
 from broker.keyvault import SqliteKeyVault, vault_path
@@ -38,21 +36,9 @@ def cipher_for(settings: Settings) -> FieldCipher:
     """The field cipher of this host: the embedded vault and keys under the state directory."""
     keys = LocalKeyDirectory(settings.state_dir / "keys")
     for name in SECRETS:
-        _first_secret(keys, name)
+        keys.secret(name)  # made whole on first use, whichever process comes first
     vault = SqliteKeyVault(vault_path(settings.state_dir), keys)
     return FieldCipher(vault, keys, schemas.load("SafeguardingEvent"))
-
-
-def _first_secret(keys: LocalKeyDirectory, name: str) -> None:
-    """Read (or make) a secret, tolerating another process making it at the same moment."""
-    for attempt in range(20):
-        try:
-            keys.secret(name)
-            return
-        except (FileExistsError, SgbError):  # the other process has not finished writing it yet
-            if attempt == 19:
-                raise
-            time.sleep(0.05)
 
 
 def publisher_cipher(settings: Settings) -> FieldCipher | None:
