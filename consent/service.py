@@ -143,10 +143,10 @@ class FilterService:
     def run(self, stop: threading.Event) -> Counter[str]:
         """Run until ``stop`` is set; returns the counts of what was done."""
         self._refresh_onboarded(force=True)
-        self._state.open(self.instance)
-        self._state.catch_up()
         transactional_id = f"{self.group_id}-{self.instance}"
         self._transactional_id = transactional_id
+        self._state.open(self.instance, writer=transactional_id)
+        self._state.catch_up()
         self._producer = self._new_producer()
         self._consumer = consumer(self.settings, self.group_id, **{"partition.assignment.strategy": "cooperative-sticky",
                                                                    "session.timeout.ms": 10000})
@@ -322,7 +322,7 @@ class FilterService:
         if after is not before:
             self._store.put(key, after)
             if status.flags_changed(before, after):
-                record = status.status_record(key, after, event["event_id"])
+                record = status.status_record(key, after, event["event_id"], written_by=self._transactional_id)
                 self._producer.produce(self.settings.topic(STATUS_TOPIC), key=key.encode(),
                                        value=self._codecs.status.encode(record))
         try:

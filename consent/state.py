@@ -47,7 +47,17 @@ class ChildState:
     school_urn: str | None = None
     gp_practice_ods: str | None = None
     local_authority_code: str | None = None
+    #: Per-fact versions (``FACTS`` in :mod:`consent.status`): how many times the filter has
+    #: changed each fact, so that a status record read back late cannot undo a newer change.
+    versions: tuple[tuple[str, int], ...] = ()
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def version(self, fact: str) -> int:
+        """The version of one fact (0 when it was never changed under versioning)."""
+        for name, number in self.versions:
+            if name == fact:
+                return number
+        return 0
 
     def consent_state(self, audience: Audience, purpose: Purpose) -> str:
         """The state of the newest consent (by recorded time) covering this audience and purpose."""

@@ -51,9 +51,16 @@ class StateReader:
         self.positions: dict[tuple[str, int], int] = {}
         self._consumer: Any = None
         self._republisher: Any = None
+        self._writer: str | None = None
 
-    def open(self, instance: str) -> None:
-        """Assign every partition of the state topics, from the saved positions."""
+    def open(self, instance: str, writer: str | None = None) -> None:
+        """Assign every partition of the state topics, from the saved positions.
+
+        Args:
+            instance: this process's name, for the reader's consumer.
+            writer: the name this process writes status records under (its transactional id).
+        """
+        self._writer = writer
         self._consumer = consumer(self.settings, f"{self._group_id}-state-{instance}")
         metadata = admin_client(self.settings).list_topics(timeout=10)
         saved = self._store.positions()
@@ -122,11 +129,33 @@ class StateReader:
             if msg.topic() == self.settings.topic(CONSENT_TOPIC):
                 self._apply_consent(self._codecs.consent.decode(msg.value()))
             else:
-                record = self._codecs.status.decode(msg.value())
-                self._store.put(key, status.apply_status(self._store.get(key), record))
+                self._apply_status(key, self._codecs.status.decode(msg.value()))
         except SerdeError as exc:
             log.error("state record unreadable; skipped", topic=msg.topic(), partition=msg.partition(),
                       offset=msg.offset(), reason=str(exc))
+
+    def _apply_status(self, key: str, record: dict[str, Any]) -> None:
+        """Apply a status record fact by fact; a newer fact in the store is never overwritten.
+
+        This process's own records come back after it has already moved on, and the newer
+        record follows them on the topic, so they are simply outvoted. A stale record from
+        another process may be the last on its compacted key, so the merged state is
+        published again after it (as for consent), and a fresh filter rebuilds the newest.
+        """
+        before = self._store.get(key)
+        after, stale = status.merge_status(before, record)
+        if after is not before:
+            self._store.put(key, after)
+        if stale and record.get("written_by") != self._writer:
+            self._publish(self.settings.topic(STATUS_TOPIC), key,
+                          self._codecs.status.encode(status.status_record(
+                              key, after, record.get("updated_by_event_id"), written_by=self._writer)))
+            self._counts["status_republished"] += 1
+
+    def _publish(self, topic: str, key: str, value: bytes) -> None:
+        if self._republisher is None:
+            self._republisher = producer(self.settings)
+        self._republisher.produce(topic, key=key.encode(), value=value)
 
     def _apply_consent(self, record: dict[str, Any]) -> None:
         """Apply a consent record; newest by recorded time wins (principle 6).
@@ -145,11 +174,8 @@ class StateReader:
         if after is before:
             winner = status.consent_in_force(before, record)
             if winner is not None:
-                if self._republisher is None:
-                    self._republisher = producer(self.settings)
-                self._republisher.produce(self.settings.topic(CONSENT_TOPIC),
-                                          key=(consent_key(winner) or "").encode(),
-                                          value=self._codecs.consent.encode(winner))
+                self._publish(self.settings.topic(CONSENT_TOPIC), consent_key(winner) or "",
+                              self._codecs.consent.encode(winner))
                 self._counts["consent_republished"] += 1
             return
         self._store.put(key, after)

@@ -46,29 +46,92 @@ def consent_in_force(state: ChildState, late: Mapping[str, Any]) -> dict[str, An
     return None
 
 
+#: The facts a status record states, each versioned on its own: flags change only with
+#: local-authority events, organisations with events of any agency, possibly decided by
+#: different filter processes, so one fact's newer version must not bring another's older value.
+FACTS = ("child_protection_plan", "looked_after", "school_urn", "gp_practice_ods", "local_authority_code")
+
+
 def _flag(active: Any, la: Any, start: Any) -> Flag | None:
     if active is None:
         return None
     return Flag(bool(active), la, start if isinstance(start, date) else None)
 
 
+def _record_facts(record: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "child_protection_plan": _flag(record.get("child_protection_plan_active"),
+                                       record.get("child_protection_plan_local_authority_code"),
+                                       record.get("child_protection_plan_start_date")),
+        "looked_after": _flag(record.get("looked_after_active"), record.get("looked_after_local_authority_code"),
+                              record.get("looked_after_start_date")),
+        "school_urn": record.get("school_urn"),
+        "gp_practice_ods": record.get("gp_practice_ods"),
+        "local_authority_code": record.get("local_authority_code"),
+    }
+
+
+def merge_status(state: ChildState, record: Mapping[str, Any]) -> tuple[ChildState, bool]:
+    """Apply a ChildStatus record fact by fact, keeping for each fact the higher version.
+
+    A record that comes back after the filter has already decided a newer change (its own
+    record read back late, or another process's record written from an older view) never
+    overwrites that change. An organisation the record leaves empty is kept as known.
+
+    Returns:
+        The merged state, and whether the record was stale on some fact (the state holds a
+        newer version than the record states), which a reader may have to publish again.
+    """
+    recorded = record.get("fact_versions") or {}
+    values = _record_facts(record)
+    changes: dict[str, Any] = {}
+    versions = dict(state.versions)
+    stale = False
+    for fact in FACTS:
+        theirs, ours = int(recorded.get(fact, 0)), state.version(fact)
+        if theirs < ours:
+            stale = True
+            continue
+        if theirs == ours and theirs > 0:
+            continue  # the same change, or a concurrent one already in force here
+        value = values[fact]
+        if value is None and fact not in FLAG_FACTS:
+            continue
+        changes[fact] = value
+        if theirs:
+            versions[fact] = theirs
+    if not changes:
+        return state, stale
+    return replace(state, **changes, versions=tuple(sorted(versions.items()))), stale
+
+
 def apply_status(state: ChildState, record: Mapping[str, Any]) -> ChildState:
-    """Replace the flags and known organisations with a ChildStatus record's."""
-    return replace(
-        state,
-        child_protection_plan=_flag(record.get("child_protection_plan_active"),
-                                    record.get("child_protection_plan_local_authority_code"),
-                                    record.get("child_protection_plan_start_date")),
-        looked_after=_flag(record.get("looked_after_active"), record.get("looked_after_local_authority_code"),
-                           record.get("looked_after_start_date")),
-        school_urn=record.get("school_urn") or state.school_urn,
-        gp_practice_ods=record.get("gp_practice_ods") or state.gp_practice_ods,
-        local_authority_code=record.get("local_authority_code") or state.local_authority_code,
-    )
+    """Apply a ChildStatus record (see :func:`merge_status`)."""
+    return merge_status(state, record)[0]
+
+
+FLAG_FACTS = frozenset(FLAG_EVENTS.values())
+
+
+def _with_versions(before: ChildState, after: ChildState) -> ChildState:
+    """``after`` with the version of each fact that differs from ``before`` raised by one."""
+    versions = dict(before.versions)
+    changed = False
+    for fact in FACTS:
+        if getattr(before, fact) != getattr(after, fact):
+            versions[fact] = before.version(fact) + 1
+            changed = True
+    return replace(after, versions=tuple(sorted(versions.items()))) if changed else after
 
 
 def derive(event: Mapping[str, Any], state: ChildState) -> ChildState:
-    """The child's state after ``event``: flags from LA events, organisations the event names."""
+    """The child's state after ``event``: flags from LA events, organisations the event names;
+    each fact that changes gets the next version."""
+    after = _derive(event, state)
+    return state if after == state else _with_versions(state, after)
+
+
+def _derive(event: Mapping[str, Any], state: ChildState) -> ChildState:
     child = event.get("child") or {}
     school = child.get("school_urn") or state.school_urn
     gp = child.get("gp_practice_ods") or state.gp_practice_ods
@@ -89,8 +152,9 @@ def derive(event: Mapping[str, Any], state: ChildState) -> ChildState:
     return new
 
 
-def status_record(key: str, state: ChildState, event_id: str | None, now: datetime | None = None) -> dict[str, Any]:
-    """The ChildStatus record published to ``sg.status.v1`` for a child."""
+def status_record(key: str, state: ChildState, event_id: str | None, now: datetime | None = None,
+                  written_by: str | None = None) -> dict[str, Any]:
+    """The ChildStatus record published to ``sg.status.v1`` for a child, with its fact versions."""
     cpp, lac = state.child_protection_plan, state.looked_after
     return {
         "child_key": key,
@@ -105,6 +169,8 @@ def status_record(key: str, state: ChildState, event_id: str | None, now: dateti
         "local_authority_code": state.local_authority_code,
         "updated_at": now or datetime.now(UTC),
         "updated_by_event_id": event_id,
+        "fact_versions": dict(state.versions),
+        "written_by": written_by,
     }
 
 

@@ -53,16 +53,18 @@ def dumps(state: ChildState) -> str:
          for c in state.consents],
         _flag_to(state.child_protection_plan), _flag_to(state.looked_after),
         state.school_urn, state.gp_practice_ods, state.local_authority_code,
+        [list(v) for v in state.versions],
     ], separators=(",", ":"))
 
 
 def loads(text: str) -> ChildState:
     """The inverse of :func:`dumps`."""
-    consents, cpp, lac, school, gp, la = json.loads(text)
+    consents, cpp, lac, school, gp, la, *rest = json.loads(text)  # rows before fact versions have six
+    versions = tuple((str(name), int(number)) for name, number in rest[0]) if rest else ()
     return ChildState(
         consents=tuple(Consent(a, p, s, g, datetime.fromisoformat(r), i, b) for a, p, s, g, r, i, b in consents),
         child_protection_plan=_flag_from(cpp), looked_after=_flag_from(lac),
-        school_urn=school, gp_practice_ods=gp, local_authority_code=la,
+        school_urn=school, gp_practice_ods=gp, local_authority_code=la, versions=versions,
     )
 
 

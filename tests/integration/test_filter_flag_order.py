@@ -1,0 +1,59 @@
+"""A child's flags survive the filter reading its own status records back late (issue 20, item 1).
+
+The filter publishes a ChildStatus record to ``sg.status.v1`` whenever a flag changes and reads
+that topic back before each batch. A record that comes back after a newer flag event has been
+decided must not overwrite the newer state, or a child on a child protection plan looks
+flag-free when it attends an emergency department.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from broker.codecs import Codecs
+from broker.registry import registry_for
+from broker.settings import Settings
+from conftest import RunningFilter, read_topic
+from factories import distinct_children, event
+from test_filter_kafka import publish
+
+CHILDREN = 40
+
+
+def _sequence(nhs: str) -> list[dict[str, Any]]:
+    la = {"responsible_local_authority_code": "203"}
+    return [
+        event("LOOKED_AFTER_STATUS", nhs_number=nhs, detail_values={"change": "STARTED", **la}),
+        event("CHILD_PROTECTION_PLAN", nhs_number=nhs, detail_values={"change": "STARTED", **la}),
+        event("LOOKED_AFTER_STATUS", nhs_number=nhs, detail_values={"change": "ENDED", **la}),
+        event("EMERGENCY_ATTENDANCE", nhs_number=nhs),
+    ]
+
+
+def test_a_plan_is_not_forgotten_when_an_older_status_record_comes_back(kafka: Settings, group_id: str) -> None:
+    seeds = distinct_children([event("EMERGENCY_ATTENDANCE") for _ in range(CHILDREN)])
+    sequences = [_sequence(seed["child"]["nhs_number"]) for seed in seeds]
+    flag_events = [ev for seq in sequences for ev in seq[:3]]
+    attendances = {seq[3]["event_id"]: seq[3] for seq in sequences}
+    codecs = Codecs(registry_for(kafka))
+
+    with RunningFilter(kafka, group_id=group_id, instance="order", batch_size=1):
+        # The flag events first, one per transaction; the attendances only once all are decided,
+        # so that the flags they meet are the filter's settled state, not a race between topics.
+        publish(kafka, *flag_events)
+        read_topic(kafka, "sg.audit.decisions.v1", expect=len(flag_events) * 7, timeout=120)
+        publish(kafka, *attendances.values())
+        audits = [codecs.audit.decode(m.value()) for m in read_topic(
+            kafka, "sg.audit.decisions.v1", expect=(len(flag_events) + CHILDREN) * 7, timeout=120)]
+
+    mash = {a["event_id"]: a for a in audits if a["event_id"] in attendances and a["audience"] == "MASH"}
+    lost = sorted(eid for eid, a in mash.items() if a["outcome"] != "SHARE")
+    assert len(mash) == CHILDREN
+    assert lost == [], f"{len(lost)} of {CHILDREN} children on a plan had their attendance withheld from the MASH"
+    assert {a["reason"] for a in mash.values()} != {"condition_not_met"}
+
+    statuses = {}  # the last record per child, as compaction keeps it
+    for msg in read_topic(kafka, "sg.status.v1", expect=3 * CHILDREN, timeout=20):
+        statuses[msg.key().decode()] = codecs.status.decode(msg.value())
+    assert len(statuses) == CHILDREN
+    assert all(s["child_protection_plan_active"] and not s["looked_after_active"] for s in statuses.values())
