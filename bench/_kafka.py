@@ -10,9 +10,10 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from broker.kafka_runtime import LocalKafka
+from broker.cluster.local_kafka import LocalKafka
 from broker.settings import Settings
-from broker.topics import apply, load_declaration
+from broker.cluster.topics import apply
+from schemas.topics import load_declaration
 
 
 def _free_port() -> int:

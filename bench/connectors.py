@@ -47,14 +47,14 @@ _spec.loader.exec_module(_bench_kafka)
 bench_kafka = _bench_kafka.bench_kafka
 
 from broker.clients import producer  # noqa: E402
-from broker.codecs import Codecs  # noqa: E402
-from broker.registry import registry_for  # noqa: E402
+from broker.wire.codecs import Codecs  # noqa: E402
+from broker.wire.registry import registry_for  # noqa: E402
 from broker.settings import Settings  # noqa: E402
 from connectors.health import FhirMapper, FhirReader, load_profile  # noqa: E402
 from connectors.health import synthetic as health_syn  # noqa: E402
 from connectors.police import PoliceMapper, load_mapping, reader_for  # noqa: E402
 from connectors.police import synthetic as police_syn  # noqa: E402
-from connectors.publisher import ingress_topic  # noqa: E402
+from connectors.runtime.publisher import ingress_topic  # noqa: E402
 from connectors.runtime.checkpoint import CheckpointStore  # noqa: E402
 from connectors.runtime.delivery import TransactionalDelivery  # noqa: E402
 from connectors.runtime.pipeline import FileConnector  # noqa: E402
@@ -64,7 +64,7 @@ from connectors.runtime.records import MappingError, NoEvent  # noqa: E402
 
 MAPPINGS = Path(__file__).resolve().parent.parent / "connectors" / "mappings"
 SGB = (
-    "import sys; from broker.cli import cli, connector_cmd, main; "
+    "import sys; from sgb.cli import cli, connector_cmd, main; "
     "connector_cmd.register(cli); main(sys.argv[1:])"
 )
 

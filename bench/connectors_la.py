@@ -34,15 +34,15 @@ import httpx  # noqa: E402
 from _kafka import bench_kafka  # noqa: E402
 
 from broker.clients import producer  # noqa: E402
-from broker.codecs import Codecs  # noqa: E402
-from broker.registry import registry_for  # noqa: E402
+from broker.wire.codecs import Codecs  # noqa: E402
+from broker.wire.registry import registry_for  # noqa: E402
 from broker.settings import Settings  # noqa: E402
 from connectors.education import synthetic as edu_syn  # noqa: E402
 from connectors.education.tokens import TokenStore  # noqa: E402
 from connectors.local_authority import CinCensusReader, LaMapper, LaProfile, Ssda903Reader  # noqa: E402
 from connectors.local_authority import synthetic as la_syn  # noqa: E402
 from connectors.local_authority.ssda903 import EPISODE_COLUMNS, HEADER_COLUMNS  # noqa: E402
-from connectors.publisher import ingress_topic  # noqa: E402
+from connectors.runtime.publisher import ingress_topic  # noqa: E402
 from connectors.runtime.acked import AckedProducer  # noqa: E402
 from connectors.runtime.checkpoint import CheckpointStore  # noqa: E402
 from connectors.runtime.delivery import TransactionalDelivery  # noqa: E402
@@ -50,8 +50,8 @@ from connectors.runtime.pipeline import FileConnector  # noqa: E402
 from connectors.runtime.progress import Progress  # noqa: E402
 from connectors.runtime.readers import FileRef  # noqa: E402
 from connectors.runtime.records import MappingError, NoEvent  # noqa: E402
-from connectors.snapshots import SnapshotDelivery, SnapshotMapper, SnapshotStore  # noqa: E402
-from schemas.keys import child_key  # noqa: E402
+from connectors.runtime.snapshots import SnapshotDelivery, SnapshotMapper, SnapshotStore  # noqa: E402
+from schemas.child_keys import child_key  # noqa: E402
 
 
 def encoded(settings: Settings, reader: Any, mapper: Any, path: Path) -> list[tuple[bytes, bytes]]:
@@ -211,7 +211,7 @@ def webhook(settings: Settings, requests: int, concurrency: int) -> None:
         [
             sys.executable,
             "-m",
-            "broker.cli",
+            "sgb.cli",
             "connector",
             "serve-webhook",
             "--host",

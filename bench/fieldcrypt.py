@@ -25,11 +25,11 @@ sys.path[:] = [str(_HERE.parent), *(p for p in sys.path if Path(p or ".").resolv
 
 from factories import domestic_abuse_incident  # noqa: E402
 
-from broker.codecs import EventSerde  # noqa: E402
-from broker.crypthooks import cipher_for  # noqa: E402
-from broker.registry import InMemoryRegistry  # noqa: E402
+from broker.wire.codecs import EventSerde  # noqa: E402
+from broker.security.ciphers import cipher_for  # noqa: E402
+from broker.wire.registry import InMemoryRegistry  # noqa: E402
 from broker.settings import Settings  # noqa: E402
-from schemas.keys import child_key  # noqa: E402
+from schemas.child_keys import child_key  # noqa: E402
 
 
 def micros(fn: Callable[[], object], n: int, repeat: int) -> float:

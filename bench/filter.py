@@ -35,18 +35,18 @@ from confluent_kafka.admin import NewTopic  # noqa: E402
 import schemas  # noqa: E402
 from _kafka import bench_kafka  # noqa: E402
 from broker.clients import admin_client, consumer, producer  # noqa: E402
-from broker.codecs import Codecs, EventSerde  # noqa: E402
-from broker.registry import InMemoryRegistry, registry_for  # noqa: E402
+from broker.wire.codecs import Codecs, EventSerde  # noqa: E402
+from broker.wire.registry import InMemoryRegistry, registry_for  # noqa: E402
 from broker.settings import Settings  # noqa: E402
-from broker.topics import load_declaration  # noqa: E402
-from connectors.publisher import ingress_topic  # noqa: E402
-from connectors.simulate import Population, Simulator  # noqa: E402
+from schemas.topics import load_declaration  # noqa: E402
+from connectors.runtime.publisher import ingress_topic  # noqa: E402
+from sgb.simulate.events import Population, Simulator  # noqa: E402
 from consent.engine import Engine  # noqa: E402
 from consent.policy import load  # noqa: E402
-from consent.service import FilterService, audit_record  # noqa: E402
+from consent.filter.service import FilterService, audit_record  # noqa: E402
 from consent.state import ChildState  # noqa: E402
-from consent.store import SqliteStore  # noqa: E402
-from schemas.keys import child_key  # noqa: E402
+from consent.filter.store import SqliteStore  # noqa: E402
+from schemas.child_keys import child_key  # noqa: E402
 
 AUDIENCES = 7
 
@@ -202,7 +202,7 @@ def memory_with_state(settings: Settings, children: int, events: list[dict[str, 
     """Fill a filter's on-disk store with ``children`` states, run the filter as its own
     process over ``events`` for random children, and return its peak resident set (kB)."""
     from consent.state import Consent, Flag
-    from consent.store import dumps
+    from consent.filter.store import dumps
 
     group, instance = f"bench-mem-{uuid.uuid4().hex[:6]}", "mem"
     path = settings.state_dir / "filter" / f"{group}.{instance}.db"
@@ -219,7 +219,7 @@ def memory_with_state(settings: Settings, children: int, events: list[dict[str, 
     produce_all(settings, events, serde)
     env = {"SGB_BOOTSTRAP_SERVERS": settings.bootstrap, "SGB_TOPIC_PREFIX": settings.topic_prefix,
            "SGB_STATE_DIR": str(settings.state_dir), "SGB_LOG_FORMAT": "json", "PATH": "/usr/bin:/bin"}
-    proc = subprocess.Popen([sys.executable, "-m", "broker.cli", "filter", "run", "--group", group,
+    proc = subprocess.Popen([sys.executable, "-m", "sgb.cli", "filter", "run", "--group", group,
                              "--instance", instance], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     target = committed_count(settings, "sg.audit.decisions.v1") + len(events) * AUDIENCES
     peak = 0

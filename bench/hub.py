@@ -38,14 +38,14 @@ if str(Path(__file__).resolve().parent) not in sys.path:
 from _kafka import bench_kafka
 
 from broker.clients import consumer, producer
-from broker.codecs import Codecs
-from broker.hub import Subscriber
-from broker.hub_event import HubEvent
-from broker.registry import registry_for
+from broker.wire.codecs import Codecs
+from broker.hub.subscriber import Subscriber
+from broker.hub.delivered import HubEvent
+from broker.wire.registry import registry_for
 from broker.settings import Settings
-from broker.sinks import Sink, open_sink
-from broker.topics import delivery_topic
-from connectors.simulate import Population, Simulator
+from broker.hub.sinks import Sink, open_sink
+from schemas.topics import delivery_topic
+from sgb.simulate.events import Population, Simulator
 
 AUDIENCE, ORG = "MASH", "202"
 RECEIVER = """

@@ -34,13 +34,14 @@ from _kafka import bench_kafka
 from confluent_kafka import TopicPartition
 
 from broker.clients import consumer, producer
-from broker.codecs import EventSerde
-from broker.registry import registry_for
+from broker.wire.codecs import EventSerde
+from broker.wire.registry import registry_for
 from broker.settings import Settings
-from broker.topics import apply, load_declaration
-from connectors.publisher import ingress_topic
-from connectors.simulate import Population, Simulator
-from schemas.keys import child_key
+from broker.cluster.topics import apply
+from schemas.topics import load_declaration
+from connectors.runtime.publisher import ingress_topic
+from sgb.simulate.events import Population, Simulator
+from schemas.child_keys import child_key
 
 AUDIENCES = 7
 INGRESS_PARTITIONS = 24  # four ingress topics of six partitions: the most processes a group can use
@@ -65,7 +66,7 @@ def start_filters(settings: Settings, count: int, logs: Path) -> list[tuple[subp
     out = []
     for i in range(count):
         log = logs / f"{settings.topic_prefix}filter-{i}.log"
-        cmd = [sys.executable, "-m", "broker.cli", "filter", "run", "--group", group, "--instance", f"p{i}"]
+        cmd = [sys.executable, "-m", "sgb.cli", "filter", "run", "--group", group, "--instance", f"p{i}"]
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=log.open("wb"))
         out.append((proc, log))
     return out

@@ -31,16 +31,17 @@ sys.path[:] = [str(_HERE.parent), *(p for p in sys.path if Path(p or ".").resolv
 from _kafka import bench_kafka  # noqa: E402
 
 from broker.clients import producer  # noqa: E402
-from broker.codecs import EventSerde  # noqa: E402
-from broker.provenance import Provenance, Signer, Verifier  # noqa: E402
-from broker.registry import registry_for  # noqa: E402
+from broker.wire.codecs import EventSerde  # noqa: E402
+from broker.security.provenance import Provenance, Signer, Verifier  # noqa: E402
+from broker.wire.registry import registry_for  # noqa: E402
 from broker.settings import Settings  # noqa: E402
-from broker.signing_keys import KeyStore  # noqa: E402
-from broker.topics import apply, load_declaration  # noqa: E402
-from connectors.publisher import ingress_topic  # noqa: E402
-from connectors.simulate import Population, Simulator  # noqa: E402
-from consent.service import AUDIT_TOPIC, FilterService  # noqa: E402
-from schemas.keys import child_key  # noqa: E402
+from broker.security.signing_keys import KeyStore  # noqa: E402
+from broker.cluster.topics import apply  # noqa: E402
+from schemas.topics import load_declaration  # noqa: E402
+from connectors.runtime.publisher import ingress_topic  # noqa: E402
+from sgb.simulate.events import Population, Simulator  # noqa: E402
+from consent.filter.service import AUDIT_TOPIC, FilterService  # noqa: E402
+from schemas.child_keys import child_key  # noqa: E402
 
 # (name, settings that turn the mode on). The first is the baseline the others are compared to.
 MODES: list[tuple[str, dict[str, Any]]] = [
@@ -58,7 +59,7 @@ def synthetic(count: int, seed: int = 7) -> list[dict[str, Any]]:
 def produce_signed(settings: Settings, events: list[dict[str, Any]], serde: EventSerde) -> None:
     """Publish the events as their connectors would: sealed per child when field encryption is
     on, signed per agency when provenance is on."""
-    from broker.crypthooks import publisher_cipher
+    from broker.security.ciphers import publisher_cipher
 
     signers = ({a: Provenance(settings, a.lower()) for a in {e["source"]["agency"] for e in events}}
                if settings.provenance else {})

@@ -23,8 +23,8 @@ sys.path[:] = [str(_HERE.parent), *(p for p in sys.path if Path(p or ".").resolv
                str(_HERE.parent / "tests")]
 
 import schemas  # noqa: E402
-from broker.codecs import EventSerde  # noqa: E402
-from broker.registry import InMemoryRegistry  # noqa: E402
+from broker.wire.codecs import EventSerde  # noqa: E402
+from broker.wire.registry import InMemoryRegistry  # noqa: E402
 from factories import domestic_abuse_incident  # noqa: E402
 
 

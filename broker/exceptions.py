@@ -2,34 +2,35 @@
 
 from __future__ import annotations
 
+from schemas.exceptions import SgbError, TopicsError
 
-class SgbError(Exception):
-    """Base of every error sgb reports to a user (the CLI prints it without a traceback)."""
+__all__ = ["BrokerError", "DeliveryError", "KafkaRuntimeError", "KafkaUnavailable", "SchemaRegistryError",
+           "SerdeError", "SettingsError", "SgbError", "TopicsError"]
 
 
-class SettingsError(SgbError):
+class BrokerError(SgbError):
+    """Base of the broker package's errors."""
+
+
+class SettingsError(BrokerError):
     """A setting or configuration file is invalid."""
 
 
-class KafkaRuntimeError(SgbError):
+class KafkaRuntimeError(BrokerError):
     """The local Kafka runtime could not be fetched, started or stopped."""
 
 
-class KafkaUnavailable(SgbError):
+class KafkaUnavailable(BrokerError):
     """The Kafka cluster did not answer in time."""
 
 
-class SerdeError(SgbError):
+class SerdeError(BrokerError):
     """A message could not be encoded or decoded."""
 
 
-class SchemaRegistryError(SgbError):
+class SchemaRegistryError(BrokerError):
     """A schema could not be registered or looked up."""
 
 
-class TopicsError(SgbError):
-    """The topic declaration is invalid or could not be applied."""
-
-
-class DeliveryError(SgbError):
+class DeliveryError(BrokerError):
     """Kafka did not acknowledge a message."""

@@ -30,7 +30,7 @@ ALLOWED_KEYS = frozenset(
         "child_ref",
         # credentials (the principal's name and the kind of credential, never the secret)
         "principal", "kind",
-        # provenance (broker/provenance.py): who signed, with which key id
+        # provenance (broker/security/provenance.py): who signed, with which key id
         "signer", "key_id", "active",
     }
 )

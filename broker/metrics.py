@@ -15,7 +15,7 @@ import time
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from broker.health import Health, HealthServer, serve
+from broker.probes import Health, HealthServer, serve
 
 # -- the filter ---------------------------------------------------------------------------
 DECISIONS = Counter("sgb_filter_decisions_total", "Decisions made by the filter, one per event and audience.",

@@ -78,12 +78,12 @@ class Settings(BaseSettings):
     log_format: Literal["auto", "json", "console"] = "auto"
     field_encryption: Literal["on", "off"] = Field(
         default="off",
-        description="Seal CONFIDENTIAL_ADDRESS and NARRATIVE fields with a per-child key (broker/fieldcrypt).",
+        description="Seal CONFIDENTIAL_ADDRESS and NARRATIVE fields with a per-child key (broker/security/field_encryption).",
     )
     provenance: bool = Field(
         default=False,
         description="on: connectors and the filter sign what they produce; the filter and hubs verify "
-                    "(broker/provenance.py). Off by default.",
+                    "(broker/security/provenance.py). Off by default.",
     )
 
     @field_validator("bootstrap_servers")

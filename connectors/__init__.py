@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from connectors.publisher import EventPublisher, ingress_topic
+from connectors.runtime.publisher import EventPublisher
 
-__all__ = ["EventPublisher", "ingress_topic"]
+__all__ = ["EventPublisher"]

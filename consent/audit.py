@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from consent.engine import Decision
-from consent.vocabulary import Outcome, Reason
+from schemas.vocabulary import Outcome, Reason
 
 
 def withhold(decision: Decision, reason: Reason) -> Decision:

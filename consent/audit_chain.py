@@ -47,13 +47,10 @@ from __future__ import annotations
 import hashlib
 import json
 import zlib
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
-
-from confluent_kafka import TopicPartition
 
 GENESIS = "0" * 64
 CHAIN_FIELDS = ("chain", "sequence", "previous_hash", "record_hash")
@@ -124,96 +121,3 @@ def canonical(record: dict[str, Any]) -> bytes:
 def record_hash(record: dict[str, Any]) -> str:
     """SHA-256 (hex) of the record's canonical encoding."""
     return hashlib.sha256(b"sgb.audit.v1\n" + canonical(record)).hexdigest()
-
-
-class AuditChains:
-    """The chain heads of the ingress partitions this process owns, and a batch's advances.
-
-    Usage per batch: :meth:`begin` (loads the heads of newly owned partitions), :meth:`seal`
-    each audit record in order, :meth:`offsets` to put the heads in the offset commit,
-    then :meth:`commit` once the transaction has committed (or :meth:`begin` the redo).
-    """
-
-    __slots__ = ("_heads", "_pending", "partitions")
-
-    def __init__(self, partitions: int = 0) -> None:
-        self._heads: dict[str, Head] = {}
-        self._pending: dict[str, Head] = {}
-        self.partitions = partitions
-
-    def forget(self, partitions: Iterable[TopicPartition]) -> None:
-        """Drop the heads of partitions assigned or revoked: a new owner reads them again."""
-        for tp in partitions:
-            self._heads.pop(chain_name(tp.topic, tp.partition), None)
-
-    def begin(self, consumer: Any, positions: Iterable[tuple[str, int]], audit_topic: str,
-              timeout: float = 30.0) -> None:
-        """Start a batch over ``positions`` (ingress topic, partition): forget any earlier
-        uncommitted advances and read the committed head of each partition not yet known."""
-        self._pending.clear()
-        if not self.partitions:
-            metadata = consumer.list_topics(audit_topic, timeout=timeout).topics[audit_topic]
-            self.partitions = len(metadata.partitions)
-            if not self.partitions:
-                msg = f"The audit topic {audit_topic} has no partitions."
-                raise LookupError(msg)
-        unknown = self.unknown(positions)
-        if unknown:
-            self.learn(consumer.committed([TopicPartition(t, p) for t, p in unknown], timeout=timeout))
-
-    def unknown(self, positions: Iterable[tuple[str, int]]) -> list[tuple[str, int]]:
-        """The partitions among ``positions`` whose head has not been read since assignment."""
-        return sorted({(t, p) for t, p in positions
-                       if t is not None and p >= 0 and chain_name(t, p) not in self._heads})
-
-    def learn(self, committed: Iterable[TopicPartition]) -> None:
-        """Take the heads from committed offsets (no head in the metadata: an empty chain)."""
-        for tp in committed:
-            self._heads[chain_name(tp.topic, tp.partition)] = Head.parse(tp.metadata) or Head()
-
-    def head(self, topic: str, partition: int) -> Head:
-        """The chain's head including this batch's advances.
-
-        Raises LookupError when the head was not read (see :meth:`begin`): guessing would fork
-        the chain, so the batch fails instead and is redone.
-        """
-        chain = chain_name(topic, partition)
-        head = self._pending.get(chain) or self._heads.get(chain)
-        if head is None:
-            msg = f"The audit chain head of {chain} was not read before use."
-            raise LookupError(msg)
-        return head
-
-    def seal(self, record: dict[str, Any], topic: str, partition: int) -> tuple[dict[str, Any], int]:
-        """Link ``record`` (an AuditDecision) into the chain of ingress ``topic``/``partition``.
-
-        Returns the record with its chain fields set, and the audit partition to write it to.
-        """
-        chain = chain_name(topic, partition)
-        head = self.head(topic, partition)
-        sealed = dict(record)
-        for name, value in record.items():
-            if isinstance(value, datetime):  # the topic keeps milliseconds: hash what a reader decodes
-                sealed[name] = value.replace(microsecond=value.microsecond // 1000 * 1000)
-        sealed.update(chain=chain, sequence=head.sequence + 1, previous_hash=head.record_hash,
-                      record_hash=None)
-        sealed["record_hash"] = record_hash(sealed)
-        self._pending[chain] = Head(sealed["sequence"], sealed["record_hash"])
-        return sealed, audit_partition(chain, self.partitions)
-
-    def offsets(self, offsets: Iterable[TopicPartition]) -> list[TopicPartition]:
-        """The offsets to commit, each carrying its partition's head as metadata."""
-        return [TopicPartition(tp.topic, tp.partition, tp.offset,
-                               metadata=self.head(tp.topic, tp.partition).metadata())
-                if tp.topic is not None and tp.partition >= 0 else tp for tp in offsets]
-
-    def commit(self) -> None:
-        """The batch's transaction committed: its advances become the heads."""
-        self._heads.update(self._pending)
-        self._pending.clear()
-
-    def abort(self) -> None:
-        """The batch's transaction was aborted: forget its advances, and read every head again
-        from the committed offsets before the batch is redone (they are the truth)."""
-        self._pending.clear()
-        self._heads.clear()

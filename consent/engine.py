@@ -25,7 +25,7 @@ from consent.exceptions import EventInvalid, RedactionError
 from consent.policy import Condition, OrganisationSource, Policy, Rule
 from consent.redaction import Compiler, Plan, Redactor, age_in_years
 from consent.state import ChildState
-from consent.vocabulary import (
+from schemas.vocabulary import (
     Audience,
     ConsentState,
     EventType,
@@ -35,6 +35,7 @@ from consent.vocabulary import (
     Reason,
     Risk,
 )
+from schemas.topics import delivery_topic
 
 NAMESPACE = "uk.sgb"
 
@@ -42,11 +43,6 @@ NAMESPACE = "uk.sgb"
 def details_record(event_type: str) -> str:
     """The full name of the details record for an event type (DOMESTIC_ABUSE_INCIDENT -> ...DomesticAbuseIncident)."""
     return NAMESPACE + "." + "".join(part.capitalize() for part in event_type.split("_"))
-
-
-def delivery_topic(audience: str, organisation: str) -> str:
-    """The logical delivery topic for one recipient organisation."""
-    return f"sg.deliver.{audience.lower()}.{organisation}.v1"
 
 
 @dataclass(frozen=True, slots=True)

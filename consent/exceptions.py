@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from broker.exceptions import SgbError
+from schemas.exceptions import SgbError
 
 
 class ConsentError(SgbError):

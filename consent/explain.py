@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import schemas
-from broker.exceptions import SgbError
-from broker.topics import TopicDeclaration
-from consent import status
+from schemas.exceptions import SgbError
+from schemas.topics import TopicDeclaration
+from consent import state_updates as status
 from consent.engine import Decision, Engine
 from consent.policy import Policy
 from consent.state import ChildState

@@ -17,7 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from consent.exceptions import PolicyError
-from consent.vocabulary import (
+from schemas.vocabulary import (
     HARD_LIMITS,
     Agency,
     Audience,

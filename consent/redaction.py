@@ -19,7 +19,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from consent.exceptions import RedactionError
-from consent.vocabulary import RedactionAction, Tag
+from schemas.vocabulary import RedactionAction, Tag
 
 _KEEP = "keep"
 

@@ -1,7 +1,7 @@
 """Per-child state the engine reads: consent, active flags and the child's known organisations.
 
 Pure data and pure updates; where it is stored (and rebuilt from the compacted topics)
-is :mod:`consent.store`'s job.
+is :mod:`consent.filter.store`'s job.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
 
-from consent.vocabulary import NO_RECORD, Audience, Purpose
+from schemas.vocabulary import NO_RECORD, Audience, Purpose
 
 ALL_AUDIENCES = "ALL"
 
@@ -47,7 +47,7 @@ class ChildState:
     school_urn: str | None = None
     gp_practice_ods: str | None = None
     local_authority_code: str | None = None
-    #: Per-fact versions (``FACTS`` in :mod:`consent.status`): how many times the filter has
+    #: Per-fact versions (``FACTS`` in :mod:`consent.state_updates`): how many times the filter has
     #: changed each fact, so that a status record read back late cannot undo a newer change.
     versions: tuple[tuple[str, int], ...] = ()
     extra: dict[str, Any] = field(default_factory=dict, compare=False)

@@ -11,6 +11,8 @@ a real person.
 
 from __future__ import annotations
 
+from schemas.exceptions import InvalidIdentifier
+
 import random
 import re
 import unicodedata
@@ -32,10 +34,6 @@ __all__ = [
     "validate_school_urn",
     "validate_upn",
 ]
-
-
-class InvalidIdentifier(ValueError):
-    """An identifier is malformed. The message says what is wrong, never the value."""
 
 
 # ---------------------------------------------------------------------------------- NHS number

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from schemas.exceptions import SchemaError
+
 import json
 from functools import cache
 from pathlib import Path
@@ -13,10 +15,6 @@ SCHEMA_DIR = Path(__file__).parent / "avro"
 NAMESPACE = "uk.sgb"
 
 _PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
-
-
-class SchemaError(Exception):
-    """A schema file is missing, unreadable or not valid Avro."""
 
 
 def _read(name: str, directory: Path) -> dict[str, Any]:

@@ -22,6 +22,8 @@ See ``reference/README.md`` for the sources and what to check when boundaries ch
 
 from __future__ import annotations
 
+from schemas.exceptions import ReferenceDataError
+
 import csv
 from dataclasses import dataclass
 from functools import cache
@@ -40,10 +42,6 @@ __all__ = [
 REFERENCE_DIR = Path(__file__).parent / "reference"
 _LOCAL_AUTHORITIES = REFERENCE_DIR / "local_authorities.csv"
 _COLUMNS = ("la_code", "la_name", "police_force_code", "police_force_name", "icb_code", "icb_name")
-
-
-class ReferenceDataError(Exception):
-    """The reference table is missing, malformed or inconsistent."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from broker.kafka_runtime import LocalKafka
+from broker.cluster.local_kafka import LocalKafka
 from broker.settings import Settings
-from broker.topics import apply, load_declaration
+from broker.cluster.topics import apply
+from schemas.topics import load_declaration
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -78,7 +79,7 @@ class RunningFilter:
     def __init__(self, settings: Settings, **options: object) -> None:
         import threading
 
-        from consent.service import FilterService
+        from consent.filter.service import FilterService
 
         self.service = FilterService(settings, **options)  # type: ignore[arg-type]
         self.stop = threading.Event()

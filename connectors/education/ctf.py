@@ -26,7 +26,7 @@ from connectors.local_authority.xmlstream import as_bytes, child, children, coun
 from connectors.runtime.envelope import build_event
 from connectors.runtime.readers import FileRef, Malformed
 from connectors.runtime.records import MappingError, NoEvent, SourceRecord
-from connectors.snapshots import Fact, clean, date_key, local_midnight, parse_date
+from connectors.runtime.snapshots import Fact, clean, date_key, local_midnight, parse_date
 
 TIMEZONE = ZoneInfo("Europe/London")
 UNKNOWN_DESTINATION = "MMM"

@@ -31,20 +31,22 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from broker import deadletter, provenance
-from broker.codecs import Codecs
-from broker.crypthooks import publisher_cipher
+from broker.wire import dead_letters as deadletter
+
+from broker.security import provenance
+from broker.wire.codecs import Codecs
+from broker.security.ciphers import publisher_cipher
 from broker.exceptions import SerdeError, SgbError
 from broker.logs import get_logger
-from broker.registry import registry_for
+from broker.wire.registry import registry_for
 from broker.settings import Settings
 from connectors.education.concern import Concern, concern_record, map_concern
 from connectors.education.tokens import TokenStore
-from connectors.publisher import ingress_topic
 from connectors.runtime.acked import AckedProducer, Headers
 from connectors.runtime.delivery import check_topics
 from connectors.runtime.records import MappingError
-from schemas.keys import child_key
+from schemas.child_keys import child_key
+from schemas.topics import ingress_topic
 
 log = get_logger("connectors.webhook")
 MAX_BODY = 256 * 1024

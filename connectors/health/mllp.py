@@ -29,21 +29,23 @@ from typing import Any
 from confluent_kafka import KafkaException
 from hl7.mllp import InvalidBlockError, start_hl7_server
 
-from broker import deadletter, provenance
-from broker.codecs import Codecs
-from broker.crypthooks import publisher_cipher
+from broker.wire import dead_letters as deadletter
+
+from broker.security import provenance
+from broker.wire.codecs import Codecs
+from broker.security.ciphers import publisher_cipher
 from broker.exceptions import SerdeError, SgbError
 from broker.logs import get_logger
-from broker.registry import registry_for
+from broker.wire.registry import registry_for
 from broker.settings import Settings
 from connectors.health.hl7_mapping import Hl7Mapper
 from connectors.health.hl7v2 import CONTENT_TYPE, Hl7Message, bare_ack
 from connectors.health.profile import load_profile
-from connectors.publisher import ingress_topic
 from connectors.runtime.acked import AckedProducer, Headers
 from connectors.runtime.delivery import check_topics
 from connectors.runtime.records import ConnectorError, MappingError, NoEvent, SourceRecord
-from schemas.keys import child_key
+from schemas.child_keys import child_key
+from schemas.topics import ingress_topic
 
 log = get_logger("connectors.mllp")
 

@@ -1,5 +1,5 @@
 """The local-authority connector: the CIN census, SSDA903 extracts and the case system's
-family help and consent exports, published as changes (see :mod:`connectors.snapshots`) as
+family help and consent exports, published as changes (see :mod:`connectors.runtime.snapshots`) as
 REFERRAL_OUTCOME, CHILD_PROTECTION_PLAN, STRATEGY_DISCUSSION, LOOKED_AFTER_STATUS and
 FAMILY_HELP_CASE events, and ConsentRecords on ``sg.consent.v1``."""
 

@@ -23,7 +23,7 @@ Family help cases (``--format family-help``), one row per case, ``FAMILY_HELP_CA
 | ``LeadPractitionerPhone``, ``LeadPractitionerEmail`` | how to reach that team |
 
 Consent records (``--format consent``), one row per recorded decision, to ``sg.consent.v1``
-keyed by ``schemas.keys.consent_key``:
+keyed by ``schemas.child_keys.consent_key``:
 
 | column | meaning |
 | --- | --- |
@@ -45,14 +45,15 @@ from pathlib import Path
 from typing import Any
 
 from broker.exceptions import SerdeError
+from connectors.local_authority.identity import child_identity
 from connectors.local_authority.profile import TIMEZONE, LaProfile
 from connectors.runtime.delivery import TransactionalDelivery, _Message, check_topics
 from connectors.runtime.readers import CsvReader, FileRef, JsonReader, Malformed
 from connectors.runtime.records import MappingError, SourceRecord
-from connectors.snapshots import Fact, clean, date_key, local_midnight, parse_date
-from schemas.keys import consent_key
+from connectors.runtime.snapshots import Fact, clean, date_key, local_midnight, parse_date
+from schemas.child_keys import consent_key
+from schemas.topics import CONSENT_TOPIC
 
-CONSENT_TOPIC = "sg.consent.v1"
 CASE_TYPES = ("TARGETED_EARLY_HELP", "CHILD_IN_NEED")
 CLOSURE_REASONS = (
     "NEEDS_MET",
@@ -150,7 +151,6 @@ def _recorded_at(value: Any) -> datetime:
 
 def consent_record(row: dict[str, Any], la_code: str, profile: LaProfile) -> dict[str, Any]:
     """The ConsentRecord of a consent row."""
-    from connectors.local_authority.mapping import child_identity
 
     consent_id = clean(row.get("ConsentID"))
     if consent_id is None:

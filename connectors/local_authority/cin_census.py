@@ -7,7 +7,7 @@
 ``ReasonForClosure``, ``ReferralNFA``, and its ``Assessments``, ``Section47`` and
 ``ChildProtectionPlans`` modules.
 
-Facts per child (see :mod:`connectors.snapshots`):
+Facts per child (see :mod:`connectors.runtime.snapshots`):
 
 * ``referral_outcome``: a referral's outcome once it is known: no further action
   (``ReferralNFA``), a section 47 enquiry, or a section 17 assessment;
@@ -28,7 +28,7 @@ from xml.etree.ElementTree import Element
 from connectors.local_authority.xmlstream import as_bytes, child, children, count_tag, stream, text
 from connectors.runtime.readers import FileRef, Malformed
 from connectors.runtime.records import SourceRecord
-from connectors.snapshots import Fact, date_key
+from connectors.runtime.snapshots import Fact, date_key
 
 CONTENT_TYPE = "application/xml"
 IDENTIFIERS = ("LAchildID", "UPN", "FormerUPN", "UPNunknown", "PersonBirthDate", "Sex")

@@ -9,10 +9,12 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+from connectors.local_authority.casesystem import consent_record, family_help_details
+from connectors.local_authority.identity import child_identity
 from connectors.local_authority.profile import TIMEZONE, LaProfile
 from connectors.runtime.envelope import build_event
 from connectors.runtime.records import MappingError, NoEvent, SourceRecord
-from connectors.snapshots import Fact, clean, local_midnight, parse_date
+from connectors.runtime.snapshots import Fact, clean, local_midnight, parse_date
 from schemas.identifiers import UPN_UNKNOWN_CODES, InvalidIdentifier, validate_nhs_number
 
 #: CIN census category of abuse codes.
@@ -37,39 +39,6 @@ REFERRERS = {
 LEGAL_STATUS = {"C1", "C2", "D1", "E1", "J1", "J2", "J3", "L1", "L2", "L3", "V2", "V3", "V4"}
 CATEGORY_OF_NEED = {f"N{n}" for n in range(1, 9)}
 SYSTEMS = {"cin": "cin-census", "ssda903": "ssda903", "family-help": "case-system"}
-
-
-def child_identity(
-    profile: LaProfile,
-    la_code: str,
-    la_child_id: str | None,
-    *,
-    upn: str | None = None,
-    birth_date: str | None = None,
-    nhs_number: str | None = None,
-    birth_element: str = "PersonBirthDate",
-) -> dict[str, Any]:
-    """The Child record of an LA return: the authority's id, the UPN unless a 'UPN unknown'
-    code stands in its place, and the NHS number from the export or the cross-reference."""
-    la_id = clean(la_child_id)
-    nhs = clean(nhs_number)
-    if nhs:
-        try:
-            nhs = validate_nhs_number(nhs)
-        except InvalidIdentifier as exc:
-            raise MappingError(f"NHS number: {exc}") from None
-    elif la_id:
-        nhs = profile.xref.get(la_id)
-    upn_text = clean(upn)
-    if upn_text and upn_text.upper() in UPN_UNKNOWN_CODES:
-        upn_text = None
-    return {
-        "nhs_number": nhs,
-        "upn": upn_text,
-        "la_child_id": la_id,
-        "date_of_birth": parse_date(birth_date, birth_element),
-        "local_authority_code": la_code,
-    }
 
 
 class LaMapper:
@@ -251,8 +220,6 @@ class LaMapper:
 
     # -- family help (case system export) --------------------------------------------------------
     def _family_help(self, record: SourceRecord, f: dict[str, Any], change: str) -> dict[str, Any]:
-        from connectors.local_authority.casesystem import family_help_details
-
         row = f["row"]
         child = child_identity(
             self.profile,
@@ -273,6 +240,4 @@ class LaMapper:
         return self._family_help(record, f, "CLOSED")
 
     def _consent(self, record: SourceRecord, f: dict[str, Any]) -> dict[str, Any]:
-        from connectors.local_authority.casesystem import consent_record
-
         return consent_record(f["row"], f["la_code"], self.profile)

@@ -24,7 +24,7 @@ from typing import Any
 
 from connectors.runtime.readers import FileRef, Malformed, SourceFileError, count_lines
 from connectors.runtime.records import MappingError, SourceRecord
-from connectors.snapshots import Fact, date_key, parse_date
+from connectors.runtime.snapshots import Fact, date_key, parse_date
 
 HEADER_COLUMNS = ("CHILD", "SEX", "DOB", "ETHNIC", "UPN", "MOTHER", "MC_DOB")
 EPISODE_COLUMNS = (

@@ -38,17 +38,19 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message
 
-from broker import deadletter, provenance
+from broker.wire import dead_letters as deadletter
+
+from broker.security import provenance
 from broker.clients import admin_client, producer
-from broker.codecs import Codecs
-from broker.crypthooks import publisher_cipher
+from broker.wire.codecs import Codecs
+from broker.security.ciphers import publisher_cipher
 from broker.logs import get_logger
-from broker.registry import registry_for
+from broker.wire.registry import registry_for
 from broker.settings import Settings
-from connectors.publisher import ingress_topic
 from connectors.runtime.acked import Headers
 from connectors.runtime.records import ConnectorError, SourceRecord
-from schemas.keys import child_key
+from schemas.child_keys import child_key
+from schemas.topics import ingress_topic
 
 log = get_logger("connectors.delivery")
 

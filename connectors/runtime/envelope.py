@@ -21,7 +21,7 @@ from schemas.identifiers import (
     validate_school_urn,
     validate_upn,
 )
-from schemas.keys import child_key
+from schemas.child_keys import child_key
 
 #: Every field of the Child record, so a mapped child is complete even where the source is silent.
 CHILD_FIELDS = (

@@ -17,11 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from connectors.runtime.records import ConnectorError, SourceRecord
-
-
-class SourceFileError(ConnectorError):
-    """A whole file cannot be read (not the format it claims, unreadable encoding)."""
+from connectors.exceptions import ConnectorError, SourceFileError
+from connectors.runtime.records import SourceRecord
 
 
 @dataclass(frozen=True, slots=True)

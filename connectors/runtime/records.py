@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from broker.exceptions import SgbError
+from connectors.exceptions import ConnectorError, MappingError, MappingFileError, NoEvent
 
 #: Namespace of the deterministic event ids (uuid5); never change it, or replays stop deduplicating.
 EVENT_ID_NAMESPACE = uuid.UUID("5b7f0c8e-2d4a-5e61-9a3b-4c1d2e3f4a5b")
@@ -37,20 +37,6 @@ def uuid5_text(name: str) -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
-class ConnectorError(SgbError):
-    """A connector cannot go on (bad source, bad mapping file, Kafka gone for good)."""
-
-
-class MappingFileError(ConnectorError):
-    """A mapping file is invalid; the message names the file and the field."""
-
-
-class MappingError(ValueError):
-    """A record cannot be mapped. The message names what is wrong, never the values."""
-
-
-class NoEvent(Exception):
-    """A record that is valid but describes nothing to publish; the message says why."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One-shot: make the SCRAM users of the compose deployment and their ACLs, as admin.
-# The ACLs are the ones `sgb deploy k8s` gives the same principals (broker/deploy_gen.py);
+# The ACLs are the ones `sgb deploy k8s` gives the same principals (sgb/manifests/generate.py);
 # tests/e2e/test_deploy_manifests.py checks that the two agree.
 set -euo pipefail
 

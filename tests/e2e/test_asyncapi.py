@@ -32,7 +32,7 @@ from typing import Any
 import pytest
 import yaml
 
-from broker.topics import AUDIENCES, delivery_topic, load_declaration
+from schemas.topics import AUDIENCES, delivery_topic, load_declaration
 
 REPO = Path(__file__).resolve().parents[2]
 TOOLS = REPO / "tools" / "asyncapi"
@@ -172,7 +172,7 @@ def asyncapi_cli() -> AsyncApiCli:
 
 def sgb(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SGB_")}
-    return subprocess.run([sys.executable, "-m", "broker.cli", *args], env=env, cwd=cwd, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "sgb.cli", *args], env=env, cwd=cwd, capture_output=True,
                           text=True, timeout=120, check=False)
 
 

@@ -13,7 +13,7 @@ import pytest
 
 
 def sgb(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "broker.cli", *args], env=env, cwd=cwd,
+    return subprocess.run([sys.executable, "-m", "sgb.cli", *args], env=env, cwd=cwd,
                           capture_output=True, text=True, timeout=120, check=False)
 
 

@@ -23,9 +23,9 @@ import jsonschema
 import pytest
 import yaml
 
-from broker.deploy_gen import principals
+from sgb.manifests.generate import principals
 from broker.settings import load_settings
-from broker.topics import load_declaration
+from schemas.topics import load_declaration
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = REPO / "deploy" / "compose"

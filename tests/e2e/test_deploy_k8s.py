@@ -25,8 +25,8 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from broker.cli.deploy_cmd import deploy
-from broker.deploy_gen import (
+from sgb.cli.deploy import deploy
+from sgb.manifests.generate import (
     CLUSTER,
     STRIMZI_VERSION,
     Principal,
@@ -37,7 +37,7 @@ from broker.deploy_gen import (
 )
 from broker.exceptions import SgbError
 from broker.settings import Settings
-from broker.topics import delivery_topic, load_declaration
+from schemas.topics import delivery_topic, load_declaration
 
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy" / "k8s"

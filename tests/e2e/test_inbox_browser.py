@@ -16,14 +16,14 @@ from conftest import RunningFilter, sgb_env
 from factories import domestic_abuse_incident
 
 from broker.settings import Settings
-from connectors.publisher import EventPublisher
+from connectors.runtime.publisher import EventPublisher
 
 pytestmark = pytest.mark.kafka
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--no-first-run"]
-RUNNER = ("import sys\nfrom broker import cli as c\nfrom broker.cli import dlq_cmd, hub, status_cmd\n"
+RUNNER = ("import sys\nfrom broker import cli as c\nfrom sgb.cli import dlq_cmd, hub, status_cmd\n"
           "for m in (hub, status_cmd, dlq_cmd):\n    m.register(c.cli)\nsys.exit(c.main(sys.argv[1:]))\n")
 
 

@@ -23,16 +23,16 @@ import pytest
 from conftest import sgb_env
 
 from broker.clients import producer
-from broker.codecs import Codecs
-from broker.registry import registry_for
+from broker.wire.codecs import Codecs
+from broker.wire.registry import registry_for
 from broker.settings import Settings
-from connectors.simulate_data import EVENT_TYPES
-from connectors.simulate_run import run_simulation
-from schemas.keys import child_key
+from sgb.simulate.data import EVENT_TYPES
+from sgb.simulate.run import run_simulation
+from schemas.child_keys import child_key
 
 pytestmark = pytest.mark.kafka
 
-RUNNER = ("import sys\nfrom broker import cli as c\nfrom broker.cli import dlq_cmd, hub, status_cmd\n"
+RUNNER = ("import sys\nfrom broker import cli as c\nfrom sgb.cli import dlq_cmd, hub, status_cmd\n"
           "for m in (hub, status_cmd, dlq_cmd):\n    m.register(c.cli)\nsys.exit(c.main(sys.argv[1:]))\n")
 SEED, COUNT, CHILDREN, CONSENTS = 20261123, 320, 40, 60
 START = "2026-11-02T08:00:00Z"

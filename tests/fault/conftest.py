@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from broker.kafka_runtime import LocalKafka
+from broker.cluster.local_kafka import LocalKafka
 from broker.settings import Settings
-from broker.topics import apply, load_declaration
+from broker.cluster.topics import apply
+from schemas.topics import load_declaration
 
 BROKERS = 3
 RESULTS_KEY = pytest.StashKey[list[str]]()

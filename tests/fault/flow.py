@@ -25,17 +25,17 @@ from confluent_kafka import OFFSET_BEGINNING, KafkaError, Message, TopicPartitio
 
 import schemas
 from broker.clients import admin_client, consumer
-from broker.codecs import Codecs
-from broker.registry import registry_for
+from broker.wire.codecs import Codecs
+from broker.wire.registry import registry_for
 from broker.settings import Settings
-from broker.topics import load_declaration
-from connectors.publisher import EventPublisher
-from connectors.simulate import Population, Simulator
-from consent import status
+from schemas.topics import load_declaration
+from connectors.runtime.publisher import EventPublisher
+from sgb.simulate.events import Population, Simulator
+from consent import state_updates as status
 from consent.engine import Engine
 from consent.policy import load
 from consent.state import ChildState
-from schemas.keys import child_key
+from schemas.child_keys import child_key
 
 POLICE_TYPES = ("DOMESTIC_ABUSE_INCIDENT", "MISSING_EPISODE", "EXPLOITATION_CONCERN")
 # Health, police and education events, but no local-authority ones: those set a child's flags,
@@ -229,7 +229,7 @@ class FilterProcess:
         env.update({"SGB_BOOTSTRAP_SERVERS": settings.bootstrap, "SGB_TOPIC_PREFIX": settings.topic_prefix,
                     "SGB_STATE_DIR": str(settings.state_dir), "SGB_LOG_FORMAT": "json"})
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "broker.cli", "filter", "run", "--group", group, "--instance", instance,
+            [sys.executable, "-m", "sgb.cli", "filter", "run", "--group", group, "--instance", instance,
              "--batch-size", "100"],
             env=env, stdout=subprocess.DEVNULL, stderr=log.open("ab"))
 

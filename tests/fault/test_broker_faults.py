@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from broker.cluster import leader_and_followers, partition_replicas, wait_until_in_sync
-from broker.kafka_runtime import LocalKafka
+from broker.cluster.nodes import leader_and_followers, partition_replicas, wait_until_in_sync
+from broker.cluster.local_kafka import LocalKafka
 from broker.settings import Settings
-from broker.topics import load_declaration
+from schemas.topics import load_declaration
 
 from .flow import (
     INGRESS,

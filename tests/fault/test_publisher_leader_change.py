@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from broker.cluster import leader_and_followers, wait_for_new_leader, wait_until_in_sync
-from broker.kafka_runtime import LocalKafka
+from broker.cluster.nodes import leader_and_followers, wait_for_new_leader, wait_until_in_sync
+from broker.cluster.local_kafka import LocalKafka
 from broker.settings import Settings
 
 from .flow import (

@@ -25,9 +25,9 @@ from typing import Any
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
-from broker.codecs import Codecs
+from broker.wire.codecs import Codecs
 from broker.exceptions import SerdeError
-from broker.registry import InMemoryRegistry
+from broker.wire.registry import InMemoryRegistry
 from connectors.runtime.readers import FileRef, Malformed, SourceFileError
 from connectors.runtime.records import MappingError, NoEvent, SourceRecord
 

@@ -13,8 +13,8 @@ from factories import domestic_abuse_incident
 from .fuzzkit import count
 
 from broker.clients import producer
-from broker.codecs import Codecs
-from broker.registry import registry_for
+from broker.wire.codecs import Codecs
+from broker.wire.registry import registry_for
 from broker.settings import Settings
 from conftest import RunningFilter, read_topic
 

@@ -18,8 +18,8 @@ from factories import distinct_children, domestic_abuse_incident, event
 from test_filter_kafka import audit_count, publish, start_filter, wait_for
 
 from broker.clients import admin_client, producer
-from broker.codecs import Codecs
-from broker.registry import registry_for
+from broker.wire.codecs import Codecs
+from broker.wire.registry import registry_for
 from broker.settings import Settings
 
 AUDIT = "sg.audit.decisions.v1"
@@ -39,7 +39,7 @@ def audit_messages(settings: Settings, expect: int, topic: str = AUDIT) -> list[
 
 
 def sgb_verify(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "broker.cli", "audit", "verify", "--settle", "2", *args],
+    return subprocess.run([sys.executable, "-m", "sgb.cli", "audit", "verify", "--settle", "2", *args],
                           env=sgb_env(settings), capture_output=True, text=True, timeout=180)
 
 

@@ -19,8 +19,8 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, KafkaException, TopicPartition
 
 from broker.clients import consumer
-from broker.codecs import Codecs
-from broker.registry import registry_for
+from broker.wire.codecs import Codecs
+from broker.wire.registry import registry_for
 from broker.settings import Settings
 from connectors.health import synthetic as health_syn
 from connectors.police import synthetic as police_syn
@@ -29,10 +29,9 @@ MAPPINGS = Path(__file__).resolve().parents[2] / "connectors" / "mappings"
 DA_MAPPING = MAPPINGS / "police-domestic-abuse.yaml"
 HEALTH_PROFILE = MAPPINGS / "health-example.yaml"
 
-# The connector command, registered here until broker/cli/__init__.py lists it.
+# The connector command, registered here until sgb/cli/__init__.py lists it.
 SGB = (
-    "import sys; from broker.cli import cli, connector_cmd, main; "
-    "connector_cmd.register(cli); main(sys.argv[1:])"
+    "import sys; from sgb.cli import main; main(sys.argv[1:])"
 )
 
 pytestmark = pytest.mark.kafka

@@ -11,18 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from broker.codecs import Codecs
-from broker.registry import registry_for
+from broker.wire.codecs import Codecs
+from broker.wire.registry import registry_for
 from broker.settings import Settings
 from connectors.local_authority import synthetic as syn
 from schemas.identifiers import synthetic_nhs_number
-from schemas.keys import consent_key
+from schemas.child_keys import consent_key
 from tests.conftest import sgb_env
 from tests.integration.test_connector_files import read_all
 
 SGB = (
-    "import sys; from broker.cli import cli, connector_cmd, main; "
-    "connector_cmd.register(cli); main(sys.argv[1:])"
+    "import sys; from sgb.cli import main; main(sys.argv[1:])"
 )
 
 pytestmark = pytest.mark.kafka

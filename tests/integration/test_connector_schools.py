@@ -17,8 +17,8 @@ import httpx
 import pytest
 import uvicorn
 
-from broker.codecs import Codecs
-from broker.registry import registry_for
+from broker.wire.codecs import Codecs
+from broker.wire.registry import registry_for
 from broker.settings import Settings
 from connectors.education import synthetic as syn
 from connectors.education.tokens import TokenStore
@@ -27,8 +27,7 @@ from tests.conftest import sgb_env
 from tests.integration.test_connector_files import read_all
 
 SGB = (
-    "import sys; from broker.cli import cli, connector_cmd, main; "
-    "connector_cmd.register(cli); main(sys.argv[1:])"
+    "import sys; from sgb.cli import main; main(sys.argv[1:])"
 )
 
 pytestmark = pytest.mark.kafka

@@ -13,14 +13,14 @@ from typing import Any
 from conftest import RunningFilter, read_topic, sgb_env
 from factories import domestic_abuse_incident
 
-from broker.codecs import Codecs
-from broker.crypthooks import Revealer
-from broker.fieldcrypt import ERASED, PREFIX
-from broker.hub import Subscriber
-from broker.registry import registry_for
+from broker.wire.codecs import Codecs
+from broker.security.ciphers import Revealer
+from broker.security.field_encryption import ERASED, PREFIX
+from broker.hub.subscriber import Subscriber
+from broker.wire.registry import registry_for
 from broker.settings import Settings
-from connectors.publisher import EventPublisher
-from schemas.keys import child_key
+from connectors.runtime.publisher import EventPublisher
+from schemas.child_keys import child_key
 
 INGRESS, MASH, SCHOOL = "sg.ingress.police.v1", "sg.deliver.mash.202.v1", "sg.deliver.school_dsl.100000.v1"
 
@@ -53,7 +53,7 @@ def _by_id(settings: Settings, topic: str, expect: int) -> dict[str, dict[str, A
 
 
 def _erase(settings: Settings, key: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "broker.cli", "erase", "--child", key, "--yes"],
+    return subprocess.run([sys.executable, "-m", "sgb.cli", "erase", "--child", key, "--yes"],
                           env=sgb_env(settings), capture_output=True, text=True, timeout=60, check=False)
 
 
@@ -81,7 +81,7 @@ def test_sealed_in_kafka_open_at_the_hub_and_erased_everywhere_by_sgb_erase(
     # 2. The MASH hub's sink gets the plaintext; the school still gets neither field.
     inbox = tmp_path / "mash.jsonl"
     hub = subprocess.run(
-        [sys.executable, "-m", "broker.cli", "hub", "subscribe", "mash", "202", "--sink", f"jsonl:{inbox}",
+        [sys.executable, "-m", "sgb.cli", "hub", "subscribe", "mash", "202", "--sink", f"jsonl:{inbox}",
          "--idle-exit", "3"], env=sgb_env(settings), capture_output=True, text=True, timeout=120, check=False)
     assert hub.returncode == 0, hub.stderr
     written = {r["event_id"]: r for r in map(json.loads, inbox.read_text().splitlines())}
@@ -140,7 +140,7 @@ def test_a_file_connector_seals_what_it_publishes(kafka: Settings, tmp_path: Pat
     assert summaries
     env = {**sgb_env(kafka), "SGB_FIELD_ENCRYPTION": "on"}
     command = ["connector", "run", "police", "--source", str(export), "--mapping", str(mapping)]
-    run = subprocess.run([sys.executable, "-m", "broker.cli", *command], env=env, capture_output=True,
+    run = subprocess.run([sys.executable, "-m", "sgb.cli", *command], env=env, capture_output=True,
                          text=True, timeout=120, check=False)
     assert run.returncode == 0, run.stderr
     messages = read_topic(kafka, INGRESS, expect=5)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from broker.codecs import Codecs
-from broker.registry import registry_for
+from broker.wire.codecs import Codecs
+from broker.wire.registry import registry_for
 from broker.settings import Settings
 from conftest import RunningFilter, read_topic
 from factories import distinct_children, event

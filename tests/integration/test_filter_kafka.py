@@ -15,18 +15,18 @@ from pathlib import Path
 from typing import Any
 
 from broker.clients import producer
-from broker.codecs import Codecs
-from broker.registry import registry_for
+from broker.wire.codecs import Codecs
+from broker.wire.registry import registry_for
 from broker.settings import Settings
-from broker.topics import load_declaration
+from schemas.topics import load_declaration
 from conftest import RunningFilter, read_topic, sgb_env
-from connectors.publisher import EventPublisher
+from connectors.runtime.publisher import EventPublisher
 from consent.engine import Engine
-from consent.service import watermarks as _watermarks
+from consent.filter.service import watermarks as _watermarks
 from consent.policy import load
 from consent.state import ChildState
 from factories import distinct_children, domestic_abuse_incident, event
-from schemas.keys import consent_key
+from schemas.child_keys import consent_key
 
 import schemas
 
@@ -152,7 +152,7 @@ def delivered(settings: Settings, expect: int) -> Counter[tuple[str, str]]:
 
 def start_filter(settings: Settings, group: str, instance: str, log: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "broker.cli", "filter", "run", "--group", group, "--instance", instance,
+        [sys.executable, "-m", "sgb.cli", "filter", "run", "--group", group, "--instance", instance,
          "--batch-size", "20"],
         env=sgb_env(settings), stdout=subprocess.DEVNULL, stderr=log.open("ab"))
 
@@ -239,7 +239,7 @@ def test_sigterm_stops_cleanly_with_a_summary(kafka: Settings, group_id: str, tm
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     log = tmp_path / "f.log"
-    proc = subprocess.Popen([sys.executable, "-m", "broker.cli", "filter", "run", "--group", group_id,
+    proc = subprocess.Popen([sys.executable, "-m", "sgb.cli", "filter", "run", "--group", group_id,
                              "--metrics-port", str(port)],
                             env=sgb_env(kafka), stdout=subprocess.PIPE, stderr=log.open("wb"), text=True)
     wait_for(lambda: "filter running" in log.read_text(), timeout=60)

@@ -28,18 +28,17 @@ from conftest import sgb_env
 from factories import domestic_abuse_incident
 
 from broker.clients import producer
-from broker.codecs import Codecs
-from broker.hub import Subscriber
-from broker.registry import registry_for
+from broker.wire.codecs import Codecs
+from broker.hub.subscriber import Subscriber
+from broker.wire.registry import registry_for
 from broker.settings import Settings
-from broker.sinks import open_sink
-from broker.topics import delivery_topic
+from broker.hub.sinks import open_sink
+from schemas.topics import delivery_topic
 
 pytestmark = pytest.mark.kafka
 
-# `sgb` with the operator and hub commands registered, whether or not broker/cli wires them yet.
-RUNNER = ("import sys\nfrom broker import cli as c\nfrom broker.cli import dlq_cmd, hub, status_cmd\n"
-          "for m in (hub, status_cmd, dlq_cmd):\n    m.register(c.cli)\nsys.exit(c.main(sys.argv[1:]))\n")
+# `sgb` with the operator and hub commands registered, whether or not sgb/cli wires them yet.
+RUNNER = "import sys\nfrom sgb.cli import main\nsys.exit(main(sys.argv[1:]))\n"
 SGB = [sys.executable, "-c", RUNNER]
 AUDIENCE, ORG = "MASH", "202"
 
@@ -294,7 +293,7 @@ def test_replay_since_a_time_reads_only_what_came_after(kafka: Settings, tmp_pat
 
 
 def test_a_store_of_another_hub_is_refused(kafka: Settings, tmp_path: Path, postgres_dsn: str) -> None:
-    from broker.sinks import SinkError
+    from broker.hub.sinks import SinkError
 
     open_sink(f"sqlite:{tmp_path / 'a.db'}", "MASH", "202").close()
     with pytest.raises(SinkError, match="already holds deliveries for MASH 202"):

@@ -14,9 +14,9 @@ import pytest
 from confluent_kafka.admin import ConfigResource
 
 from broker.clients import admin_client, consumer, producer
-from broker.cluster import partition_replicas, replicas, wait_for_new_leader, wait_until_in_sync
+from broker.cluster.nodes import partition_replicas, replicas, wait_for_new_leader, wait_until_in_sync
 from broker.exceptions import KafkaRuntimeError
-from broker.kafka_runtime import LocalKafka
+from broker.cluster.local_kafka import LocalKafka
 from broker.settings import Settings
 
 
@@ -83,7 +83,7 @@ def test_sgb_kafka_start_brokers_3_replicates_and_survives_a_node(tmp_path: Path
     env.pop("SGB_BOOTSTRAP_SERVERS", None)
 
     def sgb(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "broker.cli", *args], env={**env, **extra},
+        return subprocess.run([sys.executable, "-m", "sgb.cli", *args], env={**env, **extra},
                               capture_output=True, text=True, timeout=180, check=False)
 
     started = sgb("kafka", "start", "--brokers", "3")

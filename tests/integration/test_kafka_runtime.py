@@ -6,11 +6,12 @@ import os
 import subprocess
 import sys
 
-from broker.kafka_jars import classpath
+from broker.cluster.kafka_jars import classpath
 from broker.settings import Settings
-from broker.topics import apply, load_declaration
+from broker.cluster.topics import apply
+from schemas.topics import load_declaration
 from conftest import sgb_env
-from connectors.publisher import EventPublisher
+from connectors.runtime.publisher import EventPublisher
 from factories import domestic_abuse_incident
 
 
@@ -55,7 +56,7 @@ def test_topics_apply_twice_changes_nothing_and_repairs_drift(kafka: Settings) -
 
 
 def test_topics_apply_command_reports(kafka: Settings) -> None:
-    result = subprocess.run([sys.executable, "-m", "broker.cli", "topics", "apply"], env=sgb_env(kafka),
+    result = subprocess.run([sys.executable, "-m", "sgb.cli", "topics", "apply"], env=sgb_env(kafka),
                             capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().endswith("0 created, 0 changed, 27 unchanged.")
@@ -63,13 +64,13 @@ def test_topics_apply_command_reports(kafka: Settings) -> None:
 
 def test_kafka_status_and_idempotent_start(kafka_session: Settings) -> None:
     env = dict(os.environ, SGB_STATE_DIR=str(kafka_session.state_dir), SGB_KAFKA_PORT=str(kafka_session.kafka_port))
-    status = subprocess.run([sys.executable, "-m", "broker.cli", "kafka", "status"], env=env,
+    status = subprocess.run([sys.executable, "-m", "sgb.cli", "kafka", "status"], env=env,
                             capture_output=True, text=True, timeout=60, check=False)
     if os.environ.get("SGB_TEST_BOOTSTRAP"):
         return  # a broker we did not start has no state here to report on
     assert status.returncode == 0, status.stderr
     assert "is running" in status.stdout and "answering" in status.stdout
-    start = subprocess.run([sys.executable, "-m", "broker.cli", "kafka", "start"], env=env,
+    start = subprocess.run([sys.executable, "-m", "sgb.cli", "kafka", "start"], env=env,
                            capture_output=True, text=True, timeout=60, check=False)
     assert start.returncode == 0 and "already running" in start.stdout
 

@@ -10,16 +10,15 @@ import pytest
 from conftest import RunningFilter, read_topic, sgb_env
 from factories import domestic_abuse_incident
 
-from broker import deadletter
+from broker.wire import dead_letters as deadletter
 from broker.clients import producer
-from broker.codecs import Codecs
-from broker.registry import registry_for
+from broker.wire.codecs import Codecs
+from broker.wire.registry import registry_for
 from broker.settings import Settings
 
 pytestmark = pytest.mark.kafka
 
-RUNNER = ("import sys\nfrom broker import cli as c\nfrom broker.cli import dlq_cmd, hub, status_cmd\n"
-          "for m in (hub, status_cmd, dlq_cmd):\n    m.register(c.cli)\nsys.exit(c.main(sys.argv[1:]))\n")
+RUNNER = "import sys\nfrom sgb.cli import main\nsys.exit(main(sys.argv[1:]))\n"
 INGRESS = "sg.ingress.police.v1"
 
 

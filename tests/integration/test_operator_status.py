@@ -16,12 +16,11 @@ from factories import domestic_abuse_incident
 
 from broker.clients import producer
 from broker.settings import Settings
-from connectors.publisher import EventPublisher
+from connectors.runtime.publisher import EventPublisher
 
 pytestmark = pytest.mark.kafka
 
-RUNNER = ("import sys\nfrom broker import cli as c\nfrom broker.cli import dlq_cmd, hub, status_cmd\n"
-          "for m in (hub, status_cmd, dlq_cmd):\n    m.register(c.cli)\nsys.exit(c.main(sys.argv[1:]))\n")
+RUNNER = "import sys\nfrom sgb.cli import main\nsys.exit(main(sys.argv[1:]))\n"
 
 
 def sgb(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:

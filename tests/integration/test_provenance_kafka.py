@@ -19,17 +19,17 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from factories import domestic_abuse_incident, event
 
 from broker.clients import producer
-from broker.codecs import Codecs
-from broker.hub import Subscriber
-from broker.provenance import KEY_ID_HEADER, SIGNATURE_HEADER, Signer
-from broker.registry import registry_for
+from broker.wire.codecs import Codecs
+from broker.hub.subscriber import Subscriber
+from broker.security.provenance import KEY_ID_HEADER, SIGNATURE_HEADER, Signer
+from broker.wire.registry import registry_for
 from broker.settings import Settings
-from broker.signing_keys import KeyStore
-from broker.sinks import open_sink
-from broker.topics import delivery_topic
+from broker.security.signing_keys import KeyStore
+from broker.hub.sinks import open_sink
+from schemas.topics import delivery_topic
 from connectors.police import synthetic as police_syn
-from connectors.publisher import EventPublisher, ingress_topic
-from schemas.keys import child_key
+from connectors.runtime.publisher import EventPublisher, ingress_topic
+from schemas.child_keys import child_key
 
 pytestmark = pytest.mark.kafka
 
@@ -198,7 +198,7 @@ def test_keys_rotate_and_retire_while_the_filter_runs(signed: Settings, group_id
         store.retire(old_id)
         # Something still signing with the retired key is refused.
         value, key = codecs.event.encode(late), (child_key(late["child"]) or "").encode()
-        from broker.provenance import signed_bytes
+        from broker.security.provenance import signed_bytes
 
         signature = old_key.sign(signed_bytes(ingress_topic("POLICE"), key, value))
         produce_raw(signed, ingress_topic("POLICE"), value, key,
@@ -217,7 +217,7 @@ def test_a_file_connector_signs_with_its_agency_key_and_the_filter_accepts(signe
     rows = 20
     export = police_syn.write_csv(tmp_path / "incidents.csv", police_syn.DOMESTIC_ABUSE_COLUMNS,
                                   police_syn.domestic_abuse_rows(rows, random.Random(3)))
-    result = subprocess.run([sys.executable, "-m", "broker.cli", "connector", "run", "police", "--source",
+    result = subprocess.run([sys.executable, "-m", "sgb.cli", "connector", "run", "police", "--source",
                              str(export), "--mapping", str(DA_MAPPING)],
                             env={**sgb_env(signed), "SGB_PROVENANCE": "on"}, capture_output=True, text=True,
                             timeout=120, check=False)
@@ -246,7 +246,7 @@ def test_an_event_from_a_key_not_yet_trusted_is_replayed_once_the_key_is_trusted
         assert letters[incident["event_id"]]["reason"].startswith("unknown_key:")
         keys(signed).trust(remote.export("police").to_json(), "police.json")
         env = {**sgb_env(signed), "SGB_PROVENANCE": "on"}
-        command = [sys.executable, "-m", "broker.cli", "dlq", "replay", "--reason", "unknown_key"]
+        command = [sys.executable, "-m", "sgb.cli", "dlq", "replay", "--reason", "unknown_key"]
         replay = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=False)
         assert replay.returncode == 0, replay.stderr
         assert incident["event_id"] in audited_ids(signed, expect=7, timeout=60)

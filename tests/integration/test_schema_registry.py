@@ -18,9 +18,9 @@ import pytest
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 import schemas
-from broker.cli.schemas_cmd import register_all
+from sgb.cli.schemas import register_all
 from broker.exceptions import SchemaRegistryError
-from broker.registry import SCHEMAS_TOPIC, ConfluentRegistry, EmbeddedRegistry, content_id
+from broker.wire.registry import SCHEMAS_TOPIC, ConfluentRegistry, EmbeddedRegistry, content_id
 from broker.settings import Settings
 from schemas.governance import TOP_LEVEL
 
@@ -34,7 +34,7 @@ def sgb(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SGB_")}
     env.update({"SGB_BOOTSTRAP_SERVERS": settings.bootstrap, "SGB_TOPIC_PREFIX": settings.topic_prefix,
                 "SGB_STATE_DIR": str(settings.state_dir), "SGB_LOG_FORMAT": "json"})
-    return subprocess.run([sys.executable, "-m", "broker.cli", *args], env=env, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "sgb.cli", *args], env=env, capture_output=True,
                           text=True, timeout=120, check=False)
 
 
@@ -105,7 +105,7 @@ def test_a_registry_in_another_process_resolves_an_id(kafka: Settings) -> None:
     schema_id = EmbeddedRegistry(kafka).register("uk.sgb.DeadLetter", schemas.load("DeadLetter"))
     code = (
         "import json, sys\n"
-        "from broker.registry import EmbeddedRegistry\n"
+        "from broker.wire.registry import EmbeddedRegistry\n"
         "from broker.settings import Settings\n"
         "settings = Settings(bootstrap_servers=sys.argv[1], topic_prefix=sys.argv[2])\n"
         "print(json.dumps(EmbeddedRegistry(settings).schema(int(sys.argv[3]))))\n"

@@ -33,14 +33,15 @@ from confluent_kafka.admin import (
 from conftest import RunningFilter, _free_port_pair
 from factories import domestic_abuse_incident
 
-from broker.acls import apply_acls
+from broker.cluster.acls import apply_acls
 from broker.clients import admin_client, consumer, producer
-from broker.credentials import CredentialsError, issue
-from broker.kafka_runtime import LocalKafka
-from broker.kafka_security import client_settings_file, load_client_settings
+from broker.cluster.credentials import CredentialsError, issue
+from broker.cluster.local_kafka import LocalKafka
+from broker.cluster.security import client_settings_file, load_client_settings
 from broker.settings import Settings
-from broker.topics import apply, load_declaration
-from connectors.publisher import EventPublisher
+from broker.cluster.topics import apply
+from schemas.topics import load_declaration
+from connectors.runtime.publisher import EventPublisher
 
 PREFIX = "sec."
 POLICE = "sgb-connector-police"
@@ -72,7 +73,7 @@ class Secured:
             **{k: v for k, v in os.environ.items() if not k.startswith("SGB_")},
             "SGB_STATE_DIR": str(self.base.state_dir), "SGB_TOPIC_PREFIX": PREFIX, "SGB_LOG_FORMAT": "json",
         }
-        cmd = [sys.executable, "-m", "broker.cli"]
+        cmd = [sys.executable, "-m", "sgb.cli"]
         if config is not None:
             cmd += ["--config", str(config)]
         return subprocess.run([*cmd, *args], env=env, cwd=REPO, capture_output=True, text=True, timeout=180,

@@ -6,9 +6,9 @@ import struct
 
 import pytest
 
-from broker.codecs import Codecs, EventSerde
+from broker.wire.codecs import Codecs, EventSerde
 from broker.exceptions import SerdeError
-from broker.registry import EmbeddedRegistry, content_id
+from broker.wire.registry import EmbeddedRegistry, content_id
 from broker.settings import Settings
 from factories import domestic_abuse_incident
 

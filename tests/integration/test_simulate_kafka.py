@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 
 from broker.clients import consumer
-from broker.codecs import Codecs
-from schemas.keys import consent_key
-from broker.registry import registry_for
+from broker.wire.codecs import Codecs
+from schemas.child_keys import consent_key
+from broker.wire.registry import registry_for
 from broker.settings import Settings
-from connectors.publisher import AGENCIES, ingress_topic
-from connectors.simulate import EVENT_TYPES, Population, Simulator
-from connectors.simulate_run import CONSENT_TOPIC, MEAN_GAP, LogProgress, run_simulation
+from connectors.runtime.publisher import AGENCIES, ingress_topic
+from sgb.simulate.events import EVENT_TYPES, Population, Simulator
+from sgb.simulate.run import CONSENT_TOPIC, MEAN_GAP, LogProgress, run_simulation
 
 pytestmark = pytest.mark.kafka
 

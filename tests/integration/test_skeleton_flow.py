@@ -8,11 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from broker.codecs import Codecs
-from broker.registry import registry_for
+from broker.wire.codecs import Codecs
+from broker.wire.registry import registry_for
 from broker.settings import Settings
 from conftest import RunningFilter, read_topic, sgb_env
-from connectors.publisher import EventPublisher
+from connectors.runtime.publisher import EventPublisher
 from factories import domestic_abuse_incident
 
 
@@ -37,7 +37,7 @@ def test_domestic_abuse_incident_reaches_school_minimal_and_mash_full(
     # The school's hub writes what it received with the command a hub would run.
     inbox = tmp_path / "school.jsonl"
     result = subprocess.run(
-        [sys.executable, "-m", "broker.cli", "hub", "subscribe", "school_dsl", "100000",
+        [sys.executable, "-m", "sgb.cli", "hub", "subscribe", "school_dsl", "100000",
          "--sink", f"jsonl:{inbox}", "--idle-exit", "3"],
         env=sgb_env(kafka), capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stderr
@@ -64,7 +64,7 @@ def test_domestic_abuse_incident_reaches_school_minimal_and_mash_full(
 
     # A second run of the same subscription writes nothing new (offsets were committed).
     again = subprocess.run(
-        [sys.executable, "-m", "broker.cli", "hub", "subscribe", "school_dsl", "100000",
+        [sys.executable, "-m", "sgb.cli", "hub", "subscribe", "school_dsl", "100000",
          "--sink", f"jsonl:{inbox}", "--idle-exit", "2"],
         env=sgb_env(kafka), capture_output=True, text=True, timeout=120, check=False)
     assert again.returncode == 0 and re.search(r"\b0 (new )?event\(s\) written", again.stdout), again.stdout

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 from confluent_kafka import TopicPartition
 
-from consent.audit_chain import GENESIS, AuditChains, Head, audit_partition, record_hash
+from consent.audit_chain import GENESIS, Head, audit_partition, record_hash
+from consent.filter.audit_chains import AuditChains
 from consent.audit_verify import ChainVerifier
 
 TOPIC = "sg.ingress.police.v1"
@@ -29,7 +30,7 @@ def decision(n: int) -> dict[str, Any]:
 def sealed_chain(count: int, partition: int = 0) -> list[dict[str, Any]]:
     chains = AuditChains(partitions=6)
     chains.learn([TopicPartition(TOPIC, partition, -1001)])  # nothing committed yet
-    records = [chains.seal(decision(n), TOPIC, partition)[0] for n in range(count)]
+    records = [chains.link(decision(n), TOPIC, partition)[0] for n in range(count)]
     chains.commit()
     return records
 
@@ -136,14 +137,14 @@ def test_unchained_records_before_chaining_are_counted_not_reported() -> None:
 def test_an_aborted_batch_does_not_advance_the_head_and_the_head_travels_in_the_offsets() -> None:
     chains = AuditChains(partitions=6)
     chains.learn([TopicPartition(TOPIC, 1, -1001)])  # nothing committed yet
-    first, _ = chains.seal(decision(1), TOPIC, 1)
+    first, _ = chains.link(decision(1), TOPIC, 1)
     [tp] = chains.offsets([TopicPartition(TOPIC, 1, 10)])
     assert Head.parse(tp.metadata) == Head(0, first["record_hash"]) and tp.offset == 10
     chains.abort()
     with pytest.raises(LookupError):  # after an abort, the heads are read again before use
-        chains.seal(decision(1), TOPIC, 1)
+        chains.link(decision(1), TOPIC, 1)
     chains.learn([TopicPartition(TOPIC, 1, -1001)])
-    redone, partition = chains.seal(decision(1), TOPIC, 1)
+    redone, partition = chains.link(decision(1), TOPIC, 1)
     assert redone["sequence"] == 0 and redone["previous_hash"] == GENESIS
     assert partition == audit_partition(f"{TOPIC}:1", 6)
     chains.commit()
@@ -156,7 +157,7 @@ def test_a_new_owner_continues_from_the_committed_head() -> None:
     assert chains.unknown([(TOPIC, 0), (TOPIC, 0)]) == [(TOPIC, 0)]
     chains.learn([TopicPartition(TOPIC, 0, 42, metadata=Head(2, records[-1]["record_hash"]).metadata())])
     assert chains.unknown([(TOPIC, 0)]) == []
-    nxt, _ = chains.seal(decision(3), TOPIC, 0)
+    nxt, _ = chains.link(decision(3), TOPIC, 0)
     assert nxt["sequence"] == 3 and nxt["previous_hash"] == records[-1]["record_hash"]
     assert verify([*records, nxt]).problems == []
 

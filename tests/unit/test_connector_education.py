@@ -17,7 +17,7 @@ from connectors.education.tokens import TokenStore
 from connectors.education.webhook import _field_errors, openapi_document
 from connectors.runtime.readers import FileRef
 from connectors.runtime.records import ConnectorError, MappingError, NoEvent
-from connectors.snapshots import SnapshotMapper, SnapshotStore
+from connectors.runtime.snapshots import SnapshotMapper, SnapshotStore
 
 
 def events_of(path: Path, mapper: Any) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:

@@ -17,9 +17,9 @@ from connectors.local_authority import synthetic as syn
 from connectors.local_authority.ssda903 import EPISODE_COLUMNS, HEADER_COLUMNS
 from connectors.runtime.readers import FileRef, Malformed, SourceFileError
 from connectors.runtime.records import MappingError, NoEvent
-from connectors.snapshots import SnapshotMapper, SnapshotStore, parse_date
+from connectors.runtime.snapshots import SnapshotMapper, SnapshotStore, parse_date
 from schemas.identifiers import synthetic_nhs_number
-from schemas.keys import child_key
+from schemas.child_keys import child_key
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -10,7 +10,7 @@ import schemas
 from consent.engine import Engine
 from consent.policy import load
 from consent.state import ChildState
-from consent.vocabulary import Audience, Outcome, Reason
+from schemas.vocabulary import Audience, Outcome, Reason
 from factories import domestic_abuse_incident
 
 ONBOARDED = {("MASH", "202"), ("SCHOOL_DSL", "100000"), ("HEALTH_SAFEGUARDING", "QMJ"), ("GP", "F83004")}

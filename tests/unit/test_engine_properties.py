@@ -20,7 +20,7 @@ from consent.exceptions import PolicyError
 from consent.policy import Policy, parse
 from consent.redaction import _collect_named
 from consent.state import ChildState, Consent, Flag
-from consent.vocabulary import RedactionAction, Tag
+from schemas.vocabulary import RedactionAction, Tag
 from schemas.jsonform import details_branch
 
 ENVELOPE = schemas.load("SafeguardingEvent")

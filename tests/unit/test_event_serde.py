@@ -7,9 +7,9 @@ import io
 import fastavro
 
 import schemas
-from broker.codecs import EventSerde
-from broker.registry import InMemoryRegistry
-from connectors.simulate import Population, Simulator
+from broker.wire.codecs import EventSerde
+from broker.wire.registry import InMemoryRegistry
+from sgb.simulate.events import Population, Simulator
 from schemas.jsonform import details_branch
 
 

@@ -15,13 +15,13 @@ from factories import domestic_abuse_incident
 from structlog.testing import capture_logs
 
 import schemas
-from broker.crypthooks import FilterCrypt, Revealer, cipher_for, policy_needs_plaintext
-from broker.fieldcrypt import ERASED, PREFIX, UNREADABLE, FieldCipher, FieldUnreadable, KeyErased, Plan
-from broker.keys import LocalKeyDirectory
-from broker.keyvault import SqliteKeyVault, vault_path
+from broker.security.ciphers import FilterCrypt, Revealer, cipher_for, policy_needs_plaintext
+from broker.security.field_encryption import ERASED, PREFIX, UNREADABLE, FieldCipher, FieldUnreadable, KeyErased, Plan
+from broker.security.key_directory import LocalKeyDirectory
+from broker.security.key_vault import SqliteKeyVault, vault_path
 from broker.settings import Settings
 from consent import policy as policy_module
-from schemas.keys import child_key
+from schemas.child_keys import child_key
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -181,7 +181,7 @@ def test_filter_keeps_tokens_unless_the_policy_transforms_an_encrypted_tag(setti
 def _sgb(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "SGB_STATE_DIR": str(settings.state_dir), "SGB_LOG_FORMAT": "json",
            "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-m", "broker.cli", *args], env=env, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "sgb.cli", *args], env=env, capture_output=True,
                           text=True, timeout=60, check=False)
 
 

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import schemas
-from broker.flat import Unsupported, compile_record
+from broker.wire.avro_writer import Unsupported, compile_record
 
 AUDIT = schemas.load("AuditDecision")
 PARSED = fastavro.parse_schema(AUDIT)

@@ -8,10 +8,10 @@ import urllib.request
 from datetime import UTC, datetime
 
 from broker import metrics
-from broker.cli.dlq_cmd import _matches
-from broker.cli.status_cmd import render, table
-from broker.health import Health, start_health_server
-from broker.status import DeadLetterCount, DeadLetterView, GroupLag, MinuteDecisions, Status, TopicEnds
+from sgb.cli.dlq import _matches
+from sgb.cli.status import render, table
+from broker.probes import Health, start_health_server
+from sgb.ops.status import DeadLetterCount, DeadLetterView, GroupLag, MinuteDecisions, Status, TopicEnds
 
 
 def _get(port: int, path: str) -> tuple[int, str]:

@@ -8,9 +8,10 @@ from pathlib import Path
 from starlette.testclient import TestClient
 from test_hub_sink_writes import delivered
 
-from broker.health import Health
-from broker.inbox import InboxStore, create_app, rule_descriptions, view
-from broker.sinks.sqlite import SqliteSink
+from broker.probes import Health
+from sgb.inbox import InboxStore, create_app, rule_descriptions
+from sgb.inbox import view
+from broker.hub.sinks.sqlite import SqliteSink
 
 
 def test_withheld_fields_are_shown_not_silently_missing() -> None:

@@ -16,11 +16,11 @@ import pytest
 from factories import domestic_abuse_incident
 
 import schemas
-from broker.hub_event import HubEvent
-from broker.sinks import SinkError, SinkUnavailable, open_sink
-from broker.sinks.jsonl import JsonlSink
-from broker.sinks.sqlite import SqliteSink
-from broker.sinks.webhook import WebhookSink
+from broker.hub.delivered import HubEvent
+from broker.hub.sinks import SinkError, SinkUnavailable, open_sink
+from broker.hub.sinks.jsonl import JsonlSink
+from broker.hub.sinks.sqlite import SqliteSink
+from broker.hub.sinks.webhook import WebhookSink
 from consent.engine import Engine
 from consent.policy import BASELINE, load
 from consent.state import ChildState

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from broker.exceptions import SgbError
-from broker.keys import LocalKeyDirectory
+from broker.security.key_directory import LocalKeyDirectory
 
 
 def _secret_after(barrier: object, directory: str, queue: object) -> None:

@@ -11,8 +11,8 @@ import schemas
 from consent.engine import Decision, Engine
 from consent.policy import load
 from consent.state import ChildState, Consent, Flag
-from consent.status import derive
-from consent.vocabulary import Audience, LawfulBasis, Outcome, Reason
+from consent.state_updates import derive
+from schemas.vocabulary import Audience, LawfulBasis, Outcome, Reason
 from factories import event
 
 ONBOARDED = {("MASH", "202"), ("MASH", "203"), ("FAMILY_HELP", "202"), ("SCHOOL_DSL", "100000"),

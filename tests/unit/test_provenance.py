@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from broker import provenance
-from broker.cli import Context
-from broker.cli.keys_cmd import keys
+from broker.security import provenance
+from sgb.cli.root import Context
+from sgb.cli.keys import keys
 from broker.exceptions import SgbError
-from broker.provenance import SIGNATURE_HEADER, Provenance, ProvenanceReason, Signer, Verifier
+from broker.security.provenance import SIGNATURE_HEADER, Provenance, ProvenanceReason, Signer, Verifier
 from broker.settings import Settings
-from broker.signing_keys import KeyStore, KeyStoreError
+from broker.security.signing_keys import KeyStore, KeyStoreError
 
 POLICE_IN, HEALTH_IN = "sg.ingress.police.v1", "sg.ingress.health.v1"
 SCHOOL = "sg.deliver.school_dsl.100000.v1"

@@ -11,13 +11,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from broker.acls import SCHEMA_READER_GROUP, bindings, principal_names, principals
+from broker.cluster.acls import SCHEMA_READER_GROUP, bindings, principal_names, principals
 from broker.exceptions import KafkaRuntimeError
-from broker.kafka_runtime import LocalKafka
-from broker.kafka_security import BrokerSecurity, load_client_settings
+from broker.cluster.local_kafka import LocalKafka
+from broker.cluster.security import BrokerSecurity, load_client_settings
 from broker.settings import Settings
-from broker.tls import LocalCA, subject_cn
-from broker.topics import load_declaration
+from broker.cluster.tls import LocalCA, subject_cn
+from schemas.topics import load_declaration
 
 
 def _certs(path: Path) -> list[x509.Certificate]:

@@ -11,19 +11,19 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-import connectors.simulate_run  # noqa: F401  (configures logging outside the CLI runner's streams)
+import sgb.simulate.run  # noqa: F401  (configures logging outside the CLI runner's streams)
 import schemas
-from broker.cli import Context
-from broker.cli.simulate_cmd import simulate
-from broker.codecs import Codecs
-from connectors.simulate import (
+from sgb.cli.root import Context
+from sgb.cli.simulate import simulate
+from broker.wire.codecs import Codecs
+from sgb.simulate.events import (
     EVENT_AGENCY,
     EVENT_TYPES,
     Population,
     SimulationError,
     Simulator,
 )
-from connectors.simulate_run import LogProgress, TokenBucket, run_simulation
+from sgb.simulate.run import LogProgress, TokenBucket, run_simulation
 from schemas.identifiers import is_valid_nhs_number, is_valid_upn
 from schemas.jsonform import event_from_json, record_from_json, to_json
 from schemas.reference import icb_for, police_force_for
@@ -332,7 +332,7 @@ def test_bad_options_are_one_clear_sentence(args: list[str], words: str) -> None
 
 
 def test_output_file_is_read_by_policy_evaluate(tmp_path: Path) -> None:
-    from broker.topics import load_declaration
+    from schemas.topics import load_declaration
     from consent.explain import explain
     from consent.policy import load
     from consent.state import ChildState

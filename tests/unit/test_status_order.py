@@ -16,7 +16,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from consent import status
+from consent import state_updates as status
 from consent.state import ChildState
 
 CHILDREN = [f"nhs:999000{n:04d}" for n in range(6)]

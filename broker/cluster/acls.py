@@ -1,0 +1,300 @@
+"""Principals and ACLs as code: who may do what on the cluster, derived from ``deploy/topics.yaml``.
+
+One model serves two places: ``sgb deploy k8s`` turns it into Strimzi ``KafkaUser``
+resources, and ``sgb topics apply`` applies it to a cluster that runs an authorizer (the
+local runtime started with ``--security``), with the settings' topic prefix applied to
+topic, group and transactional id names as the running code applies it.
+
+The rules: a connector may only write its own ingress topic (and the dead-letter topic);
+a hub may only read its own delivery topic with its own group; only the filter reads
+ingress and writes deliveries, audit and status. The broker and the admin principal are
+super users and need no ACL.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import (  # type: ignore[attr-defined]  # exported at run time, not in the stubs
+    AclBinding,
+    AclBindingFilter,
+    AclOperation,
+    AclPermissionType,
+    ResourcePatternType,
+    ResourceType,
+)
+
+from broker.clients import admin_client
+from broker.exceptions import TopicsError
+from broker.settings import Settings
+from schemas.topics import AUDIENCES, TopicDeclaration, delivery_topic
+from schemas.topics import AUDIT_TOPIC, CONSENT_TOPIC, DELIVERY_PREFIX, DLQ_TOPIC, INGRESS_PREFIX, SCHEMAS_TOPIC, STATUS_TOPIC, ingress_topic
+
+FILTER_GROUP = "sgb-filter"
+#: The principal the brokers authenticate as to each other and to the controllers.
+BROKER_PRINCIPAL = "sgb-broker"
+#: The operator's principal: creates topics, ACLs and credentials (a super user, no ACLs).
+ADMIN_PRINCIPAL = "sgb-admin"
+#: The group the embedded schema registry reads registrations with: not prefixed (see registry.py).
+SCHEMA_READER_GROUP = "sgb-schema-reader"
+
+
+@dataclass(frozen=True, slots=True)
+class Acl:
+    """One allow rule: operations on a resource (a name, or a prefix of names).
+
+    ``prefixed`` says whether the running code puts the settings' topic prefix in front of
+    the name (topics, groups and transactional ids all get it, the schema reader's group not).
+    """
+
+    resource: str  # topic, group, transactionalId
+    name: str
+    operations: tuple[str, ...]
+    pattern: str = "literal"
+    prefixed: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """A Kafka user and what it may do."""
+
+    name: str
+    role: str  # filter, connector, hub
+    acls: tuple[Acl, ...]
+
+
+def k8s_name(text: str) -> str:
+    """A Kubernetes object name for ``text``: lower case, with ``_`` as ``-``."""
+    name = text.lower().replace("_", "-")
+    if not re.fullmatch(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?", name) or len(name) > 253:
+        msg = f"{text!r} cannot be turned into a Kubernetes name."
+        raise ValueError(msg)
+    return name
+
+
+def agencies(declaration: TopicDeclaration) -> list[str]:
+    """The agencies with a declared ingress topic, e.g. ``police``, ``local_authority``."""
+    found = [re.fullmatch(r"sg\.ingress\.([a-z_]+)\.v[0-9]+", t.name) for t in declaration.topics]
+    return [m.group(1) for m in found if m]
+
+
+def organisations(declaration: TopicDeclaration) -> list[tuple[str, str]]:
+    """Every onboarded (audience, organisation) pair, audiences in their fixed order."""
+    orgs = declaration.deliveries.organisations
+    return [(audience, org) for audience in AUDIENCES for org in orgs.get(audience, [])]
+
+
+def hub_name(audience: str, organisation: str) -> str:
+    """The Kafka user (and workload) name of one hub organisation."""
+    return k8s_name(f"sgb-hub-{audience}-{organisation}")
+
+
+def connector_name(agency: str) -> str:
+    """The Kafka user of one agency's connectors, e.g. ``sgb-connector-police``."""
+    return k8s_name(f"sgb-connector-{agency}")
+
+
+def principals(declaration: TopicDeclaration) -> list[Principal]:
+    """Every principal with its ACLs: the filter, a connector per agency, a hub per organisation."""
+    # Every client registers the schemas it builds a serde for, readers included (the embedded
+    # registry's AvroSerde registers on construction), so each needs Write on the registrations.
+    schemas_rw = Acl("topic", SCHEMAS_TOPIC, ("Read", "Write", "Describe"))
+    # The embedded registry reads registrations with this group id (assigned, never committed).
+    schema_reader = Acl("group", SCHEMA_READER_GROUP, ("Read",), prefixed=False)
+    out = [Principal("sgb-filter", "filter", (
+        Acl("topic", INGRESS_PREFIX, ("Read", "Describe"), "prefix"),
+        # The filter republishes the consent record in force (newest by recorded time wins) and
+        # publishes the status it derives, so it writes as well as reads these two.
+        Acl("topic", CONSENT_TOPIC, ("Read", "Write", "Describe")),
+        Acl("topic", STATUS_TOPIC, ("Read", "Write", "Describe")),
+        Acl("topic", DELIVERY_PREFIX, ("Write", "Describe"), "prefix"),
+        Acl("topic", AUDIT_TOPIC, ("Write", "Describe")),
+        Acl("topic", DLQ_TOPIC, ("Write", "Describe")),
+        schemas_rw,
+        # The group the processes share, and each process's state reader (<group>-state-<instance>).
+        Acl("group", FILTER_GROUP, ("Read", "Describe"), "prefix"),
+        schema_reader,
+        # Transactional ids are <group>-<instance>.
+        Acl("transactionalId", FILTER_GROUP, ("Write", "Describe"), "prefix"),
+    ))]
+    for agency in agencies(declaration):
+        # The local authority's case system is where consent is recorded: its connector
+        # publishes consent records as well as events.
+        consent = ((Acl("topic", CONSENT_TOPIC, ("Write", "Describe")),)
+                   if agency == "local_authority" else ())
+        out.append(Principal(connector_name(agency), "connector", (
+            Acl("topic", ingress_topic(agency), ("Write", "Describe")),
+            *consent,
+            # What a connector cannot map goes to the dead-letter topic with its reason.
+            Acl("topic", DLQ_TOPIC, ("Write", "Describe")),
+            schemas_rw,
+            schema_reader,
+            # Transactional ids are sgb-connector-<name>; names start with the agency.
+            Acl("transactionalId", f"sgb-connector-{agency}", ("Write", "Describe"), "prefix"),
+        )))
+    for audience, org in organisations(declaration):
+        out.append(Principal(hub_name(audience, org), "hub", (
+            Acl("topic", delivery_topic(audience, org), ("Read", "Describe")),
+            Acl("group", f"sgb-hub-{audience.lower()}-{org}", ("Read", "Describe")),
+            # The inbox page's own subscriber (sgb hub serve); literal, as a prefix would also
+            # match a longer organisation code that starts with this one.
+            Acl("group", f"sgb-hub-{audience.lower()}-{org}-inbox", ("Read", "Describe")),
+            schemas_rw,
+            schema_reader,
+        )))
+    return out
+
+
+def principal_names(declaration: TopicDeclaration) -> list[str]:
+    """The names credentials may be made for: the admin and every declared principal."""
+    return [ADMIN_PRINCIPAL, *(p.name for p in principals(declaration))]
+
+
+# -- applying them to a cluster ---------------------------------------------------------------------
+_RESOURCES = {"topic": ResourceType.TOPIC, "group": ResourceType.GROUP,
+              "transactionalId": ResourceType.TRANSACTIONAL_ID}
+_PATTERNS = {"literal": ResourcePatternType.LITERAL, "prefix": ResourcePatternType.PREFIXED}
+_OPERATIONS = {"Read": AclOperation.READ, "Write": AclOperation.WRITE, "Describe": AclOperation.DESCRIBE}
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Binding:
+    """One ACL as the cluster holds it: a principal allowed one operation on one resource."""
+
+    principal: str  # User:<name>
+    resource: str
+    name: str
+    pattern: str
+    operation: str
+
+    def describe(self) -> str:
+        """One line for a report, e.g. ``User:sgb-filter Read topic sg.ingress.* (prefix)``."""
+        star = "*" if self.pattern == "prefix" else ""
+        return f"{self.principal} {self.operation} {self.resource} {self.name}{star}"
+
+    def to_kafka(self) -> AclBinding:
+        return AclBinding(_RESOURCES[self.resource], self.name, _PATTERNS[self.pattern], self.principal, "*",
+                          _OPERATIONS[self.operation], AclPermissionType.ALLOW)
+
+
+def bindings(settings: Settings, declaration: TopicDeclaration) -> set[Binding]:
+    """The ACLs the declaration asks for on this cluster, with the settings' prefix applied."""
+    out = set()
+    for principal in principals(declaration):
+        for acl in principal.acls:
+            name = settings.topic(acl.name) if acl.prefixed else acl.name
+            for operation in acl.operations:
+                out.add(Binding(f"User:{principal.name}", acl.resource, name, acl.pattern, operation))
+    return out
+
+
+@dataclass
+class AclReport:
+    """What applying the ACLs found and did."""
+
+    enabled: bool = True
+    created: list[Binding] = field(default_factory=list)
+    undeclared: list[Binding] = field(default_factory=list)
+    removed: list[Binding] = field(default_factory=list)
+    unchanged: int = 0
+
+    @property
+    def drift(self) -> bool:
+        """The cluster's ACLs differed from the declaration before this run."""
+        return bool(self.created or self.undeclared or self.removed)
+
+
+def _from_kafka(acl: Any) -> Binding:
+    resource = {v: k for k, v in _RESOURCES.items()}.get(acl.restype)
+    pattern = {v: k for k, v in _PATTERNS.items()}.get(acl.resource_pattern_type)
+    operation = {v: k for k, v in _OPERATIONS.items()}.get(acl.operation)
+    declarable = None not in (resource, pattern, operation)
+    if not declarable or acl.permission_type != AclPermissionType.ALLOW or acl.host != "*":
+        # Something sgb never declares (a deny, a host, another operation): always drift.
+        what = f"{acl.operation.name}/{acl.permission_type.name}@{acl.host}"
+        return Binding(acl.principal, acl.restype.name.lower(), acl.name,
+                       acl.resource_pattern_type.name.lower(), what)
+    return Binding(acl.principal, str(resource), acl.name, str(pattern), str(operation))
+
+
+def current_bindings(settings: Settings, timeout: float = 30.0) -> tuple[set[Binding], list[Any]] | None:
+    """The cluster's ACLs (and their raw form), or None when the cluster runs no authorizer."""
+    admin = admin_client(settings)
+    # None: any name, principal and host.
+    everything = AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY,  # type: ignore[arg-type]
+                                  None, None, AclOperation.ANY, AclPermissionType.ANY)  # type: ignore[arg-type]
+    try:
+        raw = admin.describe_acls(everything, request_timeout=timeout).result()
+    except KafkaException as exc:
+        error = exc.args[0]
+        if error.code() == KafkaError.SECURITY_DISABLED:
+            return None
+        msg = f"Kafka at {settings.bootstrap} refused to list its ACLs: {error.str()}."
+        raise TopicsError(msg) from None
+    found: set[Binding] = set()
+    kept = []
+    for acl in raw:
+        if settings.topic_prefix and not _ours(settings, acl.name):
+            continue  # another environment's ACL on a shared cluster
+        found.add(_from_kafka(acl))
+        kept.append(acl)
+    return found, kept
+
+
+def _ours(settings: Settings, name: str) -> bool:
+    return name.startswith(settings.topic_prefix) or name == SCHEMA_READER_GROUP
+
+
+def apply_acls(settings: Settings, declaration: TopicDeclaration, *, dry_run: bool = False,
+               prune: bool = False, timeout: float = 30.0) -> AclReport:
+    """Create the declared ACLs that are missing; report (or, with ``prune``, delete) the others.
+
+    A cluster without an authorizer has no ACLs to apply: the report says so (``enabled`` False).
+    With a topic prefix only ACLs on names with that prefix are compared, so environments
+    sharing a cluster do not see each other's ACLs as drift.
+    """
+    current = current_bindings(settings, timeout)
+    report = AclReport()
+    if current is None:
+        report.enabled = False
+        return report
+    found, raw = current
+    wanted = bindings(settings, declaration)
+    report.created = sorted(wanted - found)
+    report.unchanged = len(wanted & found)
+    extra = found - wanted
+    admin = admin_client(settings)
+    if report.created and not dry_run:
+        created = admin.create_acls([b.to_kafka() for b in report.created], request_timeout=timeout)
+        try:
+            _wait(created, "creating ACLs")
+        except _NoAuthorizer:
+            return AclReport(enabled=False)
+    if prune:
+        report.removed = sorted(extra)
+        if extra and not dry_run:
+            doomed = [AclBindingFilter(a.restype, a.name, a.resource_pattern_type, a.principal, a.host,
+                                       a.operation, a.permission_type)
+                      for a in raw if _from_kafka(a) in extra]
+            _wait(admin.delete_acls(doomed, request_timeout=timeout), "deleting ACLs")
+    else:
+        report.undeclared = sorted(extra)
+    return report
+
+
+class _NoAuthorizer(Exception):
+    """The cluster answered that it runs no authorizer."""
+
+
+def _wait(futures: dict[Any, Any], what: str) -> None:
+    for future in futures.values():
+        try:
+            future.result()
+        except KafkaException as exc:
+            if exc.args[0].code() == KafkaError.SECURITY_DISABLED:
+                raise _NoAuthorizer from None
+            msg = f"Kafka refused {what}: {exc.args[0].str()}."
+            raise TopicsError(msg) from None

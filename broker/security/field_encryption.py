@@ -1,0 +1,310 @@
+"""Per-child field encryption: CONFIDENTIAL_ADDRESS and NARRATIVE fields sealed at rest in Kafka.
+
+Before Avro encoding, every string leaf under a field tagged ``CONFIDENTIAL_ADDRESS`` or
+``NARRATIVE`` (the tags in ``schemas/avro``, so a new tagged field is covered without
+touching this code) is replaced by a text token, so the schemas are unchanged::
+
+    sgbenc:v1:<base64url, unpadded, of  hn | sealed-kid | n | ciphertext>
+
+``n`` and ``hn`` are 12-byte random nonces. The ciphertext is AES-256-GCM under the child's
+data key (DEK, :mod:`broker.security.key_vault`) with associated data ``sgbenc:v1 | kid | event id |
+field path`` (paths like ``child.confidential_address.line1`` or
+``details.locations_of_concern[0]``), so a token moved to another event, child or field
+fails authentication. ``sealed-kid`` is the DEK's id sealed (AES-GCM, random nonce) with a
+vault-wide key, so a reader with the vault finds the DEK without the child's key (which
+redaction may remove), while anyone else reading topics cannot link one child's events.
+
+Readers never fail on a token and never show one as text: a field whose DEK was destroyed
+reads :data:`ERASED`; a token that fails authentication reads :data:`UNREADABLE`.
+Non-string leaves under those tags (none in the current schemas) stay as they are.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from broker.security.key_directory import KeyProvider
+from broker.security.key_vault import KID_BYTES, KeyVault
+from broker.logs import get_logger
+
+log = get_logger("broker.fieldcrypt")
+
+PREFIX = "sgbenc:v1:"
+ERASED = "[erased]"
+UNREADABLE = "[unreadable]"
+ENCRYPTED_TAGS = frozenset({"CONFIDENTIAL_ADDRESS", "NARRATIVE"})
+_NAMESPACE = "uk.sgb"
+_SEALED_KID = 12 + KID_BYTES + 16
+_KID_AAD = b"sgbenc:v1:kid"
+
+# A plan node: "leaf" (a string to seal), ("record", {name: node}), ("array", node) or "details".
+Node = Any
+
+
+class FieldUnreadable(Exception):
+    """A token is malformed or fails authentication (moved, altered or from another vault)."""
+
+
+class KeyErased(Exception):
+    """The token's data key was destroyed: the field is erased."""
+
+
+def _named_types(schema: Any, named: dict[str, Any]) -> None:
+    if isinstance(schema, list):
+        for branch in schema:
+            _named_types(branch, named)
+    elif isinstance(schema, dict):
+        kind = schema.get("type")
+        if kind in ("record", "enum", "fixed") and "name" in schema:
+            named[schema["name"]] = schema
+            named[schema.get("namespace", _NAMESPACE) + "." + schema["name"]] = schema
+            for field in schema.get("fields", ()):
+                _named_types(field["type"], named)
+        elif kind == "array":
+            _named_types(schema["items"], named)
+        elif kind == "map":
+            _named_types(schema["values"], named)
+        elif isinstance(kind, (dict, list)):
+            _named_types(kind, named)
+
+
+class Plan:
+    """Which paths of an event are sealed, compiled once per details record from the tags.
+
+    Args:
+        schema: the SafeguardingEvent envelope, named types inlined (``schemas.load``).
+    """
+
+    def __init__(self, schema: Mapping[str, Any]) -> None:
+        self._named: dict[str, Any] = {}
+        _named_types(schema, self._named)
+        self._envelope = self._record(schema, False)
+        self._details: dict[str, Node] = {}
+
+    def for_event_type(self, event_type: str) -> Node:
+        """The plan of one event type (``details`` resolved to its record)."""
+        plan = self._details.get(event_type)
+        if plan is None:
+            name = _NAMESPACE + "." + "".join(part.capitalize() for part in event_type.split("_"))
+            record = self._named.get(name)
+            sub = self._record(record, False) if record is not None else None
+            plan = self._resolve(self._envelope, sub)
+            self._details[event_type] = plan
+        return plan
+
+    def _resolve(self, node: Node, details: Node) -> Node:
+        if node == "details":
+            return details
+        if isinstance(node, tuple) and node[0] == "record":
+            fields = {k: self._resolve(v, details) for k, v in node[1].items()}
+            fields = {k: v for k, v in fields.items() if v is not None}
+            return ("record", fields) if fields else None
+        return node
+
+    def _type(self, type_: Any) -> Any:
+        if isinstance(type_, list):
+            branches = [b for b in type_ if b != "null"]
+            if len(branches) != 1:
+                return branches  # the details union
+            type_ = branches[0]
+        if isinstance(type_, str) and type_ in self._named:
+            return self._named[type_]
+        return type_
+
+    def _node(self, type_: Any, hit: bool) -> Node:
+        type_ = self._type(type_)
+        if isinstance(type_, list):
+            return "details"
+        if isinstance(type_, dict) and type_.get("type") == "record":
+            return self._record(type_, hit)
+        if isinstance(type_, dict) and type_.get("type") == "array":
+            item = self._node(type_["items"], hit)
+            return ("array", item) if item is not None else None
+        return "leaf" if hit and type_ == "string" else None
+
+    def _record(self, record: Mapping[str, Any], hit: bool) -> Node:
+        fields: dict[str, Node] = {}
+        for field in record["fields"]:
+            tagged = hit or bool(ENCRYPTED_TAGS & set(field.get("confluent:tags", ())))
+            node = self._node(field["type"], tagged)
+            if node is not None:
+                fields[field["name"]] = node
+        return ("record", fields) if fields else None
+
+
+def _walk(value: Any, node: Node, path: str, leaf: Callable[[str, Any], Any]) -> Any:
+    """A copy of ``value`` with ``leaf(path, text)`` applied to each planned string leaf."""
+    if value is None or node is None:
+        return value
+    if node == "leaf":
+        return leaf(path, value) if isinstance(value, str) else value
+    kind, sub = node
+    if kind == "array":
+        return [_walk(item, sub, f"{path}[{i}]", leaf) for i, item in enumerate(value)]
+    if not isinstance(value, dict):
+        return value
+    copy = dict(value)
+    for name, child in sub.items():
+        if name in copy:
+            copy[name] = _walk(copy[name], child, f"{path}.{name}" if path else name, leaf)
+    return copy
+
+
+def _walk_tokens(value: Any, path: str, leaf: Callable[[str, str], Any]) -> Any:
+    """A copy of ``value`` with ``leaf(path, token)`` applied to every token, wherever it is."""
+    if isinstance(value, str):
+        return leaf(path, value) if value.startswith(PREFIX) else value
+    if isinstance(value, dict):
+        return {k: _walk_tokens(v, f"{path}.{k}" if path else k, leaf) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_walk_tokens(v, f"{path}[{i}]", leaf) for i, v in enumerate(value)]
+    return value
+
+
+class FieldCipher:
+    """Seals and opens the tagged fields of events with per-child data keys.
+
+    Args:
+        vault: where the data keys are.
+        keys: the key provider; its ``kid-seal`` secret seals key ids inside tokens.
+        schema: the SafeguardingEvent envelope (``schemas.load("SafeguardingEvent")``).
+    """
+
+    def __init__(self, vault: KeyVault, keys: KeyProvider, schema: Mapping[str, Any]) -> None:
+        self.vault = vault
+        self._kid_seal = AESGCM(keys.secret("kid-seal"))
+        self._plan = Plan(schema)
+        self._aeads: dict[bytes, AESGCM] = {}
+
+    # -- one value -------------------------------------------------------------------------
+    def seal_text(self, child: str, event_id: str, path: str, text: str) -> str:
+        """The token for ``text`` at ``path`` of event ``event_id`` about ``child``."""
+        return self._sealer(child, event_id)(path, text)
+
+    def open_text(self, event_id: str, path: str, token: str) -> str:
+        """The text of a token; raises :class:`KeyErased` or :class:`FieldUnreadable`."""
+        return self._opener(event_id)(path, token)
+
+    def _aead(self, dek: bytes) -> AESGCM:
+        aead = self._aeads.get(dek)
+        if aead is None:
+            if len(self._aeads) > 10_000:
+                self._aeads.clear()
+            aead = self._aeads[dek] = AESGCM(dek)
+        return aead
+
+    def _sealer(self, child: str, event_id: str) -> Callable[[str, str], str]:
+        """Seals the fields of one event: one key lookup and one sealed key id per event."""
+        kid, dek = self.vault.data_key(child)
+        aead = self._aead(dek)
+        hn = os.urandom(12)
+        head = hn + self._kid_seal.encrypt(hn, kid, _KID_AAD)
+
+        def seal(path: str, text: str) -> str:
+            nonce = os.urandom(12)
+            body = aead.encrypt(nonce, text.encode(), _aad(kid, event_id, path))
+            return PREFIX + base64.urlsafe_b64encode(head + nonce + body).rstrip(b"=").decode()
+
+        return seal
+
+    def _opener(self, event_id: str) -> Callable[[str, str], str]:
+        """Opens the tokens of one event, looking each sealed key id up once."""
+        keys: dict[bytes, tuple[bytes, AESGCM | None]] = {}
+
+        def open_(path: str, token: str) -> str:
+            raw = _decode(token)
+            if len(raw) < _SEALED_KID + 12 + 16:
+                raise FieldUnreadable
+            head = raw[:_SEALED_KID]
+            found = keys.get(head)
+            if found is None:
+                try:
+                    kid = self._kid_seal.decrypt(head[:12], head[12:], _KID_AAD)
+                except InvalidTag:
+                    raise FieldUnreadable from None
+                dek = self.vault.key_by_id(kid)
+                found = keys[head] = (kid, self._aead(dek) if dek is not None else None)
+            kid, aead = found
+            if aead is None:
+                raise KeyErased
+            at = _SEALED_KID
+            try:
+                return aead.decrypt(raw[at:at + 12], raw[at + 12:], _aad(kid, event_id, path)).decode()
+            except (InvalidTag, UnicodeDecodeError):
+                raise FieldUnreadable from None
+
+        return open_
+
+    # -- whole events ----------------------------------------------------------------------
+    def seal(self, event: Mapping[str, Any], child: str) -> dict[str, Any]:
+        """A copy of ``event`` with every tagged string sealed (tokens already there are kept)."""
+        plan = self._plan.for_event_type(str(event["event_type"]))
+        sealer: list[Callable[[str, str], str]] = []
+
+        def leaf(path: str, text: str) -> str:
+            if text.startswith(PREFIX):
+                return text
+            if not sealer:
+                sealer.append(self._sealer(child, str(event["event_id"])))
+            return sealer[0](path, text)
+
+        return _walk(dict(event), plan, "", leaf)  # type: ignore[no-any-return]
+
+    def is_sealed(self, event: Mapping[str, Any]) -> bool:
+        """Whether every tagged string of ``event`` is already a token."""
+        clear: list[str] = []
+
+        def leaf(path: str, text: str) -> str:
+            if not text.startswith(PREFIX):
+                clear.append(path)
+            return text
+
+        _walk(event, self._plan.for_event_type(str(event["event_type"])), "", leaf)
+        return not clear
+
+    def reveal(self, event: Mapping[str, Any], *, erased: Any = ERASED,
+               unreadable: Any = UNREADABLE) -> dict[str, Any]:
+        """A copy of ``event`` with every token opened; erased and unreadable ones replaced."""
+        event_id = str(event.get("event_id"))
+        failed: list[str] = []
+        open_ = self._opener(event_id)
+
+        def leaf(path: str, token: str) -> Any:
+            try:
+                return open_(path, token)
+            except KeyErased:
+                return erased
+            except FieldUnreadable:
+                failed.append(path)
+                return unreadable
+
+        out = _walk_tokens(dict(event), "", leaf)
+        if failed:
+            log.warning("encrypted field failed authentication; shown as unreadable", event_id=event_id,
+                        count=len(failed))
+        return out  # type: ignore[no-any-return]
+
+    def has_tokens(self, event: Mapping[str, Any]) -> bool:
+        """Whether any string in ``event`` is a token."""
+        found: list[str] = []
+        _walk_tokens(event, "", lambda path, token: found.append(path))
+        return bool(found)
+
+
+def _aad(kid: bytes, event_id: str, path: str) -> bytes:
+    return b"sgbenc:v1\x00" + kid + b"\x00" + event_id.encode() + b"\x00" + path.encode()
+
+
+def _decode(token: str) -> bytes:
+    text = token[len(PREFIX):]
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError):
+        raise FieldUnreadable from None

@@ -1,0 +1,392 @@
+"""``sgb filter run``: the engine on Kafka, exactly once.
+
+One consumer group reads every ingress topic. Each batch is one Kafka transaction:
+deliveries, audit records, status changes, dead letters and the consumed offsets commit
+together or not at all, so a crash neither loses nor duplicates a delivery for a
+``read_committed`` reader. Per-child state is read from the compacted consent and status
+topics by every process (a global table), so any process can decide any child.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import KafkaException, Message, TopicPartition
+
+import schemas
+from broker import metrics
+from broker.wire import dead_letters as deadletter
+from broker.security import provenance
+from broker.clients import admin_client, consumer, producer
+from broker.transactions import bounded, next_offsets, retrying, watermarks
+from broker.wire.codecs import Codecs
+from broker.security.ciphers import FilterCrypt
+from broker.exceptions import SerdeError
+from broker.probes import Health
+from broker.security.key_directory import LocalKeyDirectory
+from broker.logs import get_logger
+from broker.wire.registry import registry_for
+from broker.settings import Settings
+from consent import policy as policy_module
+from consent import state_updates as status
+from consent.audit import audit_record, withhold
+from consent.filter.audit_chains import AuditChains
+from consent.engine import Decision, Engine
+from consent.exceptions import EventInvalid, PolicyError
+from consent.policy import Policy
+from consent.filter.state_reader import CONSENT_TOPIC, STATUS_TOPIC, StateReader
+from consent.filter.store import SqliteStore, StateStore
+from schemas.vocabulary import Outcome, Reason
+from schemas.child_keys import child_key
+from schemas.topics import AUDIT_TOPIC, DELIVERY_PREFIX, INGRESS_TOPICS
+
+log = get_logger("consent.filter")
+
+INGRESS = INGRESS_TOPICS
+COMPONENT = "filter"
+# Kept importable from here: tests and benchmarks use them through this module.
+__all__ = ["CONSENT_TOPIC", "STATUS_TOPIC", "FilterService", "audit_record", "watermarks"]
+
+
+class FilterService:
+    """The filter process.
+
+    Args:
+        settings: how to reach Kafka, where state lives.
+        policy_path: the policy file; re-read when it changes, without a restart.
+        group_id: the consumer group every filter process shares.
+        instance: this process's stable name; its transactional id is derived from it, so a
+            restarted instance fences and aborts whatever its predecessor left open.
+        batch_size: most events in one transaction.
+        store: per-child state; an on-disk store under the state directory by default.
+    """
+
+    def __init__(self, settings: Settings, policy_path: Path = policy_module.BASELINE, *,
+                 group_id: str | None = None, instance: str | None = None, batch_size: int = 500,
+                 store: StateStore | None = None) -> None:
+        self.settings = settings
+        self.policy_path = policy_path
+        # Default names carry the topic prefix, so deployments sharing a cluster never share a
+        # group or fence each other's transactions.
+        self.group_id = group_id or f"{settings.topic_prefix}sgb-filter"
+        self.instance = instance or socket.gethostname()
+        self.batch_size = batch_size
+        self.counts: Counter[str] = Counter()
+        self._policy_mtime = 0.0
+        self._policy = self._load_policy()
+        self._codecs = Codecs(registry_for(settings))
+        self._keys = LocalKeyDirectory(settings.state_dir / "keys")
+        self._pseudonym_key = self._keys.secret("pseudonymisation")
+        # SGB_PROVENANCE: verify each ingress event's signature, sign each delivery (None when off).
+        self._provenance = provenance.for_process(settings, provenance.FILTER_SIGNER)
+        self._onboarded: set[str] = set()
+        self._onboarded_at = 0.0
+        self._engine = self._make_engine(self._policy)
+        self._crypt = FilterCrypt(settings, self._policy)
+        self._store = store or SqliteStore(settings.state_dir / "filter" / f"{self.group_id}.{self.instance}.db")
+        self._state = StateReader(settings, self._store, self._codecs, self.counts, self.group_id)
+        self._failures = 0
+        self._transactional_id = ""
+        self.ready = threading.Event()
+        self.health = Health("filter")
+        self.health.add_check("running", self.ready.is_set)
+        self._batch_decisions: Counter[tuple[str, str, str]] = Counter()
+        self._batch_agencies: Counter[str] = Counter()
+        self._batch_dead = 0
+        self._chains = AuditChains()
+
+    # -- policy --------------------------------------------------------------------------
+    def _load_policy(self) -> Policy:
+        self._policy_mtime = self.policy_path.stat().st_mtime
+        return policy_module.load(self.policy_path)
+
+    def _make_engine(self, policy: Policy) -> Engine:
+        return Engine(policy, schemas.load("SafeguardingEvent"), self._pseudonym_key, self._is_onboarded)
+
+    def _maybe_reload_policy(self) -> None:
+        try:
+            mtime = self.policy_path.stat().st_mtime
+        except FileNotFoundError:
+            return
+        if mtime == self._policy_mtime:
+            return
+        try:
+            policy = self._load_policy()
+        except PolicyError as exc:
+            log.error("policy reload rejected; keeping the policy in force", reason=str(exc),
+                      policy_version=self._policy.version_id)
+            return
+        self._policy, self._engine = policy, self._make_engine(policy)
+        self._crypt.use_policy(policy)
+        log.info("policy reloaded", policy_version=policy.version_id)
+
+    def _is_onboarded(self, audience: str, organisation: str) -> bool:
+        from consent.engine import delivery_topic
+
+        return self.settings.topic(delivery_topic(audience, organisation)) in self._onboarded
+
+    def _refresh_onboarded(self, force: bool = False) -> None:
+        if not force and time.monotonic() - self._onboarded_at < 30.0:
+            return
+        metadata = admin_client(self.settings).list_topics(timeout=10)
+        prefix = self.settings.topic(DELIVERY_PREFIX)
+        self._onboarded = {name for name in metadata.topics if name.startswith(prefix)}
+        self._onboarded_at = time.monotonic()
+
+    # -- the loop ------------------------------------------------------------------------
+    def run(self, stop: threading.Event) -> Counter[str]:
+        """Run until ``stop`` is set; returns the counts of what was done."""
+        self._refresh_onboarded(force=True)
+        transactional_id = f"{self.group_id}-{self.instance}"
+        self._transactional_id = transactional_id
+        self._state.open(self.instance, writer=transactional_id)
+        self._state.catch_up()
+        self._producer = self._new_producer()
+        self._consumer = consumer(self.settings, self.group_id, **{"partition.assignment.strategy": "cooperative-sticky",
+                                                                   "session.timeout.ms": 10000})
+        self._consumer.subscribe([self.settings.topic(t) for t in INGRESS], on_assign=self._on_assign,
+                                 on_revoke=self._on_revoke)
+        log.info("filter running", group=self.group_id, transactional_id=transactional_id,
+                 policy_version=self._policy.version_id)
+        self.ready.set()
+        last_stats = time.monotonic()
+        failed = False
+        try:
+            while not stop.is_set():
+                self.health.beat()
+                self._maybe_reload_policy()
+                self._refresh_onboarded()
+                messages = self._next_batch()
+                self._state.drain()
+                if messages:
+                    self._process_batch(messages)
+                if time.monotonic() - last_stats > 10:
+                    log.info("filter progress", counts=dict(self.counts))
+                    last_stats = time.monotonic()
+        except BaseException as exc:
+            failed = True
+            log.error("filter failed; stopping", exc_type=type(exc).__name__,
+                      reason=exc.args[0].str() if isinstance(exc, KafkaException) else None)
+            raise
+        finally:
+            # After a failure, leaving the group cleanly can block on a broken connection;
+            # the group's session timeout frees the partitions instead.
+            if not failed:
+                self._consumer.close()
+            self._state.close(leave=not failed)
+            self._producer.flush(10)
+            self._store.close()
+            log.info("filter stopped", counts=dict(self.counts))
+        return self.counts
+
+    def _next_batch(self) -> list[Message]:
+        """Wait for the first event, then take whatever else has already arrived (up to the
+        batch size): a quiet system decides each event at once, a busy one in large batches."""
+        first = self._consumer.poll(0.2)
+        if first is None:
+            return []
+        return [first, *self._consumer.consume(self.batch_size - 1, timeout=0)]
+
+    def _new_producer(self) -> Any:
+        prod = producer(self.settings, transactional_id=self._transactional_id,
+                        **{"transaction.timeout.ms": 30000, "linger.ms": 2})
+        retrying(lambda: prod.init_transactions(30))
+        return prod
+
+    def _send_offsets(self, offsets: list[TopicPartition]) -> None:
+        group = self._consumer.consumer_group_metadata()
+        bounded(lambda: self._producer.send_offsets_to_transaction(offsets, group, 20), 30,
+                "send_offsets_to_transaction")
+
+    def _renew_producer(self) -> None:
+        """Replace an unusable transactional producer; the new one fences the old and aborts
+        its open transaction."""
+        old = self._producer
+        self._producer = self._new_producer()
+        del old
+        log.warning("transactional producer replaced", transactional_id=self._transactional_id)
+
+    def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        log.info("partitions assigned", count=len(partitions),
+                 partitions=sorted(f"{tp.topic}[{tp.partition}]" for tp in partitions))
+        self._chains.forget(partitions)  # the audit chain heads are read back from the committed offsets
+
+    def _on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        # Every batch commits its transaction before the next poll, so nothing is in flight here.
+        log.info("partitions revoked", count=len(partitions))
+        self._chains.forget(partitions)
+
+    def _process_batch(self, messages: list[Message]) -> None:
+        """The commit path. Everything a batch produces commits atomically with its offsets."""
+        began = time.monotonic()
+        self._batch_decisions.clear()
+        self._batch_agencies.clear()
+        self._batch_dead = 0
+        # 1. Begin the transaction: nothing below is visible to read_committed readers yet.
+        self._producer.begin_transaction()
+        try:
+            # 2. Decide each event; produce deliveries, audit records (each linked into the hash
+            #    chain of its ingress partition, consent/audit_chain.py), status and dead letters.
+            self._chains.begin(self._consumer, {(m.topic(), m.partition()) for m in messages},
+                               self.settings.topic(AUDIT_TOPIC))
+            if self._provenance is not None:
+                self._provenance.prepare(messages)  # verify the batch's signatures on all cores
+            for msg in messages:
+                self._handle(msg)
+            # 3. Put the consumed offsets, carrying the audit chain heads, in the same transaction.
+            offsets = self._chains.offsets(next_offsets(messages))
+            #    (Bounded: this call can hang when the group coordinator dies; see bounded().)
+            retrying(lambda: self._send_offsets(offsets))
+            # 4. Commit: deliveries, audit and offsets become visible together.
+            retrying(lambda: bounded(lambda: self._producer.commit_transaction(60), 90, "commit_transaction"))
+        except KafkaException as exc:
+            # 5. Nothing of the batch is visible. If Kafka says the transaction must be
+            #    aborted, abort; if the producer itself is unusable (fenced, fatal, or in a
+            #    state it cannot leave), replace it: init_transactions under the same
+            #    transactional id aborts whatever was left open. Either way rewind, so the
+            #    batch is redone from its first offset, and forget the state it derived.
+            error = exc.args[0]
+            log.warning("transaction failed; batch will be redone", reason=error.str(), count=len(messages),
+                        status=error.name())
+            self._failures += 1
+            if self._failures > 5:
+                raise
+            if error.txn_requires_abort():
+                self._producer.abort_transaction(30)
+            else:
+                self._renew_producer()
+            self._chains.abort()
+            self._store.rollback()
+            self._rewind(messages)
+            self.counts["aborted_batches"] += 1
+            metrics.record_aborted_transaction()
+            return
+        except BaseException:
+            with contextlib.suppress(KafkaException):
+                self._producer.abort_transaction(30)
+            self._chains.abort()
+            self._store.rollback()
+            raise
+        self._failures = 0
+        # 6. Only now advance the audit chain heads, persist the state that this batch derived,
+        #    and count what it did (an aborted batch is redone, so counting earlier would count
+        #    it twice).
+        self._chains.commit()
+        self._store.commit(self._state.positions)
+        self.counts["batches"] += 1
+        metrics.record_filter_batch(time.monotonic() - began, dict(self._batch_agencies))
+        for (audience, outcome, reason), count in self._batch_decisions.items():
+            metrics.DECISIONS.labels(audience, outcome, reason).inc(count)
+        if self._batch_dead:
+            metrics.record_dead_letter(COMPONENT, self._batch_dead)
+
+    def _rewind(self, messages: list[Message]) -> None:
+        first: dict[tuple[str, int], int] = {}
+        for msg in messages:
+            key = (msg.topic(), msg.partition())
+            first[key] = min(first.get(key, msg.offset()), msg.offset())
+        for (topic, partition), offset in first.items():
+            try:
+                self._consumer.seek(TopicPartition(topic, partition, offset))
+            except KafkaException:
+                pass  # partition revoked meanwhile: its new owner resumes from the committed offset
+
+    def _handle(self, msg: Message) -> None:
+        if msg.error():
+            return
+        origin = deadletter.Origin(msg.topic(), msg.partition(), msg.offset())
+        rejected = self._provenance.check(msg) if self._provenance is not None else None
+        try:
+            event = self._codecs.event.decode(msg.value())
+        except SerdeError as exc:
+            self._dead_letter(msg, rejected.sentence if rejected else str(exc), origin)
+            return
+        if rejected is not None:  # unsigned or forged: nothing is decided, shared or audited
+            self._dead_letter(msg, rejected.sentence, origin, event.get("event_id"))
+            return
+        event, reusable = self._crypt.open(event)
+        self._batch_agencies[str((event.get("source") or {}).get("agency"))] += 1
+        key = child_key(event.get("child") or {})
+        if key is None:
+            self._dead_letter(msg, "Event identifies no child (no NHS number, local id, police reference or UPN).",
+                              origin, event.get("event_id"))
+            return
+        before = self._store.get(key)
+        after = status.derive(event, before)
+        if after is not before:
+            self._store.put(key, after)
+            if status.flags_changed(before, after):
+                record = status.status_record(key, after, event["event_id"], written_by=self._transactional_id)
+                self._producer.produce(self.settings.topic(STATUS_TOPIC), key=key.encode(),
+                                       value=self._codecs.status.encode(record))
+        try:
+            decisions = self._engine.decide(event, after)
+        except EventInvalid as exc:
+            self._dead_letter(msg, str(exc), origin, event.get("event_id"))
+            return
+        now = datetime.now(UTC)
+        # A copy with nothing withheld or transformed is the ingress event itself: reuse its bytes.
+        untouched = (msg.value() if reusable and not event.get("withheld_fields")
+                     and not event.get("generalised_fields") else None)
+        for decision in decisions:
+            self._deliver_and_audit(decision, key, now, untouched, origin)
+
+    def _deliver_and_audit(self, decision: Decision, key: str, now: datetime, untouched: bytes | None,
+                           origin: deadletter.Origin) -> None:
+        topic = decision.topic
+        if decision.outcome is Outcome.SHARE and decision.event is not None and topic is not None:
+            try:
+                if untouched is not None and not decision.removed_fields and not decision.transformed_fields:
+                    value = untouched
+                else:
+                    value = self._codecs.event.encode(self._crypt.seal(decision.event, key))
+            except SerdeError:
+                decision = withhold(decision, Reason.REDACTION_FAILED)
+            else:
+                recipient = f"{decision.audience}:{decision.organisation}"
+                physical = self.settings.topic(topic)
+                delivery_key = self._engine._redactor.pseudonym(key, recipient).encode()
+                headers = delivery_headers(decision)
+                if self._provenance is not None:
+                    headers += self._provenance.sign(physical, delivery_key, value)
+                self._producer.produce(physical, key=delivery_key, value=value, headers=headers)
+        record, partition = self._chains.link(audit_record(decision, now), str(origin.topic),
+                                              int(origin.partition or 0))
+        self._producer.produce(self.settings.topic(AUDIT_TOPIC), key=decision.event_id.encode(),
+                               value=self._codecs.audit.encode(record), partition=partition)
+        self.counts["shared" if decision.outcome is Outcome.SHARE else "withheld"] += 1
+        self._batch_decisions[(decision.audience.value, decision.outcome.value, decision.reason.value)] += 1
+        log.debug("decided", event_id=decision.event_id, audience=decision.audience.value,
+                  outcome=decision.outcome.value, reason=decision.reason.value, rule=decision.rule)
+
+    def _dead_letter(self, msg: Message, reason: str, origin: deadletter.Origin, event_id: str | None = None) -> None:
+        deadletter.send(self._producer, self.settings, self._codecs, component=COMPONENT, reason=reason,
+                        payload=msg.value(), origin=origin, key=msg.key(), event_id=event_id,
+                        content_type="application/vnd.sgb.avro",
+                        extra_headers=provenance.carried(msg.headers()))  # a replay verifies again
+        self.counts["dead_lettered"] += 1
+        self._batch_dead += 1
+        log.warning("event dead-lettered", topic=msg.topic(), partition=msg.partition(), offset=msg.offset(),
+                    event_id=event_id, reason=reason)
+
+
+def delivery_headers(decision: Decision) -> list[tuple[str, bytes]]:
+    """What a delivery says of itself: its event and policy version, and the decision behind it
+    (rule, reason, lawful basis, consent state), so that a hub can show why it received the
+    event without reading the audit topic, which holds every organisation's decisions."""
+    headers = [("sgb.event_id", decision.event_id.encode()),
+               ("sgb.policy_version", decision.policy_version.encode()),
+               ("sgb.rule", (decision.rule or "").encode()),
+               ("sgb.reason", decision.reason.value.encode())]
+    if decision.lawful_basis:
+        headers.append(("sgb.lawful_basis", decision.lawful_basis.value.encode()))
+    if decision.consent_state:
+        headers.append(("sgb.consent_state", decision.consent_state.encode()))
+    return headers

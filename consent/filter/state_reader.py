@@ -1,0 +1,180 @@
+"""The filter's view of the compacted state topics, read as a global table.
+
+Every filter process reads all of ``sg.consent.v1`` and ``sg.status.v1`` into its own
+state store, so any process can decide any child. It reads them to their end before the
+first decision, then drains what has arrived before each batch. Read positions are kept
+in the store, so a restart resumes and a fresh store is rebuilt from the beginning.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
+
+from broker.clients import admin_client, consumer, producer
+from broker.wire.codecs import Codecs
+from broker.exceptions import SerdeError
+from broker.logs import get_logger
+from broker.settings import Settings
+from broker.transactions import watermarks
+from consent import state_updates as status
+from consent.filter.store import StateStore
+from schemas.child_keys import consent_child_key, consent_key
+from schemas.topics import CONSENT_TOPIC, STATUS_TOPIC
+
+log = get_logger("consent.filter")
+
+
+
+class StateReader:
+    """Applies consent and status records to a state store.
+
+    Args:
+        settings: how to reach Kafka.
+        store: where per-child state and the read positions live.
+        codecs: the serdes for consent and status records.
+        counts: the filter's counters (consent records seen and re-published are added).
+        group_id: the filter's group; this reader's consumer is named after it (it commits no offsets).
+    """
+
+    def __init__(self, settings: Settings, store: StateStore, codecs: Codecs, counts: Counter[str],
+                 group_id: str) -> None:
+        self.settings = settings
+        self._store = store
+        self._codecs = codecs
+        self._counts = counts
+        self._group_id = group_id
+        self.positions: dict[tuple[str, int], int] = {}
+        self._consumer: Any = None
+        self._republisher: Any = None
+        self._writer: str | None = None
+
+    def open(self, instance: str, writer: str | None = None) -> None:
+        """Assign every partition of the state topics, from the saved positions.
+
+        Args:
+            instance: this process's name, for the reader's consumer.
+            writer: the name this process writes status records under (its transactional id).
+        """
+        self._writer = writer
+        self._consumer = consumer(self.settings, f"{self._group_id}-state-{instance}")
+        metadata = admin_client(self.settings).list_topics(timeout=10)
+        saved = self._store.positions()
+        assignment = []
+        for logical in (CONSENT_TOPIC, STATUS_TOPIC):
+            name = self.settings.topic(logical)
+            topic = metadata.topics.get(name)
+            if topic is None or topic.error is not None:
+                msg = f"Topic {name} does not exist; run `sgb topics apply`."
+                raise KafkaException(KafkaError(KafkaError.UNKNOWN_TOPIC_OR_PART, msg))
+            for partition in topic.partitions:
+                offset = saved.get((name, partition), -2)  # -2: from the beginning
+                assignment.append(TopicPartition(name, partition, offset))
+        self._consumer.assign(assignment)
+
+    def catch_up(self, timeout: float = 120.0) -> None:
+        """Read the state topics to their current end before deciding anything.
+
+        The end is judged by the consumer's position, not by message offsets: records
+        written in transactions are followed by commit markers that are never delivered.
+        """
+        cons = self._consumer
+        ends: dict[tuple[str, int], int] = {}
+        saved = self._store.positions()
+        for tp in cons.assignment():
+            _, high = watermarks(cons, tp)
+            if high > saved.get((tp.topic, tp.partition), 0):
+                ends[(tp.topic, tp.partition)] = high
+        deadline = time.monotonic() + timeout
+        while ends and time.monotonic() < deadline:
+            for msg in cons.consume(1000, timeout=0.5):
+                self._apply(msg)
+            for tp in cons.position([TopicPartition(t, p) for t, p in ends]):
+                if tp.offset >= ends[(tp.topic, tp.partition)]:
+                    del ends[(tp.topic, tp.partition)]
+        if ends:
+            msg = f"The state topics could not be read to their end within {timeout:.0f} s."
+            raise KafkaException(KafkaError(KafkaError._TIMED_OUT, msg))
+        self._store.commit(self.positions)
+        log.info("state caught up", count=self._counts["consent_records"])
+
+    def drain(self) -> None:
+        """Apply whatever has arrived since the last call, without waiting."""
+        messages = self._consumer.consume(1000, timeout=0)
+        for msg in messages:
+            self._apply(msg)
+        if messages:
+            # Committed at once, so that an aborted batch's rollback cannot undo them.
+            self._store.commit(self.positions)
+
+    def close(self, *, leave: bool = True) -> None:
+        """Close the reader; ``leave=False`` after a failure, when closing could block."""
+        if leave and self._consumer is not None:
+            self._consumer.close()
+        if self._republisher is not None:
+            self._republisher.flush(10)
+
+    def _apply(self, msg: Message) -> None:
+        if msg.error():
+            return
+        self.positions[(msg.topic(), msg.partition())] = msg.offset() + 1
+        key = msg.key().decode() if msg.key() else None
+        if key is None or msg.value() is None:
+            return
+        try:
+            if msg.topic() == self.settings.topic(CONSENT_TOPIC):
+                self._apply_consent(self._codecs.consent.decode(msg.value()))
+            else:
+                self._apply_status(key, self._codecs.status.decode(msg.value()))
+        except SerdeError as exc:
+            log.error("state record unreadable; skipped", topic=msg.topic(), partition=msg.partition(),
+                      offset=msg.offset(), reason=str(exc))
+
+    def _apply_status(self, key: str, record: dict[str, Any]) -> None:
+        """Apply a status record fact by fact; a newer fact in the store is never overwritten.
+
+        This process's own records come back after it has already moved on, and the newer
+        record follows them on the topic, so they are simply outvoted. A stale record from
+        another process may be the last on its compacted key, so the merged state is
+        published again after it (as for consent), and a fresh filter rebuilds the newest.
+        """
+        before = self._store.get(key)
+        after, stale = status.merge_status(before, record)
+        if after is not before:
+            self._store.put(key, after)
+        if stale and record.get("written_by") != self._writer:
+            self._publish(self.settings.topic(STATUS_TOPIC), key,
+                          self._codecs.status.encode(status.status_record(
+                              key, after, record.get("updated_by_event_id"), written_by=self._writer)))
+            self._counts["status_republished"] += 1
+
+    def _publish(self, topic: str, key: str, value: bytes) -> None:
+        if self._republisher is None:
+            self._republisher = producer(self.settings)
+        self._republisher.produce(topic, key=key.encode(), value=value)
+
+    def _apply_consent(self, record: dict[str, Any]) -> None:
+        """Apply a consent record; newest by recorded time wins (principle 6).
+
+        A record that loses (it arrived late but was recorded earlier) is the last on its
+        compacted key, so compaction would keep it and a fresh filter would rebuild the
+        wrong state. The record in force is therefore published again after it, so the
+        newest by recorded time is also the last by offset.
+        """
+        key = consent_child_key(record)
+        if key is None:
+            return
+        before = self._store.get(key)
+        after = status.apply_consent(before, record)
+        self._counts["consent_records"] += 1
+        if after is before:
+            winner = status.consent_in_force(before, record)
+            if winner is not None:
+                self._publish(self.settings.topic(CONSENT_TOPIC), consent_key(winner) or "",
+                              self._codecs.consent.encode(winner))
+                self._counts["consent_republished"] += 1
+            return
+        self._store.put(key, after)

@@ -1,0 +1,5 @@
+"""``python -m sgb.cli`` runs the ``sgb`` command."""
+
+from sgb.cli import main
+
+main()

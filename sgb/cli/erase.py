@@ -1,0 +1,63 @@
+"""``sgb erase --child KEY``: destroy one child's data key, so its encrypted fields in Kafka are erased.
+
+Every CONFIDENTIAL_ADDRESS and NARRATIVE field of the child, on ingress and delivery topics
+alike, is sealed with that key (``broker/security/field_encryption.py``). Destroying it makes every copy
+still on the immutable log unreadable; readers show those fields as ``[erased]``. Nothing
+else about the child's events changes. The output and the log name the child only by a
+keyed hash, never by its key.
+"""
+
+from __future__ import annotations
+
+import re
+
+import click
+
+from sgb.cli.root import Context, pass_context
+from broker.exceptions import SgbError
+from broker.security.key_directory import LocalKeyDirectory
+from broker.security.key_vault import SqliteKeyVault, vault_path
+from broker.logs import get_logger
+
+log = get_logger("broker.erase")
+
+CHILD_KEY = re.compile(r"^(nhs:[0-9]{10}|la:[^:\s]+:\S+|police:\S+|upn:\S+)$")
+
+
+@click.command("erase")
+@click.option("--child", "child", required=True, metavar="KEY",
+              help="The child's key as on the ingress topics: nhs:<number>, la:<la>:<id>, police:<ref> "
+                   "or upn:<upn>.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation (for scripts).")
+@pass_context
+def erase(ctx: Context, child: str, yes: bool) -> None:
+    """Destroy a child's data key: its encrypted fields still in Kafka become unreadable, for good."""
+    if not CHILD_KEY.match(child):
+        msg = "The --child key must look like nhs:<10 digits>, la:<la>:<id>, police:<ref> or upn:<upn>."
+        raise SgbError(msg)
+    settings = ctx.settings
+    path = vault_path(settings.state_dir)
+    if not path.exists():
+        msg = f"No key vault at {path}: nothing was ever encrypted here (is SGB_STATE_DIR right?)."
+        raise SgbError(msg)
+    vault = SqliteKeyVault(path, LocalKeyDirectory(settings.state_dir / "keys"))
+    try:
+        ref = vault.child_ref(child)
+        if not yes:
+            click.confirm(f"Destroy the data key of child ref {ref[:12]}? This cannot be undone", abort=True)
+        destroyed = vault.destroy(child)
+    finally:
+        vault.close()
+    if not destroyed:
+        msg = (f"No data key for child ref {ref[:12]}: nothing of that child was encrypted, "
+               "or it was already erased.")
+        raise SgbError(msg)
+    log.warning("child data key destroyed; the child's encrypted fields are erased", action="erase",
+                child_ref=ref, count=destroyed)
+    click.echo(f"{destroyed} data key destroyed (child ref {ref[:12]}); its encrypted fields still in Kafka "
+               "are now unreadable.")
+
+
+def register(cli: click.Group) -> None:
+    """Add ``sgb erase`` to the command line."""
+    cli.add_command(erase)

@@ -1,0 +1,50 @@
+"""The root of the ``sgb`` command: the group every sub-command hangs from, and the context
+they share (the settings, built once and validated at start)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from broker.logs import configure
+from broker.settings import Settings, load_settings
+
+
+class Context:
+    """What every sub-command gets: the settings, built once and validated at start."""
+
+    def __init__(self, config: Path | None) -> None:
+        self.config = config
+        self._settings: Settings | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings(self.config)
+            configure(self._settings.log_level, self._settings.log_format)
+        return self._settings
+
+
+pass_context = click.make_pass_decorator(Context)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", type=click.Path(path_type=Path), default=None,
+              help="TOML file of settings (also SGB_CONFIG); environment variables SGB_* override it.")
+@click.version_option(package_name="sgb")
+@click.pass_context
+def cli(ctx: click.Context, config: Path | None) -> None:
+    """sgb: the safeguarding event broker.
+
+    \b
+    operator:    sgb kafka start [--brokers 3] [--security sasl_ssl|mtls]|stop|status, sgb topics apply,
+                 sgb credentials create|rotate|list, sgb filter run, sgb status, sgb dlq list|replay,
+                 sgb audit verify, sgb erase --child KEY, sgb deploy k8s --output DIR
+    agency:      sgb connector run <agency> --source ...
+    hub:         sgb hub subscribe <audience> <org> --sink KIND:TARGET, sgb hub serve <audience> <org>
+    security:    sgb keys list|rotate|activate|retire|export|trust (SGB_PROVENANCE=on)
+    governance:  sgb policy check, sgb policy evaluate --event FILE [--state FILE], sgb schemas check
+    everyone:    sgb demo, sgb simulate
+    """
+    ctx.obj = Context(config)

@@ -1,0 +1,125 @@
+"""``sgb schemas``: the catalogue's governance, its AsyncAPI description and its registration.
+
+* ``check``: every schema parses, every leaf field is documented and tagged.
+* ``asyncapi``: the AsyncAPI 3.0.0 document of sgb's Kafka interface.
+* ``register``: register every top-level schema with the configured registry.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from sgb.cli.root import Context, pass_context
+from broker.exceptions import SchemaRegistryError, SgbError
+from broker.settings import Settings
+
+
+@click.group("schemas")
+def schemas_group() -> None:
+    """The event catalogue (schemas/avro)."""
+
+
+@schemas_group.command("check")
+def check() -> None:
+    """Every schema parses, every leaf field has known tags and a doc."""
+    from schemas.governance import check_catalogue
+    from schemas.loader import SchemaError
+
+    try:
+        summary = check_catalogue()
+    except SchemaError as exc:
+        raise SgbError(str(exc)) from None
+    click.echo(summary)
+
+
+@schemas_group.command("asyncapi")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write here (JSON if the name ends .json, YAML otherwise); default: standard output.")
+def asyncapi(output: Path | None) -> None:
+    """Write the AsyncAPI 3.0.0 document of sgb's Kafka interface."""
+    from sgb.asyncapi import document
+    from schemas.loader import SchemaError
+
+    try:
+        text = document.render(document.build(), document.format_for(output))
+    except (SchemaError, ValueError) as exc:
+        raise SgbError(f"The AsyncAPI document could not be built: {str(exc).rstrip('.')}.") from None
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise SgbError(f"Cannot write {output}: {exc.strerror or exc}.") from None
+    click.echo(f"Wrote {output}.", err=True)
+
+
+@schemas_group.command("register")
+@click.option("--registry-url", default=None,
+              help="A Confluent-compatible schema registry; default: SGB_SCHEMA_REGISTRY_URL, else the "
+                   "embedded registry in Kafka.")
+@pass_context
+def register_schemas(ctx: Context, registry_url: str | None) -> None:
+    """Register every top-level schema under its subject and print subject -> id."""
+    for subject, schema_id in register_all(ctx.settings, registry_url):
+        click.echo(f"{subject} -> {schema_id}")
+
+
+def register_all(settings: Settings, registry_url: str | None = None) -> list[tuple[str, int]]:
+    """Register each record in ``schemas.governance.TOP_LEVEL``; returns (subject, id) in that order.
+
+    Args:
+        settings: the settings in use.
+        registry_url: a Confluent-compatible registry that overrides the settings.
+    """
+    from broker.wire.codecs import NAMESPACE
+    from broker.wire.registry import SCHEMAS_TOPIC, EmbeddedRegistry, registry_for
+    from schemas import load
+    from schemas.governance import TOP_LEVEL
+    from schemas.loader import SchemaError
+
+    if registry_url is not None:
+        if not registry_url.startswith(("http://", "https://")):
+            msg = f"Registry URL {registry_url!r} must start with http:// or https://."
+            raise SchemaRegistryError(msg)
+        settings = settings.model_copy(update={"schema_registry_url": registry_url})
+    try:
+        registry = registry_for(settings)
+    except ImportError as exc:  # the Confluent client needs confluent-kafka's schemaregistry extra
+        msg = (f"The Confluent schema registry client cannot be loaded ({exc}); install confluent-kafka with "
+               "its schemaregistry extra.")
+        raise SchemaRegistryError(msg) from None
+    if isinstance(registry, EmbeddedRegistry):
+        _require_topic(settings, settings.topic(SCHEMAS_TOPIC))
+    out = []
+    for name in TOP_LEVEL:
+        try:
+            schema = load(name)
+        except SchemaError as exc:
+            raise SchemaRegistryError(str(exc)) from None
+        subject = f"{NAMESPACE}.{name}"
+        out.append((subject, registry.register(subject, schema)))
+    return out
+
+
+def _require_topic(settings: Settings, topic: str, timeout: float = 10.0) -> None:
+    """Fail with one sentence when Kafka does not answer or the registrations topic is missing."""
+    from confluent_kafka import KafkaException
+
+    from broker.clients import admin_client
+
+    try:
+        metadata = admin_client(settings).list_topics(topic, timeout=timeout)
+    except KafkaException as exc:
+        msg = f"Kafka at {settings.bootstrap} did not answer: {exc.args[0].str()}."
+        raise SchemaRegistryError(msg) from None
+    found = metadata.topics.get(topic)
+    if found is None or found.error is not None:
+        msg = f"The schema registrations topic {topic} does not exist; run `sgb topics apply`."
+        raise SchemaRegistryError(msg)
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(schemas_group)

@@ -1,0 +1,290 @@
+"""``sgb demo``: the whole flow on the embedded default, with synthetic children.
+
+Starts a local broker if none is running, applies the topics, runs the filter, publishes
+a handful of synthetic police events, reads what each recipient received, prints it as
+a table a person can read, and stops what it started.
+"""
+
+from __future__ import annotations
+
+import random
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import KafkaException
+
+from broker.clients import consumer, flush_or_raise, producer
+from broker.wire.codecs import Codecs
+from broker.exceptions import SgbError
+from broker.cluster.local_kafka import LocalKafka
+from broker.wire.registry import registry_for
+from broker.settings import Settings
+from broker.cluster.topics import apply
+from schemas.topics import load_declaration
+from schemas.identifiers import synthetic_nhs_number
+from schemas.child_keys import consent_key
+from schemas.topics import AUDIT_TOPIC, CONSENT_TOPIC
+
+Echo = Callable[[str], None]
+
+# Synthetic children: invented names, NHS numbers from the 999 test range.
+_CHILDREN = [
+    ("Ada", "Testington", date(2022, 3, 14), "202", "100000", "F83004"),
+    ("Ben", "Fictionby", date(2016, 9, 2), "202", "100000", "F83004"),
+    ("Cara", "Madeupson", date(2012, 1, 20), "203", "100001", "F83019"),
+]
+
+
+def demo_events(rng: random.Random, now: datetime) -> list[dict[str, Any]]:
+    """A handful of synthetic DOMESTIC_ABUSE_INCIDENT events from the Metropolitan Police."""
+    events = []
+    for i, (given, family, born, la, urn, gp) in enumerate(_CHILDREN):
+        occurred = now - timedelta(hours=10 - i)
+        events.append({
+            "event_id": str(uuid.uuid4()),
+            "event_type": "DOMESTIC_ABUSE_INCIDENT",
+            "occurred_at": occurred,
+            "recorded_at": occurred + timedelta(minutes=40),
+            "source": {
+                "agency": "POLICE", "organisation": "metropolitan", "organisation_name": "Metropolitan Police Service",
+                "system": "sgb-demo", "record_id": f"DEMO-{i + 1:04d}",
+                "contact": {"team": "Public Protection Unit (demo)", "phone": "020 7946 0000",
+                            "email": None, "reference": f"CAD-{4000 + i}"},
+            },
+            "risk": "SIGNIFICANT_HARM" if i == 2 else "NEEDS_SUPPORT",
+            "child": {
+                "nhs_number": synthetic_nhs_number(rng), "upn": None, "la_child_id": None,
+                "police_person_reference": f"DEMO-P{i + 1:03d}",
+                "given_name": given, "family_name": family, "date_of_birth": born, "ethnicity": None,
+                "address": {"line1": f"{10 + i} Example Street", "line2": None, "town": "London",
+                            "postcode": "NW1 0AA"},
+                "confidential_address": ({"line1": "Refuge (demo)", "line2": None, "town": "London",
+                                          "postcode": "N1 9ZZ"} if i == 2 else None),
+                "school_urn": urn, "gp_practice_ods": gp, "local_authority_code": la,
+            },
+            "related_people": [{
+                "role": "ALLEGED_PERPETRATOR", "relationship_to_child": "mother's partner",
+                "given_name": "Dan", "family_name": "Placeholder", "date_of_birth": date(1990, 5, 5),
+                "address": None,
+            }],
+            "details": {
+                "incident_at": occurred, "child_present": i != 1, "child_injured": i == 2,
+                "offence_types": ["Assault occasioning actual bodily harm"], "dash_risk_level": "HIGH" if i == 2
+                else "MEDIUM", "arrest_made": i == 2, "protective_measures": None,
+            },
+            "narrative": "Officers attended a reported argument (synthetic demo text).",
+            "withheld_fields": [],
+            "generalised_fields": {},
+        })
+    return events
+
+
+def run_demo(settings: Settings, echo: Echo, timeout: float = 90.0) -> dict[str, list[dict[str, Any]]]:
+    """Run the demo; returns what each delivery topic received, by topic."""
+    from connectors.runtime.publisher import EventPublisher
+    from consent.filter.service import FilterService
+
+    # Every event is signed by its connector and every delivery by the filter, and narrative
+    # and confidential addresses are sealed per child from the connector onwards; the hubs'
+    # view below opens them, as a hub does.
+    settings = settings.model_copy(update={"field_encryption": "on", "provenance": True})
+    broker = LocalKafka(settings)
+    started_broker = False
+    if settings.bootstrap_servers is None:
+        echo(f"Starting a local Apache Kafka broker on {broker.bootstrap} ...")
+        began = time.monotonic()
+        started_broker = broker.start()
+        echo(f"  Kafka {'started' if started_broker else 'was already running'} "
+             f"({time.monotonic() - began:.1f} s).")
+    stop = threading.Event()
+    thread: threading.Thread | None = None
+    try:
+        report = apply(settings, load_declaration())
+        echo(f"Topics: {len(report.created)} created, {len(report.altered)} changed, "
+             f"{len(report.unchanged)} unchanged.")
+        service = FilterService(settings, group_id="sgb-demo-filter", instance="demo")
+        failure: list[BaseException] = []
+
+        def _run() -> None:
+            try:
+                service.run(stop)
+            except BaseException as exc:  # reported below, in the main thread
+                failure.append(exc)
+                service.ready.set()
+
+        thread = threading.Thread(target=_run, name="filter", daemon=True)
+        thread.start()
+        if not service.ready.wait(60) or failure:
+            msg = f"The filter did not start: {failure[0] if failure else 'timed out'}."
+            raise SgbError(msg)
+        echo("Filter running (consent-and-role policy: baseline). Provenance on: connectors sign, the "
+             "filter verifies and signs deliveries. Field encryption on: narrative and confidential "
+             "addresses travel sealed under each child's own key.")
+        rng = random.Random()
+        events = demo_events(rng, datetime.now(UTC).replace(microsecond=0))
+        publisher = EventPublisher(settings, "POLICE")
+        for event in events:
+            publisher.publish(event)
+        publisher.flush()
+        echo(f"Published {len(events)} synthetic DOMESTIC_ABUSE_INCIDENT events to sg.ingress.police.v1.")
+        from sgb.demo.sources import run_file_connectors, run_mllp, run_school_and_la
+
+        with tempfile.TemporaryDirectory(prefix="sgb-demo-") as work:
+            run_file_connectors(settings, Path(work), echo, rng)
+            run_mllp(settings, echo, rng)
+            run_school_and_la(settings, Path(work), echo, rng)
+        mix = _simulated_mix(settings, echo)
+        ids = {e["event_id"] for e in events} | {e["event_id"] for e in mix}
+        received = _collect(settings, ids, len(ids) * 7, timeout)
+        first = {e["event_id"] for e in events}
+        _print_tables(echo, events, {
+            "audits": [a for a in received["audits"] if a["event_id"] in first],
+            "deliveries": {t: kept for t, copies in received["deliveries"].items()
+                           if (kept := [c for c in copies if c["event_id"] in first])},
+        })
+        _print_mix(echo, mix, received["audits"])
+        return received["deliveries"]
+    finally:
+        stop.set()
+        if thread is not None:
+            thread.join(30)
+        if started_broker:
+            broker.stop()
+            echo("Stopped the Kafka broker the demo started.")
+
+
+def _simulated_mix(settings: Settings, echo: Echo, count: int = 140) -> list[dict[str, Any]]:
+    """Publish a synthetic mix of all 14 event types about a small population (sgb simulate)."""
+    from connectors.runtime.publisher import EventPublisher
+    from sgb.simulate.events import Population, Simulator
+
+    seed = random.randrange(1 << 30)  # fresh event ids on every run
+    simulator = Simulator(Population(30, seed=seed), seed=seed)
+    consents = list(simulator.consent_records(40))
+    codecs = Codecs(registry_for(settings))
+    prod = producer(settings)
+    for record in consents:
+        prod.produce(settings.topic(CONSENT_TOPIC), key=(consent_key(record) or "").encode(),
+                     value=codecs.consent.encode(record))
+    flush_or_raise(prod, 30, "publishing consent records")
+    echo(f"Published {len(consents)} synthetic consent records for family help to sg.consent.v1.")
+    time.sleep(2)  # let the filter see consent before the events it governs
+    events = list(simulator.events(count))
+    publishers: dict[str, EventPublisher] = {}
+    for event in events:
+        agency = event["source"]["agency"]
+        if agency not in publishers:
+            publishers[agency] = EventPublisher(settings, agency)
+        publishers[agency].publish(event)
+    for publisher in publishers.values():
+        publisher.flush()
+    echo(f"Published {len(events)} more synthetic events of all 14 types from all four agencies (sgb simulate).")
+    return events
+
+
+def _print_mix(echo: Echo, mix: list[dict[str, Any]], audits: list[dict[str, Any]]) -> None:
+    ids = {e["event_id"]: e["event_type"] for e in mix}
+    table: dict[str, dict[str, int]] = {}
+    for audit in audits:
+        event_type = ids.get(audit["event_id"])
+        if event_type is None:
+            continue
+        row = table.setdefault(event_type, {})
+        column = audit["audience"] if audit["outcome"] == "SHARE" else "withheld"
+        row[column] = row.get(column, 0) + 1
+    columns = ["MASH", "FAMILY_HELP", "SCHOOL_DSL", "GP", "HEALTH_SAFEGUARDING", "EMERGENCY_CARE", "POLICE_PPU",
+               "withheld"]
+    short = ["MASH", "FAM_HELP", "SCHOOL", "GP", "HEALTH_SG", "EMERG", "POLICE", "withheld"]
+    echo("")
+    echo(f"The mix: copies shared per audience, by event type ({len(mix)} events, {len(mix) * 7} decisions):")
+    echo(f"  {'event type':<28}" + "".join(f"{c:>10}" for c in short))
+    for event_type in sorted(table):
+        row = table[event_type]
+        echo(f"  {event_type:<28}" + "".join(f"{row.get(c, 0):>10}" for c in columns))
+
+
+def _collect(settings: Settings, ids: set[str], audits_expected: int, timeout: float) -> dict[str, Any]:
+    """Read the audit and delivery topics until every decision for ``ids`` is in."""
+    from broker.security.ciphers import Revealer
+
+    codecs = Codecs(registry_for(settings))
+    reveal = Revealer(settings)
+    cons = consumer(settings, f"sgb-demo-reader-{uuid.uuid4()}")
+    prefix = settings.topic_prefix.replace(".", r"\.")
+    cons.subscribe([f"^{prefix}sg\\.deliver\\..*", settings.topic(AUDIT_TOPIC)])
+    audits: list[dict[str, Any]] = []
+    deliveries: dict[str, list[dict[str, Any]]] = {}
+    deadline = time.monotonic() + timeout
+    try:
+        while len(audits) < audits_expected and time.monotonic() < deadline:
+            for msg in cons.consume(500, timeout=0.5):
+                if msg.error():
+                    continue
+                if msg.topic().endswith(AUDIT_TOPIC):
+                    record = codecs.audit.decode(msg.value())
+                    if record["event_id"] in ids:
+                        audits.append(record)
+                else:
+                    event = codecs.event.decode(msg.value())
+                    if event["event_id"] in ids:
+                        deliveries.setdefault(msg.topic(), []).append(reveal(event))
+    except KafkaException as exc:
+        msg = f"Reading the results failed: {exc.args[0].str()}."
+        raise SgbError(msg) from None
+    finally:
+        cons.close()
+    if len(audits) < audits_expected:
+        msg = f"Only {len(audits)} of {audits_expected} decisions arrived within {timeout:.0f} s."
+        raise SgbError(msg)
+    return {"audits": audits, "deliveries": deliveries}
+
+
+def _print_tables(echo: Echo, events: list[dict[str, Any]], received: dict[str, Any]) -> None:
+    audits = received["audits"]
+    names = {e["event_id"]: f"{e['child']['given_name']} {e['child']['family_name']}" for e in events}
+    echo("")
+    echo("Decisions (one audit record per event and audience):")
+    header = f"  {'child':<16} {'audience':<20} {'organisation':<13} {'outcome':<9} {'reason':<24} rule"
+    echo(header)
+    echo("  " + "-" * (len(header) - 2))
+    for audit in sorted(audits, key=lambda a: (names[a["event_id"]], a["audience"])):
+        echo(f"  {names[audit['event_id']]:<16} {audit['audience']:<20} {audit['organisation'] or '-':<13} "
+             f"{audit['outcome']:<9} {audit['reason'] or 'granted':<24} {audit['rule'] or '-'}")
+    echo("")
+    echo("What arrived, per delivery topic:")
+    for topic, copies in sorted(received["deliveries"].items()):
+        echo(f"  {topic}: {len(copies)} event(s)")
+    first = events[0]["event_id"]
+    shown = [(t, c) for t, copies in received["deliveries"].items() for c in copies if c["event_id"] == first]
+    echo("")
+    echo(f"One event ({names[first]}), as each recipient received it:")
+    for topic, copy in sorted(shown):
+        echo(f"  {topic}")
+        for line in _describe(copy):
+            echo(f"      {line}")
+
+
+def _describe(copy: dict[str, Any]) -> list[str]:
+    child, details = copy["child"], copy["details"]
+    shown = {
+        "name": f"{child['given_name']} {child['family_name']}" if child.get("given_name") else None,
+        "date of birth": child.get("date_of_birth"),
+        "NHS number": child.get("nhs_number"),
+        "address": child["address"]["postcode"] if child.get("address") else None,
+        "incident at": details.get("incident_at"),
+        "child present": details.get("child_present"),
+        "offences": ", ".join(details.get("offence_types") or []) or None,
+        "adults involved": len(copy.get("related_people") or []) or None,
+        "narrative": copy.get("narrative"),
+        "police contact": (copy["source"].get("contact") or {}).get("reference"),
+    }
+    lines = [f"{k}: {v}" for k, v in shown.items() if v is not None]
+    withheld = copy.get("withheld_fields") or []
+    lines.append(f"withheld by policy: {', '.join(withheld) if withheld else 'nothing'}")
+    return lines

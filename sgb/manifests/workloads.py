@@ -1,0 +1,235 @@
+"""The sgb workloads in the generated Kubernetes manifests: the filter, the connectors, the
+hubs, and the NetworkPolicies around them (the Strimzi resources are in :mod:`sgb.manifests.generate`).
+
+The filter runs as a StatefulSet, not a Deployment: each replica needs a stable
+``--instance`` name, because the instance names its transactional id and its on-disk state
+store. A restarted ``sgb-filter-0`` comes back with the same transactional id, so it fences
+its dead predecessor and aborts the transaction it left open at once, instead of every
+``read_committed`` reader waiting for that transaction to time out; and its state store on
+its own volume only needs to catch up, not be rebuilt.
+
+Connectors and hubs are one-replica Deployments (``Recreate``), each with its own state volume.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from broker.cluster.acls import FILTER_GROUP, agencies, hub_name, k8s_name
+from broker.cluster.acls import organisations as _organisations
+from sgb.manifests.base import CLUSTER, PART_OF
+from sgb.manifests.base import metadata as _meta
+from schemas.topics import TopicDeclaration
+
+IMAGE = "registry.example.org/sgb/sgb:0.1.0"
+HEALTH_PORT = 8081
+MLLP_PORT = 2575
+
+# Connectors that have a command today (`sgb connector run health|police`), and how each runs.
+CONNECTOR_WORKLOADS: dict[str, list[str]] = {
+    "police": ["connector", "run", "police", "--source", "/var/lib/sgb/drop", "--watch",
+               "--name", "police-file-drop", "--mapping", "/opt/sgb/mappings/police-domestic-abuse.yaml"],
+    "health": ["connector", "run", "health", "--source", f"mllp://0.0.0.0:{MLLP_PORT}",
+               "--name", "health-hl7"],
+}
+
+
+def _labels(name: str, component: str) -> dict[str, str]:
+    return {"app.kubernetes.io/name": name, "app.kubernetes.io/component": component, **PART_OF}
+
+
+def _pod_spec(user: str, args: list[str], *, state_claim: str | None,
+              extra_mounts: list[dict[str, Any]], extra_volumes: list[dict[str, Any]],
+              ports: list[dict[str, Any]], probes: dict[str, Any], resources: dict[str, Any],
+              env: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """A pod running ``sgb ARGS`` as ``user``: its Kafka client certificate from the Secret the
+    User Operator made, the cluster CA, non-root, read-only root file system. The state
+    directory is the volume named ``state``: the claim ``state_claim``, or (None) the
+    StatefulSet's claim template of that name."""
+    mounts = [
+        {"name": "kafka-user", "mountPath": "/etc/sgb/kafka-user", "readOnly": True},
+        {"name": "kafka-ca", "mountPath": "/etc/sgb/kafka-ca", "readOnly": True},
+        {"name": "tmp", "mountPath": "/tmp"},
+        {"name": "state", "mountPath": "/var/lib/sgb"},
+        *extra_mounts,
+    ]
+    volumes = [
+        {"name": "kafka-user", "secret": {"secretName": user, "defaultMode": 0o440}},
+        {"name": "kafka-ca", "secret": {"secretName": f"{CLUSTER}-cluster-ca-cert",
+                                        "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+        {"name": "tmp", "emptyDir": {}},
+        *extra_volumes,
+    ]
+    if state_claim is not None:
+        volumes.append(_claim("state", state_claim))
+    container = {
+        "name": "sgb", "image": IMAGE, "imagePullPolicy": "IfNotPresent", "args": args,
+        "env": [
+            {"name": "SGB_BOOTSTRAP_SERVERS", "value": f"{CLUSTER}-kafka-bootstrap:9093"},
+            {"name": "SGB_SECURITY_PROTOCOL", "value": "SSL"},
+            {"name": "SGB_SSL_CA_LOCATION", "value": "/etc/sgb/kafka-ca/ca.crt"},
+            {"name": "SGB_SSL_CERTIFICATE_LOCATION", "value": "/etc/sgb/kafka-user/user.crt"},
+            {"name": "SGB_SSL_KEY_LOCATION", "value": "/etc/sgb/kafka-user/user.key"},
+            {"name": "SGB_STATE_DIR", "value": "/var/lib/sgb"},
+            {"name": "SGB_LOG_FORMAT", "value": "json"},
+            *(env or []),
+        ],
+        "ports": ports, **probes, "resources": resources, "volumeMounts": mounts,
+        "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                            "capabilities": {"drop": ["ALL"]}},
+    }
+    return {
+        "automountServiceAccountToken": False,
+        "securityContext": {"runAsNonRoot": True, "runAsUser": 10001, "runAsGroup": 10001, "fsGroup": 10001,
+                            "seccompProfile": {"type": "RuntimeDefault"}},
+        "terminationGracePeriodSeconds": 60,
+        "containers": [container],
+        "volumes": volumes,
+    }
+
+
+def _exec_probes() -> dict[str, Any]:
+    """Connectors and hubs have no health endpoint yet: the probe asks whether the sgb process
+    is still PID 1 and not a zombie (a process that exits restarts the container anyway)."""
+    alive = "grep -q sgb /proc/1/cmdline && ! grep -q '^State:.*Z' /proc/1/status"
+    check = {"exec": {"command": ["sh", "-c", alive]}}
+    return {"livenessProbe": {**check, "periodSeconds": 30, "failureThreshold": 3},
+            "readinessProbe": {**check, "periodSeconds": 10}}
+
+
+def _claim(volume: str, claim: str) -> dict[str, Any]:
+    return {"name": volume, "persistentVolumeClaim": {"claimName": claim}}
+
+
+def _pvc(name: str, size: str, labels: dict[str, str]) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": _meta(name, labels),
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}}}}
+
+
+def filter_resources() -> list[dict[str, Any]]:
+    """The filter: a StatefulSet of two (stable instance names), its headless Service and a PDB."""
+    labels = _labels("sgb-filter", "filter")
+    http = {"httpGet": {"path": "/livez", "port": "health"}}
+    probes = {
+        # Catching up the consent and status topics at start may take minutes on a big cluster.
+        "startupProbe": {**http, "periodSeconds": 5, "failureThreshold": 120},
+        "livenessProbe": {**http, "periodSeconds": 10, "failureThreshold": 3},
+        "readinessProbe": {"httpGet": {"path": "/readyz", "port": "health"}, "periodSeconds": 5},
+    }
+    pod = _pod_spec(
+        "sgb-filter", ["filter", "run", "--group", FILTER_GROUP, "--instance", "$(POD_NAME)"],
+        state_claim=None,
+        extra_mounts=[{"name": "pseudonymisation-key", "mountPath": "/var/lib/sgb/keys", "readOnly": True}],
+        # Every replica must pseudonymise alike: one key, made once by the operator (never committed):
+        #   kubectl -n sgb create secret generic sgb-filter-keys \
+        #     --from-file=pseudonymisation.key=<(head -c 32 /dev/urandom)
+        extra_volumes=[{"name": "pseudonymisation-key",
+                        "secret": {"secretName": "sgb-filter-keys", "defaultMode": 0o440}}],
+        ports=[{"name": "health", "containerPort": HEALTH_PORT}],
+        probes=probes,
+        resources={"requests": {"cpu": "500m", "memory": "512Mi"}, "limits": {"memory": "1Gi"}},
+        env=[{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
+    )
+    statefulset = {
+        "apiVersion": "apps/v1", "kind": "StatefulSet",
+        "metadata": _meta("sgb-filter", labels),
+        "spec": {
+            "serviceName": "sgb-filter", "replicas": 2, "podManagementPolicy": "Parallel",
+            "selector": {"matchLabels": {"app.kubernetes.io/name": "sgb-filter"}},
+            "template": {"metadata": {"labels": labels}, "spec": pod},
+            "volumeClaimTemplates": [{
+                "metadata": {"name": "state"},
+                "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "10Gi"}}},
+            }],
+        },
+    }
+    service = {"apiVersion": "v1", "kind": "Service", "metadata": _meta("sgb-filter", labels),
+               "spec": {"clusterIP": "None", "selector": {"app.kubernetes.io/name": "sgb-filter"},
+                        "ports": [{"name": "health", "port": HEALTH_PORT, "targetPort": "health"}]}}
+    budget = {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+              "metadata": _meta("sgb-filter", labels),
+              "spec": {"maxUnavailable": 1,
+                       "selector": {"matchLabels": {"app.kubernetes.io/name": "sgb-filter"}}}}
+    return [statefulset, service, budget]
+
+
+def _single(name: str, component: str, args: list[str], *, ports: list[dict[str, Any]],
+            probes: dict[str, Any], drop_folder: bool = False, storage: str = "1Gi") -> list[dict[str, Any]]:
+    """A one-replica Deployment, as Kafka user ``name``, with its own state volume (and a drop
+    folder). Recreate, never two at once: a connector's checkpoints and transactional id, a
+    hub's sink file, belong to one process."""
+    labels = _labels(name, component)
+    claims = [_pvc(f"{name}-state", storage, labels)]
+    mounts, volumes = [], []
+    if drop_folder:
+        claims.append(_pvc(f"{name}-drop", "10Gi", labels))
+        mounts.append({"name": "drop", "mountPath": "/var/lib/sgb/drop"})
+        volumes.append(_claim("drop", f"{name}-drop"))
+    pod = _pod_spec(name, args, state_claim=f"{name}-state", extra_mounts=mounts, extra_volumes=volumes,
+                    ports=ports, probes=probes,
+                    resources={"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "512Mi"}})
+    deployment = {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": _meta(name, labels),
+        "spec": {"replicas": 1, "strategy": {"type": "Recreate"},
+                 "selector": {"matchLabels": {"app.kubernetes.io/name": name}},
+                 "template": {"metadata": {"labels": labels}, "spec": pod}},
+    }
+    return [*claims, deployment]
+
+
+def connector_resources(declaration: TopicDeclaration) -> list[dict[str, Any]]:
+    """The example connectors: police from a file drop, health as an HL7 v2 (MLLP) listener."""
+    out: list[dict[str, Any]] = []
+    for agency in agencies(declaration):
+        args = CONNECTOR_WORKLOADS.get(agency)
+        if args is None:
+            continue  # no connector command for this agency yet; its user and topic exist
+        name = k8s_name(f"sgb-connector-{agency}")
+        if agency == "health":
+            tcp = {"tcpSocket": {"port": "mllp"}}
+            out += _single(name, "connector", args, ports=[{"name": "mllp", "containerPort": MLLP_PORT}],
+                           probes={"livenessProbe": {**tcp, "periodSeconds": 20},
+                                   "readinessProbe": {**tcp, "periodSeconds": 10}})
+            labels = _labels(name, "connector")
+            out.append({"apiVersion": "v1", "kind": "Service", "metadata": _meta(name, labels),
+                        "spec": {"selector": {"app.kubernetes.io/name": name},
+                                 "ports": [{"name": "mllp", "port": MLLP_PORT, "targetPort": "mllp"}]}})
+        else:
+            out += _single(name, "connector", args, ports=[], probes=_exec_probes(), drop_folder=True)
+    return out
+
+
+def hub_resources(declaration: TopicDeclaration) -> list[dict[str, Any]]:
+    """A hub subscription per onboarded organisation, writing to a JSON-lines sink on its volume."""
+    out: list[dict[str, Any]] = []
+    for audience, org in _organisations(declaration):
+        name = hub_name(audience, org)
+        args = ["hub", "subscribe", audience.lower(), org, "--sink", "jsonl:/var/lib/sgb/inbox.jsonl"]
+        out += _single(name, "hub", args, ports=[], probes=_exec_probes())
+    return out
+
+
+def _policy(name: str, selector: dict[str, str], **rules: Any) -> dict[str, Any]:
+    types = [t for t in ("Ingress", "Egress") if t.lower() in rules] or ["Ingress", "Egress"]
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": _meta(name),
+            "spec": {"podSelector": {"matchLabels": selector}, "policyTypes": types, **rules}}
+
+
+def network_policies() -> list[dict[str, Any]]:
+    """Deny by default for sgb's pods; let them reach Kafka's TLS listener and DNS; let the
+    health connector take MLLP connections and the filter answer health checks."""
+    kafka_pods = {"podSelector": {"matchLabels": {"strimzi.io/cluster": CLUSTER, "strimzi.io/kind": "Kafka"}}}
+    dns = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}}
+    return [
+        _policy("sgb-default-deny", dict(PART_OF)),
+        _policy("sgb-egress-kafka-dns", dict(PART_OF), egress=[
+            {"to": [kafka_pods], "ports": [{"protocol": "TCP", "port": 9093}]},
+            {"to": [dns], "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]},
+        ]),
+        _policy("sgb-filter-health", {"app.kubernetes.io/name": "sgb-filter"},
+                ingress=[{"ports": [{"protocol": "TCP", "port": HEALTH_PORT}]}]),
+        # The hospital integration engine is outside the cluster: narrow this to its address.
+        _policy("sgb-health-mllp", {"app.kubernetes.io/name": "sgb-connector-health"},
+                ingress=[{"ports": [{"protocol": "TCP", "port": MLLP_PORT}]}]),
+    ]
+
