@@ -23,7 +23,7 @@ kafka-jars: $(STAMP)
 demo: kafka-jars
 	$(BIN)/sgb demo
 
-test: kafka-jars
+test: lint kafka-jars
 	./tools/install-test-deps.sh
 	$(BIN)/sgb schemas check
 	$(BIN)/python -m pytest
@@ -54,9 +54,14 @@ fuzz: $(STAMP)
 	done
 	$(BIN)/python tests/fuzz/atheris_webhook.py -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=$(FUZZ_ARTIFACTS)/webhook-
 
+# Lint and the floors: ruff (rules and format), mypy --strict on the packages, and the
+# import contracts in .importlinter (a module imports only its own floor or those below).
+LINTED := schemas broker consent connectors sgb tests bench
 lint: $(STAMP)
-	$(BIN)/ruff check broker connectors consent schemas tests bench
-	$(BIN)/mypy broker consent connectors
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
+	$(BIN)/mypy schemas broker consent connectors sgb
+	$(BIN)/lint-imports
 
 bench: kafka-jars
 	$(BIN)/python bench/serde.py

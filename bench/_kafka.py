@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from broker.cluster.local_kafka import LocalKafka
-from broker.settings import Settings
 from broker.cluster.topics import apply
+from broker.settings import Settings
 from schemas.topics import load_declaration
 
 

@@ -38,7 +38,7 @@ HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 sys.path.insert(0, str(HERE.parent))
 
-import importlib.util  # noqa: E402
+import importlib.util
 
 _spec = importlib.util.spec_from_file_location("_bench_kafka", HERE / "_kafka.py")
 assert _spec is not None and _spec.loader is not None
@@ -46,21 +46,21 @@ _bench_kafka = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_bench_kafka)
 bench_kafka = _bench_kafka.bench_kafka
 
-from broker.clients import producer  # noqa: E402
-from broker.wire.codecs import Codecs  # noqa: E402
-from broker.wire.registry import registry_for  # noqa: E402
-from broker.settings import Settings  # noqa: E402
-from connectors.health import FhirMapper, FhirReader, load_profile  # noqa: E402
-from connectors.health import synthetic as health_syn  # noqa: E402
-from connectors.police import PoliceMapper, load_mapping, reader_for  # noqa: E402
-from connectors.police import synthetic as police_syn  # noqa: E402
-from connectors.runtime.publisher import ingress_topic  # noqa: E402
-from connectors.runtime.checkpoint import CheckpointStore  # noqa: E402
-from connectors.runtime.delivery import TransactionalDelivery  # noqa: E402
-from connectors.runtime.pipeline import FileConnector  # noqa: E402
-from connectors.runtime.progress import Progress  # noqa: E402
-from connectors.runtime.readers import FileRef  # noqa: E402
-from connectors.runtime.records import MappingError, NoEvent  # noqa: E402
+from broker.clients import producer
+from broker.settings import Settings
+from broker.wire.codecs import Codecs
+from broker.wire.registry import registry_for
+from connectors.exceptions import MappingError, NoEvent
+from connectors.health import FhirMapper, FhirReader, load_profile
+from connectors.health import synthetic as health_syn
+from connectors.police import PoliceMapper, load_mapping, reader_for
+from connectors.police import synthetic as police_syn
+from connectors.runtime.checkpoint import CheckpointStore
+from connectors.runtime.delivery import TransactionalDelivery
+from connectors.runtime.pipeline import FileConnector
+from connectors.runtime.progress import Progress
+from connectors.runtime.readers import FileRef
+from schemas.topics import ingress_topic
 
 MAPPINGS = Path(__file__).resolve().parent.parent / "connectors" / "mappings"
 SGB = (

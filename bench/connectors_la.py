@@ -30,28 +30,28 @@ from typing import Any
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [str(_HERE.parent), *(p for p in sys.path if Path(p or ".").resolve() != _HERE), str(_HERE)]
 
-import httpx  # noqa: E402
-from _kafka import bench_kafka  # noqa: E402
+import httpx
+from _kafka import bench_kafka
 
-from broker.clients import producer  # noqa: E402
-from broker.wire.codecs import Codecs  # noqa: E402
-from broker.wire.registry import registry_for  # noqa: E402
-from broker.settings import Settings  # noqa: E402
-from connectors.education import synthetic as edu_syn  # noqa: E402
-from connectors.education.tokens import TokenStore  # noqa: E402
-from connectors.local_authority import CinCensusReader, LaMapper, LaProfile, Ssda903Reader  # noqa: E402
-from connectors.local_authority import synthetic as la_syn  # noqa: E402
-from connectors.local_authority.ssda903 import EPISODE_COLUMNS, HEADER_COLUMNS  # noqa: E402
-from connectors.runtime.publisher import ingress_topic  # noqa: E402
-from connectors.runtime.acked import AckedProducer  # noqa: E402
-from connectors.runtime.checkpoint import CheckpointStore  # noqa: E402
-from connectors.runtime.delivery import TransactionalDelivery  # noqa: E402
-from connectors.runtime.pipeline import FileConnector  # noqa: E402
-from connectors.runtime.progress import Progress  # noqa: E402
-from connectors.runtime.readers import FileRef  # noqa: E402
-from connectors.runtime.records import MappingError, NoEvent  # noqa: E402
-from connectors.runtime.snapshots import SnapshotDelivery, SnapshotMapper, SnapshotStore  # noqa: E402
-from schemas.child_keys import child_key  # noqa: E402
+from broker.clients import producer
+from broker.settings import Settings
+from broker.wire.codecs import Codecs
+from broker.wire.registry import registry_for
+from connectors.education import synthetic as edu_syn
+from connectors.education.tokens import TokenStore
+from connectors.exceptions import MappingError, NoEvent
+from connectors.local_authority import CinCensusReader, LaMapper, LaProfile, Ssda903Reader
+from connectors.local_authority import synthetic as la_syn
+from connectors.local_authority.ssda903 import EPISODE_COLUMNS, HEADER_COLUMNS
+from connectors.runtime.acked import AckedProducer
+from connectors.runtime.checkpoint import CheckpointStore
+from connectors.runtime.delivery import TransactionalDelivery
+from connectors.runtime.pipeline import FileConnector
+from connectors.runtime.progress import Progress
+from connectors.runtime.readers import FileRef
+from connectors.runtime.snapshots import SnapshotDelivery, SnapshotMapper, SnapshotStore
+from schemas.child_keys import child_key
+from schemas.topics import ingress_topic
 
 
 def encoded(settings: Settings, reader: Any, mapper: Any, path: Path) -> list[tuple[bytes, bytes]]:

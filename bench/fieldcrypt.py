@@ -20,16 +20,19 @@ from collections.abc import Callable
 from pathlib import Path
 
 _HERE = Path(__file__).resolve().parent
-sys.path[:] = [str(_HERE.parent), *(p for p in sys.path if Path(p or ".").resolve() != _HERE),
-               str(_HERE.parent / "tests")]
+sys.path[:] = [
+    str(_HERE.parent),
+    *(p for p in sys.path if Path(p or ".").resolve() != _HERE),
+    str(_HERE.parent / "tests"),
+]
 
-from factories import domestic_abuse_incident  # noqa: E402
+from factories import domestic_abuse_incident
 
-from broker.wire.codecs import EventSerde  # noqa: E402
-from broker.security.ciphers import cipher_for  # noqa: E402
-from broker.wire.registry import InMemoryRegistry  # noqa: E402
-from broker.settings import Settings  # noqa: E402
-from schemas.child_keys import child_key  # noqa: E402
+from broker.security.ciphers import cipher_for
+from broker.settings import Settings
+from broker.wire.codecs import EventSerde
+from broker.wire.registry import InMemoryRegistry
+from schemas.child_keys import child_key
 
 
 def micros(fn: Callable[[], object], n: int, repeat: int) -> float:

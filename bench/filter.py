@@ -1,17 +1,18 @@
 """Filter benchmark, all in one run on one broker:
 
-  (a) raw transactional pass-through of the same bytes (consume and produce, no decode);
-  (b) the floor of any Avro-to-Avro transform: one decode and one encode per event, no Kafka;
-  (c) the filter with the baseline policy on a synthetic mix of all event types;
-  then p50/p99 end-to-end latency at 1,000 events/s offered, resident memory with
-  state for 1,000,000 children, and a profile of where the filter's time goes.
+(a) raw transactional pass-through of the same bytes (consume and produce, no decode);
+(b) the floor of any Avro-to-Avro transform: one decode and one encode per event, no Kafka;
+(c) the filter with the baseline policy on a synthetic mix of all event types;
+then p50/p99 end-to-end latency at 1,000 events/s offered, resident memory with
+state for 1,000,000 children, and a profile of where the filter's time goes.
 
-    .venv/bin/python bench/filter.py [--events 20000] [--children-in-state 1000000]
+  .venv/bin/python bench/filter.py [--events 20000] [--children-in-state 1000000]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import io
 import pstats
@@ -29,24 +30,26 @@ from typing import Any
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [str(_HERE.parent), *(p for p in sys.path if Path(p or ".").resolve() != _HERE), str(_HERE)]
 
-from confluent_kafka import TopicPartition  # noqa: E402
-from confluent_kafka.admin import NewTopic  # noqa: E402
+from _kafka import bench_kafka
+from confluent_kafka import TopicPartition
+from confluent_kafka.admin import NewTopic
 
-import schemas  # noqa: E402
-from _kafka import bench_kafka  # noqa: E402
-from broker.clients import admin_client, consumer, producer  # noqa: E402
-from broker.wire.codecs import Codecs, EventSerde  # noqa: E402
-from broker.wire.registry import InMemoryRegistry, registry_for  # noqa: E402
-from broker.settings import Settings  # noqa: E402
-from schemas.topics import load_declaration  # noqa: E402
-from connectors.runtime.publisher import ingress_topic  # noqa: E402
-from sgb.simulate.events import Population, Simulator  # noqa: E402
-from consent.engine import Engine  # noqa: E402
-from consent.policy import load  # noqa: E402
-from consent.filter.service import FilterService, audit_record  # noqa: E402
-from consent.state import ChildState  # noqa: E402
-from consent.filter.store import SqliteStore  # noqa: E402
-from schemas.child_keys import child_key  # noqa: E402
+import schemas
+from broker.clients import admin_client, consumer, producer
+from broker.settings import Settings
+from broker.wire.codecs import Codecs, EventSerde
+from broker.wire.registry import InMemoryRegistry, registry_for
+from consent.engine import Engine
+from consent.filter.service import FilterService, audit_record
+from consent.filter.store import SqliteStore
+from consent.policy import load
+from consent.state import ChildState
+from schemas.child_keys import child_key
+from schemas.topics import (
+    ingress_topic,
+    load_declaration,
+)
+from sgb.simulate.events import Population, Simulator
 
 AUDIENCES = 7
 
@@ -85,10 +88,8 @@ def raw_pass_through(settings: Settings, values: list[tuple[bytes, bytes]]) -> f
     src, dst = settings.topic(f"bench.raw.in.{uuid.uuid4().hex[:6]}"), settings.topic("bench.raw.out")
     admin = admin_client(settings)
     for future in admin.create_topics([NewTopic(src, 6, 1), NewTopic(dst, 6, 1)]).values():
-        try:
+        with contextlib.suppress(Exception):  # the output topic may exist from a previous phase
             future.result()
-        except Exception:  # the output topic may exist from a previous phase
-            pass
     time.sleep(1)
     prod = producer(settings, **{"linger.ms": 20})
     for key, value in values:
@@ -110,8 +111,9 @@ def raw_pass_through(settings: Settings, values: list[tuple[bytes, bytes]]) -> f
         offsets = {}
         for msg in batch:
             offsets[(msg.topic(), msg.partition())] = msg.offset() + 1
-        txn.send_offsets_to_transaction([TopicPartition(t, p, o) for (t, p), o in offsets.items()],
-                                        cons.consumer_group_metadata(), 30)
+        txn.send_offsets_to_transaction(
+            [TopicPartition(t, p, o) for (t, p), o in offsets.items()], cons.consumer_group_metadata(), 30
+        )
         txn.commit_transaction(30)
         done += len(batch)
     elapsed = time.perf_counter() - (began or time.perf_counter())
@@ -144,15 +146,18 @@ def filter_rate(settings: Settings, events: list[dict[str, Any]], serde: EventSe
     elapsed = time.perf_counter() - ready
     stop.set()
     thread.join(30)
-    print(f"    (filter start-up {ready - began:.1f} s not counted; {service.counts['batches']} transactions)")
+    print(
+        f"    (filter start-up {ready - began:.1f} s not counted; {service.counts['batches']} transactions)"
+    )
     return len(events) / elapsed
 
 
 def latency(settings: Settings, events: list[dict[str, Any]], serde: EventSerde, rate: float) -> list[float]:
     """Offer events at ``rate``/s to a running filter; latency = produce -> audit visible."""
     stop = threading.Event()
-    service = FilterService(settings, group_id=f"bench-lat-{uuid.uuid4().hex[:6]}", instance="latency",
-                            batch_size=500)
+    service = FilterService(
+        settings, group_id=f"bench-lat-{uuid.uuid4().hex[:6]}", instance="latency", batch_size=500
+    )
     thread = threading.Thread(target=service.run, args=(stop,), daemon=True)
     thread.start()
     service.ready.wait(60)
@@ -184,7 +189,9 @@ def latency(settings: Settings, events: list[dict[str, Any]], serde: EventSerde,
             time.sleep(max(0.0, min(0.001, due - time.perf_counter())))
         key = (child_key(event["child"]) or "unknown").encode()
         sent[event["event_id"]] = time.perf_counter()
-        prod.produce(settings.topic(ingress_topic(event["source"]["agency"])), key=key, value=serde.encode(event))
+        prod.produce(
+            settings.topic(ingress_topic(event["source"]["agency"])), key=key, value=serde.encode(event)
+        )
         prod.poll(0)
     prod.flush(30)
     deadline = time.perf_counter() + 30
@@ -198,29 +205,47 @@ def latency(settings: Settings, events: list[dict[str, Any]], serde: EventSerde,
     return sorted((seen[k] - sent[k]) * 1000 for k in seen)
 
 
-def memory_with_state(settings: Settings, children: int, events: list[dict[str, Any]], serde: EventSerde) -> int:
+def memory_with_state(
+    settings: Settings, children: int, events: list[dict[str, Any]], serde: EventSerde
+) -> int:
     """Fill a filter's on-disk store with ``children`` states, run the filter as its own
     process over ``events`` for random children, and return its peak resident set (kB)."""
-    from consent.state import Consent, Flag
     from consent.filter.store import dumps
+    from consent.state import Consent, Flag
 
     group, instance = f"bench-mem-{uuid.uuid4().hex[:6]}", "mem"
     path = settings.state_dir / "filter" / f"{group}.{instance}.db"
     store = SqliteStore(path)
-    sample = dumps(ChildState(consents=(Consent("FAMILY_HELP", "FAMILY_HELP", "GIVEN", "PARENT",
-                                                 events[0]["occurred_at"]),),
-                              child_protection_plan=Flag(True, "202"), school_urn="100000",
-                              gp_practice_ods="F83004", local_authority_code="202"))
+    sample = dumps(
+        ChildState(
+            consents=(Consent("FAMILY_HELP", "FAMILY_HELP", "GIVEN", "PARENT", events[0]["occurred_at"]),),
+            child_protection_plan=Flag(True, "202"),
+            school_urn="100000",
+            gp_practice_ods="F83004",
+            local_authority_code="202",
+        )
+    )
     store._db.execute("BEGIN")
-    store._db.executemany("INSERT INTO child_state (key, state) VALUES (?, ?)",
-                          ((f"nhs:bench{i:010d}", sample) for i in range(children)))
+    store._db.executemany(
+        "INSERT INTO child_state (key, state) VALUES (?, ?)",
+        ((f"nhs:bench{i:010d}", sample) for i in range(children)),
+    )
     store._db.execute("COMMIT")
     store.close()
     produce_all(settings, events, serde)
-    env = {"SGB_BOOTSTRAP_SERVERS": settings.bootstrap, "SGB_TOPIC_PREFIX": settings.topic_prefix,
-           "SGB_STATE_DIR": str(settings.state_dir), "SGB_LOG_FORMAT": "json", "PATH": "/usr/bin:/bin"}
-    proc = subprocess.Popen([sys.executable, "-m", "sgb.cli", "filter", "run", "--group", group,
-                             "--instance", instance], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {
+        "SGB_BOOTSTRAP_SERVERS": settings.bootstrap,
+        "SGB_TOPIC_PREFIX": settings.topic_prefix,
+        "SGB_STATE_DIR": str(settings.state_dir),
+        "SGB_LOG_FORMAT": "json",
+        "PATH": "/usr/bin:/bin",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sgb.cli", "filter", "run", "--group", group, "--instance", instance],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     target = committed_count(settings, "sg.audit.decisions.v1") + len(events) * AUDIENCES
     peak = 0
     deadline = time.monotonic() + 300
@@ -248,8 +273,9 @@ def _rss_kb(pid: int) -> int:
 def profile(events: list[dict[str, Any]]) -> str:
     """Where the filter's time goes per event, without Kafka: decode, decide and redact, encode."""
     organisations = load_declaration().deliveries.organisations
-    engine = Engine(load(), schemas.load("SafeguardingEvent"), b"k" * 32,
-                    lambda a, o: o in organisations.get(str(a), []))
+    engine = Engine(
+        load(), schemas.load("SafeguardingEvent"), b"k" * 32, lambda a, o: o in organisations.get(str(a), [])
+    )
     serde = EventSerde(InMemoryRegistry())
     codecs = Codecs(InMemoryRegistry())
     values = [serde.encode(e) for e in events]
@@ -306,15 +332,21 @@ def main() -> None:
     print(f"events: {args.events:,} of all 14 types, mean {mean_size:.0f} bytes; {AUDIENCES} audiences each")
     print(f"(a) raw transactional pass-through   {raw:>10,.0f} events/s")
     print(f"(b) decode+encode floor (no Kafka)   {floor:>10,.0f} events/s")
-    print(f"(c) filter, baseline policy          {filt:>10,.0f} events/s   = {filt / floor:.2f} x (b), "
-          f"{filt / raw:.2f} x (a)   (target 10,000; aim 25,000; ratio aim >= 0.5)")
+    print(
+        f"(c) filter, baseline policy          {filt:>10,.0f} events/s   = {filt / floor:.2f} x (b), "
+        f"{filt / raw:.2f} x (a)   (target 10,000; aim 25,000; ratio aim >= 0.5)"
+    )
     if lat:
         p50 = lat[len(lat) // 2]
         p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
-        print(f"latency at 1,000 events/s offered:  p50 {p50:.1f} ms, p99 {p99:.1f} ms over {len(lat):,} events "
-              "(target p99 <= 50 ms)")
-    print(f"resident memory, {args.children_in_state:,} children in state: peak {rss / 1024:.0f} MB "
-          "(target <= 500 MB)")
+        print(
+            f"latency at 1,000 events/s offered:  p50 {p50:.1f} ms, p99 {p99:.1f} ms over {len(lat):,} events "
+            "(target p99 <= 50 ms)"
+        )
+    print(
+        f"resident memory, {args.children_in_state:,} children in state: peak {rss / 1024:.0f} MB "
+        "(target <= 500 MB)"
+    )
     print()
     print("profile of decode -> decide/redact -> encode (2,000 events, no Kafka), by own time:")
     print(profile(events[:2000]))

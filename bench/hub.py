@@ -38,12 +38,12 @@ if str(Path(__file__).resolve().parent) not in sys.path:
 from _kafka import bench_kafka
 
 from broker.clients import consumer, producer
-from broker.wire.codecs import Codecs
-from broker.hub.subscriber import Subscriber
 from broker.hub.delivered import HubEvent
-from broker.wire.registry import registry_for
-from broker.settings import Settings
 from broker.hub.sinks import Sink, open_sink
+from broker.hub.subscriber import Subscriber
+from broker.settings import Settings
+from broker.wire.codecs import Codecs
+from broker.wire.registry import registry_for
 from schemas.topics import delivery_topic
 from sgb.simulate.events import Population, Simulator
 
@@ -78,8 +78,9 @@ def publish(settings: Settings, count: int) -> None:
         headers = [("sgb.event_id", event["event_id"].encode()), ("sgb.policy_version", b"bench")]
         while True:
             try:
-                prod.produce(topic, key=event["event_id"].encode(), value=codecs.event.encode(event),
-                             headers=headers)
+                prod.produce(
+                    topic, key=event["event_id"].encode(), value=codecs.event.encode(event), headers=headers
+                )
                 break
             except BufferError:
                 prod.poll(0.1)
@@ -157,16 +158,35 @@ def postgres() -> Iterator[str | None]:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     data = base / "data"
-    subprocess.run([*as_user, str(bindir / "initdb"), "-D", str(data), "-U", "sgb", "--auth=trust",
-                    "--no-sync"], check=True, capture_output=True)
-    subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-l", str(base / "log"), "-w", "-o",
-                    f"-p {port} -k {base} -c listen_addresses=127.0.0.1", "start"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [*as_user, str(bindir / "initdb"), "-D", str(data), "-U", "sgb", "--auth=trust", "--no-sync"],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        [
+            *as_user,
+            str(bindir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-l",
+            str(base / "log"),
+            "-w",
+            "-o",
+            f"-p {port} -k {base} -c listen_addresses=127.0.0.1",
+            "start",
+        ],
+        check=True,
+        capture_output=True,
+    )
     try:
         yield f"postgresql://sgb@127.0.0.1:{port}/postgres"
     finally:
-        subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-                       capture_output=True, check=False)
+        subprocess.run(
+            [*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+            capture_output=True,
+            check=False,
+        )
         shutil.rmtree(base, ignore_errors=True)
 
 

@@ -34,14 +34,13 @@ from _kafka import bench_kafka
 from confluent_kafka import TopicPartition
 
 from broker.clients import consumer, producer
+from broker.cluster.topics import apply
+from broker.settings import Settings
 from broker.wire.codecs import EventSerde
 from broker.wire.registry import registry_for
-from broker.settings import Settings
-from broker.cluster.topics import apply
-from schemas.topics import load_declaration
-from connectors.runtime.publisher import ingress_topic
-from sgb.simulate.events import Population, Simulator
 from schemas.child_keys import child_key
+from schemas.topics import ingress_topic, load_declaration
+from sgb.simulate.events import Population, Simulator
 
 AUDIENCES = 7
 INGRESS_PARTITIONS = 24  # four ingress topics of six partitions: the most processes a group can use
@@ -53,15 +52,22 @@ def audits_visible(settings: Settings) -> int:
     name = settings.topic("sg.audit.decisions.v1")
     try:
         partitions = cons.list_topics(name, timeout=10).topics[name].partitions
-        return sum(cons.get_watermark_offsets(TopicPartition(name, p), timeout=10, cached=False)[1]
-                   for p in partitions)
+        return sum(
+            cons.get_watermark_offsets(TopicPartition(name, p), timeout=10, cached=False)[1]
+            for p in partitions
+        )
     finally:
         cons.close()
 
 
 def start_filters(settings: Settings, count: int, logs: Path) -> list[tuple[subprocess.Popen[bytes], Path]]:
-    env = dict(os.environ, SGB_BOOTSTRAP_SERVERS=settings.bootstrap, SGB_TOPIC_PREFIX=settings.topic_prefix,
-               SGB_STATE_DIR=str(settings.state_dir), SGB_LOG_FORMAT="json")
+    env = dict(
+        os.environ,
+        SGB_BOOTSTRAP_SERVERS=settings.bootstrap,
+        SGB_TOPIC_PREFIX=settings.topic_prefix,
+        SGB_STATE_DIR=str(settings.state_dir),
+        SGB_LOG_FORMAT="json",
+    )
     group = f"bench-scale-{uuid.uuid4().hex[:6]}"
     out = []
     for i in range(count):
@@ -107,12 +113,22 @@ def wait_settled(filters: list[tuple[subprocess.Popen[bytes], Path]], timeout: f
 
 def run(base: Settings, events: list[dict[str, Any]], processes: int, logs: Path) -> float:
     """Events per second with ``processes`` filter processes on a fresh topic prefix."""
-    settings = base.model_copy(update={"topic_prefix": f"s{uuid.uuid4().hex[:8]}.",
-                                       "state_dir": base.state_dir / f"scale-{processes}"})
+    settings = base.model_copy(
+        update={
+            "topic_prefix": f"s{uuid.uuid4().hex[:8]}.",
+            "state_dir": base.state_dir / f"scale-{processes}",
+        }
+    )
     apply(settings, load_declaration())
     serde = EventSerde(registry_for(settings))
-    encoded = [((child_key(e["child"]) or "x").encode(), settings.topic(ingress_topic(e["source"]["agency"])),
-                serde.encode(e)) for e in events]
+    encoded = [
+        (
+            (child_key(e["child"]) or "x").encode(),
+            settings.topic(ingress_topic(e["source"]["agency"])),
+            serde.encode(e),
+        )
+        for e in events
+    ]
     filters = start_filters(settings, processes, logs)
     try:
         wait_settled(filters)
@@ -158,12 +174,16 @@ def main() -> None:
             rates[count] = run(settings, events, count, logs)
             print(f"  {rates[count]:,.0f} events/s", flush=True)
     print()
-    print(f"events: {args.events:,} of all 14 types, {AUDIENCES} audit records each, one broker, "
-          f"{os.cpu_count()} CPU cores shared by broker, producer and filters")
+    print(
+        f"events: {args.events:,} of all 14 types, {AUDIENCES} audit records each, one broker, "
+        f"{os.cpu_count()} CPU cores shared by broker, producer and filters"
+    )
     base = rates[counts[0]]
     for count in counts:
-        print(f"{count} filter process(es): {rates[count]:>10,.0f} events/s   scaling factor "
-              f"{rates[count] / base:.2f} x ({count} process(es) / {counts[0]})")
+        print(
+            f"{count} filter process(es): {rates[count]:>10,.0f} events/s   scaling factor "
+            f"{rates[count] / base:.2f} x ({count} process(es) / {counts[0]})"
+        )
 
 
 if __name__ == "__main__":

@@ -28,20 +28,23 @@ from typing import Any
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [str(_HERE.parent), *(p for p in sys.path if Path(p or ".").resolve() != _HERE), str(_HERE)]
 
-from _kafka import bench_kafka  # noqa: E402
+from _kafka import bench_kafka
 
-from broker.clients import producer  # noqa: E402
-from broker.wire.codecs import EventSerde  # noqa: E402
-from broker.security.provenance import Provenance, Signer, Verifier  # noqa: E402
-from broker.wire.registry import registry_for  # noqa: E402
-from broker.settings import Settings  # noqa: E402
-from broker.security.signing_keys import KeyStore  # noqa: E402
-from broker.cluster.topics import apply  # noqa: E402
-from schemas.topics import load_declaration  # noqa: E402
-from connectors.runtime.publisher import ingress_topic  # noqa: E402
-from sgb.simulate.events import Population, Simulator  # noqa: E402
-from consent.filter.service import AUDIT_TOPIC, FilterService  # noqa: E402
-from schemas.child_keys import child_key  # noqa: E402
+from broker.clients import producer
+from broker.cluster.topics import apply
+from broker.security.provenance import Provenance, Signer, Verifier
+from broker.security.signing_keys import KeyStore
+from broker.settings import Settings
+from broker.wire.codecs import EventSerde
+from broker.wire.registry import registry_for
+from consent.filter.service import FilterService
+from schemas.child_keys import child_key
+from schemas.topics import (
+    AUDIT_TOPIC,
+    ingress_topic,
+    load_declaration,
+)
+from sgb.simulate.events import Population, Simulator
 
 # (name, settings that turn the mode on). The first is the baseline the others are compared to.
 MODES: list[tuple[str, dict[str, Any]]] = [
@@ -61,8 +64,11 @@ def produce_signed(settings: Settings, events: list[dict[str, Any]], serde: Even
     on, signed per agency when provenance is on."""
     from broker.security.ciphers import publisher_cipher
 
-    signers = ({a: Provenance(settings, a.lower()) for a in {e["source"]["agency"] for e in events}}
-               if settings.provenance else {})
+    signers = (
+        {a: Provenance(settings, a.lower()) for a in {e["source"]["agency"] for e in events}}
+        if settings.provenance
+        else {}
+    )
     cipher = publisher_cipher(settings)
     prod = producer(settings, **{"linger.ms": 20, "batch.num.messages": 10000})
     for event in events:
@@ -90,8 +96,10 @@ def audit_count(settings: Settings) -> int:
 
     cons = consumer(settings, "bench-count")
     name = settings.topic(AUDIT_TOPIC)
-    total = sum(cons.get_watermark_offsets(TopicPartition(name, p), timeout=10, cached=False)[1]
-                for p in cons.list_topics(name, timeout=10).topics[name].partitions)
+    total = sum(
+        cons.get_watermark_offsets(TopicPartition(name, p), timeout=10, cached=False)[1]
+        for p in cons.list_topics(name, timeout=10).topics[name].partitions
+    )
     cons.close()
     return total
 
@@ -136,9 +144,13 @@ def crypto_costs(settings: Settings, sample: list[bytes], rounds: int = 2000) ->
 def main() -> None:
     parser = argparse.ArgumentParser(description="Filter events/s with security features off and on")
     parser.add_argument("--events", type=int, default=10_000)
-    parser.add_argument("--rounds", type=int, default=2,
-                        help="Run the modes in turn this many times and keep each mode's best rate "
-                             "(a shared machine's noise otherwise favours whichever ran first).")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=2,
+        help="Run the modes in turn this many times and keep each mode's best rate "
+        "(a shared machine's noise otherwise favours whichever ran first).",
+    )
     args = parser.parse_args()
 
     print(f"generating {args.events} synthetic events of all 14 types ...")
@@ -169,8 +181,10 @@ def main() -> None:
             change = (1 - rate / baseline) * 100
             line += f"   {abs(change):.1f}% {'slower' if change >= 0 else 'faster'} than {rates[0][0]}"
         print(line)
-    print(f"Ed25519 per message, no Kafka: sign {sign_us:.0f} us, verify {verify_us:.0f} us "
-          "(the filter verifies once per event and signs once per delivery)")
+    print(
+        f"Ed25519 per message, no Kafka: sign {sign_us:.0f} us, verify {verify_us:.0f} us "
+        "(the filter verifies once per event and signs once per delivery)"
+    )
     print("target: at most 30% slower with everything on")
 
 

@@ -19,13 +19,17 @@ from pathlib import Path
 import fastavro
 
 _HERE = Path(__file__).resolve().parent
-sys.path[:] = [str(_HERE.parent), *(p for p in sys.path if Path(p or ".").resolve() != _HERE),
-               str(_HERE.parent / "tests")]
+sys.path[:] = [
+    str(_HERE.parent),
+    *(p for p in sys.path if Path(p or ".").resolve() != _HERE),
+    str(_HERE.parent / "tests"),
+]
 
-import schemas  # noqa: E402
-from broker.wire.codecs import EventSerde  # noqa: E402
-from broker.wire.registry import InMemoryRegistry  # noqa: E402
-from factories import domestic_abuse_incident  # noqa: E402
+from factories import domestic_abuse_incident
+
+import schemas
+from broker.wire.codecs import EventSerde
+from broker.wire.registry import InMemoryRegistry
 
 
 def rate(fn: Callable[[], None], n: int, repeat: int) -> float:

@@ -4,8 +4,17 @@ from __future__ import annotations
 
 from schemas.exceptions import SgbError, TopicsError
 
-__all__ = ["BrokerError", "DeliveryError", "KafkaRuntimeError", "KafkaUnavailable", "SchemaRegistryError",
-           "SerdeError", "SettingsError", "SgbError", "TopicsError"]
+__all__ = [
+    "BrokerError",
+    "DeliveryError",
+    "KafkaRuntimeError",
+    "KafkaUnavailable",
+    "SchemaRegistryError",
+    "SerdeError",
+    "SettingsError",
+    "SgbError",
+    "TopicsError",
+]
 
 
 class BrokerError(SgbError):

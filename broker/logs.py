@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
@@ -16,22 +17,75 @@ import structlog
 # Keys that may appear in a log line. Values of other keys are replaced by "[dropped]".
 ALLOWED_KEYS = frozenset(
     {
-        "event", "level", "timestamp", "logger", "event_id", "event_type", "audience",
-        "organisation", "outcome", "reason", "rule", "topic", "partition", "offset",
-        "count", "counts", "events", "delivered", "withheld", "dead_lettered", "records",
-        "errors", "elapsed_s", "rate", "lag", "group", "component", "agency", "policy_version",
-        "pid", "port", "bootstrap", "state_dir", "path", "version", "exc_type", "attempt",
-        "partitions", "transactional_id", "sink", "position", "source", "status", "seconds",
-        "schema_id", "subject", "topics", "created", "altered", "unchanged", "action",
+        "event",
+        "level",
+        "timestamp",
+        "logger",
+        "event_id",
+        "event_type",
+        "audience",
+        "organisation",
+        "outcome",
+        "reason",
+        "rule",
+        "topic",
+        "partition",
+        "offset",
+        "count",
+        "counts",
+        "events",
+        "delivered",
+        "withheld",
+        "dead_lettered",
+        "records",
+        "errors",
+        "elapsed_s",
+        "rate",
+        "lag",
+        "group",
+        "component",
+        "agency",
+        "policy_version",
+        "pid",
+        "port",
+        "bootstrap",
+        "state_dir",
+        "path",
+        "version",
+        "exc_type",
+        "attempt",
+        "partitions",
+        "transactional_id",
+        "sink",
+        "position",
+        "source",
+        "status",
+        "seconds",
+        "schema_id",
+        "subject",
+        "topics",
+        "created",
+        "altered",
+        "unchanged",
+        "action",
         # hubs, the inbox page and operator commands (structural values only)
-        "written", "duplicates", "replayed", "skipped", "backoff_s", "http_status", "host",
+        "written",
+        "duplicates",
+        "replayed",
+        "skipped",
+        "backoff_s",
+        "http_status",
+        "host",
         "call",  # the name of a Kafka client call (broker.transactions.bounded)
         # field encryption: a keyed hash of a child's key, never the key itself
         "child_ref",
         # credentials (the principal's name and the kind of credential, never the secret)
-        "principal", "kind",
+        "principal",
+        "kind",
         # provenance (broker/security/provenance.py): who signed, with which key id
-        "signer", "key_id", "active",
+        "signer",
+        "key_id",
+        "active",
     }
 )
 
@@ -44,7 +98,9 @@ class DropUnknownKeys:
     def __init__(self, allowed: frozenset[str] = ALLOWED_KEYS) -> None:
         self.allowed = allowed
 
-    def __call__(self, logger: Any, method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    def __call__(
+        self, logger: Any, method: str, event_dict: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
         for key in list(event_dict):
             if key not in self.allowed and not key.startswith("_"):
                 event_dict[key] = "[dropped]"

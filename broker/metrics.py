@@ -18,38 +18,61 @@ from prometheus_client import Counter, Gauge, Histogram
 from broker.probes import Health, HealthServer, serve
 
 # -- the filter ---------------------------------------------------------------------------
-DECISIONS = Counter("sgb_filter_decisions_total", "Decisions made by the filter, one per event and audience.",
-                    ["audience", "outcome", "reason"])
+DECISIONS = Counter(
+    "sgb_filter_decisions_total",
+    "Decisions made by the filter, one per event and audience.",
+    ["audience", "outcome", "reason"],
+)
 FILTER_EVENTS = Counter("sgb_filter_events_total", "Ingress events the filter processed.", ["agency"])
 FILTER_BATCH_SECONDS = Histogram(
-    "sgb_filter_batch_seconds", "Time to decide, deliver and commit one batch (one Kafka transaction).",
-    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0))
+    "sgb_filter_batch_seconds",
+    "Time to decide, deliver and commit one batch (one Kafka transaction).",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+)
 FILTER_ABORTED = Counter("sgb_filter_transactions_aborted_total", "Filter transactions aborted and retried.")
 
 # -- everyone that dead-letters -----------------------------------------------------------
 DEAD_LETTERS = Counter("sgb_dead_letters_total", "Records sent to the dead-letter topic.", ["component"])
 
 # -- connectors ---------------------------------------------------------------------------
-CONNECTOR_RECORDS = Counter("sgb_connector_records_total", "Source records a connector handled, by outcome.",
-                            ["agency", "outcome"])
+CONNECTOR_RECORDS = Counter(
+    "sgb_connector_records_total", "Source records a connector handled, by outcome.", ["agency", "outcome"]
+)
 
 # -- hubs ---------------------------------------------------------------------------------
-HUB_WRITTEN = Counter("sgb_hub_events_written_total", "Events a hub wrote to its sink (new ones only).",
-                      ["audience", "organisation", "sink"])
-HUB_DUPLICATES = Counter("sgb_hub_duplicates_skipped_total",
-                         "Events a hub's sink already held (re-read after a restart or a replay).",
-                         ["audience", "organisation", "sink"])
+HUB_WRITTEN = Counter(
+    "sgb_hub_events_written_total",
+    "Events a hub wrote to its sink (new ones only).",
+    ["audience", "organisation", "sink"],
+)
+HUB_DUPLICATES = Counter(
+    "sgb_hub_duplicates_skipped_total",
+    "Events a hub's sink already held (re-read after a restart or a replay).",
+    ["audience", "organisation", "sink"],
+)
 HUB_WRITE_SECONDS = Histogram(
-    "sgb_hub_sink_write_seconds", "Time to make one batch durable in the sink.", ["sink"],
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0))
-HUB_FAILURES = Counter("sgb_hub_sink_failures_total", "Sink writes that failed and will be retried.",
-                       ["audience", "organisation", "sink"])
-HUB_LAG = Gauge("sgb_hub_lag_messages", "Messages on the delivery topic not yet written to the sink.",
-                ["audience", "organisation"])
+    "sgb_hub_sink_write_seconds",
+    "Time to make one batch durable in the sink.",
+    ["sink"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+HUB_FAILURES = Counter(
+    "sgb_hub_sink_failures_total",
+    "Sink writes that failed and will be retried.",
+    ["audience", "organisation", "sink"],
+)
+HUB_LAG = Gauge(
+    "sgb_hub_lag_messages",
+    "Messages on the delivery topic not yet written to the sink.",
+    ["audience", "organisation"],
+)
 
 # -- every component ----------------------------------------------------------------------
-LAST_PROGRESS = Gauge("sgb_last_progress_timestamp_seconds",
-                      "Unix time at which the component last completed a unit of work.", ["component"])
+LAST_PROGRESS = Gauge(
+    "sgb_last_progress_timestamp_seconds",
+    "Unix time at which the component last completed a unit of work.",
+    ["component"],
+)
 
 
 def record_decision(audience: str, outcome: str, reason: str | None) -> None:
@@ -81,8 +104,9 @@ def record_connector(agency: str, outcome: str, count: int = 1) -> None:
     progress(f"connector:{agency.lower()}")
 
 
-def record_hub_write(audience: str, organisation: str, sink: str, *, written: int, duplicates: int,
-                     seconds: float) -> None:
+def record_hub_write(
+    audience: str, organisation: str, sink: str, *, written: int, duplicates: int, seconds: float
+) -> None:
     """Record one durable hub batch: new events, events the sink already held, and how long it took."""
     HUB_WRITTEN.labels(audience, organisation, sink).inc(written)
     if duplicates:

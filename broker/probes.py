@@ -33,8 +33,9 @@ class Health:
 
     __slots__ = ("_checks", "_clock", "_last_beat", "_lock", "component", "stale_after")
 
-    def __init__(self, component: str, stale_after: float = 60.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, component: str, stale_after: float = 60.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.component = component
         self.stale_after = stale_after
         self._clock = clock
@@ -116,8 +117,9 @@ def _handler(health: Health | None, metrics: bool) -> type[BaseHTTPRequestHandle
     return Handler
 
 
-def serve(port: int, health: Health | None = None, *, metrics: bool = True,
-          host: str = "127.0.0.1") -> HealthServer:
+def serve(
+    port: int, health: Health | None = None, *, metrics: bool = True, host: str = "127.0.0.1"
+) -> HealthServer:
     """Serve ``/livez`` and ``/readyz`` (when ``health`` is given) and ``/metrics`` in a daemon thread.
 
     Args:

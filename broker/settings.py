@@ -70,7 +70,7 @@ class Settings(BaseSettings):
     kafka_security: Literal["plaintext", "sasl_ssl", "mtls"] | None = Field(
         default=None,
         description="How `sgb kafka start` secures the local broker: plaintext, sasl_ssl (SCRAM-SHA-512) or "
-                    "mtls. Default: what this state directory last ran, else plaintext.",
+        "mtls. Default: what this state directory last ran, else plaintext.",
     )
     kafka_heap: str = Field(default="512m", pattern=r"^[0-9]+[mMgG]$")
     topic_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]*$")
@@ -83,7 +83,7 @@ class Settings(BaseSettings):
     provenance: bool = Field(
         default=False,
         description="on: connectors and the filter sign what they produce; the filter and hubs verify "
-                    "(broker/security/provenance.py). Off by default.",
+        "(broker/security/provenance.py). Off by default.",
     )
 
     @field_validator("bootstrap_servers")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
@@ -51,10 +52,20 @@ def bounded(call: Any, timeout: float, what: str) -> None:
     worker.start()
     worker.join(timeout)
     if not outcome:
-        log.error("Kafka client call did not return in time; the producer will be replaced", call=what,
-                  seconds=timeout)
-        raise KafkaException(KafkaError(KafkaError._TIMED_OUT, f"{what} did not return within {timeout:.0f} s",
-                                        fatal=False, retriable=False, txn_requires_abort=False))
+        log.error(
+            "Kafka client call did not return in time; the producer will be replaced",
+            call=what,
+            seconds=timeout,
+        )
+        raise KafkaException(
+            KafkaError(
+                KafkaError._TIMED_OUT,
+                f"{what} did not return within {timeout:.0f} s",
+                fatal=False,
+                retriable=False,
+                txn_requires_abort=False,
+            )
+        )
     if outcome[0] is not None:
         raise outcome[0]
 
@@ -66,17 +77,20 @@ def watermarks(cons: Any, tp: TopicPartition, attempts: int = 20) -> tuple[int, 
             low, high = cons.get_watermark_offsets(tp, timeout=10)
             return int(low), int(high)
         except KafkaException as exc:
-            if attempt == attempts - 1 or not exc.args[0].retriable() and exc.args[0].code() not in (
-                    KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE):
+            if attempt == attempts - 1 or (
+                not exc.args[0].retriable()
+                and exc.args[0].code()
+                not in (KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE)
+            ):
                 raise
             time.sleep(0.25)
     raise AssertionError("unreachable")
 
 
-def next_offsets(messages: list[Message]) -> list[TopicPartition]:
+def next_offsets(messages: Sequence[Message]) -> list[TopicPartition]:
     """The offsets to commit after ``messages``: one past the last of each partition."""
     nxt: dict[tuple[str, int], int] = {}
     for msg in messages:
-        key = (msg.topic(), msg.partition())
-        nxt[key] = max(nxt.get(key, 0), msg.offset() + 1)
+        key = (str(msg.topic()), int(msg.partition() or 0))
+        nxt[key] = max(nxt.get(key, 0), int(msg.offset() or 0) + 1)
     return [TopicPartition(t, p, o) for (t, p), o in nxt.items()]

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from connectors.exceptions import ConnectorError
 from connectors.runtime.readers import Reader
-from connectors.runtime.records import ConnectorError, MapRecord
+from connectors.runtime.records import MapRecord
 
 _HEALTH_FORMATS = ("fhir", "hl7")
 _POLICE_FORMATS = ("csv", "json")

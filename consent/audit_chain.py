@@ -74,7 +74,7 @@ class Head:
         """The head in offset-commit metadata, or None when there is none (or it is not ours)."""
         if not metadata or not metadata.startswith(METADATA_PREFIX):
             return None
-        sequence, _, digest = metadata[len(METADATA_PREFIX):].partition(":")
+        sequence, _, digest = metadata[len(METADATA_PREFIX) :].partition(":")
         try:
             number = int(sequence)
         except ValueError:
@@ -114,8 +114,9 @@ def canonical(record: dict[str, Any]) -> bytes:
     """The bytes a record's hash covers: every field but ``record_hash`` whose value is not
     null, as compact JSON with sorted keys (timestamps as epoch milliseconds)."""
     content = {k: v for k, v in record.items() if k != "record_hash" and v is not None}
-    return json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      default=_plain).encode()
+    return json.dumps(
+        content, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_plain
+    ).encode()
 
 
 def record_hash(record: dict[str, Any]) -> str:

@@ -68,18 +68,30 @@ class ChainVerifier:
         if chain is None or sequence is None or previous is None or stored is None:
             self.unchained += 1
             if partition in self._chained_partitions or chain is not None:
-                self._problem(partition, offset, chain, "record carries no complete chain fields "
-                                                        "(chain, sequence, previous_hash, record_hash)")
+                self._problem(
+                    partition,
+                    offset,
+                    chain,
+                    "record carries no complete chain fields (chain, sequence, previous_hash, record_hash)",
+                )
             return
         self._chained_partitions.add(partition)
         if record_hash(record) != stored:
-            self._problem(partition, offset, chain, f"sequence {sequence}: content does not match its "
-                                                    "record_hash (record changed)")
+            self._problem(
+                partition,
+                offset,
+                chain,
+                f"sequence {sequence}: content does not match its record_hash (record changed)",
+            )
         tail = self.tails.get(chain)
         if tail is None:
             if sequence != 0 or previous != GENESIS:
-                self._problem(partition, offset, chain, f"chain starts at sequence {sequence}, not 0 "
-                                                        "(earlier records missing)")
+                self._problem(
+                    partition,
+                    offset,
+                    chain,
+                    f"chain starts at sequence {sequence}, not 0 (earlier records missing)",
+                )
         else:
             self._link(partition, offset, chain, int(sequence), str(previous), tail)
         # Carry on from this record, so one tampered record gives one or two lines, not a cascade;
@@ -91,31 +103,48 @@ class ChainVerifier:
         if head is not None and head.sequence == sequence and chain not in self.reached:
             self.reached[chain] = here
 
-    def _link(self, partition: int, offset: int, chain: str, sequence: int, previous: str,
-              tail: _Tail) -> None:
+    def _link(
+        self, partition: int, offset: int, chain: str, sequence: int, previous: str, tail: _Tail
+    ) -> None:
         if tail.partition != partition:
-            self._problem(partition, offset, chain,
-                          f"chain continues here after partition {tail.partition} offset {tail.offset}")
+            self._problem(
+                partition,
+                offset,
+                chain,
+                f"chain continues here after partition {tail.partition} offset {tail.offset}",
+            )
         if sequence == tail.sequence + 1:
             if previous != tail.record_hash:
-                self._problem(partition, offset, chain,
-                              f"sequence {sequence}: previous_hash does not match sequence {tail.sequence} "
-                              "(record changed or replaced)")
+                self._problem(
+                    partition,
+                    offset,
+                    chain,
+                    f"sequence {sequence}: previous_hash does not match sequence {tail.sequence} "
+                    "(record changed or replaced)",
+                )
         elif sequence > tail.sequence + 1:
             missing = sequence - tail.sequence - 1
-            self._problem(partition, offset, chain,
-                          f"sequence {sequence} follows {tail.sequence}: {missing} record(s) "
-                          "missing or moved")
+            self._problem(
+                partition,
+                offset,
+                chain,
+                f"sequence {sequence} follows {tail.sequence}: {missing} record(s) missing or moved",
+            )
         elif sequence == tail.sequence:
             self._problem(partition, offset, chain, f"sequence {sequence} repeats (record duplicated)")
         else:
-            self._problem(partition, offset, chain, f"sequence {sequence} follows {tail.sequence} "
-                                                    "(out of order or chain restarted)")
+            self._problem(
+                partition,
+                offset,
+                chain,
+                f"sequence {sequence} follows {tail.sequence} (out of order or chain restarted)",
+            )
 
     def lagging(self) -> set[str]:
         """Chains whose expected head has not been read yet."""
-        return {chain for chain, head in self.expected.items()
-                if head.sequence >= 0 and chain not in self.reached}
+        return {
+            chain for chain, head in self.expected.items() if head.sequence >= 0 and chain not in self.reached
+        }
 
     def check_heads(self, latest: dict[str, Head] | None = None) -> None:
         """Check each chain reached its expected head, with the head's hash, and (given the
@@ -126,24 +155,36 @@ class ChainVerifier:
             reached = self.reached.get(chain)
             tail = self.tails.get(chain)
             if reached is None and tail is None:
-                self._problem(None, None, chain,
-                              f"no records found; the committed head is sequence {head.sequence}")
+                self._problem(
+                    None, None, chain, f"no records found; the committed head is sequence {head.sequence}"
+                )
             elif reached is None and tail is not None:
-                self._problem(tail.partition, tail.offset, chain,
-                              f"chain ends at sequence {tail.sequence} but the committed head is sequence "
-                              f"{head.sequence}: {head.sequence - tail.sequence} newest record(s) missing")
+                self._problem(
+                    tail.partition,
+                    tail.offset,
+                    chain,
+                    f"chain ends at sequence {tail.sequence} but the committed head is sequence "
+                    f"{head.sequence}: {head.sequence - tail.sequence} newest record(s) missing",
+                )
             elif reached is not None and reached.record_hash != head.record_hash:
-                self._problem(reached.partition, reached.offset, chain,
-                              f"sequence {reached.sequence} does not match the committed head's hash "
-                              "(newest record changed)")
+                self._problem(
+                    reached.partition,
+                    reached.offset,
+                    chain,
+                    f"sequence {reached.sequence} does not match the committed head's hash "
+                    "(newest record changed)",
+                )
         if latest is None:
             return
         for chain, tail in sorted(self.tails.items()):
             now = latest.get(chain)
             if now is not None and tail.sequence > now.sequence:
-                self._problem(tail.partition, tail.offset, chain,
-                              f"chain runs to sequence {tail.sequence}, beyond the committed head "
-                              f"{now.sequence}")
+                self._problem(
+                    tail.partition,
+                    tail.offset,
+                    chain,
+                    f"chain runs to sequence {tail.sequence}, beyond the committed head {now.sequence}",
+                )
 
     def undecodable(self, partition: int, offset: int, reason: str) -> None:
         """Note a record that could not be decoded (``reason`` must not quote its content)."""

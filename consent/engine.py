@@ -25,6 +25,7 @@ from consent.exceptions import EventInvalid, RedactionError
 from consent.policy import Condition, OrganisationSource, Policy, Rule
 from consent.redaction import Compiler, Plan, Redactor, age_in_years
 from consent.state import ChildState
+from schemas.topics import delivery_topic
 from schemas.vocabulary import (
     Audience,
     ConsentState,
@@ -35,7 +36,6 @@ from schemas.vocabulary import (
     Reason,
     Risk,
 )
-from schemas.topics import delivery_topic
 
 NAMESPACE = "uk.sgb"
 
@@ -94,8 +94,14 @@ class Engine:
         reference: local authority -> police force / integrated care board lookup.
     """
 
-    def __init__(self, policy: Policy, schema: dict[str, Any], pseudonym_key: bytes,
-                 onboarded: Onboarded, reference: Reference = _no_reference) -> None:
+    def __init__(
+        self,
+        policy: Policy,
+        schema: dict[str, Any],
+        pseudonym_key: bytes,
+        onboarded: Onboarded,
+        reference: Reference = _no_reference,
+    ) -> None:
         self.policy = policy
         self._compiler = Compiler(schema)
         self._redactor = Redactor(pseudonym_key)
@@ -108,26 +114,53 @@ class Engine:
         """Decide every candidate audience for ``event``; raises :class:`EventInvalid` if it
         cannot be evaluated (the caller dead-letters it)."""
         event_type, risk = _validate(event)
-        return [self._decide_one(event, event_type, risk, state, audience) for audience in self.policy.audiences]
+        return [
+            self._decide_one(event, event_type, risk, state, audience) for audience in self.policy.audiences
+        ]
 
-    def _decide_one(self, event: Mapping[str, Any], event_type: EventType, risk: Risk, state: ChildState,
-                    audience: Audience) -> Decision:
+    def _decide_one(
+        self,
+        event: Mapping[str, Any],
+        event_type: EventType,
+        risk: Risk,
+        state: ChildState,
+        audience: Audience,
+    ) -> Decision:
         consent = state.recorded_consent_state(audience, Purpose.FAMILY_HELP)
-        base = {
-            "event_id": event["event_id"], "event_type": event_type.value, "audience": audience,
-            "policy_version": self.policy.version_id, "consent_state": consent,
+        base: dict[str, Any] = {
+            "event_id": event["event_id"],
+            "event_type": event_type.value,
+            "audience": audience,
+            "policy_version": self.policy.version_id,
+            "consent_state": consent,
         }
         rules = self.policy.rules_by_target.get((event_type, audience), ())
         if not rules:
             org = self._organisation(_default_source(audience), event, state)
-            return Decision(**base, organisation=org, outcome=Outcome.WITHHOLD, reason=Reason.NO_RULE,
-                            rule=None, lawful_basis=None)
+            return Decision(
+                **base,
+                organisation=org,
+                outcome=Outcome.WITHHOLD,
+                reason=Reason.NO_RULE,
+                rule=None,
+                lawful_basis=None,
+            )
         chosen, lawful_basis, reason, failed_rule = self._choose(rules, event, risk, state, audience)
         if chosen is None:
             org = self._organisation(rules[0].organisation_source, event, state)
-            return Decision(**base, organisation=org, outcome=Outcome.WITHHOLD, reason=reason,
-                            rule=failed_rule, lawful_basis=None)
-        withhold = {"outcome": Outcome.WITHHOLD, "rule": chosen.id, "lawful_basis": lawful_basis}
+            return Decision(
+                **base,
+                organisation=org,
+                outcome=Outcome.WITHHOLD,
+                reason=reason,
+                rule=failed_rule,
+                lawful_basis=None,
+            )
+        withhold: dict[str, Any] = {
+            "outcome": Outcome.WITHHOLD,
+            "rule": chosen.id,
+            "lawful_basis": lawful_basis,
+        }
         org = self._organisation(chosen.organisation_source, event, state)
         if not org:
             return Decision(**base, organisation=None, reason=Reason.RECIPIENT_UNKNOWN, **withhold)
@@ -135,8 +168,9 @@ class Engine:
             return Decision(**base, organisation=org, reason=Reason.RECIPIENT_NOT_ONBOARDED, **withhold)
         try:
             plan = self._plan(chosen, event_type)
-            redacted = self._redactor.apply(plan, dict(event), recipient=f"{audience}:{org}",
-                                            at=_event_date(event))
+            redacted = self._redactor.apply(
+                plan, dict(event), recipient=f"{audience}:{org}", at=_event_date(event)
+            )
         except RedactionError:
             return Decision(**base, organisation=org, reason=Reason.REDACTION_FAILED, **withhold)
         secret = self._secrets.get(id(plan))
@@ -146,13 +180,25 @@ class Engine:
         copy["withheld_fields"] = [p for p in redacted.removed if p not in secret]
         copy["generalised_fields"] = redacted.generalised
         return Decision(
-            **base, organisation=org, outcome=Outcome.SHARE, reason=Reason.GRANTED, rule=chosen.id,
-            lawful_basis=lawful_basis, removed_fields=tuple(redacted.removed),
-            transformed_fields=tuple(redacted.transformed) + tuple(redacted.generalised), event=copy,
+            **base,
+            organisation=org,
+            outcome=Outcome.SHARE,
+            reason=Reason.GRANTED,
+            rule=chosen.id,
+            lawful_basis=lawful_basis,
+            removed_fields=tuple(redacted.removed),
+            transformed_fields=tuple(redacted.transformed) + tuple(redacted.generalised),
+            event=copy,
         )
 
-    def _choose(self, rules: tuple[Rule, ...], event: Mapping[str, Any], risk: Risk, state: ChildState,
-                audience: Audience) -> tuple[Rule | None, LawfulBasis | None, Reason, str | None]:
+    def _choose(
+        self,
+        rules: tuple[Rule, ...],
+        event: Mapping[str, Any],
+        risk: Risk,
+        state: ChildState,
+        audience: Audience,
+    ) -> tuple[Rule | None, LawfulBasis | None, Reason, str | None]:
         reason, failed = Reason.CONDITION_NOT_MET, rules[0].id
         for rule in rules:
             if not all(_holds(c, event, risk, state, audience) for c in rule.conditions):
@@ -172,22 +218,28 @@ class Engine:
         key = (rule.id, event_type.value)
         plan = self._plans.get(key)
         if plan is None:
-            plan = self._compiler.compile(rule.grant, self.policy.prohibited[rule.audience], rule.actions,
-                                          details_record(event_type.value))
+            plan = self._compiler.compile(
+                rule.grant,
+                self.policy.prohibited[rule.audience],
+                rule.actions,
+                details_record(event_type.value),
+            )
             self._plans[key] = plan
         return plan
 
-    def _organisation(self, source: OrganisationSource, event: Mapping[str, Any], state: ChildState) -> str | None:
+    def _organisation(
+        self, source: OrganisationSource, event: Mapping[str, Any], state: ChildState
+    ) -> str | None:
         child = event.get("child") or {}
         la = child.get("local_authority_code") or state.local_authority_code
         if source is OrganisationSource.NATIONAL:
             return "national"
         if source is OrganisationSource.CHILD_LOCAL_AUTHORITY:
-            return la  # type: ignore[no-any-return]
+            return la
         if source is OrganisationSource.CHILD_SCHOOL:
-            return child.get("school_urn") or state.school_urn  # type: ignore[no-any-return]
+            return child.get("school_urn") or state.school_urn
         if source is OrganisationSource.CHILD_GP_PRACTICE:
-            return child.get("gp_practice_ods") or state.gp_practice_ods  # type: ignore[no-any-return]
+            return child.get("gp_practice_ods") or state.gp_practice_ods
         if source is OrganisationSource.CHILD_INTEGRATED_CARE_BOARD:
             return self._reference("icb", la) if la else None
         if source is OrganisationSource.CHILD_POLICE_FORCE:
@@ -197,7 +249,7 @@ class Engine:
             return flag.local_authority_code if flag else None
         if source is OrganisationSource.REFERRER:
             details = event.get("details") or {}
-            return details.get("referrer_organisation")  # type: ignore[no-any-return]
+            return details.get("referrer_organisation")
         return None
 
 
@@ -239,7 +291,9 @@ def _event_date(event: Mapping[str, Any]) -> date | None:
     return occurred if isinstance(occurred, date) else None
 
 
-def _holds(cond: Condition, event: Mapping[str, Any], risk: Risk, state: ChildState, audience: Audience) -> bool:
+def _holds(
+    cond: Condition, event: Mapping[str, Any], risk: Risk, state: ChildState, audience: Audience
+) -> bool:
     key = cond.key
     if key in ("age_under", "age_at_least"):
         born = (event.get("child") or {}).get("date_of_birth")

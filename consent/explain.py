@@ -7,13 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import schemas
-from schemas.exceptions import SgbError
-from schemas.topics import TopicDeclaration
 from consent import state_updates as status
 from consent.engine import Decision, Engine
 from consent.policy import Policy
 from consent.state import ChildState
+from schemas.exceptions import SgbError
 from schemas.jsonform import event_from_json, record_from_json, to_json
+from schemas.topics import TopicDeclaration
 
 
 def read_json(path: Path, what: str) -> Any:
@@ -49,8 +49,9 @@ def state_from_json(raw: Any) -> ChildState:
     return state
 
 
-def explain(policy: Policy, event_json: Any, state: ChildState, onboarded: TopicDeclaration,
-            pseudonym_key: bytes) -> dict[str, Any]:
+def explain(
+    policy: Policy, event_json: Any, state: ChildState, onboarded: TopicDeclaration, pseudonym_key: bytes
+) -> dict[str, Any]:
     """Evaluate ``event_json`` and return what ``sgb policy evaluate`` prints."""
     try:
         event = event_from_json(event_json)
@@ -64,8 +65,12 @@ def explain(policy: Policy, event_json: Any, state: ChildState, onboarded: Topic
 
     engine = Engine(policy, schemas.load("SafeguardingEvent"), pseudonym_key, is_onboarded)
     decisions = engine.decide(event, status.derive(event, state))
-    return {"policy": policy.name, "policy_version": policy.version_id,
-            "event_id": event["event_id"], "decisions": [_entry(d) for d in decisions]}
+    return {
+        "policy": policy.name,
+        "policy_version": policy.version_id,
+        "event_id": event["event_id"],
+        "decisions": [_entry(d) for d in decisions],
+    }
 
 
 def _entry(decision: Decision) -> dict[str, Any]:

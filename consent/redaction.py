@@ -107,7 +107,7 @@ class Compiler:
         self._actions = actions
         self._details = details_record
         plan = self._record(self.schema, frozenset(), "")
-        return () if plan is _KEEP else plan
+        return () if plan is _KEEP or isinstance(plan, str) else plan
 
     def _verdict(self, tags: frozenset[str]) -> RedactionAction | None:
         needed = tags - {Tag.METADATA}
@@ -156,12 +156,18 @@ class Compiler:
             return None
         return FieldPlan(name, path, kind, action, mask=field.get("sgb:mask"), secret_existence=secret)
 
-    def _container(self, field: dict[str, Any], tags: frozenset[str], path: str, kind: str,
-                   record: dict[str, Any], secret: bool) -> FieldPlan | None:
+    def _container(
+        self,
+        field: dict[str, Any],
+        tags: frozenset[str],
+        path: str,
+        kind: str,
+        record: dict[str, Any],
+        secret: bool,
+    ) -> FieldPlan | None:
         own = _tags(field)
-        if own and kind != "required":
-            if self._verdict(tags) is RedactionAction.REMOVE:
-                return FieldPlan(field["name"], path, kind, RedactionAction.REMOVE, secret_existence=secret)
+        if own and kind != "required" and self._verdict(tags) is RedactionAction.REMOVE:
+            return FieldPlan(field["name"], path, kind, RedactionAction.REMOVE, secret_existence=secret)
         sub = self._record(record, tags, path + ("[]." if kind == "array" else "."))
         if sub is _KEEP:
             return None
@@ -208,8 +214,9 @@ class Redactor:
             raise RedactionError(msg) from None
         return out
 
-    def _apply(self, plan: Plan, record: dict[str, Any], out: Redacted, recipient: str,
-               at: date | None) -> dict[str, Any]:
+    def _apply(
+        self, plan: Plan, record: dict[str, Any], out: Redacted, recipient: str, at: date | None
+    ) -> dict[str, Any]:
         copy = dict(record)
         for fp in plan:
             value = copy.get(fp.name)
@@ -232,7 +239,11 @@ class Redactor:
         new: Any = None
         if action is RedactionAction.MASK and isinstance(value, str):
             new = outward_code(value) if fp.mask == "outward_code" else mask_text(value)
-        elif action is RedactionAction.GENERALISE and isinstance(value, date) and not isinstance(value, datetime):
+        elif (
+            action is RedactionAction.GENERALISE
+            and isinstance(value, date)
+            and not isinstance(value, datetime)
+        ):
             if at is not None:
                 out.generalised[fp.path] = f"{age_in_years(value, at)} years"
                 new = None

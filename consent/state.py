@@ -76,7 +76,9 @@ class ChildState:
         covering = self.consent_state(audience, purpose)
         if covering != NO_RECORD:
             return covering
-        newest = max((c for c in self.consents if c.purpose == purpose), key=lambda c: c.recorded_at, default=None)
+        newest = max(
+            (c for c in self.consents if c.purpose == purpose), key=lambda c: c.recorded_at, default=None
+        )
         return newest.state if newest else NO_RECORD
 
     def with_consent(self, consent: Consent) -> ChildState:

@@ -23,8 +23,12 @@ def apply_consent(state: ChildState, record: Mapping[str, Any]) -> ChildState:
     if isinstance(recorded, datetime) and recorded.tzinfo is None:
         recorded = recorded.replace(tzinfo=UTC)
     consent = Consent(
-        audience=str(record["audience"]), purpose=str(record["purpose"]), state=str(record["state"]),
-        given_by=record.get("given_by"), recorded_at=recorded, consent_id=record.get("consent_id"),
+        audience=str(record["audience"]),
+        purpose=str(record["purpose"]),
+        state=str(record["state"]),
+        given_by=record.get("given_by"),
+        recorded_at=recorded,
+        consent_id=record.get("consent_id"),
         recorded_by=record.get("recorded_by"),
     )
     return state.with_consent(consent)
@@ -33,16 +37,23 @@ def apply_consent(state: ChildState, record: Mapping[str, Any]) -> ChildState:
 def consent_in_force(state: ChildState, late: Mapping[str, Any]) -> dict[str, Any] | None:
     """When ``late`` lost to a consent recorded later, the winning record (for re-publishing), else None."""
     for consent in state.consents:
-        if consent.audience == str(late["audience"]) and consent.purpose == str(late["purpose"]):
-            if consent.recorded_at > late["recorded_at"] or (
-                    consent.recorded_at == late["recorded_at"] and consent.consent_id != late.get("consent_id")):
-                return {
-                    "consent_id": consent.consent_id or "", "nhs_number": late.get("nhs_number"),
-                    "la_child_id": late.get("la_child_id"), "local_authority_code": late.get("local_authority_code"),
-                    "audience": consent.audience, "purpose": consent.purpose, "state": consent.state,
-                    "given_by": consent.given_by, "recorded_at": consent.recorded_at,
-                    "recorded_by": consent.recorded_by or "",
-                }
+        same = consent.audience == str(late["audience"]) and consent.purpose == str(late["purpose"])
+        if same and (
+            consent.recorded_at > late["recorded_at"]
+            or (consent.recorded_at == late["recorded_at"] and consent.consent_id != late.get("consent_id"))
+        ):
+            return {
+                "consent_id": consent.consent_id or "",
+                "nhs_number": late.get("nhs_number"),
+                "la_child_id": late.get("la_child_id"),
+                "local_authority_code": late.get("local_authority_code"),
+                "audience": consent.audience,
+                "purpose": consent.purpose,
+                "state": consent.state,
+                "given_by": consent.given_by,
+                "recorded_at": consent.recorded_at,
+                "recorded_by": consent.recorded_by or "",
+            }
     return None
 
 
@@ -60,11 +71,16 @@ def _flag(active: Any, la: Any, start: Any) -> Flag | None:
 
 def _record_facts(record: Mapping[str, Any]) -> dict[str, Any]:
     return {
-        "child_protection_plan": _flag(record.get("child_protection_plan_active"),
-                                       record.get("child_protection_plan_local_authority_code"),
-                                       record.get("child_protection_plan_start_date")),
-        "looked_after": _flag(record.get("looked_after_active"), record.get("looked_after_local_authority_code"),
-                              record.get("looked_after_start_date")),
+        "child_protection_plan": _flag(
+            record.get("child_protection_plan_active"),
+            record.get("child_protection_plan_local_authority_code"),
+            record.get("child_protection_plan_start_date"),
+        ),
+        "looked_after": _flag(
+            record.get("looked_after_active"),
+            record.get("looked_after_local_authority_code"),
+            record.get("looked_after_start_date"),
+        ),
         "school_urn": record.get("school_urn"),
         "gp_practice_ods": record.get("gp_practice_ods"),
         "local_authority_code": record.get("local_authority_code"),
@@ -145,15 +161,21 @@ def _derive(event: Mapping[str, Any], state: ChildState) -> ChildState:
     details = event.get("details") or {}
     change = details.get("change")
     la = details.get("responsible_local_authority_code") or new.local_authority_code
-    if change == "STARTED":
-        return replace(new, **{attr: Flag(True, la, details.get("start_date"))})
-    if change == "ENDED":
-        return replace(new, **{attr: Flag(False, la, details.get("start_date"))})
-    return new
+    if change not in ("STARTED", "ENDED"):
+        return new
+    flag = Flag(change == "STARTED", la, details.get("start_date"))
+    if attr == "child_protection_plan":
+        return replace(new, child_protection_plan=flag)
+    return replace(new, looked_after=flag)
 
 
-def status_record(key: str, state: ChildState, event_id: str | None, now: datetime | None = None,
-                  written_by: str | None = None) -> dict[str, Any]:
+def status_record(
+    key: str,
+    state: ChildState,
+    event_id: str | None,
+    now: datetime | None = None,
+    written_by: str | None = None,
+) -> dict[str, Any]:
     """The ChildStatus record published to ``sg.status.v1`` for a child, with its fact versions."""
     cpp, lac = state.child_protection_plan, state.looked_after
     return {
@@ -176,6 +198,16 @@ def status_record(key: str, state: ChildState, event_id: str | None, now: dateti
 
 def flags_changed(before: ChildState, after: ChildState) -> bool:
     """Whether anything published on ``sg.status.v1`` differs."""
-    return (before.child_protection_plan, before.looked_after, before.school_urn, before.gp_practice_ods,
-            before.local_authority_code) != (after.child_protection_plan, after.looked_after, after.school_urn,
-                                             after.gp_practice_ods, after.local_authority_code)
+    return (
+        before.child_protection_plan,
+        before.looked_after,
+        before.school_urn,
+        before.gp_practice_ods,
+        before.local_authority_code,
+    ) != (
+        after.child_protection_plan,
+        after.looked_after,
+        after.school_urn,
+        after.gp_practice_ods,
+        after.local_authority_code,
+    )

@@ -8,6 +8,7 @@ by name, and :func:`load` inlines them so that each top-level schema is self-con
 
 from __future__ import annotations
 
-from schemas.loader import SCHEMA_DIR, SchemaError, load, load_all_names, parsed
+from schemas.exceptions import SchemaError
+from schemas.loader import SCHEMA_DIR, load, load_all_names, parsed
 
 __all__ = ["SCHEMA_DIR", "SchemaError", "load", "load_all_names", "parsed"]

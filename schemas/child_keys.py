@@ -30,8 +30,13 @@ def child_key(child: Mapping[str, Any]) -> str | None:
 
 def consent_child_key(record: Mapping[str, Any]) -> str | None:
     """The child key of a ConsentRecord (it names the child by NHS number or local id)."""
-    return child_key({"nhs_number": record.get("nhs_number"), "la_child_id": record.get("la_child_id"),
-                      "local_authority_code": record.get("local_authority_code")})
+    return child_key(
+        {
+            "nhs_number": record.get("nhs_number"),
+            "la_child_id": record.get("la_child_id"),
+            "local_authority_code": record.get("local_authority_code"),
+        }
+    )
 
 
 def consent_key(record: Mapping[str, Any]) -> str | None:

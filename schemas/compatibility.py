@@ -39,7 +39,12 @@ def _resolve(node: Any, named: dict[str, Any]) -> Any:
         node = named[node]
     if isinstance(node, dict) and isinstance(node.get("type"), (dict, list)) and "name" not in node:
         return _resolve(node["type"], named)
-    if isinstance(node, dict) and node.get("type") in _PRIMITIVES and len(node) <= 2 and "logicalType" not in node:
+    if (
+        isinstance(node, dict)
+        and node.get("type") in _PRIMITIVES
+        and len(node) <= 2
+        and "logicalType" not in node
+    ):
         return node["type"]
     return node
 
@@ -63,8 +68,15 @@ def incompatibilities(reader: dict[str, Any], writer: dict[str, Any]) -> list[st
     return problems
 
 
-def _check(r: Any, w: Any, rn: dict[str, Any], wn: dict[str, Any], path: str, out: list[str],
-           seen: set[tuple[str, str]]) -> None:
+def _check(
+    r: Any,
+    w: Any,
+    rn: dict[str, Any],
+    wn: dict[str, Any],
+    path: str,
+    out: list[str],
+    seen: set[tuple[str, str]],
+) -> None:
     r, w = _resolve(r, rn), _resolve(w, wn)
     rk, wk = _kind(r), _kind(w)
     where = path or "(root)"

@@ -13,13 +13,27 @@ from typing import Any
 import fastavro
 
 from schemas.compatibility import incompatibilities
-from schemas.loader import SCHEMA_DIR, SchemaError, load, load_all_names
+from schemas.exceptions import SchemaError
+from schemas.loader import SCHEMA_DIR, load, load_all_names
 
-KNOWN_TAGS = frozenset({
-    "METADATA", "IDENTIFIER", "NAME", "DATE_OF_BIRTH", "CONTACT", "CONFIDENTIAL_ADDRESS", "HEALTH",
-    "MENTAL_HEALTH", "SEXUAL_HEALTH", "CRIMINAL_OFFENCE", "THIRD_PARTY", "SPECIAL_CATEGORY", "NARRATIVE",
-    "CASE_DETAIL",
-})
+KNOWN_TAGS = frozenset(
+    {
+        "METADATA",
+        "IDENTIFIER",
+        "NAME",
+        "DATE_OF_BIRTH",
+        "CONTACT",
+        "CONFIDENTIAL_ADDRESS",
+        "HEALTH",
+        "MENTAL_HEALTH",
+        "SEXUAL_HEALTH",
+        "CRIMINAL_OFFENCE",
+        "THIRD_PARTY",
+        "SPECIAL_CATEGORY",
+        "NARRATIVE",
+        "CASE_DETAIL",
+    }
+)
 #: The records that travel on topics (each registered as its own subject).
 TOP_LEVEL = ("SafeguardingEvent", "ConsentRecord", "ChildStatus", "AuditDecision", "DeadLetter")
 RELEASED_DIR = SCHEMA_DIR.parent / "released"
@@ -29,8 +43,14 @@ def _fail(msg: str) -> None:
     raise SchemaError(msg)
 
 
-def _walk(node: Any, named: dict[str, Any], inherited: frozenset[str], path: str, where: str,
-          done: set[tuple[str, frozenset[str]]]) -> None:
+def _walk(
+    node: Any,
+    named: dict[str, Any],
+    inherited: frozenset[str],
+    path: str,
+    where: str,
+    done: set[tuple[str, frozenset[str]]],
+) -> None:
     """Check one type; ``path`` names the field for messages."""
     if isinstance(node, str):
         if node in named:
@@ -62,7 +82,9 @@ def _walk(node: Any, named: dict[str, Any], inherited: frozenset[str], path: str
                 _fail(f"{where}: field {sub} has confluent:tags that is not a list.")
             unknown = [t for t in tags if t not in KNOWN_TAGS]
             if unknown:
-                _fail(f"{where}: field {sub} has unknown tag {unknown[0]} (known: {', '.join(sorted(KNOWN_TAGS))}).")
+                _fail(
+                    f"{where}: field {sub} has unknown tag {unknown[0]} (known: {', '.join(sorted(KNOWN_TAGS))})."
+                )
             effective = inherited | frozenset(tags)
             _removable(field, sub, where, effective, inherited, named)
             _walk(field["type"], named, effective, sub, where, done)
@@ -86,8 +108,14 @@ def _walk(node: Any, named: dict[str, Any], inherited: frozenset[str], path: str
         _fail(f"{where}: field {path} has no sensitivity tags (add confluent:tags).")
 
 
-def _removable(field: dict[str, Any], path: str, where: str, effective: frozenset[str],
-               inherited: frozenset[str], named: dict[str, Any]) -> None:
+def _removable(
+    field: dict[str, Any],
+    path: str,
+    where: str,
+    effective: frozenset[str],
+    inherited: frozenset[str],
+    named: dict[str, Any],
+) -> None:
     """A field that adds a tag beyond METADATA must be withholdable on its own."""
     adds = frozenset(field.get("confluent:tags", [])) - inherited - {"METADATA"}
     if not adds:
@@ -97,8 +125,10 @@ def _removable(field: dict[str, Any], path: str, where: str, effective: frozense
         return
     if isinstance(type_, dict) and type_.get("type") in ("array", "map"):
         return
-    _fail(f"{where}: field {path} carries {', '.join(sorted(adds))} but cannot be withheld "
-          "(make it nullable with default null, or an array or map).")
+    _fail(
+        f"{where}: field {path} carries {', '.join(sorted(adds))} but cannot be withheld "
+        "(make it nullable with default null, or an array or map)."
+    )
 
 
 def check_schema(name: str, directory: Path | None = None) -> None:
@@ -141,12 +171,18 @@ def check_catalogue(directory: Path | None = None, released_dir: Path = RELEASED
             old = json.loads(path.read_text(encoding="utf-8"))
             problems = incompatibilities(reader=current, writer=old)
             if problems:
-                _fail(f"{name} is not backward compatible with released version {path.parent.name} "
-                      f"(the new schema cannot read old data): {problems[0]}.")
+                _fail(
+                    f"{name} is not backward compatible with released version {path.parent.name} "
+                    f"(the new schema cannot read old data): {problems[0]}."
+                )
             problems = incompatibilities(reader=old, writer=current)
             if problems:
-                _fail(f"{name} is not forward compatible with released version {path.parent.name} "
-                      f"(readers still on it cannot read new data): {problems[0]}.")
+                _fail(
+                    f"{name} is not forward compatible with released version {path.parent.name} "
+                    f"(readers still on it cannot read new data): {problems[0]}."
+                )
             compared += 1
-    return (f"{len(names)} schema files, {len(TOP_LEVEL)} top-level records: all parse, every leaf field is "
-            f"documented and tagged, and {compared} released version(s) stay compatible both ways.")
+    return (
+        f"{len(names)} schema files, {len(TOP_LEVEL)} top-level records: all parse, every leaf field is "
+        f"documented and tagged, and {compared} released version(s) stay compatible both ways."
+    )

@@ -11,11 +11,11 @@ a real person.
 
 from __future__ import annotations
 
-from schemas.exceptions import InvalidIdentifier
-
 import random
 import re
 import unicodedata
+
+from schemas.exceptions import InvalidIdentifier
 
 __all__ = [
     "UPN_UNKNOWN_CODES",

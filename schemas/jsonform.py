@@ -11,7 +11,8 @@ import base64
 from datetime import UTC, date, datetime
 from typing import Any
 
-from schemas.loader import SchemaError, load
+from schemas.exceptions import SchemaError
+from schemas.loader import load
 
 _NAMED_CACHE: dict[str, dict[str, Any]] = {}
 
@@ -82,7 +83,9 @@ def from_json(node: Any, value: Any, named: dict[str, Any], hint: str | None, pa
             resolved = named.get(branch, branch) if isinstance(branch, str) else branch
             if isinstance(resolved, dict) and resolved.get("name") == hint:
                 return from_json(resolved, value, named, hint, path)
-        msg = f"Field {path} does not say which of its types it is (the event type selects the details record)."
+        msg = (
+            f"Field {path} does not say which of its types it is (the event type selects the details record)."
+        )
         raise SchemaError(msg)
     kind = node.get("type")
     if kind == "record":

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from schemas.exceptions import SchemaError
-
 import json
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import fastavro
+
+from schemas.exceptions import SchemaError
 
 SCHEMA_DIR = Path(__file__).parent / "avro"
 NAMESPACE = "uk.sgb"
@@ -72,7 +72,8 @@ def load(name: str, directory: Path | None = None) -> dict[str, Any]:
         directory: where the ``.avsc`` files are; the shipped catalogue by default.
     """
     if directory is None:
-        return json.loads(_cached_text(name))
+        loaded: dict[str, Any] = json.loads(_cached_text(name))
+        return loaded
     return _inline(name, directory, set())  # type: ignore[no-any-return]
 
 

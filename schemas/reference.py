@@ -22,12 +22,12 @@ See ``reference/README.md`` for the sources and what to check when boundaries ch
 
 from __future__ import annotations
 
-from schemas.exceptions import ReferenceDataError
-
 import csv
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+
+from schemas.exceptions import ReferenceDataError
 
 __all__ = [
     "REFERENCE_DIR",

@@ -55,6 +55,7 @@ def delivery_topic(audience: str, organisation: str) -> str:
 
 DECLARATION = Path(__file__).resolve().parents[1] / "deploy" / "topics.yaml"
 
+
 class TopicSpec(BaseModel):
     """One declared topic."""
 
@@ -120,18 +121,24 @@ class TopicDeclaration(BaseModel):
         """Every declared topic, delivery topics expanded, with defaults applied (logical names)."""
         out = []
         for spec in self.topics:
-            out.append(spec.model_copy(update={
-                "replication_factor": spec.replication_factor or self.defaults.replication_factor,
-                "config": {**self.defaults.config, **spec.config},
-            }))
+            out.append(
+                spec.model_copy(
+                    update={
+                        "replication_factor": spec.replication_factor or self.defaults.replication_factor,
+                        "config": {**self.defaults.config, **spec.config},
+                    }
+                )
+            )
         for audience, orgs in sorted(self.deliveries.organisations.items()):
             for org in orgs:
-                out.append(TopicSpec(
-                    name=delivery_topic(audience, org),
-                    partitions=self.deliveries.partitions,
-                    replication_factor=self.defaults.replication_factor,
-                    config={**self.defaults.config, **self.deliveries.config},
-                ))
+                out.append(
+                    TopicSpec(
+                        name=delivery_topic(audience, org),
+                        partitions=self.deliveries.partitions,
+                        replication_factor=self.defaults.replication_factor,
+                        config={**self.defaults.config, **self.deliveries.config},
+                    )
+                )
         return out
 
 

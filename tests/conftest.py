@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from broker.cluster.local_kafka import LocalKafka
-from broker.settings import Settings
 from broker.cluster.topics import apply
+from broker.settings import Settings
 from schemas.topics import load_declaration
 
 REPO = Path(__file__).resolve().parent.parent
@@ -137,10 +137,12 @@ def read_topic(settings: Settings, logical: str, *, expect: int, timeout: float 
 def sgb_env(settings: Settings) -> dict[str, str]:
     """Environment for running the ``sgb`` command against this test's topics."""
     env = dict(os.environ)
-    env.update({
-        "SGB_BOOTSTRAP_SERVERS": settings.bootstrap,
-        "SGB_TOPIC_PREFIX": settings.topic_prefix,
-        "SGB_STATE_DIR": str(settings.state_dir),
-        "SGB_LOG_FORMAT": "json",
-    })
+    env.update(
+        {
+            "SGB_BOOTSTRAP_SERVERS": settings.bootstrap,
+            "SGB_TOPIC_PREFIX": settings.topic_prefix,
+            "SGB_STATE_DIR": str(settings.state_dir),
+            "SGB_LOG_FORMAT": "json",
+        }
+    )
     return env

@@ -12,9 +12,16 @@ from schemas.identifiers import synthetic_nhs_number
 RNG = random.Random(20261123)
 
 
-def domestic_abuse_incident(*, born: date = date(2015, 6, 1), risk: str = "NEEDS_SUPPORT", la: str = "202",
-                            school: str | None = "100000", gp: str | None = "F83004",
-                            confidential_address: bool = True, occurred: datetime | None = None) -> dict[str, Any]:
+def domestic_abuse_incident(
+    *,
+    born: date = date(2015, 6, 1),
+    risk: str = "NEEDS_SUPPORT",
+    la: str = "202",
+    school: str | None = "100000",
+    gp: str | None = "F83004",
+    confidential_address: bool = True,
+    occurred: datetime | None = None,
+) -> dict[str, Any]:
     """A complete police DOMESTIC_ABUSE_INCIDENT about one synthetic child."""
     occurred = occurred or datetime(2026, 11, 20, 21, 30, tzinfo=UTC)
     return {
@@ -23,27 +30,55 @@ def domestic_abuse_incident(*, born: date = date(2015, 6, 1), risk: str = "NEEDS
         "occurred_at": occurred,
         "recorded_at": occurred + timedelta(hours=1),
         "source": {
-            "agency": "POLICE", "organisation": "metropolitan", "organisation_name": "Metropolitan Police Service",
-            "system": "test", "record_id": "INC-1",
-            "contact": {"team": "PPU test team", "phone": "020 7946 0999", "email": None, "reference": "CAD-77"},
+            "agency": "POLICE",
+            "organisation": "metropolitan",
+            "organisation_name": "Metropolitan Police Service",
+            "system": "test",
+            "record_id": "INC-1",
+            "contact": {
+                "team": "PPU test team",
+                "phone": "020 7946 0999",
+                "email": None,
+                "reference": "CAD-77",
+            },
         },
         "risk": risk,
         "child": {
-            "nhs_number": synthetic_nhs_number(RNG), "upn": None, "la_child_id": None,
-            "police_person_reference": "TP-0001", "given_name": "Testy", "family_name": "Childe",
-            "date_of_birth": born, "ethnicity": "WBRI",
+            "nhs_number": synthetic_nhs_number(RNG),
+            "upn": None,
+            "la_child_id": None,
+            "police_person_reference": "TP-0001",
+            "given_name": "Testy",
+            "family_name": "Childe",
+            "date_of_birth": born,
+            "ethnicity": "WBRI",
             "address": {"line1": "1 Synthetic Row", "line2": None, "town": "Testford", "postcode": "LS1 4AP"},
-            "confidential_address": ({"line1": "Refuge Synthetic", "line2": None, "town": "Testford",
-                                      "postcode": "LS2 9ZZ"} if confidential_address else None),
-            "school_urn": school, "gp_practice_ods": gp, "local_authority_code": la,
+            "confidential_address": (
+                {"line1": "Refuge Synthetic", "line2": None, "town": "Testford", "postcode": "LS2 9ZZ"}
+                if confidential_address
+                else None
+            ),
+            "school_urn": school,
+            "gp_practice_ods": gp,
+            "local_authority_code": la,
         },
-        "related_people": [{
-            "role": "ALLEGED_PERPETRATOR", "relationship_to_child": "stepfather", "given_name": "Adult",
-            "family_name": "Synthetic", "date_of_birth": date(1985, 1, 1), "address": None,
-        }],
+        "related_people": [
+            {
+                "role": "ALLEGED_PERPETRATOR",
+                "relationship_to_child": "stepfather",
+                "given_name": "Adult",
+                "family_name": "Synthetic",
+                "date_of_birth": date(1985, 1, 1),
+                "address": None,
+            }
+        ],
         "details": {
-            "incident_at": occurred, "child_present": True, "child_injured": False,
-            "offence_types": ["Common assault"], "dash_risk_level": "MEDIUM", "arrest_made": True,
+            "incident_at": occurred,
+            "child_present": True,
+            "child_injured": False,
+            "offence_types": ["Common assault"],
+            "dash_risk_level": "MEDIUM",
+            "arrest_made": True,
             "protective_measures": "DVPN issued",
         },
         "narrative": "Synthetic narrative text SECRET-NARRATIVE-1.",
@@ -72,14 +107,24 @@ def _blank(node: Any, named: dict[str, Any]) -> Any:
     if isinstance(node, str):
         if node in named:
             return _blank(named[node], named)
-        return {"string": "x", "boolean": False, "int": 0, "long": 0, "float": 0.0, "double": 0.0,
-                "bytes": b"", "null": None}[node]
+        return {
+            "string": "x",
+            "boolean": False,
+            "int": 0,
+            "long": 0,
+            "float": 0.0,
+            "double": 0.0,
+            "bytes": b"",
+            "null": None,
+        }[node]
     if isinstance(node, list):
         return None if "null" in node else _blank(node[0], named)
     kind = node.get("type")
     if kind == "record":
         named[node["name"]] = node
-        return {f["name"]: (f["default"] if "default" in f else _blank(f["type"], named)) for f in node["fields"]}
+        return {
+            f["name"]: (f["default"] if "default" in f else _blank(f["type"], named)) for f in node["fields"]
+        }
     if kind == "enum":
         named[node["name"]] = node
         return node["symbols"][0]
@@ -105,17 +150,31 @@ def details(event_type: str, **values: Any) -> dict[str, Any]:
 
 
 AGENCY_OF = {
-    "EMERGENCY_ATTENDANCE": "HEALTH", "HEALTH_SAFEGUARDING_CONCERN": "HEALTH", "WAS_NOT_BROUGHT": "HEALTH",
-    "DOMESTIC_ABUSE_INCIDENT": "POLICE", "MISSING_EPISODE": "POLICE", "EXPLOITATION_CONCERN": "POLICE",
-    "SCHOOL_SAFEGUARDING_CONCERN": "EDUCATION", "ATTENDANCE_ALERT": "EDUCATION",
-    "CHILD_MISSING_EDUCATION": "EDUCATION", "REFERRAL_OUTCOME": "LOCAL_AUTHORITY",
-    "CHILD_PROTECTION_PLAN": "LOCAL_AUTHORITY", "LOOKED_AFTER_STATUS": "LOCAL_AUTHORITY",
-    "FAMILY_HELP_CASE": "LOCAL_AUTHORITY", "STRATEGY_DISCUSSION": "LOCAL_AUTHORITY",
+    "EMERGENCY_ATTENDANCE": "HEALTH",
+    "HEALTH_SAFEGUARDING_CONCERN": "HEALTH",
+    "WAS_NOT_BROUGHT": "HEALTH",
+    "DOMESTIC_ABUSE_INCIDENT": "POLICE",
+    "MISSING_EPISODE": "POLICE",
+    "EXPLOITATION_CONCERN": "POLICE",
+    "SCHOOL_SAFEGUARDING_CONCERN": "EDUCATION",
+    "ATTENDANCE_ALERT": "EDUCATION",
+    "CHILD_MISSING_EDUCATION": "EDUCATION",
+    "REFERRAL_OUTCOME": "LOCAL_AUTHORITY",
+    "CHILD_PROTECTION_PLAN": "LOCAL_AUTHORITY",
+    "LOOKED_AFTER_STATUS": "LOCAL_AUTHORITY",
+    "FAMILY_HELP_CASE": "LOCAL_AUTHORITY",
+    "STRATEGY_DISCUSSION": "LOCAL_AUTHORITY",
 }
 
 
-def event(event_type: str, *, risk: str = "NEEDS_SUPPORT", agency: str | None = None,
-          detail_values: dict[str, Any] | None = None, **child: Any) -> dict[str, Any]:
+def event(
+    event_type: str,
+    *,
+    risk: str = "NEEDS_SUPPORT",
+    agency: str | None = None,
+    detail_values: dict[str, Any] | None = None,
+    **child: Any,
+) -> dict[str, Any]:
     """An event of any type about the standard synthetic child (``child`` overrides its fields)."""
     base = domestic_abuse_incident(risk=risk)
     base["event_type"] = event_type

@@ -30,8 +30,19 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]  # exported at
 from broker.clients import admin_client
 from broker.exceptions import TopicsError
 from broker.settings import Settings
-from schemas.topics import AUDIENCES, TopicDeclaration, delivery_topic
-from schemas.topics import AUDIT_TOPIC, CONSENT_TOPIC, DELIVERY_PREFIX, DLQ_TOPIC, INGRESS_PREFIX, SCHEMAS_TOPIC, STATUS_TOPIC, ingress_topic
+from schemas.topics import (
+    AUDIENCES,
+    AUDIT_TOPIC,
+    CONSENT_TOPIC,
+    DELIVERY_PREFIX,
+    DLQ_TOPIC,
+    INGRESS_PREFIX,
+    SCHEMAS_TOPIC,
+    STATUS_TOPIC,
+    TopicDeclaration,
+    delivery_topic,
+    ingress_topic,
+)
 
 FILTER_GROUP = "sgb-filter"
 #: The principal the brokers authenticate as to each other and to the controllers.
@@ -104,47 +115,64 @@ def principals(declaration: TopicDeclaration) -> list[Principal]:
     schemas_rw = Acl("topic", SCHEMAS_TOPIC, ("Read", "Write", "Describe"))
     # The embedded registry reads registrations with this group id (assigned, never committed).
     schema_reader = Acl("group", SCHEMA_READER_GROUP, ("Read",), prefixed=False)
-    out = [Principal("sgb-filter", "filter", (
-        Acl("topic", INGRESS_PREFIX, ("Read", "Describe"), "prefix"),
-        # The filter republishes the consent record in force (newest by recorded time wins) and
-        # publishes the status it derives, so it writes as well as reads these two.
-        Acl("topic", CONSENT_TOPIC, ("Read", "Write", "Describe")),
-        Acl("topic", STATUS_TOPIC, ("Read", "Write", "Describe")),
-        Acl("topic", DELIVERY_PREFIX, ("Write", "Describe"), "prefix"),
-        Acl("topic", AUDIT_TOPIC, ("Write", "Describe")),
-        Acl("topic", DLQ_TOPIC, ("Write", "Describe")),
-        schemas_rw,
-        # The group the processes share, and each process's state reader (<group>-state-<instance>).
-        Acl("group", FILTER_GROUP, ("Read", "Describe"), "prefix"),
-        schema_reader,
-        # Transactional ids are <group>-<instance>.
-        Acl("transactionalId", FILTER_GROUP, ("Write", "Describe"), "prefix"),
-    ))]
+    out = [
+        Principal(
+            "sgb-filter",
+            "filter",
+            (
+                Acl("topic", INGRESS_PREFIX, ("Read", "Describe"), "prefix"),
+                # The filter republishes the consent record in force (newest by recorded time wins) and
+                # publishes the status it derives, so it writes as well as reads these two.
+                Acl("topic", CONSENT_TOPIC, ("Read", "Write", "Describe")),
+                Acl("topic", STATUS_TOPIC, ("Read", "Write", "Describe")),
+                Acl("topic", DELIVERY_PREFIX, ("Write", "Describe"), "prefix"),
+                Acl("topic", AUDIT_TOPIC, ("Write", "Describe")),
+                Acl("topic", DLQ_TOPIC, ("Write", "Describe")),
+                schemas_rw,
+                # The group the processes share, and each process's state reader (<group>-state-<instance>).
+                Acl("group", FILTER_GROUP, ("Read", "Describe"), "prefix"),
+                schema_reader,
+                # Transactional ids are <group>-<instance>.
+                Acl("transactionalId", FILTER_GROUP, ("Write", "Describe"), "prefix"),
+            ),
+        )
+    ]
     for agency in agencies(declaration):
         # The local authority's case system is where consent is recorded: its connector
         # publishes consent records as well as events.
-        consent = ((Acl("topic", CONSENT_TOPIC, ("Write", "Describe")),)
-                   if agency == "local_authority" else ())
-        out.append(Principal(connector_name(agency), "connector", (
-            Acl("topic", ingress_topic(agency), ("Write", "Describe")),
-            *consent,
-            # What a connector cannot map goes to the dead-letter topic with its reason.
-            Acl("topic", DLQ_TOPIC, ("Write", "Describe")),
-            schemas_rw,
-            schema_reader,
-            # Transactional ids are sgb-connector-<name>; names start with the agency.
-            Acl("transactionalId", f"sgb-connector-{agency}", ("Write", "Describe"), "prefix"),
-        )))
+        consent = (Acl("topic", CONSENT_TOPIC, ("Write", "Describe")),) if agency == "local_authority" else ()
+        out.append(
+            Principal(
+                connector_name(agency),
+                "connector",
+                (
+                    Acl("topic", ingress_topic(agency), ("Write", "Describe")),
+                    *consent,
+                    # What a connector cannot map goes to the dead-letter topic with its reason.
+                    Acl("topic", DLQ_TOPIC, ("Write", "Describe")),
+                    schemas_rw,
+                    schema_reader,
+                    # Transactional ids are sgb-connector-<name>; names start with the agency.
+                    Acl("transactionalId", f"sgb-connector-{agency}", ("Write", "Describe"), "prefix"),
+                ),
+            )
+        )
     for audience, org in organisations(declaration):
-        out.append(Principal(hub_name(audience, org), "hub", (
-            Acl("topic", delivery_topic(audience, org), ("Read", "Describe")),
-            Acl("group", f"sgb-hub-{audience.lower()}-{org}", ("Read", "Describe")),
-            # The inbox page's own subscriber (sgb hub serve); literal, as a prefix would also
-            # match a longer organisation code that starts with this one.
-            Acl("group", f"sgb-hub-{audience.lower()}-{org}-inbox", ("Read", "Describe")),
-            schemas_rw,
-            schema_reader,
-        )))
+        out.append(
+            Principal(
+                hub_name(audience, org),
+                "hub",
+                (
+                    Acl("topic", delivery_topic(audience, org), ("Read", "Describe")),
+                    Acl("group", f"sgb-hub-{audience.lower()}-{org}", ("Read", "Describe")),
+                    # The inbox page's own subscriber (sgb hub serve); literal, as a prefix would also
+                    # match a longer organisation code that starts with this one.
+                    Acl("group", f"sgb-hub-{audience.lower()}-{org}-inbox", ("Read", "Describe")),
+                    schemas_rw,
+                    schema_reader,
+                ),
+            )
+        )
     return out
 
 
@@ -154,8 +182,11 @@ def principal_names(declaration: TopicDeclaration) -> list[str]:
 
 
 # -- applying them to a cluster ---------------------------------------------------------------------
-_RESOURCES = {"topic": ResourceType.TOPIC, "group": ResourceType.GROUP,
-              "transactionalId": ResourceType.TRANSACTIONAL_ID}
+_RESOURCES = {
+    "topic": ResourceType.TOPIC,
+    "group": ResourceType.GROUP,
+    "transactionalId": ResourceType.TRANSACTIONAL_ID,
+}
 _PATTERNS = {"literal": ResourcePatternType.LITERAL, "prefix": ResourcePatternType.PREFIXED}
 _OPERATIONS = {"Read": AclOperation.READ, "Write": AclOperation.WRITE, "Describe": AclOperation.DESCRIBE}
 
@@ -176,8 +207,15 @@ class Binding:
         return f"{self.principal} {self.operation} {self.resource} {self.name}{star}"
 
     def to_kafka(self) -> AclBinding:
-        return AclBinding(_RESOURCES[self.resource], self.name, _PATTERNS[self.pattern], self.principal, "*",
-                          _OPERATIONS[self.operation], AclPermissionType.ALLOW)
+        return AclBinding(
+            _RESOURCES[self.resource],
+            self.name,
+            _PATTERNS[self.pattern],
+            self.principal,
+            "*",
+            _OPERATIONS[self.operation],
+            AclPermissionType.ALLOW,
+        )
 
 
 def bindings(settings: Settings, declaration: TopicDeclaration) -> set[Binding]:
@@ -215,8 +253,9 @@ def _from_kafka(acl: Any) -> Binding:
     if not declarable or acl.permission_type != AclPermissionType.ALLOW or acl.host != "*":
         # Something sgb never declares (a deny, a host, another operation): always drift.
         what = f"{acl.operation.name}/{acl.permission_type.name}@{acl.host}"
-        return Binding(acl.principal, acl.restype.name.lower(), acl.name,
-                       acl.resource_pattern_type.name.lower(), what)
+        return Binding(
+            acl.principal, acl.restype.name.lower(), acl.name, acl.resource_pattern_type.name.lower(), what
+        )
     return Binding(acl.principal, str(resource), acl.name, str(pattern), str(operation))
 
 
@@ -224,8 +263,11 @@ def current_bindings(settings: Settings, timeout: float = 30.0) -> tuple[set[Bin
     """The cluster's ACLs (and their raw form), or None when the cluster runs no authorizer."""
     admin = admin_client(settings)
     # None: any name, principal and host.
-    everything = AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY,  # type: ignore[arg-type]
-                                  None, None, AclOperation.ANY, AclPermissionType.ANY)  # type: ignore[arg-type]
+    # (The stubs type every field as str; librdkafka takes None as "any".)
+    any_filter: Any = AclBindingFilter
+    everything = any_filter(
+        ResourceType.ANY, None, ResourcePatternType.ANY, None, None, AclOperation.ANY, AclPermissionType.ANY
+    )
     try:
         raw = admin.describe_acls(everything, request_timeout=timeout).result()
     except KafkaException as exc:
@@ -248,8 +290,14 @@ def _ours(settings: Settings, name: str) -> bool:
     return name.startswith(settings.topic_prefix) or name == SCHEMA_READER_GROUP
 
 
-def apply_acls(settings: Settings, declaration: TopicDeclaration, *, dry_run: bool = False,
-               prune: bool = False, timeout: float = 30.0) -> AclReport:
+def apply_acls(
+    settings: Settings,
+    declaration: TopicDeclaration,
+    *,
+    dry_run: bool = False,
+    prune: bool = False,
+    timeout: float = 30.0,
+) -> AclReport:
     """Create the declared ACLs that are missing; report (or, with ``prune``, delete) the others.
 
     A cluster without an authorizer has no ACLs to apply: the report says so (``enabled`` False).
@@ -276,9 +324,19 @@ def apply_acls(settings: Settings, declaration: TopicDeclaration, *, dry_run: bo
     if prune:
         report.removed = sorted(extra)
         if extra and not dry_run:
-            doomed = [AclBindingFilter(a.restype, a.name, a.resource_pattern_type, a.principal, a.host,
-                                       a.operation, a.permission_type)
-                      for a in raw if _from_kafka(a) in extra]
+            doomed = [
+                AclBindingFilter(
+                    a.restype,
+                    a.name,
+                    a.resource_pattern_type,
+                    a.principal,
+                    a.host,
+                    a.operation,
+                    a.permission_type,
+                )
+                for a in raw
+                if _from_kafka(a) in extra
+            ]
             _wait(admin.delete_acls(doomed, request_timeout=timeout), "deleting ACLs")
     else:
         report.undeclared = sorted(extra)

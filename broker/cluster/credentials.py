@@ -23,9 +23,8 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]  # exported at
     UserScramCredentialUpsertion,
 )
 
-from broker.cluster.acls import ADMIN_PRINCIPAL, principals
 from broker.clients import admin_client
-from broker.exceptions import SgbError
+from broker.cluster.acls import ADMIN_PRINCIPAL, principals
 from broker.cluster.security import (
     SCRAM,
     client_settings_file,
@@ -33,9 +32,10 @@ from broker.cluster.security import (
     new_password,
     write_client_settings,
 )
+from broker.cluster.tls import LocalCA
+from broker.exceptions import SgbError
 from broker.logs import get_logger
 from broker.settings import Settings
-from broker.cluster.tls import LocalCA
 from schemas.topics import TopicDeclaration
 
 log = get_logger("broker.credentials")
@@ -61,9 +61,11 @@ def _kind(settings: Settings) -> str:
         return "scram"
     if settings.security_protocol == "SSL":
         return "certificate"
-    msg = (f"Credentials are made on a secured cluster, connected as {ADMIN_PRINCIPAL}: run with "
-           f"--config <state_dir>/credentials/{ADMIN_PRINCIPAL}.toml "
-           f"(security is {settings.security_protocol}).")
+    msg = (
+        f"Credentials are made on a secured cluster, connected as {ADMIN_PRINCIPAL}: run with "
+        f"--config <state_dir>/credentials/{ADMIN_PRINCIPAL}.toml "
+        f"(security is {settings.security_protocol})."
+    )
     raise CredentialsError(msg)
 
 
@@ -73,8 +75,10 @@ def _declared(declaration: TopicDeclaration) -> dict[str, str]:
 
 def _check_principal(principal: str, declaration: TopicDeclaration) -> None:
     if principal not in _declared(declaration):
-        msg = (f"{principal!r} is not a declared principal (see `sgb credentials list`; principals follow "
-               "from deploy/topics.yaml).")
+        msg = (
+            f"{principal!r} is not a declared principal (see `sgb credentials list`; principals follow "
+            "from deploy/topics.yaml)."
+        )
         raise CredentialsError(msg)
 
 
@@ -83,7 +87,8 @@ def scram_users(settings: Settings, names: list[str], timeout: float = 30.0) -> 
     admin = admin_client(settings)
     try:
         futures: dict[str, Any] = admin.describe_user_scram_credentials(  # type: ignore[assignment]
-            names, request_timeout=timeout)
+            names, request_timeout=timeout
+        )
     except KafkaException as exc:
         msg = f"Kafka at {settings.bootstrap} refused to describe credentials: {exc.args[0].str()}."
         raise CredentialsError(msg) from None
@@ -101,7 +106,8 @@ def scram_users(settings: Settings, names: list[str], timeout: float = 30.0) -> 
 
 def _set_scram(settings: Settings, principal: str, password: str, timeout: float = 30.0) -> None:
     upsert = UserScramCredentialUpsertion(
-        principal, ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, SCRAM_ITERATIONS), password.encode())
+        principal, ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, SCRAM_ITERATIONS), password.encode()
+    )
     admin = admin_client(settings)  # kept alive until the futures resolve
     futures = admin.alter_user_scram_credentials([upsert], request_timeout=timeout)
     for future in futures.values():
@@ -130,8 +136,10 @@ def issue(settings: Settings, principal: str, declaration: TopicDeclaration, *, 
     else:
         ca = LocalCA(settings.state_dir / "kafka" / "tls")
         if not ca.exists():
-            msg = (f"There is no local certificate authority in {ca.folder}; start the local broker with "
-                   "`sgb kafka start --security mtls` first.")
+            msg = (
+                f"There is no local certificate authority in {ca.folder}; start the local broker with "
+                "`sgb kafka start --security mtls` first."
+            )
             raise CredentialsError(msg)
         folder = credentials_dir(settings) / principal
         _refuse(principal, (folder / f"{principal}.pem").is_file(), rotate)

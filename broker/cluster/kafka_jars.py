@@ -63,14 +63,22 @@ def fetch_jars(settings: Settings, *, quiet: bool = False) -> Path:
     mvn = require("mvn", "Maven")
     version = kafka_version()
     if not quiet:
-        print(f"Fetching Apache Kafka {version} jars from Maven Central into {target} (first run only)...",
-              flush=True)
+        print(
+            f"Fetching Apache Kafka {version} jars from Maven Central into {target} (first run only)...",
+            flush=True,
+        )
     staging = target.with_name(f"libs.partial-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     staging.parent.mkdir(parents=True, exist_ok=True)
     cmd = [
-        mvn, "-f", str(POM), "-B", "-q", "dependency:copy-dependencies",
-        f"-DoutputDirectory={staging}", "-DincludeScope=runtime",
+        mvn,
+        "-f",
+        str(POM),
+        "-B",
+        "-q",
+        "dependency:copy-dependencies",
+        f"-DoutputDirectory={staging}",
+        "-DincludeScope=runtime",
     ]
     result = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if result.returncode != 0:

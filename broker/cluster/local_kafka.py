@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from broker.cluster.acls import ADMIN_PRINCIPAL
-from broker.cluster.nodes import KafkaNode, answers, port_open
-from broker.exceptions import KafkaRuntimeError
 from broker.cluster.kafka_jars import classpath, kafka_version, require
+from broker.cluster.nodes import KafkaNode, answers, port_open
 from broker.cluster.security import MODES, BrokerSecurity, client_settings_file
+from broker.exceptions import KafkaRuntimeError
 from broker.logs import get_logger
 from broker.settings import Settings
 
@@ -37,6 +37,7 @@ log = get_logger("broker.kafka")
 START_TIMEOUT_S = 90.0
 MAX_BROKERS = 5
 LAYOUT_FILE = "cluster.json"
+
 
 @dataclass(frozen=True)
 class NodeStatus:
@@ -92,8 +93,10 @@ class LocalKafka:
             msg = f"A local cluster has 1 to {MAX_BROKERS} brokers, not {self.brokers}."
             raise KafkaRuntimeError(msg)
         if self.brokers > 1 and settings.kafka_controller_port is not None:
-            msg = ("SGB_KAFKA_CONTROLLER_PORT applies to a single broker only; a cluster's nodes use the "
-                   "ports from SGB_KAFKA_PORT upward (client port, then controller port, per node).")
+            msg = (
+                "SGB_KAFKA_CONTROLLER_PORT applies to a single broker only; a cluster's nodes use the "
+                "ports from SGB_KAFKA_PORT upward (client port, then controller port, per node)."
+            )
             raise KafkaRuntimeError(msg)
         self.port = settings.kafka_port
         if self.port + 2 * self.brokers - 1 > 65535:
@@ -105,8 +108,15 @@ class LocalKafka:
             ports = [(self.port, self.controller_port)]
         voters = ",".join(f"{i + 1}@127.0.0.1:{controller}" for i, (_, controller) in enumerate(ports))
         self.nodes = tuple(
-            KafkaNode(settings, i + 1, self.home if self.brokers == 1 else self.home / f"node-{i + 1}",
-                      port, controller, voters, self.brokers)
+            KafkaNode(
+                settings,
+                i + 1,
+                self.home if self.brokers == 1 else self.home / f"node-{i + 1}",
+                port,
+                controller,
+                voters,
+                self.brokers,
+            )
             for i, (port, controller) in enumerate(ports)
         )
         self.bootstrap = ",".join(node.bootstrap for node in self.nodes)
@@ -176,8 +186,16 @@ class LocalKafka:
         nodes = []
         for node in self.nodes:
             pid = node.pid()
-            nodes.append(NodeStatus(node.node_id, pid is not None, pid is not None and node.answering(),
-                                    pid, node.bootstrap, node.log_dir / "server.log"))
+            nodes.append(
+                NodeStatus(
+                    node.node_id,
+                    pid is not None,
+                    pid is not None and node.answering(),
+                    pid,
+                    node.bootstrap,
+                    node.log_dir / "server.log",
+                )
+            )
         running = any(n.running for n in nodes)
         return KafkaStatus(
             running=running,
@@ -230,8 +248,13 @@ class LocalKafka:
         except KafkaRuntimeError:
             self.stop()
             raise
-        log.info("kafka started", pid=self.pid(), bootstrap=self.bootstrap, count=self.brokers,
-                 seconds=round(time.monotonic() - started, 2))
+        log.info(
+            "kafka started",
+            pid=self.pid(),
+            bootstrap=self.bootstrap,
+            count=self.brokers,
+            seconds=round(time.monotonic() - started, 2),
+        )
         return True
 
     def _refuse_other_layout(self) -> None:
@@ -243,16 +266,20 @@ class LocalKafka:
             settings = settings.model_copy(update={"kafka_controller_port": None})
         other = LocalKafka(settings, recorded)
         if any(pid is not None for pid in other.pids().values()):
-            msg = (f"Kafka is running here with {recorded} broker(s); stop it (`sgb kafka stop`) before "
-                   f"starting {self.brokers}.")
+            msg = (
+                f"Kafka is running here with {recorded} broker(s); stop it (`sgb kafka stop`) before "
+                f"starting {self.brokers}."
+            )
             raise KafkaRuntimeError(msg)
 
     def _refuse_other_security(self) -> None:
         recorded = self._recorded("security", "plaintext")
         formatted = any(node.cluster_id() for node in self.nodes)
         if formatted and recorded != self.security_mode:
-            msg = (f"The Kafka storage in {self.home} was formatted for security {recorded}, not "
-                   f"{self.security_mode}; start it as {recorded} or use another SGB_STATE_DIR.")
+            msg = (
+                f"The Kafka storage in {self.home} was formatted for security {recorded}, not "
+                f"{self.security_mode}; start it as {recorded} or use another SGB_STATE_DIR."
+            )
             raise KafkaRuntimeError(msg)
 
     def _wait_answering(self, timeout: float, spawned: list[KafkaNode] | None = None) -> None:
@@ -269,8 +296,10 @@ class LocalKafka:
             if self.answering(timeout=1.0):
                 return
             time.sleep(0.2)
-        msg = (f"Kafka did not answer on {self.bootstrap} with {self.brokers} broker(s) within "
-               f"{timeout:.0f} s; see {self.log_dir / 'server.log'}.")
+        msg = (
+            f"Kafka did not answer on {self.bootstrap} with {self.brokers} broker(s) within "
+            f"{timeout:.0f} s; see {self.log_dir / 'server.log'}."
+        )
         raise KafkaRuntimeError(msg)
 
     # -- one node, for fault tests -------------------------------------------------------------
@@ -298,8 +327,10 @@ class LocalKafka:
         while time.monotonic() < deadline:
             code = node.exited()
             if code is not None:
-                msg = (f"Kafka node {node_id} exited during restart (code {code}); "
-                       f"see {node.log_dir / 'server.log'}.")
+                msg = (
+                    f"Kafka node {node_id} exited during restart (code {code}); "
+                    f"see {node.log_dir / 'server.log'}."
+                )
                 raise KafkaRuntimeError(msg)
             if node.answering(timeout=1.0) and self.answering(timeout=1.0):
                 log.info("kafka node restarted", pid=pid, port=node.port)
@@ -331,5 +362,3 @@ def _new_cluster_id() -> str:
         cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         if not cid.startswith("-"):
             return cid
-
-

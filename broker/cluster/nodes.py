@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING
 from confluent_kafka import KafkaException
 
 from broker.clients import admin_client
+from broker.cluster.tls import write_private
 from broker.exceptions import KafkaRuntimeError, KafkaUnavailable
 from broker.settings import Settings
-from broker.cluster.tls import write_private
 
 if TYPE_CHECKING:
     from broker.cluster.security import BrokerSecurity
@@ -65,8 +65,16 @@ class KafkaNode:
         cluster_size: how many nodes the cluster has (sets the internal topics' replication).
     """
 
-    def __init__(self, settings: Settings, node_id: int, home: Path, port: int, controller_port: int,
-                 voters: str, cluster_size: int) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        node_id: int,
+        home: Path,
+        port: int,
+        controller_port: int,
+        voters: str,
+        cluster_size: int,
+    ) -> None:
         self.settings = settings
         self.node_id = node_id
         self.home = home
@@ -163,8 +171,16 @@ class KafkaNode:
     def format(self, java: str, cp: str, properties: Path, cluster_id: str) -> None:
         """Format the node's storage for ``cluster_id`` (once: a formatted node keeps its data)."""
         cmd = [
-            java, f"-Dlog4j2.configurationFile={self.home / 'log4j2.yaml'}", "-cp", cp,
-            "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(properties),
+            java,
+            f"-Dlog4j2.configurationFile={self.home / 'log4j2.yaml'}",
+            "-cp",
+            cp,
+            "kafka.tools.StorageTool",
+            "format",
+            "-t",
+            cluster_id,
+            "-c",
+            str(properties),
             *(self.security.format_args() if self.security is not None else []),
         ]
         result = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -176,9 +192,18 @@ class KafkaNode:
         """Start the JVM in its own session; returns its pid (it is not yet answering)."""
         heap = self.settings.kafka_heap
         cmd = [
-            java, f"-Xms{heap}", f"-Xmx{heap}", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
-            "-Djava.awt.headless=true", f"-Dlog4j2.configurationFile={self.home / 'log4j2.yaml'}",
-            f"-Dkafka.logs.dir={self.log_dir}", "-cp", cp, "kafka.Kafka", str(properties),
+            java,
+            f"-Xms{heap}",
+            f"-Xmx{heap}",
+            "-XX:+UseG1GC",
+            "-XX:MaxGCPauseMillis=20",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={self.home / 'log4j2.yaml'}",
+            f"-Dkafka.logs.dir={self.log_dir}",
+            "-cp",
+            cp,
+            "kafka.Kafka",
+            str(properties),
         ]
         with (self.log_dir / "stdout.log").open("ab") as stdout:
             self._proc = subprocess.Popen(
@@ -212,7 +237,6 @@ class KafkaNode:
                 time.sleep(0.05)
         self.pid_file.unlink(missing_ok=True)
         return True
-
 
 
 # -- partition metadata ------------------------------------------------------------------
@@ -255,13 +279,17 @@ def replicas(settings: Settings, topics: Iterable[str], timeout: float = 10.0) -
             msg = f"Topic {name} is not in the cluster's metadata."
             raise KafkaUnavailable(msg)
         for number, partition in sorted(topic.partitions.items()):
-            out.append(PartitionReplicas(name, number, partition.leader, tuple(partition.replicas),
-                                         tuple(partition.isrs)))
+            out.append(
+                PartitionReplicas(
+                    name, number, partition.leader, tuple(partition.replicas), tuple(partition.isrs)
+                )
+            )
     return out
 
 
-def partition_replicas(settings: Settings, topic: str, partition: int,
-                       timeout: float = 10.0) -> PartitionReplicas:
+def partition_replicas(
+    settings: Settings, topic: str, partition: int, timeout: float = 10.0
+) -> PartitionReplicas:
     """The leader, replicas and ISR of one partition of a (physical) topic."""
     for found in replicas(settings, [topic], timeout):
         if found.partition == partition:
@@ -276,8 +304,9 @@ def leader_and_followers(settings: Settings, topic: str, partition: int) -> tupl
     return found.leader, found.followers
 
 
-def wait_for_new_leader(settings: Settings, topic: str, partition: int, old_leader: int,
-                        timeout: float = 60.0) -> PartitionReplicas:
+def wait_for_new_leader(
+    settings: Settings, topic: str, partition: int, old_leader: int, timeout: float = 60.0
+) -> PartitionReplicas:
     """Wait until the partition is led by a node other than ``old_leader``."""
     deadline = time.monotonic() + timeout
     while True:
@@ -290,8 +319,9 @@ def wait_for_new_leader(settings: Settings, topic: str, partition: int, old_lead
         time.sleep(0.1)
 
 
-def wait_until_in_sync(settings: Settings, topics: Iterable[str], timeout: float = 120.0,
-                       poll: float = 0.2) -> float:
+def wait_until_in_sync(
+    settings: Settings, topics: Iterable[str], timeout: float = 120.0, poll: float = 0.2
+) -> float:
     """Wait until every partition of ``topics`` has its whole ISR; returns the seconds waited."""
     names = list(topics)
     began = time.monotonic()
@@ -303,8 +333,10 @@ def wait_until_in_sync(settings: Settings, topics: Iterable[str], timeout: float
         if lagging == []:
             return time.monotonic() - began
         if time.monotonic() - began > timeout:
-            where = ", ".join(f"{p.topic}[{p.partition}] isr {list(p.isr)} of {list(p.replicas)}"
-                              for p in (lagging or [])[:3])
+            where = ", ".join(
+                f"{p.topic}[{p.partition}] isr {list(p.isr)} of {list(p.replicas)}"
+                for p in (lagging or [])[:3]
+            )
             msg = f"The ISR was not whole within {timeout:.0f} s: {where or 'no metadata'}."
             raise KafkaUnavailable(msg)
         time.sleep(poll)

@@ -26,9 +26,9 @@ from typing import Any, Literal
 from pydantic import SecretStr
 
 from broker.cluster.acls import ADMIN_PRINCIPAL, BROKER_PRINCIPAL
+from broker.cluster.tls import LocalCA, private_dir, write_private
 from broker.exceptions import KafkaRuntimeError
 from broker.settings import Settings
-from broker.cluster.tls import LocalCA, private_dir, write_private
 
 SecurityMode = Literal["plaintext", "sasl_ssl", "mtls"]
 MODES: tuple[str, ...] = ("plaintext", "sasl_ssl", "mtls")
@@ -75,9 +75,11 @@ def write_client_settings(settings: Settings, principal: str, values: dict[str, 
     path = client_settings_file(settings, principal)
     private_dir(path.parent)
     when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    lines = [f"# Kafka client settings of principal {principal}, made by sgb at {when}.",
-             "# Secret: do not commit, copy or mail; `sgb credentials rotate` replaces it.",
-             *(f"{key} = {_toml_value(val)}" for key, val in values.items())]
+    lines = [
+        f"# Kafka client settings of principal {principal}, made by sgb at {when}.",
+        "# Secret: do not commit, copy or mail; `sgb credentials rotate` replaces it.",
+        *(f"{key} = {_toml_value(val)}" for key, val in values.items()),
+    ]
     write_private(path, ("\n".join(lines) + "\n").encode())
     return path
 
@@ -140,8 +142,10 @@ class BrokerSecurity:
         if self.mode == "sasl_ssl":
             found = self._secrets()
             if "broker" not in found or "admin" not in found:
-                found = {"broker": found.get("broker") or new_password(),
-                         "admin": found.get("admin") or new_password()}
+                found = {
+                    "broker": found.get("broker") or new_password(),
+                    "admin": found.get("admin") or new_password(),
+                }
                 write_private(self.secrets_file, json.dumps(found).encode())
         elif not (self.tls_dir / f"{ADMIN_PRINCIPAL}.key").is_file():
             self.ca.issue(ADMIN_PRINCIPAL, self.tls_dir)
@@ -151,12 +155,18 @@ class BrokerSecurity:
         """The admin's client settings (field names of :class:`Settings`)."""
         values = {"bootstrap_servers": bootstrap, "ssl_ca_location": str(self.ca.cert_path)}
         if self.mode == "sasl_ssl":
-            values.update(security_protocol="SASL_SSL", sasl_mechanism=SCRAM, sasl_username=ADMIN_PRINCIPAL,
-                          sasl_password=self._secrets().get("admin", ""))
+            values.update(
+                security_protocol="SASL_SSL",
+                sasl_mechanism=SCRAM,
+                sasl_username=ADMIN_PRINCIPAL,
+                sasl_password=self._secrets().get("admin", ""),
+            )
         else:
-            values.update(security_protocol="SSL",
-                          ssl_certificate_location=str(self.tls_dir / f"{ADMIN_PRINCIPAL}.pem"),
-                          ssl_key_location=str(self.tls_dir / f"{ADMIN_PRINCIPAL}.key"))
+            values.update(
+                security_protocol="SSL",
+                ssl_certificate_location=str(self.tls_dir / f"{ADMIN_PRINCIPAL}.pem"),
+                ssl_key_location=str(self.tls_dir / f"{ADMIN_PRINCIPAL}.key"),
+            )
         return values
 
     def admin_settings(self, settings: Settings, bootstrap: str) -> Settings:
@@ -186,17 +196,20 @@ class BrokerSecurity:
         }
         if self.mode == "sasl_ssl":
             password = self._secrets()["broker"]
-            config.update({
-                "sasl.enabled.mechanisms": SCRAM,
-                "sasl.mechanism.inter.broker.protocol": SCRAM,
-                "listener.name.client.sasl.enabled.mechanisms": SCRAM,
-                # Clients authenticate again at least this often, so a rotated password cuts off
-                # sessions opened with the old one, not only new connections.
-                "connections.max.reauth.ms": "600000",
-                "listener.name.client.scram-sha-512.sasl.jaas.config": (
-                    "org.apache.kafka.common.security.scram.ScramLoginModule required "
-                    f'username="{BROKER_PRINCIPAL}" password="{password}";'),
-            })
+            config.update(
+                {
+                    "sasl.enabled.mechanisms": SCRAM,
+                    "sasl.mechanism.inter.broker.protocol": SCRAM,
+                    "listener.name.client.sasl.enabled.mechanisms": SCRAM,
+                    # Clients authenticate again at least this often, so a rotated password cuts off
+                    # sessions opened with the old one, not only new connections.
+                    "connections.max.reauth.ms": "600000",
+                    "listener.name.client.scram-sha-512.sasl.jaas.config": (
+                        "org.apache.kafka.common.security.scram.ScramLoginModule required "
+                        f'username="{BROKER_PRINCIPAL}" password="{password}";'
+                    ),
+                }
+            )
         else:
             config["listener.name.client.ssl.client.auth"] = "required"
         return config
@@ -206,6 +219,12 @@ class BrokerSecurity:
         if self.mode != "sasl_ssl":
             return []
         found = self._secrets()
-        return [arg for who in ("broker", "admin") for arg in (
-            "--add-scram", f"{SCRAM}=[name={BROKER_PRINCIPAL if who == 'broker' else ADMIN_PRINCIPAL},"
-                           f"password={found[who]}]")]
+        return [
+            arg
+            for who in ("broker", "admin")
+            for arg in (
+                "--add-scram",
+                f"{SCRAM}=[name={BROKER_PRINCIPAL if who == 'broker' else ADMIN_PRINCIPAL},"
+                f"password={found[who]}]",
+            )
+        ]

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import (
+from confluent_kafka.admin import (  # type: ignore[attr-defined]  # exported at run time, not in the stubs
     AlterConfigOpType,
     ConfigEntry,
     ConfigResource,
@@ -17,7 +16,9 @@ from confluent_kafka.admin import (
 
 from broker.clients import admin_client
 from broker.settings import Settings
-from schemas.topics import DECLARATION, DELIVERY_PREFIX, TopicDeclaration, TopicSpec, load_declaration
+from schemas.exceptions import TopicsError
+from schemas.topics import DELIVERY_PREFIX, TopicDeclaration, TopicSpec
+
 
 @dataclass
 class ApplyReport:
@@ -33,8 +34,9 @@ class ApplyReport:
         return bool(self.created or self.altered)
 
 
-def apply(settings: Settings, declaration: TopicDeclaration, *, dry_run: bool = False,
-          timeout: float = 30.0) -> ApplyReport:
+def apply(
+    settings: Settings, declaration: TopicDeclaration, *, dry_run: bool = False, timeout: float = 30.0
+) -> ApplyReport:
     """Create missing topics and change what differs from the declaration.
 
     Partitions can only grow; a replication factor that differs is reported, not changed
@@ -58,20 +60,25 @@ def apply(settings: Settings, declaration: TopicDeclaration, *, dry_run: bool = 
             config["min.insync.replicas"] = str(min(int(config["min.insync.replicas"]), replication))
         existing = metadata.topics.get(name)
         if existing is None:
-            to_create.append(NewTopic(name, num_partitions=spec.partitions,
-                                      replication_factor=replication, config=config))
+            to_create.append(
+                NewTopic(name, num_partitions=spec.partitions, replication_factor=replication, config=config)
+            )
             continue
         actual_replication = len(existing.partitions[0].replicas) if existing.partitions else 0
         if actual_replication != replication:
-            report.notes.append(f"{name}: replication is {actual_replication}, declared {replication} (not changed)")
+            report.notes.append(
+                f"{name}: replication is {actual_replication}, declared {replication} (not changed)"
+            )
         to_check.append((spec.model_copy(update={"config": config}), name))
         if len(existing.partitions) < spec.partitions:
             if not dry_run:
                 _wait(admin.create_partitions([NewPartitions(name, spec.partitions)]), "adding partitions")
             report.altered.append(f"{name}: partitions {len(existing.partitions)} -> {spec.partitions}")
         elif len(existing.partitions) > spec.partitions:
-            report.notes.append(f"{name}: has {len(existing.partitions)} partitions, declared {spec.partitions} "
-                                "(Kafka cannot remove partitions)")
+            report.notes.append(
+                f"{name}: has {len(existing.partitions)} partitions, declared {spec.partitions} "
+                "(Kafka cannot remove partitions)"
+            )
     if to_create and not dry_run:
         _wait(admin.create_topics(to_create, operation_timeout=timeout), "creating topics")
         _wait_for_leaders(admin, [t.topic for t in to_create], timeout)
@@ -92,8 +99,11 @@ def _wait_for_leaders(admin: Any, names: list[str], timeout: float) -> None:
         metadata = admin.list_topics(timeout=timeout)
         for name in list(pending):
             topic = metadata.topics.get(name)
-            if topic is not None and topic.error is None and topic.partitions and all(
-                p.leader >= 0 for p in topic.partitions.values()
+            if (
+                topic is not None
+                and topic.error is None
+                and topic.partitions
+                and all(p.leader >= 0 for p in topic.partitions.values())
             ):
                 partitions[name] = list(topic.partitions)
                 pending.discard(name)
@@ -106,13 +116,14 @@ def _wait_for_leaders(admin: Any, names: list[str], timeout: float) -> None:
     # partition answers an offsets request, so clients that start next never see
     # NOT_LEADER_FOR_PARTITION.
     from confluent_kafka import TopicPartition
-    from confluent_kafka.admin import OffsetSpec
+    from confluent_kafka.admin import OffsetSpec  # type: ignore[attr-defined]
 
     # (Partitions as first seen with leaders: on a cluster, the next metadata answer may come
     # from a broker that has not heard of a new topic yet.)
     waiting = [TopicPartition(name, p) for name in names for p in partitions[name]]
     while waiting and time.monotonic() < deadline:
-        futures = admin.list_offsets({tp: OffsetSpec.latest() for tp in waiting}, request_timeout=timeout)
+        latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]
+        futures = admin.list_offsets({tp: latest for tp in waiting}, request_timeout=timeout)
         failed = []
         for tp, future in futures.items():
             try:
@@ -124,7 +135,9 @@ def _wait_for_leaders(admin: Any, names: list[str], timeout: float) -> None:
             time.sleep(0.1)
 
 
-def _reconcile_configs(admin: Any, specs: list[tuple[TopicSpec, str]], report: ApplyReport, dry_run: bool) -> None:
+def _reconcile_configs(
+    admin: Any, specs: list[tuple[TopicSpec, str]], report: ApplyReport, dry_run: bool
+) -> None:
     if not specs:
         return
     resources = [ConfigResource(ConfigResource.Type.TOPIC, name) for _, name in specs]
@@ -138,11 +151,17 @@ def _reconcile_configs(admin: Any, specs: list[tuple[TopicSpec, str]], report: A
                 report.unchanged.append(name)
             continue
         if not dry_run:
-            change = ConfigResource(ConfigResource.Type.TOPIC, name, incremental_configs=[
-                ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET) for k, v in diffs.items()
-            ])
+            change = ConfigResource(
+                ConfigResource.Type.TOPIC,
+                name,
+                incremental_configs=[
+                    ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET) for k, v in diffs.items()
+                ],
+            )
             _wait(admin.incremental_alter_configs([change]), "changing topic configs")
-        detail = ", ".join(f"{k} {current[k].value if k in current else '?'} -> {v}" for k, v in diffs.items())
+        detail = ", ".join(
+            f"{k} {current[k].value if k in current else '?'} -> {v}" for k, v in diffs.items()
+        )
         report.altered.append(f"{name}: {detail}")
 
 

@@ -15,8 +15,8 @@ from typing import Any
 
 from confluent_kafka import Message
 
-from broker.wire.codecs import Codecs
 from broker.exceptions import SerdeError, SgbError
+from broker.wire.codecs import Codecs
 from schemas.jsonform import to_json
 
 DECISION_HEADERS = ("rule", "reason", "lawful_basis", "consent_state")
@@ -94,8 +94,14 @@ def header_map(msg: Message) -> dict[str, str]:
     return out
 
 
-def verify(msg: Message, codecs: Codecs, audience: str, organisation: str, topic: str,
-           reveal: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> HubEvent:
+def verify(
+    msg: Message,
+    codecs: Codecs,
+    audience: str,
+    organisation: str,
+    topic: str,
+    reveal: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+) -> HubEvent:
     """Decode and verify one delivery; raises :class:`DeliveryRejected` naming only its position.
 
     ``reveal`` opens encrypted fields (:class:`broker.security.ciphers.Revealer`) once the delivery
@@ -113,25 +119,39 @@ def verify(msg: Message, codecs: Codecs, audience: str, organisation: str, topic
     headers = header_map(msg)
     header_id, version = headers.get("sgb.event_id", ""), headers.get("sgb.policy_version", "")
     if not header_id or header_id != event["event_id"] or not version:
-        text = (f"Delivery at {where} does not carry the filter's sgb.event_id and sgb.policy_version "
-                "headers for its event; it is not acknowledged.")
+        text = (
+            f"Delivery at {where} does not carry the filter's sgb.event_id and sgb.policy_version "
+            "headers for its event; it is not acknowledged."
+        )
         raise DeliveryRejected(text)
     if reveal is not None:
         event = reveal(event)
     child, source = event.get("child") or {}, event.get("source") or {}
     _, millis = msg.timestamp()
     return HubEvent(
-        event_id=event["event_id"], event_type=event["event_type"], risk=event["risk"],
-        occurred_at=event["occurred_at"], recorded_at=event["recorded_at"],
-        agency=source.get("agency", ""), source_organisation=source.get("organisation", ""),
+        event_id=event["event_id"],
+        event_type=event["event_type"],
+        risk=event["risk"],
+        occurred_at=event["occurred_at"],
+        recorded_at=event["recorded_at"],
+        agency=source.get("agency", ""),
+        source_organisation=source.get("organisation", ""),
         source_organisation_name=source.get("organisation_name"),
-        given_name=child.get("given_name"), family_name=child.get("family_name"),
-        date_of_birth=child.get("date_of_birth"), nhs_number=child.get("nhs_number"),
-        details=event.get("details") or {}, narrative=event.get("narrative"),
+        given_name=child.get("given_name"),
+        family_name=child.get("family_name"),
+        date_of_birth=child.get("date_of_birth"),
+        nhs_number=child.get("nhs_number"),
+        details=event.get("details") or {},
+        narrative=event.get("narrative"),
         withheld_fields=tuple(event.get("withheld_fields") or ()),
         generalised_fields=dict(event.get("generalised_fields") or {}),
-        audience=audience, organisation=organisation, policy_version=version,
-        topic=at_topic, partition=partition, offset=offset,
-        delivered_at=datetime.fromtimestamp(max(millis, 0) / 1000, UTC), record=event,
+        audience=audience,
+        organisation=organisation,
+        policy_version=version,
+        topic=at_topic,
+        partition=partition,
+        offset=offset,
+        delivered_at=datetime.fromtimestamp(max(millis, 0) / 1000, UTC),
+        record=event,
         decision={name: headers[f"sgb.{name}"] for name in DECISION_HEADERS if headers.get(f"sgb.{name}")},
     )

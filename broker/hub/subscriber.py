@@ -25,19 +25,18 @@ from typing import TYPE_CHECKING, Any
 from confluent_kafka import OFFSET_END, KafkaException, Message, TopicPartition
 
 from broker import metrics
-
-from broker.security import provenance
 from broker.clients import consumer
-from broker.wire.codecs import Codecs
-from broker.security.ciphers import Revealer
 from broker.exceptions import SgbError
 from broker.hub.delivered import DeliveryRejected, HubEvent, header_map, position, verify
-from broker.logs import get_logger
-from broker.wire.registry import registry_for
-from broker.settings import Settings
 from broker.hub.sinks import Sink, SinkUnavailable
-from schemas.topics import AUDIENCES, delivery_topic
+from broker.logs import get_logger
+from broker.security import provenance
+from broker.security.ciphers import Revealer
+from broker.settings import Settings
 from broker.transactions import next_offsets
+from broker.wire.codecs import Codecs
+from broker.wire.registry import registry_for
+from schemas.topics import AUDIENCES, delivery_topic
 
 if TYPE_CHECKING:
     from broker.probes import Health
@@ -64,8 +63,14 @@ class Subscriber:
             need different names.
     """
 
-    def __init__(self, settings: Settings, audience: str, organisation: str,
-                 group_id: str | None = None, instance: str | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        audience: str,
+        organisation: str,
+        group_id: str | None = None,
+        instance: str | None = None,
+    ) -> None:
         audience = audience.upper()
         if audience not in AUDIENCES:
             msg = f"Audience {audience!r} is not one of {', '.join(AUDIENCES)}."
@@ -90,9 +95,15 @@ class Subscriber:
             return False
         self.refused[rejected.reason.value] += 1
         topic, partition, offset = position(msg)
-        log.warning("delivery refused: provenance failed", topic=topic, partition=partition, offset=offset,
-                    event_id=header_map(msg).get("sgb.event_id"), reason=rejected.reason.value,
-                    key_id=rejected.key_id)
+        log.warning(
+            "delivery refused: provenance failed",
+            topic=topic,
+            partition=partition,
+            offset=offset,
+            event_id=header_map(msg).get("sgb.event_id"),
+            reason=rejected.reason.value,
+            key_id=rejected.key_id,
+        )
         return True
 
     # -- the consumer ----------------------------------------------------------------------
@@ -108,8 +119,10 @@ class Subscriber:
         topic = metadata.topics.get(self.topic)
         if topic is None or topic.error is not None:
             cons.close()
-            msg = (f"Delivery topic {self.topic} does not exist: {self.audience} {self.organisation} "
-                   "is not onboarded (add it to deploy/topics.yaml and run `sgb topics apply`).")
+            msg = (
+                f"Delivery topic {self.topic} does not exist: {self.audience} {self.organisation} "
+                "is not onboarded (add it to deploy/topics.yaml and run `sgb topics apply`)."
+            )
             raise SgbError(msg)
         if since is None:
             cons.subscribe([self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
@@ -117,8 +130,12 @@ class Subscriber:
             millis = int(since.timestamp() * 1000)
             wanted = [TopicPartition(self.topic, p, millis) for p in topic.partitions]
             found = cons.offsets_for_times(wanted, timeout=10)
-            cons.assign([TopicPartition(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_END)
-                         for tp in found])
+            cons.assign(
+                [
+                    TopicPartition(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_END)
+                    for tp in found
+                ]
+            )
             self._on_assign(cons, found)
         return cons
 
@@ -145,8 +162,11 @@ class Subscriber:
             cons.commit(offsets=next_offsets(messages), asynchronous=False)
         except KafkaException as exc:
             # Safe: what was written is re-read after a rebalance and skipped by the sink.
-            log.warning("offset commit failed; events will be re-read and skipped as duplicates",
-                        topic=self.topic, reason=exc.args[0].str())
+            log.warning(
+                "offset commit failed; events will be re-read and skipped as duplicates",
+                topic=self.topic,
+                reason=exc.args[0].str(),
+            )
 
     def _lag(self, cons: Any) -> int | None:
         try:
@@ -162,8 +182,12 @@ class Subscriber:
             return None
 
     # -- the embedding API -----------------------------------------------------------------
-    def events(self, stop: threading.Event | None = None, since: datetime | None = None,
-               idle_timeout: float | None = None) -> Iterator[HubEvent]:
+    def events(
+        self,
+        stop: threading.Event | None = None,
+        since: datetime | None = None,
+        idle_timeout: float | None = None,
+    ) -> Iterator[HubEvent]:
         """Yield verified events one by one; each is acknowledged when the next is requested.
 
         The Python API for hubs that embed sgb: an event is committed only after the caller
@@ -184,8 +208,9 @@ class Subscriber:
                     continue
                 idle_since = time.monotonic()
                 if not self._refused(msg):
-                    yield verify(msg, self._codecs, self.audience, self.organisation, self.topic,
-                                 self._reveal)
+                    yield verify(
+                        msg, self._codecs, self.audience, self.organisation, self.topic, self._reveal
+                    )
                 self._commit(cons, [msg])
         finally:
             cons.close()
@@ -193,9 +218,15 @@ class Subscriber:
     deliveries = events
 
     # -- the sink loop ---------------------------------------------------------------------
-    def run(self, sink: Sink, stop: threading.Event, since: datetime | None = None,
-            idle_timeout: float | None = None, max_events: int | None = None,
-            health: Health | None = None) -> int:
+    def run(
+        self,
+        sink: Sink,
+        stop: threading.Event,
+        since: datetime | None = None,
+        idle_timeout: float | None = None,
+        max_events: int | None = None,
+        health: Health | None = None,
+    ) -> int:
         """Copy deliveries into ``sink`` until stopped; returns how many new events were written.
 
         Args:
@@ -254,8 +285,10 @@ class Subscriber:
         for msg in cons.consume(BATCH, timeout=0.5):
             error = msg.error()
             if error is not None and error.fatal():
-                text = (f"The subscription to {self.topic} stopped: {error.str()} (another subscriber with "
-                        f"instance name {self.instance} in group {self.group_id} may have replaced it).")
+                text = (
+                    f"The subscription to {self.topic} stopped: {error.str()} (another subscriber with "
+                    f"instance name {self.instance} in group {self.group_id} may have replaced it)."
+                )
                 raise SgbError(text)
             if error is not None:
                 log.warning("consumer error", topic=self.topic, reason=error.str())
@@ -263,8 +296,9 @@ class Subscriber:
                 out.append(msg)
         return out
 
-    def _write_batch(self, cons: Any, sink: Sink,
-                     messages: list[Message]) -> tuple[int | None, DeliveryRejected | None]:
+    def _write_batch(
+        self, cons: Any, sink: Sink, messages: list[Message]
+    ) -> tuple[int | None, DeliveryRejected | None]:
         """The commit path: verify, make durable, then acknowledge exactly what is durable.
 
         Returns the number of new events (None when the sink failed and the batch will be
@@ -279,8 +313,9 @@ class Subscriber:
         for msg in messages:
             if not self._refused(msg):
                 try:
-                    events.append(verify(msg, self._codecs, self.audience, self.organisation, self.topic,
-                                         self._reveal))
+                    events.append(
+                        verify(msg, self._codecs, self.audience, self.organisation, self.topic, self._reveal)
+                    )
                 except DeliveryRejected as exc:
                     rejected = exc
                     break
@@ -301,15 +336,33 @@ class Subscriber:
             self._commit(cons, messages[:done])
             self._rewind(cons, messages[done:])
             metrics.record_hub_failure(self.audience, self.organisation, sink.kind)
-            log.warning("sink write failed; the batch will be retried", topic=self.topic, sink=sink.kind,
-                        reason=str(exc), written=written, count=len(events) - written)
+            log.warning(
+                "sink write failed; the batch will be retried",
+                topic=self.topic,
+                sink=sink.kind,
+                reason=str(exc),
+                written=written,
+                count=len(events) - written,
+            )
             return None, None
-        metrics.record_hub_write(self.audience, self.organisation, sink.kind, written=new,
-                                 duplicates=len(events) - new, seconds=time.monotonic() - began)
+        metrics.record_hub_write(
+            self.audience,
+            self.organisation,
+            sink.kind,
+            written=new,
+            duplicates=len(events) - new,
+            seconds=time.monotonic() - began,
+        )
         # 3. Only now move the offsets: exactly the messages that are durable.
         self._commit(cons, messages)
-        log.info("hub wrote", topic=self.topic, sink=sink.kind, count=len(events), written=new,
-                 duplicates=len(events) - new)
+        log.info(
+            "hub wrote",
+            topic=self.topic,
+            sink=sink.kind,
+            count=len(events),
+            written=new,
+            duplicates=len(events) - new,
+        )
         return new, rejected
 
     def _rewind(self, cons: Any, messages: Sequence[Message]) -> None:

@@ -20,10 +20,10 @@ from collections.abc import Mapping
 from typing import Any
 
 import schemas
+from broker.logs import get_logger
 from broker.security.field_encryption import ENCRYPTED_TAGS, PREFIX, UNREADABLE, FieldCipher, _walk_tokens
 from broker.security.key_directory import LocalKeyDirectory
 from broker.security.key_vault import SqliteKeyVault, vault_path
-from broker.logs import get_logger
 from broker.settings import Settings
 
 log = get_logger("broker.fieldcrypt")
@@ -133,8 +133,10 @@ class Revealer:
                     self._cipher = cipher_for(self._settings)
                 else:
                     self._missing = True
-                    log.warning("encrypted fields received but this host has no key vault; "
-                                "shown as unreadable", event_id=event.get("event_id"))
+                    log.warning(
+                        "encrypted fields received but this host has no key vault; shown as unreadable",
+                        event_id=event.get("event_id"),
+                    )
         if self._cipher is None:
             return _walk_tokens(event, "", lambda path, token: UNREADABLE)  # type: ignore[no-any-return]
         return self._cipher.reveal(event)

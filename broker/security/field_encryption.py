@@ -30,9 +30,9 @@ from typing import Any
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from broker.logs import get_logger
 from broker.security.key_directory import KeyProvider
 from broker.security.key_vault import KID_BYTES, KeyVault
-from broker.logs import get_logger
 
 log = get_logger("broker.fieldcrypt")
 
@@ -236,7 +236,7 @@ class FieldCipher:
                 raise KeyErased
             at = _SEALED_KID
             try:
-                return aead.decrypt(raw[at:at + 12], raw[at + 12:], _aad(kid, event_id, path)).decode()
+                return aead.decrypt(raw[at : at + 12], raw[at + 12 :], _aad(kid, event_id, path)).decode()
             except (InvalidTag, UnicodeDecodeError):
                 raise FieldUnreadable from None
 
@@ -269,8 +269,9 @@ class FieldCipher:
         _walk(event, self._plan.for_event_type(str(event["event_type"])), "", leaf)
         return not clear
 
-    def reveal(self, event: Mapping[str, Any], *, erased: Any = ERASED,
-               unreadable: Any = UNREADABLE) -> dict[str, Any]:
+    def reveal(
+        self, event: Mapping[str, Any], *, erased: Any = ERASED, unreadable: Any = UNREADABLE
+    ) -> dict[str, Any]:
         """A copy of ``event`` with every token opened; erased and unreadable ones replaced."""
         event_id = str(event.get("event_id"))
         failed: list[str] = []
@@ -287,8 +288,11 @@ class FieldCipher:
 
         out = _walk_tokens(dict(event), "", leaf)
         if failed:
-            log.warning("encrypted field failed authentication; shown as unreadable", event_id=event_id,
-                        count=len(failed))
+            log.warning(
+                "encrypted field failed authentication; shown as unreadable",
+                event_id=event_id,
+                count=len(failed),
+            )
         return out  # type: ignore[no-any-return]
 
     def has_tokens(self, event: Mapping[str, Any]) -> bool:
@@ -303,7 +307,7 @@ def _aad(kid: bytes, event_id: str, path: str) -> bytes:
 
 
 def _decode(token: str) -> bytes:
-    text = token[len(PREFIX):]
+    text = token[len(PREFIX) :]
     try:
         return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (binascii.Error, ValueError):

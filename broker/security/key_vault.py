@@ -127,8 +127,9 @@ class SqliteKeyVault:
                 created = datetime.now(UTC).isoformat(timespec="seconds")
                 # Another process may create the same child's key at the same moment: the
                 # first insert wins and everyone reads the winner back.
-                self._execute("INSERT OR IGNORE INTO data_keys VALUES (?, ?, ?, ?)",
-                              kid, ref, wrapped, created)
+                self._execute(
+                    "INSERT OR IGNORE INTO data_keys VALUES (?, ?, ?, ?)", kid, ref, wrapped, created
+                )
                 row = self._row("SELECT kid, wrapped FROM data_keys WHERE child_ref = ?", ref)
                 if row is None:
                     msg = f"Key vault {self.path} did not keep a new data key."
@@ -183,8 +184,10 @@ class SqliteKeyVault:
         try:
             return self._kek.decrypt(wrapped[:12], wrapped[12:], self._aad(kid, ref))
         except (InvalidTag, ValueError):
-            msg = (f"Key vault {self.path} holds a data key that the key-encryption key cannot unwrap "
-                   "(the kek key file was replaced or the vault was altered).")
+            msg = (
+                f"Key vault {self.path} holds a data key that the key-encryption key cannot unwrap "
+                "(the kek key file was replaced or the vault was altered)."
+            )
             raise SgbError(msg) from None
 
     def _remember(self, child: str, kid: bytes, dek: bytes, now: float) -> None:

@@ -30,9 +30,9 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from broker.settings import Settings
 from broker.security.signing_keys import FILTER_SIGNER as FILTER_SIGNER
 from broker.security.signing_keys import DirectoryWatch, KeyStore, TrustedKey, check_signer
+from broker.settings import Settings
 from schemas.topics import DELIVERY_PREFIX, INGRESS_PREFIX
 
 KEY_ID_HEADER = "sgb.key_id"
@@ -83,7 +83,7 @@ def signed_bytes(topic: str, key: bytes | None, value: bytes | None) -> bytes:
 def allowed_signer(signer: str, topic: str) -> bool:
     """Whether ``signer`` may write the logical ``topic``: ingress its own agency's, deliveries the filter."""
     if topic.startswith(INGRESS_PREFIX) and topic.endswith(".v1"):
-        agency = topic[len(INGRESS_PREFIX):-len(".v1")]
+        agency = topic[len(INGRESS_PREFIX) : -len(".v1")]
         return signer == agency or signer.startswith(agency + ".")
     if topic.startswith(DELIVERY_PREFIX):
         return signer == FILTER_SIGNER
@@ -172,8 +172,9 @@ class Verifier:
         self.refresh()
         return self.check_loaded(topic, key, value, headers)
 
-    def check_loaded(self, topic: str, key: bytes | None, value: bytes | None,
-                     headers: Headers) -> Rejection | None:
+    def check_loaded(
+        self, topic: str, key: bytes | None, value: bytes | None, headers: Headers
+    ) -> Rejection | None:
         """:meth:`check` against the trust store as last read (safe to call from several threads)."""
         key_id_raw, signature = _header(headers, KEY_ID_HEADER), _header(headers, SIGNATURE_HEADER)
         if not key_id_raw or not signature:
@@ -215,7 +216,7 @@ class Provenance:
         self._prepared: dict[int, Rejection | None] = {}
 
     def _logical(self, topic: str) -> str:
-        return topic[len(self._prefix):] if self._prefix and topic.startswith(self._prefix) else topic
+        return topic[len(self._prefix) :] if self._prefix and topic.startswith(self._prefix) else topic
 
     def sign(self, topic: str, key: bytes | None, value: bytes | None) -> list[tuple[str, bytes]]:
         """The provenance headers for a message to the physical ``topic``."""
@@ -228,8 +229,9 @@ class Provenance:
         """Verify a consumed Kafka message (or look up its :meth:`prepare` result); None if it holds."""
         if id(message) in self._prepared:
             return self._prepared.pop(id(message))
-        return self.verifier.check(self._logical(message.topic() or ""), message.key(), message.value(),
-                                   message.headers())
+        return self.verifier.check(
+            self._logical(message.topic() or ""), message.key(), message.value(), message.headers()
+        )
 
     def prepare(self, messages: Sequence[Any]) -> None:
         """Verify a batch ahead of :meth:`check`, on every core: Ed25519 verification releases
@@ -246,8 +248,10 @@ class Provenance:
             self._prepared.update(zip(map(id, chunk), results, strict=True))
 
     def _verify_chunk(self, chunk: Sequence[Any]) -> list[Rejection | None]:
-        return [self.verifier.check_loaded(self._logical(m.topic() or ""), m.key(), m.value(), m.headers())
-                for m in chunk]
+        return [
+            self.verifier.check_loaded(self._logical(m.topic() or ""), m.key(), m.value(), m.headers())
+            for m in chunk
+        ]
 
 
 def for_process(settings: Settings, signer: str | None = None) -> Provenance | None:

@@ -47,8 +47,10 @@ class KeyStoreError(SgbError):
 def check_signer(signer: str) -> str:
     """``signer`` if it names a known signer; raises :class:`KeyStoreError` otherwise."""
     if not SIGNER_PATTERN.match(signer):
-        msg = (f"Signer {signer!r} is not 'filter' or an agency ({', '.join(AGENCY_SIGNERS)}), "
-               "optionally followed by '.<organisation>'.")
+        msg = (
+            f"Signer {signer!r} is not 'filter' or an agency ({', '.join(AGENCY_SIGNERS)}), "
+            "optionally followed by '.<organisation>'."
+        )
         raise KeyStoreError(msg)
     return signer
 
@@ -83,9 +85,13 @@ class TrustedKey:
     def from_json(cls, data: Any, where: str) -> TrustedKey:
         """Parse and check a trust entry; raises :class:`KeyStoreError` naming ``where``."""
         try:
-            entry = cls(key_id=str(data["key_id"]), signer=str(data["signer"]),
-                        public_key=str(data["public_key"]), created_at=str(data["created_at"]),
-                        retired_at=None if data.get("retired_at") is None else str(data["retired_at"]))
+            entry = cls(
+                key_id=str(data["key_id"]),
+                signer=str(data["signer"]),
+                public_key=str(data["public_key"]),
+                created_at=str(data["created_at"]),
+                retired_at=None if data.get("retired_at") is None else str(data["retired_at"]),
+            )
             raw = base64.b64decode(entry.public_key, validate=True)
             Ed25519PublicKey.from_public_bytes(raw)
         except (KeyError, TypeError, AttributeError, ValueError):
@@ -258,8 +264,9 @@ class KeyStore:
                 continue  # removed meanwhile
             except (KeyStoreError, ValueError) as exc:
                 if strict:
-                    raise KeyStoreError(str(exc) if isinstance(exc, KeyStoreError)
-                                        else f"Trust entry {path} is not JSON.") from None
+                    raise KeyStoreError(
+                        str(exc) if isinstance(exc, KeyStoreError) else f"Trust entry {path} is not JSON."
+                    ) from None
                 log.error("trust entry ignored", path=str(path))
                 continue
             out[entry.key_id] = entry
@@ -267,8 +274,9 @@ class KeyStore:
 
     def _put_trusted(self, entry: TrustedKey) -> None:
         self.trust_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        _write_atomically(self.trust_dir / f"{entry.key_id}.json",
-                          json.dumps(entry.to_json(), indent=2).encode(), 0o644)
+        _write_atomically(
+            self.trust_dir / f"{entry.key_id}.json", json.dumps(entry.to_json(), indent=2).encode(), 0o644
+        )
 
     def retire(self, key_id: str) -> TrustedKey:
         """Stop accepting ``key_id`` (it stays listed as retired); an active key cannot be retired."""
@@ -277,8 +285,10 @@ class KeyStore:
             msg = f"Key {key_id} is not in the trust store."
             raise KeyStoreError(msg)
         if self.active_key_id(entry.signer) == key_id:
-            msg = (f"Key {key_id} is the key {entry.signer} signs with now: "
-                   f"run `sgb keys rotate {entry.signer}` first.")
+            msg = (
+                f"Key {key_id} is the key {entry.signer} signs with now: "
+                f"run `sgb keys rotate {entry.signer}` first."
+            )
             raise KeyStoreError(msg)
         if entry.retired:
             return entry

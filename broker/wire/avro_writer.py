@@ -56,7 +56,13 @@ def _timestamp_millis(value: datetime | int, out: bytearray) -> None:
 
 def _compile(node: Any) -> Writer:
     if isinstance(node, str):
-        simple = {"string": _string, "long": _long, "int": _long, "boolean": _boolean, "bytes": _bytes}
+        simple: dict[str, Writer] = {
+            "string": _string,
+            "long": _long,
+            "int": _long,
+            "boolean": _boolean,
+            "bytes": _bytes,
+        }
         if node in simple:
             return simple[node]
         raise Unsupported(node)
@@ -72,6 +78,7 @@ def _compile(node: Any) -> Writer:
                 else:
                     out.append(value_byte)
                     inner(value, out)
+
             return nullable
         raise Unsupported("union")
     kind = node.get("type")
@@ -80,6 +87,7 @@ def _compile(node: Any) -> Writer:
 
         def enum(value: Any, out: bytearray) -> None:
             _long(index[value], out)
+
         return enum
     if kind == "array":
         item = _compile(node["items"])
@@ -90,10 +98,15 @@ def _compile(node: Any) -> Writer:
                 for element in value:
                     item(element, out)
             out.append(0)
+
         return array
     if node.get("logicalType") == "timestamp-millis" and kind == "long":
         return _timestamp_millis
-    if isinstance(kind, str) and kind in ("string", "long", "int", "boolean", "bytes") and "logicalType" not in node:
+    if (
+        isinstance(kind, str)
+        and kind in ("string", "long", "int", "boolean", "bytes")
+        and "logicalType" not in node
+    ):
         return _compile(kind)
     raise Unsupported(str(kind))
 
@@ -109,4 +122,5 @@ def compile_record(schema: dict[str, Any]) -> Callable[[dict[str, Any]], bytes]:
         for name, writer, default in fields:
             writer(record.get(name, default), out)
         return bytes(out)
+
     return write

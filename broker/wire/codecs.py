@@ -45,9 +45,9 @@ class EventSerde:
         cut = names.index("details")
         details = raw["fields"][cut]
         self._head_names = names[:cut]
-        self._tail_names = names[cut + 1:]
+        self._tail_names = names[cut + 1 :]
         self._head = _piece("Head", raw["fields"][:cut])
-        self._tail = _piece("Tail", raw["fields"][cut + 1:])
+        self._tail = _piece("Tail", raw["fields"][cut + 1 :])
         self._branches = {
             name: (_zigzag(index), fastavro.parse_schema(inline(name, schemas.SCHEMA_DIR, set())))
             for index, name in enumerate(details["type"])
@@ -88,10 +88,14 @@ class EventSerde:
 def _piece(name: str, fields: list[dict[str, Any]]) -> Any:
     """A record of some of the envelope's fields, self-contained, for writing them in sequence."""
     inlined: set[str] = set()
-    return fastavro.parse_schema({
-        "type": "record", "name": f"SafeguardingEvent{name}", "namespace": NAMESPACE,
-        "fields": [{**f, "type": inline(f["type"], schemas.SCHEMA_DIR, inlined)} for f in fields],
-    })
+    return fastavro.parse_schema(
+        {
+            "type": "record",
+            "name": f"SafeguardingEvent{name}",
+            "namespace": NAMESPACE,
+            "fields": [{**f, "type": inline(f["type"], schemas.SCHEMA_DIR, inlined)} for f in fields],
+        }
+    )
 
 
 def _zigzag(value: int) -> bytes:

@@ -14,10 +14,9 @@ from typing import Any
 
 from confluent_kafka import Producer
 
-from broker.wire.codecs import Codecs
 from broker.settings import Settings
+from broker.wire.codecs import Codecs
 from schemas.topics import DLQ_TOPIC
-
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,9 +30,16 @@ class Origin:
     position: str | None = None
 
 
-def dead_letter_record(component: str, reason: str, payload: bytes | None, origin: Origin,
-                       event_id: str | None = None, now: datetime | None = None, key: bytes | None = None,
-                       content_type: str | None = None) -> dict[str, Any]:
+def dead_letter_record(
+    component: str,
+    reason: str,
+    payload: bytes | None,
+    origin: Origin,
+    event_id: str | None = None,
+    now: datetime | None = None,
+    key: bytes | None = None,
+    content_type: str | None = None,
+) -> dict[str, Any]:
     """The DeadLetter record (see ``schemas/avro/DeadLetter.avsc``)."""
     return {
         "key": key,
@@ -54,18 +60,33 @@ def dead_letter_record(component: str, reason: str, payload: bytes | None, origi
 def headers(component: str, reason: str, origin: Origin) -> list[tuple[str, bytes]]:
     """The dead letter's headers: reason and origin, readable without decoding the value."""
     out = [("sgb.component", component.encode()), ("sgb.reason", reason.encode())]
-    for name, value in (("origin.topic", origin.topic), ("origin.partition", origin.partition),
-                        ("origin.offset", origin.offset), ("source.name", origin.source_name),
-                        ("source.position", origin.position)):
+    for name, value in (
+        ("origin.topic", origin.topic),
+        ("origin.partition", origin.partition),
+        ("origin.offset", origin.offset),
+        ("source.name", origin.source_name),
+        ("source.position", origin.position),
+    ):
         if value is not None:
             out.append((f"sgb.{name}", str(value).encode()))
     return out
 
 
-def send(producer: Producer, settings: Settings, codecs: Codecs, *, component: str, reason: str,
-         payload: bytes | None, origin: Origin, key: bytes | None = None, event_id: str | None = None,
-         on_delivery: Any = None, content_type: str | None = None,
-         extra_headers: Sequence[tuple[str, bytes]] = ()) -> None:
+def send(
+    producer: Producer,
+    settings: Settings,
+    codecs: Codecs,
+    *,
+    component: str,
+    reason: str,
+    payload: bytes | None,
+    origin: Origin,
+    key: bytes | None = None,
+    event_id: str | None = None,
+    on_delivery: Any = None,
+    content_type: str | None = None,
+    extra_headers: Sequence[tuple[str, bytes]] = (),
+) -> None:
     """Produce one dead letter (inside the caller's transaction, if it has one).
 
     Args:
@@ -73,9 +94,16 @@ def send(producer: Producer, settings: Settings, codecs: Codecs, *, component: s
             message or ``text/csv`` for a source row; replay uses it to know what can be re-sent.
         extra_headers: more headers, e.g. the original message's provenance signature.
     """
-    record = dead_letter_record(component, reason, payload, origin, event_id, key=key, content_type=content_type)
+    record = dead_letter_record(
+        component, reason, payload, origin, event_id, key=key, content_type=content_type
+    )
     kwargs: dict[str, Any] = {}
     if on_delivery is not None:
         kwargs["on_delivery"] = on_delivery
-    producer.produce(settings.topic(DLQ_TOPIC), key=key, value=codecs.dead_letter.encode(record),
-                     headers=[*headers(component, reason, origin), *extra_headers], **kwargs)
+    producer.produce(
+        settings.topic(DLQ_TOPIC),
+        key=key,
+        value=codecs.dead_letter.encode(record),
+        headers=[*headers(component, reason, origin), *extra_headers],
+        **kwargs,
+    )

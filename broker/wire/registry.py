@@ -12,9 +12,8 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from typing import Any, Protocol
-
 import time
+from typing import Any, Protocol
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
@@ -113,28 +112,37 @@ class EmbeddedRegistry:
         if topic is None or topic.error is not None:
             msg = f"The schema registrations topic {self._topic} does not exist; run `sgb topics apply`."
             raise SchemaRegistryError(msg)
-        cons = Consumer({**self._settings.kafka_config(), "group.id": "sgb-schema-reader",
-                         "enable.auto.commit": False, "logger": _quiet()})
+        cons = Consumer(
+            {
+                **self._settings.kafka_config(),
+                "group.id": "sgb-schema-reader",
+                "enable.auto.commit": False,
+                "logger": _quiet(),
+            }
+        )
         try:
             ends: dict[int, int] = {}
             assignment = []
             for partition in topic.partitions:
-                low, high = cons.get_watermark_offsets(TopicPartition(self._topic, partition), timeout=timeout)
+                low, high = cons.get_watermark_offsets(
+                    TopicPartition(self._topic, partition), timeout=timeout
+                )
                 if high > low:
                     ends[partition] = high
                     assignment.append(TopicPartition(self._topic, partition, low))
             cons.assign(assignment)
             while ends:
-                msg = cons.poll(timeout)
-                if msg is None:
+                message = cons.poll(timeout)
+                if message is None:
                     break
-                if msg.error():
+                if message.error():
                     continue
-                record = json.loads(msg.value())
+                record = json.loads(message.value() or b"null")
                 with self._lock:
                     self._by_id[int(record["id"])] = record["schema"]
-                if msg.offset() + 1 >= ends.get(msg.partition(), 0):
-                    ends.pop(msg.partition(), None)
+                partition = int(message.partition() or 0)
+                if int(message.offset() or 0) + 1 >= ends.get(partition, 0):
+                    ends.pop(partition, None)
         finally:
             cons.close()
 
@@ -176,7 +184,7 @@ class ConfluentRegistry:
         found = self._by_id.get(schema_id)
         if found is None:
             try:
-                found = json.loads(self._client.get_schema(schema_id).schema_str)
+                found = json.loads(self._client.get_schema(schema_id).schema_str or "null")
             except Exception as exc:
                 msg = f"Schema id {schema_id} could not be fetched from the schema registry: {type(exc).__name__}."
                 raise SchemaRegistryError(msg) from None

@@ -47,7 +47,7 @@ class AvroSerde:
         """Frame and encode ``record``; raises :class:`SerdeError` naming the bad field."""
         if self._fast is not None:
             try:
-                return self._header + self._fast(record)
+                return self._header + bytes(self._fast(record))
             except (KeyError, TypeError, AttributeError, ValueError, OverflowError):
                 pass  # let fastavro say precisely what is wrong
         buf = io.BytesIO()
@@ -71,12 +71,22 @@ class AvroSerde:
         writer = self._writer(schema_id)
         try:
             if writer is None:
-                result = fastavro.schemaless_reader(io.BytesIO(data[_HEADER.size:]), self._parsed, None)
+                result = fastavro.schemaless_reader(io.BytesIO(data[_HEADER.size :]), self._parsed, None)
             else:
-                result = fastavro.schemaless_reader(io.BytesIO(data[_HEADER.size:]), writer, self._parsed)
-        except (EOFError, ValueError, TypeError, KeyError, IndexError, UnicodeDecodeError, OverflowError,
-                fastavro.read.SchemaResolutionError) as exc:
-            msg = f"Message is not valid Avro for schema {self.subject} (id {schema_id}): {type(exc).__name__}."
+                result = fastavro.schemaless_reader(io.BytesIO(data[_HEADER.size :]), writer, self._parsed)
+        except (
+            EOFError,
+            ValueError,
+            TypeError,
+            KeyError,
+            IndexError,
+            UnicodeDecodeError,
+            OverflowError,
+            fastavro.read.SchemaResolutionError,
+        ) as exc:
+            msg = (
+                f"Message is not valid Avro for schema {self.subject} (id {schema_id}): {type(exc).__name__}."
+            )
             raise SerdeError(msg) from None
         if not isinstance(result, dict):
             msg = f"Message decoded to {type(result).__name__}, not a {self.subject} record."

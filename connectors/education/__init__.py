@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from connectors.education.ctf import CtfMapper, CtfReader
-from connectors.runtime.records import ConnectorError
+from connectors.exceptions import ConnectorError
 
 FORMATS = ("ctf",)
 

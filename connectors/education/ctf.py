@@ -22,10 +22,11 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from connectors.exceptions import MappingError, NoEvent
 from connectors.local_authority.xmlstream import as_bytes, child, children, count_tag, stream, text
 from connectors.runtime.envelope import build_event
 from connectors.runtime.readers import FileRef, Malformed
-from connectors.runtime.records import MappingError, NoEvent, SourceRecord
+from connectors.runtime.records import SourceRecord
 from connectors.runtime.snapshots import Fact, clean, date_key, local_midnight, parse_date
 
 TIMEZONE = ZoneInfo("Europe/London")

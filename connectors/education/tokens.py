@@ -13,8 +13,9 @@ import os
 import secrets
 from pathlib import Path
 
-from connectors.runtime.records import ConnectorError
-from schemas.identifiers import InvalidIdentifier, validate_school_urn
+from connectors.exceptions import ConnectorError
+from schemas.exceptions import InvalidIdentifier
+from schemas.identifiers import validate_school_urn
 
 
 def _hash(token: str) -> str:

@@ -31,22 +31,20 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from broker.wire import dead_letters as deadletter
-
-from broker.security import provenance
-from broker.wire.codecs import Codecs
-from broker.security.ciphers import publisher_cipher
 from broker.exceptions import SerdeError, SgbError
 from broker.logs import get_logger
-from broker.wire.registry import registry_for
+from broker.security import provenance
+from broker.security.ciphers import publisher_cipher
 from broker.settings import Settings
+from broker.wire.codecs import Codecs
+from broker.wire.registry import registry_for
 from connectors.education.concern import Concern, concern_record, map_concern
 from connectors.education.tokens import TokenStore
+from connectors.exceptions import MappingError
 from connectors.runtime.acked import AckedProducer, Headers
 from connectors.runtime.delivery import check_topics
-from connectors.runtime.records import MappingError
 from schemas.child_keys import child_key
-from schemas.topics import ingress_topic
+from schemas.topics import DLQ_TOPIC, ingress_topic
 
 log = get_logger("connectors.webhook")
 MAX_BODY = 256 * 1024
@@ -200,7 +198,7 @@ class ConcernWebhook:
                 await asyncio.sleep(5)
 
     def _codecs_ready(self) -> Codecs:
-        check_topics(self.settings, [self.topic, self.settings.topic(deadletter.DLQ_TOPIC)], timeout=5)
+        check_topics(self.settings, [self.topic, self.settings.topic(DLQ_TOPIC)], timeout=5)
         codecs = Codecs(registry_for(self.settings))
         _ = codecs.event
         return codecs

@@ -17,6 +17,7 @@ from datetime import date, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from connectors.exceptions import MappingError, NoEvent
 from connectors.health.fhir_model import (
     ACT_CODE_SYSTEM,
     ETHNIC_CATEGORY_URL,
@@ -37,7 +38,7 @@ from connectors.health.fhir_model import (
 from connectors.health.fhir_reader import FhirContext
 from connectors.health.profile import HealthProfile
 from connectors.runtime.envelope import build_event, is_child_on
-from connectors.runtime.records import MappingError, NoEvent, SourceRecord
+from connectors.runtime.records import SourceRecord
 
 SYSTEM = "fhir-r4"
 

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+from connectors.exceptions import SourceFileError
 from connectors.health.fhir_model import (
     Location,
     Organization,
@@ -26,7 +27,7 @@ from connectors.health.fhir_model import (
     Resource,
     parse_resource,
 )
-from connectors.runtime.readers import FileRef, Malformed, SourceFileError, count_lines, ndjson_lines
+from connectors.runtime.readers import FileRef, Malformed, count_lines, ndjson_lines
 from connectors.runtime.records import SourceRecord
 
 CONTENT_TYPE = "application/fhir+json"

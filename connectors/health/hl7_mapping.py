@@ -20,10 +20,11 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from connectors.exceptions import MappingError, NoEvent
 from connectors.health.hl7v2 import Hl7Message, hl7_time
 from connectors.health.profile import HealthProfile
 from connectors.runtime.envelope import build_event, is_child_on
-from connectors.runtime.records import MappingError, NoEvent, SourceRecord
+from connectors.runtime.records import SourceRecord
 
 SYSTEM = "hl7v2-adt"
 TRIGGERS = ("A01", "A03", "A04")

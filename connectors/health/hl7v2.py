@@ -22,8 +22,9 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from pathlib import Path
 
-from connectors.runtime.readers import FileRef, Malformed, SourceFileError
-from connectors.runtime.records import MappingError, SourceRecord
+from connectors.exceptions import MappingError, SourceFileError
+from connectors.runtime.readers import FileRef, Malformed
+from connectors.runtime.records import SourceRecord
 
 CONTENT_TYPE = "x-application/hl7-v2+er7"
 

@@ -29,23 +29,23 @@ from typing import Any
 from confluent_kafka import KafkaException
 from hl7.mllp import InvalidBlockError, start_hl7_server
 
-from broker.wire import dead_letters as deadletter
-
-from broker.security import provenance
-from broker.wire.codecs import Codecs
-from broker.security.ciphers import publisher_cipher
 from broker.exceptions import SerdeError, SgbError
 from broker.logs import get_logger
-from broker.wire.registry import registry_for
+from broker.security import provenance
+from broker.security.ciphers import publisher_cipher
 from broker.settings import Settings
+from broker.wire import dead_letters as deadletter
+from broker.wire.codecs import Codecs
+from broker.wire.registry import registry_for
+from connectors.exceptions import ConnectorError, MappingError, NoEvent
 from connectors.health.hl7_mapping import Hl7Mapper
 from connectors.health.hl7v2 import CONTENT_TYPE, Hl7Message, bare_ack
 from connectors.health.profile import load_profile
 from connectors.runtime.acked import AckedProducer, Headers
 from connectors.runtime.delivery import check_topics
-from connectors.runtime.records import ConnectorError, MappingError, NoEvent, SourceRecord
+from connectors.runtime.records import SourceRecord
 from schemas.child_keys import child_key
-from schemas.topics import ingress_topic
+from schemas.topics import DLQ_TOPIC, ingress_topic
 
 log = get_logger("connectors.mllp")
 
@@ -147,7 +147,7 @@ class MllpListener:
                 await asyncio.sleep(5)
 
     def _codecs_ready(self) -> Codecs:
-        check_topics(self.settings, [self.topic, self.settings.topic(deadletter.DLQ_TOPIC)], timeout=5)
+        check_topics(self.settings, [self.topic, self.settings.topic(DLQ_TOPIC)], timeout=5)
         codecs = Codecs(registry_for(self.settings))
         _ = codecs.event, codecs.dead_letter  # registers both schemas
         return codecs
@@ -232,7 +232,7 @@ class MllpListener:
             deadletter.dead_letter_record(COMPONENT, reason, record.payload(), origin, record.event_id)
         )
         headers: Headers = list(deadletter.headers(COMPONENT, reason, origin))
-        if not await self._send(self.settings.topic(deadletter.DLQ_TOPIC), value, None, headers):
+        if not await self._send(self.settings.topic(DLQ_TOPIC), value, None, headers):
             self.counts["errors"] += 1
             return ack("AE", NOT_ACKED)
         self.counts["rejected"] += 1

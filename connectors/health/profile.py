@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from connectors.runtime.records import MappingFileError
+from connectors.exceptions import MappingFileError
 
 HealthEventType = Literal["EMERGENCY_ATTENDANCE", "HEALTH_SAFEGUARDING_CONCERN", "WAS_NOT_BROUGHT"]
 RiskName = Literal["SIGNIFICANT_HARM", "NEEDS_SUPPORT", "INFORMATION"]

@@ -8,12 +8,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from connectors.exceptions import ConnectorError
 from connectors.local_authority.casesystem import CaseSystemReader, ConsentDelivery
 from connectors.local_authority.cin_census import CinCensusReader
 from connectors.local_authority.mapping import LaMapper
 from connectors.local_authority.profile import LaProfile, checked_la_code, load_xref
 from connectors.local_authority.ssda903 import Ssda903Reader
-from connectors.runtime.records import ConnectorError
 
 FORMATS = ("cin", "ssda903", "family-help", "consent")
 SYSTEMS = {"cin": "cin-census", "ssda903": "ssda903", "family-help": "case-system", "consent": "case-system"}

@@ -45,11 +45,12 @@ from pathlib import Path
 from typing import Any
 
 from broker.exceptions import SerdeError
+from connectors.exceptions import MappingError
 from connectors.local_authority.identity import child_identity
 from connectors.local_authority.profile import TIMEZONE, LaProfile
 from connectors.runtime.delivery import TransactionalDelivery, _Message, check_topics
 from connectors.runtime.readers import CsvReader, FileRef, JsonReader, Malformed
-from connectors.runtime.records import MappingError, SourceRecord
+from connectors.runtime.records import SourceRecord
 from connectors.runtime.snapshots import Fact, clean, date_key, local_midnight, parse_date
 from schemas.child_keys import consent_key
 from schemas.topics import CONSENT_TOPIC

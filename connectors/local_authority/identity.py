@@ -7,7 +7,8 @@ from typing import Any
 from connectors.exceptions import MappingError
 from connectors.local_authority.profile import LaProfile
 from connectors.runtime.snapshots import clean, parse_date
-from schemas.identifiers import UPN_UNKNOWN_CODES, InvalidIdentifier, validate_nhs_number
+from schemas.exceptions import InvalidIdentifier
+from schemas.identifiers import UPN_UNKNOWN_CODES, validate_nhs_number
 
 
 def child_identity(

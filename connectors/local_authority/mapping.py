@@ -9,13 +9,13 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+from connectors.exceptions import MappingError, NoEvent
 from connectors.local_authority.casesystem import consent_record, family_help_details
 from connectors.local_authority.identity import child_identity
 from connectors.local_authority.profile import TIMEZONE, LaProfile
 from connectors.runtime.envelope import build_event
-from connectors.runtime.records import MappingError, NoEvent, SourceRecord
+from connectors.runtime.records import SourceRecord
 from connectors.runtime.snapshots import Fact, clean, local_midnight, parse_date
-from schemas.identifiers import UPN_UNKNOWN_CODES, InvalidIdentifier, validate_nhs_number
 
 #: CIN census category of abuse codes.
 ABUSE = {

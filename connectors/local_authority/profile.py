@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from connectors.runtime.records import ConnectorError
-from schemas.identifiers import InvalidIdentifier, validate_la_code, validate_nhs_number
+from connectors.exceptions import ConnectorError
+from schemas.exceptions import InvalidIdentifier
+from schemas.identifiers import validate_la_code, validate_nhs_number
 
 TIMEZONE = ZoneInfo("Europe/London")
 

@@ -22,8 +22,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from connectors.runtime.readers import FileRef, Malformed, SourceFileError, count_lines
-from connectors.runtime.records import MappingError, SourceRecord
+from connectors.exceptions import MappingError, SourceFileError
+from connectors.runtime.readers import FileRef, Malformed, count_lines
+from connectors.runtime.records import SourceRecord
 from connectors.runtime.snapshots import Fact, date_key, parse_date
 
 HEADER_COLUMNS = ("CHILD", "SEX", "DOB", "ETHNIC", "UPN", "MOTHER", "MC_DOB")

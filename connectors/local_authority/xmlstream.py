@@ -16,7 +16,7 @@ from xml.etree.ElementTree import Element, ParseError
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import iterparse
 
-from connectors.runtime.readers import SourceFileError
+from connectors.exceptions import SourceFileError
 
 #: The deepest element nesting a return may have (CIN and CTF need under 10); deeper is refused,
 #: so a record cannot be nested so deep that writing it back out (for a dead letter) recurses.

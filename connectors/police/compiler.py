@@ -17,9 +17,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import schemas
+from connectors.exceptions import MappingError
 from connectors.police import values as conv
 from connectors.police.mapping_file import MappingFile, field_spec, mapping_error
-from connectors.runtime.records import MappingError
 from schemas.jsonform import details_branch
 
 #: (value, whether any of it came from the row rather than from constants)

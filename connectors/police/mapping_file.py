@@ -38,7 +38,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from connectors.runtime.records import MappingFileError
+from connectors.exceptions import MappingFileError
 
 AGENCY_EVENT_TYPES = {
     "POLICE": ("DOMESTIC_ABUSE_INCIDENT", "MISSING_EPISODE", "EXPLOITATION_CONCERN"),

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from datetime import date, datetime, tzinfo
 from typing import Any
 
-from connectors.runtime.records import MappingError
+from connectors.exceptions import MappingError
 
 Convert = Callable[[Any], Any]
 

@@ -3,13 +3,7 @@ transactional delivery with dead letters, checkpoints, and the file loop (batch 
 
 from __future__ import annotations
 
-from connectors.runtime.records import (
-    ConnectorError,
-    MappingError,
-    MappingFileError,
-    MapRecord,
-    NoEvent,
-    SourceRecord,
-)
+from connectors.exceptions import ConnectorError, MappingError, MappingFileError, NoEvent
+from connectors.runtime.records import MapRecord, SourceRecord
 
 __all__ = ["ConnectorError", "MapRecord", "MappingError", "MappingFileError", "NoEvent", "SourceRecord"]

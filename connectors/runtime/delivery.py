@@ -38,19 +38,19 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message
 
-from broker.wire import dead_letters as deadletter
-
-from broker.security import provenance
 from broker.clients import admin_client, producer
-from broker.wire.codecs import Codecs
-from broker.security.ciphers import publisher_cipher
 from broker.logs import get_logger
-from broker.wire.registry import registry_for
+from broker.security import provenance
+from broker.security.ciphers import publisher_cipher
 from broker.settings import Settings
+from broker.wire import dead_letters as deadletter
+from broker.wire.codecs import Codecs
+from broker.wire.registry import registry_for
+from connectors.exceptions import ConnectorError
 from connectors.runtime.acked import Headers
-from connectors.runtime.records import ConnectorError, SourceRecord
+from connectors.runtime.records import SourceRecord
 from schemas.child_keys import child_key
-from schemas.topics import ingress_topic
+from schemas.topics import DLQ_TOPIC, ingress_topic
 
 log = get_logger("connectors.delivery")
 
@@ -112,7 +112,7 @@ class TransactionalDelivery:
         self.cipher = publisher_cipher(settings)
         self.should_stop = should_stop
         self.give_up_s = give_up_s
-        check_topics(settings, [self.topic, settings.topic(deadletter.DLQ_TOPIC)])
+        check_topics(settings, [self.topic, settings.topic(DLQ_TOPIC)])
         self._serde = self.codecs.event  # register the schemas before the first transaction
         self._dead_letters = self.codecs.dead_letter
         self._producer = producer(
@@ -160,7 +160,7 @@ class TransactionalDelivery:
         headers: Headers = list(deadletter.headers(self.component, reason, origin))
         self._send(
             _Message(
-                self.settings.topic(deadletter.DLQ_TOPIC),
+                self.settings.topic(DLQ_TOPIC),
                 None,
                 value,
                 headers,

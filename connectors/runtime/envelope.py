@@ -10,9 +10,11 @@ from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from typing import Any
 
-from connectors.runtime.records import MappingError, SourceRecord
+from connectors.exceptions import MappingError
+from connectors.runtime.records import SourceRecord
+from schemas.child_keys import child_key
+from schemas.exceptions import InvalidIdentifier
 from schemas.identifiers import (
-    InvalidIdentifier,
     validate_gp_practice_code,
     validate_la_child_id,
     validate_la_code,
@@ -21,7 +23,6 @@ from schemas.identifiers import (
     validate_school_urn,
     validate_upn,
 )
-from schemas.child_keys import child_key
 
 #: Every field of the Child record, so a mapped child is complete even where the source is silent.
 CHILD_FIELDS = (

@@ -26,10 +26,11 @@ from typing import Any, Protocol
 
 from broker.exceptions import SerdeError
 from broker.logs import get_logger
+from connectors.exceptions import MappingError, NoEvent, SourceFileError
 from connectors.runtime.checkpoint import CheckpointStore, ContiguousTracker, FileProgress
 from connectors.runtime.progress import COUNT_NAMES, Progress
-from connectors.runtime.readers import FileRef, Malformed, Reader, SourceFileError
-from connectors.runtime.records import MappingError, MapRecord, NoEvent, SourceRecord
+from connectors.runtime.readers import FileRef, Malformed, Reader
+from connectors.runtime.records import MapRecord, SourceRecord
 from connectors.runtime.sources import DropFolder, file_identity, list_files
 
 log = get_logger("connectors.pipeline")

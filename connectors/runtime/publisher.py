@@ -7,16 +7,15 @@ from typing import Any
 
 from confluent_kafka import KafkaError, Message
 
-from broker.security import provenance
 from broker.clients import flush_or_raise, producer
-from broker.wire.codecs import Codecs
-from broker.security.ciphers import publisher_cipher
 from broker.exceptions import SgbError
-from broker.wire.registry import registry_for
+from broker.security import provenance
+from broker.security.ciphers import publisher_cipher
 from broker.settings import Settings
+from broker.wire.codecs import Codecs
+from broker.wire.registry import registry_for
 from schemas.child_keys import child_key
 from schemas.topics import ingress_topic
-
 
 Acknowledged = Callable[[KafkaError | None, Message], None]
 

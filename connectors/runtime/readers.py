@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from connectors.exceptions import ConnectorError, SourceFileError
+from connectors.exceptions import SourceFileError
 from connectors.runtime.records import SourceRecord
 
 

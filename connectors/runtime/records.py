@@ -21,8 +21,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from connectors.exceptions import ConnectorError, MappingError, MappingFileError, NoEvent
-
 #: Namespace of the deterministic event ids (uuid5); never change it, or replays stop deduplicating.
 EVENT_ID_NAMESPACE = uuid.UUID("5b7f0c8e-2d4a-5e61-9a3b-4c1d2e3f4a5b")
 _NAMESPACE_BYTES = EVENT_ID_NAMESPACE.bytes
@@ -35,8 +33,6 @@ def uuid5_text(name: str) -> str:
     digest[8] = (digest[8] & 0x3F) | 0x80
     h = digest.hex()
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
-
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,8 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from connectors.runtime.records import MappingError, MapRecord, NoEvent, SourceRecord
+from connectors.exceptions import MappingError, NoEvent
+from connectors.runtime.records import MapRecord, SourceRecord
 
 _DMY = re.compile(r"^(\d{1,2})[/.-](\d{1,2})[/.-](\d{2}|\d{4})$")
 _ISO = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:[T ].*)?$")

@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from connectors.runtime.records import ConnectorError
+from connectors.exceptions import ConnectorError
 
 _IGNORED_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload")
 _CHUNK = 1 << 20

@@ -32,8 +32,9 @@ class AuditChains:
         for tp in partitions:
             self._heads.pop(chain_name(tp.topic, tp.partition), None)
 
-    def begin(self, consumer: Any, positions: Iterable[tuple[str, int]], audit_topic: str,
-              timeout: float = 30.0) -> None:
+    def begin(
+        self, consumer: Any, positions: Iterable[tuple[str, int]], audit_topic: str, timeout: float = 30.0
+    ) -> None:
         """Start a batch over ``positions`` (ingress topic, partition): forget any earlier
         uncommitted advances and read the committed head of each partition not yet known."""
         self._pending.clear()
@@ -49,8 +50,9 @@ class AuditChains:
 
     def unknown(self, positions: Iterable[tuple[str, int]]) -> list[tuple[str, int]]:
         """The partitions among ``positions`` whose head has not been read since assignment."""
-        return sorted({(t, p) for t, p in positions
-                       if t is not None and p >= 0 and chain_name(t, p) not in self._heads})
+        return sorted(
+            {(t, p) for t, p in positions if t is not None and p >= 0 and chain_name(t, p) not in self._heads}
+        )
 
     def learn(self, committed: Iterable[TopicPartition]) -> None:
         """Take the heads from committed offsets (no head in the metadata: an empty chain)."""
@@ -81,17 +83,23 @@ class AuditChains:
         for name, value in record.items():
             if isinstance(value, datetime):  # the topic keeps milliseconds: hash what a reader decodes
                 sealed[name] = value.replace(microsecond=value.microsecond // 1000 * 1000)
-        sealed.update(chain=chain, sequence=head.sequence + 1, previous_hash=head.record_hash,
-                      record_hash=None)
+        sealed.update(
+            chain=chain, sequence=head.sequence + 1, previous_hash=head.record_hash, record_hash=None
+        )
         sealed["record_hash"] = record_hash(sealed)
         self._pending[chain] = Head(sealed["sequence"], sealed["record_hash"])
         return sealed, audit_partition(chain, self.partitions)
 
     def offsets(self, offsets: Iterable[TopicPartition]) -> list[TopicPartition]:
         """The offsets to commit, each carrying its partition's head as metadata."""
-        return [TopicPartition(tp.topic, tp.partition, tp.offset,
-                               metadata=self.head(tp.topic, tp.partition).metadata())
-                if tp.topic is not None and tp.partition >= 0 else tp for tp in offsets]
+        return [
+            TopicPartition(
+                tp.topic, tp.partition, tp.offset, metadata=self.head(tp.topic, tp.partition).metadata()
+            )
+            if tp.topic is not None and tp.partition >= 0
+            else tp
+            for tp in offsets
+        ]
 
     def commit(self) -> None:
         """The batch's transaction committed: its advances become the heads."""

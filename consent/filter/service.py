@@ -22,30 +22,30 @@ from confluent_kafka import KafkaException, Message, TopicPartition
 
 import schemas
 from broker import metrics
-from broker.wire import dead_letters as deadletter
-from broker.security import provenance
 from broker.clients import admin_client, consumer, producer
-from broker.transactions import bounded, next_offsets, retrying, watermarks
-from broker.wire.codecs import Codecs
-from broker.security.ciphers import FilterCrypt
 from broker.exceptions import SerdeError
-from broker.probes import Health
-from broker.security.key_directory import LocalKeyDirectory
 from broker.logs import get_logger
-from broker.wire.registry import registry_for
+from broker.probes import Health
+from broker.security import provenance
+from broker.security.ciphers import FilterCrypt
+from broker.security.key_directory import LocalKeyDirectory
 from broker.settings import Settings
+from broker.transactions import bounded, next_offsets, retrying, watermarks
+from broker.wire import dead_letters as deadletter
+from broker.wire.codecs import Codecs
+from broker.wire.registry import registry_for
 from consent import policy as policy_module
 from consent import state_updates as status
 from consent.audit import audit_record, withhold
-from consent.filter.audit_chains import AuditChains
 from consent.engine import Decision, Engine
 from consent.exceptions import EventInvalid, PolicyError
-from consent.policy import Policy
-from consent.filter.state_reader import CONSENT_TOPIC, STATUS_TOPIC, StateReader
+from consent.filter.audit_chains import AuditChains
+from consent.filter.state_reader import StateReader
 from consent.filter.store import SqliteStore, StateStore
-from schemas.vocabulary import Outcome, Reason
+from consent.policy import Policy
 from schemas.child_keys import child_key
-from schemas.topics import AUDIT_TOPIC, DELIVERY_PREFIX, INGRESS_TOPICS
+from schemas.topics import AUDIT_TOPIC, CONSENT_TOPIC, DELIVERY_PREFIX, INGRESS_TOPICS, STATUS_TOPIC
+from schemas.vocabulary import Outcome, Reason
 
 log = get_logger("consent.filter")
 
@@ -68,9 +68,16 @@ class FilterService:
         store: per-child state; an on-disk store under the state directory by default.
     """
 
-    def __init__(self, settings: Settings, policy_path: Path = policy_module.BASELINE, *,
-                 group_id: str | None = None, instance: str | None = None, batch_size: int = 500,
-                 store: StateStore | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        policy_path: Path = policy_module.BASELINE,
+        *,
+        group_id: str | None = None,
+        instance: str | None = None,
+        batch_size: int = 500,
+        store: StateStore | None = None,
+    ) -> None:
         self.settings = settings
         self.policy_path = policy_path
         # Default names carry the topic prefix, so deployments sharing a cluster never share a
@@ -90,7 +97,9 @@ class FilterService:
         self._onboarded_at = 0.0
         self._engine = self._make_engine(self._policy)
         self._crypt = FilterCrypt(settings, self._policy)
-        self._store = store or SqliteStore(settings.state_dir / "filter" / f"{self.group_id}.{self.instance}.db")
+        self._store = store or SqliteStore(
+            settings.state_dir / "filter" / f"{self.group_id}.{self.instance}.db"
+        )
         self._state = StateReader(settings, self._store, self._codecs, self.counts, self.group_id)
         self._failures = 0
         self._transactional_id = ""
@@ -120,15 +129,18 @@ class FilterService:
         try:
             policy = self._load_policy()
         except PolicyError as exc:
-            log.error("policy reload rejected; keeping the policy in force", reason=str(exc),
-                      policy_version=self._policy.version_id)
+            log.error(
+                "policy reload rejected; keeping the policy in force",
+                reason=str(exc),
+                policy_version=self._policy.version_id,
+            )
             return
         self._policy, self._engine = policy, self._make_engine(policy)
         self._crypt.use_policy(policy)
         log.info("policy reloaded", policy_version=policy.version_id)
 
     def _is_onboarded(self, audience: str, organisation: str) -> bool:
-        from consent.engine import delivery_topic
+        from schemas.topics import delivery_topic
 
         return self.settings.topic(delivery_topic(audience, organisation)) in self._onboarded
 
@@ -149,12 +161,20 @@ class FilterService:
         self._state.open(self.instance, writer=transactional_id)
         self._state.catch_up()
         self._producer = self._new_producer()
-        self._consumer = consumer(self.settings, self.group_id, **{"partition.assignment.strategy": "cooperative-sticky",
-                                                                   "session.timeout.ms": 10000})
-        self._consumer.subscribe([self.settings.topic(t) for t in INGRESS], on_assign=self._on_assign,
-                                 on_revoke=self._on_revoke)
-        log.info("filter running", group=self.group_id, transactional_id=transactional_id,
-                 policy_version=self._policy.version_id)
+        self._consumer = consumer(
+            self.settings,
+            self.group_id,
+            **{"partition.assignment.strategy": "cooperative-sticky", "session.timeout.ms": 10000},
+        )
+        self._consumer.subscribe(
+            [self.settings.topic(t) for t in INGRESS], on_assign=self._on_assign, on_revoke=self._on_revoke
+        )
+        log.info(
+            "filter running",
+            group=self.group_id,
+            transactional_id=transactional_id,
+            policy_version=self._policy.version_id,
+        )
         self.ready.set()
         last_stats = time.monotonic()
         failed = False
@@ -172,8 +192,11 @@ class FilterService:
                     last_stats = time.monotonic()
         except BaseException as exc:
             failed = True
-            log.error("filter failed; stopping", exc_type=type(exc).__name__,
-                      reason=exc.args[0].str() if isinstance(exc, KafkaException) else None)
+            log.error(
+                "filter failed; stopping",
+                exc_type=type(exc).__name__,
+                reason=exc.args[0].str() if isinstance(exc, KafkaException) else None,
+            )
             raise
         finally:
             # After a failure, leaving the group cleanly can block on a broken connection;
@@ -195,15 +218,21 @@ class FilterService:
         return [first, *self._consumer.consume(self.batch_size - 1, timeout=0)]
 
     def _new_producer(self) -> Any:
-        prod = producer(self.settings, transactional_id=self._transactional_id,
-                        **{"transaction.timeout.ms": 30000, "linger.ms": 2})
+        prod = producer(
+            self.settings,
+            transactional_id=self._transactional_id,
+            **{"transaction.timeout.ms": 30000, "linger.ms": 2},
+        )
         retrying(lambda: prod.init_transactions(30))
         return prod
 
     def _send_offsets(self, offsets: list[TopicPartition]) -> None:
         group = self._consumer.consumer_group_metadata()
-        bounded(lambda: self._producer.send_offsets_to_transaction(offsets, group, 20), 30,
-                "send_offsets_to_transaction")
+        bounded(
+            lambda: self._producer.send_offsets_to_transaction(offsets, group, 20),
+            30,
+            "send_offsets_to_transaction",
+        )
 
     def _renew_producer(self) -> None:
         """Replace an unusable transactional producer; the new one fences the old and aborts
@@ -214,8 +243,11 @@ class FilterService:
         log.warning("transactional producer replaced", transactional_id=self._transactional_id)
 
     def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
-        log.info("partitions assigned", count=len(partitions),
-                 partitions=sorted(f"{tp.topic}[{tp.partition}]" for tp in partitions))
+        log.info(
+            "partitions assigned",
+            count=len(partitions),
+            partitions=sorted(f"{tp.topic}[{tp.partition}]" for tp in partitions),
+        )
         self._chains.forget(partitions)  # the audit chain heads are read back from the committed offsets
 
     def _on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
@@ -234,8 +266,11 @@ class FilterService:
         try:
             # 2. Decide each event; produce deliveries, audit records (each linked into the hash
             #    chain of its ingress partition, consent/audit_chain.py), status and dead letters.
-            self._chains.begin(self._consumer, {(m.topic(), m.partition()) for m in messages},
-                               self.settings.topic(AUDIT_TOPIC))
+            self._chains.begin(
+                self._consumer,
+                {(str(m.topic()), int(m.partition() or 0)) for m in messages},
+                self.settings.topic(AUDIT_TOPIC),
+            )
             if self._provenance is not None:
                 self._provenance.prepare(messages)  # verify the batch's signatures on all cores
             for msg in messages:
@@ -253,8 +288,12 @@ class FilterService:
             #    transactional id aborts whatever was left open. Either way rewind, so the
             #    batch is redone from its first offset, and forget the state it derived.
             error = exc.args[0]
-            log.warning("transaction failed; batch will be redone", reason=error.str(), count=len(messages),
-                        status=error.name())
+            log.warning(
+                "transaction failed; batch will be redone",
+                reason=error.str(),
+                count=len(messages),
+                status=error.name(),
+            )
             self._failures += 1
             if self._failures > 5:
                 raise
@@ -290,13 +329,12 @@ class FilterService:
     def _rewind(self, messages: list[Message]) -> None:
         first: dict[tuple[str, int], int] = {}
         for msg in messages:
-            key = (msg.topic(), msg.partition())
-            first[key] = min(first.get(key, msg.offset()), msg.offset())
+            key, offset = (str(msg.topic()), int(msg.partition() or 0)), int(msg.offset() or 0)
+            first[key] = min(first.get(key, offset), offset)
         for (topic, partition), offset in first.items():
-            try:
+            # A partition revoked meanwhile: its new owner resumes from the committed offset.
+            with contextlib.suppress(KafkaException):
                 self._consumer.seek(TopicPartition(topic, partition, offset))
-            except KafkaException:
-                pass  # partition revoked meanwhile: its new owner resumes from the committed offset
 
     def _handle(self, msg: Message) -> None:
         if msg.error():
@@ -315,17 +353,26 @@ class FilterService:
         self._batch_agencies[str((event.get("source") or {}).get("agency"))] += 1
         key = child_key(event.get("child") or {})
         if key is None:
-            self._dead_letter(msg, "Event identifies no child (no NHS number, local id, police reference or UPN).",
-                              origin, event.get("event_id"))
+            self._dead_letter(
+                msg,
+                "Event identifies no child (no NHS number, local id, police reference or UPN).",
+                origin,
+                event.get("event_id"),
+            )
             return
         before = self._store.get(key)
         after = status.derive(event, before)
         if after is not before:
             self._store.put(key, after)
             if status.flags_changed(before, after):
-                record = status.status_record(key, after, event["event_id"], written_by=self._transactional_id)
-                self._producer.produce(self.settings.topic(STATUS_TOPIC), key=key.encode(),
-                                       value=self._codecs.status.encode(record))
+                record = status.status_record(
+                    key, after, event["event_id"], written_by=self._transactional_id
+                )
+                self._producer.produce(
+                    self.settings.topic(STATUS_TOPIC),
+                    key=key.encode(),
+                    value=self._codecs.status.encode(record),
+                )
         try:
             decisions = self._engine.decide(event, after)
         except EventInvalid as exc:
@@ -333,13 +380,17 @@ class FilterService:
             return
         now = datetime.now(UTC)
         # A copy with nothing withheld or transformed is the ingress event itself: reuse its bytes.
-        untouched = (msg.value() if reusable and not event.get("withheld_fields")
-                     and not event.get("generalised_fields") else None)
+        untouched = (
+            msg.value()
+            if reusable and not event.get("withheld_fields") and not event.get("generalised_fields")
+            else None
+        )
         for decision in decisions:
             self._deliver_and_audit(decision, key, now, untouched, origin)
 
-    def _deliver_and_audit(self, decision: Decision, key: str, now: datetime, untouched: bytes | None,
-                           origin: deadletter.Origin) -> None:
+    def _deliver_and_audit(
+        self, decision: Decision, key: str, now: datetime, untouched: bytes | None, origin: deadletter.Origin
+    ) -> None:
         topic = decision.topic
         if decision.outcome is Outcome.SHARE and decision.event is not None and topic is not None:
             try:
@@ -357,34 +408,64 @@ class FilterService:
                 if self._provenance is not None:
                     headers += self._provenance.sign(physical, delivery_key, value)
                 self._producer.produce(physical, key=delivery_key, value=value, headers=headers)
-        record, partition = self._chains.link(audit_record(decision, now), str(origin.topic),
-                                              int(origin.partition or 0))
-        self._producer.produce(self.settings.topic(AUDIT_TOPIC), key=decision.event_id.encode(),
-                               value=self._codecs.audit.encode(record), partition=partition)
+        record, partition = self._chains.link(
+            audit_record(decision, now), str(origin.topic), int(origin.partition or 0)
+        )
+        self._producer.produce(
+            self.settings.topic(AUDIT_TOPIC),
+            key=decision.event_id.encode(),
+            value=self._codecs.audit.encode(record),
+            partition=partition,
+        )
         self.counts["shared" if decision.outcome is Outcome.SHARE else "withheld"] += 1
         self._batch_decisions[(decision.audience.value, decision.outcome.value, decision.reason.value)] += 1
-        log.debug("decided", event_id=decision.event_id, audience=decision.audience.value,
-                  outcome=decision.outcome.value, reason=decision.reason.value, rule=decision.rule)
+        log.debug(
+            "decided",
+            event_id=decision.event_id,
+            audience=decision.audience.value,
+            outcome=decision.outcome.value,
+            reason=decision.reason.value,
+            rule=decision.rule,
+        )
 
-    def _dead_letter(self, msg: Message, reason: str, origin: deadletter.Origin, event_id: str | None = None) -> None:
-        deadletter.send(self._producer, self.settings, self._codecs, component=COMPONENT, reason=reason,
-                        payload=msg.value(), origin=origin, key=msg.key(), event_id=event_id,
-                        content_type="application/vnd.sgb.avro",
-                        extra_headers=provenance.carried(msg.headers()))  # a replay verifies again
+    def _dead_letter(
+        self, msg: Message, reason: str, origin: deadletter.Origin, event_id: str | None = None
+    ) -> None:
+        deadletter.send(
+            self._producer,
+            self.settings,
+            self._codecs,
+            component=COMPONENT,
+            reason=reason,
+            payload=msg.value(),
+            origin=origin,
+            key=msg.key(),
+            event_id=event_id,
+            content_type="application/vnd.sgb.avro",
+            extra_headers=provenance.carried(msg.headers()),
+        )  # a replay verifies again
         self.counts["dead_lettered"] += 1
         self._batch_dead += 1
-        log.warning("event dead-lettered", topic=msg.topic(), partition=msg.partition(), offset=msg.offset(),
-                    event_id=event_id, reason=reason)
+        log.warning(
+            "event dead-lettered",
+            topic=msg.topic(),
+            partition=msg.partition(),
+            offset=msg.offset(),
+            event_id=event_id,
+            reason=reason,
+        )
 
 
 def delivery_headers(decision: Decision) -> list[tuple[str, bytes]]:
     """What a delivery says of itself: its event and policy version, and the decision behind it
     (rule, reason, lawful basis, consent state), so that a hub can show why it received the
     event without reading the audit topic, which holds every organisation's decisions."""
-    headers = [("sgb.event_id", decision.event_id.encode()),
-               ("sgb.policy_version", decision.policy_version.encode()),
-               ("sgb.rule", (decision.rule or "").encode()),
-               ("sgb.reason", decision.reason.value.encode())]
+    headers = [
+        ("sgb.event_id", decision.event_id.encode()),
+        ("sgb.policy_version", decision.policy_version.encode()),
+        ("sgb.rule", (decision.rule or "").encode()),
+        ("sgb.reason", decision.reason.value.encode()),
+    ]
     if decision.lawful_basis:
         headers.append(("sgb.lawful_basis", decision.lawful_basis.value.encode()))
     if decision.consent_state:

@@ -15,18 +15,17 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 
 from broker.clients import admin_client, consumer, producer
-from broker.wire.codecs import Codecs
 from broker.exceptions import SerdeError
 from broker.logs import get_logger
 from broker.settings import Settings
 from broker.transactions import watermarks
+from broker.wire.codecs import Codecs
 from consent import state_updates as status
 from consent.filter.store import StateStore
 from schemas.child_keys import consent_child_key, consent_key
 from schemas.topics import CONSENT_TOPIC, STATUS_TOPIC
 
 log = get_logger("consent.filter")
-
 
 
 class StateReader:
@@ -40,8 +39,9 @@ class StateReader:
         group_id: the filter's group; this reader's consumer is named after it (it commits no offsets).
     """
 
-    def __init__(self, settings: Settings, store: StateStore, codecs: Codecs, counts: Counter[str],
-                 group_id: str) -> None:
+    def __init__(
+        self, settings: Settings, store: StateStore, codecs: Codecs, counts: Counter[str], group_id: str
+    ) -> None:
         self.settings = settings
         self._store = store
         self._codecs = codecs
@@ -120,8 +120,9 @@ class StateReader:
     def _apply(self, msg: Message) -> None:
         if msg.error():
             return
-        self.positions[(msg.topic(), msg.partition())] = msg.offset() + 1
-        key = msg.key().decode() if msg.key() else None
+        self.positions[(str(msg.topic()), int(msg.partition() or 0))] = int(msg.offset() or 0) + 1
+        raw_key = msg.key()
+        key = raw_key.decode() if raw_key else None
         if key is None or msg.value() is None:
             return
         try:
@@ -130,8 +131,13 @@ class StateReader:
             else:
                 self._apply_status(key, self._codecs.status.decode(msg.value()))
         except SerdeError as exc:
-            log.error("state record unreadable; skipped", topic=msg.topic(), partition=msg.partition(),
-                      offset=msg.offset(), reason=str(exc))
+            log.error(
+                "state record unreadable; skipped",
+                topic=msg.topic(),
+                partition=msg.partition(),
+                offset=msg.offset(),
+                reason=str(exc),
+            )
 
     def _apply_status(self, key: str, record: dict[str, Any]) -> None:
         """Apply a status record fact by fact; a newer fact in the store is never overwritten.
@@ -146,9 +152,15 @@ class StateReader:
         if after is not before:
             self._store.put(key, after)
         if stale and record.get("written_by") != self._writer:
-            self._publish(self.settings.topic(STATUS_TOPIC), key,
-                          self._codecs.status.encode(status.status_record(
-                              key, after, record.get("updated_by_event_id"), written_by=self._writer)))
+            self._publish(
+                self.settings.topic(STATUS_TOPIC),
+                key,
+                self._codecs.status.encode(
+                    status.status_record(
+                        key, after, record.get("updated_by_event_id"), written_by=self._writer
+                    )
+                ),
+            )
             self._counts["status_republished"] += 1
 
     def _publish(self, topic: str, key: str, value: bytes) -> None:
@@ -173,8 +185,11 @@ class StateReader:
         if after is before:
             winner = status.consent_in_force(before, record)
             if winner is not None:
-                self._publish(self.settings.topic(CONSENT_TOPIC), consent_key(winner) or "",
-                              self._codecs.consent.encode(winner))
+                self._publish(
+                    self.settings.topic(CONSENT_TOPIC),
+                    consent_key(winner) or "",
+                    self._codecs.consent.encode(winner),
+                )
                 self._counts["consent_republished"] += 1
             return
         self._store.put(key, after)

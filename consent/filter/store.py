@@ -48,13 +48,29 @@ def _flag_from(raw: Any) -> Flag | None:
 
 def dumps(state: ChildState) -> str:
     """Serialise a state compactly (JSON)."""
-    return json.dumps([
-        [[c.audience, c.purpose, c.state, c.given_by, c.recorded_at.isoformat(), c.consent_id, c.recorded_by]
-         for c in state.consents],
-        _flag_to(state.child_protection_plan), _flag_to(state.looked_after),
-        state.school_urn, state.gp_practice_ods, state.local_authority_code,
-        [list(v) for v in state.versions],
-    ], separators=(",", ":"))
+    return json.dumps(
+        [
+            [
+                [
+                    c.audience,
+                    c.purpose,
+                    c.state,
+                    c.given_by,
+                    c.recorded_at.isoformat(),
+                    c.consent_id,
+                    c.recorded_by,
+                ]
+                for c in state.consents
+            ],
+            _flag_to(state.child_protection_plan),
+            _flag_to(state.looked_after),
+            state.school_urn,
+            state.gp_practice_ods,
+            state.local_authority_code,
+            [list(v) for v in state.versions],
+        ],
+        separators=(",", ":"),
+    )
 
 
 def loads(text: str) -> ChildState:
@@ -62,9 +78,15 @@ def loads(text: str) -> ChildState:
     consents, cpp, lac, school, gp, la, *rest = json.loads(text)  # rows before fact versions have six
     versions = tuple((str(name), int(number)) for name, number in rest[0]) if rest else ()
     return ChildState(
-        consents=tuple(Consent(a, p, s, g, datetime.fromisoformat(r), i, b) for a, p, s, g, r, i, b in consents),
-        child_protection_plan=_flag_from(cpp), looked_after=_flag_from(lac),
-        school_urn=school, gp_practice_ods=gp, local_authority_code=la, versions=versions,
+        consents=tuple(
+            Consent(a, p, s, g, datetime.fromisoformat(r), i, b) for a, p, s, g, r, i, b in consents
+        ),
+        child_protection_plan=_flag_from(cpp),
+        looked_after=_flag_from(lac),
+        school_urn=school,
+        gp_practice_ods=gp,
+        local_authority_code=la,
+        versions=versions,
     )
 
 
@@ -111,8 +133,10 @@ class SqliteStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("CREATE TABLE IF NOT EXISTS child_state (key TEXT PRIMARY KEY, state TEXT NOT NULL)")
-        self._db.execute("CREATE TABLE IF NOT EXISTS positions (topic TEXT, partition INTEGER, "
-                         "next_offset INTEGER, PRIMARY KEY (topic, partition))")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS positions (topic TEXT, partition INTEGER, "
+            "next_offset INTEGER, PRIMARY KEY (topic, partition))"
+        )
         self._cache: OrderedDict[str, ChildState] = OrderedDict()
         self._dirty: dict[str, ChildState] = {}
         self._cache_size = cache_size
@@ -147,10 +171,14 @@ class SqliteStore:
             return
         self._db.execute("BEGIN")
         try:
-            self._db.executemany("INSERT OR REPLACE INTO child_state (key, state) VALUES (?, ?)",
-                                 [(k, dumps(s)) for k, s in self._dirty.items()])
-            self._db.executemany("INSERT OR REPLACE INTO positions (topic, partition, next_offset) VALUES (?, ?, ?)",
-                                 [(t, p, o) for (t, p), o in positions.items()])
+            self._db.executemany(
+                "INSERT OR REPLACE INTO child_state (key, state) VALUES (?, ?)",
+                [(k, dumps(s)) for k, s in self._dirty.items()],
+            )
+            self._db.executemany(
+                "INSERT OR REPLACE INTO positions (topic, partition, next_offset) VALUES (?, ?, ?)",
+                [(t, p, o) for (t, p), o in positions.items()],
+            )
             self._db.execute("COMMIT")
         except BaseException:
             self._db.execute("ROLLBACK")

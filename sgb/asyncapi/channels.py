@@ -11,21 +11,26 @@ from __future__ import annotations
 
 from typing import Any
 
-from schemas.topics import AUDIENCES, TopicDeclaration, TopicSpec
-from sgb.asyncapi.common import (
-    AGENCIES,
-    AUDIENCE_ORGANISATION,
+from schemas.topics import (
+    AUDIENCES,
     AUDIT_TOPIC,
-    AVRO_CONTENT_TYPE,
     CONSENT_TOPIC,
-    DELIVERY_ADDRESS,
     DLQ_TOPIC,
-    KAFKA_BINDING,
-    KEY_DESCRIPTIONS,
-    NAMESPACE,
     REPLAYED_TOPIC,
     SCHEMAS_TOPIC,
     STATUS_TOPIC,
+    TopicDeclaration,
+    TopicSpec,
+    ingress_topic,
+)
+from sgb.asyncapi.common import (
+    AGENCIES,
+    AUDIENCE_ORGANISATION,
+    AVRO_CONTENT_TYPE,
+    DELIVERY_ADDRESS,
+    KAFKA_BINDING,
+    KEY_DESCRIPTIONS,
+    NAMESPACE,
     _avro_payload,
     _channel_binding,
     _config_value,
@@ -34,7 +39,6 @@ from sgb.asyncapi.common import (
     _pascal,
     _ref,
 )
-from schemas.topics import ingress_topic
 
 
 def _messages() -> dict[str, Any]:
@@ -43,33 +47,56 @@ def _messages() -> dict[str, Any]:
         "description": "Kafka record headers (UTF-8 strings) set by the filter on every delivery.",
         "required": ["sgb.event_id", "sgb.policy_version"],
         "properties": {
-            "sgb.event_id": {"type": "string", "description": "The event id, the same as the payload's "
-                             "`event_id` and the matching audit record's key."},
-            "sgb.policy_version": {"type": "string", "description": "The version of the policy that granted "
-                                   "this delivery (as in the audit record)."},
+            "sgb.event_id": {
+                "type": "string",
+                "description": "The event id, the same as the payload's "
+                "`event_id` and the matching audit record's key.",
+            },
+            "sgb.policy_version": {
+                "type": "string",
+                "description": "The version of the policy that granted "
+                "this delivery (as in the audit record).",
+            },
         },
     }
     dead_letter_headers = {
         "type": "object",
         "description": "Kafka record headers (UTF-8 strings) so that tools can filter dead letters without "
-                       "decoding the value. The origin headers are present when known: a Kafka position for "
-                       "the filter, a source position for a connector.",
+        "decoding the value. The origin headers are present when known: a Kafka position for "
+        "the filter, a source position for a connector.",
         "required": ["sgb.component", "sgb.reason"],
         "properties": {
-            "sgb.reason": {"type": "string", "description": "Why the record could not be processed: one "
-                           "sentence about what is wrong, never the values involved."},
-            "sgb.origin.topic": {"type": "string",
-                                 "description": "The topic the failed record was read from."},
-            "sgb.origin.partition": {"type": "string", "pattern": "^[0-9]+$",
-                                     "description": "Its partition (decimal)."},
-            "sgb.origin.offset": {"type": "string", "pattern": "^[0-9]+$",
-                                  "description": "Its offset (decimal)."},
-            "sgb.source.name": {"type": "string", "description": "The connector's source (for example a file "
-                                "name) the record came from."},
-            "sgb.source.position": {"type": "string", "description": "Where in that source (for example a "
-                                    "line number)."},
-            "sgb.component": {"type": "string", "description": "The component that gave up on the record: "
-                              "`filter`, or the connector's name."},
+            "sgb.reason": {
+                "type": "string",
+                "description": "Why the record could not be processed: one "
+                "sentence about what is wrong, never the values involved.",
+            },
+            "sgb.origin.topic": {
+                "type": "string",
+                "description": "The topic the failed record was read from.",
+            },
+            "sgb.origin.partition": {
+                "type": "string",
+                "pattern": "^[0-9]+$",
+                "description": "Its partition (decimal).",
+            },
+            "sgb.origin.offset": {
+                "type": "string",
+                "pattern": "^[0-9]+$",
+                "description": "Its offset (decimal).",
+            },
+            "sgb.source.name": {
+                "type": "string",
+                "description": "The connector's source (for example a file name) the record came from.",
+            },
+            "sgb.source.position": {
+                "type": "string",
+                "description": "Where in that source (for example a line number).",
+            },
+            "sgb.component": {
+                "type": "string",
+                "description": "The component that gave up on the record: `filter`, or the connector's name.",
+            },
         },
     }
     return {
@@ -78,7 +105,7 @@ def _messages() -> dict[str, Any]:
             "title": "Safeguarding event (as the agency published it)",
             "summary": "What happened to a child, as an agency's connector recorded it.",
             "description": "The envelope with one details branch per event type. On an ingress topic the "
-                           "event is complete; it is never read by anyone but the filter.",
+            "event is complete; it is never read by anyone but the filter.",
             "contentType": AVRO_CONTENT_TYPE,
             "payload": _avro_payload("SafeguardingEvent"),
             "bindings": _message_binding("ChildKey"),
@@ -88,14 +115,16 @@ def _messages() -> dict[str, Any]:
             "title": "Safeguarding event (the copy one recipient may see)",
             "summary": "The same record, redacted for one audience and organisation.",
             "description": "The same `SafeguardingEvent` schema: the fields the recipient may not see are "
-                           "set to null (or emptied) and named in `withheld_fields`; transformed ones "
-                           "(masked, generalised, pseudonymised) are named in `generalised_fields`. "
-                           "Structural fields tagged METADATA are always kept.",
+            "set to null (or emptied) and named in `withheld_fields`; transformed ones "
+            "(masked, generalised, pseudonymised) are named in `generalised_fields`. "
+            "Structural fields tagged METADATA are always kept.",
             "contentType": AVRO_CONTENT_TYPE,
             "headers": delivered_headers,
             "payload": _avro_payload("SafeguardingEvent"),
-            "correlationId": {"description": "Links the delivery to its audit record (keyed by event id).",
-                              "location": "$message.header#/sgb.event_id"},
+            "correlationId": {
+                "description": "Links the delivery to its audit record (keyed by event id).",
+                "location": "$message.header#/sgb.event_id",
+            },
             "bindings": _message_binding("PseudonymisedChildKey"),
         },
         "ConsentRecord": {
@@ -103,7 +132,7 @@ def _messages() -> dict[str, Any]:
             "title": "Consent record",
             "summary": "A child's consent for one audience (or ALL) and purpose.",
             "description": "The newest record by `recorded_at` is in force, whatever order records arrive "
-                           "in.",
+            "in.",
             "contentType": AVRO_CONTENT_TYPE,
             "payload": _avro_payload("ConsentRecord"),
             "bindings": _message_binding("ChildKey"),
@@ -113,7 +142,7 @@ def _messages() -> dict[str, Any]:
             "title": "Child status",
             "summary": "The flags and known organisations the filter holds for one child.",
             "description": "Written by the filter when an event changes a child's flags; read back by every "
-                           "filter process as a global table.",
+            "filter process as a global table.",
             "contentType": AVRO_CONTENT_TYPE,
             "payload": _avro_payload("ChildStatus"),
             "bindings": _message_binding("ChildKey"),
@@ -123,11 +152,13 @@ def _messages() -> dict[str, Any]:
             "title": "Audit decision",
             "summary": "One decision for one (event, candidate audience) pair, share or withhold.",
             "description": "Names the fields removed or transformed, never their values. Audit is data, not "
-                           "logging: this topic is the record of every decision and is kept.",
+            "logging: this topic is the record of every decision and is kept.",
             "contentType": AVRO_CONTENT_TYPE,
             "payload": _avro_payload("AuditDecision"),
-            "correlationId": {"description": "The event decided on.",
-                              "location": "$message.payload#/event_id"},
+            "correlationId": {
+                "description": "The event decided on.",
+                "location": "$message.payload#/event_id",
+            },
             "bindings": _message_binding("EventId"),
         },
         "DeadLetter": {
@@ -135,7 +166,7 @@ def _messages() -> dict[str, Any]:
             "title": "Dead letter",
             "summary": "A record that could not be processed, with its reason and origin.",
             "description": "Nothing is silently dropped: the original bytes are kept so that the record can "
-                           "be re-submitted after a fix.",
+            "be re-submitted after a fix.",
             "contentType": AVRO_CONTENT_TYPE,
             "headers": dead_letter_headers,
             "payload": _avro_payload("DeadLetter"),
@@ -146,64 +177,99 @@ def _messages() -> dict[str, Any]:
             "title": "Dead letter replayed",
             "summary": "Marks one dead letter as re-sent by `sgb dlq replay`, so it is never re-sent twice.",
             "description": "Written in the same transaction as the re-sent record. Keyed by the dead "
-                           "letter's `partition:offset` on `sg.dlq.v1`; compacted.",
+            "letter's `partition:offset` on `sg.dlq.v1`; compacted.",
             "contentType": "application/json",
             "payload": {
                 "type": "object",
                 "required": ["replayed_at", "dead_letter", "sha256"],
                 "properties": {
-                    "replayed_at": {"type": "string", "format": "date-time",
-                                    "description": "When the dead letter was re-sent."},
+                    "replayed_at": {
+                        "type": "string",
+                        "format": "date-time",
+                        "description": "When the dead letter was re-sent.",
+                    },
                     "origin": {"type": ["string", "null"], "description": "The topic it was re-sent to."},
-                    "dead_letter": {"type": "string",
-                                    "description": "Its position: `sg.dlq.v1[partition]@offset`."},
+                    "dead_letter": {
+                        "type": "string",
+                        "description": "Its position: `sg.dlq.v1[partition]@offset`.",
+                    },
                     "sha256": {"type": "string", "description": "SHA-256 of the re-sent payload."},
                 },
             },
-            "bindings": {"kafka": {"key": _ref("components", "schemas", "DeadLetterPosition"),
-                                   "bindingVersion": KAFKA_BINDING}},
+            "bindings": {
+                "kafka": {
+                    "key": _ref("components", "schemas", "DeadLetterPosition"),
+                    "bindingVersion": KAFKA_BINDING,
+                }
+            },
         },
         "SchemaRegistration": {
             "name": "SchemaRegistration",
             "title": "Schema registration (embedded registry)",
             "summary": "One schema registered under one subject, as JSON.",
             "description": "The embedded registry's storage. A schema's id is derived from its content (the "
-                           "first 31 bits of SHA-256 of its canonical JSON), so every process agrees on it "
-                           "without coordination; a reader that meets an unknown id reads this topic from "
-                           "the start. Not used when a Confluent-compatible registry is configured.",
+            "first 31 bits of SHA-256 of its canonical JSON), so every process agrees on it "
+            "without coordination; a reader that meets an unknown id reads this topic from "
+            "the start. Not used when a Confluent-compatible registry is configured.",
             "contentType": "application/json",
             "payload": {
                 "type": "object",
                 "required": ["subject", "id", "schema"],
                 "properties": {
-                    "subject": {"type": "string", "description": "The record's full name, e.g. "
-                                f"`{NAMESPACE}.SafeguardingEvent`."},
-                    "id": {"type": "integer", "minimum": 1, "maximum": 2147483647,
-                           "description": "The schema id written in the Confluent framing."},
+                    "subject": {
+                        "type": "string",
+                        "description": f"The record's full name, e.g. `{NAMESPACE}.SafeguardingEvent`.",
+                    },
+                    "id": {
+                        "type": "integer",
+                        "minimum": 1,
+                        "maximum": 2147483647,
+                        "description": "The schema id written in the Confluent framing.",
+                    },
                     "schema": {"type": "object", "description": "The self-contained Avro schema."},
                 },
             },
-            "bindings": {"kafka": {"key": _ref("components", "schemas", "RegistrationKey"),
-                                   "bindingVersion": KAFKA_BINDING}},
+            "bindings": {
+                "kafka": {
+                    "key": _ref("components", "schemas", "RegistrationKey"),
+                    "bindingVersion": KAFKA_BINDING,
+                }
+            },
         },
     }
 
 
 def _key_schemas() -> dict[str, Any]:
     return {
-        "ChildKey": {"type": "string", "pattern": "^(nhs|la|police|upn):.+$",
-                     "examples": ["nhs:9990000018"], "description": KEY_DESCRIPTIONS["ChildKey"]},
-        "PseudonymisedChildKey": {"type": "string", "pattern": "^pseud-[a-z2-7]{16}$",
-                                  "description": KEY_DESCRIPTIONS["PseudonymisedChildKey"]},
-        "EventId": {"type": "string",
-                    "pattern": "^[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}$",
-                    "description": KEY_DESCRIPTIONS["EventId"]},
+        "ChildKey": {
+            "type": "string",
+            "pattern": "^(nhs|la|police|upn):.+$",
+            "examples": ["nhs:9990000018"],
+            "description": KEY_DESCRIPTIONS["ChildKey"],
+        },
+        "PseudonymisedChildKey": {
+            "type": "string",
+            "pattern": "^pseud-[a-z2-7]{16}$",
+            "description": KEY_DESCRIPTIONS["PseudonymisedChildKey"],
+        },
+        "EventId": {
+            "type": "string",
+            "pattern": "^[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}$",
+            "description": KEY_DESCRIPTIONS["EventId"],
+        },
         "DeadLetterKey": {"type": ["string", "null"], "description": KEY_DESCRIPTIONS["DeadLetterKey"]},
-        "DeadLetterPosition": {"type": "string", "pattern": "^[0-9]+:[0-9]+$", "examples": ["2:1042"],
-                               "description": KEY_DESCRIPTIONS["DeadLetterPosition"]},
-        "RegistrationKey": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_.]*:[0-9]+$",
-                            "examples": [f"{NAMESPACE}.SafeguardingEvent:123456789"],
-                            "description": KEY_DESCRIPTIONS["RegistrationKey"]},
+        "DeadLetterPosition": {
+            "type": "string",
+            "pattern": "^[0-9]+:[0-9]+$",
+            "examples": ["2:1042"],
+            "description": KEY_DESCRIPTIONS["DeadLetterPosition"],
+        },
+        "RegistrationKey": {
+            "type": "string",
+            "pattern": "^[A-Za-z_][A-Za-z0-9_.]*:[0-9]+$",
+            "examples": [f"{NAMESPACE}.SafeguardingEvent:123456789"],
+            "description": KEY_DESCRIPTIONS["RegistrationKey"],
+        },
     }
 
 
@@ -224,7 +290,7 @@ def _channels(declaration: TopicDeclaration) -> dict[str, Any]:
             "address": topic,
             "title": f"{agency} ingress",
             "description": f"Events published by the {agency} connector, keyed by the child's key. Only that "
-                           "connector writes here and only the filter reads.",
+            "connector writes here and only the filter reads.",
             "messages": {"safeguardingEvent": _ref("components", "messages", "SafeguardingEvent")},
             "bindings": {"kafka": _channel_binding(declared(topic))},
         }
@@ -232,7 +298,7 @@ def _channels(declaration: TopicDeclaration) -> dict[str, Any]:
         "address": CONSENT_TOPIC,
         "title": "Consent",
         "description": "Consent records, compacted, keyed by the child's key. The filter reads the whole "
-                       "topic into its per-child state before deciding anything.",
+        "topic into its per-child state before deciding anything.",
         "messages": {"consentRecord": _ref("components", "messages", "ConsentRecord")},
         "bindings": {"kafka": _channel_binding(declared(CONSENT_TOPIC))},
     }
@@ -240,7 +306,7 @@ def _channels(declaration: TopicDeclaration) -> dict[str, Any]:
         "address": STATUS_TOPIC,
         "title": "Child status",
         "description": "Per-child flags (child protection plan, looked after) and known school, GP and local "
-                       "authority, compacted, keyed by the child's key; the filter's global table.",
+        "authority, compacted, keyed by the child's key; the filter's global table.",
         "messages": {"childStatus": _ref("components", "messages", "ChildStatus")},
         "bindings": {"kafka": _channel_binding(declared(STATUS_TOPIC))},
     }
@@ -268,16 +334,18 @@ def _channels(declaration: TopicDeclaration) -> dict[str, Any]:
     channels["delivery"] = {
         "address": DELIVERY_ADDRESS,
         "title": "Delivery to one recipient organisation",
-        "description": "\n".join([
-            "One topic per onboarded recipient organisation: the redacted copies the policy grants that "
-            "audience and organisation, written only by the filter inside its transactions and read only by "
-            "that organisation (read_committed). An organisation without a topic is not onboarded, and the "
-            "filter withholds with reason `recipient_not_onboarded`.",
-            "",
-            "Onboarded now (deploy/topics.yaml):",
-            "",
-            *[f"- `{DELIVERY_ADDRESS.format(audience=a.lower(), organisation=o)}`" for a, o in onboarded],
-        ]),
+        "description": "\n".join(
+            [
+                "One topic per onboarded recipient organisation: the redacted copies the policy grants that "
+                "audience and organisation, written only by the filter inside its transactions and read only by "
+                "that organisation (read_committed). An organisation without a topic is not onboarded, and the "
+                "filter withholds with reason `recipient_not_onboarded`.",
+                "",
+                "Onboarded now (deploy/topics.yaml):",
+                "",
+                *[f"- `{DELIVERY_ADDRESS.format(audience=a.lower(), organisation=o)}`" for a, o in onboarded],
+            ]
+        ),
         "parameters": {
             "audience": {
                 "description": "\n".join(["The audience, in lower case (POLICY.md):", "", *audience_lines]),
@@ -285,9 +353,14 @@ def _channels(declaration: TopicDeclaration) -> dict[str, Any]:
                 "examples": [audience.lower() for audience in declaration.deliveries.organisations],
             },
             "organisation": {
-                "description": "\n".join([
-                    "The recipient organisation's code (letters, digits, `-` or `_`), as the audience "
-                    "defines it. Onboarded organisations by audience:", "", *organisation_lines]),
+                "description": "\n".join(
+                    [
+                        "The recipient organisation's code (letters, digits, `-` or `_`), as the audience "
+                        "defines it. Onboarded organisations by audience:",
+                        "",
+                        *organisation_lines,
+                    ]
+                ),
                 "examples": examples,
             },
         },
@@ -298,7 +371,7 @@ def _channels(declaration: TopicDeclaration) -> dict[str, Any]:
         "address": AUDIT_TOPIC,
         "title": "Audit decisions",
         "description": "One record per (event, candidate audience) decision, share or withhold, keyed by "
-                       "event id. Kept (no retention limit): archive it before changing retention.",
+        "event id. Kept (no retention limit): archive it before changing retention.",
         "messages": {"auditDecision": _ref("components", "messages", "AuditDecision")},
         "bindings": {"kafka": _channel_binding(declared(AUDIT_TOPIC))},
     }
@@ -306,7 +379,7 @@ def _channels(declaration: TopicDeclaration) -> dict[str, Any]:
         "address": DLQ_TOPIC,
         "title": "Dead letters",
         "description": "What could not be processed, with the reason and origin as headers and in the "
-                       "record.",
+        "record.",
         "messages": {"deadLetter": _ref("components", "messages", "DeadLetter")},
         "bindings": {"kafka": _channel_binding(declared(DLQ_TOPIC))},
     }

@@ -30,25 +30,28 @@ from typing import Any
 
 import yaml
 
-from schemas.topics import TopicDeclaration, load_declaration
+from schemas.topics import (
+    AUDIT_TOPIC,
+    CONSENT_TOPIC,
+    DLQ_TOPIC,
+    REPLAYED_TOPIC,
+    SCHEMAS_TOPIC,
+    STATUS_TOPIC,
+    TopicDeclaration,
+    load_declaration,
+)
 from sgb.asyncapi.channels import _channels, _key_schemas, _messages
 from sgb.asyncapi.common import (
     AGENCIES,
     ASYNCAPI_VERSION,
     AUDIENCE_ORGANISATION,
-    AUDIT_TOPIC,
     AVRO_CONTENT_TYPE,
     AVRO_FORMAT,
-    CONSENT_TOPIC,
     DELIVERY_ADDRESS,
-    DLQ_TOPIC,
     KAFKA_BINDING,
     KEY_DESCRIPTIONS,
     NAMESPACE,
     PARTICIPANTS,
-    REPLAYED_TOPIC,
-    SCHEMAS_TOPIC,
-    STATUS_TOPIC,
     _participant_tags,
     _ref,
     _tag_key,
@@ -88,61 +91,62 @@ def _package_version() -> str:
         return str(tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["version"])
 
 
-
 # -- the document -----------------------------------------------------------------------------
 def _info(declaration: TopicDeclaration) -> dict[str, Any]:
-    description = "\n".join([
-        "The Kafka interface of **sgb**, the safeguarding event broker for England: health, police, "
-        "education and local-authority children's services publish what happens to a child as events; a "
-        "consent-and-role filter decides who may see which part of each event; each safeguarding hub "
-        "subscribes to exactly what it is entitled to, and every decision is on record.",
-        "",
-        "## Data flow",
-        "",
-        "1. An agency's **connector** maps each source record to a `SafeguardingEvent`, Avro-encodes it and "
-        "produces it to its agency's ingress topic `sg.ingress.<agency>.v1`, keyed by the child's key so "
-        "that one child's events stay in order. A record it cannot map goes to `sg.dlq.v1` with the reason.",
-        "2. The **filter** consumes every ingress topic as one consumer group. It keeps per-child state "
-        "(consent from `sg.consent.v1`, child-protection / looked-after flags and known school, GP and local "
-        "authority from `sg.status.v1`, both compacted), evaluates the policy for each candidate audience, "
-        "writes a redacted copy to `sg.deliver.<audience>.<organisation>.v1` for each audience granted it, "
-        "and one `AuditDecision` per (event, audience) pair, share or withhold, to `sg.audit.decisions.v1`. "
-        "Deliveries, audit records, status changes, dead letters and the consumed offsets commit in one "
-        "Kafka transaction: read with `isolation.level=read_committed`.",
-        "3. A **hub** consumes its own delivery topic (read_committed), writes each event where its people "
-        "work and acknowledges (commits) only after that write.",
-        "",
-        "## The consent-and-role filter",
-        "",
-        "Default deny: an audience receives nothing unless a policy rule grants it, and a grant names the "
-        "sensitivity tags it may see. Every field of the delivered copy whose tags are not all granted is "
-        "redacted (removed, masked, generalised or pseudonymised) and named in `withheld_fields` / "
-        "`generalised_fields`. Support a family takes up voluntarily needs consent `GIVEN`; when an event's "
-        "risk is `SIGNIFICANT_HARM` safeguarding comes first and consent is not needed. "
-        "`CONFIDENTIAL_ADDRESS` goes only to `MASH` and `POLICE_PPU`; `SEXUAL_HEALTH` never goes to "
-        "`SCHOOL_DSL`. An event that cannot be decoded, validated or evaluated goes to no one but the "
-        "dead-letter topic. A recipient that is unknown or not onboarded is withheld, not guessed.",
-        "",
-        "## On the wire",
-        "",
-        "Values are Avro binary in the Confluent framing: magic byte `0`, the 4-byte big-endian schema id, "
-        "then the Avro body. The id resolves through the schema registry: any Confluent-compatible registry "
-        "configured by URL (`SGB_SCHEMA_REGISTRY_URL`), or the embedded registry whose registrations are "
-        f"records on `{SCHEMAS_TOPIC}`. The subject of each schema is its record's full name (for example "
-        f"`{NAMESPACE}.SafeguardingEvent`). Every leaf field of every schema carries its sensitivity tags "
-        "(`confluent:tags`: METADATA, IDENTIFIER, NAME, DATE_OF_BIRTH, CONTACT, CONFIDENTIAL_ADDRESS, "
-        "HEALTH, MENTAL_HEALTH, SEXUAL_HEALTH, CRIMINAL_OFFENCE, THIRD_PARTY, SPECIAL_CATEGORY, NARRATIVE, "
-        "CASE_DETAIL); the payloads below are the schemas as registered, tags included.",
-        "",
-        "Topic names here are logical; a deployment may put a prefix in front of every one "
-        "(`SGB_TOPIC_PREFIX`).",
-        "",
-        "## How to read the operations",
-        "",
-        "AsyncAPI describes one application; this document describes the whole system. Each operation "
-        "therefore belongs to one participant, named by its `participant:<name>` tag and in its description, "
-        "and its `action` (`send` or `receive`) is from that participant's point of view.",
-    ])
+    description = "\n".join(
+        [
+            "The Kafka interface of **sgb**, the safeguarding event broker for England: health, police, "
+            "education and local-authority children's services publish what happens to a child as events; a "
+            "consent-and-role filter decides who may see which part of each event; each safeguarding hub "
+            "subscribes to exactly what it is entitled to, and every decision is on record.",
+            "",
+            "## Data flow",
+            "",
+            "1. An agency's **connector** maps each source record to a `SafeguardingEvent`, Avro-encodes it and "
+            "produces it to its agency's ingress topic `sg.ingress.<agency>.v1`, keyed by the child's key so "
+            "that one child's events stay in order. A record it cannot map goes to `sg.dlq.v1` with the reason.",
+            "2. The **filter** consumes every ingress topic as one consumer group. It keeps per-child state "
+            "(consent from `sg.consent.v1`, child-protection / looked-after flags and known school, GP and local "
+            "authority from `sg.status.v1`, both compacted), evaluates the policy for each candidate audience, "
+            "writes a redacted copy to `sg.deliver.<audience>.<organisation>.v1` for each audience granted it, "
+            "and one `AuditDecision` per (event, audience) pair, share or withhold, to `sg.audit.decisions.v1`. "
+            "Deliveries, audit records, status changes, dead letters and the consumed offsets commit in one "
+            "Kafka transaction: read with `isolation.level=read_committed`.",
+            "3. A **hub** consumes its own delivery topic (read_committed), writes each event where its people "
+            "work and acknowledges (commits) only after that write.",
+            "",
+            "## The consent-and-role filter",
+            "",
+            "Default deny: an audience receives nothing unless a policy rule grants it, and a grant names the "
+            "sensitivity tags it may see. Every field of the delivered copy whose tags are not all granted is "
+            "redacted (removed, masked, generalised or pseudonymised) and named in `withheld_fields` / "
+            "`generalised_fields`. Support a family takes up voluntarily needs consent `GIVEN`; when an event's "
+            "risk is `SIGNIFICANT_HARM` safeguarding comes first and consent is not needed. "
+            "`CONFIDENTIAL_ADDRESS` goes only to `MASH` and `POLICE_PPU`; `SEXUAL_HEALTH` never goes to "
+            "`SCHOOL_DSL`. An event that cannot be decoded, validated or evaluated goes to no one but the "
+            "dead-letter topic. A recipient that is unknown or not onboarded is withheld, not guessed.",
+            "",
+            "## On the wire",
+            "",
+            "Values are Avro binary in the Confluent framing: magic byte `0`, the 4-byte big-endian schema id, "
+            "then the Avro body. The id resolves through the schema registry: any Confluent-compatible registry "
+            "configured by URL (`SGB_SCHEMA_REGISTRY_URL`), or the embedded registry whose registrations are "
+            f"records on `{SCHEMAS_TOPIC}`. The subject of each schema is its record's full name (for example "
+            f"`{NAMESPACE}.SafeguardingEvent`). Every leaf field of every schema carries its sensitivity tags "
+            "(`confluent:tags`: METADATA, IDENTIFIER, NAME, DATE_OF_BIRTH, CONTACT, CONFIDENTIAL_ADDRESS, "
+            "HEALTH, MENTAL_HEALTH, SEXUAL_HEALTH, CRIMINAL_OFFENCE, THIRD_PARTY, SPECIAL_CATEGORY, NARRATIVE, "
+            "CASE_DETAIL); the payloads below are the schemas as registered, tags included.",
+            "",
+            "Topic names here are logical; a deployment may put a prefix in front of every one "
+            "(`SGB_TOPIC_PREFIX`).",
+            "",
+            "## How to read the operations",
+            "",
+            "AsyncAPI describes one application; this document describes the whole system. Each operation "
+            "therefore belongs to one participant, named by its `participant:<name>` tag and in its description, "
+            "and its `action` (`send` or `receive`) is from that participant's point of view.",
+        ]
+    )
     return {
         "title": "sgb: safeguarding event broker",
         "version": _package_version(),
@@ -159,8 +163,8 @@ def _servers() -> dict[str, Any]:
             "protocol": "kafka",
             "title": "Local development broker",
             "description": "The single-broker Apache Kafka (KRaft) that `sgb kafka start` runs on loopback "
-                           "for development, tests and `sgb demo`; plaintext, no authentication. Schemas are "
-                           f"registered in the embedded registry (records on `{SCHEMAS_TOPIC}`).",
+            "for development, tests and `sgb demo`; plaintext, no authentication. Schemas are "
+            f"registered in the embedded registry (records on `{SCHEMAS_TOPIC}`).",
             "bindings": {"kafka": {"schemaRegistryVendor": "confluent", "bindingVersion": KAFKA_BINDING}},
         },
         "production": {
@@ -168,22 +172,29 @@ def _servers() -> dict[str, Any]:
             "protocol": "kafka-secure",
             "title": "Production cluster (placeholder)",
             "description": "A production cluster (for example Strimzi on Kubernetes, replication factor 3, "
-                           "`min.insync.replicas` 2). Every client connects over TLS and authenticates as "
-                           "its own principal, one per deployed connector, per hub organisation and for the "
-                           "filter, either with SASL/SCRAM-SHA-512 or with a client certificate (mutual "
-                           "TLS). ACLs let a connector write only its ingress topic and a hub read only its "
-                           "own delivery topics; only the filter reads ingress and writes deliveries and "
-                           "audit. Schemas live in a Confluent-compatible schema registry.",
+            "`min.insync.replicas` 2). Every client connects over TLS and authenticates as "
+            "its own principal, one per deployed connector, per hub organisation and for the "
+            "filter, either with SASL/SCRAM-SHA-512 or with a client certificate (mutual "
+            "TLS). ACLs let a connector write only its ingress topic and a hub read only its "
+            "own delivery topics; only the filter reads ingress and writes deliveries and "
+            "audit. Schemas live in a Confluent-compatible schema registry.",
             "variables": {
                 "bootstrap": {
                     "default": "kafka-bootstrap.sgb.example.invalid:9093",
                     "description": "The cluster's bootstrap address (host:port) that the operator publishes.",
                 },
             },
-            "security": [_ref("components", "securitySchemes", "saslScram"),
-                         _ref("components", "securitySchemes", "mutualTls")],
-            "bindings": {"kafka": {"schemaRegistryUrl": "https://schema-registry.sgb.example.invalid",
-                                   "schemaRegistryVendor": "confluent", "bindingVersion": KAFKA_BINDING}},
+            "security": [
+                _ref("components", "securitySchemes", "saslScram"),
+                _ref("components", "securitySchemes", "mutualTls"),
+            ],
+            "bindings": {
+                "kafka": {
+                    "schemaRegistryUrl": "https://schema-registry.sgb.example.invalid",
+                    "schemaRegistryVendor": "confluent",
+                    "bindingVersion": KAFKA_BINDING,
+                }
+            },
         },
     }
 
@@ -196,19 +207,21 @@ def _components() -> dict[str, Any]:
             "saslScram": {
                 "type": "scramSha512",
                 "description": "SASL/SCRAM-SHA-512 over TLS (`security.protocol=SASL_SSL`, "
-                               "`sasl.mechanism=SCRAM-SHA-512`): one Kafka user per connector, hub "
-                               "organisation and filter (`SGB_SASL_USERNAME`, `SGB_SASL_PASSWORD`, "
-                               "`SGB_SSL_CA_LOCATION`).",
+                "`sasl.mechanism=SCRAM-SHA-512`): one Kafka user per connector, hub "
+                "organisation and filter (`SGB_SASL_USERNAME`, `SGB_SASL_PASSWORD`, "
+                "`SGB_SSL_CA_LOCATION`).",
             },
             "mutualTls": {
                 "type": "X509",
                 "description": "Mutual TLS (`security.protocol=SSL`): the client presents a certificate "
-                               "issued to its principal (`SGB_SSL_CERTIFICATE_LOCATION`, "
-                               "`SGB_SSL_KEY_LOCATION`, `SGB_SSL_CA_LOCATION`).",
+                "issued to its principal (`SGB_SSL_CERTIFICATE_LOCATION`, "
+                "`SGB_SSL_KEY_LOCATION`, `SGB_SSL_CA_LOCATION`).",
             },
         },
-        "tags": {_tag_key(name): {"name": f"participant:{name}", "description": text}
-                 for name, text in PARTICIPANTS.items()},
+        "tags": {
+            _tag_key(name): {"name": f"participant:{name}", "description": text}
+            for name, text in PARTICIPANTS.items()
+        },
     }
 
 
@@ -238,8 +251,9 @@ def render(document: dict[str, Any], fmt: str = "yaml") -> str:
     if fmt != "yaml":
         msg = f"unknown format {fmt!r} (expected yaml or json)"
         raise ValueError(msg)
-    return yaml.dump(document, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100,
-                     default_flow_style=False)
+    return yaml.dump(
+        document, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100, default_flow_style=False
+    )
 
 
 class _Dumper(yaml.SafeDumper):

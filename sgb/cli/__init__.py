@@ -33,8 +33,24 @@ from sgb.cli import filter as filter_group
 from sgb.cli import schemas as schemas_group
 from sgb.cli.root import cli
 
-COMMANDS = (kafka, topics, filter_group, status, dlq, connector, hub, policy, schemas_group, simulate, demo,
-            deploy, audit, erase, credentials, keys)
+COMMANDS = (
+    kafka,
+    topics,
+    filter_group,
+    status,
+    dlq,
+    connector,
+    hub,
+    policy,
+    schemas_group,
+    simulate,
+    demo,
+    deploy,
+    audit,
+    erase,
+    credentials,
+    keys,
+)
 for _module in COMMANDS:
     _module.register(cli)
 

@@ -20,10 +20,10 @@ from typing import Any
 import click
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, TopicPartition
 
-from sgb.cli.root import Context, pass_context
 from broker.exceptions import SchemaRegistryError, SerdeError, SgbError
 from broker.settings import Settings
 from schemas.topics import AUDIT_TOPIC, INGRESS_TOPICS
+from sgb.cli.root import Context, pass_context
 
 INGRESS = INGRESS_TOPICS
 PROGRESS_EVERY_S = 5.0
@@ -94,8 +94,15 @@ class AsWritten:
                 raise SerdeError(msg) from None
         try:
             record = fastavro.schemaless_reader(io.BytesIO(data[5:]), parsed, None)
-        except (EOFError, ValueError, TypeError, KeyError, IndexError, UnicodeDecodeError,
-                OverflowError) as exc:
+        except (
+            EOFError,
+            ValueError,
+            TypeError,
+            KeyError,
+            IndexError,
+            UnicodeDecodeError,
+            OverflowError,
+        ) as exc:
             msg = f"it is not valid Avro for schema id {schema_id} ({type(exc).__name__})"
             raise SerdeError(msg) from None
         if not isinstance(record, dict):
@@ -112,12 +119,11 @@ def _audit_partitions(cons: Any, topic: str) -> list[int]:
     return sorted(meta.partitions)
 
 
-def verify(settings: Settings, topic: str, group: str | None, settle: float,
-           progress: Any = None) -> Any:
+def verify(settings: Settings, topic: str, group: str | None, settle: float, progress: Any = None) -> Any:
     """Read ``topic`` from the beginning through a :class:`ChainVerifier`; returns the verifier."""
     from broker.clients import consumer
-    from broker.wire.registry import registry_for
     from broker.transactions import watermarks
+    from broker.wire.registry import registry_for
     from consent.audit_verify import ChainVerifier
 
     heads = committed_heads(settings, group) if group else {}
@@ -163,14 +169,26 @@ def verify(settings: Settings, topic: str, group: str | None, settle: float,
 
 
 @audit.command("verify")
-@click.option("--topic", default=AUDIT_TOPIC, show_default=True,
-              help="The (logical) audit topic to check; the topic prefix is added.")
-@click.option("--group", default=None,
-              help="The filter's consumer group, whose committed chain heads anchor each chain's newest "
-                   "record [default: <topic prefix>sgb-filter].")
+@click.option(
+    "--topic",
+    default=AUDIT_TOPIC,
+    show_default=True,
+    help="The (logical) audit topic to check; the topic prefix is added.",
+)
+@click.option(
+    "--group",
+    default=None,
+    help="The filter's consumer group, whose committed chain heads anchor each chain's newest "
+    "record [default: <topic prefix>sgb-filter].",
+)
 @click.option("--no-heads", is_flag=True, help="Check the links only, not the committed heads.")
-@click.option("--settle", type=click.FloatRange(0, 600), default=10.0, show_default=True,
-              help="Seconds to wait at the end for records of a head committed a moment ago.")
+@click.option(
+    "--settle",
+    type=click.FloatRange(0, 600),
+    default=10.0,
+    show_default=True,
+    help="Seconds to wait at the end for records of a head committed a moment ago.",
+)
 @pass_context
 def verify_cmd(ctx: Context, topic: str, group: str | None, no_heads: bool, settle: float) -> None:
     """One line per problem (partition, offset, chain, what), then a summary; exit 1 on any problem."""
@@ -192,13 +210,17 @@ def verify_cmd(ctx: Context, topic: str, group: str | None, no_heads: bool, sett
     anchored = sum(1 for chain, head in checker.expected.items() if head.sequence >= 0)
     chained = checker.records - checker.unchained
     legacy = f", {checker.unchained} unchained record(s) from before chaining" if checker.unchained else ""
-    summary = (f"{len(checker.tails)} chain(s), {chained} chained record(s) verified{legacy}; "
-               f"{anchored} chain head(s) committed by group {group or '-'} checked; "
-               f"{len(checker.problems)} problem(s) in {time.monotonic() - started:.1f} s.")
+    summary = (
+        f"{len(checker.tails)} chain(s), {chained} chained record(s) verified{legacy}; "
+        f"{anchored} chain head(s) committed by group {group or '-'} checked; "
+        f"{len(checker.problems)} problem(s) in {time.monotonic() - started:.1f} s."
+    )
     click.echo(summary)
     if group and not anchored and chained:
-        click.echo(f"Note: group {group} has committed no chain heads, so the newest record of each chain "
-                   "was not checked (is --group the filter's group?).")
+        click.echo(
+            f"Note: group {group} has committed no chain heads, so the newest record of each chain "
+            "was not checked (is --group the filter's group?)."
+        )
     if checker.problems:
         sys.exit(1)
 

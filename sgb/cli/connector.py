@@ -19,8 +19,8 @@ from typing import Any
 
 import click
 
-from sgb.cli.root import Context, pass_context
 from broker.exceptions import SgbError
+from sgb.cli.root import Context, pass_context
 
 FORMATS = ("csv", "json", "fhir", "hl7", "ctf", "cin", "ssda903", "family-help", "consent")
 AGENCIES = ("health", "police", "education", "local_authority")
@@ -247,10 +247,9 @@ def _run_files(
         runner = FileConnector(
             name, reader, mapper, delivery, store, batch_size=batch_size, throttle=throttle
         )
-        if watch:
-            summary = runner.run_watch(source, stop, poll_s=poll_interval)
-        else:
-            summary = runner.run_batch(source, stop)
+        summary = (
+            runner.run_watch(source, stop, poll_s=poll_interval) if watch else runner.run_batch(source, stop)
+        )
         if snapshot is not None:
             summary.counts["unmatched"] = len(delivery.unmatched)
         return summary

@@ -6,12 +6,18 @@ from pathlib import Path
 
 import click
 
-from sgb.cli.root import Context, pass_context
 from broker.cluster.credentials import issue, states
 from schemas.topics import DECLARATION, load_declaration
+from sgb.cli.root import Context, pass_context
 
-_FILE = click.option("--file", "path", type=click.Path(path_type=Path), default=DECLARATION,
-                     show_default=True, help="The declaration the principals follow from.")
+_FILE = click.option(
+    "--file",
+    "path",
+    type=click.Path(path_type=Path),
+    default=DECLARATION,
+    show_default=True,
+    help="The declaration the principals follow from.",
+)
 
 
 @click.group("credentials")
@@ -26,8 +32,10 @@ def credentials() -> None:
 def create(ctx: Context, principal: str, path: Path) -> None:
     """Create PRINCIPAL's credential (SCRAM password or client certificate) and its settings file."""
     written = issue(ctx.settings, principal, load_declaration(path))
-    click.echo(f"Created the credential of {principal}; its client settings: {written} "
-               f"(run its process with --config {written}).")
+    click.echo(
+        f"Created the credential of {principal}; its client settings: {written} "
+        f"(run its process with --config {written})."
+    )
 
 
 @credentials.command("rotate")
@@ -46,8 +54,11 @@ def rotate(ctx: Context, principal: str, path: Path) -> None:
 def list_cmd(ctx: Context, path: Path) -> None:
     """Every declared principal, its role, and whether it has a credential."""
     for state in states(ctx.settings, load_declaration(path)):
-        cluster = "" if state.on_cluster is None else ("credential on cluster" if state.on_cluster
-                                                       else "no credential on cluster")
+        cluster = (
+            ""
+            if state.on_cluster is None
+            else ("credential on cluster" if state.on_cluster else "no credential on cluster")
+        )
         local = f"settings {state.settings_file}" if state.settings_file else "no settings file"
         click.echo(f"{state.principal:40} {state.role:10} {', '.join(p for p in (cluster, local) if p)}")
 

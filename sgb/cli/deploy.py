@@ -16,10 +16,21 @@ def deploy() -> None:
 
 
 @deploy.command("k8s")
-@click.option("--output", "output", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Folder to write the manifests into (deploy/k8s in this repository).")
-@click.option("--file", "path", type=click.Path(path_type=Path), default=DECLARATION, show_default=True,
-              help="The topic declaration the manifests follow.")
+@click.option(
+    "--output",
+    "output",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Folder to write the manifests into (deploy/k8s in this repository).",
+)
+@click.option(
+    "--file",
+    "path",
+    type=click.Path(path_type=Path),
+    default=DECLARATION,
+    show_default=True,
+    help="The topic declaration the manifests follow.",
+)
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 if a file in --output is out of date.")
 def k8s(output: Path, path: Path, check: bool) -> None:
     """Write the Strimzi Kafka, KafkaNodePool, KafkaTopic and KafkaUser resources (with ACLs),
@@ -30,8 +41,10 @@ def k8s(output: Path, path: Path, check: bool) -> None:
     if check:
         stale = stale_files(output, declaration)
         if stale:
-            msg = (f"{len(stale)} manifest file(s) in {output} are out of date ({', '.join(stale)}); "
-                   f"run `sgb deploy k8s --output {output}`.")
+            msg = (
+                f"{len(stale)} manifest file(s) in {output} are out of date ({', '.join(stale)}); "
+                f"run `sgb deploy k8s --output {output}`."
+            )
             raise SgbError(msg)
         click.echo(f"The manifests in {output} are up to date.")
         return

@@ -23,10 +23,10 @@ import click
 from confluent_kafka import OFFSET_BEGINNING, KafkaException
 from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]
 
-from sgb.cli.root import Context, pass_context
 from broker.exceptions import SgbError
 from broker.settings import Settings
 from schemas.topics import DLQ_TOPIC, REPLAYED_TOPIC
+from sgb.cli.root import Context, pass_context
 
 MARKER_TOPIC = REPLAYED_TOPIC
 BATCH = 100
@@ -43,8 +43,13 @@ def _matches(reason: str, wanted: str | None) -> bool:
 
 @dlq.command("list")
 @click.option("--reason", default=None, help="Only dead letters whose reason contains this text (any case).")
-@click.option("--limit", type=click.IntRange(1, 100_000), default=50, show_default=True,
-              help="Show at most this many, the newest.")
+@click.option(
+    "--limit",
+    type=click.IntRange(1, 100_000),
+    default=50,
+    show_default=True,
+    help="Show at most this many, the newest.",
+)
 @pass_context
 def list_cmd(ctx: Context, reason: str | None, limit: int) -> None:
     """One line per dead letter: when, component, origin, reason, event id (never the payload)."""
@@ -68,8 +73,9 @@ def _markers(settings: Settings) -> tuple[set[str], set[str]]:
     admin = admin_client(settings)
     meta = admin.list_topics(timeout=10).topics.get(topic)
     if meta is None or meta.error is not None:
-        futures = admin.create_topics([NewTopic(topic, 1, replication_factor=-1,
-                                                config={"cleanup.policy": "compact"})])
+        futures = admin.create_topics(
+            [NewTopic(topic, 1, replication_factor=-1, config={"cleanup.policy": "compact"})]
+        )
         try:
             futures[topic].result(30)
         except KafkaException as exc:
@@ -124,14 +130,20 @@ def replay(ctx: Context, reason: str | None, dry_run: bool) -> None:
             chosen.append(d)
     again = sum(1 for d in chosen if _digest(d.payload) in digests)
     if again:
-        click.echo(f"{again} of these failed again after an earlier replay of the same payload: replaying "
-                   "them only helps once the cause is fixed.")
+        click.echo(
+            f"{again} of these failed again after an earlier replay of the same payload: replaying "
+            "them only helps once the cause is fixed."
+        )
     if skipped_source:
-        click.echo(f"{skipped_source} dead letter(s) came from a connector's source files, not a topic, "
-                   "and cannot be replayed to a topic: fix the source record and let the connector read "
-                   "it again.")
-    summary = (f"{already} already replayed, {skipped_source} from source files skipped, "
-               f"{empty} without payload skipped.")
+        click.echo(
+            f"{skipped_source} dead letter(s) came from a connector's source files, not a topic, "
+            "and cannot be replayed to a topic: fix the source record and let the connector read "
+            "it again."
+        )
+    summary = (
+        f"{already} already replayed, {skipped_source} from source files skipped, "
+        f"{empty} without payload skipped."
+    )
     if prod is None:
         for d in chosen:
             click.echo(f"would replay {d.origin} ({d.component}: {d.reason}) event {d.event_id or '-'}")
@@ -141,8 +153,9 @@ def replay(ctx: Context, reason: str | None, dry_run: bool) -> None:
         sent = _replay(settings, prod, chosen)
     finally:
         prod.flush(10)
-    get_logger("broker.dlq").info("dead letters replayed", replayed=sent, skipped=skipped_source + empty,
-                                  count=already)
+    get_logger("broker.dlq").info(
+        "dead letters replayed", replayed=sent, skipped=skipped_source + empty, count=already
+    )
     click.echo(f"{sent} dead letter(s) replayed to their origin topic, {summary}")
 
 
@@ -152,17 +165,26 @@ def _replay(settings: Settings, prod: Any, chosen: list[Any]) -> int:
     dlq_topic = settings.topic(DLQ_TOPIC)
     sent = 0
     for start in range(0, len(chosen), BATCH):
-        batch = chosen[start:start + BATCH]
+        batch = chosen[start : start + BATCH]
         prod.begin_transaction()
         try:
             for d in batch:
                 where = f"{dlq_topic}[{d.partition}]@{d.offset}"
-                prod.produce(d.origin_topic, key=d.key, value=d.payload,
-                             headers=[("sgb.replayed_from", where.encode()), *d.provenance])
-                marker = {"replayed_at": datetime.now(UTC).isoformat(), "origin": d.origin,
-                          "dead_letter": where, "sha256": _digest(d.payload)}
-                prod.produce(marker_topic, key=f"{d.partition}:{d.offset}".encode(),
-                             value=json.dumps(marker).encode())
+                prod.produce(
+                    d.origin_topic,
+                    key=d.key,
+                    value=d.payload,
+                    headers=[("sgb.replayed_from", where.encode()), *d.provenance],
+                )
+                marker = {
+                    "replayed_at": datetime.now(UTC).isoformat(),
+                    "origin": d.origin,
+                    "dead_letter": where,
+                    "sha256": _digest(d.payload),
+                }
+                prod.produce(
+                    marker_topic, key=f"{d.partition}:{d.offset}".encode(), value=json.dumps(marker).encode()
+                )
             prod.commit_transaction(60)
         except KafkaException as exc:
             with contextlib.suppress(KafkaException):  # fenced or gone: nothing of the batch is visible

@@ -13,11 +13,11 @@ import re
 
 import click
 
-from sgb.cli.root import Context, pass_context
 from broker.exceptions import SgbError
+from broker.logs import get_logger
 from broker.security.key_directory import LocalKeyDirectory
 from broker.security.key_vault import SqliteKeyVault, vault_path
-from broker.logs import get_logger
+from sgb.cli.root import Context, pass_context
 
 log = get_logger("broker.erase")
 
@@ -25,9 +25,13 @@ CHILD_KEY = re.compile(r"^(nhs:[0-9]{10}|la:[^:\s]+:\S+|police:\S+|upn:\S+)$")
 
 
 @click.command("erase")
-@click.option("--child", "child", required=True, metavar="KEY",
-              help="The child's key as on the ingress topics: nhs:<number>, la:<la>:<id>, police:<ref> "
-                   "or upn:<upn>.")
+@click.option(
+    "--child",
+    "child",
+    required=True,
+    metavar="KEY",
+    help="The child's key as on the ingress topics: nhs:<number>, la:<la>:<id>, police:<ref> or upn:<upn>.",
+)
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation (for scripts).")
 @pass_context
 def erase(ctx: Context, child: str, yes: bool) -> None:
@@ -49,13 +53,21 @@ def erase(ctx: Context, child: str, yes: bool) -> None:
     finally:
         vault.close()
     if not destroyed:
-        msg = (f"No data key for child ref {ref[:12]}: nothing of that child was encrypted, "
-               "or it was already erased.")
+        msg = (
+            f"No data key for child ref {ref[:12]}: nothing of that child was encrypted, "
+            "or it was already erased."
+        )
         raise SgbError(msg)
-    log.warning("child data key destroyed; the child's encrypted fields are erased", action="erase",
-                child_ref=ref, count=destroyed)
-    click.echo(f"{destroyed} data key destroyed (child ref {ref[:12]}); its encrypted fields still in Kafka "
-               "are now unreadable.")
+    log.warning(
+        "child data key destroyed; the child's encrypted fields are erased",
+        action="erase",
+        child_ref=ref,
+        count=destroyed,
+    )
+    click.echo(
+        f"{destroyed} data key destroyed (child ref {ref[:12]}); its encrypted fields still in Kafka "
+        "are now unreadable."
+    )
 
 
 def register(cli: click.Group) -> None:

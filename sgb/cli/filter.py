@@ -18,23 +18,44 @@ def filter_group() -> None:
 
 
 @filter_group.command("run")
-@click.option("--policy", "policy_path", type=click.Path(path_type=Path), default=None,
-              help="Policy file (default: the shipped baseline). Re-read when it changes.")
-@click.option("--group", "group_id", default=None, help="Consumer group (default: SGB_TOPIC_PREFIX + sgb-filter).")
+@click.option(
+    "--policy",
+    "policy_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Policy file (default: the shipped baseline). Re-read when it changes.",
+)
+@click.option(
+    "--group", "group_id", default=None, help="Consumer group (default: SGB_TOPIC_PREFIX + sgb-filter)."
+)
 @click.option("--instance", default=None, help="Stable name of this process (default: host name).")
 @click.option("--batch-size", type=click.IntRange(1, 10000), default=500, show_default=True)
-@click.option("--metrics-port", type=click.IntRange(0, 65535), default=None,
-              help="Serve Prometheus /metrics and /livez, /readyz on this port.")
-@click.option("--metrics-host", default="127.0.0.1", show_default=True, help="Address the metrics server binds.")
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Serve Prometheus /metrics and /livez, /readyz on this port.",
+)
+@click.option(
+    "--metrics-host", default="127.0.0.1", show_default=True, help="Address the metrics server binds."
+)
 @pass_context
-def run(ctx: Context, policy_path: Path | None, group_id: str | None, instance: str | None, batch_size: int,
-        metrics_port: int | None, metrics_host: str) -> None:
+def run(
+    ctx: Context,
+    policy_path: Path | None,
+    group_id: str | None,
+    instance: str | None,
+    batch_size: int,
+    metrics_port: int | None,
+    metrics_host: str,
+) -> None:
     """Decide, redact, deliver and audit every ingress event until SIGTERM or Ctrl-C."""
-    from consent.policy import BASELINE
     from consent.filter.service import FilterService
+    from consent.policy import BASELINE
 
-    service = FilterService(ctx.settings, policy_path or BASELINE, group_id=group_id, instance=instance,
-                            batch_size=batch_size)
+    service = FilterService(
+        ctx.settings, policy_path or BASELINE, group_id=group_id, instance=instance, batch_size=batch_size
+    )
     stop = threading.Event()
 
     def _stop(signum: int, frame: Any) -> None:
@@ -52,8 +73,10 @@ def run(ctx: Context, policy_path: Path | None, group_id: str | None, instance: 
     finally:
         if server is not None:
             server.close()
-    click.echo(f"filter stopped: {counts.get('shared', 0)} shared, {counts.get('withheld', 0)} withheld, "
-               f"{counts.get('dead_lettered', 0)} dead-lettered.")
+    click.echo(
+        f"filter stopped: {counts.get('shared', 0)} shared, {counts.get('withheld', 0)} withheld, "
+        f"{counts.get('dead_lettered', 0)} dead-lettered."
+    )
 
 
 def register(cli: click.Group) -> None:

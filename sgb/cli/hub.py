@@ -10,8 +10,8 @@ from typing import Any
 
 import click
 
-from sgb.cli.root import Context, pass_context
 from broker.exceptions import SgbError
+from sgb.cli.root import Context, pass_context
 
 
 @click.group("hub")
@@ -47,32 +47,56 @@ def _stop_on_signals() -> threading.Event:
 @hub.command("subscribe")
 @click.argument("audience")
 @click.argument("organisation")
-@click.option("--sink", required=True, metavar="KIND:TARGET",
-              help="Where events go: jsonl:PATH, sqlite:PATH, postgres:DSN or webhook:URL.")
+@click.option(
+    "--sink",
+    required=True,
+    metavar="KIND:TARGET",
+    help="Where events go: jsonl:PATH, sqlite:PATH, postgres:DSN or webhook:URL.",
+)
 @click.option("--since", default=None, help="Replay from this time (ISO 8601 with zone).")
-@click.option("--group", "group_id", default=None,
-              help="Consumer group (default: SGB_TOPIC_PREFIX + sgb-hub-<audience>-<organisation>; a "
-                   "second sink needs its own).")
-@click.option("--instance", default=None,
-              help="This process's stable name in the group (default: the host name); a restart with the "
-                   "same name takes its partitions back at once.")
+@click.option(
+    "--group",
+    "group_id",
+    default=None,
+    help="Consumer group (default: SGB_TOPIC_PREFIX + sgb-hub-<audience>-<organisation>; a "
+    "second sink needs its own).",
+)
+@click.option(
+    "--instance",
+    default=None,
+    help="This process's stable name in the group (default: the host name); a restart with the "
+    "same name takes its partitions back at once.",
+)
 @click.option("--idle-exit", type=float, default=None, help="Exit after this many seconds with nothing new.")
 @click.option("--max-events", type=int, default=None, help="Exit after writing this many new events.")
-@click.option("--metrics-port", type=click.IntRange(0, 65535), default=None,
-              help="Serve /metrics, /livez and /readyz on this loopback port.")
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Serve /metrics, /livez and /readyz on this loopback port.",
+)
 @pass_context
-def subscribe(ctx: Context, audience: str, organisation: str, sink: str, since: str | None,
-              group_id: str | None, instance: str | None, idle_exit: float | None, max_events: int | None,
-              metrics_port: int | None) -> None:
+def subscribe(
+    ctx: Context,
+    audience: str,
+    organisation: str,
+    sink: str,
+    since: str | None,
+    group_id: str | None,
+    instance: str | None,
+    idle_exit: float | None,
+    max_events: int | None,
+    metrics_port: int | None,
+) -> None:
     """Write AUDIENCE ORGANISATION's deliveries to the sink, each exactly once.
 
     Offsets are committed only after the sink holds the batch durably (fsync, database
     commit, or a 2xx answer to every post); sinks skip event ids they already hold.
     """
-    from broker.probes import Health
+    from broker.hub.sinks import open_sink
     from broker.hub.subscriber import Subscriber
     from broker.metrics import start_metrics_server
-    from broker.hub.sinks import open_sink
+    from broker.probes import Health
 
     since_at = _since(since)
     subscriber = Subscriber(ctx.settings, audience, organisation, group_id, instance)
@@ -81,8 +105,9 @@ def subscribe(ctx: Context, audience: str, organisation: str, sink: str, since: 
     health = Health("hub")
     server = start_metrics_server(metrics_port, health) if metrics_port is not None else None
     try:
-        written = subscriber.run(target, stop, since=since_at, idle_timeout=idle_exit, max_events=max_events,
-                                 health=health)
+        written = subscriber.run(
+            target, stop, since=since_at, idle_timeout=idle_exit, max_events=max_events, health=health
+        )
     finally:
         if server is not None:
             server.close()
@@ -96,23 +121,50 @@ def subscribe(ctx: Context, audience: str, organisation: str, sink: str, since: 
 @click.argument("audience")
 @click.argument("organisation")
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to listen on; keep loopback and put the organisation's login proxy in front.")
-@click.option("--db", default=None, metavar="sqlite:PATH",
-              help="The inbox store (default: <state dir>/hub/<audience>.<organisation>.db). "
-                   "It may be the same file `sgb hub subscribe --sink sqlite:PATH` writes.")
-@click.option("--group", "group_id", default=None,
-              help="Consumer group of the page's own subscriber "
-                   "(default: sgb-hub-<audience>-<organisation>-inbox).")
-@click.option("--policy", "policy_path", default=None,
-              type=click.Path(path_type=Path, exists=True, dir_okay=False),
-              help="Policy file whose rule descriptions explain decisions (default: the shipped baseline).")
-@click.option("--read-audit", is_flag=True,
-              help="Also read the audit topic to count what was withheld from this hub and why. "
-                   "Needs credentials that may read sg.audit.decisions.v1 (an auditor's, not a hub's).")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on; keep loopback and put the organisation's login proxy in front.",
+)
+@click.option(
+    "--db",
+    default=None,
+    metavar="sqlite:PATH",
+    help="The inbox store (default: <state dir>/hub/<audience>.<organisation>.db). "
+    "It may be the same file `sgb hub subscribe --sink sqlite:PATH` writes.",
+)
+@click.option(
+    "--group",
+    "group_id",
+    default=None,
+    help="Consumer group of the page's own subscriber (default: sgb-hub-<audience>-<organisation>-inbox).",
+)
+@click.option(
+    "--policy",
+    "policy_path",
+    default=None,
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="Policy file whose rule descriptions explain decisions (default: the shipped baseline).",
+)
+@click.option(
+    "--read-audit",
+    is_flag=True,
+    help="Also read the audit topic to count what was withheld from this hub and why. "
+    "Needs credentials that may read sg.audit.decisions.v1 (an auditor's, not a hub's).",
+)
 @pass_context
-def serve(ctx: Context, audience: str, organisation: str, port: int, host: str, db: str | None,
-          group_id: str | None, policy_path: Path | None, read_audit: bool) -> None:
+def serve(
+    ctx: Context,
+    audience: str,
+    organisation: str,
+    port: int,
+    host: str,
+    db: str | None,
+    group_id: str | None,
+    policy_path: Path | None,
+    read_audit: bool,
+) -> None:
     """Serve AUDIENCE ORGANISATION's inbox page: what arrived, newest first, and why.
 
     A background subscriber keeps the page's SQLite store current with the hub's
@@ -120,8 +172,8 @@ def serve(ctx: Context, audience: str, organisation: str, port: int, host: str, 
     """
     import uvicorn
 
-    from sgb.inbox import InboxFeed, create_app, rule_descriptions
     from broker.logs import get_logger
+    from sgb.inbox import InboxFeed, create_app, rule_descriptions
 
     settings = ctx.settings
     if db is None:
@@ -134,18 +186,21 @@ def serve(ctx: Context, audience: str, organisation: str, port: int, host: str, 
         path = Path(target)
     _check_port(host, port)
     feed = InboxFeed(settings, audience, organisation, path, group_id, read_audit=read_audit)
-    app = create_app(feed.store, feed.audience, organisation, health=feed.health,
-                     rules=rule_descriptions(policy_path))
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
-                            server_header=False, log_config=None)
+    app = create_app(
+        feed.store, feed.audience, organisation, health=feed.health, rules=rule_descriptions(policy_path)
+    )
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level="warning", access_log=False, server_header=False, log_config=None
+    )
     server = uvicorn.Server(config)
     # uvicorn re-raises SIGTERM/SIGINT once it has shut down; these handlers then stop the
     # readers, so the process finishes cleanly instead of dying by the signal.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda signum, frame: feed.stop.set())
     feed.start()
-    get_logger("broker.inbox").info("inbox serving", audience=feed.audience, organisation=organisation,
-                                    host=host, port=port)
+    get_logger("broker.inbox").info(
+        "inbox serving", audience=feed.audience, organisation=organisation, host=host, port=port
+    )
     try:
         server.run()
     finally:

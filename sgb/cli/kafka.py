@@ -6,10 +6,10 @@ import time
 
 import click
 
-from sgb.cli.root import Context, pass_context
 from broker.cluster.kafka_jars import fetch_jars
 from broker.cluster.local_kafka import MAX_BROKERS, LocalKafka
 from broker.cluster.security import MODES
+from sgb.cli.root import Context, pass_context
 
 
 @click.group("kafka")
@@ -27,13 +27,21 @@ def fetch(ctx: Context) -> None:
 
 @kafka.command("start")
 @click.option("--port", type=click.IntRange(1024, 65535), default=None, help="Broker port (SGB_KAFKA_PORT).")
-@click.option("--brokers", type=click.IntRange(1, MAX_BROKERS), default=None,
-              help="Nodes in the cluster, each broker and controller; ports run upward from --port "
-                   "(default: what this state directory last ran, else 1).")
-@click.option("--security", type=click.Choice(MODES), default=None,
-              help="plaintext, sasl_ssl (SCRAM-SHA-512 over TLS) or mtls (client certificates), with the "
-                   "standard authorizer when secured (SGB_KAFKA_SECURITY; default: what this state "
-                   "directory last ran, else plaintext).")
+@click.option(
+    "--brokers",
+    type=click.IntRange(1, MAX_BROKERS),
+    default=None,
+    help="Nodes in the cluster, each broker and controller; ports run upward from --port "
+    "(default: what this state directory last ran, else 1).",
+)
+@click.option(
+    "--security",
+    type=click.Choice(MODES),
+    default=None,
+    help="plaintext, sasl_ssl (SCRAM-SHA-512 over TLS) or mtls (client certificates), with the "
+    "standard authorizer when secured (SGB_KAFKA_SECURITY; default: what this state "
+    "directory last ran, else plaintext).",
+)
 @pass_context
 def start(ctx: Context, port: int | None, brokers: int | None, security: str | None) -> None:
     """Start the broker(s) and wait until they answer; does nothing if already running."""
@@ -42,23 +50,31 @@ def start(ctx: Context, port: int | None, brokers: int | None, security: str | N
     began = time.monotonic()
     if cluster.start():
         if cluster.brokers == 1:
-            click.echo(f"Kafka started on {cluster.bootstrap} in {time.monotonic() - began:.1f} s "
-                       f"(pid {cluster.pid()}, logs in {cluster.log_dir}).")
+            click.echo(
+                f"Kafka started on {cluster.bootstrap} in {time.monotonic() - began:.1f} s "
+                f"(pid {cluster.pid()}, logs in {cluster.log_dir})."
+            )
         else:
-            click.echo(f"Kafka cluster of {cluster.brokers} brokers started in "
-                       f"{time.monotonic() - began:.1f} s; bootstrap {cluster.bootstrap}.")
+            click.echo(
+                f"Kafka cluster of {cluster.brokers} brokers started in "
+                f"{time.monotonic() - began:.1f} s; bootstrap {cluster.bootstrap}."
+            )
             for node in cluster.nodes:
-                click.echo(f"  node {node.node_id}: pid {node.pid()} on {node.bootstrap}, "
-                           f"logs in {node.log_dir}")
+                click.echo(
+                    f"  node {node.node_id}: pid {node.pid()} on {node.bootstrap}, logs in {node.log_dir}"
+                )
     elif cluster.brokers == 1:
         click.echo(f"Kafka is already running on {cluster.bootstrap} (pid {cluster.pid()}).")
     else:
-        click.echo(f"Kafka cluster of {cluster.brokers} brokers is already running; "
-                   f"bootstrap {cluster.bootstrap}.")
+        click.echo(
+            f"Kafka cluster of {cluster.brokers} brokers is already running; bootstrap {cluster.bootstrap}."
+        )
     if cluster.admin_settings_file is not None:
-        click.echo(f"Secured ({cluster.security_mode}, ACLs enforced). Admin client settings: "
-                   f"{cluster.admin_settings_file}; next: sgb --config {cluster.admin_settings_file} "
-                   "topics apply, then sgb --config ... credentials create <principal>.")
+        click.echo(
+            f"Secured ({cluster.security_mode}, ACLs enforced). Admin client settings: "
+            f"{cluster.admin_settings_file}; next: sgb --config {cluster.admin_settings_file} "
+            "topics apply, then sgb --config ... credentials create <principal>."
+        )
 
 
 @kafka.command("stop")
@@ -84,13 +100,17 @@ def status(ctx: Context) -> None:
         raise SystemExit(3)
     if cluster.brokers == 1:
         answer = "answering" if state.answering else "NOT answering"
-        click.echo(f"Kafka {state.version} is running (pid {state.pid}) on {state.bootstrap}, {answer}; "
-                   f"log: {state.log_file}")
+        click.echo(
+            f"Kafka {state.version} is running (pid {state.pid}) on {state.bootstrap}, {answer}; "
+            f"log: {state.log_file}"
+        )
         return
     up = sum(node.running for node in state.nodes)
     answer = "answering" if state.answering else "NOT answering with every broker"
-    click.echo(f"Kafka {state.version} cluster: {up} of {len(state.nodes)} brokers running, {answer}; "
-               f"bootstrap {state.bootstrap}")
+    click.echo(
+        f"Kafka {state.version} cluster: {up} of {len(state.nodes)} brokers running, {answer}; "
+        f"bootstrap {state.bootstrap}"
+    )
     for node in state.nodes:
         if node.running:
             line = f"running (pid {node.pid}), {'answering' if node.answering else 'NOT answering'}"

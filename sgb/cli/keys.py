@@ -15,8 +15,8 @@ from pathlib import Path
 
 import click
 
-from sgb.cli.root import Context, pass_context
 from broker.security.signing_keys import KeyStore, KeyStoreError
+from sgb.cli.root import Context, pass_context
 
 
 def _store(ctx: Context) -> KeyStore:
@@ -50,8 +50,12 @@ def list_keys(ctx: Context) -> None:
 
 @keys.command("rotate")
 @click.argument("signer")
-@click.option("--activate/--no-activate", default=True, show_default=True,
-              help="Sign with the new key at once, or only trust it (then `sgb keys activate`).")
+@click.option(
+    "--activate/--no-activate",
+    default=True,
+    show_default=True,
+    help="Sign with the new key at once, or only trust it (then `sgb keys activate`).",
+)
 @pass_context
 def rotate(ctx: Context, signer: str, activate: bool) -> None:
     """Make a new key for SIGNER (filter, health, police, education, local_authority[.ORG])."""
@@ -84,8 +88,12 @@ def retire(ctx: Context, key_id: str) -> None:
 
 @keys.command("export")
 @click.argument("name")
-@click.option("--output", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help="Write to this file (default: standard output).")
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Write to this file (default: standard output).",
+)
 @pass_context
 def export(ctx: Context, name: str, output: Path | None) -> None:
     """The public trust entry of NAME (a key id, or a signer's active key), for `sgb keys trust` elsewhere."""

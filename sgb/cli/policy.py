@@ -22,25 +22,42 @@ def check(path: Path | None) -> None:
     from consent.policy import BASELINE, load
 
     loaded = load(path or BASELINE)
-    click.echo(f"Policy {loaded.name} {loaded.version_id}: {len(loaded.rules)} rules, "
-               f"{len(loaded.prohibitions)} prohibitions, hard limits respected.")
+    click.echo(
+        f"Policy {loaded.name} {loaded.version_id}: {len(loaded.rules)} rules, "
+        f"{len(loaded.prohibitions)} prohibitions, hard limits respected."
+    )
 
 
 @policy.command("evaluate")
-@click.option("--event", "event_path", type=click.Path(path_type=Path), required=True,
-              help="The event as JSON (field names as in the .avsc files).")
-@click.option("--state", "state_path", type=click.Path(path_type=Path), default=None,
-              help='The child\'s state as JSON: {"consents": [...], "status": {...}}.')
-@click.option("--policy", "policy_path", type=click.Path(path_type=Path), default=None,
-              help="Policy file (default: the shipped baseline).")
+@click.option(
+    "--event",
+    "event_path",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="The event as JSON (field names as in the .avsc files).",
+)
+@click.option(
+    "--state",
+    "state_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help='The child\'s state as JSON: {"consents": [...], "status": {...}}.',
+)
+@click.option(
+    "--policy",
+    "policy_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Policy file (default: the shipped baseline).",
+)
 @pass_context
 def evaluate(ctx: Context, event_path: Path, state_path: Path | None, policy_path: Path | None) -> None:
     """Print, as JSON, one decision per candidate audience and each delivered copy."""
     from broker.security.key_directory import LocalKeyDirectory
-    from schemas.topics import load_declaration
     from consent.explain import explain, read_json, state_from_json
     from consent.policy import BASELINE, load
     from consent.state import ChildState
+    from schemas.topics import load_declaration
 
     loaded = load(policy_path or BASELINE)
     event = read_json(event_path, "Event")

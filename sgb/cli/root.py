@@ -30,8 +30,12 @@ pass_context = click.make_pass_decorator(Context)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--config", type=click.Path(path_type=Path), default=None,
-              help="TOML file of settings (also SGB_CONFIG); environment variables SGB_* override it.")
+@click.option(
+    "--config",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="TOML file of settings (also SGB_CONFIG); environment variables SGB_* override it.",
+)
 @click.version_option(package_name="sgb")
 @click.pass_context
 def cli(ctx: click.Context, config: Path | None) -> None:

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import click
 
-from sgb.cli.root import Context, pass_context
 from broker.exceptions import SchemaRegistryError, SgbError
 from broker.settings import Settings
+from sgb.cli.root import Context, pass_context
 
 
 @click.group("schemas")
@@ -24,8 +24,8 @@ def schemas_group() -> None:
 @schemas_group.command("check")
 def check() -> None:
     """Every schema parses, every leaf field has known tags and a doc."""
+    from schemas.exceptions import SchemaError
     from schemas.governance import check_catalogue
-    from schemas.loader import SchemaError
 
     try:
         summary = check_catalogue()
@@ -35,12 +35,17 @@ def check() -> None:
 
 
 @schemas_group.command("asyncapi")
-@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write here (JSON if the name ends .json, YAML otherwise); default: standard output.")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write here (JSON if the name ends .json, YAML otherwise); default: standard output.",
+)
 def asyncapi(output: Path | None) -> None:
     """Write the AsyncAPI 3.0.0 document of sgb's Kafka interface."""
+    from schemas.exceptions import SchemaError
     from sgb.asyncapi import document
-    from schemas.loader import SchemaError
 
     try:
         text = document.render(document.build(), document.format_for(output))
@@ -57,9 +62,12 @@ def asyncapi(output: Path | None) -> None:
 
 
 @schemas_group.command("register")
-@click.option("--registry-url", default=None,
-              help="A Confluent-compatible schema registry; default: SGB_SCHEMA_REGISTRY_URL, else the "
-                   "embedded registry in Kafka.")
+@click.option(
+    "--registry-url",
+    default=None,
+    help="A Confluent-compatible schema registry; default: SGB_SCHEMA_REGISTRY_URL, else the "
+    "embedded registry in Kafka.",
+)
 @pass_context
 def register_schemas(ctx: Context, registry_url: str | None) -> None:
     """Register every top-level schema under its subject and print subject -> id."""
@@ -75,10 +83,11 @@ def register_all(settings: Settings, registry_url: str | None = None) -> list[tu
         registry_url: a Confluent-compatible registry that overrides the settings.
     """
     from broker.wire.codecs import NAMESPACE
-    from broker.wire.registry import SCHEMAS_TOPIC, EmbeddedRegistry, registry_for
+    from broker.wire.registry import EmbeddedRegistry, registry_for
     from schemas import load
+    from schemas.exceptions import SchemaError
     from schemas.governance import TOP_LEVEL
-    from schemas.loader import SchemaError
+    from schemas.topics import SCHEMAS_TOPIC
 
     if registry_url is not None:
         if not registry_url.startswith(("http://", "https://")):
@@ -88,8 +97,10 @@ def register_all(settings: Settings, registry_url: str | None = None) -> list[tu
     try:
         registry = registry_for(settings)
     except ImportError as exc:  # the Confluent client needs confluent-kafka's schemaregistry extra
-        msg = (f"The Confluent schema registry client cannot be loaded ({exc}); install confluent-kafka with "
-               "its schemaregistry extra.")
+        msg = (
+            f"The Confluent schema registry client cannot be loaded ({exc}); install confluent-kafka with "
+            "its schemaregistry extra."
+        )
         raise SchemaRegistryError(msg) from None
     if isinstance(registry, EmbeddedRegistry):
         _require_topic(settings, settings.topic(SCHEMAS_TOPIC))

@@ -63,29 +63,79 @@ def _start(ctx: click.Context, param: click.Parameter, value: str | None) -> dat
 
 
 @click.command("simulate")
-@click.option("--count", type=int, default=100, show_default=True, callback=_whole(0),
-              help="How many events to generate.")
-@click.option("--rate", type=float, default=None, callback=_rate, metavar="EVENTS_PER_S",
-              help="At most this many records a second (default: as fast as Kafka takes them).")
-@click.option("--children", type=int, default=20, show_default=True, callback=_whole(1, _MAX_CHILDREN),
-              help="How many synthetic children the events are about.")
-@click.option("--seed", type=int, default=None,
-              help="Repeat a run: the same seed (and --start) gives the same children and events. "
-                   "Default: random, printed at the end.")
-@click.option("--types", default=None, callback=_types, metavar="T1,T2",
-              help="Only these event types, comma-separated (default: all fourteen, in a realistic mix).")
-@click.option("--consents", type=int, default=0, show_default=True, callback=_whole(0),
-              help="Also publish this many family-help consent records to sg.consent.v1, before the events.")
-@click.option("--start", default=None, callback=_start, metavar="TIME",
-              help="When the simulated period starts, ISO 8601 with zone "
-                   "(default: so that it ends about now).")
-@click.option("--output", type=click.Path(path_type=Path, dir_okay=False), default=None, metavar="FILE.jsonl",
-              help="Write the events to this file as JSON lines instead of publishing them to Kafka "
-                   "(consent records go to FILE.consents.jsonl).")
+@click.option(
+    "--count",
+    type=int,
+    default=100,
+    show_default=True,
+    callback=_whole(0),
+    help="How many events to generate.",
+)
+@click.option(
+    "--rate",
+    type=float,
+    default=None,
+    callback=_rate,
+    metavar="EVENTS_PER_S",
+    help="At most this many records a second (default: as fast as Kafka takes them).",
+)
+@click.option(
+    "--children",
+    type=int,
+    default=20,
+    show_default=True,
+    callback=_whole(1, _MAX_CHILDREN),
+    help="How many synthetic children the events are about.",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=None,
+    help="Repeat a run: the same seed (and --start) gives the same children and events. "
+    "Default: random, printed at the end.",
+)
+@click.option(
+    "--types",
+    default=None,
+    callback=_types,
+    metavar="T1,T2",
+    help="Only these event types, comma-separated (default: all fourteen, in a realistic mix).",
+)
+@click.option(
+    "--consents",
+    type=int,
+    default=0,
+    show_default=True,
+    callback=_whole(0),
+    help="Also publish this many family-help consent records to sg.consent.v1, before the events.",
+)
+@click.option(
+    "--start",
+    default=None,
+    callback=_start,
+    metavar="TIME",
+    help="When the simulated period starts, ISO 8601 with zone (default: so that it ends about now).",
+)
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    metavar="FILE.jsonl",
+    help="Write the events to this file as JSON lines instead of publishing them to Kafka "
+    "(consent records go to FILE.consents.jsonl).",
+)
 @pass_context
-def simulate(ctx: Context, count: int, rate: float | None, children: int, seed: int | None,
-             types: tuple[str, ...] | None, consents: int, start: datetime | None,
-             output: Path | None) -> None:
+def simulate(
+    ctx: Context,
+    count: int,
+    rate: float | None,
+    children: int,
+    seed: int | None,
+    types: tuple[str, ...] | None,
+    consents: int,
+    start: datetime | None,
+    output: Path | None,
+) -> None:
     """Generate realistic synthetic events of every type about a population of invented children.
 
     The same child (NHS number from the 999 test range, name, date of birth, school, GP
@@ -98,8 +148,17 @@ def simulate(ctx: Context, count: int, rate: float | None, children: int, seed: 
     if count == 0 and consents == 0:
         raise click.UsageError("Nothing to simulate: --count and --consents are both 0.")
     settings = ctx.settings if output is None else None
-    report = run_simulation(settings, count=count, children=children, seed=seed, types=types, rate=rate,
-                            consents=consents, output=output, start=start)
+    report = run_simulation(
+        settings,
+        count=count,
+        children=children,
+        seed=seed,
+        types=types,
+        rate=rate,
+        consents=consents,
+        output=output,
+        start=start,
+    )
     click.echo(report.line())
 
 

@@ -37,8 +37,10 @@ def render(status: object) -> str:
         out.append(f"  {len(status.topics) - len(shown)} empty topic(s) not shown.")
     out += ["", "Consumer lag (records a read_committed reader has still to read; '~' is an upper bound)"]
     if status.lags:
-        out += table(("role", "group", "topic", "lag"),
-                     [(g.role, g.group, g.topic, g.lag if g.exact else f"~{g.lag}") for g in status.lags])
+        out += table(
+            ("role", "group", "topic", "lag"),
+            [(g.role, g.group, g.topic, g.lag if g.exact else f"~{g.lag}") for g in status.lags],
+        )
     else:
         out.append("  (no consumer group has committed offsets on these topics)")
     if status.unread:
@@ -46,23 +48,34 @@ def render(status: object) -> str:
         out += table(("topic", "retained"), sorted(status.unread.items()))
     out += ["", "Dead letters by reason"]
     if status.dead_letters:
-        out += table(("count", "component", "latest", "reason"),
-                     [(d.count, d.component, d.latest, d.reason) for d in status.dead_letters])
+        out += table(
+            ("count", "component", "latest", "reason"),
+            [(d.count, d.component, d.latest, d.reason) for d in status.dead_letters],
+        )
     else:
         out.append("  (none)")
     total_shared = sum(m.shared for m in status.decisions)
     total_withheld = sum(m.withheld for m in status.decisions)
-    out += ["", f"Decisions per minute, last {status.minutes} minute(s), UTC "
-                f"({total_shared} shared, {total_withheld} withheld)"]
-    out += table(("minute", "shared", "withheld"),
-                 [(m.minute[11:16], m.shared, m.withheld) for m in status.decisions])
+    out += [
+        "",
+        f"Decisions per minute, last {status.minutes} minute(s), UTC "
+        f"({total_shared} shared, {total_withheld} withheld)",
+    ]
+    out += table(
+        ("minute", "shared", "withheld"), [(m.minute[11:16], m.shared, m.withheld) for m in status.decisions]
+    )
     return "\n".join(out)
 
 
 @click.command("status")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON instead of tables.")
-@click.option("--minutes", type=click.IntRange(1, 1440), default=10, show_default=True,
-              help="How many recent minutes of decisions to count.")
+@click.option(
+    "--minutes",
+    type=click.IntRange(1, 1440),
+    default=10,
+    show_default=True,
+    help="How many recent minutes of decisions to count.",
+)
 @pass_context
 def status(ctx: Context, as_json: bool, minutes: int) -> None:
     """Per-topic end offsets, the filter's and every hub's lag, dead letters by reason, and decisions

@@ -8,9 +8,9 @@ from pathlib import Path
 import click
 
 from broker.cluster.acls import AclReport, apply_acls
-from sgb.cli.root import Context, pass_context
 from broker.cluster.topics import apply
 from schemas.topics import DECLARATION, load_declaration
+from sgb.cli.root import Context, pass_context
 
 
 @click.group("topics")
@@ -19,11 +19,20 @@ def topics() -> None:
 
 
 @topics.command("apply")
-@click.option("--file", "path", type=click.Path(path_type=Path), default=DECLARATION, show_default=True,
-              help="The topic declaration.")
+@click.option(
+    "--file",
+    "path",
+    type=click.Path(path_type=Path),
+    default=DECLARATION,
+    show_default=True,
+    help="The topic declaration.",
+)
 @click.option("--dry-run", is_flag=True, help="Report what would change without changing it.")
-@click.option("--check", is_flag=True,
-              help="Change nothing; exit 1 if the topics or ACLs differ from the declaration (drift).")
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Change nothing; exit 1 if the topics or ACLs differ from the declaration (drift).",
+)
 @click.option("--prune", is_flag=True, help="Also delete ACLs the declaration does not have.")
 @pass_context
 def apply_cmd(ctx: Context, path: Path, dry_run: bool, check: bool, prune: bool) -> None:
@@ -39,8 +48,9 @@ def apply_cmd(ctx: Context, path: Path, dry_run: bool, check: bool, prune: bool)
         click.echo(f"{'would change' if dry_run else 'changed'} {line}")
     for note in report.notes:
         click.echo(f"note: {note}")
-    click.echo(f"{len(report.created)} created, {len(report.altered)} changed, "
-               f"{len(report.unchanged)} unchanged.")
+    click.echo(
+        f"{len(report.created)} created, {len(report.altered)} changed, {len(report.unchanged)} unchanged."
+    )
     acls = apply_acls(ctx.settings, declaration, dry_run=dry_run, prune=prune)
     _echo_acls(acls, dry_run)
     if check and (report.changed or acls.drift):
@@ -57,8 +67,10 @@ def _echo_acls(acls: AclReport, dry_run: bool) -> None:
         click.echo(f"{'would remove' if dry_run else 'removed'} ACL {binding.describe()}")
     for binding in acls.undeclared:
         click.echo(f"undeclared ACL {binding.describe()} (kept; --prune removes it)")
-    click.echo(f"ACLs: {len(acls.created)} added, {len(acls.removed)} removed, "
-               f"{len(acls.undeclared)} undeclared, {acls.unchanged} unchanged.")
+    click.echo(
+        f"ACLs: {len(acls.created)} added, {len(acls.removed)} removed, "
+        f"{len(acls.undeclared)} undeclared, {acls.unchanged} unchanged."
+    )
 
 
 def register(cli: click.Group) -> None:

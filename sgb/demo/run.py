@@ -20,16 +20,15 @@ from typing import Any
 from confluent_kafka import KafkaException
 
 from broker.clients import consumer, flush_or_raise, producer
-from broker.wire.codecs import Codecs
-from broker.exceptions import SgbError
 from broker.cluster.local_kafka import LocalKafka
-from broker.wire.registry import registry_for
-from broker.settings import Settings
 from broker.cluster.topics import apply
-from schemas.topics import load_declaration
-from schemas.identifiers import synthetic_nhs_number
+from broker.exceptions import SgbError
+from broker.settings import Settings
+from broker.wire.codecs import Codecs
+from broker.wire.registry import registry_for
 from schemas.child_keys import consent_key
-from schemas.topics import AUDIT_TOPIC, CONSENT_TOPIC
+from schemas.identifiers import synthetic_nhs_number
+from schemas.topics import AUDIT_TOPIC, CONSENT_TOPIC, load_declaration
 
 Echo = Callable[[str], None]
 
@@ -46,42 +45,74 @@ def demo_events(rng: random.Random, now: datetime) -> list[dict[str, Any]]:
     events = []
     for i, (given, family, born, la, urn, gp) in enumerate(_CHILDREN):
         occurred = now - timedelta(hours=10 - i)
-        events.append({
-            "event_id": str(uuid.uuid4()),
-            "event_type": "DOMESTIC_ABUSE_INCIDENT",
-            "occurred_at": occurred,
-            "recorded_at": occurred + timedelta(minutes=40),
-            "source": {
-                "agency": "POLICE", "organisation": "metropolitan", "organisation_name": "Metropolitan Police Service",
-                "system": "sgb-demo", "record_id": f"DEMO-{i + 1:04d}",
-                "contact": {"team": "Public Protection Unit (demo)", "phone": "020 7946 0000",
-                            "email": None, "reference": f"CAD-{4000 + i}"},
-            },
-            "risk": "SIGNIFICANT_HARM" if i == 2 else "NEEDS_SUPPORT",
-            "child": {
-                "nhs_number": synthetic_nhs_number(rng), "upn": None, "la_child_id": None,
-                "police_person_reference": f"DEMO-P{i + 1:03d}",
-                "given_name": given, "family_name": family, "date_of_birth": born, "ethnicity": None,
-                "address": {"line1": f"{10 + i} Example Street", "line2": None, "town": "London",
-                            "postcode": "NW1 0AA"},
-                "confidential_address": ({"line1": "Refuge (demo)", "line2": None, "town": "London",
-                                          "postcode": "N1 9ZZ"} if i == 2 else None),
-                "school_urn": urn, "gp_practice_ods": gp, "local_authority_code": la,
-            },
-            "related_people": [{
-                "role": "ALLEGED_PERPETRATOR", "relationship_to_child": "mother's partner",
-                "given_name": "Dan", "family_name": "Placeholder", "date_of_birth": date(1990, 5, 5),
-                "address": None,
-            }],
-            "details": {
-                "incident_at": occurred, "child_present": i != 1, "child_injured": i == 2,
-                "offence_types": ["Assault occasioning actual bodily harm"], "dash_risk_level": "HIGH" if i == 2
-                else "MEDIUM", "arrest_made": i == 2, "protective_measures": None,
-            },
-            "narrative": "Officers attended a reported argument (synthetic demo text).",
-            "withheld_fields": [],
-            "generalised_fields": {},
-        })
+        events.append(
+            {
+                "event_id": str(uuid.uuid4()),
+                "event_type": "DOMESTIC_ABUSE_INCIDENT",
+                "occurred_at": occurred,
+                "recorded_at": occurred + timedelta(minutes=40),
+                "source": {
+                    "agency": "POLICE",
+                    "organisation": "metropolitan",
+                    "organisation_name": "Metropolitan Police Service",
+                    "system": "sgb-demo",
+                    "record_id": f"DEMO-{i + 1:04d}",
+                    "contact": {
+                        "team": "Public Protection Unit (demo)",
+                        "phone": "020 7946 0000",
+                        "email": None,
+                        "reference": f"CAD-{4000 + i}",
+                    },
+                },
+                "risk": "SIGNIFICANT_HARM" if i == 2 else "NEEDS_SUPPORT",
+                "child": {
+                    "nhs_number": synthetic_nhs_number(rng),
+                    "upn": None,
+                    "la_child_id": None,
+                    "police_person_reference": f"DEMO-P{i + 1:03d}",
+                    "given_name": given,
+                    "family_name": family,
+                    "date_of_birth": born,
+                    "ethnicity": None,
+                    "address": {
+                        "line1": f"{10 + i} Example Street",
+                        "line2": None,
+                        "town": "London",
+                        "postcode": "NW1 0AA",
+                    },
+                    "confidential_address": (
+                        {"line1": "Refuge (demo)", "line2": None, "town": "London", "postcode": "N1 9ZZ"}
+                        if i == 2
+                        else None
+                    ),
+                    "school_urn": urn,
+                    "gp_practice_ods": gp,
+                    "local_authority_code": la,
+                },
+                "related_people": [
+                    {
+                        "role": "ALLEGED_PERPETRATOR",
+                        "relationship_to_child": "mother's partner",
+                        "given_name": "Dan",
+                        "family_name": "Placeholder",
+                        "date_of_birth": date(1990, 5, 5),
+                        "address": None,
+                    }
+                ],
+                "details": {
+                    "incident_at": occurred,
+                    "child_present": i != 1,
+                    "child_injured": i == 2,
+                    "offence_types": ["Assault occasioning actual bodily harm"],
+                    "dash_risk_level": "HIGH" if i == 2 else "MEDIUM",
+                    "arrest_made": i == 2,
+                    "protective_measures": None,
+                },
+                "narrative": "Officers attended a reported argument (synthetic demo text).",
+                "withheld_fields": [],
+                "generalised_fields": {},
+            }
+        )
     return events
 
 
@@ -100,14 +131,18 @@ def run_demo(settings: Settings, echo: Echo, timeout: float = 90.0) -> dict[str,
         echo(f"Starting a local Apache Kafka broker on {broker.bootstrap} ...")
         began = time.monotonic()
         started_broker = broker.start()
-        echo(f"  Kafka {'started' if started_broker else 'was already running'} "
-             f"({time.monotonic() - began:.1f} s).")
+        echo(
+            f"  Kafka {'started' if started_broker else 'was already running'} "
+            f"({time.monotonic() - began:.1f} s)."
+        )
     stop = threading.Event()
     thread: threading.Thread | None = None
     try:
         report = apply(settings, load_declaration())
-        echo(f"Topics: {len(report.created)} created, {len(report.altered)} changed, "
-             f"{len(report.unchanged)} unchanged.")
+        echo(
+            f"Topics: {len(report.created)} created, {len(report.altered)} changed, "
+            f"{len(report.unchanged)} unchanged."
+        )
         service = FilterService(settings, group_id="sgb-demo-filter", instance="demo")
         failure: list[BaseException] = []
 
@@ -123,9 +158,11 @@ def run_demo(settings: Settings, echo: Echo, timeout: float = 90.0) -> dict[str,
         if not service.ready.wait(60) or failure:
             msg = f"The filter did not start: {failure[0] if failure else 'timed out'}."
             raise SgbError(msg)
-        echo("Filter running (consent-and-role policy: baseline). Provenance on: connectors sign, the "
-             "filter verifies and signs deliveries. Field encryption on: narrative and confidential "
-             "addresses travel sealed under each child's own key.")
+        echo(
+            "Filter running (consent-and-role policy: baseline). Provenance on: connectors sign, the "
+            "filter verifies and signs deliveries. Field encryption on: narrative and confidential "
+            "addresses travel sealed under each child's own key."
+        )
         rng = random.Random()
         events = demo_events(rng, datetime.now(UTC).replace(microsecond=0))
         publisher = EventPublisher(settings, "POLICE")
@@ -143,13 +180,21 @@ def run_demo(settings: Settings, echo: Echo, timeout: float = 90.0) -> dict[str,
         ids = {e["event_id"] for e in events} | {e["event_id"] for e in mix}
         received = _collect(settings, ids, len(ids) * 7, timeout)
         first = {e["event_id"] for e in events}
-        _print_tables(echo, events, {
-            "audits": [a for a in received["audits"] if a["event_id"] in first],
-            "deliveries": {t: kept for t, copies in received["deliveries"].items()
-                           if (kept := [c for c in copies if c["event_id"] in first])},
-        })
+        _print_tables(
+            echo,
+            events,
+            {
+                "audits": [a for a in received["audits"] if a["event_id"] in first],
+                "deliveries": {
+                    t: kept
+                    for t, copies in received["deliveries"].items()
+                    if (kept := [c for c in copies if c["event_id"] in first])
+                },
+            },
+        )
         _print_mix(echo, mix, received["audits"])
-        return received["deliveries"]
+        deliveries: dict[str, list[dict[str, Any]]] = received["deliveries"]
+        return deliveries
     finally:
         stop.set()
         if thread is not None:
@@ -170,8 +215,11 @@ def _simulated_mix(settings: Settings, echo: Echo, count: int = 140) -> list[dic
     codecs = Codecs(registry_for(settings))
     prod = producer(settings)
     for record in consents:
-        prod.produce(settings.topic(CONSENT_TOPIC), key=(consent_key(record) or "").encode(),
-                     value=codecs.consent.encode(record))
+        prod.produce(
+            settings.topic(CONSENT_TOPIC),
+            key=(consent_key(record) or "").encode(),
+            value=codecs.consent.encode(record),
+        )
     flush_or_raise(prod, 30, "publishing consent records")
     echo(f"Published {len(consents)} synthetic consent records for family help to sg.consent.v1.")
     time.sleep(2)  # let the filter see consent before the events it governs
@@ -184,7 +232,9 @@ def _simulated_mix(settings: Settings, echo: Echo, count: int = 140) -> list[dic
         publishers[agency].publish(event)
     for publisher in publishers.values():
         publisher.flush()
-    echo(f"Published {len(events)} more synthetic events of all 14 types from all four agencies (sgb simulate).")
+    echo(
+        f"Published {len(events)} more synthetic events of all 14 types from all four agencies (sgb simulate)."
+    )
     return events
 
 
@@ -198,8 +248,16 @@ def _print_mix(echo: Echo, mix: list[dict[str, Any]], audits: list[dict[str, Any
         row = table.setdefault(event_type, {})
         column = audit["audience"] if audit["outcome"] == "SHARE" else "withheld"
         row[column] = row.get(column, 0) + 1
-    columns = ["MASH", "FAMILY_HELP", "SCHOOL_DSL", "GP", "HEALTH_SAFEGUARDING", "EMERGENCY_CARE", "POLICE_PPU",
-               "withheld"]
+    columns = [
+        "MASH",
+        "FAMILY_HELP",
+        "SCHOOL_DSL",
+        "GP",
+        "HEALTH_SAFEGUARDING",
+        "EMERGENCY_CARE",
+        "POLICE_PPU",
+        "withheld",
+    ]
     short = ["MASH", "FAM_HELP", "SCHOOL", "GP", "HEALTH_SG", "EMERG", "POLICE", "withheld"]
     echo("")
     echo(f"The mix: copies shared per audience, by event type ({len(mix)} events, {len(mix) * 7} decisions):")
@@ -223,17 +281,18 @@ def _collect(settings: Settings, ids: set[str], audits_expected: int, timeout: f
     deadline = time.monotonic() + timeout
     try:
         while len(audits) < audits_expected and time.monotonic() < deadline:
-            for msg in cons.consume(500, timeout=0.5):
-                if msg.error():
+            for message in cons.consume(500, timeout=0.5):
+                if message.error():
                     continue
-                if msg.topic().endswith(AUDIT_TOPIC):
-                    record = codecs.audit.decode(msg.value())
+                topic = str(message.topic())
+                if topic.endswith(AUDIT_TOPIC):
+                    record = codecs.audit.decode(message.value() or b"")
                     if record["event_id"] in ids:
                         audits.append(record)
                 else:
-                    event = codecs.event.decode(msg.value())
+                    event = codecs.event.decode(message.value() or b"")
                     if event["event_id"] in ids:
-                        deliveries.setdefault(msg.topic(), []).append(reveal(event))
+                        deliveries.setdefault(topic, []).append(reveal(event))
     except KafkaException as exc:
         msg = f"Reading the results failed: {exc.args[0].str()}."
         raise SgbError(msg) from None
@@ -254,8 +313,10 @@ def _print_tables(echo: Echo, events: list[dict[str, Any]], received: dict[str, 
     echo(header)
     echo("  " + "-" * (len(header) - 2))
     for audit in sorted(audits, key=lambda a: (names[a["event_id"]], a["audience"])):
-        echo(f"  {names[audit['event_id']]:<16} {audit['audience']:<20} {audit['organisation'] or '-':<13} "
-             f"{audit['outcome']:<9} {audit['reason'] or 'granted':<24} {audit['rule'] or '-'}")
+        echo(
+            f"  {names[audit['event_id']]:<16} {audit['audience']:<20} {audit['organisation'] or '-':<13} "
+            f"{audit['outcome']:<9} {audit['reason'] or 'granted':<24} {audit['rule'] or '-'}"
+        )
     echo("")
     echo("What arrived, per delivery topic:")
     for topic, copies in sorted(received["deliveries"].items()):

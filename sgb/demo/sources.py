@@ -23,14 +23,26 @@ START, END = b"\x0b", b"\x1c\x0d"
 
 def _env(settings: Settings) -> dict[str, str]:
     env = dict(os.environ)
-    env.update({"SGB_BOOTSTRAP_SERVERS": settings.bootstrap, "SGB_TOPIC_PREFIX": settings.topic_prefix,
-                "SGB_STATE_DIR": str(settings.state_dir), "SGB_LOG_FORMAT": "json"})
+    env.update(
+        {
+            "SGB_BOOTSTRAP_SERVERS": settings.bootstrap,
+            "SGB_TOPIC_PREFIX": settings.topic_prefix,
+            "SGB_STATE_DIR": str(settings.state_dir),
+            "SGB_LOG_FORMAT": "json",
+        }
+    )
     return env
 
 
 def _sgb(settings: Settings, *args: str) -> str:
-    result = subprocess.run([sys.executable, "-m", "sgb.cli", *args], env=_env(settings), capture_output=True,
-                            text=True, timeout=300, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "sgb.cli", *args],
+        env=_env(settings),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     if result.returncode not in (0, 1):
         msg = f"`sgb {args[0]} {args[1]}` failed: {result.stderr.strip().splitlines()[-1:]}"
         raise SgbError(msg)
@@ -46,16 +58,44 @@ def run_file_connectors(settings: Settings, work: Path, echo: Echo, rng: random.
     police = work / "police"
     police.mkdir(parents=True, exist_ok=True)
     write_csv(police / "incidents.csv", DOMESTIC_ABUSE_COLUMNS, domestic_abuse_rows(12, rng, bad=[5]))
-    echo("Police connector: sgb connector run police --source incidents.csv "
-         "--mapping connectors/mappings/police-domestic-abuse.yaml")
-    echo("  " + _sgb(settings, "connector", "run", "police", "--source", str(police / "incidents.csv"),
-                     "--mapping", str(MAPPINGS / "police-domestic-abuse.yaml"), "--name", f"demo-police-{rng.random()}"))
+    echo(
+        "Police connector: sgb connector run police --source incidents.csv "
+        "--mapping connectors/mappings/police-domestic-abuse.yaml"
+    )
+    echo(
+        "  "
+        + _sgb(
+            settings,
+            "connector",
+            "run",
+            "police",
+            "--source",
+            str(police / "incidents.csv"),
+            "--mapping",
+            str(MAPPINGS / "police-domestic-abuse.yaml"),
+            "--name",
+            f"demo-police-{rng.random()}",
+        )
+    )
     health = work / "health"
     health.mkdir(parents=True, exist_ok=True)
     write_ndjson(health / "export.ndjson", fhir_resources(9, rng))
     echo("Health connector (FHIR R4 NDJSON): sgb connector run health --source export.ndjson")
-    echo("  " + _sgb(settings, "connector", "run", "health", "--source", str(health / "export.ndjson"),
-                     "--mapping", str(MAPPINGS / "health-example.yaml"), "--name", f"demo-fhir-{rng.random()}"))
+    echo(
+        "  "
+        + _sgb(
+            settings,
+            "connector",
+            "run",
+            "health",
+            "--source",
+            str(health / "export.ndjson"),
+            "--mapping",
+            str(MAPPINGS / "health-example.yaml"),
+            "--name",
+            f"demo-fhir-{rng.random()}",
+        )
+    )
 
 
 def run_mllp(settings: Settings, echo: Echo, rng: random.Random, count: int = 5) -> None:
@@ -66,9 +106,24 @@ def run_mllp(settings: Settings, echo: Echo, rng: random.Random, count: int = 5)
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     listener = subprocess.Popen(
-        [sys.executable, "-m", "sgb.cli", "connector", "run", "health", "--source", f"mllp://127.0.0.1:{port}",
-         "--mapping", str(MAPPINGS / "health-example.yaml"), "--name", f"demo-mllp-{port}"],
-        env=_env(settings), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "sgb.cli",
+            "connector",
+            "run",
+            "health",
+            "--source",
+            f"mllp://127.0.0.1:{port}",
+            "--mapping",
+            str(MAPPINGS / "health-example.yaml"),
+            "--name",
+            f"demo-mllp-{port}",
+        ],
+        env=_env(settings),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -91,9 +146,11 @@ def run_mllp(settings: Settings, echo: Echo, rng: random.Random, count: int = 5)
                     retries += 1
                     time.sleep(0.5)
                 codes.append(code)
-        echo(f"Health connector (HL7 v2 over MLLP): sent {count} ADT^A04 messages, acknowledgements: "
-             f"{' '.join(codes)} (AA only once Kafka has the event; {retries} AE answered while it was "
-             "still connecting, and re-sent)")
+        echo(
+            f"Health connector (HL7 v2 over MLLP): sent {count} ADT^A04 messages, acknowledgements: "
+            f"{' '.join(codes)} (AA only once Kafka has the event; {retries} AE answered while it was "
+            "still connecting, and re-sent)"
+        )
     finally:
         listener.terminate()
         listener.wait(30)
@@ -122,16 +179,48 @@ def run_school_and_la(settings: Settings, work: Path, echo: Echo, rng: random.Ra
     write_cin(la / "cin-2024.xml", cin_children(8, rng), la="202")
     name = f"local_authority-demo-cin-{rng.randrange(1 << 30)}"
     for attempt in ("first run", "same return again"):
-        echo(f"Local authority connector (CIN census, {attempt}): sgb connector run local_authority --format cin")
-        echo("  " + _sgb(settings, "connector", "run", "local_authority", "--format", "cin", "--source",
-                         str(la / "cin-2024.xml"), "--la", "202", "--name", name))
+        echo(
+            f"Local authority connector (CIN census, {attempt}): sgb connector run local_authority --format cin"
+        )
+        echo(
+            "  "
+            + _sgb(
+                settings,
+                "connector",
+                "run",
+                "local_authority",
+                "--format",
+                "cin",
+                "--source",
+                str(la / "cin-2024.xml"),
+                "--la",
+                "202",
+                "--name",
+                name,
+            )
+        )
     school = work / "ctf"
     school.mkdir(parents=True, exist_ok=True)
-    write_ctf(school / "ctf.xml", [pupil(rng, i, possible=300, authorised=10, unauthorised=40 + i)
-                                   for i in range(4)])
+    write_ctf(
+        school / "ctf.xml",
+        [pupil(rng, i, possible=300, authorised=10, unauthorised=40 + i) for i in range(4)],
+    )
     echo("School connector (Common Transfer File): sgb connector run education --format ctf")
-    echo("  " + _sgb(settings, "connector", "run", "education", "--format", "ctf", "--source",
-                     str(school / "ctf.xml"), "--name", f"education-demo-ctf-{rng.randrange(1 << 30)}"))
+    echo(
+        "  "
+        + _sgb(
+            settings,
+            "connector",
+            "run",
+            "education",
+            "--format",
+            "ctf",
+            "--source",
+            str(school / "ctf.xml"),
+            "--name",
+            f"education-demo-ctf-{rng.randrange(1 << 30)}",
+        )
+    )
     _webhook(settings, work, echo, rng)
 
 
@@ -146,8 +235,23 @@ def _webhook(settings: Settings, work: Path, echo: Echo, rng: random.Random) -> 
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     server = subprocess.Popen(
-        [sys.executable, "-m", "sgb.cli", "connector", "serve-webhook", "--host", "127.0.0.1", "--port", str(port),
-         "--tokens", str(tokens)], env=_env(settings), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "sgb.cli",
+            "connector",
+            "serve-webhook",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--tokens",
+            str(tokens),
+        ],
+        env=_env(settings),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
@@ -162,10 +266,16 @@ def _webhook(settings: Settings, work: Path, echo: Echo, rng: random.Random) -> 
                 raise SgbError(msg)
             time.sleep(0.3)
         body = concern_payload(rng, 1)
-        good = httpx.post(f"{url}/v1/concerns", json=body, headers={"Authorization": f"Bearer {token}"}, timeout=30)
-        wrong = httpx.post(f"{url}/v1/concerns", json=body, headers={"Authorization": "Bearer wrong"}, timeout=30)
-        echo(f"School webhook: POST /v1/concerns answered {good.status_code} (Kafka has it); "
-             f"with a wrong token {wrong.status_code}.")
+        good = httpx.post(
+            f"{url}/v1/concerns", json=body, headers={"Authorization": f"Bearer {token}"}, timeout=30
+        )
+        wrong = httpx.post(
+            f"{url}/v1/concerns", json=body, headers={"Authorization": "Bearer wrong"}, timeout=30
+        )
+        echo(
+            f"School webhook: POST /v1/concerns answered {good.status_code} (Kafka has it); "
+            f"with a wrong token {wrong.status_code}."
+        )
     finally:
         server.terminate()
         server.wait(30)

@@ -27,29 +27,42 @@ from sgb.inbox.store import InboxStore, StoredDecision, StoredDelivery
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; "
-                               "form-action 'none'; frame-ancestors 'none'",
+    "form-action 'none'; frame-ancestors 'none'",
     "Cache-Control": "no-store",
     "Referrer-Policy": "no-referrer",
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
 }
 AUDIENCE_WORDS = {
-    "MASH": "Multi-agency safeguarding hub (MASH)", "FAMILY_HELP": "Family help team",
-    "SCHOOL_DSL": "School designated safeguarding lead", "GP": "GP practice",
-    "HEALTH_SAFEGUARDING": "Health safeguarding team", "EMERGENCY_CARE": "Emergency care",
+    "MASH": "Multi-agency safeguarding hub (MASH)",
+    "FAMILY_HELP": "Family help team",
+    "SCHOOL_DSL": "School designated safeguarding lead",
+    "GP": "GP practice",
+    "HEALTH_SAFEGUARDING": "Health safeguarding team",
+    "EMERGENCY_CARE": "Emergency care",
     "POLICE_PPU": "Police public protection unit",
 }
 
 
 def templates() -> Environment:
     """The page templates, with autoescape on for every HTML template."""
-    return Environment(loader=PackageLoader("broker.inbox", "templates"),
-                       autoescape=select_autoescape(["html"], default=True), auto_reload=False)
+    return Environment(
+        loader=PackageLoader("sgb.inbox", "templates"),
+        autoescape=select_autoescape(["html"], default=True),
+        auto_reload=False,
+    )
 
 
-def create_app(store: InboxStore, audience: str, organisation: str, *, health: Health | None = None,
-               rules: Mapping[tuple[str, str], str] | None = None, refresh: int = 30,
-               limit: int = 200) -> Starlette:
+def create_app(
+    store: InboxStore,
+    audience: str,
+    organisation: str,
+    *,
+    health: Health | None = None,
+    rules: Mapping[tuple[str, str], str] | None = None,
+    refresh: int = 30,
+    limit: int = 200,
+) -> Starlette:
     """The inbox application for one hub.
 
     Args:
@@ -62,8 +75,11 @@ def create_app(store: InboxStore, audience: str, organisation: str, *, health: H
         limit: most events on the list.
     """
     env = templates()
-    hub = {"audience": audience, "organisation": organisation,
-           "audience_words": AUDIENCE_WORDS.get(audience, audience)}
+    hub = {
+        "audience": audience,
+        "organisation": organisation,
+        "audience_words": AUDIENCE_WORDS.get(audience, audience),
+    }
     descriptions = dict(rules or {})
 
     def render(name: str, status: int = 200, **context: Any) -> HTMLResponse:
@@ -73,18 +89,29 @@ def create_app(store: InboxStore, audience: str, organisation: str, *, health: H
     def event_view(found: StoredDelivery, decision: StoredDecision | None) -> view.EventView:
         shown = None
         if decision is not None:
-            shown = view.decision_view(decision.outcome, decision.rule, decision.lawful_basis,
-                                       decision.consent_state, decision.policy_version, decision.decided_at,
-                                       descriptions.get((decision.policy_version, decision.rule or "")))
+            shown = view.decision_view(
+                decision.outcome,
+                decision.rule,
+                decision.lawful_basis,
+                decision.consent_state,
+                decision.policy_version,
+                decision.decided_at,
+                descriptions.get((decision.policy_version, decision.rule or "")),
+            )
         return view.build(found.event, found.withheld_fields, found.delivered_at, shown)
 
     def inbox(request: Request) -> Response:
         found = store.recent(limit)
         decisions = store.decisions([d.event_id for d in found], audience, organisation)
         ready = health.ready()[0] if health is not None else True
-        return render("inbox.html", events=[event_view(d, decisions.get(d.event_id)) for d in found],
-                      total=store.count(), withheld_counts=store.withheld_counts(audience, organisation),
-                      ready=ready, refresh=refresh or None)
+        return render(
+            "inbox.html",
+            events=[event_view(d, decisions.get(d.event_id)) for d in found],
+            total=store.count(),
+            withheld_counts=store.withheld_counts(audience, organisation),
+            ready=ready,
+            refresh=refresh or None,
+        )
 
     def event(request: Request) -> Response:
         event_id = str(request.path_params["event_id"])
@@ -97,26 +124,34 @@ def create_app(store: InboxStore, audience: str, organisation: str, *, health: H
     def probe(check: str) -> Any:
         def endpoint(request: Request) -> Response:
             if health is None:
-                return Response(json.dumps({"status": "ok"}), media_type="application/json",
-                                headers=SECURITY_HEADERS)
+                return Response(
+                    json.dumps({"status": "ok"}), media_type="application/json", headers=SECURITY_HEADERS
+                )
             ok, body = health.live() if check == "live" else health.ready()
             body["status"] = "ok" if ok else "failing"
-            return Response(json.dumps(body), status_code=200 if ok else 503, media_type="application/json",
-                            headers=SECURITY_HEADERS)
+            return Response(
+                json.dumps(body),
+                status_code=200 if ok else 503,
+                media_type="application/json",
+                headers=SECURITY_HEADERS,
+            )
 
         return endpoint
 
     def metrics(request: Request) -> Response:
-        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST,
-                        headers={"Cache-Control": "no-store"})
+        return Response(
+            generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST, headers={"Cache-Control": "no-store"}
+        )
 
-    return Starlette(routes=[
-        Route("/", inbox),
-        Route("/events/{event_id}", event),
-        Route("/livez", probe("live")),
-        Route("/readyz", probe("ready")),
-        Route("/metrics", metrics),
-    ])
+    return Starlette(
+        routes=[
+            Route("/", inbox),
+            Route("/events/{event_id}", event),
+            Route("/livez", probe("live")),
+            Route("/readyz", probe("ready")),
+            Route("/metrics", metrics),
+        ]
+    )
 
 
 def rule_descriptions(policy_path: Any = None) -> dict[tuple[str, str], str]:

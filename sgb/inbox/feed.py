@@ -26,17 +26,17 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, KafkaException, TopicPartition
 
 from broker.clients import consumer
-from broker.wire.codecs import Codecs
 from broker.exceptions import SerdeError, SgbError
-from broker.probes import Health
-from broker.hub.subscriber import Subscriber
 from broker.hub.delivered import HubEvent, position
-from sgb.inbox.store import InboxStore
-from broker.logs import get_logger
-from broker.wire.registry import registry_for
-from broker.settings import Settings
 from broker.hub.sinks.sqlite import SqliteSink
+from broker.hub.subscriber import Subscriber
+from broker.logs import get_logger
+from broker.probes import Health
+from broker.settings import Settings
+from broker.wire.codecs import Codecs
+from broker.wire.registry import registry_for
 from schemas.topics import AUDIT_TOPIC
+from sgb.inbox.store import InboxStore
 
 log = get_logger("broker.inbox")
 
@@ -75,8 +75,9 @@ class AuditReader:
         delivery_topic: the hub's delivery topic (physical name), to choose where to start.
     """
 
-    def __init__(self, settings: Settings, audience: str, organisation: str, store: InboxStore,
-                 delivery_topic: str) -> None:
+    def __init__(
+        self, settings: Settings, audience: str, organisation: str, store: InboxStore, delivery_topic: str
+    ) -> None:
         self.settings, self.audience, self.organisation = settings, audience, organisation
         self.store = store
         self.topic = settings.topic(AUDIT_TOPIC)
@@ -116,8 +117,13 @@ class AuditReader:
                     try:
                         record = self._codecs.audit.decode(msg.value())
                     except SerdeError as exc:
-                        log.warning("audit record unreadable; skipped", topic=topic, partition=partition,
-                                    offset=offset, reason=str(exc))
+                        log.warning(
+                            "audit record unreadable; skipped",
+                            topic=topic,
+                            partition=partition,
+                            offset=offset,
+                            reason=str(exc),
+                        )
                         continue
                     if (record["audience"], record.get("organisation")) == (self.audience, self.organisation):
                         kept.append(record)
@@ -145,11 +151,18 @@ class DecisionRecordingSink:
 
 def _decision(event: HubEvent) -> dict[str, Any]:
     reason = event.decision.get("reason")
-    return {"event_id": event.event_id, "audience": event.audience, "organisation": event.organisation,
-            "outcome": "SHARE", "reason": None if reason in (None, "granted") else reason,
-            "rule": event.decision.get("rule") or None, "lawful_basis": event.decision.get("lawful_basis"),
-            "consent_state": event.decision.get("consent_state"), "policy_version": event.policy_version,
-            "decided_at": event.delivered_at}
+    return {
+        "event_id": event.event_id,
+        "audience": event.audience,
+        "organisation": event.organisation,
+        "outcome": "SHARE",
+        "reason": None if reason in (None, "granted") else reason,
+        "rule": event.decision.get("rule") or None,
+        "lawful_basis": event.decision.get("lawful_basis"),
+        "consent_state": event.decision.get("consent_state"),
+        "policy_version": event.policy_version,
+        "decided_at": event.delivered_at,
+    }
 
 
 class InboxFeed:
@@ -164,15 +177,25 @@ class InboxFeed:
         read_audit: also read the audit topic for this hub's withholds (needs READ on it).
     """
 
-    def __init__(self, settings: Settings, audience: str, organisation: str, db: Path,
-                 group_id: str | None = None, read_audit: bool = False) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        audience: str,
+        organisation: str,
+        db: Path,
+        group_id: str | None = None,
+        read_audit: bool = False,
+    ) -> None:
         default = settings.topic(f"sgb-hub-{audience.lower()}-{organisation}-inbox")
         self.subscriber = Subscriber(settings, audience, organisation, group_id or default)
         self.audience, self.organisation = self.subscriber.audience, organisation
         self.db = db
         self.store = InboxStore(db)
-        self.audit = (AuditReader(settings, self.audience, organisation, self.store, self.subscriber.topic)
-                      if read_audit else None)
+        self.audit = (
+            AuditReader(settings, self.audience, organisation, self.store, self.subscriber.topic)
+            if read_audit
+            else None
+        )
         self.health = Health("inbox")
         self.stop = threading.Event()
         self.failures: list[str] = []

@@ -73,16 +73,28 @@ class InboxStore:
     # -- deliveries ------------------------------------------------------------------------
     def recent(self, limit: int = 200) -> list[StoredDelivery]:
         """The newest deliveries first (by when they were delivered, then when they happened)."""
-        rows = self._conn().execute(
-            "SELECT event_id, event, withheld_fields, delivered_at, policy_version FROM deliveries "
-            "ORDER BY delivered_at DESC, occurred_at DESC LIMIT ?", (limit,)).fetchall()
+        rows = (
+            self._conn()
+            .execute(
+                "SELECT event_id, event, withheld_fields, delivered_at, policy_version FROM deliveries "
+                "ORDER BY delivered_at DESC, occurred_at DESC LIMIT ?",
+                (limit,),
+            )
+            .fetchall()
+        )
         return [_delivery(r) for r in rows]
 
     def get(self, event_id: str) -> StoredDelivery | None:
         """One delivery by event id, or None."""
-        found = self._conn().execute(
-            "SELECT event_id, event, withheld_fields, delivered_at, policy_version FROM deliveries "
-            "WHERE event_id = ?", (event_id,)).fetchone()
+        found = (
+            self._conn()
+            .execute(
+                "SELECT event_id, event, withheld_fields, delivered_at, policy_version FROM deliveries "
+                "WHERE event_id = ?",
+                (event_id,),
+            )
+            .fetchone()
+        )
         return _delivery(found) if found else None
 
     def count(self) -> int:
@@ -90,45 +102,73 @@ class InboxStore:
         return int(self._conn().execute("SELECT count(*) FROM deliveries").fetchone()[0])
 
     # -- decisions -------------------------------------------------------------------------
-    def decisions(self, event_ids: Iterable[str], audience: str,
-                  organisation: str) -> dict[str, StoredDecision]:
+    def decisions(
+        self, event_ids: Iterable[str], audience: str, organisation: str
+    ) -> dict[str, StoredDecision]:
         """The decisions for ``event_ids`` and this hub, by event id (missing ones not yet read)."""
         ids = list(event_ids)
         out: dict[str, StoredDecision] = {}
         for start in range(0, len(ids), 500):
-            chunk = ids[start:start + 500]
+            chunk = ids[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            rows = self._conn().execute(
-                "SELECT event_id, outcome, reason, rule, lawful_basis, consent_state, policy_version, "
-                f"decided_at FROM audit WHERE audience = ? AND organisation = ? AND event_id IN ({marks})",
-                (audience, organisation, *chunk)).fetchall()
+            rows = (
+                self._conn()
+                .execute(
+                    "SELECT event_id, outcome, reason, rule, lawful_basis, consent_state, policy_version, "
+                    f"decided_at FROM audit WHERE audience = ? AND organisation = ? AND event_id IN ({marks})",
+                    (audience, organisation, *chunk),
+                )
+                .fetchall()
+            )
             out.update({r[0]: StoredDecision(*r) for r in rows})
         return out
 
     def withheld_counts(self, audience: str, organisation: str) -> dict[str, int]:
         """How many decisions withheld an event from this hub, by reason."""
-        rows = self._conn().execute(
-            "SELECT coalesce(reason, 'unknown'), count(*) FROM audit WHERE audience = ? AND organisation = ? "
-            "AND outcome = 'WITHHOLD' GROUP BY 1 ORDER BY 2 DESC", (audience, organisation)).fetchall()
+        rows = (
+            self._conn()
+            .execute(
+                "SELECT coalesce(reason, 'unknown'), count(*) FROM audit WHERE audience = ? AND organisation = ? "
+                "AND outcome = 'WITHHOLD' GROUP BY 1 ORDER BY 2 DESC",
+                (audience, organisation),
+            )
+            .fetchall()
+        )
         return {r[0]: int(r[1]) for r in rows}
 
-    def put_decisions(self, records: Iterable[Mapping[str, Any]],
-                      positions: Mapping[tuple[str, int], int]) -> None:
+    def put_decisions(
+        self, records: Iterable[Mapping[str, Any]], positions: Mapping[tuple[str, int], int]
+    ) -> None:
         """Store decisions and the audit positions read to, in one transaction (none lost, none doubled)."""
-        rows = [(r["event_id"], r["audience"], r["organisation"], r["outcome"], r.get("reason"),
-                 r.get("rule"), r.get("lawful_basis"), r.get("consent_state"), r["policy_version"],
-                 _iso(r["decided_at"])) for r in records]
+        rows = [
+            (
+                r["event_id"],
+                r["audience"],
+                r["organisation"],
+                r["outcome"],
+                r.get("reason"),
+                r.get("rule"),
+                r.get("lawful_basis"),
+                r.get("consent_state"),
+                r["policy_version"],
+                _iso(r["decided_at"]),
+            )
+            for r in records
+        ]
         conn = self._conn()
         conn.execute("BEGIN IMMEDIATE")
         try:
             conn.executemany(
                 "INSERT INTO audit (event_id, audience, organisation, outcome, reason, rule, lawful_basis, "
                 "consent_state, policy_version, decided_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT DO NOTHING", rows)
+                "ON CONFLICT DO NOTHING",
+                rows,
+            )
             conn.executemany(
                 'INSERT INTO positions (topic, partition, "offset") VALUES (?, ?, ?) '
                 'ON CONFLICT (topic, partition) DO UPDATE SET "offset" = excluded."offset"',
-                [(t, p, o) for (t, p), o in positions.items()])
+                [(t, p, o) for (t, p), o in positions.items()],
+            )
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")

@@ -19,26 +19,38 @@ WITHHELD = "withheld by policy"
 
 #: Event types in words, with what happened (POLICY.md's vocabulary table).
 EVENT_WORDS: dict[str, tuple[str, str]] = {
-    "EMERGENCY_ATTENDANCE": ("Emergency attendance",
-                             "The child attended an emergency department or urgent care."),
-    "HEALTH_SAFEGUARDING_CONCERN": ("Health safeguarding concern",
-                                    "A clinician raised a safeguarding concern."),
+    "EMERGENCY_ATTENDANCE": (
+        "Emergency attendance",
+        "The child attended an emergency department or urgent care.",
+    ),
+    "HEALTH_SAFEGUARDING_CONCERN": (
+        "Health safeguarding concern",
+        "A clinician raised a safeguarding concern.",
+    ),
     "WAS_NOT_BROUGHT": ("Was not brought", "The child was repeatedly not brought to health appointments."),
-    "DOMESTIC_ABUSE_INCIDENT": ("Domestic abuse incident",
-                                "Police attended domestic abuse where the child lives or was present."),
+    "DOMESTIC_ABUSE_INCIDENT": (
+        "Domestic abuse incident",
+        "Police attended domestic abuse where the child lives or was present.",
+    ),
     "MISSING_EPISODE": ("Missing episode", "The child was reported missing, or returned."),
     "EXPLOITATION_CONCERN": ("Exploitation concern", "Concern of criminal or sexual exploitation."),
-    "SCHOOL_SAFEGUARDING_CONCERN": ("School safeguarding concern",
-                                    "A school recorded a concern about a pupil."),
+    "SCHOOL_SAFEGUARDING_CONCERN": (
+        "School safeguarding concern",
+        "A school recorded a concern about a pupil.",
+    ),
     "ATTENDANCE_ALERT": ("Attendance alert", "Persistent or severe absence from school."),
-    "CHILD_MISSING_EDUCATION": ("Child missing education",
-                                "A pupil left the roll with no known destination."),
+    "CHILD_MISSING_EDUCATION": (
+        "Child missing education",
+        "A pupil left the roll with no known destination.",
+    ),
     "REFERRAL_OUTCOME": ("Referral outcome", "The outcome of a referral to children's social care."),
     "CHILD_PROTECTION_PLAN": ("Child protection plan", "A child protection plan started or ended."),
     "LOOKED_AFTER_STATUS": ("Looked-after status", "The child became looked after, or stopped being."),
     "FAMILY_HELP_CASE": ("Family help case", "A family help case opened or closed."),
-    "STRATEGY_DISCUSSION": ("Strategy discussion",
-                            "Partners are called to a section 47 strategy discussion."),
+    "STRATEGY_DISCUSSION": (
+        "Strategy discussion",
+        "Partners are called to a section 47 strategy discussion.",
+    ),
 }
 
 #: Lawful bases in words (schemas/vocabulary.py LawfulBasis).
@@ -48,19 +60,49 @@ LAWFUL_BASIS_WORDS = {
     "CONSENT": "Consent (UK GDPR Art 6(1)(a))",
     "SAFEGUARDING_OVERRIDE": "Safeguarding override: risk of significant harm, so consent is not the basis",
 }
-CONSENT_WORDS = {"GIVEN": "Given", "REFUSED": "Refused", "WITHDRAWN": "Withdrawn", "NOT_SOUGHT": "Not sought",
-                 "NO_RECORD": "No consent record"}
+CONSENT_WORDS = {
+    "GIVEN": "Given",
+    "REFUSED": "Refused",
+    "WITHDRAWN": "Withdrawn",
+    "NOT_SOUGHT": "Not sought",
+    "NO_RECORD": "No consent record",
+}
 
-_ACRONYMS = {"nhs": "NHS", "upn": "UPN", "urn": "URN", "ods": "ODS", "gp": "GP", "dash": "DASH", "nrm": "NRM",
-             "la": "LA", "send": "SEND", "ehc": "EHC", "ppu": "PPU", "mash": "MASH", "cad": "CAD", "ed": "ED",
-             "id": "id", "icb": "ICB", "dvpn": "DVPN", "dvpo": "DVPO", "sen": "SEN"}
+_ACRONYMS = {
+    "nhs": "NHS",
+    "upn": "UPN",
+    "urn": "URN",
+    "ods": "ODS",
+    "gp": "GP",
+    "dash": "DASH",
+    "nrm": "NRM",
+    "la": "LA",
+    "send": "SEND",
+    "ehc": "EHC",
+    "ppu": "PPU",
+    "mash": "MASH",
+    "cad": "CAD",
+    "ed": "ED",
+    "id": "id",
+    "icb": "ICB",
+    "dvpn": "DVPN",
+    "dvpo": "DVPO",
+    "sen": "SEN",
+}
 _LABELS = {
-    "related_people": "People involved", "narrative": "Narrative", "given_name": "Given name",
-    "family_name": "Family name", "date_of_birth": "Date of birth",
-    "police_person_reference": "Police reference", "la_child_id": "Local authority child id",
-    "school_urn": "School (URN)", "gp_practice_ods": "GP practice (ODS)",
-    "local_authority_code": "Local authority", "confidential_address": "Confidential address",
-    "section_47": "Section 47", "previous_attendances_12_months": "Attendances in the last 12 months",
+    "related_people": "People involved",
+    "narrative": "Narrative",
+    "given_name": "Given name",
+    "family_name": "Family name",
+    "date_of_birth": "Date of birth",
+    "police_person_reference": "Police reference",
+    "la_child_id": "Local authority child id",
+    "school_urn": "School (URN)",
+    "gp_practice_ods": "GP practice (ODS)",
+    "local_authority_code": "Local authority",
+    "confidential_address": "Confidential address",
+    "section_47": "Section 47",
+    "previous_attendances_12_months": "Attendances in the last 12 months",
     "episodes_last_12_months": "Episodes in the last 12 months",
 }
 _TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")
@@ -217,8 +259,13 @@ def text(value: Any) -> str:
     return str(value)
 
 
-def _fields(record: Mapping[str, Any], prefix: str, withheld: Sequence[str],
-            generalised: Mapping[str, str], skip: tuple[str, ...] = ()) -> list[Field]:
+def _fields(
+    record: Mapping[str, Any],
+    prefix: str,
+    withheld: Sequence[str],
+    generalised: Mapping[str, str],
+    skip: tuple[str, ...] = (),
+) -> list[Field]:
     out = []
     for name, value in record.items():
         path = f"{prefix}.{name}"
@@ -233,8 +280,12 @@ def _fields(record: Mapping[str, Any], prefix: str, withheld: Sequence[str],
     return out
 
 
-def build(event: Mapping[str, Any], withheld_fields: Sequence[str], delivered_at: str | None = None,
-          decision: DecisionView | None = None) -> EventView:
+def build(
+    event: Mapping[str, Any],
+    withheld_fields: Sequence[str],
+    delivered_at: str | None = None,
+    decision: DecisionView | None = None,
+) -> EventView:
     """The view of one delivered event (its JSON shape) for the page."""
     withheld = list(withheld_fields)
     generalised = dict(event.get("generalised_fields") or {})
@@ -257,29 +308,55 @@ def build(event: Mapping[str, Any], withheld_fields: Sequence[str], delivered_at
         narrative = Field("Narrative", WITHHELD, withheld=True)
     elif event.get("narrative"):
         narrative = Field("Narrative", str(event["narrative"]))
-    contact = (_fields(source["contact"], "source.contact", withheld, generalised)
-               if isinstance(source.get("contact"), Mapping) else [])
+    contact = (
+        _fields(source["contact"], "source.contact", withheld, generalised)
+        if isinstance(source.get("contact"), Mapping)
+        else []
+    )
     organisation = source.get("organisation_name") or source.get("organisation") or "unknown organisation"
     return EventView(
-        event_id=str(event.get("event_id", "")), title=title, description=description,
-        risk=words(str(event.get("risk", ""))), risk_level=str(event.get("risk", "")).lower(),
-        child_name=name, born=born.value, when=when(event.get("occurred_at")),
+        event_id=str(event.get("event_id", "")),
+        title=title,
+        description=description,
+        risk=words(str(event.get("risk", ""))),
+        risk_level=str(event.get("risk", "")).lower(),
+        child_name=name,
+        born=born.value,
+        when=when(event.get("occurred_at")),
         recorded=when(event.get("recorded_at")),
-        delivered=when(delivered_at), source=f"{words(str(source.get('agency', '')))}: {organisation}",
-        who=who, what=_fields(event.get("details") or {}, "details", withheld, generalised),
-        people=people, people_withheld=people_withheld, narrative=narrative, contact=contact,
-        withheld=[path_label(p) for p in withheld], decision=decision,
+        delivered=when(delivered_at),
+        source=f"{words(str(source.get('agency', '')))}: {organisation}",
+        who=who,
+        what=_fields(event.get("details") or {}, "details", withheld, generalised),
+        people=people,
+        people_withheld=people_withheld,
+        narrative=narrative,
+        contact=contact,
+        withheld=[path_label(p) for p in withheld],
+        decision=decision,
     )
 
 
-def decision_view(outcome: str, rule: str | None, lawful_basis: str | None, consent_state: str | None,
-                  policy_version: str, decided_at: str, rule_description: str | None = None) -> DecisionView:
+def decision_view(
+    outcome: str,
+    rule: str | None,
+    lawful_basis: str | None,
+    consent_state: str | None,
+    policy_version: str,
+    decided_at: str,
+    rule_description: str | None = None,
+) -> DecisionView:
     """The audit decision in words."""
     return DecisionView(
         outcome="Shared with you" if outcome == "SHARE" else "Withheld from you",
-        rule=rule, rule_description=rule_description,
+        rule=rule,
+        rule_description=rule_description,
         lawful_basis=LAWFUL_BASIS_WORDS.get(lawful_basis, lawful_basis) if lawful_basis else None,
-        consent_state=(CONSENT_WORDS.get(consent_state, consent_state) if consent_state
-                       else "Not considered (consent is not the basis)"),
-        policy_version=policy_version, decided_at=when(decided_at),
+        consent_state=(
+            CONSENT_WORDS.get(consent_state, consent_state)
+            if consent_state
+            else "Not considered (consent is not the basis)"
+        ),
+        policy_version=policy_version,
+        decided_at=when(decided_at),
     )

@@ -17,9 +17,9 @@ from typing import Any
 
 from broker.cluster.acls import FILTER_GROUP, agencies, hub_name, k8s_name
 from broker.cluster.acls import organisations as _organisations
+from schemas.topics import TopicDeclaration
 from sgb.manifests.base import CLUSTER, PART_OF
 from sgb.manifests.base import metadata as _meta
-from schemas.topics import TopicDeclaration
 
 IMAGE = "registry.example.org/sgb/sgb:0.1.0"
 HEALTH_PORT = 8081
@@ -27,10 +27,27 @@ MLLP_PORT = 2575
 
 # Connectors that have a command today (`sgb connector run health|police`), and how each runs.
 CONNECTOR_WORKLOADS: dict[str, list[str]] = {
-    "police": ["connector", "run", "police", "--source", "/var/lib/sgb/drop", "--watch",
-               "--name", "police-file-drop", "--mapping", "/opt/sgb/mappings/police-domestic-abuse.yaml"],
-    "health": ["connector", "run", "health", "--source", f"mllp://0.0.0.0:{MLLP_PORT}",
-               "--name", "health-hl7"],
+    "police": [
+        "connector",
+        "run",
+        "police",
+        "--source",
+        "/var/lib/sgb/drop",
+        "--watch",
+        "--name",
+        "police-file-drop",
+        "--mapping",
+        "/opt/sgb/mappings/police-domestic-abuse.yaml",
+    ],
+    "health": [
+        "connector",
+        "run",
+        "health",
+        "--source",
+        f"mllp://0.0.0.0:{MLLP_PORT}",
+        "--name",
+        "health-hl7",
+    ],
 }
 
 
@@ -38,10 +55,18 @@ def _labels(name: str, component: str) -> dict[str, str]:
     return {"app.kubernetes.io/name": name, "app.kubernetes.io/component": component, **PART_OF}
 
 
-def _pod_spec(user: str, args: list[str], *, state_claim: str | None,
-              extra_mounts: list[dict[str, Any]], extra_volumes: list[dict[str, Any]],
-              ports: list[dict[str, Any]], probes: dict[str, Any], resources: dict[str, Any],
-              env: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def _pod_spec(
+    user: str,
+    args: list[str],
+    *,
+    state_claim: str | None,
+    extra_mounts: list[dict[str, Any]],
+    extra_volumes: list[dict[str, Any]],
+    ports: list[dict[str, Any]],
+    probes: dict[str, Any],
+    resources: dict[str, Any],
+    env: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     """A pod running ``sgb ARGS`` as ``user``: its Kafka client certificate from the Secret the
     User Operator made, the cluster CA, non-root, read-only root file system. The state
     directory is the volume named ``state``: the claim ``state_claim``, or (None) the
@@ -55,15 +80,23 @@ def _pod_spec(user: str, args: list[str], *, state_claim: str | None,
     ]
     volumes = [
         {"name": "kafka-user", "secret": {"secretName": user, "defaultMode": 0o440}},
-        {"name": "kafka-ca", "secret": {"secretName": f"{CLUSTER}-cluster-ca-cert",
-                                        "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+        {
+            "name": "kafka-ca",
+            "secret": {
+                "secretName": f"{CLUSTER}-cluster-ca-cert",
+                "items": [{"key": "ca.crt", "path": "ca.crt"}],
+            },
+        },
         {"name": "tmp", "emptyDir": {}},
         *extra_volumes,
     ]
     if state_claim is not None:
         volumes.append(_claim("state", state_claim))
     container = {
-        "name": "sgb", "image": IMAGE, "imagePullPolicy": "IfNotPresent", "args": args,
+        "name": "sgb",
+        "image": IMAGE,
+        "imagePullPolicy": "IfNotPresent",
+        "args": args,
         "env": [
             {"name": "SGB_BOOTSTRAP_SERVERS", "value": f"{CLUSTER}-kafka-bootstrap:9093"},
             {"name": "SGB_SECURITY_PROTOCOL", "value": "SSL"},
@@ -74,14 +107,25 @@ def _pod_spec(user: str, args: list[str], *, state_claim: str | None,
             {"name": "SGB_LOG_FORMAT", "value": "json"},
             *(env or []),
         ],
-        "ports": ports, **probes, "resources": resources, "volumeMounts": mounts,
-        "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-                            "capabilities": {"drop": ["ALL"]}},
+        "ports": ports,
+        **probes,
+        "resources": resources,
+        "volumeMounts": mounts,
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
     }
     return {
         "automountServiceAccountToken": False,
-        "securityContext": {"runAsNonRoot": True, "runAsUser": 10001, "runAsGroup": 10001, "fsGroup": 10001,
-                            "seccompProfile": {"type": "RuntimeDefault"}},
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": 10001,
+            "runAsGroup": 10001,
+            "fsGroup": 10001,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
         "terminationGracePeriodSeconds": 60,
         "containers": [container],
         "volumes": volumes,
@@ -93,8 +137,10 @@ def _exec_probes() -> dict[str, Any]:
     is still PID 1 and not a zombie (a process that exits restarts the container anyway)."""
     alive = "grep -q sgb /proc/1/cmdline && ! grep -q '^State:.*Z' /proc/1/status"
     check = {"exec": {"command": ["sh", "-c", alive]}}
-    return {"livenessProbe": {**check, "periodSeconds": 30, "failureThreshold": 3},
-            "readinessProbe": {**check, "periodSeconds": 10}}
+    return {
+        "livenessProbe": {**check, "periodSeconds": 30, "failureThreshold": 3},
+        "readinessProbe": {**check, "periodSeconds": 10},
+    }
 
 
 def _claim(volume: str, claim: str) -> dict[str, Any]:
@@ -102,8 +148,12 @@ def _claim(volume: str, claim: str) -> dict[str, Any]:
 
 
 def _pvc(name: str, size: str, labels: dict[str, str]) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": _meta(name, labels),
-            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}}}}
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": _meta(name, labels),
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}}},
+    }
 
 
 def filter_resources() -> list[dict[str, Any]]:
@@ -117,44 +167,74 @@ def filter_resources() -> list[dict[str, Any]]:
         "readinessProbe": {"httpGet": {"path": "/readyz", "port": "health"}, "periodSeconds": 5},
     }
     pod = _pod_spec(
-        "sgb-filter", ["filter", "run", "--group", FILTER_GROUP, "--instance", "$(POD_NAME)"],
+        "sgb-filter",
+        ["filter", "run", "--group", FILTER_GROUP, "--instance", "$(POD_NAME)"],
         state_claim=None,
         extra_mounts=[{"name": "pseudonymisation-key", "mountPath": "/var/lib/sgb/keys", "readOnly": True}],
         # Every replica must pseudonymise alike: one key, made once by the operator (never committed):
         #   kubectl -n sgb create secret generic sgb-filter-keys \
         #     --from-file=pseudonymisation.key=<(head -c 32 /dev/urandom)
-        extra_volumes=[{"name": "pseudonymisation-key",
-                        "secret": {"secretName": "sgb-filter-keys", "defaultMode": 0o440}}],
+        extra_volumes=[
+            {
+                "name": "pseudonymisation-key",
+                "secret": {"secretName": "sgb-filter-keys", "defaultMode": 0o440},
+            }
+        ],
         ports=[{"name": "health", "containerPort": HEALTH_PORT}],
         probes=probes,
         resources={"requests": {"cpu": "500m", "memory": "512Mi"}, "limits": {"memory": "1Gi"}},
         env=[{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
     )
     statefulset = {
-        "apiVersion": "apps/v1", "kind": "StatefulSet",
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
         "metadata": _meta("sgb-filter", labels),
         "spec": {
-            "serviceName": "sgb-filter", "replicas": 2, "podManagementPolicy": "Parallel",
+            "serviceName": "sgb-filter",
+            "replicas": 2,
+            "podManagementPolicy": "Parallel",
             "selector": {"matchLabels": {"app.kubernetes.io/name": "sgb-filter"}},
             "template": {"metadata": {"labels": labels}, "spec": pod},
-            "volumeClaimTemplates": [{
-                "metadata": {"name": "state"},
-                "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "10Gi"}}},
-            }],
+            "volumeClaimTemplates": [
+                {
+                    "metadata": {"name": "state"},
+                    "spec": {
+                        "accessModes": ["ReadWriteOnce"],
+                        "resources": {"requests": {"storage": "10Gi"}},
+                    },
+                }
+            ],
         },
     }
-    service = {"apiVersion": "v1", "kind": "Service", "metadata": _meta("sgb-filter", labels),
-               "spec": {"clusterIP": "None", "selector": {"app.kubernetes.io/name": "sgb-filter"},
-                        "ports": [{"name": "health", "port": HEALTH_PORT, "targetPort": "health"}]}}
-    budget = {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
-              "metadata": _meta("sgb-filter", labels),
-              "spec": {"maxUnavailable": 1,
-                       "selector": {"matchLabels": {"app.kubernetes.io/name": "sgb-filter"}}}}
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _meta("sgb-filter", labels),
+        "spec": {
+            "clusterIP": "None",
+            "selector": {"app.kubernetes.io/name": "sgb-filter"},
+            "ports": [{"name": "health", "port": HEALTH_PORT, "targetPort": "health"}],
+        },
+    }
+    budget = {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": _meta("sgb-filter", labels),
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": {"app.kubernetes.io/name": "sgb-filter"}}},
+    }
     return [statefulset, service, budget]
 
 
-def _single(name: str, component: str, args: list[str], *, ports: list[dict[str, Any]],
-            probes: dict[str, Any], drop_folder: bool = False, storage: str = "1Gi") -> list[dict[str, Any]]:
+def _single(
+    name: str,
+    component: str,
+    args: list[str],
+    *,
+    ports: list[dict[str, Any]],
+    probes: dict[str, Any],
+    drop_folder: bool = False,
+    storage: str = "1Gi",
+) -> list[dict[str, Any]]:
     """A one-replica Deployment, as Kafka user ``name``, with its own state volume (and a drop
     folder). Recreate, never two at once: a connector's checkpoints and transactional id, a
     hub's sink file, belong to one process."""
@@ -165,14 +245,26 @@ def _single(name: str, component: str, args: list[str], *, ports: list[dict[str,
         claims.append(_pvc(f"{name}-drop", "10Gi", labels))
         mounts.append({"name": "drop", "mountPath": "/var/lib/sgb/drop"})
         volumes.append(_claim("drop", f"{name}-drop"))
-    pod = _pod_spec(name, args, state_claim=f"{name}-state", extra_mounts=mounts, extra_volumes=volumes,
-                    ports=ports, probes=probes,
-                    resources={"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "512Mi"}})
+    pod = _pod_spec(
+        name,
+        args,
+        state_claim=f"{name}-state",
+        extra_mounts=mounts,
+        extra_volumes=volumes,
+        ports=ports,
+        probes=probes,
+        resources={"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "512Mi"}},
+    )
     deployment = {
-        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": _meta(name, labels),
-        "spec": {"replicas": 1, "strategy": {"type": "Recreate"},
-                 "selector": {"matchLabels": {"app.kubernetes.io/name": name}},
-                 "template": {"metadata": {"labels": labels}, "spec": pod}},
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _meta(name, labels),
+        "spec": {
+            "replicas": 1,
+            "strategy": {"type": "Recreate"},
+            "selector": {"matchLabels": {"app.kubernetes.io/name": name}},
+            "template": {"metadata": {"labels": labels}, "spec": pod},
+        },
     }
     return [*claims, deployment]
 
@@ -187,13 +279,28 @@ def connector_resources(declaration: TopicDeclaration) -> list[dict[str, Any]]:
         name = k8s_name(f"sgb-connector-{agency}")
         if agency == "health":
             tcp = {"tcpSocket": {"port": "mllp"}}
-            out += _single(name, "connector", args, ports=[{"name": "mllp", "containerPort": MLLP_PORT}],
-                           probes={"livenessProbe": {**tcp, "periodSeconds": 20},
-                                   "readinessProbe": {**tcp, "periodSeconds": 10}})
+            out += _single(
+                name,
+                "connector",
+                args,
+                ports=[{"name": "mllp", "containerPort": MLLP_PORT}],
+                probes={
+                    "livenessProbe": {**tcp, "periodSeconds": 20},
+                    "readinessProbe": {**tcp, "periodSeconds": 10},
+                },
+            )
             labels = _labels(name, "connector")
-            out.append({"apiVersion": "v1", "kind": "Service", "metadata": _meta(name, labels),
-                        "spec": {"selector": {"app.kubernetes.io/name": name},
-                                 "ports": [{"name": "mllp", "port": MLLP_PORT, "targetPort": "mllp"}]}})
+            out.append(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Service",
+                    "metadata": _meta(name, labels),
+                    "spec": {
+                        "selector": {"app.kubernetes.io/name": name},
+                        "ports": [{"name": "mllp", "port": MLLP_PORT, "targetPort": "mllp"}],
+                    },
+                }
+            )
         else:
             out += _single(name, "connector", args, ports=[], probes=_exec_probes(), drop_folder=True)
     return out
@@ -211,8 +318,12 @@ def hub_resources(declaration: TopicDeclaration) -> list[dict[str, Any]]:
 
 def _policy(name: str, selector: dict[str, str], **rules: Any) -> dict[str, Any]:
     types = [t for t in ("Ingress", "Egress") if t.lower() in rules] or ["Ingress", "Egress"]
-    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": _meta(name),
-            "spec": {"podSelector": {"matchLabels": selector}, "policyTypes": types, **rules}}
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _meta(name),
+        "spec": {"podSelector": {"matchLabels": selector}, "policyTypes": types, **rules},
+    }
 
 
 def network_policies() -> list[dict[str, Any]]:
@@ -222,14 +333,23 @@ def network_policies() -> list[dict[str, Any]]:
     dns = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}}
     return [
         _policy("sgb-default-deny", dict(PART_OF)),
-        _policy("sgb-egress-kafka-dns", dict(PART_OF), egress=[
-            {"to": [kafka_pods], "ports": [{"protocol": "TCP", "port": 9093}]},
-            {"to": [dns], "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]},
-        ]),
-        _policy("sgb-filter-health", {"app.kubernetes.io/name": "sgb-filter"},
-                ingress=[{"ports": [{"protocol": "TCP", "port": HEALTH_PORT}]}]),
+        _policy(
+            "sgb-egress-kafka-dns",
+            dict(PART_OF),
+            egress=[
+                {"to": [kafka_pods], "ports": [{"protocol": "TCP", "port": 9093}]},
+                {"to": [dns], "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]},
+            ],
+        ),
+        _policy(
+            "sgb-filter-health",
+            {"app.kubernetes.io/name": "sgb-filter"},
+            ingress=[{"ports": [{"protocol": "TCP", "port": HEALTH_PORT}]}],
+        ),
         # The hospital integration engine is outside the cluster: narrow this to its address.
-        _policy("sgb-health-mllp", {"app.kubernetes.io/name": "sgb-connector-health"},
-                ingress=[{"ports": [{"protocol": "TCP", "port": MLLP_PORT}]}]),
+        _policy(
+            "sgb-health-mllp",
+            {"app.kubernetes.io/name": "sgb-connector-health"},
+            ingress=[{"ports": [{"protocol": "TCP", "port": MLLP_PORT}]}],
+        ),
     ]
-

@@ -31,14 +31,13 @@ from confluent_kafka import TopicPartition as TP
 from confluent_kafka.admin import OffsetSpec  # type: ignore[attr-defined]
 
 from broker.clients import admin_client, consumer
-from broker.wire.codecs import Codecs
-from broker.wire.dead_letters import DLQ_TOPIC
 from broker.exceptions import KafkaUnavailable, SerdeError
 from broker.hub.delivered import header_map, position
 from broker.security.provenance import carried
-from broker.wire.registry import registry_for
 from broker.settings import Settings
-from schemas.topics import AUDIT_TOPIC, DELIVERY_PREFIX, INGRESS_PREFIX
+from broker.wire.codecs import Codecs
+from broker.wire.registry import registry_for
+from schemas.topics import AUDIT_TOPIC, DELIVERY_PREFIX, DLQ_TOPIC, INGRESS_PREFIX
 
 PROBE_LIMIT = 20_000  # records read per partition to tell real lag from transaction markers
 Position = tuple[str, int]
@@ -117,7 +116,7 @@ class DeadLetterView:
 
 
 def _logical(settings: Settings, name: str) -> str:
-    return name[len(settings.topic_prefix):] if settings.topic_prefix else name
+    return name[len(settings.topic_prefix) :] if settings.topic_prefix else name
 
 
 def _ours(settings: Settings, name: str) -> bool:
@@ -134,34 +133,49 @@ def partition_ends(settings: Settings, admin: Any, timeout: float = 10.0) -> dic
     tps = [TP(name, p) for name, meta in topics.items() if _ours(settings, name) for p in meta.partitions]
     if not tps:
         return {}
-    ends = admin.list_offsets({tp: OffsetSpec.latest() for tp in tps},  # type: ignore[no-untyped-call]
-                              isolation_level=IsolationLevel.READ_COMMITTED, request_timeout=timeout)
-    lows = admin.list_offsets({tp: OffsetSpec.earliest() for tp in tps},  # type: ignore[no-untyped-call]
-                              request_timeout=timeout)
+    ends = admin.list_offsets(
+        {tp: OffsetSpec.latest() for tp in tps},  # type: ignore[no-untyped-call]
+        isolation_level=IsolationLevel.READ_COMMITTED,
+        request_timeout=timeout,
+    )
+    lows = admin.list_offsets(
+        {tp: OffsetSpec.earliest() for tp in tps},  # type: ignore[no-untyped-call]
+        request_timeout=timeout,
+    )
     return {(tp.topic, tp.partition): (lows[tp].result().offset, ends[tp].result().offset) for tp in tps}
 
 
-def committed_offsets(settings: Settings, admin: Any,
-                      timeout: float = 10.0) -> dict[str, dict[Position, int]]:
+def committed_offsets(
+    settings: Settings, admin: Any, timeout: float = 10.0
+) -> dict[str, dict[Position, int]]:
     """Every consumer group's committed offsets on this deployment's topics (groups with none left out)."""
     groups = [g.group_id for g in admin.list_consumer_groups(request_timeout=timeout).result().valid]
-    futures = {g: admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(g)],
-                                                    request_timeout=timeout)[g] for g in groups}
+    futures = {
+        g: admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(g)], request_timeout=timeout)[g]
+        for g in groups
+    }
     out: dict[str, dict[Position, int]] = {}
     for group, future in futures.items():
         try:
             found = future.result()
         except KafkaException:
             continue  # a group deleted meanwhile
-        offsets = {(tp.topic, tp.partition): tp.offset for tp in found.topic_partitions or []
-                   if _ours(settings, tp.topic) and tp.offset >= 0}
+        offsets = {
+            (tp.topic, tp.partition): tp.offset
+            for tp in found.topic_partitions or []
+            if _ours(settings, tp.topic) and tp.offset >= 0
+        }
         if offsets:
             out[group] = offsets
     return out
 
 
-def read_to_end(settings: Settings, start: dict[Position, int], on_message: Callable[[Message], None],
-                timeout: float = 60.0) -> None:
+def read_to_end(
+    settings: Settings,
+    start: dict[Position, int],
+    on_message: Callable[[Message], None],
+    timeout: float = 60.0,
+) -> None:
     """Read each partition from its start offset to its current end (read_committed), then return."""
     if not start:
         return
@@ -192,8 +206,9 @@ def _data_offsets(settings: Settings, start: dict[Position, int]) -> dict[Positi
     return found
 
 
-def group_lags(settings: Settings, ends: dict[Position, tuple[int, int]],
-               committed: dict[str, dict[Position, int]]) -> list[GroupLag]:
+def group_lags(
+    settings: Settings, ends: dict[Position, tuple[int, int]], committed: dict[str, dict[Position, int]]
+) -> list[GroupLag]:
     """Lag of every group per topic it reads, by role: ``filter`` (ingress), ``hub`` (delivery), ``other``."""
     by_group: dict[str, dict[str, dict[int, int]]] = {}
     for group, offsets in committed.items():
@@ -227,14 +242,20 @@ def group_lags(settings: Settings, ends: dict[Position, tuple[int, int]],
     out = []
     for (group, topic), value in lag.items():
         logical = _logical(settings, topic)
-        role = ("filter" if logical.startswith(INGRESS_PREFIX) else "hub" if logical.startswith(DELIVERY_PREFIX)
-                else "other")
+        role = (
+            "filter"
+            if logical.startswith(INGRESS_PREFIX)
+            else "hub"
+            if logical.startswith(DELIVERY_PREFIX)
+            else "other"
+        )
         out.append(GroupLag(role, group, logical, value, exact[(group, topic)]))
     return sorted(out, key=lambda g: (("filter", "hub", "other").index(g.role), g.topic, g.group))
 
 
-def dead_letters(settings: Settings, *, with_payload: bool = False,
-                 timeout: float = 60.0) -> Iterator[DeadLetterView]:
+def dead_letters(
+    settings: Settings, *, with_payload: bool = False, timeout: float = 60.0
+) -> Iterator[DeadLetterView]:
     """Every dead letter on the topic, oldest first per partition; payloads only when asked for (replay)."""
     topic = settings.topic(DLQ_TOPIC)
     try:
@@ -265,12 +286,19 @@ def _dead_letter(msg: Message, codecs: Codecs | None) -> DeadLetterView:
 
     _, millis = msg.timestamp()
     view = DeadLetterView(
-        partition=partition, offset=offset, failed_at=datetime.fromtimestamp(millis / 1000, UTC),
-        component=headers.get("sgb.component", "unknown"), reason=headers.get("sgb.reason", "unknown"),
-        origin_topic=headers.get("sgb.origin.topic"), origin_partition=number("sgb.origin.partition"),
-        origin_offset=number("sgb.origin.offset"), source_name=headers.get("sgb.source.name"),
-        position=headers.get("sgb.source.position"), key=msg.key(),
-        provenance=tuple(carried(msg.headers())))
+        partition=partition,
+        offset=offset,
+        failed_at=datetime.fromtimestamp(millis / 1000, UTC),
+        component=headers.get("sgb.component", "unknown"),
+        reason=headers.get("sgb.reason", "unknown"),
+        origin_topic=headers.get("sgb.origin.topic"),
+        origin_partition=number("sgb.origin.partition"),
+        origin_offset=number("sgb.origin.offset"),
+        source_name=headers.get("sgb.source.name"),
+        position=headers.get("sgb.source.position"),
+        key=msg.key(),
+        provenance=tuple(carried(msg.headers())),
+    )
     if codecs is None:
         return view
     try:
@@ -279,8 +307,12 @@ def _dead_letter(msg: Message, codecs: Codecs | None) -> DeadLetterView:
         return view
     from dataclasses import replace
 
-    return replace(view, event_id=record.get("event_id"), payload=record.get("payload"),
-                   key=record.get("key") or msg.key())
+    return replace(
+        view,
+        event_id=record.get("event_id"),
+        payload=record.get("payload"),
+        key=record.get("key") or msg.key(),
+    )
 
 
 def dead_letter_counts(letters: Iterator[DeadLetterView]) -> list[DeadLetterCount]:
@@ -294,8 +326,9 @@ def dead_letter_counts(letters: Iterator[DeadLetterView]) -> list[DeadLetterCoun
     return [DeadLetterCount(c, r, n, _iso(latest[(c, r)])) for (c, r), n in counts.most_common()]
 
 
-def decisions_per_minute(settings: Settings, minutes: int,
-                         now: datetime | None = None) -> list[MinuteDecisions]:
+def decisions_per_minute(
+    settings: Settings, minutes: int, now: datetime | None = None
+) -> list[MinuteDecisions]:
     """Shares and withholds per minute over the last ``minutes`` minutes, oldest first, empty ones too."""
     now = (now or datetime.now(UTC)).replace(second=0, microsecond=0) + timedelta(minutes=1)
     since = now - timedelta(minutes=minutes)
@@ -304,8 +337,11 @@ def decisions_per_minute(settings: Settings, minutes: int,
     try:
         partitions = cons.list_topics(topic, timeout=10).topics[topic].partitions
         wanted = [TP(topic, p, int(since.timestamp() * 1000)) for p in partitions]
-        start = {(tp.topic, tp.partition): tp.offset for tp in cons.offsets_for_times(wanted, timeout=10)
-                 if tp.offset >= 0}
+        start = {
+            (tp.topic, tp.partition): tp.offset
+            for tp in cons.offsets_for_times(wanted, timeout=10)
+            if tp.offset >= 0
+        }
     finally:
         cons.close()
     codecs = Codecs(registry_for(settings))
@@ -321,8 +357,14 @@ def decisions_per_minute(settings: Settings, minutes: int,
         (shared if outcome == "SHARE" else withheld)[minute] += 1
 
     read_to_end(settings, start, count)
-    return [MinuteDecisions(_iso(since + timedelta(minutes=i)), shared[since + timedelta(minutes=i)],
-                            withheld[since + timedelta(minutes=i)]) for i in range(minutes)]
+    return [
+        MinuteDecisions(
+            _iso(since + timedelta(minutes=i)),
+            shared[since + timedelta(minutes=i)],
+            withheld[since + timedelta(minutes=i)],
+        )
+        for i in range(minutes)
+    ]
 
 
 def collect(settings: Settings, minutes: int = 10) -> Status:
@@ -334,12 +376,17 @@ def collect(settings: Settings, minutes: int = 10) -> Status:
     per_topic: dict[str, list[tuple[int, int]]] = {}
     for (topic, _), pair in ends.items():
         per_topic.setdefault(topic, []).append(pair)
-    status.topics = [TopicEnds(_logical(settings, t), len(v), sum(e for _, e in v),
-                               sum(e - lo for lo, e in v)) for t, v in sorted(per_topic.items())]
+    status.topics = [
+        TopicEnds(_logical(settings, t), len(v), sum(e for _, e in v), sum(e - lo for lo, e in v))
+        for t, v in sorted(per_topic.items())
+    ]
     status.lags = group_lags(settings, ends, committed)
     read = {lag.topic for lag in status.lags}
-    status.unread = {t.topic: t.retained for t in status.topics
-                     if t.topic.startswith(DELIVERY_PREFIX) and t.retained and t.topic not in read}
+    status.unread = {
+        t.topic: t.retained
+        for t in status.topics
+        if t.topic.startswith(DELIVERY_PREFIX) and t.retained and t.topic not in read
+    }
     status.dead_letters = dead_letter_counts(dead_letters(settings))
     status.decisions = decisions_per_minute(settings, minutes)
     return status

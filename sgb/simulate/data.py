@@ -75,27 +75,157 @@ RISK_WEIGHTS = {
 }
 RISKS = ("SIGNIFICANT_HARM", "NEEDS_SUPPORT", "INFORMATION")
 
-GIRLS = ("Amelia", "Olivia", "Isla", "Ava", "Freya", "Lily", "Sophia", "Grace", "Maya", "Zara", "Aisha",
-         "Chloe", "Ella", "Priya", "Hannah", "Ruby", "Fatima", "Nia", "Poppy", "Evie")
-BOYS = ("Oliver", "Noah", "Leo", "Arthur", "Theo", "Jack", "Harry", "Muhammad", "Yusuf", "Kofi",
-        "Ethan", "Oscar", "Alfie", "Reuben", "Samuel", "Aarav", "Daniel", "Jayden", "Luca", "Finley")
-WOMEN = ("Sarah", "Emma", "Laura", "Amina", "Claire", "Rachel", "Joanne", "Nadia", "Kerry", "Gemma",
-         "Shanice", "Helen", "Yetunde", "Agnieszka", "Louise")
-MEN = ("David", "Mark", "Ahmed", "Daniel", "Lee", "Paul", "Marcus", "Tomasz", "Chris", "Jamal",
-       "Gary", "Imran", "Kwame", "Stuart", "Ryan")
-FAMILY_NAMES = ("Smith", "Jones", "Taylor", "Brown", "Williams", "Wilson", "Johnson", "Davies", "Patel",
-                "Khan", "Robinson", "Wright", "Thompson", "Evans", "Walker", "White", "Roberts", "Green",
-                "Hall", "Ahmed", "Okafor", "Mensah", "Nowak", "Ali", "Clarke", "Hughes", "Begum", "Murphy")
+GIRLS = (
+    "Amelia",
+    "Olivia",
+    "Isla",
+    "Ava",
+    "Freya",
+    "Lily",
+    "Sophia",
+    "Grace",
+    "Maya",
+    "Zara",
+    "Aisha",
+    "Chloe",
+    "Ella",
+    "Priya",
+    "Hannah",
+    "Ruby",
+    "Fatima",
+    "Nia",
+    "Poppy",
+    "Evie",
+)
+BOYS = (
+    "Oliver",
+    "Noah",
+    "Leo",
+    "Arthur",
+    "Theo",
+    "Jack",
+    "Harry",
+    "Muhammad",
+    "Yusuf",
+    "Kofi",
+    "Ethan",
+    "Oscar",
+    "Alfie",
+    "Reuben",
+    "Samuel",
+    "Aarav",
+    "Daniel",
+    "Jayden",
+    "Luca",
+    "Finley",
+)
+WOMEN = (
+    "Sarah",
+    "Emma",
+    "Laura",
+    "Amina",
+    "Claire",
+    "Rachel",
+    "Joanne",
+    "Nadia",
+    "Kerry",
+    "Gemma",
+    "Shanice",
+    "Helen",
+    "Yetunde",
+    "Agnieszka",
+    "Louise",
+)
+MEN = (
+    "David",
+    "Mark",
+    "Ahmed",
+    "Daniel",
+    "Lee",
+    "Paul",
+    "Marcus",
+    "Tomasz",
+    "Chris",
+    "Jamal",
+    "Gary",
+    "Imran",
+    "Kwame",
+    "Stuart",
+    "Ryan",
+)
+FAMILY_NAMES = (
+    "Smith",
+    "Jones",
+    "Taylor",
+    "Brown",
+    "Williams",
+    "Wilson",
+    "Johnson",
+    "Davies",
+    "Patel",
+    "Khan",
+    "Robinson",
+    "Wright",
+    "Thompson",
+    "Evans",
+    "Walker",
+    "White",
+    "Roberts",
+    "Green",
+    "Hall",
+    "Ahmed",
+    "Okafor",
+    "Mensah",
+    "Nowak",
+    "Ali",
+    "Clarke",
+    "Hughes",
+    "Begum",
+    "Murphy",
+)
 
 #: DfE/NHS ethnicity category codes (REFU: refused; NOBT: not obtained).
-ETHNICITIES = ("WBRI", "WBRI", "WBRI", "WOTH", "WIRI", "MWBC", "MWBA", "MOTH", "AIND", "APKN", "ABAN",
-               "BAFR", "BCRB", "CHNE", "OOTH", "REFU", "NOBT")
+ETHNICITIES = (
+    "WBRI",
+    "WBRI",
+    "WBRI",
+    "WOTH",
+    "WIRI",
+    "MWBC",
+    "MWBA",
+    "MOTH",
+    "AIND",
+    "APKN",
+    "ABAN",
+    "BAFR",
+    "BCRB",
+    "CHNE",
+    "OOTH",
+    "REFU",
+    "NOBT",
+)
 
 #: Invented street names.
-STREETS = ("Larkspur Road", "Quillon Street", "Brackendale Mews", "Marrowby Close", "Thistlecombe Way",
-           "Fennick Lane", "Alderbrook Terrace", "Wrenfield Gardens", "Copperbeech Row", "Hollowmere Place",
-           "Saltinge Road", "Pellow Court", "Ivybridge Walk", "Kestrelgate Avenue", "Ormsby Yard",
-           "Tansley Crescent", "Bramblewick Street", "Netherby Rise")
+STREETS = (
+    "Larkspur Road",
+    "Quillon Street",
+    "Brackendale Mews",
+    "Marrowby Close",
+    "Thistlecombe Way",
+    "Fennick Lane",
+    "Alderbrook Terrace",
+    "Wrenfield Gardens",
+    "Copperbeech Row",
+    "Hollowmere Place",
+    "Saltinge Road",
+    "Pellow Court",
+    "Ivybridge Walk",
+    "Kestrelgate Avenue",
+    "Ormsby Yard",
+    "Tansley Crescent",
+    "Bramblewick Street",
+    "Netherby Rise",
+)
 REFUGE_LINES = ("Safe accommodation (synthetic)", "Refuge address held by PPU (synthetic)")
 
 #: Outward postcodes in each default authority's area; other authorities get their name as town.
@@ -122,13 +252,25 @@ GP_NAMES = {
 TRUSTS = (
     ("RZ1", "Northbridge Hospitals NHS Trust (synthetic)", "RZ101", "Northbridge Hospital (synthetic)"),
     ("RZ2", "Saltinge Health NHS Trust (synthetic)", "RZ201", "Saltinge General Hospital (synthetic)"),
-    ("RZ3", "Wrenfield University Hospitals (synthetic)", "RZ301",
-     "Wrenfield Children's Hospital (synthetic)"),
+    (
+        "RZ3",
+        "Wrenfield University Hospitals (synthetic)",
+        "RZ301",
+        "Wrenfield Children's Hospital (synthetic)",
+    ),
 )
 PROVIDER_CODES = ("RZ1", "RZ2", "RZ3", "RZ4")
 
-SPECIALTIES = ("Paediatrics", "Community paediatrics", "Audiology", "Orthoptics", "Dental",
-               "Speech and language therapy", "Immunisation", "Health visiting review")
+SPECIALTIES = (
+    "Paediatrics",
+    "Community paediatrics",
+    "Audiology",
+    "Orthoptics",
+    "Dental",
+    "Speech and language therapy",
+    "Immunisation",
+    "Health visiting review",
+)
 ATTENDANCE_REASONS = (
     ("Head injury", "Fall from height", "UNINTENTIONAL"),
     ("Arm injury", "Fall on outstretched hand", "UNINTENTIONAL"),
@@ -143,31 +285,61 @@ ATTENDANCE_REASONS = (
     ("Abdominal pain", None, None),
     ("Alcohol intoxication", None, "UNCERTAIN"),
 )
-OFFENCES = ("Common assault", "Assault occasioning actual bodily harm", "Criminal damage",
-            "Controlling or coercive behaviour", "Harassment", "Threats to kill",
-            "Breach of non-molestation order")
-PROTECTIVE_MEASURES = ("Domestic Violence Protection Notice issued",
-                       "Bail with condition not to contact the victim",
-                       "Referred to the MARAC", "Safety planning with the victim", None)
+OFFENCES = (
+    "Common assault",
+    "Assault occasioning actual bodily harm",
+    "Criminal damage",
+    "Controlling or coercive behaviour",
+    "Harassment",
+    "Threats to kill",
+    "Breach of non-molestation order",
+)
+PROTECTIVE_MEASURES = (
+    "Domestic Violence Protection Notice issued",
+    "Bail with condition not to contact the victim",
+    "Referred to the MARAC",
+    "Safety planning with the victim",
+    None,
+)
 SERVICES = {
-    "GP": "General practice", "HEALTH_VISITOR": "Health visiting", "SCHOOL_NURSE": "School nursing",
-    "MIDWIFE": "Maternity", "EMERGENCY_CARE_CLINICIAN": "Emergency department",
+    "GP": "General practice",
+    "HEALTH_VISITOR": "Health visiting",
+    "SCHOOL_NURSE": "School nursing",
+    "MIDWIFE": "Maternity",
+    "EMERGENCY_CARE_CLINICIAN": "Emergency department",
     "PAEDIATRICIAN": "Paediatrics",
     "MENTAL_HEALTH_PRACTITIONER": "Children and young people's mental health service",
-    "SEXUAL_HEALTH_PRACTITIONER": "Sexual health clinic", "DENTIST": "Community dental service",
-    "HEALTH_SAFEGUARDING_PROFESSIONAL": "Named nurse for safeguarding", "OTHER": "Community health",
+    "SEXUAL_HEALTH_PRACTITIONER": "Sexual health clinic",
+    "DENTIST": "Community dental service",
+    "HEALTH_SAFEGUARDING_PROFESSIONAL": "Named nurse for safeguarding",
+    "OTHER": "Community health",
 }
-LOCATIONS_OF_CONCERN = ("A stairwell on a housing estate (synthetic)",
-                        "A takeaway near the station (synthetic)",
-                        "A car park behind a retail park (synthetic)",
-                        "A coastal town outside the area (synthetic)",
-                        "A short-let flat (synthetic)")
-OPERATIONS = ("Operation Kestrel (synthetic)", "Operation Tansley (synthetic)",
-              "Operation Netherby (synthetic)")
-PLACEMENT_TYPES = ("Foster placement with relative or friend", "Placement with other foster carer",
-                   "Children's home", "Placed with parents", "Semi-independent living accommodation")
-LAC_ENDED_REASONS = ("Returned home to live with parents", "Special guardianship order made",
-                     "Moved into independent living", "Adopted", "Residence order granted to relative")
+LOCATIONS_OF_CONCERN = (
+    "A stairwell on a housing estate (synthetic)",
+    "A takeaway near the station (synthetic)",
+    "A car park behind a retail park (synthetic)",
+    "A coastal town outside the area (synthetic)",
+    "A short-let flat (synthetic)",
+)
+OPERATIONS = (
+    "Operation Kestrel (synthetic)",
+    "Operation Tansley (synthetic)",
+    "Operation Netherby (synthetic)",
+)
+PLACEMENT_TYPES = (
+    "Foster placement with relative or friend",
+    "Placement with other foster carer",
+    "Children's home",
+    "Placed with parents",
+    "Semi-independent living accommodation",
+)
+LAC_ENDED_REASONS = (
+    "Returned home to live with parents",
+    "Special guardianship order made",
+    "Moved into independent living",
+    "Adopted",
+    "Residence order granted to relative",
+)
 CARE_LEGAL_STATUSES = ("C2", "C2", "V2", "V2", "V2", "L1", "E1", "J2")
 
 PERSON_RELATIONSHIPS_MOTHER = ("mother", "mother", "mother", "grandmother", "aunt")

@@ -62,6 +62,7 @@ Builder = Callable[[Scene], Draft]
 
 # ----------------------------------------------------------------------------------- helpers
 
+
 def pick_risk(rng: random.Random, event_type: str) -> str:
     return rng.choices(data.RISKS, weights=data.RISK_WEIGHTS[event_type])[0]
 
@@ -77,8 +78,9 @@ def phone(rng: random.Random) -> str:
     return f"020 7946 0{rng.randrange(1000):03d}"
 
 
-def contact(rng: random.Random, team: str, mailbox: str, domain: str,
-            reference: str | None = None) -> dict[str, Any]:
+def contact(
+    rng: random.Random, team: str, mailbox: str, domain: str, reference: str | None = None
+) -> dict[str, Any]:
     """An OrganisationContact with an invented phone number and an example.org address."""
     slug = "".join(ch for ch in domain.lower().replace(" ", "-") if ch.isalnum() or ch == "-")
     email = f"{mailbox}@{slug}.example.org"
@@ -107,13 +109,20 @@ def parents(scene: Scene, role: str = "PARENT") -> list[dict[str, Any]]:
     return [adult_record(adult, role, scene.child) for adult in scene.child.household]
 
 
-def stranger(rng: random.Random, role: str, relationship: str, on: date, youngest: int = 18,
-             oldest: int = 35) -> dict[str, Any]:
+def stranger(
+    rng: random.Random, role: str, relationship: str, on: date, youngest: int = 18, oldest: int = 35
+) -> dict[str, Any]:
     """An invented adult outside the child's household."""
     first = rng.choice(data.MEN + data.WOMEN)
     born = on - timedelta(days=rng.randrange(youngest * 365 + 5, oldest * 365))
-    return {"role": role, "relationship_to_child": relationship, "given_name": first,
-            "family_name": rng.choice(data.FAMILY_NAMES), "date_of_birth": born, "address": None}
+    return {
+        "role": role,
+        "relationship_to_child": relationship,
+        "given_name": first,
+        "family_name": rng.choice(data.FAMILY_NAMES),
+        "date_of_birth": born,
+        "address": None,
+    }
 
 
 def at_minutes(at: datetime, rng: random.Random, low: int, high: int) -> datetime:
@@ -121,6 +130,7 @@ def at_minutes(at: datetime, rng: random.Random, low: int, high: int) -> datetim
 
 
 # ------------------------------------------------------------------------------------- health
+
 
 def emergency_attendance(s: Scene) -> Draft:
     r, age = s.rng, s.age
@@ -135,12 +145,27 @@ def emergency_attendance(s: Scene) -> Draft:
     else:
         risk = pick_risk(r, "EMERGENCY_ATTENDANCE")
     trust_code, trust_name, site_code, site_name = s.population.trust_for(s.child.local_authority_code)
-    setting = "PAEDIATRIC_EMERGENCY_DEPARTMENT" if "Children" in site_name else r.choices(
-        ("EMERGENCY_DEPARTMENT", "URGENT_TREATMENT_CENTRE", "MINOR_INJURY_UNIT"), weights=(70, 20, 10))[0]
+    setting = (
+        "PAEDIATRIC_EMERGENCY_DEPARTMENT"
+        if "Children" in site_name
+        else r.choices(
+            ("EMERGENCY_DEPARTMENT", "URGENT_TREATMENT_CENTRE", "MINOR_INJURY_UNIT"), weights=(70, 20, 10)
+        )[0]
+    )
     admitted = r.random() < (0.4 if risk == "SIGNIFICANT_HARM" else 0.12)
-    outcome = "ADMITTED" if admitted else r.choices(
-        ("DISCHARGED_HOME", "LEFT_BEFORE_TREATMENT_COMPLETE", "TRANSFERRED_TO_ANOTHER_HOSPITAL",
-         "DISCHARGED_INTO_CARE_OF_ANOTHER_AGENCY"), weights=(85, 7, 4, 4 if s.looked_after else 1))[0]
+    outcome = (
+        "ADMITTED"
+        if admitted
+        else r.choices(
+            (
+                "DISCHARGED_HOME",
+                "LEFT_BEFORE_TREATMENT_COMPLETE",
+                "TRANSFERRED_TO_ANOTHER_HOSPITAL",
+                "DISCHARGED_INTO_CARE_OF_ANOTHER_AGENCY",
+            ),
+            weights=(85, 7, 4, 4 if s.looked_after else 1),
+        )[0]
+    )
     if s.looked_after:
         companion = "Foster carer"
     else:
@@ -167,9 +192,11 @@ def emergency_attendance(s: Scene) -> Draft:
         "previous_attendances_12_months": r.choices(range(7), weights=(40, 25, 15, 8, 6, 4, 2))[0],
         "accompanied_by": companion,
     }
-    narrative = (f"{SYNTHETIC}Attended the {setting.lower().replace('_', ' ')} with {reason.lower()}, "
-                 f"accompanied by {companion.lower()}."
-                 + (" Account of how it happened was inconsistent." if concern else ""))
+    narrative = (
+        f"{SYNTHETIC}Attended the {setting.lower().replace('_', ' ')} with {reason.lower()}, "
+        f"accompanied by {companion.lower()}."
+        + (" Account of how it happened was inconsistent." if concern else "")
+    )
     return Draft(details, risk, narrative, related, organisation=(trust_code, trust_name))
 
 
@@ -177,12 +204,19 @@ def _health_role(r: random.Random, age: int) -> str:
     if age < 1:
         return r.choice(("HEALTH_VISITOR", "HEALTH_VISITOR", "MIDWIFE", "GP", "PAEDIATRICIAN"))
     if age < 5:
-        return r.choice(("HEALTH_VISITOR", "HEALTH_VISITOR", "GP", "PAEDIATRICIAN",
-                         "EMERGENCY_CARE_CLINICIAN", "DENTIST"))
+        return r.choice(
+            ("HEALTH_VISITOR", "HEALTH_VISITOR", "GP", "PAEDIATRICIAN", "EMERGENCY_CARE_CLINICIAN", "DENTIST")
+        )
     if age < 11:
         return r.choice(("SCHOOL_NURSE", "GP", "PAEDIATRICIAN", "EMERGENCY_CARE_CLINICIAN", "DENTIST"))
-    roles = ["SCHOOL_NURSE", "GP", "MENTAL_HEALTH_PRACTITIONER", "MENTAL_HEALTH_PRACTITIONER",
-             "EMERGENCY_CARE_CLINICIAN", "HEALTH_SAFEGUARDING_PROFESSIONAL"]
+    roles = [
+        "SCHOOL_NURSE",
+        "GP",
+        "MENTAL_HEALTH_PRACTITIONER",
+        "MENTAL_HEALTH_PRACTITIONER",
+        "EMERGENCY_CARE_CLINICIAN",
+        "HEALTH_SAFEGUARDING_PROFESSIONAL",
+    ]
     return r.choice(roles + (["SEXUAL_HEALTH_PRACTITIONER"] if age >= 13 else []))
 
 
@@ -213,12 +247,29 @@ def health_safeguarding_concern(s: Scene) -> Draft:
             pool.append("FABRICATED_OR_INDUCED_ILLNESS")
     categories = sorted(set(some(r, pool, 1, 2)))
     self_harm = None if age < 8 else (role == "MENTAL_HEALTH_PRACTITIONER" and r.random() < 0.5)
-    mental = ("Low mood and reduced sleep for several weeks (synthetic)."
-              if role == "MENTAL_HEALTH_PRACTITIONER" or self_harm else None)
-    sexual = ("Findings recorded in the sexual health record (synthetic)."
-              if role == "SEXUAL_HEALTH_PRACTITIONER" else None)
-    factors = some(r, ("DOMESTIC_ABUSE", "MENTAL_ILL_HEALTH", "DRUG_MISUSE", "ALCOHOL_MISUSE",
-                       "LEARNING_DISABILITY", "PHYSICAL_ILL_HEALTH"), 0, 2)
+    mental = (
+        "Low mood and reduced sleep for several weeks (synthetic)."
+        if role == "MENTAL_HEALTH_PRACTITIONER" or self_harm
+        else None
+    )
+    sexual = (
+        "Findings recorded in the sexual health record (synthetic)."
+        if role == "SEXUAL_HEALTH_PRACTITIONER"
+        else None
+    )
+    factors = some(
+        r,
+        (
+            "DOMESTIC_ABUSE",
+            "MENTAL_ILL_HEALTH",
+            "DRUG_MISUSE",
+            "ALCOHOL_MISUSE",
+            "LEARNING_DISABILITY",
+            "PHYSICAL_ILL_HEALTH",
+        ),
+        0,
+        2,
+    )
     referred = {"SIGNIFICANT_HARM": True, "NEEDS_SUPPORT": r.random() < 0.5, "INFORMATION": False}[risk]
     if role == "GP":
         gp = s.child.gp_practice_ods or ""
@@ -237,8 +288,11 @@ def health_safeguarding_concern(s: Scene) -> Draft:
         "sexual_health_findings": sexual,
         "parental_factors": factors,
         "referred_to_childrens_social_care": referred,
-        "action_taken": ("Referred to the MASH and discussed with the named nurse (synthetic)." if referred
-                         else "Discussed with the named nurse; follow-up booked (synthetic)."),
+        "action_taken": (
+            "Referred to the MASH and discussed with the named nurse (synthetic)."
+            if referred
+            else "Discussed with the named nurse; follow-up booked (synthetic)."
+        ),
     }
     about = categories[0].lower().replace("_", " ")
     narrative = f"{SYNTHETIC}{data.SERVICES[role]} raised a concern about {about}."
@@ -253,12 +307,16 @@ def was_not_brought(s: Scene) -> Draft:
     missed = r.randint(2, offered)
     span = (period_end - period_start).days
     days = sorted(r.sample(range(span + 1), missed))
-    appointments = [{"appointment_date": period_start + timedelta(days=d),
-                     "specialty": r.choice(data.SPECIALTIES),
-                     "provider_ods_code": r.choice(data.PROVIDER_CODES)} for d in days]
+    appointments = [
+        {
+            "appointment_date": period_start + timedelta(days=d),
+            "specialty": r.choice(data.SPECIALTIES),
+            "provider_ods_code": r.choice(data.PROVIDER_CODES),
+        }
+        for d in days
+    ]
     unmet = r.random() < 0.6
-    risk = ("SIGNIFICANT_HARM" if unmet and s.age < 2 and r.random() < 0.3
-            else pick_risk(r, "WAS_NOT_BROUGHT"))
+    risk = "SIGNIFICANT_HARM" if unmet and s.age < 2 and r.random() < 0.3 else pick_risk(r, "WAS_NOT_BROUGHT")
     if r.random() < 0.5 and s.child.gp_practice_ods:
         organisation = (s.child.gp_practice_ods, s.population.gp_name(s.child.gp_practice_ods))
     else:
@@ -272,9 +330,13 @@ def was_not_brought(s: Scene) -> Draft:
         "missed_appointments": appointments,
         "unmet_health_need": unmet,
         "other_children_affected": r.random() < 0.3,
-        "follow_up_action": r.choice(("Health visitor home visit arranged (synthetic).",
-                                      "Letter to parents and GP review booked (synthetic).",
-                                      "Discussed at the practice safeguarding meeting (synthetic).")),
+        "follow_up_action": r.choice(
+            (
+                "Health visitor home visit arranged (synthetic).",
+                "Letter to parents and GP review booked (synthetic).",
+                "Discussed at the practice safeguarding meeting (synthetic).",
+            )
+        ),
     }
     narrative = f"{SYNTHETIC}Not brought to {missed} of {offered} appointments in the period."
     return Draft(details, risk, narrative, parents(s), organisation=organisation)
@@ -282,12 +344,15 @@ def was_not_brought(s: Scene) -> Draft:
 
 # ------------------------------------------------------------------------------------- police
 
+
 def domestic_abuse_incident(s: Scene) -> Draft:
     r = s.rng
     risk = pick_risk(r, "DOMESTIC_ABUSE_INCIDENT")
-    dash = {"SIGNIFICANT_HARM": r.choices(("HIGH", "MEDIUM"), weights=(80, 20))[0],
-            "NEEDS_SUPPORT": r.choices(("MEDIUM", "STANDARD"), weights=(60, 40))[0],
-            "INFORMATION": "STANDARD"}[risk]
+    dash = {
+        "SIGNIFICANT_HARM": r.choices(("HIGH", "MEDIUM"), weights=(80, 20))[0],
+        "NEEDS_SUPPORT": r.choices(("MEDIUM", "STANDARD"), weights=(60, 40))[0],
+        "INFORMATION": "STANDARD",
+    }[risk]
     present = r.random() < (0.85 if risk == "SIGNIFICANT_HARM" else 0.55)
     offences = [] if risk == "INFORMATION" and r.random() < 0.5 else some(r, data.OFFENCES, 1, 2)
     household = s.child.household
@@ -308,8 +373,10 @@ def domestic_abuse_incident(s: Scene) -> Draft:
         "protective_measures": r.choice(data.PROTECTIVE_MEASURES),
     }
     what = "an assault" if offences else "a verbal argument"
-    narrative = (f"{SYNTHETIC}Officers attended a report of {what} at the home address; "
-                 f"the child was {'present' if present else 'not present'}.")
+    narrative = (
+        f"{SYNTHETIC}Officers attended a report of {what} at the home address; "
+        f"the child was {'present' if present else 'not present'}."
+    )
     return Draft(details, risk, narrative, related)
 
 
@@ -317,43 +384,72 @@ def missing_episode(s: Scene) -> Draft:
     r = s.rng
     if s.phase == "RETURNED":
         since, reported, grading, setting = s.opened
-        risk = "SIGNIFICANT_HARM" if grading == "HIGH" or r.random() < 0.05 else r.choice(
-            ("NEEDS_SUPPORT", "INFORMATION"))
+        risk = (
+            "SIGNIFICANT_HARM"
+            if grading == "HIGH" or r.random() < 0.05
+            else r.choice(("NEEDS_SUPPORT", "INFORMATION"))
+        )
         harm = r.random() < 0.15
         exploitation = r.random() < 0.3
         found = r.random() < 0.6
         associates = [stranger(r, "OTHER_ADULT", "associate", s.at.date(), 18, 30)] if exploitation else []
         if r.random() < 0.4:
-            associates.append({"role": "OTHER_CHILD", "relationship_to_child": "friend",
-                               "given_name": r.choice(data.GIRLS + data.BOYS),
-                               "family_name": r.choice(data.FAMILY_NAMES), "date_of_birth": None,
-                               "address": None})
+            associates.append(
+                {
+                    "role": "OTHER_CHILD",
+                    "relationship_to_child": "friend",
+                    "given_name": r.choice(data.GIRLS + data.BOYS),
+                    "family_name": r.choice(data.FAMILY_NAMES),
+                    "date_of_birth": None,
+                    "address": None,
+                }
+            )
         details = {
-            "change": "RETURNED", "missing_since": since, "reported_at": reported, "returned_at": s.at,
-            "risk_grading": grading, "missing_from": setting,
+            "change": "RETURNED",
+            "missing_since": since,
+            "reported_at": reported,
+            "returned_at": s.at,
+            "risk_grading": grading,
+            "missing_from": setting,
             "episodes_last_12_months": r.randint(1, 8),
             "found_location": r.choice(data.LOCATIONS_OF_CONCERN) if found else None,
-            "found_address": s.population.invent_address(r, s.child.local_authority_code) if found
-            and r.random() < 0.4 else None,
-            "harm_while_missing": harm, "exploitation_suspected": exploitation,
-            "return_interview_offered": True, "return_interview_completed": r.random() < 0.6,
+            "found_address": s.population.invent_address(r, s.child.local_authority_code)
+            if found and r.random() < 0.4
+            else None,
+            "harm_while_missing": harm,
+            "exploitation_suspected": exploitation,
+            "return_interview_offered": True,
+            "return_interview_completed": r.random() < 0.6,
             "associates": associates,
             "circumstances": "Returned of their own accord late in the evening (synthetic).",
         }
         narrative = f"{SYNTHETIC}Child returned after being reported missing; return interview offered."
         return Draft(details, risk, narrative, parents(s))
     risk = pick_risk(r, "MISSING_EPISODE")
-    grading = {"SIGNIFICANT_HARM": "HIGH", "NEEDS_SUPPORT": r.choice(("MEDIUM", "LOW")),
-               "INFORMATION": r.choice(("LOW", "NO_APPARENT_RISK"))}[risk]
+    grading = {
+        "SIGNIFICANT_HARM": "HIGH",
+        "NEEDS_SUPPORT": r.choice(("MEDIUM", "LOW")),
+        "INFORMATION": r.choice(("LOW", "NO_APPARENT_RISK")),
+    }[risk]
     since = s.at - timedelta(minutes=r.randint(90, 720))
-    setting = "CARE_PLACEMENT" if s.looked_after else r.choices(("HOME", "SCHOOL", "OTHER"),
-                                                                 weights=(80, 12, 8))[0]
+    setting = (
+        "CARE_PLACEMENT" if s.looked_after else r.choices(("HOME", "SCHOOL", "OTHER"), weights=(80, 12, 8))[0]
+    )
     details = {
-        "change": "REPORTED", "missing_since": since, "reported_at": s.at, "returned_at": None,
-        "risk_grading": grading, "missing_from": setting, "episodes_last_12_months": r.randint(0, 6),
-        "found_location": None, "found_address": None, "harm_while_missing": None,
-        "exploitation_suspected": r.random() < 0.25, "return_interview_offered": None,
-        "return_interview_completed": None, "associates": [],
+        "change": "REPORTED",
+        "missing_since": since,
+        "reported_at": s.at,
+        "returned_at": None,
+        "risk_grading": grading,
+        "missing_from": setting,
+        "episodes_last_12_months": r.randint(0, 6),
+        "found_location": None,
+        "found_address": None,
+        "harm_while_missing": None,
+        "exploitation_suspected": r.random() < 0.25,
+        "return_interview_offered": None,
+        "return_interview_completed": None,
+        "associates": [],
         "circumstances": "Did not come home after school; phone switched off (synthetic).",
     }
     where = setting.lower().replace("_", " ")
@@ -367,12 +463,22 @@ def exploitation_concern(s: Scene) -> Draft:
     risk = pick_risk(r, "EXPLOITATION_CONCERN")
     criminal = kind in ("CRIMINAL", "BOTH")
     pool = ["GOING_MISSING", "UNEXPLAINED_MONEY_OR_GIFTS", "OLDER_ASSOCIATES", "DISENGAGING_FROM_EDUCATION"]
-    pool += (["MULTIPLE_PHONES", "TRAVEL_OUT_OF_AREA", "FOUND_IN_DRUG_SUPPLY", "CARRYING_WEAPON",
-              "GANG_ASSOCIATION"]
-             if criminal else ["RELATIONSHIP_WITH_OLDER_PERSON", "ONLINE_GROOMING"])
+    pool += (
+        [
+            "MULTIPLE_PHONES",
+            "TRAVEL_OUT_OF_AREA",
+            "FOUND_IN_DRUG_SUPPLY",
+            "CARRYING_WEAPON",
+            "GANG_ASSOCIATION",
+        ]
+        if criminal
+        else ["RELATIONSHIP_WITH_OLDER_PERSON", "ONLINE_GROOMING"]
+    )
     nrm = r.random() < (0.45 if risk == "SIGNIFICANT_HARM" else 0.15)
-    adults = [stranger(r, r.choice(("ALLEGED_PERPETRATOR", "OTHER_ADULT")), "associate", s.at.date(), 18, 35)
-              for _ in range(r.randint(1, 2))]
+    adults = [
+        stranger(r, r.choice(("ALLEGED_PERPETRATOR", "OTHER_ADULT")), "associate", s.at.date(), 18, 35)
+        for _ in range(r.randint(1, 2))
+    ]
     details = {
         "exploitation_type": kind,
         "county_lines": criminal and r.random() < 0.5,

@@ -60,8 +60,14 @@ class Simulator:
         mean_gap: the average time between two events.
     """
 
-    def __init__(self, population: Population, seed: int | str = 0, *, start: datetime = DEFAULT_START,
-                 mean_gap: timedelta = timedelta(minutes=7)) -> None:
+    def __init__(
+        self,
+        population: Population,
+        seed: int | str = 0,
+        *,
+        start: datetime = DEFAULT_START,
+        mean_gap: timedelta = timedelta(minutes=7),
+    ) -> None:
         if start.tzinfo is None:
             msg = "The start of the simulated period needs a time zone."
             raise SimulationError(msg)
@@ -89,8 +95,9 @@ class Simulator:
         }
 
     # -- choosing what happens -----------------------------------------------------------
-    def weights(self, types: Sequence[str] | None = None,
-                mix: Mapping[str, float] | None = None) -> dict[str, float]:
+    def weights(
+        self, types: Sequence[str] | None = None, mix: Mapping[str, float] | None = None
+    ) -> dict[str, float]:
         """The relative weight of each type that will be generated; raises SimulationError."""
         chosen = list(dict.fromkeys(types)) if types is not None else list(EVENT_TYPES)
         unknown = [t for t in [*chosen, *(mix or {})] if t not in EVENT_AGENCY]
@@ -117,8 +124,9 @@ class Simulator:
             raise SimulationError(msg)
         return weights
 
-    def events(self, count: int, types: Sequence[str] | None = None,
-               mix: Mapping[str, float] | None = None) -> Iterator[dict[str, Any]]:
+    def events(
+        self, count: int, types: Sequence[str] | None = None, mix: Mapping[str, float] | None = None
+    ) -> Iterator[dict[str, Any]]:
         """Yield ``count`` complete SafeguardingEvent records in the shape fastavro writes.
 
         Args:
@@ -156,8 +164,11 @@ class Simulator:
         cpp, lac = self._open["CHILD_PROTECTION_PLAN"], self._open["LOOKED_AFTER_STATUS"]
         phase, opened = None, None
         if event_type in self._open:
-            pool = (pools["older"] or pools["school"] or pools["all"]) if event_type == "MISSING_EPISODE" \
+            pool = (
+                (pools["older"] or pools["school"] or pools["all"])
+                if event_type == "MISSING_EPISODE"
                 else pools["all"]
+            )
             child, phase, opened = self._lifecycle(event_type, pool)
         elif event_type == "CHILD_MISSING_EDUCATION":
             child = r.choice(pools["compulsory"] or pools["school"])
@@ -171,13 +182,29 @@ class Simulator:
         else:
             child = r.choice(pools["all"])
         index = child.index
-        return Scene(r, child, self.population, at, phase, opened, flagged=index in cpp or index in lac,
-                     looked_after=index in lac)
+        return Scene(
+            r,
+            child,
+            self.population,
+            at,
+            phase,
+            opened,
+            flagged=index in cpp or index in lac,
+            looked_after=index in lac,
+        )
 
-    _PHASES = {"CHILD_PROTECTION_PLAN": ("STARTED", "ENDED"), "LOOKED_AFTER_STATUS": ("STARTED", "ENDED"),
-               "FAMILY_HELP_CASE": ("OPENED", "CLOSED"), "MISSING_EPISODE": ("REPORTED", "RETURNED")}
-    _END_BIAS = {"CHILD_PROTECTION_PLAN": 0.35, "LOOKED_AFTER_STATUS": 0.3, "FAMILY_HELP_CASE": 0.4,
-                 "MISSING_EPISODE": 0.7}
+    _PHASES = {
+        "CHILD_PROTECTION_PLAN": ("STARTED", "ENDED"),
+        "LOOKED_AFTER_STATUS": ("STARTED", "ENDED"),
+        "FAMILY_HELP_CASE": ("OPENED", "CLOSED"),
+        "MISSING_EPISODE": ("REPORTED", "RETURNED"),
+    }
+    _END_BIAS = {
+        "CHILD_PROTECTION_PLAN": 0.35,
+        "LOOKED_AFTER_STATUS": 0.3,
+        "FAMILY_HELP_CASE": 0.4,
+        "MISSING_EPISODE": 0.7,
+    }
 
     def _lifecycle(self, event_type: str, pool: list[SyntheticChild]) -> tuple[SyntheticChild, str, Any]:
         """Open something for a child, or close something open: never close what was not opened."""
@@ -193,8 +220,13 @@ class Simulator:
     def _envelope(self, event_type: str, scene: Scene, draft: Draft) -> dict[str, Any]:
         r, child, agency = self._rng, scene.child, EVENT_AGENCY[event_type]
         self._serial += 1
-        delay = (r.randint(2, 90) if agency in ("HEALTH", "EDUCATION") else
-                 r.randint(15, 240) if agency == "POLICE" else r.randint(30, 1440))
+        delay = (
+            r.randint(2, 90)
+            if agency in ("HEALTH", "EDUCATION")
+            else r.randint(15, 240)
+            if agency == "POLICE"
+            else r.randint(30, 1440)
+        )
         return {
             "event_id": str(uuid.UUID(int=r.getrandbits(128), version=4)),
             "event_type": event_type,
@@ -233,8 +265,12 @@ class Simulator:
             "organisation_name": name,
             "system": _SYSTEM,
             "record_id": f"SIM-{agency[:3]}-{self._serial:08d}",
-            "contact": {"team": team, "phone": f"020 7946 0{r.randrange(1000):03d}",
-                        "email": f"{mailbox}@{_slug(slug)}.example.org", "reference": ref},
+            "contact": {
+                "team": team,
+                "phone": f"020 7946 0{r.randrange(1000):03d}",
+                "email": f"{mailbox}@{_slug(slug)}.example.org",
+                "reference": ref,
+            },
         }
 
     # -- consent -------------------------------------------------------------------------
@@ -262,8 +298,11 @@ class Simulator:
             self._consents[(child.index, audience)] = state
             older = child.age_on(self._consent_clock.date()) >= 13
             la_name = self.population.la_name(child.local_authority_code)
-            given_by = None if state == "NOT_SOUGHT" else r.choices(
-                ("PARENT", "CHILD", "OTHER"), weights=(70, 25 if older else 0, 5))[0]
+            given_by = (
+                None
+                if state == "NOT_SOUGHT"
+                else r.choices(("PARENT", "CHILD", "OTHER"), weights=(70, 25 if older else 0, 5))[0]
+            )
             yield {
                 "consent_id": str(uuid.UUID(int=r.getrandbits(128), version=4)),
                 "nhs_number": child.nhs_number,

@@ -13,6 +13,16 @@ from datetime import date, timedelta
 from typing import Any
 
 from broker.exceptions import SgbError
+from schemas.child_keys import child_key
+from schemas.exceptions import InvalidIdentifier
+from schemas.identifiers import (
+    synthetic_nhs_number,
+    synthetic_upn,
+    validate_gp_practice_code,
+    validate_la_code,
+    validate_school_urn,
+)
+from schemas.reference import all_local_authorities, local_authority
 from sgb.simulate import data
 from sgb.simulate.data import (
     DEFAULT_GP_PRACTICES,
@@ -21,16 +31,6 @@ from sgb.simulate.data import (
     DEFAULT_SCHOOLS,
     DEFAULT_TODAY,
 )
-from schemas.identifiers import (
-    InvalidIdentifier,
-    synthetic_nhs_number,
-    synthetic_upn,
-    validate_gp_practice_code,
-    validate_la_code,
-    validate_school_urn,
-)
-from schemas.child_keys import child_key
-from schemas.reference import all_local_authorities, local_authority
 
 __all__ = ["MAX_CHILDREN", "Population", "SimulationError", "SyntheticAdult", "SyntheticChild", "seeded"]
 
@@ -99,8 +99,9 @@ class SyntheticChild:
             "date_of_birth": self.date_of_birth,
             "ethnicity": self.ethnicity,
             "address": self.address_record(),
-            "confidential_address": (_address(self.confidential_address)
-                                     if confidential and self.confidential_address else None),
+            "confidential_address": (
+                _address(self.confidential_address) if confidential and self.confidential_address else None
+            ),
             "school_urn": self.school_urn,
             "gp_practice_ods": self.gp_practice_ods,
             "local_authority_code": self.local_authority_code,
@@ -116,14 +117,17 @@ def seeded(kind: str, seed: int | str) -> random.Random:
     return random.Random(f"sgb-simulate:{kind}:{seed}")
 
 
-def _assign(codes: Sequence[str] | Mapping[str, Sequence[str]], la_codes: Sequence[str],
-            what: str) -> dict[str, tuple[str, ...]]:
+def _assign(
+    codes: Sequence[str] | Mapping[str, Sequence[str]], la_codes: Sequence[str], what: str
+) -> dict[str, tuple[str, ...]]:
     """Organisations by local authority: a mapping as given, or a list dealt out in turn."""
     if isinstance(codes, Mapping):
         out = {la: tuple(codes.get(la, ())) for la in la_codes}
     else:
-        out = {la: tuple(c for i, c in enumerate(codes) if i % len(la_codes) == n)
-               for n, la in enumerate(la_codes)}
+        out = {
+            la: tuple(c for i, c in enumerate(codes) if i % len(la_codes) == n)
+            for n, la in enumerate(la_codes)
+        }
         for n, la in enumerate(la_codes):
             if not out[la] and codes:
                 out[la] = (codes[n % len(codes)],)
@@ -149,10 +153,17 @@ class Population:
         today: the day ages are counted on (every child is 0 to 17 years old then).
     """
 
-    def __init__(self, size: int, seed: int | str = 0, la_codes: Sequence[str] = DEFAULT_LA_CODES, *,
-                 schools: Sequence[str] | Mapping[str, Sequence[str]] = DEFAULT_SCHOOLS,
-                 gp_practices: Sequence[str] | Mapping[str, Sequence[str]] = DEFAULT_GP_PRACTICES,
-                 police_force: str | None = DEFAULT_POLICE_FORCE, today: date = DEFAULT_TODAY) -> None:
+    def __init__(
+        self,
+        size: int,
+        seed: int | str = 0,
+        la_codes: Sequence[str] = DEFAULT_LA_CODES,
+        *,
+        schools: Sequence[str] | Mapping[str, Sequence[str]] = DEFAULT_SCHOOLS,
+        gp_practices: Sequence[str] | Mapping[str, Sequence[str]] = DEFAULT_GP_PRACTICES,
+        police_force: str | None = DEFAULT_POLICE_FORCE,
+        today: date = DEFAULT_TODAY,
+    ) -> None:
         if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_CHILDREN:
             msg = f"The population must have between 1 and {MAX_CHILDREN} children."
             raise SimulationError(msg)
@@ -252,15 +263,25 @@ class Population:
                 refuge = self._address_lines(rng, la)
                 confidential = (rng.choice(data.REFUGE_LINES), refuge[1] or refuge[0], refuge[2], refuge[3])
             yield SyntheticChild(
-                index=index, nhs_number=nhs, upn=upn,
+                index=index,
+                nhs_number=nhs,
+                upn=upn,
                 la_child_id=f"{la}{index + 1:07d}",
                 police_person_reference=f"SIMP{index + 1:07d}",
-                given_name=given, family_name=family, date_of_birth=born,
+                given_name=given,
+                family_name=family,
+                date_of_birth=born,
                 ethnicity=rng.choice(data.ETHNICITIES) if rng.random() < 0.9 else None,
-                address=address, confidential_address=confidential,
-                school_urn=school, gp_practice_ods=rng.choice(self.gps_by_la[la]), local_authority_code=la,
-                send_status=(rng.choices(("NO_SEN", "SEN_SUPPORT", "EHC_PLAN"), weights=(80, 14, 6))[0]
-                             if school else None),
+                address=address,
+                confidential_address=confidential,
+                school_urn=school,
+                gp_practice_ods=rng.choice(self.gps_by_la[la]),
+                local_authority_code=la,
+                send_status=(
+                    rng.choices(("NO_SEN", "SEN_SUPPORT", "EHC_PLAN"), weights=(80, 14, 6))[0]
+                    if school
+                    else None
+                ),
                 household=self._household(rng, born, family),
             )
 
@@ -268,8 +289,13 @@ class Population:
     def _household(rng: random.Random, born: date, family: str) -> tuple[SyntheticAdult, ...]:
         def adult(names: Sequence[str], relationship: str, surname: str, lives: bool) -> SyntheticAdult:
             older = rng.randint(18, 42) + (20 if relationship == "grandmother" else 0)
-            return SyntheticAdult(relationship, rng.choice(names), surname,
-                                  born - timedelta(days=older * 365 + rng.randrange(365)), lives)
+            return SyntheticAdult(
+                relationship,
+                rng.choice(names),
+                surname,
+                born - timedelta(days=older * 365 + rng.randrange(365)),
+                lives,
+            )
 
         first = adult(data.WOMEN, rng.choice(data.PERSON_RELATIONSHIPS_MOTHER), family, True)
         if rng.random() < 0.7:

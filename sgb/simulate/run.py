@@ -25,10 +25,10 @@ from confluent_kafka import KafkaError, KafkaException, Message
 from broker.exceptions import DeliveryError, KafkaUnavailable, SgbError
 from broker.logs import get_logger
 from broker.settings import Settings
-from sgb.simulate.events import EVENT_AGENCY, EVENT_TYPES, Population, SimulationError, Simulator
-from schemas.jsonform import to_json
 from schemas.child_keys import consent_key
+from schemas.jsonform import to_json
 from schemas.topics import CONSENT_TOPIC, ingress_topic
+from sgb.simulate.events import EVENT_AGENCY, EVENT_TYPES, Population, SimulationError, Simulator
 
 log = get_logger("simulate")
 
@@ -46,9 +46,14 @@ class TokenBucket:
         sleep: how to wait.
     """
 
-    def __init__(self, rate: float | None, burst: float | None = None, *,
-                 clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        rate: float | None,
+        burst: float | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         if rate is not None and (isinstance(rate, bool) or not math.isfinite(rate) or rate <= 0):
             msg = "The rate must be a positive number of events per second."
             raise SimulationError(msg)
@@ -82,6 +87,7 @@ class TokenBucket:
 
 # ------------------------------------------------------------------------------------ progress
 
+
 class Progress(Protocol):
     def advance(self, n: int = 1) -> None: ...
 
@@ -91,8 +97,9 @@ class Progress(Protocol):
 class LogProgress:
     """A plain log line every few seconds (for when standard error is not a terminal)."""
 
-    def __init__(self, total: int, every: float = LOG_EVERY_S,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, total: int, every: float = LOG_EVERY_S, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.total, self.every, self.clock = total, every, clock
         self.done = 0
         self.began = self._last = clock()
@@ -103,8 +110,13 @@ class LogProgress:
         if now - self._last >= self.every:
             self._last = now
             elapsed = now - self.began
-            log.info("simulating", count=self.done, records=self.total, elapsed_s=round(elapsed, 1),
-                     rate=round(self.done / elapsed, 1) if elapsed > 0 else None)
+            log.info(
+                "simulating",
+                count=self.done,
+                records=self.total,
+                elapsed_s=round(elapsed, 1),
+                rate=round(self.done / elapsed, 1) if elapsed > 0 else None,
+            )
 
     def finish(self) -> None:
         pass
@@ -134,6 +146,7 @@ def progress_for(total: int, label: str, interactive: bool | None = None) -> Pro
 
 
 # --------------------------------------------------------------------------------------- sinks
+
 
 class JsonlSink:
     """Events to ``path``, one JSON object a line; consent records to ``<stem>.consents<suffix>``."""
@@ -216,8 +229,9 @@ class KafkaSink:
         value = self._codecs.consent.encode(record)
         while True:
             try:
-                self._producer.produce(self._consent_topic, key=str(key).encode(), value=value,
-                                       on_delivery=self._acknowledged)
+                self._producer.produce(
+                    self._consent_topic, key=str(key).encode(), value=value, on_delivery=self._acknowledged
+                )
                 break
             except BufferError:
                 self._producer.poll(0.1)
@@ -246,8 +260,10 @@ def _require_topics(settings: Settings, topics: Sequence[str], timeout: float = 
     try:
         existing = admin_client(settings).list_topics(timeout=timeout).topics
     except KafkaException:
-        msg = (f"Kafka at {settings.bootstrap} did not answer within {timeout:.0f} s; "
-               "start it with `sgb kafka start` or set SGB_BOOTSTRAP_SERVERS.")
+        msg = (
+            f"Kafka at {settings.bootstrap} did not answer within {timeout:.0f} s; "
+            "start it with `sgb kafka start` or set SGB_BOOTSTRAP_SERVERS."
+        )
         raise KafkaUnavailable(msg) from None
     missing = [t for t in topics if t not in existing]
     if missing:
@@ -256,6 +272,7 @@ def _require_topics(settings: Settings, topics: Sequence[str], timeout: float = 
 
 
 # ----------------------------------------------------------------------------------------- run
+
 
 @dataclass
 class SimulationReport:
@@ -280,11 +297,14 @@ class SimulationReport:
         """The one-line summary the command prints."""
         types = ", ".join(f"{t} {self.by_type[t]}" for t in EVENT_TYPES if self.by_type[t])
         agencies = ", ".join(f"{a} {n}" for a, n in sorted(self.by_agency.items()))
-        consents = (f"; {self.consents} consent record(s) to {self.consent_destination}"
-                    if self.consents else "")
-        return (f"Simulated {self.events} event(s) about {self.children} children (seed {self.seed}) "
-                f"to {self.destination} in {self.elapsed_s:.1f} s at {self.rate:.1f} records/s; "
-                f"by type: {types or 'none'}; by agency: {agencies or 'none'}{consents}.")
+        consents = (
+            f"; {self.consents} consent record(s) to {self.consent_destination}" if self.consents else ""
+        )
+        return (
+            f"Simulated {self.events} event(s) about {self.children} children (seed {self.seed}) "
+            f"to {self.destination} in {self.elapsed_s:.1f} s at {self.rate:.1f} records/s; "
+            f"by type: {types or 'none'}; by agency: {agencies or 'none'}{consents}."
+        )
 
 
 def default_start(count: int, now: datetime | None = None) -> datetime:
@@ -293,11 +313,21 @@ def default_start(count: int, now: datetime | None = None) -> datetime:
     return now - MEAN_GAP * count - timedelta(days=1)
 
 
-def run_simulation(settings: Settings | None, *, count: int, children: int, seed: int | str | None = None,
-                   types: Sequence[str] | None = None, mix: Mapping[str, float] | None = None,
-                   rate: float | None = None, consents: int = 0, output: Path | None = None,
-                   start: datetime | None = None, progress: Progress | None = None,
-                   population: Mapping[str, Any] | None = None) -> SimulationReport:
+def run_simulation(
+    settings: Settings | None,
+    *,
+    count: int,
+    children: int,
+    seed: int | str | None = None,
+    types: Sequence[str] | None = None,
+    mix: Mapping[str, float] | None = None,
+    rate: float | None = None,
+    consents: int = 0,
+    output: Path | None = None,
+    start: datetime | None = None,
+    progress: Progress | None = None,
+    population: Mapping[str, Any] | None = None,
+) -> SimulationReport:
     """Simulate and deliver; returns the report. Raises :class:`SgbError` with one sentence.
 
     Args:
@@ -337,8 +367,9 @@ def run_simulation(settings: Settings | None, *, count: int, children: int, seed
             raise SgbError(msg)
         sink = KafkaSink(settings, agencies, consents > 0)
         consent_destination = CONSENT_TOPIC
-    report = SimulationReport(seed=seed, children=children, destination=sink.destination,
-                              consent_destination=consent_destination)
+    report = SimulationReport(
+        seed=seed, children=children, destination=sink.destination, consent_destination=consent_destination
+    )
     progress = progress or progress_for(count + consents, "Publishing" if output is None else "Writing")
     bucket.reset()
     began = time.monotonic()
@@ -362,6 +393,11 @@ def run_simulation(settings: Settings | None, *, count: int, children: int, seed
     progress.finish()
     sink.close()
     report.elapsed_s = time.monotonic() - began
-    log.debug("simulation finished", events=report.events, elapsed_s=round(report.elapsed_s, 2),
-             rate=round(report.rate, 1), counts={**report.by_agency, "consent_records": report.consents})
+    log.debug(
+        "simulation finished",
+        events=report.events,
+        elapsed_s=round(report.elapsed_s, 2),
+        rate=round(report.rate, 1),
+        counts={**report.by_agency, "consent_records": report.consents},
+    )
     return report

@@ -62,8 +62,11 @@ def _cache_root() -> Path:
 def _require(tool: str) -> str:
     found = shutil.which(tool)
     if found is None:
-        pytest.fail(f"`{tool}` is not on PATH: validating the AsyncAPI document needs Node.js 20 or later "
-                    "with npm (https://nodejs.org/); install them and run the tests again.", pytrace=False)
+        pytest.fail(
+            f"`{tool}` is not on PATH: validating the AsyncAPI document needs Node.js 20 or later "
+            "with npm (https://nodejs.org/); install them and run the tests again.",
+            pytrace=False,
+        )
     return found
 
 
@@ -83,19 +86,41 @@ class AsyncApiCli:
         """Run ``asyncapi validate``; returns (exit code, diagnostics, the CLI's output)."""
         report = workdir / f"diagnostics-{uuid.uuid4().hex[:8]}.json"
         result = subprocess.run(
-            [str(self.executable), "validate", str(document), "--diagnostics-format", "json",
-             "--save-output", str(report), "--fail-severity", "error"],
-            env=self.env, cwd=workdir, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-            timeout=CLI_TIMEOUT, check=False)
+            [
+                str(self.executable),
+                "validate",
+                str(document),
+                "--diagnostics-format",
+                "json",
+                "--save-output",
+                str(report),
+                "--fail-severity",
+                "error",
+            ],
+            env=self.env,
+            cwd=workdir,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=CLI_TIMEOUT,
+            check=False,
+        )
         output = result.stdout + result.stderr
         diagnostics = json.loads(report.read_text(encoding="utf-8")) if report.exists() else []
         return result.returncode, diagnostics, output
 
     def avro_check(self, document: Path) -> dict[str, str]:
         """Compile each Avro payload with avsc; message name -> ``ok:<name>`` or ``error:<why>``."""
-        result = subprocess.run([self.node, "-e", AVSC_CHECK, str(document)], env=self.env,
-                                cwd=self.root, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                                timeout=CLI_TIMEOUT, check=False)
+        result = subprocess.run(
+            [self.node, "-e", AVSC_CHECK, str(document)],
+            env=self.env,
+            cwd=self.root,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=CLI_TIMEOUT,
+            check=False,
+        )
         assert result.returncode == 0, result.stderr
         return json.loads(result.stdout)  # type: ignore[no-any-return]
 
@@ -107,8 +132,11 @@ def _install(lock: bytes) -> Path:
     version = subprocess.run([node, "--version"], capture_output=True, text=True, check=False).stdout.strip()
     major = int(version.lstrip("v").split(".")[0]) if version.startswith("v") else 0
     if major < 20:
-        pytest.fail(f"Node.js {version or '(unknown)'} is too old: the pinned AsyncAPI CLI needs Node.js 20 "
-                    "or later.", pytrace=False)
+        pytest.fail(
+            f"Node.js {version or '(unknown)'} is too old: the pinned AsyncAPI CLI needs Node.js 20 "
+            "or later.",
+            pytrace=False,
+        )
     target = _cache_root() / hashlib.sha256(lock).hexdigest()[:16]
     if (target / ".installed").is_file() and (target / "node_modules" / ".bin" / "asyncapi").exists():
         return target
@@ -117,22 +145,43 @@ def _install(lock: bytes) -> Path:
     staging.mkdir(parents=True)
     for name in ("package.json", "package-lock.json"):
         shutil.copy2(TOOLS / name, staging / name)
-    env = {**os.environ, "npm_config_update_notifier": "false", "npm_config_fund": "false",
-           "npm_config_audit": "false", "SCARF_ANALYTICS": "false"}
+    env = {
+        **os.environ,
+        "npm_config_update_notifier": "false",
+        "npm_config_fund": "false",
+        "npm_config_audit": "false",
+        "SCARF_ANALYTICS": "false",
+    }
     try:
         result = subprocess.run(
-            [npm, "ci", "--prefix", str(staging), "--ignore-scripts", "--no-audit", "--no-fund",
-             "--loglevel=error"],
-            env=env, cwd=staging, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-            timeout=NPM_TIMEOUT, check=False)
+            [
+                npm,
+                "ci",
+                "--prefix",
+                str(staging),
+                "--ignore-scripts",
+                "--no-audit",
+                "--no-fund",
+                "--loglevel=error",
+            ],
+            env=env,
+            cwd=staging,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=NPM_TIMEOUT,
+            check=False,
+        )
     except subprocess.TimeoutExpired:
         shutil.rmtree(staging, ignore_errors=True)
         pytest.fail(f"`npm ci` of the AsyncAPI CLI took longer than {NPM_TIMEOUT} s.", pytrace=False)
     if result.returncode != 0:
         shutil.rmtree(staging, ignore_errors=True)
         tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-15:])
-        pytest.fail(f"`npm ci` of the AsyncAPI CLI (tools/asyncapi) failed with exit {result.returncode}:"
-                    f"\n{tail}", pytrace=False)
+        pytest.fail(
+            f"`npm ci` of the AsyncAPI CLI (tools/asyncapi) failed with exit {result.returncode}:\n{tail}",
+            pytrace=False,
+        )
     (staging / ".installed").write_text(f"{version}\n", encoding="utf-8")
     try:
         staging.rename(target)
@@ -155,8 +204,10 @@ def asyncapi_cli() -> AsyncApiCli:
     home = root / "cli-home"
     home.mkdir(exist_ok=True)
     analytics = home / ".asyncapi-analytics"  # what `asyncapi config analytics --disable` writes
-    analytics.write_text(json.dumps({"analyticsEnabled": "false", "infoMessageShown": "true",
-                                     "userID": "sgb-tests"}), encoding="utf-8")
+    analytics.write_text(
+        json.dumps({"analyticsEnabled": "false", "infoMessageShown": "true", "userID": "sgb-tests"}),
+        encoding="utf-8",
+    )
     env = {
         "PATH": os.environ.get("PATH", ""),
         "HOME": str(home),
@@ -172,8 +223,15 @@ def asyncapi_cli() -> AsyncApiCli:
 
 def sgb(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SGB_")}
-    return subprocess.run([sys.executable, "-m", "sgb.cli", *args], env=env, cwd=cwd, capture_output=True,
-                          text=True, timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "sgb.cli", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -187,8 +245,11 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _errors(diagnostics: list[dict[str, Any]], worst: int = 0) -> list[str]:
     """Diagnostics at severity ``worst`` or more serious (0 error, 1 warning, 2 info, 3 hint)."""
-    return [f"{d.get('code')}: {d.get('message')} at {'/'.join(map(str, d.get('path', [])))}"
-            for d in diagnostics if int(d.get("severity", 0)) <= worst]
+    return [
+        f"{d.get('code')}: {d.get('message')} at {'/'.join(map(str, d.get('path', [])))}"
+        for d in diagnostics
+        if int(d.get("severity", 0)) <= worst
+    ]
 
 
 # -- the real CLI ---------------------------------------------------------------------------
@@ -199,8 +260,9 @@ def test_asyncapi_cli_accepts_the_generated_document(asyncapi_cli: AsyncApiCli, 
     assert "is valid" in output, output
 
 
-def test_asyncapi_cli_rejects_a_channel_whose_message_is_missing(asyncapi_cli: AsyncApiCli, generated: Path,
-                                                                 tmp_path: Path) -> None:
+def test_asyncapi_cli_rejects_a_channel_whose_message_is_missing(
+    asyncapi_cli: AsyncApiCli, generated: Path, tmp_path: Path
+) -> None:
     document = yaml.safe_load(generated.read_text(encoding="utf-8"))
     missing = {"$ref": "#/components/messages/NoSuchMessage"}
     document["channels"]["consent"]["messages"]["consentRecord"] = missing
@@ -212,8 +274,9 @@ def test_asyncapi_cli_rejects_a_channel_whose_message_is_missing(asyncapi_cli: A
     assert any("NoSuchMessage" in error for error in errors), errors
 
 
-def test_asyncapi_cli_rejects_an_undeclared_channel_parameter(asyncapi_cli: AsyncApiCli, generated: Path,
-                                                              tmp_path: Path) -> None:
+def test_asyncapi_cli_rejects_an_undeclared_channel_parameter(
+    asyncapi_cli: AsyncApiCli, generated: Path, tmp_path: Path
+) -> None:
     document = yaml.safe_load(generated.read_text(encoding="utf-8"))
     del document["channels"]["delivery"]["parameters"]["organisation"]
     broken = tmp_path / "broken.asyncapi.yaml"
@@ -223,8 +286,9 @@ def test_asyncapi_cli_rejects_an_undeclared_channel_parameter(asyncapi_cli: Asyn
     assert any("organisation" in error for error in _errors(diagnostics)), _errors(diagnostics)
 
 
-def test_every_avro_payload_compiles_with_avsc(asyncapi_cli: AsyncApiCli, generated: Path,
-                                               tmp_path: Path) -> None:
+def test_every_avro_payload_compiles_with_avsc(
+    asyncapi_cli: AsyncApiCli, generated: Path, tmp_path: Path
+) -> None:
     document = yaml.safe_load(generated.read_text(encoding="utf-8"))
     as_json = tmp_path / "sgb.asyncapi.json"
     as_json.write_text(json.dumps(document), encoding="utf-8")
@@ -250,8 +314,11 @@ def test_the_lock_file_only_fetches_from_the_npm_registry() -> None:
     pinned = package["dependencies"]["@asyncapi/cli"]
     assert pinned[0].isdigit(), f"@asyncapi/cli must be pinned to an exact version, not {pinned!r}"
     assert lock["packages"]["node_modules/@asyncapi/cli"]["version"] == pinned
-    elsewhere = {name: entry["resolved"] for name, entry in lock["packages"].items()
-                 if "resolved" in entry and not entry["resolved"].startswith("https://registry.npmjs.org/")}
+    elsewhere = {
+        name: entry["resolved"]
+        for name, entry in lock["packages"].items()
+        if "resolved" in entry and not entry["resolved"].startswith("https://registry.npmjs.org/")
+    }
     assert not elsewhere, elsewhere
 
 
@@ -276,9 +343,17 @@ def test_document_describes_every_declared_topic(generated: Path) -> None:
             assert org in organisations
             assert f"`{delivery_topic(audience, org)}`" in delivery["description"]
     assert [c["address"] for c in document["channels"].values() if "{" not in c["address"]] == [
-        "sg.ingress.health.v1", "sg.ingress.police.v1", "sg.ingress.education.v1",
-        "sg.ingress.local_authority.v1", "sg.consent.v1", "sg.status.v1", "sg.audit.decisions.v1",
-        "sg.dlq.v1", "sg.dlq.replayed.v1", "sg.schemas.v1"]
+        "sg.ingress.health.v1",
+        "sg.ingress.police.v1",
+        "sg.ingress.education.v1",
+        "sg.ingress.local_authority.v1",
+        "sg.consent.v1",
+        "sg.status.v1",
+        "sg.audit.decisions.v1",
+        "sg.dlq.v1",
+        "sg.dlq.replayed.v1",
+        "sg.schemas.v1",
+    ]
     for channel in document["channels"].values():
         assert channel["bindings"]["kafka"]["partitions"] >= 1
 
@@ -288,10 +363,14 @@ def test_payloads_are_the_registered_avro_schemas_with_their_tags(generated: Pat
 
     document = yaml.safe_load(generated.read_text(encoding="utf-8"))
     messages = document["components"]["messages"]
-    for message, record in (("SafeguardingEvent", "SafeguardingEvent"),
-                            ("DeliveredEvent", "SafeguardingEvent"), ("ConsentRecord", "ConsentRecord"),
-                            ("ChildStatus", "ChildStatus"), ("AuditDecision", "AuditDecision"),
-                            ("DeadLetter", "DeadLetter")):
+    for message, record in (
+        ("SafeguardingEvent", "SafeguardingEvent"),
+        ("DeliveredEvent", "SafeguardingEvent"),
+        ("ConsentRecord", "ConsentRecord"),
+        ("ChildStatus", "ChildStatus"),
+        ("AuditDecision", "AuditDecision"),
+        ("DeadLetter", "DeadLetter"),
+    ):
         payload = messages[message]["payload"]
         assert payload["schemaFormat"] == AVRO_FORMAT
         assert payload["schema"] == schemas.load(record)
@@ -303,8 +382,14 @@ def test_headers_and_keys(generated: Path) -> None:
     document = yaml.safe_load(generated.read_text(encoding="utf-8"))
     messages = document["components"]["messages"]
     assert set(messages["DeadLetter"]["headers"]["properties"]) == {
-        "sgb.reason", "sgb.origin.topic", "sgb.origin.partition", "sgb.origin.offset", "sgb.source.name",
-        "sgb.source.position", "sgb.component"}
+        "sgb.reason",
+        "sgb.origin.topic",
+        "sgb.origin.partition",
+        "sgb.origin.offset",
+        "sgb.source.name",
+        "sgb.source.position",
+        "sgb.component",
+    }
     assert set(messages["DeliveredEvent"]["headers"]["properties"]) == {"sgb.event_id", "sgb.policy_version"}
     assert "headers" not in messages["SafeguardingEvent"]
     keys = {name: m["bindings"]["kafka"]["key"]["$ref"].rsplit("/", 1)[-1] for name, m in messages.items()}
@@ -335,15 +420,23 @@ def test_operations_name_their_participant(generated: Path) -> None:
     for agency in ("health", "police", "education", "local_authority"):
         assert ("send", f"sg.ingress.{agency}.v1") in by_participant["participant:connector"]
         assert ("receive", f"sg.ingress.{agency}.v1") in filter_ops
-    assert {("receive", "sg.consent.v1"), ("receive", "sg.status.v1"), ("send", "sg.status.v1"),
-            ("send", "sg.deliver.{audience}.{organisation}.v1"), ("send", "sg.audit.decisions.v1"),
-            ("send", "sg.dlq.v1")} <= filter_ops
+    assert {
+        ("receive", "sg.consent.v1"),
+        ("receive", "sg.status.v1"),
+        ("send", "sg.status.v1"),
+        ("send", "sg.deliver.{audience}.{organisation}.v1"),
+        ("send", "sg.audit.decisions.v1"),
+        ("send", "sg.dlq.v1"),
+    } <= filter_ops
     assert ("receive", "sg.deliver.{audience}.{organisation}.v1") in by_participant["participant:hub"]
     operator = by_participant["participant:operator"]
     assert {("receive", "sg.dlq.v1"), ("receive", "sg.audit.decisions.v1")} <= operator
-    assert not any(action == "send" and address.startswith("sg.deliver.")
-                   for participant, ops in by_participant.items() if participant != "participant:filter"
-                   for action, address in ops)
+    assert not any(
+        action == "send" and address.startswith("sg.deliver.")
+        for participant, ops in by_participant.items()
+        if participant != "participant:filter"
+        for action, address in ops
+    )
     group = document["operations"]["filterReceivesHealthEvents"]["bindings"]["kafka"]["groupId"]
     assert group["default"] == "sgb-filter"
 

@@ -12,9 +12,18 @@ from pathlib import Path
 import pytest
 
 
-def sgb(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "sgb.cli", *args], env=env, cwd=cwd,
-                          capture_output=True, text=True, timeout=120, check=False)
+def sgb(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sgb.cli", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def clean_env(tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -33,25 +42,33 @@ def assert_one_sentence(result: subprocess.CompletedProcess[str], fragment: str)
 
 
 def test_bad_setting_names_the_setting(tmp_path: Path) -> None:
-    assert_one_sentence(sgb("kafka", "status", env=clean_env(tmp_path, SGB_KAFKA_PORT="ninety")),
-                        "Setting SGB_KAFKA_PORT is invalid")
+    assert_one_sentence(
+        sgb("kafka", "status", env=clean_env(tmp_path, SGB_KAFKA_PORT="ninety")),
+        "Setting SGB_KAFKA_PORT is invalid",
+    )
 
 
 def test_bad_bootstrap_names_the_setting(tmp_path: Path) -> None:
-    assert_one_sentence(sgb("topics", "apply", env=clean_env(tmp_path, SGB_BOOTSTRAP_SERVERS="localhost")),
-                        "Setting SGB_BOOTSTRAP_SERVERS is invalid")
+    assert_one_sentence(
+        sgb("topics", "apply", env=clean_env(tmp_path, SGB_BOOTSTRAP_SERVERS="localhost")),
+        "Setting SGB_BOOTSTRAP_SERVERS is invalid",
+    )
 
 
 def test_missing_config_file(tmp_path: Path) -> None:
-    assert_one_sentence(sgb("--config", str(tmp_path / "nope.toml"), "kafka", "status", env=clean_env(tmp_path)),
-                        "nope.toml does not exist")
+    assert_one_sentence(
+        sgb("--config", str(tmp_path / "nope.toml"), "kafka", "status", env=clean_env(tmp_path)),
+        "nope.toml does not exist",
+    )
 
 
 def test_unknown_key_in_config_file(tmp_path: Path) -> None:
     config = tmp_path / "sgb.toml"
     config.write_text('bootstrap_servers = "127.0.0.1:9092"\nkafak_port = 1\n')
-    assert_one_sentence(sgb("--config", str(config), "kafka", "status", env=clean_env(tmp_path)),
-                        "Unknown setting 'kafak_port'")
+    assert_one_sentence(
+        sgb("--config", str(config), "kafka", "status", env=clean_env(tmp_path)),
+        "Unknown setting 'kafak_port'",
+    )
 
 
 def test_config_file_value_is_used(tmp_path: Path) -> None:
@@ -104,8 +121,10 @@ rules:
     grant: [CONFIDENTIAL_ADDRESS]
     lawful_basis: PUBLIC_TASK_SAFEGUARDING
 """)
-    assert_one_sentence(sgb("policy", "check", str(bad), env=clean_env(tmp_path)),
-                        "Rule school-sees-refuge grants CONFIDENTIAL_ADDRESS to SCHOOL_DSL")
+    assert_one_sentence(
+        sgb("policy", "check", str(bad), env=clean_env(tmp_path)),
+        "Rule school-sees-refuge grants CONFIDENTIAL_ADDRESS to SCHOOL_DSL",
+    )
 
 
 def test_policy_check_passes_on_the_baseline(tmp_path: Path) -> None:
@@ -113,13 +132,24 @@ def test_policy_check_passes_on_the_baseline(tmp_path: Path) -> None:
     assert result.returncode == 0 and "hard limits respected" in result.stdout
 
 
-@pytest.mark.parametrize(("args", "fragment"), [
-    (("policy", "evaluate", "--event", "/nonexistent/event.json"), "does not exist"),
-    (("hub", "subscribe", "teachers", "100000", "--sink", "jsonl:/tmp/x.jsonl"), "Audience 'TEACHERS' is not one of"),
-    (("hub", "subscribe", "school_dsl", "100000", "--sink", "csv:/tmp/x"), "Sink kind 'csv' is not supported"),
-    (("hub", "subscribe", "school_dsl", "100000", "--sink", "jsonl:/tmp/x", "--since", "yesterday"),
-     "is not an ISO 8601 time"),
-])
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (("policy", "evaluate", "--event", "/nonexistent/event.json"), "does not exist"),
+        (
+            ("hub", "subscribe", "teachers", "100000", "--sink", "jsonl:/tmp/x.jsonl"),
+            "Audience 'TEACHERS' is not one of",
+        ),
+        (
+            ("hub", "subscribe", "school_dsl", "100000", "--sink", "csv:/tmp/x"),
+            "Sink kind 'csv' is not supported",
+        ),
+        (
+            ("hub", "subscribe", "school_dsl", "100000", "--sink", "jsonl:/tmp/x", "--since", "yesterday"),
+            "is not an ISO 8601 time",
+        ),
+    ],
+)
 def test_user_errors_are_one_sentence(tmp_path: Path, args: tuple[str, ...], fragment: str) -> None:
     assert_one_sentence(sgb(*args, env=clean_env(tmp_path)), fragment)
 
@@ -127,5 +157,7 @@ def test_user_errors_are_one_sentence(tmp_path: Path, args: tuple[str, ...], fra
 def test_policy_evaluate_bad_event_names_the_field(tmp_path: Path) -> None:
     event = tmp_path / "event.json"
     event.write_text('{"event_id": "x", "event_type": "DOMESTIC_ABUSE_INCIDENT"}')
-    assert_one_sentence(sgb("policy", "evaluate", "--event", str(event), env=clean_env(tmp_path)),
-                        "Event is invalid: Field occurred_at is required")
+    assert_one_sentence(
+        sgb("policy", "evaluate", "--event", str(event), env=clean_env(tmp_path)),
+        "Event is invalid: Field occurred_at is required",
+    )

@@ -23,9 +23,9 @@ import jsonschema
 import pytest
 import yaml
 
-from sgb.manifests.generate import principals
 from broker.settings import load_settings
 from schemas.topics import load_declaration
+from sgb.manifests.generate import principals
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = REPO / "deploy" / "compose"
@@ -38,8 +38,11 @@ def compose() -> dict[str, Any]:
 
 
 def test_compose_file_validates_against_the_compose_spec(compose: dict[str, Any]) -> None:
-    schema = json.loads(resources.files("check_jsonschema.builtin_schemas.vendor")
-                        .joinpath("compose-spec.json").read_text(encoding="utf-8"))
+    schema = json.loads(
+        resources.files("check_jsonschema.builtin_schemas.vendor")
+        .joinpath("compose-spec.json")
+        .read_text(encoding="utf-8")
+    )
     validator = jsonschema.Draft202012Validator(schema)
     assert [e.message for e in validator.iter_errors(compose)] == []
     broken = copy.deepcopy(compose)
@@ -50,8 +53,15 @@ def test_compose_file_validates_against_the_compose_spec(compose: dict[str, Any]
 def test_compose_services_images_dependencies_health(compose: dict[str, Any]) -> None:
     services = compose["services"]
     brokers = [f"kafka-{n}" for n in (1, 2, 3)]
-    assert set(services) == {*brokers, "kafka-setup", "topics", "filter-1", "filter-2", "connector-police",
-                             "hub-school-dsl-100000"}
+    assert set(services) == {
+        *brokers,
+        "kafka-setup",
+        "topics",
+        "filter-1",
+        "filter-2",
+        "connector-police",
+        "hub-school-dsl-100000",
+    }
     for name in brokers:
         assert services[name]["image"] == "apache/kafka:4.1.1"
         assert "healthcheck" in services[name]
@@ -87,11 +97,15 @@ def test_compose_runs_nothing_as_root_and_holds_no_secret(compose: dict[str, Any
     assert not re.search(r"(?i)password\s*[:=]\s*\S", text.replace("password:", "")), "no literal password"
     assert "secrets/" in (COMPOSE / ".gitignore").read_text().split()
     node = (COMPOSE / "kafka-node.sh").read_text()
-    for setting in ("listener.security.protocol.map=SASL_SSL:SASL_SSL,CONTROLLER:SSL",
-                    "sasl.enabled.mechanisms=SCRAM-SHA-512",
-                    "listener.name.controller.ssl.client.auth=required",
-                    "allow.everyone.if.no.acl.found=false", "transaction.state.log.min.isr=2",
-                    "min.insync.replicas=2", "offsets.topic.replication.factor=3"):
+    for setting in (
+        "listener.security.protocol.map=SASL_SSL:SASL_SSL,CONTROLLER:SSL",
+        "sasl.enabled.mechanisms=SCRAM-SHA-512",
+        "listener.name.controller.ssl.client.auth=required",
+        "allow.everyone.if.no.acl.found=false",
+        "transaction.state.log.min.isr=2",
+        "min.insync.replicas=2",
+        "offsets.topic.replication.factor=3",
+    ):
         assert setting in node, setting
 
 
@@ -102,8 +116,9 @@ def test_make_secrets_makes_every_secret_compose_names(compose: dict[str, Any], 
     assert script.stat().st_mode & stat.S_IXUSR
     out = tmp_path / "secrets"
     out.mkdir()
-    result = subprocess.run(["bash", str(script), "--inside", str(out)], capture_output=True, text=True,
-                            timeout=180, check=False)
+    result = subprocess.run(
+        ["bash", str(script), "--inside", str(out)], capture_output=True, text=True, timeout=180, check=False
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     for name, secret in compose["secrets"].items():
         assert (out / Path(secret["file"]).name).is_file(), f"make-secrets.sh does not make {name}"
@@ -127,11 +142,17 @@ def test_compose_acls_are_the_generators(compose: dict[str, Any]) -> None:
     for line in table.strip().splitlines():
         principal, resource, pattern, name, operations = line.split()
         from_script.setdefault(principal, set()).add(
-            (kinds[resource], {"prefixed": "prefix", "literal": "literal"}[pattern], name,
-             tuple(operations.split(","))))
-    generated = {p.name: {(a.resource, a.pattern, a.name, a.operations) for a in p.acls}
-                 for p in principals(load_declaration())}
+            (
+                kinds[resource],
+                {"prefixed": "prefix", "literal": "literal"}[pattern],
+                name,
+                tuple(operations.split(",")),
+            )
+        )
+    generated = {
+        p.name: {(a.resource, a.pattern, a.name, a.operations) for a in p.acls}
+        for p in principals(load_declaration())
+    }
     assert set(from_script) == {"sgb-filter", "sgb-connector-police", "sgb-hub-school-dsl-100000"}
     for principal, acls in from_script.items():
         assert acls == generated[principal], principal
-

@@ -34,8 +34,8 @@ def test_dockerfile_is_multi_stage_non_root_without_secrets() -> None:
     images = [rest.split()[0].replace("${PYTHON_IMAGE}", args.get("PYTHON_IMAGE", "")) for _, rest in stages]
     assert images == ["python:3.11-slim", "python:3.11-slim"]
     assert stages[0][1].endswith("AS build")
-    build = steps[stages[0][0]:stages[1][0]]
-    final = steps[stages[1][0]:]
+    build = steps[stages[0][0] : stages[1][0]]
+    final = steps[stages[1][0] :]
     assert any(word == "RUN" and "pip wheel" in rest for word, rest in build)
     assert any(word == "COPY" and rest.startswith("--from=build /wheels") for word, rest in final)
     assert any(word == "RUN" and "--no-index" in rest and "sgb" in rest for word, rest in final)

@@ -25,6 +25,9 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from broker.exceptions import SgbError
+from broker.settings import Settings
+from schemas.topics import delivery_topic, load_declaration
 from sgb.cli.deploy import deploy
 from sgb.manifests.generate import (
     CLUSTER,
@@ -35,9 +38,6 @@ from sgb.manifests.generate import (
     principals,
     stale_files,
 )
-from broker.exceptions import SgbError
-from broker.settings import Settings
-from schemas.topics import delivery_topic, load_declaration
 
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy" / "k8s"
@@ -68,8 +68,15 @@ def test_committed_manifests_are_what_the_generator_makes(tmp_path: Path) -> Non
 
 def test_builtin_kinds_validate_against_the_kubernetes_schemas() -> None:
     builtin = [d for d in _docs() if not d["apiVersion"].startswith("kafka.strimzi.io/")]
-    assert {d["kind"] for d in builtin} >= {"Namespace", "StatefulSet", "Deployment", "Service",
-                                            "PersistentVolumeClaim", "PodDisruptionBudget", "NetworkPolicy"}
+    assert {d["kind"] for d in builtin} >= {
+        "Namespace",
+        "StatefulSet",
+        "Deployment",
+        "Service",
+        "PersistentVolumeClaim",
+        "PodDisruptionBudget",
+        "NetworkPolicy",
+    }
     for doc in builtin:
         kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
     broken = copy.deepcopy(next(d for d in builtin if d["kind"] == "StatefulSet"))
@@ -87,8 +94,19 @@ def strimzi_schemas() -> dict[str, dict[str, Any]]:
         mvn = shutil.which("mvn")
         assert mvn, "Maven is needed to fetch Strimzi's CRDs (apt-get install maven)"
         result = subprocess.run(
-            [mvn, "-B", "-q", "dependency:copy", f"-Dartifact=io.strimzi:api:{STRIMZI_VERSION}:jar:tests",
-             f"-DoutputDirectory={folder}"], capture_output=True, text=True, timeout=300, check=False)
+            [
+                mvn,
+                "-B",
+                "-q",
+                "dependency:copy",
+                f"-Dartifact=io.strimzi:api:{STRIMZI_VERSION}:jar:tests",
+                f"-DoutputDirectory={folder}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
         assert result.returncode == 0 and jar.is_file(), (result.stdout + result.stderr)[-2000:]
     out = {}
     with zipfile.ZipFile(jar) as archive:
@@ -106,8 +124,12 @@ def strimzi_schemas() -> dict[str, dict[str, Any]]:
 def _strict(node: Any) -> Any:
     """An unknown field is an error unless the schema keeps unknown fields on purpose."""
     if isinstance(node, dict):
-        if (node.get("type") == "object" and "properties" in node and "additionalProperties" not in node
-                and not node.get("x-kubernetes-preserve-unknown-fields")):
+        if (
+            node.get("type") == "object"
+            and "properties" in node
+            and "additionalProperties" not in node
+            and not node.get("x-kubernetes-preserve-unknown-fields")
+        ):
             node["additionalProperties"] = False
         for value in node.values():
             _strict(value)
@@ -119,8 +141,10 @@ def _strict(node: Any) -> Any:
 
 def _strimzi_errors(schemas: dict[str, dict[str, Any]], doc: dict[str, Any]) -> list[str]:
     validator = jsonschema.Draft7Validator(schemas[doc["kind"]])
-    return [f"{doc['kind']} {doc['metadata']['name']} at {'.'.join(map(str, e.path))}: {e.message}"
-            for e in validator.iter_errors(doc)]
+    return [
+        f"{doc['kind']} {doc['metadata']['name']} at {'.'.join(map(str, e.path))}: {e.message}"
+        for e in validator.iter_errors(doc)
+    ]
 
 
 def test_strimzi_kinds_validate_against_strimzis_crds(strimzi_schemas: dict[str, dict[str, Any]]) -> None:
@@ -145,8 +169,10 @@ def test_kraft_cluster_with_node_pools_and_tls() -> None:
     assert config["transaction.state.log.min.isr"] == 2 and config["min.insync.replicas"] == 2
     assert config["offsets.topic.replication.factor"] == 3
     assert config["transaction.state.log.replication.factor"] == 3
-    assert all(listener["tls"] and listener["authentication"]["type"] == "tls"
-               for listener in kafka["spec"]["kafka"]["listeners"])
+    assert all(
+        listener["tls"] and listener["authentication"]["type"] == "tls"
+        for listener in kafka["spec"]["kafka"]["listeners"]
+    )
     assert kafka["spec"]["kafka"]["authorization"]["type"] == "simple"
     pools = {d["metadata"]["name"]: d["spec"] for d in docs if d["kind"] == "KafkaNodePool"}
     assert {tuple(p["roles"]) for p in pools.values()} == {("controller",), ("broker",)}
@@ -154,8 +180,9 @@ def test_kraft_cluster_with_node_pools_and_tls() -> None:
 
 
 def test_one_kafka_topic_per_declared_topic() -> None:
-    topics = {d["spec"].get("topicName", d["metadata"]["name"]): d
-              for d in _docs() if d["kind"] == "KafkaTopic"}
+    topics = {
+        d["spec"].get("topicName", d["metadata"]["name"]): d for d in _docs() if d["kind"] == "KafkaTopic"
+    }
     declared = load_declaration().all_topics()
     assert set(topics) == {spec.name for spec in declared}
     for spec in declared:
@@ -166,9 +193,12 @@ def test_one_kafka_topic_per_declared_topic() -> None:
 
 
 def _allowed(principal: Principal, resource: str, name: str, operation: str) -> bool:
-    return any(acl.resource == resource and operation in acl.operations
-               and (name == acl.name if acl.pattern == "literal" else name.startswith(acl.name))
-               for acl in principal.acls)
+    return any(
+        acl.resource == resource
+        and operation in acl.operations
+        and (name == acl.name if acl.pattern == "literal" else name.startswith(acl.name))
+        for acl in principal.acls
+    )
 
 
 def test_acls_give_each_principal_only_its_part() -> None:
@@ -263,4 +293,3 @@ def test_network_policies_deny_by_default_and_open_kafka_and_dns() -> None:
     assert deny["policyTypes"] == ["Ingress", "Egress"] and "ingress" not in deny and "egress" not in deny
     egress = policies["sgb-egress-kafka-dns"]["egress"]
     assert {p["port"] for rule in egress for p in rule["ports"]} == {9093, 53}
-

@@ -21,10 +21,18 @@ from connectors.runtime.publisher import EventPublisher
 pytestmark = pytest.mark.kafka
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--no-first-run"]
-RUNNER = ("import sys\nfrom broker import cli as c\nfrom sgb.cli import dlq_cmd, hub, status_cmd\n"
-          "for m in (hub, status_cmd, dlq_cmd):\n    m.register(c.cli)\nsys.exit(c.main(sys.argv[1:]))\n")
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+RUNNER = (
+    "import sys\nfrom broker import cli as c\nfrom sgb.cli import dlq_cmd, hub, status_cmd\n"
+    "for m in (hub, status_cmd, dlq_cmd):\n    m.register(c.cli)\nsys.exit(c.main(sys.argv[1:]))\n"
+)
 
 
 def _free_port() -> int:
@@ -34,7 +42,8 @@ def _free_port() -> int:
 
 
 def test_a_practitioner_reads_the_event_and_sees_what_was_withheld(
-        kafka: Settings, running_filter: RunningFilter, tmp_path: Path) -> None:
+    kafka: Settings, running_filter: RunningFilter, tmp_path: Path
+) -> None:
     if not os.access(CHROMIUM, os.X_OK):
         pytest.fail("Chromium is not installed: run tools/install-test-deps.sh (Debian package chromium).")
     from playwright.sync_api import expect, sync_playwright
@@ -46,9 +55,24 @@ def test_a_practitioner_reads_the_event_and_sees_what_was_withheld(
 
     port = _free_port()
     log = tmp_path / "serve.log"
-    serve = subprocess.Popen([sys.executable, "-c", RUNNER, "hub", "serve", "school_dsl", "100000", "--port",
-                              str(port), "--db", f"sqlite:{tmp_path / 'inbox.db'}"], env=sgb_env(kafka),
-                             stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    serve = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            RUNNER,
+            "hub",
+            "serve",
+            "school_dsl",
+            "100000",
+            "--port",
+            str(port),
+            "--db",
+            f"sqlite:{tmp_path / 'inbox.db'}",
+        ],
+        env=sgb_env(kafka),
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
     try:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
@@ -57,8 +81,10 @@ def test_a_practitioner_reads_the_event_and_sees_what_was_withheld(
             while True:  # the page has no script: reload until the event and its decision are in
                 try:
                     page.goto(f"http://127.0.0.1:{port}/", timeout=5000)
-                    if (page.get_by_text("Testy Childe").count()
-                            and "is not recorded here yet" not in page.content()):
+                    if (
+                        page.get_by_text("Testy Childe").count()
+                        and "is not recorded here yet" not in page.content()
+                    ):
                         break
                 except Exception:  # the server is still starting
                     pass
@@ -73,7 +99,9 @@ def test_a_practitioner_reads_the_event_and_sees_what_was_withheld(
             expect(card.locator("li", has_text="Narrative")).to_contain_text("withheld by policy")
             assert "SECRET-NARRATIVE-1" not in page.content() and "Refuge Synthetic" not in page.content()
             card.get_by_text("Why you received this").click()
-            expect(card.get_by_text("F1-school")).to_be_visible()  # carried by the delivery: no audit topic read
+            expect(
+                card.get_by_text("F1-school")
+            ).to_be_visible()  # carried by the delivery: no audit topic read
             expect(card.locator("dd", has_text="Public task: safeguarding")).to_be_visible()
             expect(card.get_by_text("Shared with you")).to_be_visible()
             page.screenshot(path=str(tmp_path / "inbox.png"), full_page=True)

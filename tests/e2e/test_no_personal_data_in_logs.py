@@ -23,17 +23,19 @@ import pytest
 from conftest import sgb_env
 
 from broker.clients import producer
+from broker.settings import Settings
 from broker.wire.codecs import Codecs
 from broker.wire.registry import registry_for
-from broker.settings import Settings
+from schemas.child_keys import child_key
 from sgb.simulate.data import EVENT_TYPES
 from sgb.simulate.run import run_simulation
-from schemas.child_keys import child_key
 
 pytestmark = pytest.mark.kafka
 
-RUNNER = ("import sys\nfrom broker import cli as c\nfrom sgb.cli import dlq_cmd, hub, status_cmd\n"
-          "for m in (hub, status_cmd, dlq_cmd):\n    m.register(c.cli)\nsys.exit(c.main(sys.argv[1:]))\n")
+RUNNER = (
+    "import sys\nfrom broker import cli as c\nfrom sgb.cli import dlq_cmd, hub, status_cmd\n"
+    "for m in (hub, status_cmd, dlq_cmd):\n    m.register(c.cli)\nsys.exit(c.main(sys.argv[1:]))\n"
+)
 SEED, COUNT, CHILDREN, CONSENTS = 20261123, 320, 40, 60
 START = "2026-11-02T08:00:00Z"
 
@@ -53,10 +55,17 @@ class Sgb:
         self.env = {**sgb_env(settings), "SGB_LOG_LEVEL": "DEBUG"}
         self.tmp, self.captured = tmp, captured
 
-    def run(self, name: str, *args: str, ok: bool = True,
-            timeout: float = 180) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run([sys.executable, "-c", RUNNER, *args], env=self.env, capture_output=True,
-                                text=True, timeout=timeout, check=False)
+    def run(
+        self, name: str, *args: str, ok: bool = True, timeout: float = 180
+    ) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [sys.executable, "-c", RUNNER, *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
         self.captured.add(name, "stdout", result.stdout)
         self.captured.add(name, "stderr", result.stderr)
         if ok:
@@ -65,8 +74,9 @@ class Sgb:
 
     def start(self, name: str, *args: str) -> tuple[subprocess.Popen[bytes], Path, Path]:
         out, err = self.tmp / f"{name}.out", self.tmp / f"{name}.err"
-        proc = subprocess.Popen([sys.executable, "-c", RUNNER, *args], env=self.env, stdout=out.open("wb"),
-                                stderr=err.open("wb"))
+        proc = subprocess.Popen(
+            [sys.executable, "-c", RUNNER, *args], env=self.env, stdout=out.open("wb"), stderr=err.open("wb")
+        )
         return proc, out, err
 
     def collect(self, name: str, out: Path, err: Path) -> None:
@@ -76,8 +86,9 @@ class Sgb:
 
 def _secrets(events: list[dict[str, Any]], consents: list[dict[str, Any]]) -> dict[str, set[str]]:
     """Every personal value in the synthetic data, by kind."""
-    found: dict[str, set[str]] = {k: set() for k in ("name", "NHS number", "UPN", "local id", "postcode",
-                                                      "address line", "narrative")}
+    found: dict[str, set[str]] = {
+        k: set() for k in ("name", "NHS number", "UPN", "local id", "postcode", "address line", "narrative")
+    }
 
     def address(value: dict[str, Any] | None) -> None:
         if value:
@@ -127,16 +138,26 @@ def _bad_events(settings: Settings, events: list[dict[str, Any]]) -> None:
     child = template["child"]
     name = f"{child['given_name']} {child['family_name']}".encode()
     # 1. Not Avro at all, though it carries the child's name and NHS number.
-    prod.produce(topic, key=f"nhs:{child['nhs_number']}".encode(),
-                 value=b"\x07" + name + child["nhs_number"].encode())
+    prod.produce(
+        topic, key=f"nhs:{child['nhs_number']}".encode(), value=b"\x07" + name + child["nhs_number"].encode()
+    )
     # 2. Valid, but identifying no child (names, address and narrative still in it).
-    anonymous = {**template, "event_id": "bad-no-child",
-                 "child": {**child, "nhs_number": None, "upn": None, "la_child_id": None,
-                           "police_person_reference": None}}
+    anonymous = {
+        **template,
+        "event_id": "bad-no-child",
+        "child": {
+            **child,
+            "nhs_number": None,
+            "upn": None,
+            "la_child_id": None,
+            "police_person_reference": None,
+        },
+    }
     prod.produce(topic, key=b"none", value=codecs.event.encode(anonymous))
     # 3. Valid, about a known child, but with no event id.
-    prod.produce(topic, key=str(child_key(child)).encode(),
-                 value=codecs.event.encode({**template, "event_id": ""}))
+    prod.produce(
+        topic, key=str(child_key(child)).encode(), value=codecs.event.encode({**template, "event_id": ""})
+    )
     prod.flush(10)
 
 
@@ -159,49 +180,98 @@ def test_no_flow_writes_personal_data_to_any_log(kafka: Settings, tmp_path: Path
 
     # The same synthetic population and events the simulate command will publish, for the scan.
     start = datetime.fromisoformat(START.replace("Z", "+00:00"))
-    report = run_simulation(None, count=COUNT, children=CHILDREN, seed=SEED, consents=CONSENTS,
-                            output=tmp_path / "events.jsonl", start=start)
+    report = run_simulation(
+        None,
+        count=COUNT,
+        children=CHILDREN,
+        seed=SEED,
+        consents=CONSENTS,
+        output=tmp_path / "events.jsonl",
+        start=start,
+    )
     events = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
     consents = [json.loads(line) for line in (tmp_path / "events.consents.jsonl").read_text().splitlines()]
     assert set(report.by_type) == set(EVENT_TYPES), "the seed should give all fourteen event types"
 
     # The filter, as an operator runs it.
-    filter_proc, filter_out, filter_err = sgb.start("filter", "filter", "run", "--group", group_id,
-                                                    "--instance", "pii")
+    filter_proc, filter_out, filter_err = sgb.start(
+        "filter", "filter", "run", "--group", group_id, "--instance", "pii"
+    )
     try:
         _wait_for_text(filter_err, "filter running", 90)
-        sgb.run("simulate", "simulate", "--count", str(COUNT), "--children", str(CHILDREN), "--seed",
-                str(SEED), "--consents", str(CONSENTS), "--start", START)
+        sgb.run(
+            "simulate",
+            "simulate",
+            "--count",
+            str(COUNT),
+            "--children",
+            str(CHILDREN),
+            "--seed",
+            str(SEED),
+            "--consents",
+            str(CONSENTS),
+            "--start",
+            START,
+        )
         _bad_events(kafka, _events_for_encoding(events))
         deadline = time.monotonic() + 120
         while True:  # until the filter has caught up with every ingress topic
             found = json.loads(sgb.run("status --json", "status", "--json").stdout)
             lags = [g for g in found["lags"] if g["role"] == "filter"]
-            if lags and all(g["lag"] == 0 for g in lags) and sum(t["end_offset"] for t in found["topics"]
-                                                                 if t["topic"] == "sg.dlq.v1") >= 3:
+            if (
+                lags
+                and all(g["lag"] == 0 for g in lags)
+                and sum(t["end_offset"] for t in found["topics"] if t["topic"] == "sg.dlq.v1") >= 3
+            ):
                 break
             assert time.monotonic() < deadline, found["lags"]
             time.sleep(1)
 
         # Hubs subscribe, into every kind of sink but PostgreSQL (its own tests cover it).
-        for audience, org, sink in (("mash", "202", f"jsonl:{tmp_path / 'mash.jsonl'}"),
-                                    ("school_dsl", "100000", f"sqlite:{tmp_path / 'school.db'}"),
-                                    ("gp", "F83004", f"jsonl:{tmp_path / 'gp.jsonl'}"),
-                                    ("family_help", "202", f"sqlite:{tmp_path / 'fh.db'}")):
-            sgb.run(f"hub subscribe {audience}", "hub", "subscribe", audience, org, "--sink", sink,
-                    "--idle-exit", "3")
+        for audience, org, sink in (
+            ("mash", "202", f"jsonl:{tmp_path / 'mash.jsonl'}"),
+            ("school_dsl", "100000", f"sqlite:{tmp_path / 'school.db'}"),
+            ("gp", "F83004", f"jsonl:{tmp_path / 'gp.jsonl'}"),
+            ("family_help", "202", f"sqlite:{tmp_path / 'fh.db'}"),
+        ):
+            sgb.run(
+                f"hub subscribe {audience}",
+                "hub",
+                "subscribe",
+                audience,
+                org,
+                "--sink",
+                sink,
+                "--idle-exit",
+                "3",
+            )
         # A webhook that is down: retries and warnings, and nothing acknowledged.
-        webhook, out, err = sgb.start("hub subscribe webhook", "hub", "subscribe", "police_ppu",
-                                      "metropolitan", "--sink",
-                                      f"webhook:http://127.0.0.1:{_free_port()}/inbox?token=x")
+        webhook, out, err = sgb.start(
+            "hub subscribe webhook",
+            "hub",
+            "subscribe",
+            "police_ppu",
+            "metropolitan",
+            "--sink",
+            f"webhook:http://127.0.0.1:{_free_port()}/inbox?token=x",
+        )
         time.sleep(8)
         webhook.send_signal(signal.SIGTERM)
         webhook.wait(60)
         sgb.collect("hub subscribe webhook", out, err)
         # The inbox page, read once.
         port = _free_port()
-        serve, out, err = sgb.start("hub serve", "hub", "serve", "mash", "202", "--port", str(port), "--db",
-                                    f"sqlite:{tmp_path / 'inbox.db'}")
+        serve, out, err = sgb.start(
+            "hub serve",
+            "hub",
+            "serve",
+            "mash",
+            "202",
+            "--port",
+            str(port),
+            "--db",
+            f"sqlite:{tmp_path / 'inbox.db'}",
+        )
         deadline = time.monotonic() + 60
         while True:
             try:
@@ -222,10 +292,26 @@ def test_no_flow_writes_personal_data_to_any_log(kafka: Settings, tmp_path: Path
         assert "Event identifies no child" in letters and "Event has no event_id." in letters
         sgb.run("dlq replay --dry-run", "dlq", "replay", "--dry-run")
         sgb.run("dlq replay", "dlq", "replay", "--reason", "no event_id")
-        sgb.run("hub subscribe not onboarded", "hub", "subscribe", "mash", "999", "--sink",
-                f"jsonl:{tmp_path / 'x.jsonl'}", ok=False)
-        sgb.run("hub subscribe bad sink", "hub", "subscribe", "mash", "202", "--sink",
-                "postgres:postgresql://sgb:pw@127.0.0.1:1/none", ok=False)
+        sgb.run(
+            "hub subscribe not onboarded",
+            "hub",
+            "subscribe",
+            "mash",
+            "999",
+            "--sink",
+            f"jsonl:{tmp_path / 'x.jsonl'}",
+            ok=False,
+        )
+        sgb.run(
+            "hub subscribe bad sink",
+            "hub",
+            "subscribe",
+            "mash",
+            "202",
+            "--sink",
+            "postgres:postgresql://sgb:pw@127.0.0.1:1/none",
+            ok=False,
+        )
     finally:
         filter_proc.send_signal(signal.SIGTERM)
         filter_proc.wait(60)
@@ -252,15 +338,24 @@ def scan(outputs: dict[str, str], secrets: dict[str, set[str]]) -> list[str]:
 
 def test_the_scan_finds_what_it_looks_for(tmp_path: Path) -> None:
     """A control: the scan above would fail on a leak of any kind it looks for."""
-    run_simulation(None, count=30, children=5, seed=SEED, output=tmp_path / "e.jsonl",
-                   start=datetime.fromisoformat(START.replace("Z", "+00:00")))
+    run_simulation(
+        None,
+        count=30,
+        children=5,
+        seed=SEED,
+        output=tmp_path / "e.jsonl",
+        start=datetime.fromisoformat(START.replace("Z", "+00:00")),
+    )
     events = [json.loads(line) for line in (tmp_path / "e.jsonl").read_text().splitlines()]
     secrets = _secrets(events, [])
     child = events[0]["child"]
     nhs = child["nhs_number"]
-    leaky = {"filter (stderr)": json.dumps({"event": "decided", "child": f"{child['given_name']} x"}) + "\n"
-             + f"sgb: Event for {nhs[:3]} {nhs[3:6]} {nhs[6:]} at {child['address']['postcode']} failed.\n",
-             "status (stdout)": "all well\n"}
+    leaky = {
+        "filter (stderr)": json.dumps({"event": "decided", "child": f"{child['given_name']} x"})
+        + "\n"
+        + f"sgb: Event for {nhs[:3]} {nhs[3:6]} {nhs[6:]} at {child['address']['postcode']} failed.\n",
+        "status (stdout)": "all well\n",
+    }
     found = scan(leaky, secrets)
     assert any(f.startswith(f"name {child['given_name']!r} in filter (stderr), line 1") for f in found)
     assert any(f.startswith(f"NHS number {nhs!r} in filter (stderr), line 2") for f in found)

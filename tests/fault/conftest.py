@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from broker.cluster.local_kafka import LocalKafka
-from broker.settings import Settings
 from broker.cluster.topics import apply
+from broker.settings import Settings
 from schemas.topics import load_declaration
 
 BROKERS = 3
@@ -67,8 +67,11 @@ def cluster_settings(cluster: LocalKafka, tmp_path: Path) -> Settings:
     for node in cluster.nodes:
         if node.pid() is None:
             cluster.restart_node(node.node_id)
-    settings = Settings(bootstrap_servers=cluster.bootstrap, state_dir=tmp_path / "state",
-                        topic_prefix=f"f{uuid.uuid4().hex[:10]}.")
+    settings = Settings(
+        bootstrap_servers=cluster.bootstrap,
+        state_dir=tmp_path / "state",
+        topic_prefix=f"f{uuid.uuid4().hex[:10]}.",
+    )
     apply(settings, load_declaration(), timeout=60)
     return settings
 
@@ -93,8 +96,9 @@ def report(fault_results: Path, pytestconfig: pytest.Config):  # type: ignore[no
     return _report
 
 
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int,
-                            config: pytest.Config) -> None:
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config
+) -> None:
     lines = config.stash.get(RESULTS_KEY, [])
     if lines:
         terminalreporter.section("fault tests")

@@ -25,25 +25,30 @@ from confluent_kafka import OFFSET_BEGINNING, KafkaError, Message, TopicPartitio
 
 import schemas
 from broker.clients import admin_client, consumer
+from broker.settings import Settings
 from broker.wire.codecs import Codecs
 from broker.wire.registry import registry_for
-from broker.settings import Settings
-from schemas.topics import load_declaration
 from connectors.runtime.publisher import EventPublisher
-from sgb.simulate.events import Population, Simulator
 from consent import state_updates as status
 from consent.engine import Engine
 from consent.policy import load
 from consent.state import ChildState
 from schemas.child_keys import child_key
+from schemas.topics import load_declaration
+from sgb.simulate.events import Population, Simulator
 
 POLICE_TYPES = ("DOMESTIC_ABUSE_INCIDENT", "MISSING_EPISODE", "EXPLOITATION_CONCERN")
 # Health, police and education events, but no local-authority ones: those set a child's flags,
 # and a flag set on one topic changes decisions on another (F2), which two filter processes
 # may see in either order. Without them every decision follows from its own event.
 MIXED_TYPES = (
-    "EMERGENCY_ATTENDANCE", "HEALTH_SAFEGUARDING_CONCERN", "WAS_NOT_BROUGHT", *POLICE_TYPES,
-    "SCHOOL_SAFEGUARDING_CONCERN", "ATTENDANCE_ALERT", "CHILD_MISSING_EDUCATION",
+    "EMERGENCY_ATTENDANCE",
+    "HEALTH_SAFEGUARDING_CONCERN",
+    "WAS_NOT_BROUGHT",
+    *POLICE_TYPES,
+    "SCHOOL_SAFEGUARDING_CONCERN",
+    "ATTENDANCE_ALERT",
+    "CHILD_MISSING_EDUCATION",
 )
 INGRESS = "sg.ingress.police.v1"
 AUDIT = "sg.audit.decisions.v1"
@@ -115,6 +120,7 @@ class SustainedFlow:
                 record.error = error.str()
             else:
                 record.partition = (msg.topic(), msg.partition())
+
         return on_delivery
 
     def stop(self, flush_timeout: float = 60.0) -> list[dict[str, Any]]:
@@ -123,7 +129,7 @@ class SustainedFlow:
         self._thread.join(30)
         for publisher in self._publishers.values():
             publisher.flush(flush_timeout)
-        return self.events[:len(self.sent)]
+        return self.events[: len(self.sent)]
 
     @property
     def errors(self) -> list[str]:
@@ -226,12 +232,32 @@ class FilterProcess:
         self.instance = instance
         self.log = log
         env = dict(os.environ)
-        env.update({"SGB_BOOTSTRAP_SERVERS": settings.bootstrap, "SGB_TOPIC_PREFIX": settings.topic_prefix,
-                    "SGB_STATE_DIR": str(settings.state_dir), "SGB_LOG_FORMAT": "json"})
+        env.update(
+            {
+                "SGB_BOOTSTRAP_SERVERS": settings.bootstrap,
+                "SGB_TOPIC_PREFIX": settings.topic_prefix,
+                "SGB_STATE_DIR": str(settings.state_dir),
+                "SGB_LOG_FORMAT": "json",
+            }
+        )
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "sgb.cli", "filter", "run", "--group", group, "--instance", instance,
-             "--batch-size", "100"],
-            env=env, stdout=subprocess.DEVNULL, stderr=log.open("ab"))
+            [
+                sys.executable,
+                "-m",
+                "sgb.cli",
+                "filter",
+                "run",
+                "--group",
+                group,
+                "--instance",
+                instance,
+                "--batch-size",
+                "100",
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log.open("ab"),
+        )
 
     def lines(self) -> list[dict[str, Any]]:
         try:
@@ -263,8 +289,9 @@ def expected_deliveries(events: list[dict[str, Any]]) -> Counter[tuple[str, str]
     """Every (delivery topic, event id) the policy entitles, replaying each child's events in
     the order they were published, with the state the filter derives from them."""
     organisations = load_declaration().deliveries.organisations
-    engine = Engine(load(), schemas.load("SafeguardingEvent"), b"k" * 32,
-                    lambda a, o: o in organisations.get(str(a), []))
+    engine = Engine(
+        load(), schemas.load("SafeguardingEvent"), b"k" * 32, lambda a, o: o in organisations.get(str(a), [])
+    )
     states: dict[str, ChildState] = {}
     out: Counter[tuple[str, str]] = Counter()
     for event in events:
@@ -328,25 +355,31 @@ def tally_deliveries(settings: Settings, events: list[dict[str, Any]]) -> Tally:
     codecs = Codecs(registry_for(settings))
     expected = expected_deliveries(events)
     prefix = settings.topic_prefix
-    deliveries = sorted(name for name in admin_client(settings).list_topics(timeout=10).topics
-                        if name.startswith(settings.topic("sg.deliver.")))
-    got = read_to_end(settings, deliveries,
-                      lambda m: (m.topic()[len(prefix):], codecs.event.decode(m.value())["event_id"]))
+    deliveries = sorted(
+        name
+        for name in admin_client(settings).list_topics(timeout=10).topics
+        if name.startswith(settings.topic("sg.deliver."))
+    )
+    got = read_to_end(
+        settings, deliveries, lambda m: (m.topic()[len(prefix) :], codecs.event.decode(m.value())["event_id"])
+    )
     lost = sum(max(0, n - got.get(k, 0)) for k, n in expected.items())
     duplicated = sum(max(0, n - expected.get(k, 0)) for k, n in got.items())
     audits = read_to_end(settings, [settings.topic(AUDIT)], lambda m: m.key().decode())
     ids = [e["event_id"] for e in events]
     missing = sum(max(0, AUDIENCES - audits.get(i, 0)) for i in ids)
     extra = sum(max(0, n - AUDIENCES) for n in audits.values()) + sum(
-        n for i, n in audits.items() if i not in set(ids))
+        n for i, n in audits.items() if i not in set(ids)
+    )
     return Tally(len(events), sum(got.values()), lost, duplicated, missing, extra)
 
 
 def tally_ingress(settings: Settings, events: list[dict[str, Any]]) -> Tally:
     """Compare the ingress topic (read_committed) with the events published."""
     codecs = Codecs(registry_for(settings))
-    got = read_to_end(settings, [settings.topic(INGRESS)],
-                      lambda m: codecs.event.decode(m.value())["event_id"])
+    got = read_to_end(
+        settings, [settings.topic(INGRESS)], lambda m: codecs.event.decode(m.value())["event_id"]
+    )
     ids = Counter(e["event_id"] for e in events)
     lost = sum(max(0, n - got.get(k, 0)) for k, n in ids.items())
     duplicated = sum(max(0, n - ids.get(k, 0)) for k, n in got.items())
@@ -354,6 +387,8 @@ def tally_ingress(settings: Settings, events: list[dict[str, Any]]) -> Tally:
 
 
 def fault_line(name: str, tally: Tally, recovery: float, extra: str = "") -> str:
-    line = (f"FAULT {name}: sent {tally.sent}, delivered {tally.delivered}, lost {tally.lost}, "
-            f"duplicated {tally.duplicated}, recovery {recovery:.1f} s")
+    line = (
+        f"FAULT {name}: sent {tally.sent}, delivered {tally.delivered}, lost {tally.lost}, "
+        f"duplicated {tally.duplicated}, recovery {recovery:.1f} s"
+    )
     return f"{line}; {extra}" if extra else line

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from broker.cluster.nodes import leader_and_followers, partition_replicas, wait_until_in_sync
 from broker.cluster.local_kafka import LocalKafka
+from broker.cluster.nodes import leader_and_followers, partition_replicas, wait_until_in_sync
 from broker.settings import Settings
 from schemas.topics import load_declaration
 
@@ -37,14 +37,23 @@ def _all_topics(settings: Settings) -> list[str]:
     return [settings.topic(spec.name) for spec in load_declaration().all_topics()]
 
 
-def _crash_and_return(cluster: LocalKafka, settings: Settings, node_id: int, flow: SustainedFlow,
-                      watcher: AuditWatcher, filt: FilterProcess) -> tuple[float, float, float]:
+def _crash_and_return(
+    cluster: LocalKafka,
+    settings: Settings,
+    node_id: int,
+    flow: SustainedFlow,
+    watcher: AuditWatcher,
+    filt: FilterProcess,
+) -> tuple[float, float, float]:
     """Kill ``node_id``; wait for deliveries to flow everywhere again; restart it; wait for
     every ISR to be whole. Returns (recovery, restart, ISR whole) in seconds."""
     fault_at = time.monotonic()
     cluster.kill_node(node_id)
-    recovery = wait_for(lambda: filt.check_alive() or recovery_seconds(flow, watcher.first_seen, fault_at),
-                        240, f"deliveries to flow again after node {node_id} was killed")
+    recovery = wait_for(
+        lambda: filt.check_alive() or recovery_seconds(flow, watcher.first_seen, fault_at),
+        240,
+        f"deliveries to flow again after node {node_id} was killed",
+    )
     time.sleep(1.0)
     restart_at = time.monotonic()
     cluster.restart_node(node_id)
@@ -53,8 +62,9 @@ def _crash_and_return(cluster: LocalKafka, settings: Settings, node_id: int, flo
     return recovery, restarted, time.monotonic() - restart_at
 
 
-def test_leader_then_follower_killed_under_sustained_flow(cluster: LocalKafka, cluster_settings: Settings,
-                                                         tmp_path: Path, report: Any) -> None:
+def test_leader_then_follower_killed_under_sustained_flow(
+    cluster: LocalKafka, cluster_settings: Settings, tmp_path: Path, report: Any
+) -> None:
     settings = cluster_settings
     ingress = settings.topic(INGRESS)
     filt = FilterProcess(settings, f"fault-{uuid.uuid4().hex[:8]}", "a", tmp_path / "filter-a.log")
@@ -85,9 +95,17 @@ def test_leader_then_follower_killed_under_sustained_flow(cluster: LocalKafka, c
         watcher.stop()
         filt.stop()
     tally = tally_deliveries(settings, events)
-    for name, node, (recovery, restarted, isr) in (("leader-kill", leader, leader_fault),
-                                                   ("follower-kill", follower, follower_fault)):
-        report(fault_line(name, tally, recovery,
-                          f"node {node} of {ingress}[0]; restarted in {restarted:.1f} s, ISR whole "
-                          f"{isr:.1f} s after restart"))
+    for name, node, (recovery, restarted, isr) in (
+        ("leader-kill", leader, leader_fault),
+        ("follower-kill", follower, follower_fault),
+    ):
+        report(
+            fault_line(
+                name,
+                tally,
+                recovery,
+                f"node {node} of {ingress}[0]; restarted in {restarted:.1f} s, ISR whole "
+                f"{isr:.1f} s after restart",
+            )
+        )
     assert tally.exactly_once, tally

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from broker.cluster.nodes import leader_and_followers, wait_for_new_leader, wait_until_in_sync
 from broker.cluster.local_kafka import LocalKafka
+from broker.cluster.nodes import leader_and_followers, wait_for_new_leader, wait_until_in_sync
 from broker.settings import Settings
 
 from .flow import (
@@ -28,8 +28,9 @@ RATE = 50.0
 pytestmark = pytest.mark.timeout(900)
 
 
-def test_publisher_keeps_going_through_a_leader_change(cluster: LocalKafka, cluster_settings: Settings,
-                                                       report: Any) -> None:
+def test_publisher_keeps_going_through_a_leader_change(
+    cluster: LocalKafka, cluster_settings: Settings, report: Any
+) -> None:
     settings = cluster_settings
     ingress = settings.topic(INGRESS)
     events = synthetic_events(int(RATE * 600), seed=303, types=POLICE_TYPES)  # one connector: police
@@ -39,8 +40,11 @@ def test_publisher_keeps_going_through_a_leader_change(cluster: LocalKafka, clus
         leader, _ = leader_and_followers(settings, ingress, 0)
         fault_at = time.monotonic()
         cluster.kill_node(leader)
-        recovery = wait_for(lambda: ack_recovery_seconds(flow, fault_at), 240,
-                            "acknowledgements on every partition after the leader died")
+        recovery = wait_for(
+            lambda: ack_recovery_seconds(flow, fault_at),
+            240,
+            "acknowledgements on every partition after the leader died",
+        )
         new_leader = wait_for_new_leader(settings, ingress, 0, leader).leader
         restart_at = time.monotonic()
         cluster.restart_node(leader)
@@ -54,7 +58,13 @@ def test_publisher_keeps_going_through_a_leader_change(cluster: LocalKafka, clus
             flow.stop()
     assert not errors, errors[:5]
     tally = tally_ingress(settings, events)
-    report(fault_line("publisher-leader-change", tally, recovery,
-                      f"{ingress}[0] leader node {leader} killed, node {new_leader} took over; "
-                      f"ISR whole {isr:.1f} s after restart"))
+    report(
+        fault_line(
+            "publisher-leader-change",
+            tally,
+            recovery,
+            f"{ingress}[0] leader node {leader} killed, node {new_leader} took over; "
+            f"ISR whole {isr:.1f} s after restart",
+        )
+    )
     assert tally.exactly_once, tally

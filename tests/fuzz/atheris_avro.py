@@ -7,7 +7,6 @@ Each input is decoded by every serde as it is, and behind the event's own framin
 anything but a record or a ``SerdeError`` stops the run with the input saved (crash-*).
 """
 
-
 from __future__ import annotations
 
 import struct

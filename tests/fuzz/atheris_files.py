@@ -9,7 +9,6 @@ runtime does (see ``fuzzkit.run_file``); an exception other than a rejection wit
 or a reason quoting a value, stops the run with the input saved (crash-*).
 """
 
-
 from __future__ import annotations
 
 import sys
@@ -46,20 +45,38 @@ def _police(name: str) -> tuple[Any, Any]:
 
 TARGETS: dict[str, tuple[str, Callable[[], tuple[Any, Any]], Any]] = {
     "ctf": ("x.xml", lambda: (CtfReader(), CtfMapper()), None),
-    "cin": ("x.xml", lambda: (CinCensusReader("202"), LaMapper(LaProfile(la_code="202"), "cin-census")),
-            None),
+    "cin": (
+        "x.xml",
+        lambda: (CinCensusReader("202"), LaMapper(LaProfile(la_code="202"), "cin-census")),
+        None,
+    ),
     "police-json": ("x.json", lambda: _police("police-exploitation-concern.yaml"), None),
     "police-csv": ("x.csv", lambda: _police("police-domestic-abuse.yaml"), None),
-    "consent": ("x.json", lambda: (CaseSystemReader("consent", "202"),
-                                   LaMapper(LaProfile(la_code="202"), "case-system")), CODECS.consent.encode),
-    "family-help": ("x.csv", lambda: (CaseSystemReader("family-help", "202"),
-                                      LaMapper(LaProfile(la_code="202"), "case-system")), None),
-    "fhir": ("x.ndjson", lambda: (FhirReader(50), FhirMapper(load_profile(MAPPINGS / "health-example.yaml"))),
-             None),
-    "hl7": ("x.hl7", lambda: (Hl7FileReader(), Hl7Mapper(load_profile(MAPPINGS / "health-example.yaml"))),
-            None),
-    "ssda903": ("episodes.csv", lambda: (Ssda903Reader("202"), LaMapper(LaProfile(la_code="202"), "ssda903")),
-                None),
+    "consent": (
+        "x.json",
+        lambda: (CaseSystemReader("consent", "202"), LaMapper(LaProfile(la_code="202"), "case-system")),
+        CODECS.consent.encode,
+    ),
+    "family-help": (
+        "x.csv",
+        lambda: (CaseSystemReader("family-help", "202"), LaMapper(LaProfile(la_code="202"), "case-system")),
+        None,
+    ),
+    "fhir": (
+        "x.ndjson",
+        lambda: (FhirReader(50), FhirMapper(load_profile(MAPPINGS / "health-example.yaml"))),
+        None,
+    ),
+    "hl7": (
+        "x.hl7",
+        lambda: (Hl7FileReader(), Hl7Mapper(load_profile(MAPPINGS / "health-example.yaml"))),
+        None,
+    ),
+    "ssda903": (
+        "episodes.csv",
+        lambda: (Ssda903Reader("202"), LaMapper(LaProfile(la_code="202"), "ssda903")),
+        None,
+    ),
 }
 
 

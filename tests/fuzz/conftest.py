@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from .fuzzkit import PROFILE, TRIED
 
 
@@ -55,6 +56,11 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     for target, n in sorted(TRIED.items()):
         terminalreporter.write_line(f"{target:32} {n}")
     where = Path(os.environ.get("SGB_FUZZ_SUMMARY") or Path(tempfile.gettempdir()) / "sgb-fuzz-summary.json")
-    where.write_text(json.dumps({"profile": PROFILE, "tried": dict(sorted(TRIED.items())),
-                                 "total": sum(TRIED.values())}, indent=2) + "\n", encoding="utf-8")
+    where.write_text(
+        json.dumps(
+            {"profile": PROFILE, "tried": dict(sorted(TRIED.items())), "total": sum(TRIED.values())}, indent=2
+        )
+        + "\n",
+        encoding="utf-8",
+    )
     terminalreporter.write_line(f"written to {where}")

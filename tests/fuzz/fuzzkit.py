@@ -25,22 +25,33 @@ from typing import Any
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
-from broker.wire.codecs import Codecs
 from broker.exceptions import SerdeError
+from broker.wire.codecs import Codecs
 from broker.wire.registry import InMemoryRegistry
-from connectors.runtime.readers import FileRef, Malformed, SourceFileError
-from connectors.runtime.records import MappingError, NoEvent, SourceRecord
+from connectors.exceptions import MappingError, NoEvent, SourceFileError
+from connectors.runtime.readers import FileRef, Malformed
+from connectors.runtime.records import SourceRecord
 
 _COMMON: dict[str, Any] = {
-    "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much,
-                              HealthCheck.function_scoped_fixture],
+    "suppress_health_check": [
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.filter_too_much,
+        HealthCheck.function_scoped_fixture,
+    ],
     "database": None,
     "print_blob": True,
 }
-settings.register_profile("sgb-fuzz-ci", max_examples=int(os.environ.get("SGB_FUZZ_EXAMPLES", "400")),
-                          derandomize=True, deadline=5000, **_COMMON)
-settings.register_profile("sgb-fuzz-long", max_examples=int(os.environ.get("SGB_FUZZ_EXAMPLES", "2000")),
-                          deadline=10000, **_COMMON)
+settings.register_profile(
+    "sgb-fuzz-ci",
+    max_examples=int(os.environ.get("SGB_FUZZ_EXAMPLES", "400")),
+    derandomize=True,
+    deadline=5000,
+    **_COMMON,
+)
+settings.register_profile(
+    "sgb-fuzz-long", max_examples=int(os.environ.get("SGB_FUZZ_EXAMPLES", "2000")), deadline=10000, **_COMMON
+)
 #: ``ci`` (bounded, reproducible: ``make test``) or ``long`` (``make fuzz``).
 PROFILE = os.environ.get("SGB_FUZZ_PROFILE", "ci")
 #: The settings every fuzz test is decorated with.
@@ -146,8 +157,12 @@ def ref(path: Path, connector: str = "fuzz") -> FileRef:
     return FileRef(path, connector, path.name, "f" * 32)
 
 
-def run_file(reader: Any, mapper: Callable[[SourceRecord], dict[str, Any]], path: Path,
-             encode: Callable[[dict[str, Any]], bytes] | None = None) -> Outcomes:
+def run_file(
+    reader: Any,
+    mapper: Callable[[SourceRecord], dict[str, Any]],
+    path: Path,
+    encode: Callable[[dict[str, Any]], bytes] | None = None,
+) -> Outcomes:
     """Every record of ``path`` routed as the file pipeline routes it; any other exception escapes."""
     encode = encode or CODECS.event.encode
     out = Outcomes()

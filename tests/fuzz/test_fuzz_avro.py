@@ -11,11 +11,12 @@ from typing import Any
 
 import pytest
 from factories import domestic_abuse_incident
-from .fuzzkit import CODECS, FUZZ, count, mutated
 from hypothesis import example, given
 from hypothesis import strategies as st
 
 from broker.exceptions import SerdeError
+
+from .fuzzkit import CODECS, FUZZ, count, mutated
 
 VALID = CODECS.event.encode(domestic_abuse_incident(risk="SIGNIFICANT_HARM"))
 SCHEMA_ID = CODECS.event.schema_id

@@ -9,19 +9,21 @@ schema id and a bad magic byte in front of an otherwise valid event.)
 from __future__ import annotations
 
 import pytest
+from conftest import RunningFilter, read_topic
 from factories import domestic_abuse_incident
-from .fuzzkit import count
 
 from broker.clients import producer
+from broker.settings import Settings
 from broker.wire.codecs import Codecs
 from broker.wire.registry import registry_for
-from broker.settings import Settings
-from conftest import RunningFilter, read_topic
+
+from .fuzzkit import count
 
 
 @pytest.mark.kafka
 def test_truncated_avro_and_a_bad_magic_byte_are_dead_letters_and_reach_no_one(
-        kafka: Settings, running_filter: RunningFilter) -> None:
+    kafka: Settings, running_filter: RunningFilter
+) -> None:
     count("avro on kafka: end to end")
     codecs = Codecs(registry_for(kafka))
     bad_event = domestic_abuse_incident(risk="SIGNIFICANT_HARM")

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from .fuzzkit import CODECS, FUZZ, MARKER, check, count, hostile_text, mutated, run_file
 from hypothesis import example, given
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
@@ -24,8 +23,23 @@ from connectors.education import synthetic as syn
 from connectors.education.tokens import TokenStore
 from connectors.education.webhook import MAX_BODY, ConcernWebhook
 
-FIELDS = ["UPN", "Surname", "Forename", "DOB", "Year", "SessionsPossible", "SessionsAuthorised",
-          "SessionsUnauthorised", "LeavingDate", "DateTime", "URN", "LEA", "Estab"]
+from .fuzzkit import CODECS, FUZZ, MARKER, check, count, hostile_text, mutated, run_file
+
+FIELDS = [
+    "UPN",
+    "Surname",
+    "Forename",
+    "DOB",
+    "Year",
+    "SessionsPossible",
+    "SessionsAuthorised",
+    "SessionsUnauthorised",
+    "LeavingDate",
+    "DateTime",
+    "URN",
+    "LEA",
+    "Estab",
+]
 
 
 def _ctf(workdir: Path, pupils: list[syn.CtfPupil], **kw: Any) -> bytes:
@@ -35,8 +49,11 @@ def _ctf(workdir: Path, pupils: list[syn.CtfPupil], **kw: Any) -> bytes:
 
 def _pupils() -> list[syn.CtfPupil]:
     rng = random.Random(31)
-    return [syn.pupil(rng, 1, authorised=40, unauthorised=20), syn.pupil(rng, 2, leaving="2025-06-01"),
-            syn.pupil(rng, 3, authorised=200, unauthorised=10)]
+    return [
+        syn.pupil(rng, 1, authorised=40, unauthorised=20),
+        syn.pupil(rng, 2, leaving="2025-06-01"),
+        syn.pupil(rng, 3, authorised=200, unauthorised=10),
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -113,13 +130,22 @@ def webhook(tmp_path_factory: pytest.TempPathFactory) -> tuple[TestClient, Recor
     return client, producer, token
 
 
-def _post(webhook: tuple[TestClient, RecordingProducer, str], body: bytes,
-          auth: bytes | None = None, content_type: str = "application/json") -> tuple[int, Any, int]:
+def _post(
+    webhook: tuple[TestClient, RecordingProducer, str],
+    body: bytes,
+    auth: bytes | None = None,
+    content_type: str = "application/json",
+) -> tuple[int, Any, int]:
     client, producer, token = webhook
     before = len(producer.sent)
-    answer = client.post("/v1/concerns", content=body,
-                         headers={"Authorization": auth if auth is not None else f"Bearer {token}".encode(),
-                                  "Content-Type": content_type})
+    answer = client.post(
+        "/v1/concerns",
+        content=body,
+        headers={
+            "Authorization": auth if auth is not None else f"Bearer {token}".encode(),
+            "Content-Type": content_type,
+        },
+    )
     assert answer.status_code < 500, f"{answer.status_code} for a payload"
     return answer.status_code, answer, len(producer.sent) - before
 
@@ -144,9 +170,15 @@ def _set(body: dict[str, Any], path: tuple[str, ...], value: object) -> dict[str
 
 
 PATHS = [(k,) for k in VALID] + [("child", k) for k in VALID["child"]] + [("contact", "team"), ("extra",)]
-WRONG = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), hostile_text(),
-                  st.lists(hostile_text(), max_size=3), st.dictionaries(st.text(max_size=5), st.integers(),
-                                                                        max_size=2))
+WRONG = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=False),
+    hostile_text(),
+    st.lists(hostile_text(), max_size=3),
+    st.dictionaries(st.text(max_size=5), st.integers(), max_size=2),
+)
 
 
 @FUZZ
@@ -154,8 +186,9 @@ WRONG = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=F
 @example(("occurred_at",), "9999-12-31T23:59:59-23:59")  # past year 9999 in UTC
 @example(("occurred_at",), "0001-01-01T00:00:00+23:59")  # before year 1 in UTC
 @example(("child",), {"upn": MARKER})
-def test_webhook_wrong_values(webhook: tuple[TestClient, RecordingProducer, str], path: tuple[str, ...],
-                              value: object) -> None:
+def test_webhook_wrong_values(
+    webhook: tuple[TestClient, RecordingProducer, str], path: tuple[str, ...], value: object
+) -> None:
     count("education webhook: wrong values")
     status, answer, sent = _post(webhook, json.dumps(_set(VALID, path, value)).encode())
     if status == 202:
@@ -192,17 +225,24 @@ def test_webhook_bad_tokens(webhook: tuple[TestClient, RecordingProducer, str], 
 
 
 def test_webhook_refuses_an_oversized_body_without_reading_it_all(
-        webhook: tuple[TestClient, RecordingProducer, str]) -> None:
+    webhook: tuple[TestClient, RecordingProducer, str],
+) -> None:
     """A chunked body (no Content-Length) is refused once it passes 256 KiB; a declared
     Content-Length over the limit is refused before the body is read."""
     count("education webhook: oversized body")
     client, producer, token = webhook
     sent_before = len(producer.sent)
     chunks = (b"A" * 65_536 for _ in range(64))  # 4 MiB
-    answer = client.post("/v1/concerns", content=chunks,
-                         headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    answer = client.post(
+        "/v1/concerns",
+        content=chunks,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
     assert answer.status_code == 413 and answer.json()["error"]
-    answer = client.post("/v1/concerns", content=b"{}",
-                         headers={"Authorization": f"Bearer {token}", "Content-Length": str(MAX_BODY + 1)})
+    answer = client.post(
+        "/v1/concerns",
+        content=b"{}",
+        headers={"Authorization": f"Bearer {token}", "Content-Length": str(MAX_BODY + 1)},
+    )
     assert answer.status_code == 413
     assert len(producer.sent) == sent_before

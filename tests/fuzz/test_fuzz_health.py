@@ -8,23 +8,28 @@ import random
 from pathlib import Path
 
 import pytest
-from .fuzzkit import CODECS, FUZZ, MARKER, check, count, hostile_text, mutated, run_file
 from hypothesis import example, given
 from hypothesis import strategies as st
 
 from broker.exceptions import SerdeError
+from connectors.exceptions import MappingError, NoEvent
 from connectors.health import FhirMapper, FhirReader, Hl7FileReader, Hl7Mapper, Hl7Message, load_profile
 from connectors.health import synthetic as syn
 from connectors.health.hl7v2 import bare_ack
-from connectors.runtime.records import MappingError, NoEvent, SourceRecord
+from connectors.runtime.records import SourceRecord
+
+from .fuzzkit import CODECS, FUZZ, MARKER, check, count, hostile_text, mutated, run_file
 
 MAPPINGS = Path(__file__).resolve().parents[2] / "connectors" / "mappings"
 PROFILE = load_profile(MAPPINGS / "health-example.yaml")
 RESOURCES = syn.fhir_resources(3, random.Random(21))
 NDJSON = b"".join(json.dumps(r, separators=(",", ":")).encode() + b"\n" for r in RESOURCES)
 BUNDLE = json.dumps(
-    {"resourceType": "Bundle", "type": "collection",
-     "entry": [{"fullUrl": f"urn:uuid:{i}", "resource": r} for i, r in enumerate(RESOURCES)]}
+    {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "entry": [{"fullUrl": f"urn:uuid:{i}", "resource": r} for i, r in enumerate(RESOURCES)],
+    }
 ).encode()
 ADT = [syn.adt_message(i, random.Random(22 + i), trigger=t) for i, t in enumerate(("A04", "A01", "A03"))]
 HL7_FILE = "\r\n".join(ADT).encode()
@@ -67,8 +72,9 @@ def _paths(node: object, prefix: tuple[object, ...] = ()) -> list[tuple[object, 
 @given(st.integers(0, len(RESOURCES) - 1), st.data(), JSON_VALUES)
 @example(1, None, 10**30)  # a number no Avro long holds
 @example(1, None, "9999-12-31T23:59:59+14:00")
-def test_fhir_wrong_types_and_hostile_values(workdir: Path, index: int, data: st.DataObject | None,
-                                            value: object) -> None:
+def test_fhir_wrong_types_and_hostile_values(
+    workdir: Path, index: int, data: st.DataObject | None, value: object
+) -> None:
     count("health fhir: wrong types")
     resources = json.loads(json.dumps(RESOURCES))
     paths = _paths(resources[index])
@@ -144,12 +150,15 @@ def _handle(block: bytes) -> None:
         message.ack("AR", str(exc))
 
 
-@pytest.mark.parametrize("document", [
-    b"[" * 100_000,
-    b'{"resourceType": "Bundle", "entry": [' + b"[" * 100_000 + b"]}",
-    b'{"resourceType": "Bundle", "entry": {"a": 1}}',
-    b'{"resourceType": "Bundle", "entry": [1, "x", null, {"resource": 5}]}',
-])
+@pytest.mark.parametrize(
+    "document",
+    [
+        b"[" * 100_000,
+        b'{"resourceType": "Bundle", "entry": [' + b"[" * 100_000 + b"]}",
+        b'{"resourceType": "Bundle", "entry": {"a": 1}}',
+        b'{"resourceType": "Bundle", "entry": [1, "x", null, {"resource": 5}]}',
+    ],
+)
 def test_hostile_fhir_documents(workdir: Path, document: bytes) -> None:
     count("health fhir: hostile document")
     _fhir(workdir, "h.json", document)

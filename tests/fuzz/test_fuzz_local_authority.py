@@ -9,7 +9,6 @@ import json
 import random
 from pathlib import Path
 
-from .fuzzkit import CODECS, FUZZ, check, count, hostile_text, mutated, run_file
 from hypothesis import example, given
 from hypothesis import strategies as st
 
@@ -17,32 +16,90 @@ from connectors.local_authority import CaseSystemReader, CinCensusReader, LaMapp
 from connectors.local_authority import synthetic as syn
 from connectors.local_authority.ssda903 import EPISODE_COLUMNS, HEADER_COLUMNS
 
+from .fuzzkit import CODECS, FUZZ, check, count, hostile_text, mutated, run_file
+
 HEADER_ROWS = [
     {"CHILD": "L1", "SEX": "1", "DOB": "01/02/2012", "UPN": "UN2"},
     {"CHILD": "L2", "SEX": "2", "DOB": "2010-05-05", "UPN": ""},
 ]
 EPISODE_ROWS = [
-    {"CHILD": "L1", "DECOM": "01/04/2023", "RNE": "S", "LS": "C2", "CIN": "N1", "PLACE": "U1",
-     "DEC": "01/06/2023", "REC": "X1"},
-    {"CHILD": "L1", "DECOM": "01/06/2023", "RNE": "P", "LS": "C2", "CIN": "N1", "PLACE": "U3",
-     "DEC": "15/01/2024", "REC": "E11"},
+    {
+        "CHILD": "L1",
+        "DECOM": "01/04/2023",
+        "RNE": "S",
+        "LS": "C2",
+        "CIN": "N1",
+        "PLACE": "U1",
+        "DEC": "01/06/2023",
+        "REC": "X1",
+    },
+    {
+        "CHILD": "L1",
+        "DECOM": "01/06/2023",
+        "RNE": "P",
+        "LS": "C2",
+        "CIN": "N1",
+        "PLACE": "U3",
+        "DEC": "15/01/2024",
+        "REC": "E11",
+    },
     {"CHILD": "L2", "DECOM": "01/03/2024", "RNE": "S", "LS": "V2", "CIN": "N2", "PLACE": "U1"},
 ]
-CASE_COLUMNS = ["LAchildID", "NHSnumber", "UPN", "PersonBirthDate", "CaseID", "CaseType", "OpenedDate",
-                "ClosedDate", "ClosureReason", "Needs", "ConsentState", "LeadPractitionerTeam",
-                "LeadPractitionerPhone", "LeadPractitionerEmail"]
+CASE_COLUMNS = [
+    "LAchildID",
+    "NHSnumber",
+    "UPN",
+    "PersonBirthDate",
+    "CaseID",
+    "CaseType",
+    "OpenedDate",
+    "ClosedDate",
+    "ClosureReason",
+    "Needs",
+    "ConsentState",
+    "LeadPractitionerTeam",
+    "LeadPractitionerPhone",
+    "LeadPractitionerEmail",
+]
 CASE_ROWS = [
-    {"LAchildID": "F1", "NHSnumber": "9990000018", "CaseID": "K1", "CaseType": "TARGETED_EARLY_HELP",
-     "OpenedDate": "02/01/2025", "ClosedDate": "01/03/2025", "ClosureReason": "NEEDS_MET",
-     "Needs": "HOUSING; DOMESTIC_ABUSE", "ConsentState": "GIVEN", "LeadPractitionerTeam": "Team A"},
-    {"LAchildID": "F2", "CaseID": "K2", "CaseType": "CHILD_IN_NEED", "OpenedDate": "2025-02-10",
-     "PersonBirthDate": "2015-01-01"},
+    {
+        "LAchildID": "F1",
+        "NHSnumber": "9990000018",
+        "CaseID": "K1",
+        "CaseType": "TARGETED_EARLY_HELP",
+        "OpenedDate": "02/01/2025",
+        "ClosedDate": "01/03/2025",
+        "ClosureReason": "NEEDS_MET",
+        "Needs": "HOUSING; DOMESTIC_ABUSE",
+        "ConsentState": "GIVEN",
+        "LeadPractitionerTeam": "Team A",
+    },
+    {
+        "LAchildID": "F2",
+        "CaseID": "K2",
+        "CaseType": "CHILD_IN_NEED",
+        "OpenedDate": "2025-02-10",
+        "PersonBirthDate": "2015-01-01",
+    },
 ]
 CONSENTS = [
-    {"ConsentID": "S1", "LAchildID": "F1", "Audience": "FAMILY_HELP", "State": "GIVEN", "GivenBy": "PARENT",
-     "RecordedAt": "2025-01-02T09:00:00+00:00", "RecordedBy": "Family help"},
-    {"ConsentID": "S2", "NHSnumber": "9990000018", "Audience": "ALL", "State": "WITHDRAWN",
-     "RecordedAt": "2025-01-03", "RecordedBy": "Family help"},
+    {
+        "ConsentID": "S1",
+        "LAchildID": "F1",
+        "Audience": "FAMILY_HELP",
+        "State": "GIVEN",
+        "GivenBy": "PARENT",
+        "RecordedAt": "2025-01-02T09:00:00+00:00",
+        "RecordedBy": "Family help",
+    },
+    {
+        "ConsentID": "S2",
+        "NHSnumber": "9990000018",
+        "Audience": "ALL",
+        "State": "WITHDRAWN",
+        "RecordedAt": "2025-01-03",
+        "RecordedBy": "Family help",
+    },
 ]
 
 
@@ -96,16 +153,25 @@ def test_ssda903_hostile_values(workdir: Path, row: int, column: str, value: str
 def _cases(workdir: Path, data: bytes, name: str = "cases.csv") -> None:
     path = workdir / name
     path.write_bytes(data)
-    check(run_file(CaseSystemReader("family-help", "202"), LaMapper(LaProfile(la_code="202"), "case-system"),
-                   path))
+    check(
+        run_file(
+            CaseSystemReader("family-help", "202"), LaMapper(LaProfile(la_code="202"), "case-system"), path
+        )
+    )
 
 
 def _consents(workdir: Path, data: bytes, name: str = "consent.json") -> None:
     path = workdir / name
     path.write_bytes(data)
     profile = LaProfile(la_code="202", xref={"F1": "9990000018"})
-    check(run_file(CaseSystemReader("consent", "202"), LaMapper(profile, "case-system"), path,
-                   encode=CODECS.consent.encode))
+    check(
+        run_file(
+            CaseSystemReader("consent", "202"),
+            LaMapper(profile, "case-system"),
+            path,
+            encode=CODECS.consent.encode,
+        )
+    )
 
 
 @FUZZ
@@ -138,9 +204,15 @@ def test_mutated_consent(workdir: Path, lines: bool, data: st.DataObject) -> Non
     _consents(workdir, data.draw(mutated(seed)), "consent.ndjson" if lines else "consent.json")
 
 
-WRONG = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), hostile_text(),
-                  st.lists(st.integers(), max_size=3),
-                  st.dictionaries(st.text(max_size=4), st.integers(), max_size=2))
+WRONG = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(),
+    hostile_text(),
+    st.lists(st.integers(), max_size=3),
+    st.dictionaries(st.text(max_size=4), st.integers(), max_size=2),
+)
 
 
 @FUZZ
@@ -157,9 +229,23 @@ def test_consent_wrong_types(workdir: Path, index: int, key: str, value: object)
     _consents(workdir, json.dumps(records).encode())
 
 
-CIN_ELEMENTS = ["LAchildID", "UPN", "PersonBirthDate", "CINreferralDate", "ReferralNFA", "S47ActualStartDate",
-                "CPPstartDate", "CPPendDate", "InitialCategoryOfAbuse", "LatestCategoryOfAbuse", "LEA",
-                "ReferenceDate", "DateTime", "ReferralSource", "PrimaryNeedCode"]
+CIN_ELEMENTS = [
+    "LAchildID",
+    "UPN",
+    "PersonBirthDate",
+    "CINreferralDate",
+    "ReferralNFA",
+    "S47ActualStartDate",
+    "CPPstartDate",
+    "CPPendDate",
+    "InitialCategoryOfAbuse",
+    "LatestCategoryOfAbuse",
+    "LEA",
+    "ReferenceDate",
+    "DateTime",
+    "ReferralSource",
+    "PrimaryNeedCode",
+]
 
 
 @FUZZ

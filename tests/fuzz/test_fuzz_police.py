@@ -7,12 +7,13 @@ import random
 from pathlib import Path
 
 import pytest
-from .fuzzkit import FUZZ, MARKER, check, count, hostile_text, mutated, run_file
 from hypothesis import example, given
 from hypothesis import strategies as st
 
 from connectors.police import PoliceMapper, load_mapping, reader_for
 from connectors.police import synthetic as syn
+
+from .fuzzkit import FUZZ, MARKER, check, count, hostile_text, mutated, run_file
 
 MAPPINGS = Path(__file__).resolve().parents[2] / "connectors" / "mappings"
 DOMESTIC = load_mapping(MAPPINGS / "police-domestic-abuse.yaml")

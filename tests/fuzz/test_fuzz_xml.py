@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from .fuzzkit import FUZZ, Outcomes, check, count, mutated, run_file
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -23,10 +22,16 @@ from connectors.education import synthetic as edu
 from connectors.local_authority import CinCensusReader, LaMapper, LaProfile
 from connectors.local_authority import synthetic as la
 
+from .fuzzkit import FUZZ, Outcomes, check, count, mutated, run_file
+
 READERS: dict[str, tuple[Callable[[], Any], Callable[[], Any], str, str]] = {
     "ctf": (CtfReader, CtfMapper, "Pupil", "CTFpupilData"),
-    "cin": (lambda: CinCensusReader("202"), lambda: LaMapper(LaProfile(la_code="202"), "cin-census"),
-            "Child", "Children"),
+    "cin": (
+        lambda: CinCensusReader("202"),
+        lambda: LaMapper(LaProfile(la_code="202"), "cin-census"),
+        "Child",
+        "Children",
+    ),
 }
 
 
@@ -49,9 +54,7 @@ def _hostile(kind: str, seed: str, canary: Path) -> dict[str, bytes]:
     record, container = READERS[kind][2], READERS[kind][3]
     body = _body(seed)
     url = canary.as_uri()
-    laughs = '<!ENTITY l0 "lol">' + "".join(
-        f'<!ENTITY l{i} "{f"&l{i - 1};" * 10}">' for i in range(1, 10)
-    )
+    laughs = '<!ENTITY l0 "lol">' + "".join(f'<!ENTITY l{i} "{f"&l{i - 1};" * 10}">' for i in range(1, 10))
     first = body.index(f"<{record}>")
     deep = "<x>" * 200_000 + "</x>" * 200_000
     return {
@@ -62,9 +65,12 @@ def _hostile(kind: str, seed: str, canary: Path) -> dict[str, bytes]:
         "parameter entity": f'<?xml version="1.0"?><!DOCTYPE m [<!ENTITY % p SYSTEM "{url}"> %p;]>{body}',
         "external DTD": f'<?xml version="1.0"?><!DOCTYPE m SYSTEM "{url}">{body}',
         "bare DOCTYPE": f"<!DOCTYPE m>{body}",
-        "XInclude": body.replace(f"<{record}>", f'<{record}><xi:include xmlns:xi="http://www.w3.org/2001/'
-                                 f'XInclude" href="{url}" parse="text"/>', 1),
-        "deep nesting in a record": body[:first] + f"<{record}>" + deep + body[first + len(record) + 2:],
+        "XInclude": body.replace(
+            f"<{record}>",
+            f'<{record}><xi:include xmlns:xi="http://www.w3.org/2001/XInclude" href="{url}" parse="text"/>',
+            1,
+        ),
+        "deep nesting in a record": body[:first] + f"<{record}>" + deep + body[first + len(record) + 2 :],
         "deep nesting outside records": body.replace(f"</{container}>", deep + f"</{container}>"),
         "huge text": body.replace("<Header>", "<Header><Note>" + "A" * 5_000_000 + "</Note>", 1),
         "NUL byte": body.replace("<Header>", "<Header>\x00", 1),
@@ -121,11 +127,21 @@ def test_hostile_xml(
 
 @FUZZ
 @given(st.sampled_from(sorted(READERS)), st.data())
-def test_mutated_xml(workdir: Path, seeds: dict[str, str], canary: tuple[Path, str], kind: str,
-                     data: st.DataObject) -> None:
+def test_mutated_xml(
+    workdir: Path, seeds: dict[str, str], canary: tuple[Path, str], kind: str, data: st.DataObject
+) -> None:
     count(f"xml {kind}: mutated file")
-    snippets = [f'<!DOCTYPE m [<!ENTITY x SYSTEM "{canary[0].as_uri()}">]>'.encode(), b"&x;", b"<![CDATA[",
-                b"]]>", b"<?pi x?>", b"<!-- -->", b"&#x0;", b"&#1114112;", b'xmlns="urn:x"']
+    snippets = [
+        f'<!DOCTYPE m [<!ENTITY x SYSTEM "{canary[0].as_uri()}">]>'.encode(),
+        b"&x;",
+        b"<![CDATA[",
+        b"]]>",
+        b"<?pi x?>",
+        b"<!-- -->",
+        b"&#x0;",
+        b"&#1114112;",
+        b'xmlns="urn:x"',
+    ]
     path = workdir / f"mutated-{kind}.xml"
     path.write_bytes(data.draw(mutated(seeds[kind].encode(), snippets)))
     out = _run(kind, path)

@@ -18,9 +18,9 @@ from factories import distinct_children, domestic_abuse_incident, event
 from test_filter_kafka import audit_count, publish, start_filter, wait_for
 
 from broker.clients import admin_client, producer
+from broker.settings import Settings
 from broker.wire.codecs import Codecs
 from broker.wire.registry import registry_for
-from broker.settings import Settings
 
 AUDIT = "sg.audit.decisions.v1"
 AUDIENCES = 7  # one audit record per event and candidate audience (baseline policy)
@@ -28,8 +28,9 @@ AUDIENCES = 7  # one audit record per event and candidate audience (baseline pol
 
 def some_events(count: int) -> list[dict[str, Any]]:
     """Police and school events, so that several ingress topics and partitions make chains."""
-    return distinct_children([domestic_abuse_incident() if i % 2 else event("SCHOOL_SAFEGUARDING_CONCERN")
-                              for i in range(count)])
+    return distinct_children(
+        [domestic_abuse_incident() if i % 2 else event("SCHOOL_SAFEGUARDING_CONCERN") for i in range(count)]
+    )
 
 
 def audit_messages(settings: Settings, expect: int, topic: str = AUDIT) -> list[Message]:
@@ -39,8 +40,13 @@ def audit_messages(settings: Settings, expect: int, topic: str = AUDIT) -> list[
 
 
 def sgb_verify(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "sgb.cli", "audit", "verify", "--settle", "2", *args],
-                          env=sgb_env(settings), capture_output=True, text=True, timeout=180)
+    return subprocess.run(
+        [sys.executable, "-m", "sgb.cli", "audit", "verify", "--settle", "2", *args],
+        env=sgb_env(settings),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
 
 
 def by_partition(messages: list[Message]) -> dict[int, list[Message]]:
@@ -114,30 +120,40 @@ def test_filter_chains_audit_and_verify_finds_each_kind_of_tampering(kafka: Sett
 
     result = sgb_verify(kafka, "--topic", "scratch.changed", "--no-heads")
     assert result.returncode == 1
-    assert f"partition {partition} offset {run[1]} chain {chain}: sequence 1: content does not match its " \
-           "record_hash (record changed)" in result.stdout.splitlines()
+    assert (
+        f"partition {partition} offset {run[1]} chain {chain}: sequence 1: content does not match its "
+        "record_hash (record changed)" in result.stdout.splitlines()
+    )
     assert "1 problem(s)" in result.stdout
 
     result = sgb_verify(kafka, "--topic", "scratch.dropped", "--no-heads")
     assert result.returncode == 1
-    assert f"partition {partition} offset {run[3] - 1} chain {chain}: sequence 3 follows 1: 1 record(s) " \
-           "missing or moved" in result.stdout.splitlines()
+    assert (
+        f"partition {partition} offset {run[3] - 1} chain {chain}: sequence 3 follows 1: 1 record(s) "
+        "missing or moved" in result.stdout.splitlines()
+    )
 
     result = sgb_verify(kafka, "--topic", "scratch.swapped", "--no-heads")
     assert result.returncode == 1
     lines = result.stdout.splitlines()
-    assert f"partition {partition} offset {run[1]} chain {chain}: sequence 2 follows 0: 1 record(s) " \
-           "missing or moved" in lines
-    assert f"partition {partition} offset {run[2]} chain {chain}: sequence 1 follows 2 (out of order or " \
-           "chain restarted)" in lines
+    assert (
+        f"partition {partition} offset {run[1]} chain {chain}: sequence 2 follows 0: 1 record(s) "
+        "missing or moved" in lines
+    )
+    assert (
+        f"partition {partition} offset {run[2]} chain {chain}: sequence 1 follows 2 (out of order or "
+        "chain restarted)" in lines
+    )
 
     # A removed newest record leaves every link intact; the committed head finds it.
     assert sgb_verify(kafka, "--topic", "scratch.no-tail", "--no-heads").returncode == 0
     result = sgb_verify(kafka, "--topic", "scratch.no-tail", "--group", group_id)
     assert result.returncode == 1
     last = len(run) - 1
-    assert f"chain {chain}: chain ends at sequence {last - 1} but the committed head is sequence {last}: " \
-           "1 newest record(s) missing" in result.stdout
+    assert (
+        f"chain {chain}: chain ends at sequence {last - 1} but the committed head is sequence {last}: "
+        "1 newest record(s) missing" in result.stdout
+    )
 
     # No personal data in what verify prints.
     for result_text in (intact.stdout + intact.stderr, result.stdout + result.stderr):

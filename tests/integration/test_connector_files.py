@@ -19,9 +19,9 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, KafkaException, TopicPartition
 
 from broker.clients import consumer
+from broker.settings import Settings
 from broker.wire.codecs import Codecs
 from broker.wire.registry import registry_for
-from broker.settings import Settings
 from connectors.health import synthetic as health_syn
 from connectors.police import synthetic as police_syn
 
@@ -30,9 +30,7 @@ DA_MAPPING = MAPPINGS / "police-domestic-abuse.yaml"
 HEALTH_PROFILE = MAPPINGS / "health-example.yaml"
 
 # The connector command, registered here until sgb/cli/__init__.py lists it.
-SGB = (
-    "import sys; from sgb.cli import main; main(sys.argv[1:])"
-)
+SGB = "import sys; from sgb.cli import main; main(sys.argv[1:])"
 
 pytestmark = pytest.mark.kafka
 

@@ -11,18 +11,16 @@ from pathlib import Path
 
 import pytest
 
+from broker.settings import Settings
 from broker.wire.codecs import Codecs
 from broker.wire.registry import registry_for
-from broker.settings import Settings
 from connectors.local_authority import synthetic as syn
-from schemas.identifiers import synthetic_nhs_number
 from schemas.child_keys import consent_key
+from schemas.identifiers import synthetic_nhs_number
 from tests.conftest import sgb_env
 from tests.integration.test_connector_files import read_all
 
-SGB = (
-    "import sys; from sgb.cli import main; main(sys.argv[1:])"
-)
+SGB = "import sys; from sgb.cli import main; main(sys.argv[1:])"
 
 pytestmark = pytest.mark.kafka
 

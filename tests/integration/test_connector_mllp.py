@@ -19,17 +19,15 @@ from confluent_kafka import OFFSET_BEGINNING, KafkaException, TopicPartition
 from hl7.mllp import open_hl7_connection
 
 from broker.clients import consumer
+from broker.settings import Settings
 from broker.wire.codecs import Codecs
 from broker.wire.registry import registry_for
-from broker.settings import Settings
 from connectors.health import Hl7Mapper, load_profile
 from connectors.health import synthetic as syn
 from connectors.health.mllp import MllpListener
 
 PROFILE = Path(__file__).resolve().parents[2] / "connectors" / "mappings" / "health-example.yaml"
-SGB = (
-    "import sys; from sgb.cli import main; main(sys.argv[1:])"
-)
+SGB = "import sys; from sgb.cli import main; main(sys.argv[1:])"
 
 pytestmark = pytest.mark.kafka
 

@@ -17,18 +17,16 @@ import httpx
 import pytest
 import uvicorn
 
+from broker.settings import Settings
 from broker.wire.codecs import Codecs
 from broker.wire.registry import registry_for
-from broker.settings import Settings
 from connectors.education import synthetic as syn
 from connectors.education.tokens import TokenStore
 from connectors.education.webhook import ConcernWebhook
 from tests.conftest import sgb_env
 from tests.integration.test_connector_files import read_all
 
-SGB = (
-    "import sys; from sgb.cli import main; main(sys.argv[1:])"
-)
+SGB = "import sys; from sgb.cli import main; main(sys.argv[1:])"
 
 pytestmark = pytest.mark.kafka
 

@@ -13,12 +13,12 @@ from typing import Any
 from conftest import RunningFilter, read_topic, sgb_env
 from factories import domestic_abuse_incident
 
-from broker.wire.codecs import Codecs
+from broker.hub.subscriber import Subscriber
 from broker.security.ciphers import Revealer
 from broker.security.field_encryption import ERASED, PREFIX
-from broker.hub.subscriber import Subscriber
-from broker.wire.registry import registry_for
 from broker.settings import Settings
+from broker.wire.codecs import Codecs
+from broker.wire.registry import registry_for
 from connectors.runtime.publisher import EventPublisher
 from schemas.child_keys import child_key
 
@@ -32,8 +32,12 @@ def _event(marker: str) -> tuple[dict[str, Any], str, list[bytes]]:
     event["child"]["confidential_address"]["line1"] = f"Refuge {marker}"
     event["child"]["confidential_address"]["postcode"] = "ZZ9 9ZZ"
     event["details"]["protective_measures"] = f"Measures {marker}"
-    secrets = [f"narrative {marker}".encode(), f"Refuge {marker}".encode(), f"Measures {marker}".encode(),
-               b"ZZ9 9ZZ"]
+    secrets = [
+        f"narrative {marker}".encode(),
+        f"Refuge {marker}".encode(),
+        f"Measures {marker}".encode(),
+        b"ZZ9 9ZZ",
+    ]
     return event, child_key(event["child"]) or "", secrets
 
 
@@ -53,12 +57,19 @@ def _by_id(settings: Settings, topic: str, expect: int) -> dict[str, dict[str, A
 
 
 def _erase(settings: Settings, key: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "sgb.cli", "erase", "--child", key, "--yes"],
-                          env=sgb_env(settings), capture_output=True, text=True, timeout=60, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "sgb.cli", "erase", "--child", key, "--yes"],
+        env=sgb_env(settings),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def test_sealed_in_kafka_open_at_the_hub_and_erased_everywhere_by_sgb_erase(
-        kafka: Settings, group_id: str, tmp_path: Path) -> None:
+    kafka: Settings, group_id: str, tmp_path: Path
+) -> None:
     settings = kafka.model_copy(update={"field_encryption": "on"})
     a, key_a, secrets_a = _event("ALPHA-7Q")
     b, key_b, secrets_b = _event("BRAVO-3K")
@@ -81,8 +92,25 @@ def test_sealed_in_kafka_open_at_the_hub_and_erased_everywhere_by_sgb_erase(
     # 2. The MASH hub's sink gets the plaintext; the school still gets neither field.
     inbox = tmp_path / "mash.jsonl"
     hub = subprocess.run(
-        [sys.executable, "-m", "sgb.cli", "hub", "subscribe", "mash", "202", "--sink", f"jsonl:{inbox}",
-         "--idle-exit", "3"], env=sgb_env(settings), capture_output=True, text=True, timeout=120, check=False)
+        [
+            sys.executable,
+            "-m",
+            "sgb.cli",
+            "hub",
+            "subscribe",
+            "mash",
+            "202",
+            "--sink",
+            f"jsonl:{inbox}",
+            "--idle-exit",
+            "3",
+        ],
+        env=sgb_env(settings),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert hub.returncode == 0, hub.stderr
     written = {r["event_id"]: r for r in map(json.loads, inbox.read_text().splitlines())}
     assert written[a["event_id"]]["narrative"] == "Synthetic narrative ALPHA-7Q"
@@ -104,8 +132,10 @@ def test_sealed_in_kafka_open_at_the_hub_and_erased_everywhere_by_sgb_erase(
         assert old_a["narrative"] == ERASED and old_a["details"]["protective_measures"] == ERASED
         assert old_a["child"]["confidential_address"]["line1"] == ERASED
         assert old_a["child"]["given_name"] == "Testy"  # fields that were never sealed are untouched
-        assert old_b["narrative"] == b["narrative"] and old_b["child"]["confidential_address"] == b["child"][
-            "confidential_address"]
+        assert (
+            old_b["narrative"] == b["narrative"]
+            and old_b["child"]["confidential_address"] == b["child"]["confidential_address"]
+        )
 
     # 5. A hub replaying its topic through the Python API sees the same.
     replay = Subscriber(settings, "MASH", "202", group_id=f"replay-{uuid.uuid4().hex[:8]}")
@@ -132,16 +162,25 @@ def test_a_file_connector_seals_what_it_publishes(kafka: Settings, tmp_path: Pat
     from connectors.police import synthetic as police_syn
 
     mapping = Path(__file__).resolve().parents[2] / "connectors" / "mappings" / "police-domestic-abuse.yaml"
-    export = police_syn.write_csv(tmp_path / "incidents.csv", police_syn.DOMESTIC_ABUSE_COLUMNS,
-                                  police_syn.domestic_abuse_rows(5, random.Random(3), bad=[]))
+    export = police_syn.write_csv(
+        tmp_path / "incidents.csv",
+        police_syn.DOMESTIC_ABUSE_COLUMNS,
+        police_syn.domestic_abuse_rows(5, random.Random(3), bad=[]),
+    )
     with export.open(newline="") as handle:
         rows = list(csv.DictReader(handle))
     summaries = [row["OfficerSummary"].encode() for row in rows if row["OfficerSummary"]]
     assert summaries
     env = {**sgb_env(kafka), "SGB_FIELD_ENCRYPTION": "on"}
     command = ["connector", "run", "police", "--source", str(export), "--mapping", str(mapping)]
-    run = subprocess.run([sys.executable, "-m", "sgb.cli", *command], env=env, capture_output=True,
-                         text=True, timeout=120, check=False)
+    run = subprocess.run(
+        [sys.executable, "-m", "sgb.cli", *command],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert run.returncode == 0, run.stderr
     messages = read_topic(kafka, INGRESS, expect=5)
     assert len(messages) == 5
@@ -154,16 +193,22 @@ def test_a_file_connector_seals_what_it_publishes(kafka: Settings, tmp_path: Pat
 
 
 def test_a_policy_that_masks_narrative_makes_the_filter_open_mask_and_seal_again(
-        kafka: Settings, group_id: str, tmp_path: Path) -> None:
+    kafka: Settings, group_id: str, tmp_path: Path
+) -> None:
     from consent import policy as policy_module
 
     text = policy_module.BASELINE.read_text(encoding="utf-8")
     school_rule = "    audience: SCHOOL_DSL\n    grant: [NAME, DATE_OF_BIRTH, CASE_DETAIL]\n"
     assert text.count(school_rule) == 1
     masking = tmp_path / "masking.yaml"  # the school sees the narrative's shape, masked
-    masking.write_text(text.replace(school_rule, "    audience: SCHOOL_DSL\n"
-                                    "    grant: [NAME, DATE_OF_BIRTH, CASE_DETAIL, THIRD_PARTY]\n"
-                                    "    actions: {NARRATIVE: MASK}\n"))
+    masking.write_text(
+        text.replace(
+            school_rule,
+            "    audience: SCHOOL_DSL\n"
+            "    grant: [NAME, DATE_OF_BIRTH, CASE_DETAIL, THIRD_PARTY]\n"
+            "    actions: {NARRATIVE: MASK}\n",
+        )
+    )
     settings = kafka.model_copy(update={"field_encryption": "on"})
     a, key_a, secrets_a = _event("DELTA-2P")
     _publish(settings, a)

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from broker.wire.codecs import Codecs
-from broker.wire.registry import registry_for
-from broker.settings import Settings
 from conftest import RunningFilter, read_topic
 from factories import distinct_children, event
 from test_filter_kafka import publish
+
+from broker.settings import Settings
+from broker.wire.codecs import Codecs
+from broker.wire.registry import registry_for
 
 CHILDREN = 40
 
@@ -30,7 +31,9 @@ def _sequence(nhs: str) -> list[dict[str, Any]]:
     ]
 
 
-def test_a_plan_is_not_forgotten_when_an_older_status_record_comes_back(kafka: Settings, group_id: str) -> None:
+def test_a_plan_is_not_forgotten_when_an_older_status_record_comes_back(
+    kafka: Settings, group_id: str
+) -> None:
     seeds = distinct_children([event("EMERGENCY_ATTENDANCE") for _ in range(CHILDREN)])
     sequences = [_sequence(seed["child"]["nhs_number"]) for seed in seeds]
     flag_events = [ev for seq in sequences for ev in seq[:3]]
@@ -43,13 +46,19 @@ def test_a_plan_is_not_forgotten_when_an_older_status_record_comes_back(kafka: S
         publish(kafka, *flag_events)
         read_topic(kafka, "sg.audit.decisions.v1", expect=len(flag_events) * 7, timeout=120)
         publish(kafka, *attendances.values())
-        audits = [codecs.audit.decode(m.value()) for m in read_topic(
-            kafka, "sg.audit.decisions.v1", expect=(len(flag_events) + CHILDREN) * 7, timeout=120)]
+        audits = [
+            codecs.audit.decode(m.value())
+            for m in read_topic(
+                kafka, "sg.audit.decisions.v1", expect=(len(flag_events) + CHILDREN) * 7, timeout=120
+            )
+        ]
 
     mash = {a["event_id"]: a for a in audits if a["event_id"] in attendances and a["audience"] == "MASH"}
     lost = sorted(eid for eid, a in mash.items() if a["outcome"] != "SHARE")
     assert len(mash) == CHILDREN
-    assert lost == [], f"{len(lost)} of {CHILDREN} children on a plan had their attendance withheld from the MASH"
+    assert lost == [], (
+        f"{len(lost)} of {CHILDREN} children on a plan had their attendance withheld from the MASH"
+    )
     assert {a["reason"] for a in mash.values()} != {"condition_not_met"}
 
     statuses = {}  # the last record per child, as compaction keeps it

@@ -14,21 +14,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from conftest import RunningFilter, read_topic, sgb_env
+from factories import distinct_children, domestic_abuse_incident, event
+
+import schemas
 from broker.clients import producer
+from broker.settings import Settings
 from broker.wire.codecs import Codecs
 from broker.wire.registry import registry_for
-from broker.settings import Settings
-from schemas.topics import load_declaration
-from conftest import RunningFilter, read_topic, sgb_env
 from connectors.runtime.publisher import EventPublisher
 from consent.engine import Engine
 from consent.filter.service import watermarks as _watermarks
 from consent.policy import load
 from consent.state import ChildState
-from factories import distinct_children, domestic_abuse_incident, event
 from schemas.child_keys import consent_key
-
-import schemas
+from schemas.topics import load_declaration
 
 
 def publish(settings: Settings, *events: dict[str, Any]) -> None:
@@ -44,20 +44,32 @@ def publish(settings: Settings, *events: dict[str, Any]) -> None:
 def publish_consent(settings: Settings, nhs: str, state: str, recorded: datetime) -> None:
     codecs = Codecs(registry_for(settings))
     record = {
-        "consent_id": f"c-{state}-{recorded.isoformat()}", "nhs_number": nhs, "la_child_id": None,
-        "local_authority_code": "202", "audience": "FAMILY_HELP", "purpose": "FAMILY_HELP", "state": state,
-        "given_by": "PARENT", "recorded_at": recorded, "recorded_by": "202",
+        "consent_id": f"c-{state}-{recorded.isoformat()}",
+        "nhs_number": nhs,
+        "la_child_id": None,
+        "local_authority_code": "202",
+        "audience": "FAMILY_HELP",
+        "purpose": "FAMILY_HELP",
+        "state": state,
+        "given_by": "PARENT",
+        "recorded_at": recorded,
+        "recorded_by": "202",
     }
     prod = producer(settings)
-    prod.produce(settings.topic("sg.consent.v1"), key=consent_key(record).encode(),  # type: ignore[union-attr]
-                 value=codecs.consent.encode(record))
+    prod.produce(
+        settings.topic("sg.consent.v1"),
+        key=consent_key(record).encode(),  # type: ignore[union-attr]
+        value=codecs.consent.encode(record),
+    )
     prod.flush(10)
 
 
 def audits_for(settings: Settings, expect: int, timeout: float = 60.0) -> list[dict[str, Any]]:
     codecs = Codecs(registry_for(settings))
-    return [codecs.audit.decode(m.value()) for m in read_topic(settings, "sg.audit.decisions.v1", expect=expect,
-                                                                 timeout=timeout)]
+    return [
+        codecs.audit.decode(m.value())
+        for m in read_topic(settings, "sg.audit.decisions.v1", expect=expect, timeout=timeout)
+    ]
 
 
 def wait_for(predicate: Any, timeout: float = 30.0) -> None:
@@ -72,7 +84,8 @@ def family_help(audits: list[dict[str, Any]], event_id: str) -> dict[str, Any]:
 
 
 def test_withdrawal_then_event_withholds_and_late_older_consent_does_not_replace(
-        kafka: Settings, running_filter: RunningFilter) -> None:
+    kafka: Settings, running_filter: RunningFilter
+) -> None:
     counts = running_filter.service.counts
     first = event("SCHOOL_SAFEGUARDING_CONCERN")
     nhs = first["child"]["nhs_number"]
@@ -95,9 +108,13 @@ def test_withdrawal_then_event_withholds_and_late_older_consent_does_not_replace
     assert Codecs(registry_for(kafka)).consent.decode(last.value())["state"] == "WITHDRAWN"
 
 
-def test_flags_derived_by_one_filter_are_rebuilt_by_a_fresh_one(kafka: Settings, group_id: str,
-                                                                 tmp_path: Path) -> None:
-    plan = event("CHILD_PROTECTION_PLAN", detail_values={"change": "STARTED", "responsible_local_authority_code": "203"})
+def test_flags_derived_by_one_filter_are_rebuilt_by_a_fresh_one(
+    kafka: Settings, group_id: str, tmp_path: Path
+) -> None:
+    plan = event(
+        "CHILD_PROTECTION_PLAN",
+        detail_values={"change": "STARTED", "responsible_local_authority_code": "203"},
+    )
     with RunningFilter(kafka, group_id=group_id, instance="a"):
         publish(kafka, plan)
         statuses = read_topic(kafka, "sg.status.v1", expect=1)
@@ -117,8 +134,9 @@ def test_flags_derived_by_one_filter_are_rebuilt_by_a_fresh_one(kafka: Settings,
 
 def expected_deliveries(events: list[dict[str, Any]]) -> Counter[tuple[str, str]]:
     organisations = load_declaration().deliveries.organisations
-    engine = Engine(load(), schemas.load("SafeguardingEvent"), b"k" * 32,
-                    lambda a, o: o in organisations.get(str(a), []))
+    engine = Engine(
+        load(), schemas.load("SafeguardingEvent"), b"k" * 32, lambda a, o: o in organisations.get(str(a), [])
+    )
     out: Counter[tuple[str, str]] = Counter()
     for ev in events:
         for decision in engine.decide(ev, ChildState()):
@@ -139,11 +157,11 @@ def delivered(settings: Settings, expect: int) -> Counter[tuple[str, str]]:
         while sum(out.values()) < expect and time.monotonic() < deadline:
             for msg in cons.consume(500, timeout=0.5):
                 if not msg.error():
-                    logical = msg.topic()[len(settings.topic_prefix):]
+                    logical = msg.topic()[len(settings.topic_prefix) :]
                     out[(logical, codecs.event.decode(msg.value())["event_id"])] += 1
         for msg in cons.consume(500, timeout=2):  # anything beyond what was expected is a duplicate
             if not msg.error():
-                logical = msg.topic()[len(settings.topic_prefix):]
+                logical = msg.topic()[len(settings.topic_prefix) :]
                 out[(logical, codecs.event.decode(msg.value())["event_id"])] += 1
     finally:
         cons.close()
@@ -152,14 +170,29 @@ def delivered(settings: Settings, expect: int) -> Counter[tuple[str, str]]:
 
 def start_filter(settings: Settings, group: str, instance: str, log: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "sgb.cli", "filter", "run", "--group", group, "--instance", instance,
-         "--batch-size", "20"],
-        env=sgb_env(settings), stdout=subprocess.DEVNULL, stderr=log.open("ab"))
+        [
+            sys.executable,
+            "-m",
+            "sgb.cli",
+            "filter",
+            "run",
+            "--group",
+            group,
+            "--instance",
+            instance,
+            "--batch-size",
+            "20",
+        ],
+        env=sgb_env(settings),
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("ab"),
+    )
 
 
 def audit_count(settings: Settings) -> int:
-    from broker.clients import consumer
     from confluent_kafka import TopicPartition
+
+    from broker.clients import consumer
 
     cons = consumer(settings, "count")
     topic = settings.topic("sg.audit.decisions.v1")
@@ -178,17 +211,26 @@ def check_exactly_once(settings: Settings, events: list[dict[str, Any]], logs: l
     letters = read_topic(settings, "sg.dlq.v1", expect=1, timeout=1)
     tails = "\n".join(f"--- {log.name}\n" + "\n".join(log.read_text().splitlines()[-15:]) for log in logs)
     assert len(audits) == len(events) * 7, (
-        f"{len(audits)} audit records for {len(events)} events; {len(letters)} dead letters\n{tails}")
+        f"{len(audits)} audit records for {len(events)} events; {len(letters)} dead letters\n{tails}"
+    )
     assert set(per_event.values()) == {7}
     expected = expected_deliveries(events)
     got = delivered(settings, sum(expected.values()))
     assert got == expected, "deliveries lost or duplicated"
 
 
-def test_kill_minus_9_mid_batch_loses_and_duplicates_nothing(kafka: Settings, group_id: str, tmp_path: Path) -> None:
-    events = distinct_children([
-        domestic_abuse_incident(risk=("SIGNIFICANT_HARM" if i % 5 == 0 else "NEEDS_SUPPORT"),
-                                school=["100000", "100001", None, "999999"][i % 4]) for i in range(4000)])
+def test_kill_minus_9_mid_batch_loses_and_duplicates_nothing(
+    kafka: Settings, group_id: str, tmp_path: Path
+) -> None:
+    events = distinct_children(
+        [
+            domestic_abuse_incident(
+                risk=("SIGNIFICANT_HARM" if i % 5 == 0 else "NEEDS_SUPPORT"),
+                school=["100000", "100001", None, "999999"][i % 4],
+            )
+            for i in range(4000)
+        ]
+    )
     publish(kafka, *events)
     log = tmp_path / "filter.log"
     first = start_filter(kafka, group_id, "one", log)
@@ -209,13 +251,16 @@ def test_two_filters_share_the_work_and_one_dies(kafka: Settings, group_id: str,
     a = start_filter(kafka, group_id, "a", logs[0])
     b = start_filter(kafka, group_id, "b", logs[1])
     try:
+
         def assigned(log: Path) -> int:
             lines = [json.loads(x) for x in log.read_text().splitlines() if x.startswith("{")]
             return sum(x.get("count", 0) for x in lines if x.get("event") == "partitions assigned")
+
         def both_working() -> bool:
             for proc, log in zip((a, b), logs, strict=True):
                 assert proc.poll() is None, f"filter {log.stem} exited:\n" + log.read_text()[-3000:]
             return assigned(logs[0]) > 0 and assigned(logs[1]) > 0
+
         wait_for(both_working, timeout=120)
         events = distinct_children([domestic_abuse_incident() for _ in range(1500)])
         publish(kafka, *events[:750])
@@ -239,19 +284,30 @@ def test_sigterm_stops_cleanly_with_a_summary(kafka: Settings, group_id: str, tm
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     log = tmp_path / "f.log"
-    proc = subprocess.Popen([sys.executable, "-m", "sgb.cli", "filter", "run", "--group", group_id,
-                             "--metrics-port", str(port)],
-                            env=sgb_env(kafka), stdout=subprocess.PIPE, stderr=log.open("wb"), text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sgb.cli", "filter", "run", "--group", group_id, "--metrics-port", str(port)],
+        env=sgb_env(kafka),
+        stdout=subprocess.PIPE,
+        stderr=log.open("wb"),
+        text=True,
+    )
     wait_for(lambda: "filter running" in log.read_text(), timeout=60)
     publish(kafka, domestic_abuse_incident())
     assert len(audits_for(kafka, 7)) == 7
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=10) as ready:
         assert ready.status == 200
+
     def decisions() -> str:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as page:
             return str(page.read().decode())
-    wait_for(lambda: 'sgb_filter_decisions_total{audience="SCHOOL_DSL",outcome="SHARE",reason="granted"} 1.0'
-             in decisions(), timeout=20)
+
+    wait_for(
+        lambda: (
+            'sgb_filter_decisions_total{audience="SCHOOL_DSL",outcome="SHARE",reason="granted"} 1.0'
+            in decisions()
+        ),
+        timeout=20,
+    )
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0
@@ -267,8 +323,10 @@ def test_policy_reload_without_restart(kafka: Settings, group_id: str, tmp_path:
         before = domestic_abuse_incident()
         publish(kafka, before)
         first = audits_for(kafka, 7)
-        text = BASELINE.read_text().replace("audience: SCHOOL_DSL\n    grant: [NAME, DATE_OF_BIRTH, CASE_DETAIL]",
-                                            "audience: SCHOOL_DSL\n    grant: [NAME]")
+        text = BASELINE.read_text().replace(
+            "audience: SCHOOL_DSL\n    grant: [NAME, DATE_OF_BIRTH, CASE_DETAIL]",
+            "audience: SCHOOL_DSL\n    grant: [NAME]",
+        )
         policy.write_text(text)
         time.sleep(1.0)
         after = domestic_abuse_incident()

@@ -28,11 +28,11 @@ from conftest import sgb_env
 from factories import domestic_abuse_incident
 
 from broker.clients import producer
-from broker.wire.codecs import Codecs
-from broker.hub.subscriber import Subscriber
-from broker.wire.registry import registry_for
-from broker.settings import Settings
 from broker.hub.sinks import open_sink
+from broker.hub.subscriber import Subscriber
+from broker.settings import Settings
+from broker.wire.codecs import Codecs
+from broker.wire.registry import registry_for
 from schemas.topics import delivery_topic
 
 pytestmark = pytest.mark.kafka
@@ -63,16 +63,52 @@ def postgres_server() -> Iterator[str]:
         shutil.chown(base, "postgres", "postgres")
         as_user = ["runuser", "-u", "postgres", "--"]
     data, port = base / "data", _free_port()
-    subprocess.run([*as_user, str(bindir / "initdb"), "-D", str(data), "-U", "sgb", "--auth=trust", "-E",
-                    "UTF8", "--no-sync"], check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        [
+            *as_user,
+            str(bindir / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "sgb",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     options = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c max_connections=40"
-    subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-l", str(base / "server.log"), "-w",
-                    "-t", "60", "-o", options, "start"], check=True, capture_output=True, timeout=90)
+    subprocess.run(
+        [
+            *as_user,
+            str(bindir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-l",
+            str(base / "server.log"),
+            "-w",
+            "-t",
+            "60",
+            "-o",
+            options,
+            "start",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=90,
+    )
     try:
         yield f"postgresql://sgb@127.0.0.1:{port}/postgres"
     finally:
-        subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-                       capture_output=True, timeout=60, check=False)
+        subprocess.run(
+            [*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
         shutil.rmtree(base, ignore_errors=True)
 
 
@@ -132,8 +168,15 @@ def receiver() -> Iterator[Receiver]:
 
 
 # -- deliveries as the filter writes them ------------------------------------------------------
-def publish_deliveries(settings: Settings, count: int, *, per_transaction: int = 10, pause: float = 0.0,
-                       audience: str = AUDIENCE, organisation: str = ORG) -> list[str]:
+def publish_deliveries(
+    settings: Settings,
+    count: int,
+    *,
+    per_transaction: int = 10,
+    pause: float = 0.0,
+    audience: str = AUDIENCE,
+    organisation: str = ORG,
+) -> list[str]:
     """Write ``count`` copies to a delivery topic in transactions, with the filter's headers."""
     codecs = Codecs(registry_for(settings))
     prod = producer(settings, transactional_id=f"test-deliver-{uuid.uuid4().hex[:8]}")
@@ -145,9 +188,12 @@ def publish_deliveries(settings: Settings, count: int, *, per_transaction: int =
         for _ in range(min(per_transaction, count - start)):
             event = domestic_abuse_incident()
             ids.append(event["event_id"])
-            prod.produce(topic, key=event["event_id"].encode(), value=codecs.event.encode(event),
-                         headers=[("sgb.event_id", event["event_id"].encode()),
-                                  ("sgb.policy_version", b"test")])
+            prod.produce(
+                topic,
+                key=event["event_id"].encode(),
+                value=codecs.event.encode(event),
+                headers=[("sgb.event_id", event["event_id"].encode()), ("sgb.policy_version", b"test")],
+            )
         prod.commit_transaction(30)
         if pause:
             time.sleep(pause)
@@ -181,8 +227,9 @@ def jsonl_ids(path: Path) -> list[str]:
     return [json.loads(line)["event_id"] for line in complete if line.strip()]
 
 
-def sink_for(kind: str, tmp_path: Path, dsn: Callable[[], str],
-             receiver: Receiver) -> tuple[str, Callable[[], list[str]]]:
+def sink_for(
+    kind: str, tmp_path: Path, dsn: Callable[[], str], receiver: Receiver
+) -> tuple[str, Callable[[], list[str]]]:
     """The sink spec and a function listing the event ids the sink holds (with repeats, if any)."""
     if kind == "jsonl":
         return f"jsonl:{tmp_path / 'inbox.jsonl'}", lambda: jsonl_ids(tmp_path / "inbox.jsonl")
@@ -200,8 +247,8 @@ KINDS = ("jsonl", "sqlite", "postgres", "webhook")
 # -- each sink, in process -----------------------------------------------------------------------
 @pytest.mark.parametrize("kind", KINDS)
 def test_each_sink_holds_every_event_once_and_a_rerun_adds_nothing(
-        kind: str, kafka: Settings, tmp_path: Path, request: pytest.FixtureRequest,
-        receiver: Receiver) -> None:
+    kind: str, kafka: Settings, tmp_path: Path, request: pytest.FixtureRequest, receiver: Receiver
+) -> None:
     ids = publish_deliveries(kafka, 60)
     spec, held = sink_for(kind, tmp_path, lambda: request.getfixturevalue("postgres_dsn"), receiver)
     stop = threading.Event()
@@ -218,8 +265,9 @@ def test_each_sink_holds_every_event_once_and_a_rerun_adds_nothing(
         assert receiver.posts == 120
 
 
-def test_a_crash_between_the_write_and_the_commit_leaves_no_duplicate(kafka: Settings,
-                                                                        tmp_path: Path) -> None:
+def test_a_crash_between_the_write_and_the_commit_leaves_no_duplicate(
+    kafka: Settings, tmp_path: Path
+) -> None:
     """The window kill -9 can hit only by luck, hit on purpose: the batch is durable, its offsets are not."""
     ids = publish_deliveries(kafka, 40, per_transaction=40)
 
@@ -272,8 +320,9 @@ def test_webhook_retries_and_never_commits_past_a_failed_post(kafka: Settings, g
     # Nothing was acknowledged past the failed posts: a healthy receiver gets all five.
     healthy = Receiver()
     try:
-        Subscriber(kafka, AUDIENCE, ORG, group_id).run(open_sink(f"webhook:{healthy.url}", AUDIENCE, ORG),
-                                                       threading.Event(), idle_timeout=3)
+        Subscriber(kafka, AUDIENCE, ORG, group_id).run(
+            open_sink(f"webhook:{healthy.url}", AUDIENCE, ORG), threading.Event(), idle_timeout=3
+        )
         assert sorted(healthy.bodies) == sorted(more)
     finally:
         healthy.close()
@@ -288,7 +337,8 @@ def test_replay_since_a_time_reads_only_what_came_after(kafka: Settings, tmp_pat
     later = publish_deliveries(kafka, 7)
     sink = open_sink(f"jsonl:{tmp_path / 'since.jsonl'}", AUDIENCE, ORG)
     Subscriber(kafka, AUDIENCE, ORG, group_id=f"since-{uuid.uuid4().hex[:6]}").run(
-        sink, threading.Event(), since=since, idle_timeout=3)
+        sink, threading.Event(), since=since, idle_timeout=3
+    )
     assert sorted(jsonl_ids(tmp_path / "since.jsonl")) == sorted(later)
 
 
@@ -305,8 +355,12 @@ def test_a_store_of_another_hub_is_refused(kafka: Settings, tmp_path: Path, post
 
 # -- kill -9 mid-stream, restart -------------------------------------------------------------------
 def _start(spec: str, env: dict[str, str], log: Path, *extra: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([*SGB, "hub", "subscribe", AUDIENCE.lower(), ORG, "--sink", spec, *extra],
-                            env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [*SGB, "hub", "subscribe", AUDIENCE.lower(), ORG, "--sink", spec, *extra],
+        env=env,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+    )
 
 
 def _wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
@@ -319,14 +373,16 @@ def _wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_kill_9_mid_stream_and_restart_leaves_each_event_exactly_once(
-        kind: str, kafka: Settings, tmp_path: Path, request: pytest.FixtureRequest,
-        receiver: Receiver) -> None:
+    kind: str, kafka: Settings, tmp_path: Path, request: pytest.FixtureRequest, receiver: Receiver
+) -> None:
     total = 600
     spec, held = sink_for(kind, tmp_path, lambda: request.getfixturevalue("postgres_dsn"), receiver)
     env = sgb_env(kafka)
     published: list[str] = []
-    writer = threading.Thread(target=lambda: published.extend(
-        publish_deliveries(kafka, total, per_transaction=10, pause=0.12)), daemon=True)
+    writer = threading.Thread(
+        target=lambda: published.extend(publish_deliveries(kafka, total, per_transaction=10, pause=0.12)),
+        daemon=True,
+    )
     log = tmp_path / "subscriber.log"
     proc = _start(spec, env, log)
     try:
@@ -354,9 +410,22 @@ def test_kill_9_mid_stream_and_restart_leaves_each_event_exactly_once(
 def test_subscriber_serves_metrics_and_health(kafka: Settings, tmp_path: Path) -> None:
     publish_deliveries(kafka, 5)
     port = _free_port()
-    proc = subprocess.Popen([*SGB, "hub", "subscribe", "mash", ORG, "--sink", f"sqlite:{tmp_path / 'm.db'}",
-                             "--metrics-port", str(port)], env=sgb_env(kafka), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [
+            *SGB,
+            "hub",
+            "subscribe",
+            "mash",
+            ORG,
+            "--sink",
+            f"sqlite:{tmp_path / 'm.db'}",
+            "--metrics-port",
+            str(port),
+        ],
+        env=sgb_env(kafka),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         _wait_for(lambda: len(sqlite_ids(tmp_path / "m.db")) == 5, 60, "five events")
 

@@ -14,9 +14,9 @@ import pytest
 from confluent_kafka.admin import ConfigResource
 
 from broker.clients import admin_client, consumer, producer
+from broker.cluster.local_kafka import LocalKafka
 from broker.cluster.nodes import partition_replicas, replicas, wait_for_new_leader, wait_until_in_sync
 from broker.exceptions import KafkaRuntimeError
-from broker.cluster.local_kafka import LocalKafka
 from broker.settings import Settings
 
 
@@ -47,7 +47,10 @@ def test_single_broker_layout_is_unchanged(tmp_path: Path) -> None:
     assert kafka.brokers == 1 and len(kafka.nodes) == 1
     node = kafka.nodes[0]
     assert (kafka.data_dir, kafka.log_dir, kafka.pid_file) == (
-        tmp_path / "kafka" / "data", tmp_path / "kafka" / "logs", tmp_path / "kafka" / "kafka.pid")
+        tmp_path / "kafka" / "data",
+        tmp_path / "kafka" / "logs",
+        tmp_path / "kafka" / "kafka.pid",
+    )
     assert kafka.bootstrap == "127.0.0.1:19092" and node.controller_port == 19093
     config = node.config()
     assert config["controller.quorum.voters"] == "1@127.0.0.1:19093"
@@ -83,8 +86,14 @@ def test_sgb_kafka_start_brokers_3_replicates_and_survives_a_node(tmp_path: Path
     env.pop("SGB_BOOTSTRAP_SERVERS", None)
 
     def sgb(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "sgb.cli", *args], env={**env, **extra},
-                              capture_output=True, text=True, timeout=180, check=False)
+        return subprocess.run(
+            [sys.executable, "-m", "sgb.cli", *args],
+            env={**env, **extra},
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+        )
 
     started = sgb("kafka", "start", "--brokers", "3")
     try:
@@ -99,8 +108,9 @@ def test_sgb_kafka_start_brokers_3_replicates_and_survives_a_node(tmp_path: Path
         assert applied.returncode == 0, applied.stderr[-2000:]
         kafka = LocalKafka(Settings(state_dir=tmp_path, kafka_port=port))
         assert kafka.brokers == 3  # the recorded layout: stop and status need no --brokers
-        settings = Settings(bootstrap_servers=kafka.bootstrap, state_dir=tmp_path / "client",
-                            topic_prefix=prefix)
+        settings = Settings(
+            bootstrap_servers=kafka.bootstrap, state_dir=tmp_path / "client", topic_prefix=prefix
+        )
         ingress = settings.topic("sg.ingress.police.v1")
         assert {len(p.replicas) for p in replicas(settings, [ingress])} == {3}
         admin = admin_client(settings)

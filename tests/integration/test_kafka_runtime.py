@@ -6,13 +6,14 @@ import os
 import subprocess
 import sys
 
-from broker.cluster.kafka_jars import classpath
-from broker.settings import Settings
-from broker.cluster.topics import apply
-from schemas.topics import load_declaration
 from conftest import sgb_env
-from connectors.runtime.publisher import EventPublisher
 from factories import domestic_abuse_incident
+
+from broker.cluster.kafka_jars import classpath
+from broker.cluster.topics import apply
+from broker.settings import Settings
+from connectors.runtime.publisher import EventPublisher
+from schemas.topics import load_declaration
 
 
 def test_java_console_consumer_reads_what_sgb_wrote(kafka: Settings) -> None:
@@ -21,10 +22,23 @@ def test_java_console_consumer_reads_what_sgb_wrote(kafka: Settings) -> None:
     publisher.publish(event)
     publisher.flush()
     cmd = [
-        "java", "-cp", classpath(kafka), "org.apache.kafka.tools.consumer.ConsoleConsumer",
-        "--bootstrap-server", kafka.bootstrap, "--topic", kafka.topic("sg.ingress.police.v1"),
-        "--from-beginning", "--max-messages", "1", "--timeout-ms", "30000",
-        "--property", "print.key=true", "--property", "key.separator=|",
+        "java",
+        "-cp",
+        classpath(kafka),
+        "org.apache.kafka.tools.consumer.ConsoleConsumer",
+        "--bootstrap-server",
+        kafka.bootstrap,
+        "--topic",
+        kafka.topic("sg.ingress.police.v1"),
+        "--from-beginning",
+        "--max-messages",
+        "1",
+        "--timeout-ms",
+        "30000",
+        "--property",
+        "print.key=true",
+        "--property",
+        "key.separator=|",
     ]
     result = subprocess.run(cmd, capture_output=True, timeout=120, check=False)
     assert result.returncode == 0, result.stderr.decode(errors="replace")[-2000:]
@@ -44,8 +58,13 @@ def test_topics_apply_twice_changes_nothing_and_repairs_drift(kafka: Settings) -
     from broker.clients import admin_client
 
     name = kafka.topic("sg.dlq.v1")
-    change = ConfigResource(ConfigResource.Type.TOPIC, name, incremental_configs=[
-        ConfigEntry("retention.ms", "1000", incremental_operation=AlterConfigOpType.SET)])
+    change = ConfigResource(
+        ConfigResource.Type.TOPIC,
+        name,
+        incremental_configs=[
+            ConfigEntry("retention.ms", "1000", incremental_operation=AlterConfigOpType.SET)
+        ],
+    )
     admin = admin_client(kafka)
     for future in admin.incremental_alter_configs([change]).values():
         future.result()
@@ -56,22 +75,42 @@ def test_topics_apply_twice_changes_nothing_and_repairs_drift(kafka: Settings) -
 
 
 def test_topics_apply_command_reports(kafka: Settings) -> None:
-    result = subprocess.run([sys.executable, "-m", "sgb.cli", "topics", "apply"], env=sgb_env(kafka),
-                            capture_output=True, text=True, timeout=120, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "sgb.cli", "topics", "apply"],
+        env=sgb_env(kafka),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().endswith("0 created, 0 changed, 27 unchanged.")
 
 
 def test_kafka_status_and_idempotent_start(kafka_session: Settings) -> None:
-    env = dict(os.environ, SGB_STATE_DIR=str(kafka_session.state_dir), SGB_KAFKA_PORT=str(kafka_session.kafka_port))
-    status = subprocess.run([sys.executable, "-m", "sgb.cli", "kafka", "status"], env=env,
-                            capture_output=True, text=True, timeout=60, check=False)
+    env = dict(
+        os.environ, SGB_STATE_DIR=str(kafka_session.state_dir), SGB_KAFKA_PORT=str(kafka_session.kafka_port)
+    )
+    status = subprocess.run(
+        [sys.executable, "-m", "sgb.cli", "kafka", "status"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     if os.environ.get("SGB_TEST_BOOTSTRAP"):
         return  # a broker we did not start has no state here to report on
     assert status.returncode == 0, status.stderr
     assert "is running" in status.stdout and "answering" in status.stdout
-    start = subprocess.run([sys.executable, "-m", "sgb.cli", "kafka", "start"], env=env,
-                           capture_output=True, text=True, timeout=60, check=False)
+    start = subprocess.run(
+        [sys.executable, "-m", "sgb.cli", "kafka", "start"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert start.returncode == 0 and "already running" in start.stdout
 
 

@@ -10,11 +10,11 @@ import pytest
 from conftest import RunningFilter, read_topic, sgb_env
 from factories import domestic_abuse_incident
 
-from broker.wire import dead_letters as deadletter
 from broker.clients import producer
+from broker.settings import Settings
+from broker.wire import dead_letters as deadletter
 from broker.wire.codecs import Codecs
 from broker.wire.registry import registry_for
-from broker.settings import Settings
 
 pytestmark = pytest.mark.kafka
 
@@ -23,8 +23,14 @@ INGRESS = "sg.ingress.police.v1"
 
 
 def sgb(settings: Settings, *args: str) -> str:
-    result = subprocess.run([sys.executable, "-c", RUNNER, *args], env=sgb_env(settings), capture_output=True,
-                            text=True, timeout=120, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", RUNNER, *args],
+        env=sgb_env(settings),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "Traceback" not in result.stderr
     return result.stdout
@@ -39,19 +45,37 @@ def dead_letters(settings: Settings) -> list[bytes]:
     for offset in (0, 1):
         payload = codecs.event.encode(domestic_abuse_incident())
         payloads.append(payload)
-        deadletter.send(prod, settings, codecs, component="filter",
-                        reason="Fixable: the registry was unreachable.", payload=payload,
-                        origin=deadletter.Origin(ingress, 0, offset), key=b"nhs:9991234567",
-                        event_id=f"fixable-{offset}")
+        deadletter.send(
+            prod,
+            settings,
+            codecs,
+            component="filter",
+            reason="Fixable: the registry was unreachable.",
+            payload=payload,
+            origin=deadletter.Origin(ingress, 0, offset),
+            key=b"nhs:9991234567",
+            event_id=f"fixable-{offset}",
+        )
         prod.flush(10)
-    deadletter.send(prod, settings, codecs, component="filter", reason="Message is not valid Avro.",
-                    payload=b"\x00\x00\x00\x00\x01Testy Childe garbage",
-                    origin=deadletter.Origin(ingress, 1, 9))
+    deadletter.send(
+        prod,
+        settings,
+        codecs,
+        component="filter",
+        reason="Message is not valid Avro.",
+        payload=b"\x00\x00\x00\x00\x01Testy Childe garbage",
+        origin=deadletter.Origin(ingress, 1, 9),
+    )
     prod.flush(10)
-    deadletter.send(prod, settings, codecs, component="connector:police",
-                    reason="Row 3 has no child identifier.",
-                    payload=b"Testy,Childe,1 Synthetic Row,LS1 4AP",
-                    origin=deadletter.Origin(source_name="drop-2026-11-23.csv", position="line 3"))
+    deadletter.send(
+        prod,
+        settings,
+        codecs,
+        component="connector:police",
+        reason="Row 3 has no child identifier.",
+        payload=b"Testy,Childe,1 Synthetic Row,LS1 4AP",
+        origin=deadletter.Origin(source_name="drop-2026-11-23.csv", position="line 3"),
+    )
     prod.flush(10)
     return payloads
 
@@ -66,7 +90,8 @@ def test_list_shows_metadata_only(kafka: Settings) -> None:
     assert "connector:police  drop-2026-11-23.csv line 3  Row 3 has no child identifier.  event -" in out
     assert "Testy" not in out and "Synthetic Row" not in out and "LS1 4AP" not in out
     assert sgb(kafka, "dlq", "list", "--reason", "FIXABLE").splitlines()[-1] == (
-        "2 of 2 dead letter(s) shown matching the reason.")
+        "2 of 2 dead letter(s) shown matching the reason."
+    )
     newest = sgb(kafka, "dlq", "list", "--limit", "1").splitlines()
     assert len(newest) == 2 and "drop-2026-11-23.csv" in newest[0]
 
@@ -86,8 +111,10 @@ def test_replay_sends_each_dead_letter_once_and_skips_source_files(kafka: Settin
         replayed = read_topic(kafka, INGRESS, expect=3, timeout=10)
         assert sorted(m.value() for m in replayed) == sorted(payloads)
         assert all(m.key() == b"nhs:9991234567" for m in replayed)
-        assert all(dict(m.headers())["sgb.replayed_from"].startswith(kafka.topic("sg.dlq.v1").encode())
-                   for m in replayed)
+        assert all(
+            dict(m.headers())["sgb.replayed_from"].startswith(kafka.topic("sg.dlq.v1").encode())
+            for m in replayed
+        )
         # After the fix the filter delivers the replayed events like any other.
         assert len(read_topic(kafka, "sg.deliver.mash.202.v1", expect=2, timeout=60)) == 2
 

@@ -24,8 +24,14 @@ RUNNER = "import sys\nfrom sgb.cli import main\nsys.exit(main(sys.argv[1:]))\n"
 
 
 def sgb(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run([sys.executable, "-c", RUNNER, *args], env=sgb_env(settings), capture_output=True,
-                            text=True, timeout=120, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", RUNNER, *args],
+        env=sgb_env(settings),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     return result
 
@@ -45,8 +51,9 @@ def publish(settings: Settings, count: int) -> None:
     publisher.flush()
 
 
-def test_status_shows_real_lag_that_the_hub_then_clears(kafka: Settings, running_filter: RunningFilter,
-                                                        tmp_path: Path) -> None:
+def test_status_shows_real_lag_that_the_hub_then_clears(
+    kafka: Settings, running_filter: RunningFilter, tmp_path: Path
+) -> None:
     group = f"{kafka.topic_prefix}sgb-hub-mash-202"
     sink = f"sqlite:{tmp_path / 'mash.db'}"
     publish(kafka, 3)
@@ -63,8 +70,13 @@ def test_status_shows_real_lag_that_the_hub_then_clears(kafka: Settings, running
     while not read_topic(kafka, "sg.dlq.v1", expect=1, timeout=1) and time.monotonic() < deadline:
         pass
     behind = status(kafka)
-    assert hub_lag(behind, group) == {"role": "hub", "group": group, "topic": "sg.deliver.mash.202.v1",
-                                      "lag": 7, "exact": True}
+    assert hub_lag(behind, group) == {
+        "role": "hub",
+        "group": group,
+        "topic": "sg.deliver.mash.202.v1",
+        "lag": 7,
+        "exact": True,
+    }
     filters = [g for g in behind["lags"] if g["role"] == "filter"]
     assert filters and all(g["lag"] == 0 for g in filters), filters
     ends = {t["topic"]: t for t in behind["topics"]}

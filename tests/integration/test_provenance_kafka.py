@@ -19,17 +19,17 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from factories import domestic_abuse_incident, event
 
 from broker.clients import producer
-from broker.wire.codecs import Codecs
+from broker.hub.sinks import open_sink
 from broker.hub.subscriber import Subscriber
 from broker.security.provenance import KEY_ID_HEADER, SIGNATURE_HEADER, Signer
-from broker.wire.registry import registry_for
-from broker.settings import Settings
 from broker.security.signing_keys import KeyStore
-from broker.hub.sinks import open_sink
-from schemas.topics import delivery_topic
+from broker.settings import Settings
+from broker.wire.codecs import Codecs
+from broker.wire.registry import registry_for
 from connectors.police import synthetic as police_syn
-from connectors.runtime.publisher import EventPublisher, ingress_topic
+from connectors.runtime.publisher import EventPublisher
 from schemas.child_keys import child_key
+from schemas.topics import delivery_topic, ingress_topic
 
 pytestmark = pytest.mark.kafka
 
@@ -46,8 +46,9 @@ def keys(settings: Settings) -> KeyStore:
     return KeyStore(settings.state_dir / "keys")
 
 
-def produce_raw(settings: Settings, topic: str, value: bytes, key: bytes | None,
-                headers: list[tuple[str, bytes]] | None) -> None:
+def produce_raw(
+    settings: Settings, topic: str, value: bytes, key: bytes | None, headers: list[tuple[str, bytes]] | None
+) -> None:
     prod = producer(settings)
     prod.produce(settings.topic(topic), key=key, value=value, headers=headers or [])
     prod.flush(10)
@@ -61,12 +62,15 @@ def dead_letters(settings: Settings, expect: int) -> dict[str, dict[str, Any]]:
 
 def audited_ids(settings: Settings, expect: int, timeout: float = 30.0) -> set[str]:
     codecs = Codecs(registry_for(settings))
-    return {codecs.audit.decode(m.value())["event_id"]
-            for m in read_topic(settings, "sg.audit.decisions.v1", expect=expect, timeout=timeout)}
+    return {
+        codecs.audit.decode(m.value())["event_id"]
+        for m in read_topic(settings, "sg.audit.decisions.v1", expect=expect, timeout=timeout)
+    }
 
 
-def test_a_signed_event_is_shared_and_its_delivery_is_signed_by_the_filter(signed: Settings, group_id: str,
-                                                                          tmp_path: Path) -> None:
+def test_a_signed_event_is_shared_and_its_delivery_is_signed_by_the_filter(
+    signed: Settings, group_id: str, tmp_path: Path
+) -> None:
     incident = domestic_abuse_incident()
     with RunningFilter(signed, group_id=group_id, instance="test") as running:
         publisher = EventPublisher(signed, "POLICE")
@@ -78,14 +82,16 @@ def test_a_signed_event_is_shared_and_its_delivery_is_signed_by_the_filter(signe
     assert headers[KEY_ID_HEADER].decode() == keys(signed).active_key_id("filter")
     assert len(headers[SIGNATURE_HEADER]) == 64
     subscriber = Subscriber(signed, *MASH, group_id=f"{group_id}-hub")
-    written = subscriber.run(open_sink(f"jsonl:{tmp_path / 'mash.jsonl'}", *MASH), threading.Event(),
-                             idle_timeout=3)
+    written = subscriber.run(
+        open_sink(f"jsonl:{tmp_path / 'mash.jsonl'}", *MASH), threading.Event(), idle_timeout=3
+    )
     assert written == 1 and not subscriber.refused
     assert json.loads((tmp_path / "mash.jsonl").read_text())["event_id"] == incident["event_id"]
 
 
-def test_unsigned_and_forged_events_are_dead_letters_and_nothing_is_shared(signed: Settings, group_id: str,
-                                                                           tmp_path: Path) -> None:
+def test_unsigned_and_forged_events_are_dead_letters_and_nothing_is_shared(
+    signed: Settings, group_id: str, tmp_path: Path
+) -> None:
     codecs = Codecs(registry_for(signed))
     store = keys(signed)
     police, police_in = Signer(store, "police"), ingress_topic("POLICE")
@@ -112,8 +118,13 @@ def test_unsigned_and_forged_events_are_dead_letters_and_nothing_is_shared(signe
         headers = police.headers(police_in, key, value)
         signature = bytearray(dict(headers)[SIGNATURE_HEADER])
         signature[10] ^= 0x01
-        produce_raw(signed, police_in, value, key, [(KEY_ID_HEADER, dict(headers)[KEY_ID_HEADER]),
-                                                    (SIGNATURE_HEADER, bytes(signature))])
+        produce_raw(
+            signed,
+            police_in,
+            value,
+            key,
+            [(KEY_ID_HEADER, dict(headers)[KEY_ID_HEADER]), (SIGNATURE_HEADER, bytes(signature))],
+        )
         cases[ev["event_id"]], sent[ev["event_id"]] = "bad_signature", value
 
         ev, value, key = police_event()
@@ -140,8 +151,9 @@ def test_unsigned_and_forged_events_are_dead_letters_and_nothing_is_shared(signe
     assert read_topic(signed, delivery_topic(*MASH), expect=1, timeout=2) == []
 
 
-def test_the_hub_refuses_deliveries_the_filter_did_not_sign(signed: Settings, group_id: str,
-                                                            tmp_path: Path) -> None:
+def test_the_hub_refuses_deliveries_the_filter_did_not_sign(
+    signed: Settings, group_id: str, tmp_path: Path
+) -> None:
     codecs = Codecs(registry_for(signed))
     store = keys(signed)
     topic = delivery_topic(*MASH)
@@ -201,26 +213,52 @@ def test_keys_rotate_and_retire_while_the_filter_runs(signed: Settings, group_id
         from broker.security.provenance import signed_bytes
 
         signature = old_key.sign(signed_bytes(ingress_topic("POLICE"), key, value))
-        produce_raw(signed, ingress_topic("POLICE"), value, key,
-                    [(KEY_ID_HEADER, old_id.encode()), (SIGNATURE_HEADER, signature)])
+        produce_raw(
+            signed,
+            ingress_topic("POLICE"),
+            value,
+            key,
+            [(KEY_ID_HEADER, old_id.encode()), (SIGNATURE_HEADER, signature)],
+        )
         letters = dead_letters(signed, expect=1)
         counts = running.service.counts
     assert letters[late["event_id"]]["reason"].startswith("retired_key:")
     assert counts["dead_lettered"] == 1
-    signers = [dict(m.headers())[KEY_ID_HEADER].decode() for m in read_topic(signed, ingress_topic("POLICE"),
-                                                                             expect=3)]
+    signers = [
+        dict(m.headers())[KEY_ID_HEADER].decode()
+        for m in read_topic(signed, ingress_topic("POLICE"), expect=3)
+    ]
     assert sorted(signers) == sorted([old_id, new.key_id, old_id])
 
 
-def test_a_file_connector_signs_with_its_agency_key_and_the_filter_accepts(signed: Settings, group_id: str,
-                                                                          tmp_path: Path) -> None:
+def test_a_file_connector_signs_with_its_agency_key_and_the_filter_accepts(
+    signed: Settings, group_id: str, tmp_path: Path
+) -> None:
     rows = 20
-    export = police_syn.write_csv(tmp_path / "incidents.csv", police_syn.DOMESTIC_ABUSE_COLUMNS,
-                                  police_syn.domestic_abuse_rows(rows, random.Random(3)))
-    result = subprocess.run([sys.executable, "-m", "sgb.cli", "connector", "run", "police", "--source",
-                             str(export), "--mapping", str(DA_MAPPING)],
-                            env={**sgb_env(signed), "SGB_PROVENANCE": "on"}, capture_output=True, text=True,
-                            timeout=120, check=False)
+    export = police_syn.write_csv(
+        tmp_path / "incidents.csv",
+        police_syn.DOMESTIC_ABUSE_COLUMNS,
+        police_syn.domestic_abuse_rows(rows, random.Random(3)),
+    )
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sgb.cli",
+            "connector",
+            "run",
+            "police",
+            "--source",
+            str(export),
+            "--mapping",
+            str(DA_MAPPING),
+        ],
+        env={**sgb_env(signed), "SGB_PROVENANCE": "on"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     ingress = read_topic(signed, ingress_topic("POLICE"), expect=rows)
     signers = {dict(m.headers())[KEY_ID_HEADER].decode() for m in ingress}
@@ -232,7 +270,8 @@ def test_a_file_connector_signs_with_its_agency_key_and_the_filter_accepts(signe
 
 
 def test_an_event_from_a_key_not_yet_trusted_is_replayed_once_the_key_is_trusted(
-        signed: Settings, group_id: str, tmp_path: Path) -> None:
+    signed: Settings, group_id: str, tmp_path: Path
+) -> None:
     # A connector on another machine rotated before its new public key reached this one.
     remote = KeyStore(tmp_path / "connector-machine")
     connector = Signer(remote, "police")

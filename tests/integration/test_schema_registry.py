@@ -18,11 +18,12 @@ import pytest
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 import schemas
-from sgb.cli.schemas import register_all
 from broker.exceptions import SchemaRegistryError
-from broker.wire.registry import SCHEMAS_TOPIC, ConfluentRegistry, EmbeddedRegistry, content_id
 from broker.settings import Settings
+from broker.wire.registry import ConfluentRegistry, EmbeddedRegistry, content_id
 from schemas.governance import TOP_LEVEL
+from schemas.topics import SCHEMAS_TOPIC
+from sgb.cli.schemas import register_all
 
 pytestmark = pytest.mark.kafka
 
@@ -32,10 +33,22 @@ SUBJECTS = [f"uk.sgb.{name}" for name in TOP_LEVEL]
 def sgb(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
     """Run the real command against the test's broker and topic prefix."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SGB_")}
-    env.update({"SGB_BOOTSTRAP_SERVERS": settings.bootstrap, "SGB_TOPIC_PREFIX": settings.topic_prefix,
-                "SGB_STATE_DIR": str(settings.state_dir), "SGB_LOG_FORMAT": "json"})
-    return subprocess.run([sys.executable, "-m", "sgb.cli", *args], env=env, capture_output=True,
-                          text=True, timeout=120, check=False)
+    env.update(
+        {
+            "SGB_BOOTSTRAP_SERVERS": settings.bootstrap,
+            "SGB_TOPIC_PREFIX": settings.topic_prefix,
+            "SGB_STATE_DIR": str(settings.state_dir),
+            "SGB_LOG_FORMAT": "json",
+        }
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "sgb.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def _printed(result: subprocess.CompletedProcess[str]) -> dict[str, int]:
@@ -111,8 +124,14 @@ def test_a_registry_in_another_process_resolves_an_id(kafka: Settings) -> None:
         "print(json.dumps(EmbeddedRegistry(settings).schema(int(sys.argv[3]))))\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("SGB_")}
-    result = subprocess.run([sys.executable, "-c", code, kafka.bootstrap, kafka.topic_prefix, str(schema_id)],
-                            env=env, capture_output=True, text=True, timeout=120, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", code, kafka.bootstrap, kafka.topic_prefix, str(schema_id)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == schemas.load("DeadLetter")
 
@@ -154,8 +173,10 @@ def test_register_without_the_registrations_topic_is_one_sentence(kafka: Setting
     result = sgb(missing, "schemas", "register")
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
-    assert result.stderr.strip() == (f"sgb: The schema registrations topic {missing.topic(SCHEMAS_TOPIC)} "
-                                     "does not exist; run `sgb topics apply`.")
+    assert result.stderr.strip() == (
+        f"sgb: The schema registrations topic {missing.topic(SCHEMAS_TOPIC)} "
+        "does not exist; run `sgb topics apply`."
+    )
 
 
 def test_confluent_registry_that_does_not_answer_is_one_sentence(kafka: Settings) -> None:
@@ -163,9 +184,11 @@ def test_confluent_registry_that_does_not_answer_is_one_sentence(kafka: Settings
     try:
         registry = ConfluentRegistry(url)
     except ImportError as exc:
-        pytest.fail(f"ConfluentRegistry cannot even be constructed ({exc}): confluent_kafka.schema_registry "
-                    "needs confluent-kafka's schemaregistry extra, which the project does not depend on.",
-                    pytrace=False)
+        pytest.fail(
+            f"ConfluentRegistry cannot even be constructed ({exc}): confluent_kafka.schema_registry "
+            "needs confluent-kafka's schemaregistry extra, which the project does not depend on.",
+            pytrace=False,
+        )
     with pytest.raises(SchemaRegistryError) as raised:
         registry.register("uk.sgb.AuditDecision", schemas.load("AuditDecision"))
     message = str(raised.value)

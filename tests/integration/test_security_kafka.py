@@ -33,15 +33,15 @@ from confluent_kafka.admin import (
 from conftest import RunningFilter, _free_port_pair
 from factories import domestic_abuse_incident
 
-from broker.cluster.acls import apply_acls
 from broker.clients import admin_client, consumer, producer
+from broker.cluster.acls import apply_acls
 from broker.cluster.credentials import CredentialsError, issue
 from broker.cluster.local_kafka import LocalKafka
 from broker.cluster.security import client_settings_file, load_client_settings
-from broker.settings import Settings
 from broker.cluster.topics import apply
-from schemas.topics import load_declaration
+from broker.settings import Settings
 from connectors.runtime.publisher import EventPublisher
+from schemas.topics import load_declaration
 
 PREFIX = "sec."
 POLICE = "sgb-connector-police"
@@ -71,13 +71,16 @@ class Secured:
         """Run the ``sgb`` command against this broker."""
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("SGB_")},
-            "SGB_STATE_DIR": str(self.base.state_dir), "SGB_TOPIC_PREFIX": PREFIX, "SGB_LOG_FORMAT": "json",
+            "SGB_STATE_DIR": str(self.base.state_dir),
+            "SGB_TOPIC_PREFIX": PREFIX,
+            "SGB_LOG_FORMAT": "json",
         }
         cmd = [sys.executable, "-m", "sgb.cli"]
         if config is not None:
             cmd += ["--config", str(config)]
-        return subprocess.run([*cmd, *args], env=env, cwd=REPO, capture_output=True, text=True, timeout=180,
-                              check=False)
+        return subprocess.run(
+            [*cmd, *args], env=env, cwd=REPO, capture_output=True, text=True, timeout=180, check=False
+        )
 
 
 def _start(tmp: Path, security: str) -> tuple[LocalKafka, Settings]:
@@ -107,15 +110,17 @@ def produce(settings: Settings, logical: str) -> KafkaError | None:
     """Produce one synthetic record with sgb's own (idempotent) producer; the delivery error or None."""
     reports: list[KafkaError | None] = []
     prod = producer(settings, **{"message.timeout.ms": 20000})
-    prod.produce(settings.topic(logical), b"synthetic", key=b"k",
-                 on_delivery=lambda err, _msg: reports.append(err))
+    prod.produce(
+        settings.topic(logical), b"synthetic", key=b"k", on_delivery=lambda err, _msg: reports.append(err)
+    )
     prod.flush(30)
     assert reports, "no delivery report"
     return reports[0]
 
 
-def consume(settings: Settings, logical: str, group: str, *, expect: int = 1,
-            prefixed: bool = True) -> tuple[list[bytes], set[int]]:
+def consume(
+    settings: Settings, logical: str, group: str, *, expect: int = 1, prefixed: bool = True
+) -> tuple[list[bytes], set[int]]:
     """Subscribe with ``group`` (after the prefix) and read; the values read and the error codes seen."""
     cons = consumer(settings, settings.topic(group) if prefixed else group)
     cons.subscribe([settings.topic(logical)])
@@ -176,21 +181,27 @@ def test_school_hub_reads_its_own_topic_with_its_group(secured: Secured) -> None
     prod = producer(secured.credential(FILTER))  # only the filter writes deliveries
     prod.produce(secured.base.topic("sg.deliver.school_dsl.100000.v1"), marker, key=b"k")
     assert prod.flush(30) == 0
-    values, errors = consume(secured.credential(SCHOOL_0), "sg.deliver.school_dsl.100000.v1",
-                             "sgb-hub-school_dsl-100000", expect=10_000)
+    values, errors = consume(
+        secured.credential(SCHOOL_0),
+        "sg.deliver.school_dsl.100000.v1",
+        "sgb-hub-school_dsl-100000",
+        expect=10_000,
+    )
     assert not errors and marker in values
 
 
 def test_school_hub_cannot_read_another_schools_topic(secured: Secured) -> None:
-    values, errors = consume(secured.credential(SCHOOL_0), "sg.deliver.school_dsl.100001.v1",
-                             "sgb-hub-school_dsl-100000")
+    values, errors = consume(
+        secured.credential(SCHOOL_0), "sg.deliver.school_dsl.100001.v1", "sgb-hub-school_dsl-100000"
+    )
     assert values == [] and KafkaError.TOPIC_AUTHORIZATION_FAILED in errors
 
 
 @pytest.mark.parametrize("agency", ["police", "health", "education", "local_authority"])
 def test_school_hub_cannot_read_any_ingress_topic(secured: Secured, agency: str) -> None:
-    values, errors = consume(secured.credential(SCHOOL_0), f"sg.ingress.{agency}.v1",
-                             "sgb-hub-school_dsl-100000")
+    values, errors = consume(
+        secured.credential(SCHOOL_0), f"sg.ingress.{agency}.v1", "sgb-hub-school_dsl-100000"
+    )
     assert values == [] and KafkaError.TOPIC_AUTHORIZATION_FAILED in errors
 
 
@@ -200,8 +211,9 @@ def test_school_hub_cannot_write_its_own_delivery_topic(secured: Secured) -> Non
 
 
 def test_school_hub_cannot_use_another_schools_group(secured: Secured) -> None:
-    values, errors = consume(secured.credential(SCHOOL_0), "sg.deliver.school_dsl.100000.v1",
-                             "sgb-hub-school_dsl-100001")
+    values, errors = consume(
+        secured.credential(SCHOOL_0), "sg.deliver.school_dsl.100000.v1", "sgb-hub-school_dsl-100001"
+    )
     assert values == [] and KafkaError.GROUP_AUTHORIZATION_FAILED in errors
 
 
@@ -217,9 +229,15 @@ def test_unauthenticated_clients_are_refused(secured: Secured) -> None:
     assert not answered
     # A user the cluster does not know, and a known user with a wrong password.
     for user, password in (("nobody", "guess"), (POLICE, "wrong-password")):
-        answered, errors = connection_errors({
-            **tls, "security.protocol": "SASL_SSL", "sasl.mechanism": "SCRAM-SHA-512",
-            "sasl.username": user, "sasl.password": password})
+        answered, errors = connection_errors(
+            {
+                **tls,
+                "security.protocol": "SASL_SSL",
+                "sasl.mechanism": "SCRAM-SHA-512",
+                "sasl.username": user,
+                "sasl.password": password,
+            }
+        )
         assert not answered and KafkaError._AUTHENTICATION in errors
 
 
@@ -261,10 +279,24 @@ def test_acl_drift_is_reported_and_repaired(secured: Secured) -> None:
     # By hand, someone lets the school hub write its own delivery topic and removes its read.
     topic = secured.base.topic("sg.deliver.school_dsl.100000.v1")
     admin = admin_client(secured.admin)
-    write = AclBinding(ResourceType.TOPIC, topic, ResourcePatternType.LITERAL, f"User:{SCHOOL_0}", "*",
-                       AclOperation.WRITE, AclPermissionType.ALLOW)
-    read = AclBindingFilter(ResourceType.TOPIC, topic, ResourcePatternType.LITERAL, f"User:{SCHOOL_0}", "*",
-                            AclOperation.READ, AclPermissionType.ALLOW)
+    write = AclBinding(
+        ResourceType.TOPIC,
+        topic,
+        ResourcePatternType.LITERAL,
+        f"User:{SCHOOL_0}",
+        "*",
+        AclOperation.WRITE,
+        AclPermissionType.ALLOW,
+    )
+    read = AclBindingFilter(
+        ResourceType.TOPIC,
+        topic,
+        ResourcePatternType.LITERAL,
+        f"User:{SCHOOL_0}",
+        "*",
+        AclOperation.READ,
+        AclPermissionType.ALLOW,
+    )
     for future in admin.create_acls([write]).values():
         future.result()
     for future in admin.delete_acls([read]).values():
@@ -302,8 +334,9 @@ def test_pipeline_runs_with_each_process_as_its_own_principal(secured: Secured, 
         # The MASH's hub: the school's topic has the other tests' raw records in it.
         secured.credential(MASH)
         hub_file = client_settings_file(secured.admin, MASH)
-        result = secured.sgb("hub", "subscribe", "mash", "202", "--sink", f"jsonl:{inbox}",
-                             "--idle-exit", "5", config=hub_file)
+        result = secured.sgb(
+            "hub", "subscribe", "mash", "202", "--sink", f"jsonl:{inbox}", "--idle-exit", "5", config=hub_file
+        )
     assert result.returncode == 0, result.stderr[-2000:]
     received = [json.loads(line) for line in inbox.read_text().splitlines()]
     assert event["event_id"] in {r["event_id"] for r in received}
@@ -325,8 +358,13 @@ def test_mutual_tls_client_certificates_carry_the_same_acls(tmp_path_factory: py
         error = produce(police, "sg.ingress.health.v1")
         assert error is not None and error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
         # TLS without a client certificate is refused.
-        answered, _ = connection_errors({"bootstrap.servers": base.bootstrap, "security.protocol": "SSL",
-                                         "ssl.ca.location": str(admin.ssl_ca_location)})
+        answered, _ = connection_errors(
+            {
+                "bootstrap.servers": base.bootstrap,
+                "security.protocol": "SSL",
+                "ssl.ca.location": str(admin.ssl_ca_location),
+            }
+        )
         assert not answered
     finally:
         cluster.stop()

@@ -5,14 +5,13 @@ from __future__ import annotations
 import struct
 
 import pytest
-
-from broker.wire.codecs import Codecs, EventSerde
-from broker.exceptions import SerdeError
-from broker.wire.registry import EmbeddedRegistry, content_id
-from broker.settings import Settings
 from factories import domestic_abuse_incident
 
 import schemas
+from broker.exceptions import SerdeError
+from broker.settings import Settings
+from broker.wire.codecs import Codecs, EventSerde
+from broker.wire.registry import EmbeddedRegistry, content_id
 
 
 def test_event_round_trip_with_confluent_framing(kafka: Settings) -> None:
@@ -31,22 +30,37 @@ def test_event_round_trip_with_confluent_framing(kafka: Settings) -> None:
 
 def test_a_fresh_process_resolves_ids_from_kafka(kafka: Settings) -> None:
     writer = Codecs(EmbeddedRegistry(kafka))
-    data = writer.audit.encode({
-        "event_id": "e1", "event_type": "DOMESTIC_ABUSE_INCIDENT", "audience": "MASH", "organisation": "202",
-        "outcome": "SHARE", "reason": None, "rule": "F1-mash", "lawful_basis": "PUBLIC_TASK_SAFEGUARDING",
-        "consent_state": "NO_RECORD", "policy_version": "1.0.0+abc", "removed_fields": [],
-        "transformed_fields": [], "decided_at": domestic_abuse_incident()["occurred_at"], "delivery_topic": None,
-    })
+    data = writer.audit.encode(
+        {
+            "event_id": "e1",
+            "event_type": "DOMESTIC_ABUSE_INCIDENT",
+            "audience": "MASH",
+            "organisation": "202",
+            "outcome": "SHARE",
+            "reason": None,
+            "rule": "F1-mash",
+            "lawful_basis": "PUBLIC_TASK_SAFEGUARDING",
+            "consent_state": "NO_RECORD",
+            "policy_version": "1.0.0+abc",
+            "removed_fields": [],
+            "transformed_fields": [],
+            "decided_at": domestic_abuse_incident()["occurred_at"],
+            "delivery_topic": None,
+        }
+    )
     fresh = EmbeddedRegistry(kafka)  # knows nothing yet: must read sg.schemas.v1
     schema = fresh.schema(struct.unpack(">I", data[1:5])[0])
     assert schema["name"] == "AuditDecision"
 
 
-@pytest.mark.parametrize(("data", "fragment"), [
-    (b"", "too short"),
-    (b"\x01\x00\x00\x00\x01abc", "magic byte"),
-    (b"\x00\x7f\xff\xff\xfeabc", "cannot be resolved"),
-])
+@pytest.mark.parametrize(
+    ("data", "fragment"),
+    [
+        (b"", "too short"),
+        (b"\x01\x00\x00\x00\x01abc", "magic byte"),
+        (b"\x00\x7f\xff\xff\xfeabc", "cannot be resolved"),
+    ],
+)
 def test_bad_bytes_are_rejected_with_a_reason(kafka: Settings, data: bytes, fragment: str) -> None:
     serde = EventSerde(EmbeddedRegistry(kafka))
     with pytest.raises(SerdeError, match=fragment):

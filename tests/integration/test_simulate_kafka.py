@@ -10,11 +10,12 @@ from typing import Any
 import pytest
 
 from broker.clients import consumer
-from broker.wire.codecs import Codecs
-from schemas.child_keys import consent_key
-from broker.wire.registry import registry_for
 from broker.settings import Settings
-from connectors.runtime.publisher import AGENCIES, ingress_topic
+from broker.wire.codecs import Codecs
+from broker.wire.registry import registry_for
+from connectors.runtime.publisher import AGENCIES
+from schemas.child_keys import consent_key
+from schemas.topics import ingress_topic
 from sgb.simulate.events import EVENT_TYPES, Population, Simulator
 from sgb.simulate.run import CONSENT_TOPIC, MEAN_GAP, LogProgress, run_simulation
 
@@ -24,8 +25,16 @@ START = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
 
 
 def test_simulated_events_reach_the_ingress_topics(kafka: Settings, group_id: str) -> None:
-    report = run_simulation(kafka, count=200, children=15, seed=11, consents=20, rate=500.0, start=START,
-                            progress=LogProgress(220))
+    report = run_simulation(
+        kafka,
+        count=200,
+        children=15,
+        seed=11,
+        consents=20,
+        rate=500.0,
+        start=START,
+        progress=LogProgress(220),
+    )
     assert report.events == 200 and report.consents == 20
     assert report.rate <= 500 * 1.2
 

@@ -9,8 +9,8 @@ import pytest
 from confluent_kafka import TopicPartition
 
 from consent.audit_chain import GENESIS, Head, audit_partition, record_hash
-from consent.filter.audit_chains import AuditChains
 from consent.audit_verify import ChainVerifier
+from consent.filter.audit_chains import AuditChains
 
 TOPIC = "sg.ingress.police.v1"
 
@@ -18,10 +18,18 @@ TOPIC = "sg.ingress.police.v1"
 def decision(n: int) -> dict[str, Any]:
     """An AuditDecision record as consent/audit.py builds it (enums as strings)."""
     return {
-        "event_id": f"evt-{n}", "event_type": "DOMESTIC_ABUSE_INCIDENT", "audience": "MASH",
-        "organisation": "202", "outcome": "SHARE", "reason": None, "rule": "r1",
-        "lawful_basis": "public_task", "consent_state": None, "policy_version": "v1",
-        "removed_fields": ["narrative"], "transformed_fields": [],
+        "event_id": f"evt-{n}",
+        "event_type": "DOMESTIC_ABUSE_INCIDENT",
+        "audience": "MASH",
+        "organisation": "202",
+        "outcome": "SHARE",
+        "reason": None,
+        "rule": "r1",
+        "lawful_basis": "public_task",
+        "consent_state": None,
+        "policy_version": "v1",
+        "removed_fields": ["narrative"],
+        "transformed_fields": [],
         "decided_at": datetime(2026, 11, 23, 10, 0, tzinfo=UTC) + timedelta(microseconds=1234567 * n),
         "delivery_topic": "sg.deliver.mash.202.v1",
     }
@@ -66,8 +74,10 @@ def test_a_changed_field_is_detected() -> None:
     records = sealed_chain(5)
     records[2] = {**records[2], "outcome": "WITHHOLD"}
     problems = [str(p) for p in verify(records).problems]
-    assert problems == [f"partition 0 offset 2 chain {TOPIC}:0: sequence 2: content does not match its "
-                        "record_hash (record changed)"]
+    assert problems == [
+        f"partition 0 offset 2 chain {TOPIC}:0: sequence 2: content does not match its "
+        "record_hash (record changed)"
+    ]
 
 
 def test_a_changed_record_with_a_recomputed_hash_breaks_the_next_link() -> None:
@@ -101,8 +111,10 @@ def test_a_removed_tail_is_detected_against_the_committed_head() -> None:
     head = {f"{TOPIC}:0": Head(4, records[-1]["record_hash"])}
     problems = verify(records[:-1], head).problems
     assert len(problems) == 1
-    assert "chain ends at sequence 3 but the committed head is sequence 4: 1 newest record(s) missing" \
+    assert (
+        "chain ends at sequence 3 but the committed head is sequence 4: 1 newest record(s) missing"
         in problems[0].what
+    )
     # Without the head, the links alone cannot see it.
     assert verify(records[:-1]).problems == []
 

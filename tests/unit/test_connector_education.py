@@ -15,8 +15,8 @@ from connectors.education import synthetic as syn
 from connectors.education.concern import Concern, concern_record, map_concern
 from connectors.education.tokens import TokenStore
 from connectors.education.webhook import _field_errors, openapi_document
+from connectors.exceptions import ConnectorError, MappingError, NoEvent
 from connectors.runtime.readers import FileRef
-from connectors.runtime.records import ConnectorError, MappingError, NoEvent
 from connectors.runtime.snapshots import SnapshotMapper, SnapshotStore
 
 

@@ -9,12 +9,13 @@ from typing import Any
 
 import pytest
 
+from connectors.exceptions import MappingError, MappingFileError, NoEvent
 from connectors.health import FhirMapper, FhirReader, Hl7FileReader, Hl7Mapper, Hl7Message, load_profile
 from connectors.health import synthetic as syn
 from connectors.health.fhir_reader import FhirContext
 from connectors.health.hl7v2 import hl7_time
 from connectors.runtime.readers import FileRef, Malformed
-from connectors.runtime.records import MappingError, MappingFileError, NoEvent, SourceRecord
+from connectors.runtime.records import SourceRecord
 
 PROFILE = load_profile(
     Path(__file__).resolve().parents[2] / "connectors" / "mappings" / "health-example.yaml"

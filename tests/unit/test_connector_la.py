@@ -12,14 +12,14 @@ from typing import Any
 
 import pytest
 
+from connectors.exceptions import MappingError, NoEvent, SourceFileError
 from connectors.local_authority import CaseSystemReader, CinCensusReader, LaMapper, LaProfile, Ssda903Reader
 from connectors.local_authority import synthetic as syn
 from connectors.local_authority.ssda903 import EPISODE_COLUMNS, HEADER_COLUMNS
-from connectors.runtime.readers import FileRef, Malformed, SourceFileError
-from connectors.runtime.records import MappingError, NoEvent
+from connectors.runtime.readers import FileRef, Malformed
 from connectors.runtime.snapshots import SnapshotMapper, SnapshotStore, parse_date
-from schemas.identifiers import synthetic_nhs_number
 from schemas.child_keys import child_key
+from schemas.identifiers import synthetic_nhs_number
 
 REPO = Path(__file__).resolve().parents[2]
 

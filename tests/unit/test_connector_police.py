@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 
+from connectors.exceptions import MappingError, MappingFileError
 from connectors.police import PoliceMapper, load_mapping, reader_for
 from connectors.police import synthetic as syn
 from connectors.runtime.readers import FileRef, Malformed
-from connectors.runtime.records import MappingError, MappingFileError, SourceRecord
+from connectors.runtime.records import SourceRecord
 
 MAPPINGS = Path(__file__).resolve().parents[2] / "connectors" / "mappings"
 

@@ -14,13 +14,14 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
+from connectors.exceptions import ConnectorError
 from connectors.police import PoliceMapper, load_mapping, reader_for
 from connectors.police import synthetic as syn
 from connectors.runtime.checkpoint import CheckpointStore, ContiguousTracker, FileProgress, validate_name
 from connectors.runtime.pipeline import FileConnector
 from connectors.runtime.progress import Progress
 from connectors.runtime.readers import CsvReader, FileRef, JsonReader, Malformed
-from connectors.runtime.records import ConnectorError, SourceRecord
+from connectors.runtime.records import SourceRecord
 from connectors.runtime.sources import DropFolder, file_identity, list_files
 
 MAPPING = Path(__file__).resolve().parents[2] / "connectors" / "mappings" / "police-domestic-abuse.yaml"

@@ -5,21 +5,25 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
+from factories import domestic_abuse_incident
 
 import schemas
 from consent.engine import Engine
 from consent.policy import load
 from consent.state import ChildState
 from schemas.vocabulary import Audience, Outcome, Reason
-from factories import domestic_abuse_incident
 
 ONBOARDED = {("MASH", "202"), ("SCHOOL_DSL", "100000"), ("HEALTH_SAFEGUARDING", "QMJ"), ("GP", "F83004")}
 
 
 @pytest.fixture(scope="module")
 def engine() -> Engine:
-    return Engine(load(), schemas.load("SafeguardingEvent"), b"k" * 32,
-                  lambda audience, org: (str(audience), org) in ONBOARDED)
+    return Engine(
+        load(),
+        schemas.load("SafeguardingEvent"),
+        b"k" * 32,
+        lambda audience, org: (str(audience), org) in ONBOARDED,
+    )
 
 
 def by_audience(decisions):  # type: ignore[no-untyped-def]
@@ -84,7 +88,8 @@ def test_mash_gets_health_detail_on_significant_harm(engine: Engine) -> None:
 def test_health_visiting_only_for_under_fives(engine: Engine, born: date, shared: bool) -> None:
     # The incident is on 2026-11-20: born 2021-11-20 is exactly 5 that day, so not under 5.
     decision = by_audience(engine.decide(domestic_abuse_incident(born=born), ChildState()))[
-        Audience.HEALTH_SAFEGUARDING]
+        Audience.HEALTH_SAFEGUARDING
+    ]
     if shared:
         assert decision.outcome is Outcome.SHARE and decision.organisation == "QMJ"
         assert decision.event is not None and decision.event["narrative"] is None
@@ -100,7 +105,9 @@ def test_every_candidate_audience_gets_exactly_one_decision(engine: Engine) -> N
 
 
 def test_unknown_school_is_not_guessed(engine: Engine) -> None:
-    decision = by_audience(engine.decide(domestic_abuse_incident(school=None), ChildState()))[Audience.SCHOOL_DSL]
+    decision = by_audience(engine.decide(domestic_abuse_incident(school=None), ChildState()))[
+        Audience.SCHOOL_DSL
+    ]
     assert decision.outcome is Outcome.WITHHOLD and decision.reason is Reason.RECIPIENT_UNKNOWN
 
 
@@ -112,7 +119,8 @@ def test_school_known_from_state_is_used(engine: Engine) -> None:
 
 def test_school_without_delivery_topic_is_not_onboarded(engine: Engine) -> None:
     decision = by_audience(engine.decide(domestic_abuse_incident(school="999999"), ChildState()))[
-        Audience.SCHOOL_DSL]
+        Audience.SCHOOL_DSL
+    ]
     assert decision.outcome is Outcome.WITHHOLD and decision.reason is Reason.RECIPIENT_NOT_ONBOARDED
     assert decision.organisation == "999999"
 

@@ -20,8 +20,8 @@ from consent.exceptions import PolicyError
 from consent.policy import Policy, parse
 from consent.redaction import _collect_named
 from consent.state import ChildState, Consent, Flag
-from schemas.vocabulary import RedactionAction, Tag
 from schemas.jsonform import details_branch
+from schemas.vocabulary import RedactionAction, Tag
 
 ENVELOPE = schemas.load("SafeguardingEvent")
 NAMED: dict[str, Any] = {}
@@ -37,9 +37,16 @@ def value_for(node: Any, depth: int = 0) -> st.SearchStrategy[Any]:
     if isinstance(node, str):
         if node in NAMED:
             return value_for(NAMED[node], depth)
-        return {"string": TEXT, "boolean": st.booleans(), "int": st.integers(0, 1000),
-                "long": st.integers(0, 10**6), "double": st.floats(0, 100), "float": st.floats(0, 100),
-                "bytes": st.binary(max_size=4), "null": st.none()}[node]
+        return {
+            "string": TEXT,
+            "boolean": st.booleans(),
+            "int": st.integers(0, 1000),
+            "long": st.integers(0, 10**6),
+            "double": st.floats(0, 100),
+            "float": st.floats(0, 100),
+            "bytes": st.binary(max_size=4),
+            "null": st.none(),
+        }[node]
     if isinstance(node, list):
         return st.one_of([value_for(b, depth) for b in node])
     kind = node.get("type")
@@ -71,23 +78,37 @@ def events(draw: st.DrawFn) -> dict[str, Any]:
     child["school_urn"] = draw(st.sampled_from(["100000", None]))
     child["gp_practice_ods"] = draw(st.sampled_from(["F83004", None]))
     if event_type == "REFERRAL_OUTCOME":
-        event["details"]["referrer_organisation"] = draw(st.sampled_from(["100000", "F83004", "QMJ", "metropolitan"]))
+        event["details"]["referrer_organisation"] = draw(
+            st.sampled_from(["100000", "F83004", "QMJ", "metropolitan"])
+        )
     return event
 
 
 @st.composite
 def states(draw: st.DrawFn) -> ChildState:
     consents = tuple(
-        Consent(draw(st.sampled_from(["FAMILY_HELP", "ALL", "MASH"])), "FAMILY_HELP",
-                draw(st.sampled_from(["GIVEN", "REFUSED", "WITHDRAWN", "NOT_SOUGHT"])), "PARENT",
-                draw(st.datetimes(datetime(2025, 1, 1), datetime(2026, 11, 1), timezones=st.just(UTC))))
-        for _ in range(draw(st.integers(0, 3))))
+        Consent(
+            draw(st.sampled_from(["FAMILY_HELP", "ALL", "MASH"])),
+            "FAMILY_HELP",
+            draw(st.sampled_from(["GIVEN", "REFUSED", "WITHDRAWN", "NOT_SOUGHT"])),
+            "PARENT",
+            draw(st.datetimes(datetime(2025, 1, 1), datetime(2026, 11, 1), timezones=st.just(UTC))),
+        )
+        for _ in range(draw(st.integers(0, 3)))
+    )
     flag = draw(st.one_of(st.none(), st.builds(Flag, st.booleans(), st.sampled_from(["202", "203"]))))
-    return ChildState(consents=consents, child_protection_plan=flag, school_urn=draw(st.sampled_from([None, "100000"])))
+    return ChildState(
+        consents=consents, child_protection_plan=flag, school_urn=draw(st.sampled_from([None, "100000"]))
+    )
 
 
-CONDITIONS = ["- risk_in: [SIGNIFICANT_HARM]", "- age_under: 10", "- flag_active: ANY",
-              "- source_agency_not_in: [POLICE]", "- consent_state_in: [GIVEN]"]
+CONDITIONS = [
+    "- risk_in: [SIGNIFICANT_HARM]",
+    "- age_under: 10",
+    "- flag_active: ANY",
+    "- source_agency_not_in: [POLICE]",
+    "- consent_state_in: [GIVEN]",
+]
 
 
 @st.composite
@@ -96,22 +117,31 @@ def policies(draw: st.DrawFn) -> Policy:
     for i in range(draw(st.integers(1, 6))):
         audience = draw(st.sampled_from(AUDIENCES))
         grant = draw(st.lists(st.sampled_from(TAGS), unique=True, max_size=len(TAGS)))
-        actions = draw(st.dictionaries(st.sampled_from(TAGS), st.sampled_from([a.value for a in RedactionAction]),
-                                       max_size=3))
+        actions = draw(
+            st.dictionaries(
+                st.sampled_from(TAGS), st.sampled_from([a.value for a in RedactionAction]), max_size=3
+            )
+        )
         conditions = draw(st.lists(st.sampled_from(CONDITIONS), unique=True, max_size=2))
         consent = draw(st.booleans())
-        rules.append("\n".join([
-            f"  - id: r{i}", "    description: generated",
-            f"    event_types: [{', '.join(draw(st.lists(st.sampled_from(EVENT_TYPES), min_size=1, max_size=4)))}]",
-            f"    audience: {audience}",
-            f"    grant: [{', '.join(grant)}]",
-            "    actions: {" + ", ".join(f"{k}: {v}" for k, v in actions.items()) + "}",
-            "    conditions:" + ("".join(f"\n      {c}" for c in conditions) if conditions else " []"),
-            f"    requires_consent: {str(consent).lower()}",
-            "    purpose: FAMILY_HELP",
-            f"    override_on_significant_harm: {str(draw(st.booleans())).lower()}",
-            "    lawful_basis: PUBLIC_TASK_SAFEGUARDING",
-        ]))
+        rules.append(
+            "\n".join(
+                [
+                    f"  - id: r{i}",
+                    "    description: generated",
+                    f"    event_types: [{', '.join(draw(st.lists(st.sampled_from(EVENT_TYPES), min_size=1, max_size=4)))}]",
+                    f"    audience: {audience}",
+                    f"    grant: [{', '.join(grant)}]",
+                    "    actions: {" + ", ".join(f"{k}: {v}" for k, v in actions.items()) + "}",
+                    "    conditions:"
+                    + ("".join(f"\n      {c}" for c in conditions) if conditions else " []"),
+                    f"    requires_consent: {str(consent).lower()}",
+                    "    purpose: FAMILY_HELP",
+                    f"    override_on_significant_harm: {str(draw(st.booleans())).lower()}",
+                    "    lawful_basis: PUBLIC_TASK_SAFEGUARDING",
+                ]
+            )
+        )
     text = 'name: generated\nversion: "0"\nrules:\n' + "\n".join(rules) + "\n"
     try:
         return parse(text)
@@ -120,7 +150,9 @@ def policies(draw: st.DrawFn) -> Policy:
         raise
 
 
-def leaves(node: Any, value: Any, tags: frozenset[str], path: str, out: list[tuple[str, frozenset[str]]]) -> None:
+def leaves(
+    node: Any, value: Any, tags: frozenset[str], path: str, out: list[tuple[str, frozenset[str]]]
+) -> None:
     """(path, effective tags) of every leaf of ``value`` that holds something."""
     if value is None or value == [] or value == {}:
         return
@@ -140,7 +172,13 @@ def leaves(node: Any, value: Any, tags: frozenset[str], path: str, out: list[tup
     if isinstance(node, dict) and node.get("type") == "record":
         for field in node["fields"]:
             sub = f"{path}.{field['name']}" if path else field["name"]
-            leaves(field["type"], value.get(field["name"]), tags | frozenset(field.get("confluent:tags", ())), sub, out)
+            leaves(
+                field["type"],
+                value.get(field["name"]),
+                tags | frozenset(field.get("confluent:tags", ())),
+                sub,
+                out,
+            )
         return
     if isinstance(node, dict) and node.get("type") == "array":
         for item in value:
@@ -173,7 +211,9 @@ def check(policy: Policy, event: dict[str, Any], state: ChildState) -> None:
             assert needed <= rule.grant, f"{path} tagged {sorted(needed)} reached {audience} under {rule.id}"
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]
+)
 @given(policy=policies(), event=events(), state=states())
 def test_generated_policies_never_leak(policy: Policy, event: dict[str, Any], state: ChildState) -> None:
     check(policy, event, state)

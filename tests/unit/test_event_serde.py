@@ -9,8 +9,8 @@ import fastavro
 import schemas
 from broker.wire.codecs import EventSerde
 from broker.wire.registry import InMemoryRegistry
-from sgb.simulate.events import Population, Simulator
 from schemas.jsonform import details_branch
+from sgb.simulate.events import Population, Simulator
 
 
 def test_pieces_concatenate_to_the_whole_record_for_every_event_type() -> None:
@@ -20,7 +20,10 @@ def test_pieces_concatenate_to_the_whole_record_for_every_event_type() -> None:
     assert {e["event_type"] for e in events} == set(schemas.load("EventType")["symbols"])
     for event in events:
         whole = io.BytesIO()
-        hinted = {**event, "details": {**event["details"], "-type": "uk.sgb." + details_branch(event["event_type"])}}
+        hinted = {
+            **event,
+            "details": {**event["details"], "-type": "uk.sgb." + details_branch(event["event_type"])},
+        }
         fastavro.schemaless_writer(whole, parsed, hinted)
         framed = serde.encode(event)
         assert framed[5:] == whole.getvalue(), event["event_type"]

@@ -16,7 +16,15 @@ from structlog.testing import capture_logs
 
 import schemas
 from broker.security.ciphers import FilterCrypt, Revealer, cipher_for, policy_needs_plaintext
-from broker.security.field_encryption import ERASED, PREFIX, UNREADABLE, FieldCipher, FieldUnreadable, KeyErased, Plan
+from broker.security.field_encryption import (
+    ERASED,
+    PREFIX,
+    UNREADABLE,
+    FieldCipher,
+    FieldUnreadable,
+    KeyErased,
+    Plan,
+)
 from broker.security.key_directory import LocalKeyDirectory
 from broker.security.key_vault import SqliteKeyVault, vault_path
 from broker.settings import Settings
@@ -144,8 +152,9 @@ def test_a_vault_with_a_replaced_kek_stops_with_one_sentence(settings: Settings)
         SqliteKeyVault(vault_path(settings.state_dir), keys).key_by_id(kid)
 
 
-def test_hub_revealer_opens_tokens_and_leaves_clear_events_alone(settings: Settings, cipher: FieldCipher,
-                                                                  tmp_path: Path) -> None:
+def test_hub_revealer_opens_tokens_and_leaves_clear_events_alone(
+    settings: Settings, cipher: FieldCipher, tmp_path: Path
+) -> None:
     a, key = _event("NARR-A")
     sealed = cipher.seal(a, key)
     assert Revealer(settings)(sealed) == a
@@ -155,8 +164,9 @@ def test_hub_revealer_opens_tokens_and_leaves_clear_events_alone(settings: Setti
     assert shown["narrative"] == UNREADABLE and not (tmp_path / "no-vault").exists()
 
 
-def test_filter_keeps_tokens_unless_the_policy_transforms_an_encrypted_tag(settings: Settings,
-                                                                           cipher: FieldCipher) -> None:
+def test_filter_keeps_tokens_unless_the_policy_transforms_an_encrypted_tag(
+    settings: Settings, cipher: FieldCipher
+) -> None:
     baseline = policy_module.load(policy_module.BASELINE)
     assert not policy_needs_plaintext(baseline)
     a, key = _event("NARR-A")
@@ -179,14 +189,25 @@ def test_filter_keeps_tokens_unless_the_policy_transforms_an_encrypted_tag(setti
 
 
 def _sgb(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "SGB_STATE_DIR": str(settings.state_dir), "SGB_LOG_FORMAT": "json",
-           "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-m", "sgb.cli", *args], env=env, capture_output=True,
-                          text=True, timeout=60, check=False)
+    env = {
+        **os.environ,
+        "SGB_STATE_DIR": str(settings.state_dir),
+        "SGB_LOG_FORMAT": "json",
+        "PYTHONPATH": str(REPO),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "sgb.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
-def test_sgb_erase_destroys_the_key_and_names_the_child_only_by_a_hash(settings: Settings,
-                                                                       cipher: FieldCipher) -> None:
+def test_sgb_erase_destroys_the_key_and_names_the_child_only_by_a_hash(
+    settings: Settings, cipher: FieldCipher
+) -> None:
     a, key = _event("NARR-A")
     sealed = cipher.seal(a, key)
     nhs = a["child"]["nhs_number"]

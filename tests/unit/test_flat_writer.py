@@ -26,15 +26,26 @@ def enum(name: str) -> st.SearchStrategy[str]:
 
 
 @settings(max_examples=300, deadline=None)
-@given(record=st.fixed_dictionaries({
-    "event_id": st.text(max_size=40), "event_type": enum("event_type"), "audience": enum("audience"),
-    "organisation": OPTIONAL, "outcome": enum("outcome"), "reason": st.one_of(st.none(), enum("reason")),
-    "rule": OPTIONAL, "lawful_basis": OPTIONAL, "consent_state": OPTIONAL, "policy_version": st.text(max_size=30),
-    "removed_fields": st.lists(st.text(max_size=30), max_size=5),
-    "transformed_fields": st.lists(st.text(max_size=30), max_size=3),
-    "decided_at": st.datetimes(datetime(1990, 1, 1), datetime(2100, 1, 1), timezones=st.just(UTC)),
-    "delivery_topic": OPTIONAL,
-}))
+@given(
+    record=st.fixed_dictionaries(
+        {
+            "event_id": st.text(max_size=40),
+            "event_type": enum("event_type"),
+            "audience": enum("audience"),
+            "organisation": OPTIONAL,
+            "outcome": enum("outcome"),
+            "reason": st.one_of(st.none(), enum("reason")),
+            "rule": OPTIONAL,
+            "lawful_basis": OPTIONAL,
+            "consent_state": OPTIONAL,
+            "policy_version": st.text(max_size=30),
+            "removed_fields": st.lists(st.text(max_size=30), max_size=5),
+            "transformed_fields": st.lists(st.text(max_size=30), max_size=3),
+            "decided_at": st.datetimes(datetime(1990, 1, 1), datetime(2100, 1, 1), timezones=st.just(UTC)),
+            "delivery_topic": OPTIONAL,
+        }
+    )
+)
 def test_same_bytes_as_fastavro(record: dict) -> None:  # type: ignore[type-arg]
     expected = io.BytesIO()
     fastavro.schemaless_writer(expected, PARSED, record)

@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
+from schemas.exceptions import SchemaError
 from schemas.governance import RELEASED_DIR, check_catalogue
-from schemas.loader import SCHEMA_DIR, SchemaError
+from schemas.loader import SCHEMA_DIR
 
 
 @pytest.fixture
@@ -59,6 +60,7 @@ def test_sensitive_field_that_cannot_be_withheld(catalogue: Path) -> None:
         f = field(s, "category_of_abuse")
         f["type"] = f["type"][1]
         f.pop("default")
+
     edit(catalogue, "ChildProtectionPlan", required)
     with pytest.raises(SchemaError, match=r"category_of_abuse carries CASE_DETAIL but cannot be withheld"):
         check_catalogue(catalogue, RELEASED_DIR)
@@ -71,9 +73,16 @@ def test_removing_a_required_field_is_incompatible(catalogue: Path) -> None:
 
 
 def test_adding_a_required_field_is_incompatible(catalogue: Path) -> None:
-    edit(catalogue, "Source", lambda s: s["fields"].append(
-        {"name": "region", "type": "string", "doc": "Region.", "confluent:tags": ["METADATA"]}))
-    with pytest.raises(SchemaError, match=r"not backward compatible .* source\.region was added without a default"):
+    edit(
+        catalogue,
+        "Source",
+        lambda s: s["fields"].append(
+            {"name": "region", "type": "string", "doc": "Region.", "confluent:tags": ["METADATA"]}
+        ),
+    )
+    with pytest.raises(
+        SchemaError, match=r"not backward compatible .* source\.region was added without a default"
+    ):
         check_catalogue(catalogue, RELEASED_DIR)
 
 
@@ -84,7 +93,17 @@ def test_changing_a_type_is_incompatible(catalogue: Path) -> None:
 
 
 def test_adding_an_optional_field_is_compatible(catalogue: Path) -> None:
-    edit(catalogue, "Source", lambda s: s["fields"].append(
-        {"name": "region", "type": ["null", "string"], "default": None, "doc": "Region.",
-         "confluent:tags": ["METADATA"]}))
+    edit(
+        catalogue,
+        "Source",
+        lambda s: s["fields"].append(
+            {
+                "name": "region",
+                "type": ["null", "string"],
+                "default": None,
+                "doc": "Region.",
+                "confluent:tags": ["METADATA"],
+            }
+        ),
+    )
     assert "stay compatible both ways" in check_catalogue(catalogue, RELEASED_DIR)

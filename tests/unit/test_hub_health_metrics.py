@@ -8,9 +8,9 @@ import urllib.request
 from datetime import UTC, datetime
 
 from broker import metrics
+from broker.probes import Health, start_health_server
 from sgb.cli.dlq import _matches
 from sgb.cli.status import render, table
-from broker.probes import Health, start_health_server
 from sgb.ops.status import DeadLetterCount, DeadLetterView, GroupLag, MinuteDecisions, Status, TopicEnds
 
 
@@ -65,8 +65,14 @@ def test_every_metric_is_named_sgb() -> None:
     from prometheus_client import REGISTRY
 
     ours = [m.name for m in REGISTRY.collect() if m.name.startswith("sgb")]
-    assert {"sgb_filter_decisions", "sgb_hub_events_written", "sgb_hub_lag_messages",
-            "sgb_filter_batch_seconds", "sgb_dead_letters", "sgb_connector_records"} <= set(ours)
+    assert {
+        "sgb_filter_decisions",
+        "sgb_hub_events_written",
+        "sgb_hub_lag_messages",
+        "sgb_filter_batch_seconds",
+        "sgb_dead_letters",
+        "sgb_connector_records",
+    } <= set(ours)
 
 
 def test_tables_align_numbers_right() -> None:
@@ -78,11 +84,15 @@ def test_status_renders_every_section() -> None:
     status = Status(
         generated_at="2026-11-23T08:00:00Z",
         topics=[TopicEnds("sg.ingress.police.v1", 6, 40, 40), TopicEnds("sg.ingress.health.v1", 6, 0, 0)],
-        lags=[GroupLag("filter", "sgb-filter", "sg.ingress.police.v1", 0, True),
-              GroupLag("hub", "sgb-hub-mash-202", "sg.deliver.mash.202.v1", 25000, False)],
+        lags=[
+            GroupLag("filter", "sgb-filter", "sg.ingress.police.v1", 0, True),
+            GroupLag("hub", "sgb-hub-mash-202", "sg.deliver.mash.202.v1", 25000, False),
+        ],
         unread={"sg.deliver.gp.F83004.v1": 3},
         dead_letters=[DeadLetterCount("filter", "Event identifies no child.", 2, "2026-11-23T07:59:00Z")],
-        decisions=[MinuteDecisions("2026-11-23T07:59:00Z", 4, 9)], minutes=1)
+        decisions=[MinuteDecisions("2026-11-23T07:59:00Z", 4, 9)],
+        minutes=1,
+    )
     text = render(status)
     assert "1 empty topic(s) not shown." in text
     assert "~25000" in text and "sg.deliver.gp.F83004.v1" in text
@@ -90,11 +100,31 @@ def test_status_renders_every_section() -> None:
 
 
 def test_dead_letter_origin_and_reason_filter() -> None:
-    letter = DeadLetterView(0, 7, datetime(2026, 11, 23, tzinfo=UTC), "filter", "Event identifies no child.",
-                            "sg.ingress.police.v1", 2, 15, None, None)
+    letter = DeadLetterView(
+        0,
+        7,
+        datetime(2026, 11, 23, tzinfo=UTC),
+        "filter",
+        "Event identifies no child.",
+        "sg.ingress.police.v1",
+        2,
+        15,
+        None,
+        None,
+    )
     assert letter.origin == "sg.ingress.police.v1[2]@15"
-    from_file = DeadLetterView(0, 8, datetime(2026, 11, 23, tzinfo=UTC), "connector:police", "Bad row.", None,
-                               None, None, "drop.csv", "line 4")
+    from_file = DeadLetterView(
+        0,
+        8,
+        datetime(2026, 11, 23, tzinfo=UTC),
+        "connector:police",
+        "Bad row.",
+        None,
+        None,
+        None,
+        "drop.csv",
+        "line 4",
+    )
     assert from_file.origin == "drop.csv line 4"
     assert _matches("Event identifies no child.", "NO CHILD") and not _matches("Bad row.", "child")
     assert _matches("anything", None)

@@ -8,10 +8,9 @@ from pathlib import Path
 from starlette.testclient import TestClient
 from test_hub_sink_writes import delivered
 
-from broker.probes import Health
-from sgb.inbox import InboxStore, create_app, rule_descriptions
-from sgb.inbox import view
 from broker.hub.sinks.sqlite import SqliteSink
+from broker.probes import Health
+from sgb.inbox import InboxStore, create_app, rule_descriptions, view
 
 
 def test_withheld_fields_are_shown_not_silently_missing() -> None:
@@ -68,11 +67,23 @@ def test_page_lists_newest_first_escapes_values_and_explains_the_decision(tmp_pa
     store = _store(tmp_path, older, hostile)
     rules = rule_descriptions()
     version = next(iter(rules))[0]
-    store.put_decisions([{"event_id": hostile.event_id, "audience": "SCHOOL_DSL", "organisation": "100000",
-                          "outcome": "SHARE", "reason": None, "rule": "F1-school",
-                          "lawful_basis": "PUBLIC_TASK_SAFEGUARDING", "consent_state": None,
-                          "policy_version": version, "decided_at": datetime(2026, 11, 23, 9, tzinfo=UTC)}],
-                        {("audit", 0): 1})
+    store.put_decisions(
+        [
+            {
+                "event_id": hostile.event_id,
+                "audience": "SCHOOL_DSL",
+                "organisation": "100000",
+                "outcome": "SHARE",
+                "reason": None,
+                "rule": "F1-school",
+                "lawful_basis": "PUBLIC_TASK_SAFEGUARDING",
+                "consent_state": None,
+                "policy_version": version,
+                "decided_at": datetime(2026, 11, 23, 9, tzinfo=UTC),
+            }
+        ],
+        {("audit", 0): 1},
+    )
     client = TestClient(create_app(store, "SCHOOL_DSL", "100000", rules=rules))
     page = client.get("/")
     assert page.status_code == 200

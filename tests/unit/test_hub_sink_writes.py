@@ -35,15 +35,31 @@ def delivered(audience: str = "SCHOOL_DSL", **changes: Any) -> HubEvent:
     assert copy is not None
     child, source = copy["child"], copy["source"]
     return HubEvent(
-        event_id=copy["event_id"], event_type=copy["event_type"], risk=copy["risk"],
-        occurred_at=copy["occurred_at"], recorded_at=copy["recorded_at"], agency=source["agency"],
-        source_organisation=source["organisation"], source_organisation_name=source["organisation_name"],
-        given_name=child["given_name"], family_name=child["family_name"],
+        event_id=copy["event_id"],
+        event_type=copy["event_type"],
+        risk=copy["risk"],
+        occurred_at=copy["occurred_at"],
+        recorded_at=copy["recorded_at"],
+        agency=source["agency"],
+        source_organisation=source["organisation"],
+        source_organisation_name=source["organisation_name"],
+        given_name=child["given_name"],
+        family_name=child["family_name"],
         date_of_birth=child["date_of_birth"],
-        nhs_number=child["nhs_number"], details=copy["details"], narrative=copy["narrative"],
-        withheld_fields=tuple(copy["withheld_fields"]), generalised_fields=copy["generalised_fields"],
-        audience=audience, organisation=decision.organisation or "", policy_version="test", topic="t",
-        partition=0, offset=1, delivered_at=datetime(2026, 11, 23, 8, tzinfo=UTC), record=copy)
+        nhs_number=child["nhs_number"],
+        details=copy["details"],
+        narrative=copy["narrative"],
+        withheld_fields=tuple(copy["withheld_fields"]),
+        generalised_fields=copy["generalised_fields"],
+        audience=audience,
+        organisation=decision.organisation or "",
+        policy_version="test",
+        topic="t",
+        partition=0,
+        offset=1,
+        delivered_at=datetime(2026, 11, 23, 8, tzinfo=UTC),
+        record=copy,
+    )
 
 
 def test_hub_event_reads_like_a_hub_reads_it() -> None:
@@ -82,7 +98,8 @@ def test_sqlite_is_idempotent_in_one_transaction_per_batch(tmp_path: Path) -> No
 
     with sqlite3.connect(tmp_path / "inbox.db") as conn:
         rows = conn.execute(
-            "SELECT event_id, withheld_fields, event FROM deliveries ORDER BY event_id").fetchall()
+            "SELECT event_id, withheld_fields, event FROM deliveries ORDER BY event_id"
+        ).fetchall()
     assert sorted(r[0] for r in rows) == sorted([a.event_id, b.event_id])
     assert "narrative" in json.loads(rows[0][1])
     assert json.loads(rows[0][2])["child"]["given_name"] == "Testy"

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from schemas.exceptions import InvalidIdentifier
 from schemas.identifiers import (
     UPN_UNKNOWN_CODES,
-    InvalidIdentifier,
     is_valid_nhs_number,
     is_valid_upn,
     nhs_number_check_digit,

@@ -23,7 +23,9 @@ def test_processes_starting_together_all_get_the_same_key(tmp_path: Path) -> Non
     for attempt in range(10):
         directory = tmp_path / f"keys-{attempt}"
         barrier, queue = context.Barrier(6), context.Queue()
-        workers = [context.Process(target=_secret_after, args=(barrier, str(directory), queue)) for _ in range(6)]
+        workers = [
+            context.Process(target=_secret_after, args=(barrier, str(directory), queue)) for _ in range(6)
+        ]
         for worker in workers:
             worker.start()
         keys = {queue.get(timeout=30) for _ in workers}

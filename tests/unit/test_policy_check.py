@@ -20,8 +20,12 @@ rules:
 """
 
 
-def policy(rule_id: str = "r1", event_type: str = "DOMESTIC_ABUSE_INCIDENT", audience: str = "SCHOOL_DSL",
-           grant: str = "NAME") -> str:
+def policy(
+    rule_id: str = "r1",
+    event_type: str = "DOMESTIC_ABUSE_INCIDENT",
+    audience: str = "SCHOOL_DSL",
+    grant: str = "NAME",
+) -> str:
     return RULE.format(rule_id=rule_id, event_type=event_type, audience=audience, grant=grant)
 
 
@@ -49,11 +53,14 @@ def test_confidential_address_to_police_is_allowed() -> None:
     parse(policy(audience="POLICE_PPU", grant="CONFIDENTIAL_ADDRESS"))
 
 
-@pytest.mark.parametrize(("field", "value", "fragment"), [
-    ("grant", "NAMES", "rule r1 is invalid at grant"),
-    ("audience", "SCHOOL", "rule r1 is invalid at audience"),
-    ("event_type", "DOMESTIC_ABUSE", "rule r1 is invalid at event_types"),
-])
+@pytest.mark.parametrize(
+    ("field", "value", "fragment"),
+    [
+        ("grant", "NAMES", "rule r1 is invalid at grant"),
+        ("audience", "SCHOOL", "rule r1 is invalid at audience"),
+        ("event_type", "DOMESTIC_ABUSE", "rule r1 is invalid at event_types"),
+    ],
+)
 def test_unknown_names_are_rejected(field: str, value: str, fragment: str) -> None:
     with pytest.raises(PolicyError, match=fragment):
         parse(policy(**{field: value}))

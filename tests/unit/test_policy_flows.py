@@ -6,6 +6,7 @@ import copy
 from datetime import UTC, date, datetime
 
 import pytest
+from factories import event
 
 import schemas
 from consent.engine import Decision, Engine
@@ -13,18 +14,29 @@ from consent.policy import load
 from consent.state import ChildState, Consent, Flag
 from consent.state_updates import derive
 from schemas.vocabulary import Audience, LawfulBasis, Outcome, Reason
-from factories import event
 
-ONBOARDED = {("MASH", "202"), ("MASH", "203"), ("FAMILY_HELP", "202"), ("SCHOOL_DSL", "100000"),
-             ("SCHOOL_DSL", "100001"), ("GP", "F83004"), ("HEALTH_SAFEGUARDING", "QMJ"),
-             ("EMERGENCY_CARE", "national"), ("POLICE_PPU", "metropolitan")}
+ONBOARDED = {
+    ("MASH", "202"),
+    ("MASH", "203"),
+    ("FAMILY_HELP", "202"),
+    ("SCHOOL_DSL", "100000"),
+    ("SCHOOL_DSL", "100001"),
+    ("GP", "F83004"),
+    ("HEALTH_SAFEGUARDING", "QMJ"),
+    ("EMERGENCY_CARE", "national"),
+    ("POLICE_PPU", "metropolitan"),
+}
 CONTACT = {"team": "Camden MASH", "phone": "020 7974 0000", "email": None, "reference": "REF-1"}
 
 
 @pytest.fixture(scope="module")
 def engine() -> Engine:
-    return Engine(load(), schemas.load("SafeguardingEvent"), b"k" * 32,
-                  lambda audience, org: (str(audience), org) in ONBOARDED)
+    return Engine(
+        load(),
+        schemas.load("SafeguardingEvent"),
+        b"k" * 32,
+        lambda audience, org: (str(audience), org) in ONBOARDED,
+    )
 
 
 def decide(engine: Engine, ev: dict, state: ChildState | None = None) -> dict[Audience, Decision]:  # type: ignore[type-arg]
@@ -44,9 +56,17 @@ T1, T2, T3 = (datetime(2026, 11, d, 9, 0, tzinfo=UTC) for d in (1, 2, 3))
 
 # -- F2 flags for emergency care ---------------------------------------------------------
 def plan(change: str = "STARTED") -> dict:  # type: ignore[type-arg]
-    return event("CHILD_PROTECTION_PLAN", detail_values={
-        "change": change, "start_date": date(2026, 10, 1), "responsible_local_authority_code": "203",
-        "responsible_contact": CONTACT, "category_of_abuse": "NEGLECT", "plan_summary": "Synthetic plan text."})
+    return event(
+        "CHILD_PROTECTION_PLAN",
+        detail_values={
+            "change": change,
+            "start_date": date(2026, 10, 1),
+            "responsible_local_authority_code": "203",
+            "responsible_contact": CONTACT,
+            "category_of_abuse": "NEGLECT",
+            "plan_summary": "Synthetic plan text.",
+        },
+    )
 
 
 def test_f2_plan_goes_to_emergency_care_gp_and_school_only(engine: Engine) -> None:
@@ -64,12 +84,22 @@ def test_f2_plan_goes_to_emergency_care_gp_and_school_only(engine: Engine) -> No
 
 
 def attendance(risk: str = "NEEDS_SUPPORT") -> dict:  # type: ignore[type-arg]
-    return event("EMERGENCY_ATTENDANCE", risk=risk, local_authority_code="202", detail_values={
-        "arrival_at": datetime(2026, 11, 21, 2, 10, tzinfo=UTC), "site_ods_code": "RRV03",
-        "site_name": "Synthetic ED", "attendance_reason": "Head injury (synthetic)"})
+    return event(
+        "EMERGENCY_ATTENDANCE",
+        risk=risk,
+        local_authority_code="202",
+        detail_values={
+            "arrival_at": datetime(2026, 11, 21, 2, 10, tzinfo=UTC),
+            "site_ods_code": "RRV03",
+            "site_name": "Synthetic ED",
+            "attendance_reason": "Head injury (synthetic)",
+        },
+    )
 
 
-def test_f2_attendance_of_flagged_child_goes_to_responsible_mash_without_clinical_reason(engine: Engine) -> None:
+def test_f2_attendance_of_flagged_child_goes_to_responsible_mash_without_clinical_reason(
+    engine: Engine,
+) -> None:
     state = derive(plan(), ChildState())  # the filter derives the flag from the LA event
     assert state.child_protection_plan == Flag(True, "203", date(2026, 10, 1))
     decisions = decide(engine, attendance(), state)
@@ -106,8 +136,11 @@ def test_f2_ended_plan_clears_the_flag(engine: Engine) -> None:
 
 # -- F3 family help with consent; principle 3, 4 and 6 -------------------------------------
 def concern(risk: str = "NEEDS_SUPPORT") -> dict:  # type: ignore[type-arg]
-    return event("SCHOOL_SAFEGUARDING_CONCERN", risk=risk, detail_values={
-        "description": "Synthetic concern text.", "injuries_observed": "bruise (synthetic)"})
+    return event(
+        "SCHOOL_SAFEGUARDING_CONCERN",
+        risk=risk,
+        detail_values={"description": "Synthetic concern text.", "injuries_observed": "bruise (synthetic)"},
+    )
 
 
 @pytest.mark.parametrize("state", ["REFUSED", "WITHDRAWN", "NOT_SOUGHT", None])
@@ -158,9 +191,15 @@ def test_withdrawal_applies_to_the_next_event(engine: Engine) -> None:
 
 # -- F4 health detail ------------------------------------------------------------------------
 def health_concern(risk: str = "NEEDS_SUPPORT") -> dict:  # type: ignore[type-arg]
-    return event("HEALTH_SAFEGUARDING_CONCERN", risk=risk, detail_values={
-        "clinical_findings": "Synthetic findings.", "sexual_health_findings": "Synthetic SH note.",
-        "mental_health_concern": "Synthetic MH note."})
+    return event(
+        "HEALTH_SAFEGUARDING_CONCERN",
+        risk=risk,
+        detail_values={
+            "clinical_findings": "Synthetic findings.",
+            "sexual_health_findings": "Synthetic SH note.",
+            "mental_health_concern": "Synthetic MH note.",
+        },
+    )
 
 
 def test_f4_health_detail_to_gp_and_health_safeguarding_only(engine: Engine) -> None:
@@ -179,9 +218,17 @@ def test_f4_health_detail_to_mash_on_significant_harm(engine: Engine) -> None:
 
 # -- F5 referrers hear the outcome -------------------------------------------------------------
 def test_f5_outcome_goes_back_to_the_referring_school_without_case_detail(engine: Engine) -> None:
-    ev = event("REFERRAL_OUTCOME", detail_values={
-        "decision": "SECTION_17_ASSESSMENT", "decision_date": date(2026, 11, 2), "referrer_audience": "SCHOOL_DSL",
-        "referrer_organisation": "100001", "contact": CONTACT, "decision_reasons": "Synthetic reasons."})
+    ev = event(
+        "REFERRAL_OUTCOME",
+        detail_values={
+            "decision": "SECTION_17_ASSESSMENT",
+            "decision_date": date(2026, 11, 2),
+            "referrer_audience": "SCHOOL_DSL",
+            "referrer_organisation": "100001",
+            "contact": CONTACT,
+            "decision_reasons": "Synthetic reasons.",
+        },
+    )
     decisions = decide(engine, ev)
     assert shared(decisions) == {Audience.SCHOOL_DSL}
     school = decisions[Audience.SCHOOL_DSL]
@@ -195,9 +242,16 @@ def test_f5_outcome_goes_back_to_the_referring_school_without_case_detail(engine
 
 # -- F6 strategy discussions -------------------------------------------------------------------
 def test_f6_case_detail_only_to_police_and_health(engine: Engine) -> None:
-    ev = event("STRATEGY_DISCUSSION", risk="SIGNIFICANT_HARM", detail_values={
-        "meeting_at": datetime(2026, 11, 24, 10, 0, tzinfo=UTC), "convened_by": CONTACT, "section_47": True,
-        "concerns": "Synthetic concerns."})
+    ev = event(
+        "STRATEGY_DISCUSSION",
+        risk="SIGNIFICANT_HARM",
+        detail_values={
+            "meeting_at": datetime(2026, 11, 24, 10, 0, tzinfo=UTC),
+            "convened_by": CONTACT,
+            "section_47": True,
+            "concerns": "Synthetic concerns.",
+        },
+    )
     decisions = decide(engine, ev)
     assert {Audience.POLICE_PPU, Audience.HEALTH_SAFEGUARDING, Audience.SCHOOL_DSL} <= shared(decisions)
     for audience in (Audience.POLICE_PPU, Audience.HEALTH_SAFEGUARDING):
@@ -211,7 +265,9 @@ def test_f6_case_detail_only_to_police_and_health(engine: Engine) -> None:
 
 # -- F7 missing and exploitation ---------------------------------------------------------------
 def test_f7_missing_to_mash_in_full_and_school_without_narrative_or_third_parties(engine: Engine) -> None:
-    ev = event("MISSING_EPISODE", detail_values={"change": "REPORTED", "circumstances": "Synthetic circumstances."})
+    ev = event(
+        "MISSING_EPISODE", detail_values={"change": "REPORTED", "circumstances": "Synthetic circumstances."}
+    )
     decisions = decide(engine, ev)
     mash = decisions[Audience.MASH].event
     assert mash is not None and mash["narrative"] == ev["narrative"] and mash["related_people"]
@@ -222,7 +278,9 @@ def test_f7_missing_to_mash_in_full_and_school_without_narrative_or_third_partie
 
 
 @pytest.mark.parametrize(("agency", "to_police"), [("EDUCATION", True), ("HEALTH", True), ("POLICE", False)])
-def test_f7_exploitation_raised_outside_police_goes_to_police(engine: Engine, agency: str, to_police: bool) -> None:
+def test_f7_exploitation_raised_outside_police_goes_to_police(
+    engine: Engine, agency: str, to_police: bool
+) -> None:
     ev = event("EXPLOITATION_CONCERN", agency=agency, detail_values={"exploitation_type": "CRIMINAL"})
     police = decide(engine, ev)[Audience.POLICE_PPU]
     assert (police.outcome is Outcome.SHARE) is to_police
@@ -238,7 +296,11 @@ def test_a_redaction_that_fails_withholds_and_never_shares_unredacted() -> None:
     engine = Engine(load(), schema, b"k" * 32, lambda a, o: True)
     decisions = {d.audience: d for d in engine.decide(event("DOMESTIC_ABUSE_INCIDENT"), ChildState())}
     school = decisions[Audience.SCHOOL_DSL]
-    assert school.outcome is Outcome.WITHHOLD and school.reason is Reason.REDACTION_FAILED and school.event is None
+    assert (
+        school.outcome is Outcome.WITHHOLD
+        and school.reason is Reason.REDACTION_FAILED
+        and school.event is None
+    )
     assert decisions[Audience.MASH].outcome is Outcome.SHARE  # MASH may see narrative: nothing to redact
 
 

@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from broker.security import provenance
-from sgb.cli.root import Context
-from sgb.cli.keys import keys
 from broker.exceptions import SgbError
+from broker.security import provenance
 from broker.security.provenance import SIGNATURE_HEADER, Provenance, ProvenanceReason, Signer, Verifier
-from broker.settings import Settings
 from broker.security.signing_keys import KeyStore, KeyStoreError
+from broker.settings import Settings
+from sgb.cli.keys import keys
+from sgb.cli.root import Context
 
 POLICE_IN, HEALTH_IN = "sg.ingress.police.v1", "sg.ingress.health.v1"
 SCHOOL = "sg.deliver.school_dsl.100000.v1"
@@ -29,8 +29,9 @@ def store(tmp_path: Path) -> KeyStore:
     return KeyStore(tmp_path / "keys")
 
 
-def reason(verifier: Verifier, topic: str, key: bytes | None, value: bytes,
-           headers: Any) -> ProvenanceReason | None:
+def reason(
+    verifier: Verifier, topic: str, key: bytes | None, value: bytes, headers: Any
+) -> ProvenanceReason | None:
     rejected = verifier.check(topic, key, value, headers)
     return None if rejected is None else rejected.reason
 
@@ -59,12 +60,18 @@ def test_every_kind_of_bad_provenance_is_named(store: KeyStore) -> None:
     assert reason(verifier, POLICE_IN, KEY, VALUE, unknown) is ProvenanceReason.UNKNOWN_KEY
     # A key is bound to its signer's agency: police may not write health ingress, even
     # if it signs for that topic; hubs accept only the filter's key.
-    assert reason(verifier, HEALTH_IN, KEY, VALUE, police.headers(HEALTH_IN, KEY, VALUE)) \
+    assert (
+        reason(verifier, HEALTH_IN, KEY, VALUE, police.headers(HEALTH_IN, KEY, VALUE))
         is ProvenanceReason.SIGNER_NOT_ALLOWED
-    assert reason(verifier, SCHOOL, KEY, VALUE, health.headers(SCHOOL, KEY, VALUE)) \
+    )
+    assert (
+        reason(verifier, SCHOOL, KEY, VALUE, health.headers(SCHOOL, KEY, VALUE))
         is ProvenanceReason.SIGNER_NOT_ALLOWED
-    assert reason(verifier, POLICE_IN, KEY, VALUE, filter_.headers(POLICE_IN, KEY, VALUE)) \
+    )
+    assert (
+        reason(verifier, POLICE_IN, KEY, VALUE, filter_.headers(POLICE_IN, KEY, VALUE))
         is ProvenanceReason.SIGNER_NOT_ALLOWED
+    )
     assert reason(verifier, SCHOOL, KEY, VALUE, filter_.headers(SCHOOL, KEY, VALUE)) is None
     # The topic is signed: a delivery copied to another school's topic does not verify.
     copied = filter_.headers(SCHOOL, KEY, VALUE)
@@ -79,8 +86,10 @@ def test_an_organisation_signer_may_write_its_agency_ingress_only(store: KeyStor
     org = Signer(store, "police.NPCC01")
     verifier = Verifier(store)
     assert reason(verifier, POLICE_IN, KEY, VALUE, org.headers(POLICE_IN, KEY, VALUE)) is None
-    assert reason(verifier, HEALTH_IN, KEY, VALUE, org.headers(HEALTH_IN, KEY, VALUE)) \
+    assert (
+        reason(verifier, HEALTH_IN, KEY, VALUE, org.headers(HEALTH_IN, KEY, VALUE))
         is ProvenanceReason.SIGNER_NOT_ALLOWED
+    )
     with pytest.raises(KeyStoreError, match="Signer 'fire' is not"):
         Signer(store, "fire")
 
@@ -218,8 +227,9 @@ def test_a_batch_verified_on_all_cores_gives_each_message_its_own_answer(tmp_pat
         value = VALUE + str(i).encode()
         headers = police.sign(POLICE_IN, KEY, value)
         batch.append(Msg(value if i % 3 else value + b"!", headers if i % 5 else []))
-    expected = [None if (i % 3 and i % 5) else ("unsigned" if not i % 5 else "bad_signature")
-                for i in range(64)]
+    expected = [
+        None if (i % 3 and i % 5) else ("unsigned" if not i % 5 else "bad_signature") for i in range(64)
+    ]
     filter_.prepare(batch)
     answers = [filter_.check(m) for m in batch]
     assert [a.reason.value if a else None for a in answers] == expected
@@ -235,6 +245,7 @@ def test_keys_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         return result.output
 
     assert "No keys yet" in run("list")
+
     def made(output: str) -> str:
         return next(line.split()[0] for line in output.splitlines() if " made for health" in line)
 
@@ -242,7 +253,7 @@ def test_keys_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     listing = run("list")
     assert f"{first}" in listing and f"{second}" in listing and "active" in listing
     exported = run("export", "health")
-    exported = exported[exported.index("{\n"):]
+    exported = exported[exported.index("{\n") :]
     assert json.loads(exported)["key_id"] == second
     run("retire", first)
     assert "retired" in run("list")

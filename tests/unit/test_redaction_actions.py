@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from datetime import date
 
+from factories import domestic_abuse_incident
+
 import schemas
 from consent.engine import Engine
 from consent.policy import parse
 from consent.redaction import age_in_years, mask_text, outward_code
 from consent.state import ChildState
-from factories import domestic_abuse_incident
 
 POLICY = """
 name: actions

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from schemas.exceptions import ReferenceDataError
 from schemas.identifiers import validate_la_code
 from schemas.reference import (
     REFERENCE_DIR,
     LocalAuthority,
-    ReferenceDataError,
     all_local_authorities,
     icb_for,
     local_authority,

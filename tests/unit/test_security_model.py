@@ -12,11 +12,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from broker.cluster.acls import SCHEMA_READER_GROUP, bindings, principal_names, principals
-from broker.exceptions import KafkaRuntimeError
 from broker.cluster.local_kafka import LocalKafka
 from broker.cluster.security import BrokerSecurity, load_client_settings
-from broker.settings import Settings
 from broker.cluster.tls import LocalCA, subject_cn
+from broker.exceptions import KafkaRuntimeError
+from broker.settings import Settings
 from schemas.topics import load_declaration
 
 
@@ -123,8 +123,11 @@ def _by_name() -> dict[str, set[tuple[str, str, str, str]]]:
 def test_a_connector_writes_only_its_own_ingress_topic() -> None:
     police = _by_name()["sgb-connector-police"]
     writes = {(name, pattern) for op, res, name, pattern in police if op == "Write" and res == "topic"}
-    assert writes == {("sg.ingress.police.v1", "literal"), ("sg.dlq.v1", "literal"),
-                      ("sg.schemas.v1", "literal")}
+    assert writes == {
+        ("sg.ingress.police.v1", "literal"),
+        ("sg.dlq.v1", "literal"),
+        ("sg.schemas.v1", "literal"),
+    }
     assert not any(op == "Read" and name.startswith("sg.ingress.") for op, _, name, _ in police)
 
 

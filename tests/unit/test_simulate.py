@@ -11,11 +11,14 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-import sgb.simulate.run  # noqa: F401  (configures logging outside the CLI runner's streams)
 import schemas
+import sgb.simulate.run  # noqa: F401  (configures logging outside the CLI runner's streams)
+from broker.wire.codecs import Codecs
+from schemas.identifiers import is_valid_nhs_number, is_valid_upn
+from schemas.jsonform import event_from_json, record_from_json, to_json
+from schemas.reference import icb_for, police_force_for
 from sgb.cli.root import Context
 from sgb.cli.simulate import simulate
-from broker.wire.codecs import Codecs
 from sgb.simulate.events import (
     EVENT_AGENCY,
     EVENT_TYPES,
@@ -24,12 +27,21 @@ from sgb.simulate.events import (
     Simulator,
 )
 from sgb.simulate.run import LogProgress, TokenBucket, run_simulation
-from schemas.identifiers import is_valid_nhs_number, is_valid_upn
-from schemas.jsonform import event_from_json, record_from_json, to_json
-from schemas.reference import icb_for, police_force_for
 
-IDENTITY = ("nhs_number", "upn", "la_child_id", "police_person_reference", "given_name", "family_name",
-            "date_of_birth", "ethnicity", "address", "school_urn", "gp_practice_ods", "local_authority_code")
+IDENTITY = (
+    "nhs_number",
+    "upn",
+    "la_child_id",
+    "police_person_reference",
+    "given_name",
+    "family_name",
+    "date_of_birth",
+    "ethnicity",
+    "address",
+    "school_urn",
+    "gp_practice_ods",
+    "local_authority_code",
+)
 SCHOOL_OF = {"202": "100000", "203": "100001", "213": "100002"}
 GP_OF = {"202": "F83004", "203": "F83019", "213": "E87024"}
 
@@ -67,6 +79,7 @@ def codecs() -> Codecs:
 
 # ------------------------------------------------------------------------------- population
 
+
 def test_same_seed_same_children_and_events() -> None:
     first = list(Simulator(Population(15, seed=7), seed=7).events(300))
     again = list(Simulator(Population(15, seed=7), seed=7).events(300))
@@ -98,22 +111,26 @@ def test_children_are_synthetic_and_consistent_with_their_authority(population: 
 
 
 def test_organisations_are_parameters() -> None:
-    pop = Population(30, seed=1, la_codes=["330"], schools=["123456"], gp_practices=["M85001"],
-                     police_force=None)
+    pop = Population(
+        30, seed=1, la_codes=["330"], schools=["123456"], gp_practices=["M85001"], police_force=None
+    )
     assert {c.local_authority_code for c in pop} == {"330"}
     assert {c.gp_practice_ods for c in pop} == {"M85001"}
     police = list(Simulator(pop, seed=1).events(40, types=["DOMESTIC_ABUSE_INCIDENT"]))
     assert {e["source"]["organisation"] for e in police} == {police_force_for("330")}
 
 
-@pytest.mark.parametrize(("kwargs", "words"), [
-    ({"size": 0}, "between 1 and"),
-    ({"size": 5, "la_codes": ["999"]}, "not in the reference table"),
-    ({"size": 5, "la_codes": ["20"]}, "three digits"),
-    ({"size": 5, "schools": ["12345"]}, "six digits"),
-    ({"size": 5, "gp_practices": ["123456"]}, "letter followed by five digits"),
-    ({"size": 5, "schools": {"202": ["100000"]}}, "No school is given for local authority 203"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "words"),
+    [
+        ({"size": 0}, "between 1 and"),
+        ({"size": 5, "la_codes": ["999"]}, "not in the reference table"),
+        ({"size": 5, "la_codes": ["20"]}, "three digits"),
+        ({"size": 5, "schools": ["12345"]}, "six digits"),
+        ({"size": 5, "gp_practices": ["123456"]}, "letter followed by five digits"),
+        ({"size": 5, "schools": {"202": ["100000"]}}, "No school is given for local authority 203"),
+    ],
+)
 def test_bad_population_arguments_say_what_is_wrong(kwargs: dict[str, Any], words: str) -> None:
     with pytest.raises(SimulationError, match=words):
         Population(**kwargs)
@@ -121,8 +138,10 @@ def test_bad_population_arguments_say_what_is_wrong(kwargs: dict[str, Any], word
 
 # ----------------------------------------------------------------------------------- events
 
-def test_every_type_is_generated_from_its_agency_and_encodes(events: list[dict[str, Any]],
-                                                             codecs: Codecs) -> None:
+
+def test_every_type_is_generated_from_its_agency_and_encodes(
+    events: list[dict[str, Any]], codecs: Codecs
+) -> None:
     assert set(Counter(e["event_type"] for e in events)) == set(EVENT_TYPES)
     for event in events:
         assert event["source"]["agency"] == EVENT_AGENCY[event["event_type"]]
@@ -156,8 +175,9 @@ def test_times_have_a_zone_and_dates_are_dates(events: list[dict[str, Any]]) -> 
     assert all(type(p["details"]["start_date"]) is date for p in plans)
 
 
-def test_the_same_child_is_the_same_in_every_agency(events: list[dict[str, Any]],
-                                                    population: Population) -> None:
+def test_the_same_child_is_the_same_in_every_agency(
+    events: list[dict[str, Any]], population: Population
+) -> None:
     by_child: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for event in events:
         by_child[event["child"]["nhs_number"]].append(event)
@@ -169,8 +189,11 @@ def test_the_same_child_is_the_same_in_every_agency(events: list[dict[str, Any]]
         agencies_seen.append({e["source"]["agency"] for e in seen})
     assert any(len(a) == 4 for a in agencies_seen)
     # The confidential address is in police and local-authority events only.
-    assert all(e["child"]["confidential_address"] is None for e in events
-               if e["source"]["agency"] in ("HEALTH", "EDUCATION"))
+    assert all(
+        e["child"]["confidential_address"] is None
+        for e in events
+        if e["source"]["agency"] in ("HEALTH", "EDUCATION")
+    )
 
 
 def test_school_events_come_from_the_childs_school(events: list[dict[str, Any]]) -> None:
@@ -182,14 +205,18 @@ def test_school_events_come_from_the_childs_school(events: list[dict[str, Any]])
     assert {e["source"]["organisation"] for e in police} == {"metropolitan"}
 
 
-@pytest.mark.parametrize(("event_type", "begin", "end"), [
-    ("CHILD_PROTECTION_PLAN", "STARTED", "ENDED"),
-    ("LOOKED_AFTER_STATUS", "STARTED", "ENDED"),
-    ("FAMILY_HELP_CASE", "OPENED", "CLOSED"),
-    ("MISSING_EPISODE", "REPORTED", "RETURNED"),
-])
-def test_nothing_ends_before_it_started(events: list[dict[str, Any]], event_type: str, begin: str,
-                                        end: str) -> None:
+@pytest.mark.parametrize(
+    ("event_type", "begin", "end"),
+    [
+        ("CHILD_PROTECTION_PLAN", "STARTED", "ENDED"),
+        ("LOOKED_AFTER_STATUS", "STARTED", "ENDED"),
+        ("FAMILY_HELP_CASE", "OPENED", "CLOSED"),
+        ("MISSING_EPISODE", "REPORTED", "RETURNED"),
+    ],
+)
+def test_nothing_ends_before_it_started(
+    events: list[dict[str, Any]], event_type: str, begin: str, end: str
+) -> None:
     timeline: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for event in events:
         if event["event_type"] == event_type:
@@ -214,8 +241,12 @@ def test_referral_outcomes_name_the_childs_own_referrer(events: list[dict[str, A
     for event in outcomes:
         child, details = event["child"], event["details"]
         la = child["local_authority_code"]
-        expected = {"SCHOOL_DSL": child["school_urn"], "GP": child["gp_practice_ods"],
-                    "HEALTH_SAFEGUARDING": icb_for(la), "POLICE_PPU": police_force_for(la)}
+        expected = {
+            "SCHOOL_DSL": child["school_urn"],
+            "GP": child["gp_practice_ods"],
+            "HEALTH_SAFEGUARDING": icb_for(la),
+            "POLICE_PPU": police_force_for(la),
+        }
         assert details["referrer_organisation"] == expected[details["referrer_audience"]]
         assert details["referrer_organisation"]
         audiences[details["referrer_audience"]] += 1
@@ -248,8 +279,12 @@ def test_json_shape_round_trips(events: list[dict[str, Any]]) -> None:
 
 def test_types_and_mix_choose_what_is_generated() -> None:
     simulator = Simulator(Population(10, seed=2), seed=2)
-    mixed = Counter(e["event_type"] for e in simulator.events(
-        400, types=["ATTENDANCE_ALERT", "REFERRAL_OUTCOME"], mix={"REFERRAL_OUTCOME": 0}))
+    mixed = Counter(
+        e["event_type"]
+        for e in simulator.events(
+            400, types=["ATTENDANCE_ALERT", "REFERRAL_OUTCOME"], mix={"REFERRAL_OUTCOME": 0}
+        )
+    )
     assert set(mixed) == {"ATTENDANCE_ALERT"}
     with pytest.raises(SimulationError, match="Unknown event type 'NOT_A_TYPE'"):
         simulator.events(5, types=["NOT_A_TYPE"])
@@ -267,6 +302,7 @@ def test_school_events_need_a_child_at_school() -> None:
 
 # ---------------------------------------------------------------------------------- consent
 
+
 def test_consent_records(codecs: Codecs, population: Population) -> None:
     records = list(Simulator(population, seed=9).consent_records(300))
     assert Counter(r["state"] for r in records).keys() == {"GIVEN", "REFUSED", "WITHDRAWN", "NOT_SOUGHT"}
@@ -283,6 +319,7 @@ def test_consent_records(codecs: Codecs, population: Population) -> None:
 
 
 # ------------------------------------------------------------------------------- rate, CLI
+
 
 def test_token_bucket_paces_records() -> None:
     now = [0.0]
@@ -319,28 +356,44 @@ def test_bad_rate_is_one_clear_sentence(rate: str) -> None:
     assert "--rate" in result.output and "Traceback" not in result.output
 
 
-@pytest.mark.parametrize(("args", "words"), [
-    (["--types", "DOMESTIC_ABUSE_INCIDENT,NOPE"], "NOPE is not an event type"),
-    (["--children", "0"], "at least 1"),
-    (["--count", "-1"], "at least 0"),
-    (["--count", "0"], "Nothing to simulate"),
-    (["--start", "2026-11-20T08:00"], "needs a time zone"),
-])
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--types", "DOMESTIC_ABUSE_INCIDENT,NOPE"], "NOPE is not an event type"),
+        (["--children", "0"], "at least 1"),
+        (["--count", "-1"], "at least 0"),
+        (["--count", "0"], "Nothing to simulate"),
+        (["--start", "2026-11-20T08:00"], "needs a time zone"),
+    ],
+)
 def test_bad_options_are_one_clear_sentence(args: list[str], words: str) -> None:
     result = CliRunner().invoke(simulate, [*args, "--output", "x.jsonl"], obj=Context(None))
     assert result.exit_code == 2 and words in result.output
 
 
 def test_output_file_is_read_by_policy_evaluate(tmp_path: Path) -> None:
-    from schemas.topics import load_declaration
     from consent.explain import explain
     from consent.policy import load
     from consent.state import ChildState
+    from schemas.topics import load_declaration
 
     out = tmp_path / "events.jsonl"
-    result = CliRunner().invoke(simulate, ["--count", "120", "--seed", "4", "--consents", "6",
-                                           "--start", "2026-11-20T08:00:00Z", "--output", str(out)],
-                                obj=Context(None))
+    result = CliRunner().invoke(
+        simulate,
+        [
+            "--count",
+            "120",
+            "--seed",
+            "4",
+            "--consents",
+            "6",
+            "--start",
+            "2026-11-20T08:00:00Z",
+            "--output",
+            str(out),
+        ],
+        obj=Context(None),
+    )
     assert result.exit_code == 0, result.output
     summary = result.output.strip().splitlines()
     assert len(summary) == 1 and summary[0].startswith("Simulated 120 event(s) about 20 children (seed 4)")
@@ -349,8 +402,11 @@ def test_output_file_is_read_by_policy_evaluate(tmp_path: Path) -> None:
     assert len((tmp_path / "events.consents.jsonl").read_text().splitlines()) == 6
     # The same seed and start give the same file.
     again = tmp_path / "again.jsonl"
-    CliRunner().invoke(simulate, ["--count", "120", "--seed", "4", "--start", "2026-11-20T08:00:00Z",
-                                  "--output", str(again)], obj=Context(None))
+    CliRunner().invoke(
+        simulate,
+        ["--count", "120", "--seed", "4", "--start", "2026-11-20T08:00:00Z", "--output", str(again)],
+        obj=Context(None),
+    )
     assert again.read_text() == out.read_text()
     policy, onboarded = load(), load_declaration()
     explained = set()
@@ -365,8 +421,16 @@ def test_output_file_is_read_by_policy_evaluate(tmp_path: Path) -> None:
 
 def test_run_reports_counts(tmp_path: Path) -> None:
     logged = LogProgress(300, every=0.0)
-    report = run_simulation(None, count=300, children=8, seed=1, rate=None, output=tmp_path / "e.jsonl",
-                            start=datetime(2026, 11, 1, tzinfo=UTC), progress=logged)
+    report = run_simulation(
+        None,
+        count=300,
+        children=8,
+        seed=1,
+        rate=None,
+        output=tmp_path / "e.jsonl",
+        start=datetime(2026, 11, 1, tzinfo=UTC),
+        progress=logged,
+    )
     assert report.events == 300 and sum(report.by_type.values()) == 300 and logged.done == 300
     assert sum(report.by_agency.values()) == 300
     line = report.line()

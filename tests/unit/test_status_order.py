@@ -24,26 +24,37 @@ WRITER = "sgb-filter-a"
 
 
 def _event(n: int, key: str, event_type: str, change: str) -> dict[str, Any]:
-    return {"event_id": f"e{n}", "event_type": event_type, "child": {"local_authority_code": "202"},
-            "details": {"change": change, "responsible_local_authority_code": "203"}}
+    return {
+        "event_id": f"e{n}",
+        "event_type": event_type,
+        "child": {"local_authority_code": "202"},
+        "details": {"change": change, "responsible_local_authority_code": "203"},
+    }
 
 
 flag_events = st.lists(
-    st.tuples(st.sampled_from(CHILDREN), st.sampled_from(sorted(status.FLAG_EVENTS)),
-              st.sampled_from(["STARTED", "ENDED"])),
-    min_size=1, max_size=600)
+    st.tuples(
+        st.sampled_from(CHILDREN),
+        st.sampled_from(sorted(status.FLAG_EVENTS)),
+        st.sampled_from(["STARTED", "ENDED"]),
+    ),
+    min_size=1,
+    max_size=600,
+)
 
 
 def _flags(state: ChildState) -> tuple[Any, Any]:
     def active(flag: Any) -> bool:
         return bool(flag and flag.active)
+
     return active(state.child_protection_plan), active(state.looked_after)
 
 
 @settings(max_examples=150, deadline=None, derandomize=True)
 @given(events=flag_events, batch_size=st.integers(1, 500), data=st.data())
-def test_flags_after_any_interleaving_equal_an_in_order_replay(events: list[tuple[str, str, str]],
-                                                                batch_size: int, data: st.DataObject) -> None:
+def test_flags_after_any_interleaving_equal_an_in_order_replay(
+    events: list[tuple[str, str, str]], batch_size: int, data: st.DataObject
+) -> None:
     store: dict[str, ChildState] = {}
     log: list[tuple[str, dict[str, Any]]] = []  # sg.status.v1, in offset order
     read = 0
@@ -54,7 +65,7 @@ def test_flags_after_any_interleaving_equal_an_in_order_replay(events: list[tupl
         for key, record in log[read:upto]:
             store[key] = status.apply_status(store.get(key, ChildState()), record)
         read = upto
-        for n, (key, event_type, change) in enumerate(events[start:start + batch_size], start):
+        for n, (key, event_type, change) in enumerate(events[start : start + batch_size], start):
             before = store.get(key, ChildState())
             after = status.derive(_event(n, key, event_type, change), before)
             store[key] = after

@@ -27,11 +27,18 @@ def test_a_call_that_returns_passes_its_error_through() -> None:
     def flaky() -> None:
         calls.append(1)
         if len(calls) < 3:
-            raise KafkaException(KafkaError(KafkaError.COORDINATOR_LOAD_IN_PROGRESS, "loading", retriable=True))
+            raise KafkaException(
+                KafkaError(KafkaError.COORDINATOR_LOAD_IN_PROGRESS, "loading", retriable=True)
+            )
 
     retrying(lambda: bounded(flaky, 5, "commit_transaction"))
     assert len(calls) == 3
     with pytest.raises(KafkaException) as caught:
-        bounded(lambda: (_ for _ in ()).throw(
-            KafkaException(KafkaError(KafkaError._FENCED, "fenced", fatal=True))), 5, "commit_transaction")
+        bounded(
+            lambda: (_ for _ in ()).throw(
+                KafkaException(KafkaError(KafkaError._FENCED, "fenced", fatal=True))
+            ),
+            5,
+            "commit_transaction",
+        )
     assert caught.value.args[0].fatal()

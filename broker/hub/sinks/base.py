@@ -75,6 +75,8 @@ def row(event: HubEvent) -> dict[str, Any]:
 def check_owner(stored: tuple[str, str] | None, audience: str, organisation: str, where: str) -> None:
     """Refuse a store that already belongs to another hub organisation (one store per hub)."""
     if stored is not None and stored != (audience, organisation):
-        msg = (f"{where} already holds deliveries for {stored[0]} {stored[1]}, not {audience} "
-               f"{organisation}; use one store per hub organisation.")
+        msg = (
+            f"{where} already holds deliveries for {stored[0]} {stored[1]}, not {audience} "
+            f"{organisation}; use one store per hub organisation."
+        )
         raise SinkError(msg)

@@ -105,14 +105,19 @@ class PostgresSink:
             with conn.transaction():
                 conn.execute("SELECT pg_advisory_xact_lock(4232017)")  # one creator of the tables at a time
                 conn.execute(SCHEMA)
-                found = dict(conn.execute(
-                    "SELECT key, value FROM sgb_sink WHERE key IN ('audience', 'organisation')").fetchall())
+                found = dict(
+                    conn.execute(
+                        "SELECT key, value FROM sgb_sink WHERE key IN ('audience', 'organisation')"
+                    ).fetchall()
+                )
                 stored = (found["audience"], found["organisation"]) if len(found) == 2 else None
                 check_owner(stored, self.audience, self.organisation, self.where)
                 if stored is None:
-                    conn.execute("INSERT INTO sgb_sink (key, value) VALUES ('audience', %s), "
-                                 "('organisation', %s) ON CONFLICT (key) DO NOTHING",
-                                 (self.audience, self.organisation))
+                    conn.execute(
+                        "INSERT INTO sgb_sink (key, value) VALUES ('audience', %s), "
+                        "('organisation', %s) ON CONFLICT (key) DO NOTHING",
+                        (self.audience, self.organisation),
+                    )
         except psycopg.OperationalError:
             msg = f"Cannot connect to {self.where}."
             raise SinkUnavailable(msg) from None

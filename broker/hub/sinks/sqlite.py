@@ -100,8 +100,10 @@ def claim(conn: sqlite3.Connection, audience: str, organisation: str, where: str
     check_owner(stored, audience, organisation, where)
     if stored is None:
         conn.execute("BEGIN IMMEDIATE")
-        conn.executemany("INSERT OR IGNORE INTO sgb_sink (key, value) VALUES (?, ?)",
-                         [("audience", audience), ("organisation", organisation)])
+        conn.executemany(
+            "INSERT OR IGNORE INTO sgb_sink (key, value) VALUES (?, ?)",
+            [("audience", audience), ("organisation", organisation)],
+        )
         conn.execute("COMMIT")
 
 

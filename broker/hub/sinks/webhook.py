@@ -13,8 +13,8 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from broker.logs import get_logger
 from broker.hub.sinks.base import SinkError, SinkUnavailable, event_json
+from broker.logs import get_logger
 
 if TYPE_CHECKING:
     from broker.hub.delivered import HubEvent
@@ -44,8 +44,16 @@ class WebhookSink:
 
     kind = "webhook"
 
-    def __init__(self, url: str, *, attempts: int = 4, backoff: float = 0.2, max_backoff: float = 5.0,
-                 timeout: float = 10.0, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        attempts: int = 4,
+        backoff: float = 0.2,
+        max_backoff: float = 5.0,
+        timeout: float = 10.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             msg = "The webhook sink needs an http:// or https:// URL with a host."
@@ -54,8 +62,11 @@ class WebhookSink:
         self.url = url
         self.where = f"{parts.scheme}://{parts.hostname}{f':{parts.port}' if parts.port else ''}"
         self.attempts, self.backoff, self.max_backoff, self._sleep = attempts, backoff, max_backoff, sleep
-        self._http = httpx.Client(timeout=timeout, follow_redirects=False,
-                                  headers={"User-Agent": "sgb-hub", "Content-Type": "application/json"})
+        self._http = httpx.Client(
+            timeout=timeout,
+            follow_redirects=False,
+            headers={"User-Agent": "sgb-hub", "Content-Type": "application/json"},
+        )
         self._errors = (httpx.HTTPError,)
 
     def write(self, events: Sequence[HubEvent]) -> int:
@@ -70,9 +81,13 @@ class WebhookSink:
 
     def _post(self, event: HubEvent, index: int) -> None:
         body = event_json(event).encode("utf-8")
-        headers = {"Idempotency-Key": event.event_id, "Sgb-Event-Type": event.event_type,
-                   "Sgb-Audience": event.audience, "Sgb-Organisation": event.organisation,
-                   "Sgb-Policy-Version": event.policy_version}
+        headers = {
+            "Idempotency-Key": event.event_id,
+            "Sgb-Event-Type": event.event_type,
+            "Sgb-Audience": event.audience,
+            "Sgb-Organisation": event.organisation,
+            "Sgb-Policy-Version": event.policy_version,
+        }
         wait = self.backoff
         for attempt in range(1, self.attempts + 1):
             status = None
@@ -84,8 +99,13 @@ class WebhookSink:
                 if 200 <= status < 300:
                     return
                 failure = f"HTTP {status}"
-            log.warning("webhook post failed", event_id=event.event_id, attempt=attempt, http_status=status,
-                        sink=self.kind)
+            log.warning(
+                "webhook post failed",
+                event_id=event.event_id,
+                attempt=attempt,
+                http_status=status,
+                sink=self.kind,
+            )
             if attempt < self.attempts:
                 self._sleep(wait)
                 wait = min(wait * 2, self.max_backoff)
