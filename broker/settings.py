@@ -118,6 +118,39 @@ class Settings(BaseSettings):
         """The bootstrap servers to use: the setting, or the local broker's port."""
         return self.bootstrap_servers or f"127.0.0.1:{self.kafka_port}"
 
+    # -- where state lives: one place for every path under the state directory ----------------
+    @property
+    def keys_dir(self) -> Path:
+        """The local key directory (signing, pseudonymisation and field-encryption keys)."""
+        return self.state_dir / "keys"
+
+    @property
+    def kafka_dir(self) -> Path:
+        """The local Kafka runtime's folder (config, data, logs, TLS)."""
+        return self.state_dir / "kafka"
+
+    @property
+    def tls_dir(self) -> Path:
+        """The local cluster's certificate authority and certificates."""
+        return self.kafka_dir / "tls"
+
+    @property
+    def credentials_dir(self) -> Path:
+        """Principals' client configurations made by ``sgb credentials``."""
+        return self.state_dir / "credentials"
+
+    def connector_dir(self, name: str) -> Path:
+        """A connector's checkpoints and snapshot store (``name`` already validated)."""
+        return self.state_dir / "connectors" / name
+
+    def filter_store(self, group_id: str, instance: str) -> Path:
+        """A filter process's per-child state store."""
+        return self.state_dir / "filter" / f"{group_id}.{instance}.db"
+
+    def hub_store(self, audience: str, organisation: str) -> Path:
+        """A hub inbox's store of received events."""
+        return self.state_dir / "hub" / f"{audience.lower()}.{organisation}.db"
+
     def topic(self, name: str) -> str:
         """The physical name of a logical topic (the prefix isolates test runs and environments)."""
         return f"{self.topic_prefix}{name}"

@@ -1,16 +1,17 @@
-"""Which reader and mapping function a file connector uses, by agency and format.
+"""Which reader and mapping function a connector uses, by agency and format.
 
 The one place that knows the agencies; the runtime itself does not. Agency packages are
-imported only when chosen.
+imported only when chosen, so a police connector never loads the HL7 or XML readers.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from connectors.exceptions import ConnectorError
-from connectors.runtime.readers import Reader
-from connectors.runtime.records import MapRecord
+from connectors.runtime.records import ConnectorParts
+from schemas.topics import AGENCIES
 
 _HEALTH_FORMATS = ("fhir", "hl7")
 _POLICE_FORMATS = ("csv", "json")
@@ -31,9 +32,7 @@ def _guess(source: Path, choices: tuple[str, ...], default: str) -> str:
     return default
 
 
-def file_parts(
-    agency: str, source: Path, fmt: str | None, mapping: Path | None
-) -> tuple[Reader, MapRecord, str]:
+def file_parts(agency: str, source: Path, fmt: str | None, mapping: Path | None) -> ConnectorParts:
     """The reader, the mapping function and the format for a file source.
 
     Raises ``ConnectorError`` (or ``MappingFileError``) in one sentence when the agency,
@@ -50,7 +49,7 @@ def file_parts(
             raise ConnectorError(msg)
         compiled = load_mapping(mapping)
         chosen = fmt or compiled.format or _guess(source, _POLICE_FORMATS, "csv")
-        return reader_for(compiled, chosen), PoliceMapper(compiled), chosen
+        return ConnectorParts(reader_for(compiled, chosen), PoliceMapper(compiled), chosen)
     if agency == "health":
         from connectors.health import FhirMapper, FhirReader, Hl7FileReader, Hl7Mapper, load_profile
 
@@ -60,7 +59,53 @@ def file_parts(
         profile = load_profile(mapping)
         chosen = fmt or _guess(source, _HEALTH_FORMATS, "fhir")
         if chosen == "fhir":
-            return FhirReader(profile.patients_in_memory), FhirMapper(profile), chosen
-        return Hl7FileReader(), Hl7Mapper(profile), chosen
+            return ConnectorParts(FhirReader(profile.patients_in_memory), FhirMapper(profile), chosen)
+        return ConnectorParts(Hl7FileReader(), Hl7Mapper(profile), chosen)
     msg = f"There is no connector for {agency} yet."
     raise ConnectorError(msg)
+
+
+#: The agencies, as the command line names them.
+AGENCY_NAMES: tuple[str, ...] = tuple(agency.lower() for agency in AGENCIES)
+#: Agencies whose returns restate everything: their runs publish only what changed.
+SNAPSHOT_AGENCIES = ("education", "local_authority")
+
+
+@dataclass(frozen=True, slots=True)
+class LocalAuthorityOptions:
+    """What the local-authority connector is told about its authority on the command line."""
+
+    la_code: str | None = None
+    xref: Path | None = None
+    name: str | None = None
+    contact_team: str | None = None
+    contact_phone: str | None = None
+    contact_email: str | None = None
+
+
+def parts_for(
+    agency: str,
+    source: Path,
+    fmt: str | None,
+    mapping: Path | None = None,
+    la: LocalAuthorityOptions | None = None,
+) -> ConnectorParts:
+    """The parts of a file connector for ``agency``; one sentence when they do not fit together."""
+    agency = agency.lower()
+    la = la or LocalAuthorityOptions()
+    if la.xref is not None and agency != "local_authority":
+        msg = "--xref is for the local authority connector."
+        raise ConnectorError(msg)
+    if agency == "education":
+        from connectors.education import parts as education_parts
+
+        return education_parts(fmt)
+    if agency == "local_authority":
+        from connectors.local_authority import parts as la_parts
+        from connectors.local_authority import profile_from
+
+        profile = profile_from(
+            la.la_code, la.xref, la.name, la.contact_team, la.contact_phone, la.contact_email
+        )
+        return la_parts(fmt, profile)
+    return file_parts(agency, source, fmt, mapping)

@@ -36,13 +36,7 @@ from schemas.vocabulary import (
     Reason,
     Risk,
 )
-
-NAMESPACE = "uk.sgb"
-
-
-def details_record(event_type: str) -> str:
-    """The full name of the details record for an event type (DOMESTIC_ABUSE_INCIDENT -> ...DomesticAbuseIncident)."""
-    return NAMESPACE + "." + "".join(part.capitalize() for part in event_type.split("_"))
+from schemas.walker import details_record_name
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,7 +216,7 @@ class Engine:
                 rule.grant,
                 self.policy.prohibited[rule.audience],
                 rule.actions,
-                details_record(event_type.value),
+                details_record_name(event_type.value),
             )
             self._plans[key] = plan
         return plan

@@ -20,6 +20,7 @@ from typing import Any
 
 from consent.exceptions import RedactionError
 from schemas.vocabulary import RedactionAction, Tag
+from schemas.walker import FieldNode, tag_plan
 
 _KEEP = "keep"
 
@@ -40,41 +41,6 @@ class FieldPlan:
 Plan = tuple[FieldPlan, ...]
 
 
-def _tags(node: Mapping[str, Any]) -> frozenset[str]:
-    return frozenset(node.get("confluent:tags", ()))
-
-
-def _unwrap(type_: Any, named: dict[str, Any]) -> tuple[Any, bool]:
-    """Return (the non-null type, nullable?) resolving named references."""
-    nullable = False
-    if isinstance(type_, list):
-        branches = [b for b in type_ if b != "null"]
-        nullable = len(branches) < len(type_)
-        type_ = branches[0] if len(branches) == 1 else branches
-    if isinstance(type_, str) and type_ in named:
-        type_ = named[type_]
-    return type_, nullable
-
-
-def _collect_named(schema: Any, named: dict[str, Any]) -> None:
-    if isinstance(schema, dict):
-        kind = schema.get("type")
-        if kind in ("record", "enum", "fixed") and "name" in schema:
-            named[schema["name"]] = schema
-            named[schema.get("namespace", "uk.sgb") + "." + schema["name"]] = schema
-            for field in schema.get("fields", ()):
-                _collect_named(field["type"], named)
-        elif kind == "array":
-            _collect_named(schema["items"], named)
-        elif kind == "map":
-            _collect_named(schema["values"], named)
-        elif isinstance(kind, (dict, list)):
-            _collect_named(kind, named)
-    elif isinstance(schema, list):
-        for branch in schema:
-            _collect_named(branch, named)
-
-
 class Compiler:
     """Compiles redaction plans from one top-level schema.
 
@@ -84,8 +50,6 @@ class Compiler:
 
     def __init__(self, schema: dict[str, Any]) -> None:
         self.schema = schema
-        self.named: dict[str, Any] = {}
-        _collect_named(schema, self.named)
 
     def compile(
         self,
@@ -106,7 +70,7 @@ class Compiler:
         self._prohibited = prohibited
         self._actions = actions
         self._details = details_record
-        plan = self._record(self.schema, frozenset(), "")
+        plan = self._fields(tag_plan(self.schema, details_record))
         return () if plan is _KEEP or isinstance(plan, str) else plan
 
     def _verdict(self, tags: frozenset[str]) -> RedactionAction | None:
@@ -121,63 +85,37 @@ class Compiler:
         chosen = {self._actions.get(Tag(t), RedactionAction.REMOVE) for t in missing}
         return chosen.pop() if len(chosen) == 1 else RedactionAction.REMOVE
 
-    def _record(self, record: dict[str, Any], inherited: frozenset[str], prefix: str) -> Plan | str:
-        plans: list[FieldPlan] = []
-        for field in record["fields"]:
-            result = self._field(field, inherited, prefix)
-            if result is not None:
-                plans.append(result)
+    def _fields(self, nodes: tuple[FieldNode, ...]) -> Plan | str:
+        plans = [plan for node in nodes if (plan := self._field(node)) is not None]
         return tuple(plans) if plans else _KEEP
 
-    def _field(self, field: dict[str, Any], inherited: frozenset[str], prefix: str) -> FieldPlan | None:
-        tags = inherited | _tags(field)
-        name = field["name"]
-        path = f"{prefix}{name}"
-        type_, nullable = _unwrap(field["type"], self.named)
-        kind = "nullable" if nullable else "required"
-        secret = Tag.CONFIDENTIAL_ADDRESS in tags
-        if isinstance(type_, dict) and type_.get("type") == "array":
-            items, _ = _unwrap(type_["items"], self.named)
-            kind = "array"
-            if isinstance(items, dict) and items.get("type") == "record":
-                return self._container(field, tags, path, kind, items, secret)
-        elif isinstance(type_, dict) and type_.get("type") == "map":
-            kind = "map"
-        elif isinstance(type_, dict) and type_.get("type") == "record":
-            return self._container(field, tags, path, kind, type_, secret)
-        elif isinstance(type_, list):  # a union of records: the event's details
-            branch = self.named.get(self._details)
-            if branch is None:
-                msg = f"The schema has no details record {self._details}."
-                raise RedactionError(msg)
-            return self._container(field, tags, path, kind, branch, secret)
-        action = self._verdict(tags)
+    def _field(self, node: FieldNode) -> FieldPlan | None:
+        secret = Tag.CONFIDENTIAL_ADDRESS in node.tags
+        if node.children is not None:
+            return self._container(node, secret)
+        if isinstance(node.holds, list):
+            msg = f"The schema has no details record {self._details}."
+            raise RedactionError(msg)
+        action = self._verdict(node.tags)
         if action is None:
             return None
-        return FieldPlan(name, path, kind, action, mask=field.get("sgb:mask"), secret_existence=secret)
+        mask = node.attributes.get("sgb:mask")
+        return FieldPlan(node.name, node.path, node.kind, action, mask=mask, secret_existence=secret)
 
-    def _container(
-        self,
-        field: dict[str, Any],
-        tags: frozenset[str],
-        path: str,
-        kind: str,
-        record: dict[str, Any],
-        secret: bool,
-    ) -> FieldPlan | None:
-        own = _tags(field)
-        if own and kind != "required" and self._verdict(tags) is RedactionAction.REMOVE:
-            return FieldPlan(field["name"], path, kind, RedactionAction.REMOVE, secret_existence=secret)
-        sub = self._record(record, tags, path + ("[]." if kind == "array" else "."))
+    def _container(self, node: FieldNode, secret: bool) -> FieldPlan | None:
+        removed = FieldPlan(node.name, node.path, node.kind, RedactionAction.REMOVE, secret_existence=secret)
+        if node.own_tags and node.kind != "required" and self._verdict(node.tags) is RedactionAction.REMOVE:
+            return removed
+        sub = self._fields(node.children or ())
         if sub is _KEEP:
             return None
         assert isinstance(sub, tuple)
-        every_leaf_removed = all(p.action is RedactionAction.REMOVE for p in sub) and len(sub) == len(
-            record["fields"]
+        every_leaf_removed = (
+            all(p.action is RedactionAction.REMOVE for p in sub) and len(sub) == node.declared_fields
         )
-        if every_leaf_removed and kind in ("nullable", "array"):
-            return FieldPlan(field["name"], path, kind, RedactionAction.REMOVE, secret_existence=secret)
-        return FieldPlan(field["name"], path, kind, None, sub=sub, secret_existence=secret)
+        if every_leaf_removed and node.kind in ("nullable", "array"):
+            return removed
+        return FieldPlan(node.name, node.path, node.kind, None, sub=sub, secret_existence=secret)
 
 
 @dataclass(slots=True)

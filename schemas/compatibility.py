@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from schemas.walker import named_types
+
 _PROMOTIONS = {
     "int": {"int", "long", "float", "double"},
     "long": {"long", "float", "double"},
@@ -13,25 +15,6 @@ _PROMOTIONS = {
     "bytes": {"bytes", "string"},
 }
 _PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
-
-
-def _index(node: Any, named: dict[str, Any]) -> None:
-    if isinstance(node, list):
-        for branch in node:
-            _index(branch, named)
-    elif isinstance(node, dict):
-        kind = node.get("type")
-        if kind in ("record", "enum", "fixed"):
-            named[node["name"]] = node
-            named[f"{node.get('namespace', 'uk.sgb')}.{node['name']}"] = node
-            for field in node.get("fields", ()):
-                _index(field["type"], named)
-        elif kind == "array":
-            _index(node["items"], named)
-        elif kind == "map":
-            _index(node["values"], named)
-        elif isinstance(kind, (dict, list)):
-            _index(kind, named)
 
 
 def _resolve(node: Any, named: dict[str, Any]) -> Any:
@@ -61,8 +44,8 @@ def incompatibilities(reader: dict[str, Any], writer: dict[str, Any]) -> list[st
     """Why ``reader`` cannot read data written with ``writer`` (empty when it can)."""
     r_named: dict[str, Any] = {}
     w_named: dict[str, Any] = {}
-    _index(reader, r_named)
-    _index(writer, w_named)
+    named_types(reader, r_named)
+    named_types(writer, w_named)
     problems: list[str] = []
     _check(reader, writer, r_named, w_named, "", problems, set())
     return problems

@@ -13,6 +13,7 @@ from typing import Any
 
 from schemas.exceptions import SchemaError
 from schemas.loader import load
+from schemas.walker import named_types
 
 _NAMED_CACHE: dict[str, dict[str, Any]] = {}
 
@@ -21,27 +22,7 @@ def _named(schema: dict[str, Any]) -> dict[str, Any]:
     key = schema.get("name", "")
     if key in _NAMED_CACHE:
         return _NAMED_CACHE[key]
-    out: dict[str, Any] = {}
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            kind = node.get("type")
-            if kind in ("record", "enum", "fixed"):
-                out[node["name"]] = node
-                out[f"{node.get('namespace', 'uk.sgb')}.{node['name']}"] = node
-                for field in node.get("fields", ()):
-                    walk(field["type"])
-            elif kind == "array":
-                walk(node["items"])
-            elif kind == "map":
-                walk(node["values"])
-            elif isinstance(kind, (dict, list)):
-                walk(kind)
-        elif isinstance(node, list):
-            for branch in node:
-                walk(branch)
-
-    walk(schema)
+    out = named_types(schema)
     _NAMED_CACHE[key] = out
     return out
 

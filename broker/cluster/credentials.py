@@ -134,7 +134,7 @@ def issue(settings: Settings, principal: str, declaration: TopicDeclaration, *, 
         _set_scram(settings, principal, password)
         values.update(sasl_mechanism=SCRAM, sasl_username=principal, sasl_password=password)
     else:
-        ca = LocalCA(settings.state_dir / "kafka" / "tls")
+        ca = LocalCA(settings.tls_dir)
         if not ca.exists():
             msg = (
                 f"There is no local certificate authority in {ca.folder}; start the local broker with "

@@ -82,7 +82,7 @@ class LocalKafka:
 
     def __init__(self, settings: Settings, brokers: int | None = None, security: str | None = None) -> None:
         self.settings = settings
-        self.home = settings.state_dir / "kafka"
+        self.home = settings.kafka_dir
         recorded = self._recorded_brokers()
         self.brokers = recorded if brokers is None else brokers
         self.security_mode = security or settings.kafka_security or self._recorded("security", "plaintext")

@@ -58,7 +58,7 @@ def settings_update(values: dict[str, str]) -> dict[str, Any]:
 
 def credentials_dir(settings: Settings) -> Path:
     """Where client settings files are written, one per principal (owner-only)."""
-    return settings.state_dir / "credentials"
+    return settings.credentials_dir
 
 
 def client_settings_file(settings: Settings, principal: str) -> Path:

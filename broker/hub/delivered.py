@@ -15,8 +15,10 @@ from typing import Any
 
 from confluent_kafka import Message
 
-from broker.exceptions import SerdeError, SgbError
+from broker.exceptions import SgbError
+from broker.security.provenance import Provenance, Rejection
 from broker.wire.codecs import Codecs
+from broker.wire.envelope import EnvelopeReader, Refusal
 from schemas.jsonform import to_json
 
 DECISION_HEADERS = ("rule", "reason", "lawful_basis", "consent_state")
@@ -24,6 +26,20 @@ DECISION_HEADERS = ("rule", "reason", "lawful_basis", "consent_state")
 
 class DeliveryRejected(SgbError):
     """A delivery failed verification; it is not acknowledged and the subscriber stops."""
+
+
+class DeliveryRefused(SgbError):
+    """A delivery failed provenance: it is acknowledged, counted and never written.
+
+    Args:
+        rejection: why the signature check failed.
+        event_id: the event id its headers claim (never its content).
+    """
+
+    def __init__(self, rejection: Rejection, event_id: str | None) -> None:
+        super().__init__(rejection.sentence)
+        self.rejection = rejection
+        self.event_id = event_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,29 +110,38 @@ def header_map(msg: Message) -> dict[str, str]:
     return out
 
 
-def verify(
-    msg: Message,
+def hub_reader(
     codecs: Codecs,
-    audience: str,
-    organisation: str,
-    topic: str,
+    verifier: Provenance | None = None,
     reveal: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
-) -> HubEvent:
-    """Decode and verify one delivery; raises :class:`DeliveryRejected` naming only its position.
+) -> EnvelopeReader:
+    """The envelope reader a hub uses: its provenance verifier, and ``reveal`` to open sealed
+    fields (:class:`broker.security.ciphers.Revealer`; an erased field reads ``[erased]``)."""
+    opener = (lambda event: (reveal(event), False)) if reveal is not None else None
+    return EnvelopeReader(codecs.event, verifier, opener)
 
-    ``reveal`` opens encrypted fields (:class:`broker.security.ciphers.Revealer`) once the delivery
-    is verified; an erased field reads ``[erased]``."""
+
+def verify(msg: Message, reader: EnvelopeReader, audience: str, organisation: str, topic: str) -> HubEvent:
+    """Verify and read one delivery.
+
+    Raises:
+        DeliveryRejected: naming only its position, when it is not on this hub's topic, does not
+            decode or lacks the filter's headers.
+        DeliveryRefused: when its provenance fails.
+    """
     at_topic, partition, offset = position(msg)
     where = f"{at_topic}[{partition}]@{offset}"
     if at_topic != topic:
         msg_ = f"Delivery at {where} is not on this hub's topic {topic}; it is not acknowledged."
         raise DeliveryRejected(msg_)
-    try:
-        event = codecs.event.decode(msg.value())
-    except SerdeError as exc:
-        text = f"Delivery at {where} cannot be decoded and is not acknowledged: {exc}"
-        raise DeliveryRejected(text) from None
     headers = header_map(msg)
+    read = reader.read(msg)
+    if isinstance(read, Refusal):
+        if read.rejection is not None:
+            raise DeliveryRefused(read.rejection, headers.get("sgb.event_id"))
+        text = f"Delivery at {where} cannot be decoded and is not acknowledged: {read.reason}"
+        raise DeliveryRejected(text)
+    event = read.event
     header_id, version = headers.get("sgb.event_id", ""), headers.get("sgb.policy_version", "")
     if not header_id or header_id != event["event_id"] or not version:
         text = (
@@ -124,8 +149,6 @@ def verify(
             "headers for its event; it is not acknowledged."
         )
         raise DeliveryRejected(text)
-    if reveal is not None:
-        event = reveal(event)
     child, source = event.get("child") or {}, event.get("source") or {}
     _, millis = msg.timestamp()
     return HubEvent(

@@ -27,7 +27,7 @@ from confluent_kafka import OFFSET_END, KafkaException, Message, TopicPartition
 from broker import metrics
 from broker.clients import consumer
 from broker.exceptions import SgbError
-from broker.hub.delivered import DeliveryRejected, HubEvent, header_map, position, verify
+from broker.hub.delivered import DeliveryRefused, DeliveryRejected, HubEvent, hub_reader, position, verify
 from broker.hub.sinks import Sink, SinkUnavailable
 from broker.logs import get_logger
 from broker.security import provenance
@@ -84,27 +84,27 @@ class Subscriber:
         self.assigned = threading.Event()
         self._assigned_at = 0.0
         self._codecs = Codecs(registry_for(settings))
-        self._reveal = Revealer(settings)
-        self._provenance = provenance.for_process(settings)
+        self._reader = hub_reader(self._codecs, provenance.for_process(settings), Revealer(settings))
         self.refused: Counter[str] = Counter()  # deliveries refused by provenance, by reason
 
-    def _refused(self, msg: Message) -> bool:
-        """Whether a delivery fails provenance; if so it is counted and logged by event id, not written."""
-        rejected = self._provenance.check(msg) if self._provenance is not None else None
-        if rejected is None:
-            return False
-        self.refused[rejected.reason.value] += 1
-        topic, partition, offset = position(msg)
-        log.warning(
-            "delivery refused: provenance failed",
-            topic=topic,
-            partition=partition,
-            offset=offset,
-            event_id=header_map(msg).get("sgb.event_id"),
-            reason=rejected.reason.value,
-            key_id=rejected.key_id,
-        )
-        return True
+    def _verify(self, msg: Message) -> HubEvent | None:
+        """The delivery, verified and read; None when it fails provenance (then it is counted and
+        logged by event id, and never written). Raises :class:`DeliveryRejected` as verify does."""
+        try:
+            return verify(msg, self._reader, self.audience, self.organisation, self.topic)
+        except DeliveryRefused as refused:
+            self.refused[refused.rejection.reason.value] += 1
+            topic, partition, offset = position(msg)
+            log.warning(
+                "delivery refused: provenance failed",
+                topic=topic,
+                partition=partition,
+                offset=offset,
+                event_id=refused.event_id,
+                reason=refused.rejection.reason.value,
+                key_id=refused.rejection.key_id,
+            )
+            return None
 
     # -- the consumer ----------------------------------------------------------------------
     def _consumer(self, since: datetime | None) -> Any:
@@ -207,10 +207,9 @@ class Subscriber:
                 if msg.error():
                     continue
                 idle_since = time.monotonic()
-                if not self._refused(msg):
-                    yield verify(
-                        msg, self._codecs, self.audience, self.organisation, self.topic, self._reveal
-                    )
+                event = self._verify(msg)
+                if event is not None:
+                    yield event
                 self._commit(cons, [msg])
         finally:
             cons.close()
@@ -311,14 +310,13 @@ class Subscriber:
         ends: list[int] = []  # ends[i]: how many handled messages event i completes
         rejected = None
         for msg in messages:
-            if not self._refused(msg):
-                try:
-                    events.append(
-                        verify(msg, self._codecs, self.audience, self.organisation, self.topic, self._reveal)
-                    )
-                except DeliveryRejected as exc:
-                    rejected = exc
-                    break
+            try:
+                event = self._verify(msg)
+            except DeliveryRejected as exc:
+                rejected = exc
+                break
+            if event is not None:
+                events.append(event)
                 ends.append(len(handled) + 1)
             handled.append(msg)
         messages = handled

@@ -22,7 +22,7 @@ from typing import Any
 import schemas
 from broker.logs import get_logger
 from broker.security.field_encryption import ENCRYPTED_TAGS, PREFIX, UNREADABLE, FieldCipher, _walk_tokens
-from broker.security.key_directory import LocalKeyDirectory
+from broker.security.key_directory import key_provider
 from broker.security.key_vault import SqliteKeyVault, vault_path
 from broker.settings import Settings
 
@@ -34,7 +34,7 @@ SECRETS = ("kek", "dek-index", "kid-seal")
 
 def cipher_for(settings: Settings) -> FieldCipher:
     """The field cipher of this host: the embedded vault and keys under the state directory."""
-    keys = LocalKeyDirectory(settings.state_dir / "keys")
+    keys = key_provider(settings.keys_dir)
     for name in SECRETS:
         keys.secret(name)  # made whole on first use, whichever process comes first
     vault = SqliteKeyVault(vault_path(settings.state_dir), keys)

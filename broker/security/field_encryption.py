@@ -33,6 +33,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from broker.logs import get_logger
 from broker.security.key_directory import KeyProvider
 from broker.security.key_vault import KID_BYTES, KeyVault
+from schemas.walker import FieldNode, details_record_name, tag_plan
 
 log = get_logger("broker.fieldcrypt")
 
@@ -40,7 +41,6 @@ PREFIX = "sgbenc:v1:"
 ERASED = "[erased]"
 UNREADABLE = "[unreadable]"
 ENCRYPTED_TAGS = frozenset({"CONFIDENTIAL_ADDRESS", "NARRATIVE"})
-_NAMESPACE = "uk.sgb"
 _SEALED_KID = 12 + KID_BYTES + 16
 _KID_AAD = b"sgbenc:v1:kid"
 
@@ -56,87 +56,43 @@ class KeyErased(Exception):
     """The token's data key was destroyed: the field is erased."""
 
 
-def _named_types(schema: Any, named: dict[str, Any]) -> None:
-    if isinstance(schema, list):
-        for branch in schema:
-            _named_types(branch, named)
-    elif isinstance(schema, dict):
-        kind = schema.get("type")
-        if kind in ("record", "enum", "fixed") and "name" in schema:
-            named[schema["name"]] = schema
-            named[schema.get("namespace", _NAMESPACE) + "." + schema["name"]] = schema
-            for field in schema.get("fields", ()):
-                _named_types(field["type"], named)
-        elif kind == "array":
-            _named_types(schema["items"], named)
-        elif kind == "map":
-            _named_types(schema["values"], named)
-        elif isinstance(kind, (dict, list)):
-            _named_types(kind, named)
-
-
 class Plan:
-    """Which paths of an event are sealed, compiled once per details record from the tags.
+    """Which paths of an event are sealed, compiled once per event type from the tag plan
+    (:func:`schemas.walker.tag_plan`): every string leaf whose effective tags include one of
+    ``ENCRYPTED_TAGS``.
 
     Args:
         schema: the SafeguardingEvent envelope, named types inlined (``schemas.load``).
     """
 
     def __init__(self, schema: Mapping[str, Any]) -> None:
-        self._named: dict[str, Any] = {}
-        _named_types(schema, self._named)
-        self._envelope = self._record(schema, False)
+        self._schema = schema
         self._details: dict[str, Node] = {}
 
     def for_event_type(self, event_type: str) -> Node:
         """The plan of one event type (``details`` resolved to its record)."""
         plan = self._details.get(event_type)
         if plan is None:
-            name = _NAMESPACE + "." + "".join(part.capitalize() for part in event_type.split("_"))
-            record = self._named.get(name)
-            sub = self._record(record, False) if record is not None else None
-            plan = self._resolve(self._envelope, sub)
-            self._details[event_type] = plan
+            fields = tag_plan(self._schema, details_record_name(event_type))
+            plan = self._details[event_type] = _record(fields)
         return plan
 
-    def _resolve(self, node: Node, details: Node) -> Node:
-        if node == "details":
-            return details
-        if isinstance(node, tuple) and node[0] == "record":
-            fields = {k: self._resolve(v, details) for k, v in node[1].items()}
-            fields = {k: v for k, v in fields.items() if v is not None}
-            return ("record", fields) if fields else None
-        return node
 
-    def _type(self, type_: Any) -> Any:
-        if isinstance(type_, list):
-            branches = [b for b in type_ if b != "null"]
-            if len(branches) != 1:
-                return branches  # the details union
-            type_ = branches[0]
-        if isinstance(type_, str) and type_ in self._named:
-            return self._named[type_]
-        return type_
+def _record(fields: tuple[FieldNode, ...]) -> Node:
+    sub = {f.name: node for f in fields if (node := _node(f)) is not None}
+    return ("record", sub) if sub else None
 
-    def _node(self, type_: Any, hit: bool) -> Node:
-        type_ = self._type(type_)
-        if isinstance(type_, list):
-            return "details"
-        if isinstance(type_, dict) and type_.get("type") == "record":
-            return self._record(type_, hit)
-        if isinstance(type_, dict) and type_.get("type") == "array":
-            item = self._node(type_["items"], hit)
-            return ("array", item) if item is not None else None
-        return "leaf" if hit and type_ == "string" else None
 
-    def _record(self, record: Mapping[str, Any], hit: bool) -> Node:
-        fields: dict[str, Node] = {}
-        for field in record["fields"]:
-            tagged = hit or bool(ENCRYPTED_TAGS & set(field.get("confluent:tags", ())))
-            node = self._node(field["type"], tagged)
-            if node is not None:
-                fields[field["name"]] = node
-        return ("record", fields) if fields else None
+def _node(field: FieldNode) -> Node:
+    if field.children is not None:
+        inner = _record(field.children)
+    elif field.kind != "map" and field.holds == "string" and ENCRYPTED_TAGS & field.tags:
+        inner = "leaf"
+    else:
+        inner = None
+    if field.kind == "array":
+        return ("array", inner) if inner is not None else None
+    return inner
 
 
 def _walk(value: Any, node: Node, path: str, leaf: Callable[[str, Any], Any]) -> Any:
@@ -184,10 +140,6 @@ class FieldCipher:
         self._aeads: dict[bytes, AESGCM] = {}
 
     # -- one value -------------------------------------------------------------------------
-    def seal_text(self, child: str, event_id: str, path: str, text: str) -> str:
-        """The token for ``text`` at ``path`` of event ``event_id`` about ``child``."""
-        return self._sealer(child, event_id)(path, text)
-
     def open_text(self, event_id: str, path: str, token: str) -> str:
         """The text of a token; raises :class:`KeyErased` or :class:`FieldUnreadable`."""
         return self._opener(event_id)(path, token)

@@ -20,6 +20,15 @@ class KeyProvider(Protocol):
         ...
 
 
+def key_provider(directory: Path) -> KeyProvider:
+    """The key provider for a state directory's keys: the embedded local key directory.
+
+    Production deployments swap this for a KMS- or HSM-backed provider with the same
+    interface; callers hold a :class:`KeyProvider`, never the concrete class.
+    """
+    return LocalKeyDirectory(directory)
+
+
 class LocalKeyDirectory:
     """Secrets as files in a directory readable only by the owner.
 

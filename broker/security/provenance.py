@@ -208,7 +208,7 @@ class Provenance:
     __slots__ = ("_pool", "_prefix", "_prepared", "signer", "verifier")
 
     def __init__(self, settings: Settings, signer: str | None = None) -> None:
-        store = KeyStore(settings.state_dir / "keys")
+        store = KeyStore(settings.keys_dir)
         self._prefix = settings.topic_prefix
         self.signer = Signer(store, signer) if signer else None
         self.verifier = Verifier(store)

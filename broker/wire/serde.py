@@ -20,6 +20,19 @@ MAGIC = 0
 _HEADER = struct.Struct(">bI")
 
 
+#: What fastavro raises on bytes that are not valid Avro for the schema.
+DECODE_ERRORS = (
+    EOFError,
+    ValueError,
+    TypeError,
+    KeyError,
+    IndexError,
+    UnicodeDecodeError,
+    OverflowError,
+    fastavro.read.SchemaResolutionError,
+)
+
+
 class AvroSerde:
     """Encode and decode one record type, framed for Kafka-ecosystem tools.
 
@@ -74,16 +87,7 @@ class AvroSerde:
                 result = fastavro.schemaless_reader(io.BytesIO(data[_HEADER.size :]), self._parsed, None)
             else:
                 result = fastavro.schemaless_reader(io.BytesIO(data[_HEADER.size :]), writer, self._parsed)
-        except (
-            EOFError,
-            ValueError,
-            TypeError,
-            KeyError,
-            IndexError,
-            UnicodeDecodeError,
-            OverflowError,
-            fastavro.read.SchemaResolutionError,
-        ) as exc:
+        except DECODE_ERRORS as exc:
             msg = (
                 f"Message is not valid Avro for schema {self.subject} (id {schema_id}): {type(exc).__name__}."
             )

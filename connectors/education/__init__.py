@@ -3,21 +3,20 @@ and the DfE Common Transfer File from the MIS (ATTENDANCE_ALERT, CHILD_MISSING_E
 
 from __future__ import annotations
 
-from typing import Any
-
 from connectors.education.ctf import CtfMapper, CtfReader
 from connectors.exceptions import ConnectorError
+from connectors.runtime.records import ConnectorParts
 
 FORMATS = ("ctf",)
 
 __all__ = ["FORMATS", "CtfMapper", "CtfReader", "parts"]
 
 
-def parts(fmt: str | None) -> tuple[Any, CtfMapper, str]:
+def parts(fmt: str | None) -> ConnectorParts:
     """The reader, the (snapshot-free) mapping function and the format for a school file source."""
     if fmt not in (None, "ctf"):
         msg = (
             f"The education connector reads Common Transfer Files (ctf), not {fmt}; concerns come by webhook."
         )
         raise ConnectorError(msg)
-    return CtfReader(), CtfMapper(), "ctf"
+    return ConnectorParts(CtfReader(), CtfMapper(), "ctf")

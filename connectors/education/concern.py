@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from connectors.runtime.envelope import build_event
+from connectors.runtime.event_builder import build_event
 from connectors.runtime.records import SourceRecord
 from schemas import SCHEMA_DIR
 

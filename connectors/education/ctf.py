@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 
 from connectors.exceptions import MappingError, NoEvent
 from connectors.local_authority.xmlstream import as_bytes, child, children, count_tag, stream, text
-from connectors.runtime.envelope import build_event
+from connectors.runtime.event_builder import build_event
 from connectors.runtime.readers import FileRef, Malformed
 from connectors.runtime.records import SourceRecord
 from connectors.runtime.snapshots import Fact, clean, date_key, local_midnight, parse_date

@@ -33,17 +33,15 @@ from starlette.routing import Route
 
 from broker.exceptions import SerdeError, SgbError
 from broker.logs import get_logger
-from broker.security import provenance
-from broker.security.ciphers import publisher_cipher
 from broker.settings import Settings
 from broker.wire.codecs import Codecs
+from broker.wire.envelope import IngressEnvelope
 from broker.wire.registry import registry_for
 from connectors.education.concern import Concern, concern_record, map_concern
 from connectors.education.tokens import TokenStore
 from connectors.exceptions import MappingError
-from connectors.runtime.acked import AckedProducer, Headers
+from connectors.runtime.acked import AckedProducer
 from connectors.runtime.delivery import check_topics
-from schemas.child_keys import child_key
 from schemas.topics import DLQ_TOPIC, ingress_topic
 
 log = get_logger("connectors.webhook")
@@ -161,9 +159,8 @@ class ConcernWebhook:
         self.name = name
         self.ack_timeout = ack_timeout
         self.topic = settings.topic(ingress_topic("EDUCATION"))
-        self._provenance = provenance.for_process(settings, "education")  # SGB_PROVENANCE: sign events
         self.codecs = codecs
-        self.cipher = publisher_cipher(settings)
+        self._envelope: IngressEnvelope | None = None
         self.counts: Counter[str] = Counter()
         self._producer: AckedProducer | None = None
         self.app = Starlette(
@@ -247,22 +244,17 @@ class ConcernWebhook:
         if self.codecs is None:
             self.counts["unavailable"] += 1
             return _problem(503, NOT_READY)
-        key = child_key(event.get("child") or {})
-        if self.cipher is not None and key is not None:
-            event = self.cipher.seal(event, key)
+        if self._envelope is None:
+            self._envelope = IngressEnvelope(self.settings, "EDUCATION", serde=self.codecs.event)
         try:
-            value = self.codecs.event.encode(event)
-        except SerdeError as exc:
+            wire = self._envelope.wrap(event)
+        except SerdeError as exc:  # no child key, or not the schema
             self.counts["rejected"] += 1
             return _problem(422, str(exc))
-        key_bytes = key.encode() if key else None
-        headers: Headers | None = None
-        if self._provenance is not None:  # SGB_PROVENANCE: signed by this connector's agency key
-            headers = [*self._provenance.sign(self.topic, key_bytes, value)]
         assert self._producer is not None
         try:
             await asyncio.wait_for(
-                self._producer.send(self.topic, value, key_bytes, headers), self.ack_timeout + 5
+                self._producer.send(wire.topic, wire.value, wire.key, wire.headers), self.ack_timeout + 5
             )
         except (KafkaException, TimeoutError):
             self.counts["unavailable"] += 1

@@ -37,7 +37,7 @@ from connectors.health.fhir_model import (
 )
 from connectors.health.fhir_reader import FhirContext
 from connectors.health.profile import HealthProfile
-from connectors.runtime.envelope import build_event, is_child_on
+from connectors.runtime.event_builder import build_event, is_child_on
 from connectors.runtime.records import SourceRecord
 
 SYSTEM = "fhir-r4"

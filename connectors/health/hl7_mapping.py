@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 from connectors.exceptions import MappingError, NoEvent
 from connectors.health.hl7v2 import Hl7Message, hl7_time
 from connectors.health.profile import HealthProfile
-from connectors.runtime.envelope import build_event, is_child_on
+from connectors.runtime.event_builder import build_event, is_child_on
 from connectors.runtime.records import SourceRecord
 
 SYSTEM = "hl7v2-adt"
@@ -142,9 +142,3 @@ class Hl7Mapper:
             else None,
             "gp_practice_ods": msg.get("PD1", 3, 10) or msg.get("PD1", 3, 3),
         }
-
-
-def message_position(msg: Hl7Message | None, fallback: str) -> str:
-    """A message's position for dead letters and event ids: its control id (MSH-10)."""
-    control_id = msg.control_id if msg is not None else None
-    return f"message {control_id}" if control_id else fallback

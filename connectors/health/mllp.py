@@ -31,20 +31,18 @@ from hl7.mllp import InvalidBlockError, start_hl7_server
 
 from broker.exceptions import SerdeError, SgbError
 from broker.logs import get_logger
-from broker.security import provenance
-from broker.security.ciphers import publisher_cipher
 from broker.settings import Settings
 from broker.wire import dead_letters as deadletter
 from broker.wire.codecs import Codecs
+from broker.wire.envelope import Headers, IngressEnvelope
 from broker.wire.registry import registry_for
 from connectors.exceptions import ConnectorError, MappingError, NoEvent
 from connectors.health.hl7_mapping import Hl7Mapper
 from connectors.health.hl7v2 import CONTENT_TYPE, Hl7Message, bare_ack
 from connectors.health.profile import load_profile
-from connectors.runtime.acked import AckedProducer, Headers
+from connectors.runtime.acked import AckedProducer
 from connectors.runtime.delivery import check_topics
 from connectors.runtime.records import SourceRecord
-from schemas.child_keys import child_key
 from schemas.topics import DLQ_TOPIC, ingress_topic
 
 log = get_logger("connectors.mllp")
@@ -95,11 +93,10 @@ class MllpListener:
         self.port = port
         self.ack_timeout = ack_timeout
         self.topic = settings.topic(ingress_topic("HEALTH"))
-        self._provenance = provenance.for_process(settings, "health")  # SGB_PROVENANCE: sign events
         self.counts: Counter[str] = Counter()
         self.listening = asyncio.Event()
         self._codecs: Codecs | None = codecs
-        self._cipher = publisher_cipher(settings)
+        self._envelope: IngressEnvelope | None = None
         self._writers: set[Any] = set()
         self._busy: set[Any] = set()
         self._producer: AckedProducer | None = None
@@ -204,18 +201,13 @@ class MllpListener:
             return await self._reject(
                 record, f"The message could not be mapped ({type(exc).__name__}).", message.ack
             )
-        key = child_key(event.get("child") or {})
-        if self._cipher is not None and key is not None:
-            event = self._cipher.seal(event, key)
+        if self._envelope is None:
+            self._envelope = IngressEnvelope(self.settings, "HEALTH", serde=self._codecs.event)
         try:
-            value = self._codecs.event.encode(event)
-        except SerdeError as exc:
+            wire = self._envelope.wrap(event)
+        except SerdeError as exc:  # no child key, or not the schema: dead-lettered, answered AR
             return await self._reject(record, str(exc), message.ack)
-        key_bytes = key.encode() if key else None
-        headers: Headers | None = None
-        if self._provenance is not None:  # SGB_PROVENANCE: signed by this connector's agency key
-            headers = [*self._provenance.sign(self.topic, key_bytes, value)]
-        if not await self._send(self.topic, value, key_bytes, headers):
+        if not await self._send(wire.topic, wire.value, wire.key, wire.headers):
             self.counts["errors"] += 1
             return message.ack("AE", NOT_ACKED)
         self.counts["accepted"] += 1

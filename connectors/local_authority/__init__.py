@@ -14,6 +14,7 @@ from connectors.local_authority.cin_census import CinCensusReader
 from connectors.local_authority.mapping import LaMapper
 from connectors.local_authority.profile import LaProfile, checked_la_code, load_xref
 from connectors.local_authority.ssda903 import Ssda903Reader
+from connectors.runtime.records import ConnectorParts
 
 FORMATS = ("cin", "ssda903", "family-help", "consent")
 SYSTEMS = {"cin": "cin-census", "ssda903": "ssda903", "family-help": "case-system", "consent": "case-system"}
@@ -31,7 +32,7 @@ __all__ = [
 ]
 
 
-def parts(fmt: str | None, profile: LaProfile) -> tuple[Any, LaMapper, str]:
+def parts(fmt: str | None, profile: LaProfile) -> ConnectorParts:
     """The reader, the (snapshot-free) mapping function and the format for an LA source.
 
     Raises :class:`ConnectorError` in one sentence when the format or authority is missing.
@@ -49,7 +50,7 @@ def parts(fmt: str | None, profile: LaProfile) -> tuple[Any, LaMapper, str]:
         reader = Ssda903Reader(checked_la_code(profile.la_code))
     else:
         reader = CaseSystemReader(fmt, checked_la_code(profile.la_code))
-    return reader, LaMapper(profile, SYSTEMS[fmt]), fmt
+    return ConnectorParts(reader, LaMapper(profile, SYSTEMS[fmt]), fmt)
 
 
 def profile_from(

@@ -13,7 +13,7 @@ from connectors.exceptions import MappingError, NoEvent
 from connectors.local_authority.casesystem import consent_record, family_help_details
 from connectors.local_authority.identity import child_identity
 from connectors.local_authority.profile import TIMEZONE, LaProfile
-from connectors.runtime.envelope import build_event
+from connectors.runtime.event_builder import build_event
 from connectors.runtime.records import SourceRecord
 from connectors.runtime.snapshots import Fact, clean, local_midnight, parse_date
 

@@ -21,6 +21,7 @@ from connectors.exceptions import MappingError
 from connectors.police import values as conv
 from connectors.police.mapping_file import MappingFile, field_spec, mapping_error
 from schemas.jsonform import details_branch
+from schemas.walker import named_types
 
 #: (value, whether any of it came from the row rather than from constants)
 Built = tuple[Any, bool]
@@ -50,26 +51,6 @@ class CompiledMapping:
         """The mapped fields of one row; raises :class:`MappingError` naming the column and field."""
         value: dict[str, Any] = self._root(row)[0]
         return value
-
-
-def _named_types(schema: Any, out: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    if isinstance(schema, list):
-        for branch in schema:
-            _named_types(branch, out)
-    elif isinstance(schema, dict):
-        kind = schema.get("type")
-        if kind in ("record", "enum", "fixed"):
-            out[schema["name"]] = schema
-            out[f"{schema.get('namespace', 'uk.sgb')}.{schema['name']}"] = schema
-            for field in schema.get("fields", ()):
-                _named_types(field["type"], out)
-        elif kind == "array":
-            _named_types(schema["items"], out)
-        elif kind == "map":
-            _named_types(schema["values"], out)
-        elif isinstance(kind, (dict, list)):
-            _named_types(kind, out)
-    return out
 
 
 def _getter(column: str) -> Callable[[Mapping[str, Any]], Any]:
@@ -107,7 +88,7 @@ class _Compiler:
         self.zone = ZoneInfo(spec.timezone)
         self.columns: set[str] = set()
         self.schema = schemas.load("SafeguardingEvent")
-        self.named = _named_types(self.schema, {})
+        self.named = named_types(self.schema)
 
     def fail(self, field: str, problem: str) -> Exception:
         return mapping_error(self.path, field, problem)

@@ -8,7 +8,7 @@ from typing import Any
 from connectors.exceptions import MappingError
 from connectors.police.compiler import CompiledMapping, compile_mapping
 from connectors.police.mapping_file import read_mapping_file
-from connectors.runtime.envelope import build_event, is_child_on
+from connectors.runtime.event_builder import build_event, is_child_on
 from connectors.runtime.readers import CsvReader, JsonReader, Reader
 from connectors.runtime.records import SourceRecord
 

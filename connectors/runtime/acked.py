@@ -17,9 +17,9 @@ from confluent_kafka import KafkaError, KafkaException, Message
 
 from broker.clients import producer
 from broker.settings import Settings
+from broker.wire.envelope import Headers
 
 #: Message headers as librdkafka takes them.
-Headers = list[tuple[str, str | bytes | None]]
 
 
 class AckedProducer:

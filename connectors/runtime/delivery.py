@@ -40,16 +40,13 @@ from confluent_kafka import KafkaError, KafkaException, Message
 
 from broker.clients import admin_client, producer
 from broker.logs import get_logger
-from broker.security import provenance
-from broker.security.ciphers import publisher_cipher
 from broker.settings import Settings
 from broker.wire import dead_letters as deadletter
 from broker.wire.codecs import Codecs
+from broker.wire.envelope import Headers, IngressEnvelope
 from broker.wire.registry import registry_for
 from connectors.exceptions import ConnectorError
-from connectors.runtime.acked import Headers
 from connectors.runtime.records import SourceRecord
-from schemas.child_keys import child_key
 from schemas.topics import DLQ_TOPIC, ingress_topic
 
 log = get_logger("connectors.delivery")
@@ -106,14 +103,13 @@ class TransactionalDelivery:
         self.agency = agency.upper()
         self.component = f"connector:{agency.lower()}"
         self.topic = settings.topic(ingress_topic(agency))
-        self._provenance = provenance.for_process(settings, agency.lower())  # SGB_PROVENANCE: sign events
         self.transactional_id = f"{settings.topic_prefix}sgb-connector-{name}"
         self.codecs = Codecs(registry_for(settings))
-        self.cipher = publisher_cipher(settings)
         self.should_stop = should_stop
         self.give_up_s = give_up_s
         check_topics(settings, [self.topic, settings.topic(DLQ_TOPIC)])
-        self._serde = self.codecs.event  # register the schemas before the first transaction
+        # Registers the schemas before the first transaction; signs with the agency's key when on.
+        self._envelope = IngressEnvelope(settings, agency, serde=self.codecs.event)
         self._dead_letters = self.codecs.dead_letter
         self._producer = producer(
             settings,
@@ -137,17 +133,12 @@ class TransactionalDelivery:
     def publish(self, record: SourceRecord, event: dict[str, Any]) -> None:
         """Encode ``event`` and add it to the open transaction; raises ``SerdeError`` if it
         does not match the schema (the caller dead-letters the record)."""
-        key = child_key(event["child"])
-        if key is None:
-            msg = "The event identifies no child (no NHS number, local id, police reference or UPN)."
-            raise ValueError(msg)
-        if self.cipher is not None:
-            event = self.cipher.seal(event, key)
-        value = self._serde.encode(event)
-        headers: Headers | None = None
-        if self._provenance is not None:  # SGB_PROVENANCE: signed by this connector's agency key
-            headers = [*self._provenance.sign(self.topic, key.encode(), value)]
-        self._send(_Message(self.topic, key.encode(), value, headers, record.file_id, record.ordinal))
+        message = self._envelope.wrap(event)
+        self._send(
+            _Message(
+                message.topic, message.key, message.value, message.headers, record.file_id, record.ordinal
+            )
+        )
 
     def dead_letter(self, record: SourceRecord, reason: str) -> None:
         """Add a dead letter for ``record`` (its original bytes, position and reason) to the batch."""

@@ -91,3 +91,13 @@ class MapRecord(Protocol):
 
 
 Estimate = Callable[[], int]
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectorParts:
+    """What a file connector is made of: how it reads its source, how it maps a record, and
+    the format it chose (which names it by default: ``<agency>-<format>``)."""
+
+    reader: Any
+    mapper: MapRecord
+    format: str

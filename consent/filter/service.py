@@ -28,11 +28,12 @@ from broker.logs import get_logger
 from broker.probes import Health
 from broker.security import provenance
 from broker.security.ciphers import FilterCrypt
-from broker.security.key_directory import LocalKeyDirectory
+from broker.security.key_directory import key_provider
 from broker.settings import Settings
 from broker.transactions import bounded, next_offsets, retrying, watermarks
 from broker.wire import dead_letters as deadletter
 from broker.wire.codecs import Codecs
+from broker.wire.envelope import NO_CHILD, EnvelopeReader, Refusal
 from broker.wire.registry import registry_for
 from consent import policy as policy_module
 from consent import state_updates as status
@@ -89,7 +90,7 @@ class FilterService:
         self._policy_mtime = 0.0
         self._policy = self._load_policy()
         self._codecs = Codecs(registry_for(settings))
-        self._keys = LocalKeyDirectory(settings.state_dir / "keys")
+        self._keys = key_provider(settings.keys_dir)
         self._pseudonym_key = self._keys.secret("pseudonymisation")
         # SGB_PROVENANCE: verify each ingress event's signature, sign each delivery (None when off).
         self._provenance = provenance.for_process(settings, provenance.FILTER_SIGNER)
@@ -97,9 +98,11 @@ class FilterService:
         self._onboarded_at = 0.0
         self._engine = self._make_engine(self._policy)
         self._crypt = FilterCrypt(settings, self._policy)
-        self._store = store or SqliteStore(
-            settings.state_dir / "filter" / f"{self.group_id}.{self.instance}.db"
+        # The one way off the wire: verify, decode, open (the cipher follows policy reloads).
+        self._reader = EnvelopeReader(
+            self._codecs.event, self._provenance, lambda event: self._crypt.open(event)
         )
+        self._store = store or SqliteStore(settings.filter_store(self.group_id, self.instance))
         self._state = StateReader(settings, self._store, self._codecs, self.counts, self.group_id)
         self._failures = 0
         self._transactional_id = ""
@@ -271,8 +274,7 @@ class FilterService:
                 {(str(m.topic()), int(m.partition() or 0)) for m in messages},
                 self.settings.topic(AUDIT_TOPIC),
             )
-            if self._provenance is not None:
-                self._provenance.prepare(messages)  # verify the batch's signatures on all cores
+            self._reader.prepare(messages)  # verify the batch's signatures on all cores
             for msg in messages:
                 self._handle(msg)
             # 3. Put the consumed offsets, carrying the audit chain heads, in the same transaction.
@@ -340,22 +342,17 @@ class FilterService:
         if msg.error():
             return
         origin = deadletter.Origin(msg.topic(), msg.partition(), msg.offset())
-        rejected = self._provenance.check(msg) if self._provenance is not None else None
-        try:
-            event = self._codecs.event.decode(msg.value())
-        except SerdeError as exc:
-            self._dead_letter(msg, rejected.sentence if rejected else str(exc), origin)
+        read = self._reader.read(msg)
+        if isinstance(read, Refusal):  # undecodable, unsigned or forged: nothing is decided or shared
+            self._dead_letter(msg, read.reason, origin, read.event_id)
             return
-        if rejected is not None:  # unsigned or forged: nothing is decided, shared or audited
-            self._dead_letter(msg, rejected.sentence, origin, event.get("event_id"))
-            return
-        event, reusable = self._crypt.open(event)
+        event, reusable = read.event, read.reusable
         self._batch_agencies[str((event.get("source") or {}).get("agency"))] += 1
         key = child_key(event.get("child") or {})
         if key is None:
             self._dead_letter(
                 msg,
-                "Event identifies no child (no NHS number, local id, police reference or UPN).",
+                NO_CHILD,
                 origin,
                 event.get("event_id"),
             )

@@ -12,19 +12,17 @@ HTTPS, and ``school-token add`` issues a school's bearer token.
 
 from __future__ import annotations
 
-import signal
-import threading
 from pathlib import Path
-from typing import Any
 
 import click
 
 from broker.exceptions import SgbError
+from broker.signals import stop_on_signals
+from connectors.assembly import run_file_connector
+from connectors.registry import AGENCY_NAMES, LocalAuthorityOptions, parts_for
 from sgb.cli.root import Context, pass_context
 
 FORMATS = ("csv", "json", "fhir", "hl7", "ctf", "cin", "ssda903", "family-help", "consent")
-AGENCIES = ("health", "police", "education", "local_authority")
-SNAPSHOT_AGENCIES = ("education", "local_authority")
 
 
 @click.group("connector")
@@ -33,7 +31,7 @@ def connector() -> None:
 
 
 @connector.command("run")
-@click.argument("agency", metavar="AGENCY", type=click.Choice(AGENCIES, case_sensitive=False))
+@click.argument("agency", metavar="AGENCY", type=click.Choice(AGENCY_NAMES, case_sensitive=False))
 @click.option(
     "--source",
     required=True,
@@ -137,23 +135,15 @@ def run(
     if source.startswith("mllp://"):
         _run_mllp(ctx, agency, source, fmt, mapping, name, ack_timeout)
         return
-    if agency in SNAPSHOT_AGENCIES:
-        if xref is not None and agency != "local_authority":
-            raise SgbError("--xref is for the local authority connector.")
-        reader, mapper, fmt = _snapshot_parts(
-            agency, fmt, la_code, xref, la_name, contact_team, contact_phone, contact_email
-        )
-    else:
-        from connectors.registry import file_parts
-
-        reader, mapper, fmt = file_parts(agency, Path(source), fmt, mapping)
-    summary = _run_files(
-        ctx,
+    la = LocalAuthorityOptions(la_code, xref, la_name, contact_team, contact_phone, contact_email)
+    parts = parts_for(agency, Path(source), fmt, mapping, la)
+    summary = run_file_connector(
+        ctx.settings,
         agency,
         Path(source),
-        reader,
-        mapper,
-        name or f"{agency}-{fmt}",
+        parts,
+        name or f"{agency}-{parts.format}",
+        stop_on_signals(),
         watch=watch,
         batch_size=batch_size,
         poll_interval=poll_interval,
@@ -170,93 +160,6 @@ def run(
         for message in summary.failed_files:
             click.echo(f"sgb: {message}", err=True)
         raise SystemExit(1)
-
-
-def _snapshot_parts(
-    agency: str,
-    fmt: str | None,
-    la_code: str | None,
-    xref: Path | None,
-    la_name: str | None,
-    team: str | None,
-    phone: str | None,
-    email: str | None,
-) -> tuple[Any, Any, str]:
-    if agency == "education":
-        from connectors.education import parts as education_parts
-
-        return education_parts(fmt)
-    from connectors.local_authority import parts as la_parts
-    from connectors.local_authority import profile_from
-
-    return la_parts(fmt, profile_from(la_code, xref, la_name, team, phone, email))
-
-
-def _stop_on_signals() -> threading.Event:
-    stop = threading.Event()
-
-    def _stop(signum: int, frame: Any) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-    return stop
-
-
-def _run_files(
-    ctx: Context,
-    agency: str,
-    source: Path,
-    reader: Any,
-    mapper: Any,
-    name: str,
-    *,
-    watch: bool,
-    batch_size: int,
-    poll_interval: float,
-    throttle: float | None,
-) -> Any:
-    from connectors.runtime.checkpoint import CheckpointStore, validate_name
-    from connectors.runtime.delivery import TransactionalDelivery
-    from connectors.runtime.pipeline import FileConnector
-
-    settings = ctx.settings
-    if not source.exists():
-        msg = f"Source {source} does not exist."
-        raise SgbError(msg)
-    store = CheckpointStore(settings.state_dir / "connectors" / validate_name(name))
-    store.lock()
-    stop = _stop_on_signals()
-    delivery: Any = None
-    snapshot: Any = None
-    try:
-        if agency in SNAPSHOT_AGENCIES:
-            from connectors.runtime.snapshots import SnapshotDelivery, SnapshotMapper, SnapshotStore
-
-            snapshot = SnapshotStore(store.root)
-            mapper = SnapshotMapper(mapper, snapshot)
-            if getattr(reader, "kind", None) == "consent":
-                from connectors.local_authority import ConsentDelivery
-
-                inner: Any = ConsentDelivery(settings, name, should_stop=stop.is_set)
-            else:
-                inner = TransactionalDelivery(settings, agency, name, should_stop=stop.is_set)
-            delivery = SnapshotDelivery(inner, snapshot)
-        else:
-            delivery = TransactionalDelivery(settings, agency, name, should_stop=stop.is_set)
-        runner = FileConnector(
-            name, reader, mapper, delivery, store, batch_size=batch_size, throttle=throttle
-        )
-        summary = (
-            runner.run_watch(source, stop, poll_s=poll_interval) if watch else runner.run_batch(source, stop)
-        )
-        if snapshot is not None:
-            summary.counts["unmatched"] = len(delivery.unmatched)
-        return summary
-    finally:
-        if delivery is not None:
-            delivery.close()
-        store.unlock()
 
 
 def _run_mllp(

@@ -15,7 +15,7 @@ import click
 
 from broker.exceptions import SgbError
 from broker.logs import get_logger
-from broker.security.key_directory import LocalKeyDirectory
+from broker.security.key_directory import key_provider
 from broker.security.key_vault import SqliteKeyVault, vault_path
 from sgb.cli.root import Context, pass_context
 
@@ -44,7 +44,7 @@ def erase(ctx: Context, child: str, yes: bool) -> None:
     if not path.exists():
         msg = f"No key vault at {path}: nothing was ever encrypted here (is SGB_STATE_DIR right?)."
         raise SgbError(msg)
-    vault = SqliteKeyVault(path, LocalKeyDirectory(settings.state_dir / "keys"))
+    vault = SqliteKeyVault(path, key_provider(settings.keys_dir))
     try:
         ref = vault.child_ref(child)
         if not yes:

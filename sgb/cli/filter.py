@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import signal
-import threading
 from pathlib import Path
-from typing import Any
 
 import click
 
+from broker.signals import stop_on_signals
 from sgb.cli.root import Context, pass_context
 
 
@@ -56,13 +54,7 @@ def run(
     service = FilterService(
         ctx.settings, policy_path or BASELINE, group_id=group_id, instance=instance, batch_size=batch_size
     )
-    stop = threading.Event()
-
-    def _stop(signum: int, frame: Any) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
+    stop = stop_on_signals()
     server = None
     if metrics_port is not None:
         from broker.metrics import start_metrics_server

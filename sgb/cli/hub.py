@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import signal
-import threading
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import click
 
 from broker.exceptions import SgbError
+from broker.signals import stop_on_signals
 from sgb.cli.root import Context, pass_context
 
 
@@ -31,17 +29,6 @@ def _since(value: str | None) -> datetime | None:
         msg = f"--since {value!r} needs a time zone, for example 2026-11-23T08:00:00Z."
         raise SgbError(msg)
     return since
-
-
-def _stop_on_signals() -> threading.Event:
-    stop = threading.Event()
-
-    def _stop(signum: int, frame: Any) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-    return stop
 
 
 @hub.command("subscribe")
@@ -101,7 +88,7 @@ def subscribe(
     since_at = _since(since)
     subscriber = Subscriber(ctx.settings, audience, organisation, group_id, instance)
     target = open_sink(sink, subscriber.audience, subscriber.organisation)
-    stop = _stop_on_signals()
+    stop = stop_on_signals()
     health = Health("hub")
     server = start_metrics_server(metrics_port, health) if metrics_port is not None else None
     try:
@@ -177,7 +164,7 @@ def serve(
 
     settings = ctx.settings
     if db is None:
-        path = settings.state_dir / "hub" / f"{audience.lower()}.{organisation}.db"
+        path = settings.hub_store(audience, organisation)
     else:
         kind, _, target = db.partition(":")
         if kind != "sqlite" or not target:
@@ -195,8 +182,7 @@ def serve(
     server = uvicorn.Server(config)
     # uvicorn re-raises SIGTERM/SIGINT once it has shut down; these handlers then stop the
     # readers, so the process finishes cleanly instead of dying by the signal.
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda signum, frame: feed.stop.set())
+    stop_on_signals(feed.stop)
     feed.start()
     get_logger("broker.inbox").info(
         "inbox serving", audience=feed.audience, organisation=organisation, host=host, port=port

@@ -96,7 +96,7 @@ def status(ctx: Context) -> None:
     cluster = LocalKafka(ctx.settings)
     state = cluster.status()
     if not state.running:
-        click.echo(f"Kafka {state.version} is not running (state in {ctx.settings.state_dir / 'kafka'}).")
+        click.echo(f"Kafka {state.version} is not running (state in {ctx.settings.kafka_dir}).")
         raise SystemExit(3)
     if cluster.brokers == 1:
         answer = "answering" if state.answering else "NOT answering"

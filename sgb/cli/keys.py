@@ -20,7 +20,7 @@ from sgb.cli.root import Context, pass_context
 
 
 def _store(ctx: Context) -> KeyStore:
-    return KeyStore(ctx.settings.state_dir / "keys")
+    return KeyStore(ctx.settings.keys_dir)
 
 
 @click.group("keys")

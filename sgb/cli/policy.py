@@ -53,7 +53,7 @@ def check(path: Path | None) -> None:
 @pass_context
 def evaluate(ctx: Context, event_path: Path, state_path: Path | None, policy_path: Path | None) -> None:
     """Print, as JSON, one decision per candidate audience and each delivered copy."""
-    from broker.security.key_directory import LocalKeyDirectory
+    from broker.security.key_directory import key_provider
     from consent.explain import explain, read_json, state_from_json
     from consent.policy import BASELINE, load
     from consent.state import ChildState
@@ -62,7 +62,7 @@ def evaluate(ctx: Context, event_path: Path, state_path: Path | None, policy_pat
     loaded = load(policy_path or BASELINE)
     event = read_json(event_path, "Event")
     state = state_from_json(read_json(state_path, "State")) if state_path else ChildState()
-    key = LocalKeyDirectory(ctx.settings.state_dir / "keys").secret("pseudonymisation")
+    key = key_provider(ctx.settings.keys_dir).secret("pseudonymisation")
     result = explain(loaded, event, state, load_declaration(), key)
     click.echo(json.dumps(result, indent=2))
 

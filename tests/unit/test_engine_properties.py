@@ -18,14 +18,14 @@ import schemas
 from consent.engine import Engine
 from consent.exceptions import PolicyError
 from consent.policy import Policy, parse
-from consent.redaction import _collect_named
 from consent.state import ChildState, Consent, Flag
 from schemas.jsonform import details_branch
 from schemas.vocabulary import RedactionAction, Tag
+from schemas.walker import named_types
 
 ENVELOPE = schemas.load("SafeguardingEvent")
 NAMED: dict[str, Any] = {}
-_collect_named(ENVELOPE, NAMED)
+named_types(ENVELOPE, NAMED)
 EVENT_TYPES = NAMED["EventType"]["symbols"]
 AUDIENCES = ["MASH", "FAMILY_HELP", "SCHOOL_DSL", "GP", "HEALTH_SAFEGUARDING", "EMERGENCY_CARE", "POLICE_PPU"]
 TAGS = [t.value for t in Tag if t is not Tag.METADATA]

@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 
 from broker import metrics
 from broker.probes import Health, start_health_server
-from sgb.cli.dlq import _matches
 from sgb.cli.status import render, table
+from sgb.ops.dlq_replay import matches as _matches
 from sgb.ops.status import DeadLetterCount, DeadLetterView, GroupLag, MinuteDecisions, Status, TopicEnds
 
 

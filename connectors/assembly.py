@@ -1,0 +1,78 @@
+"""A file connector put together and run: checkpoints (one run per name at a time), the
+delivery (transactional, or snapshot-aware for returns that restate everything), and the
+read-map-publish loop of :class:`connectors.runtime.pipeline.FileConnector`."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+from broker.settings import Settings
+from connectors.exceptions import ConnectorError
+from connectors.registry import SNAPSHOT_AGENCIES
+from connectors.runtime.checkpoint import CheckpointStore, validate_name
+from connectors.runtime.delivery import TransactionalDelivery
+from connectors.runtime.pipeline import FileConnector, Summary
+from connectors.runtime.records import ConnectorParts
+from connectors.runtime.snapshots import SnapshotDelivery, SnapshotMapper, SnapshotStore
+
+
+def run_file_connector(
+    settings: Settings,
+    agency: str,
+    source: Path,
+    parts: ConnectorParts,
+    name: str,
+    stop: threading.Event,
+    *,
+    watch: bool = False,
+    batch_size: int = 5000,
+    poll_interval: float = 2.0,
+    throttle: float | None = None,
+) -> Summary:
+    """Read ``source`` (a file or folder; with ``watch`` a drop folder, until ``stop``) and
+    publish ``agency``'s events; returns what became of every record.
+
+    Raises:
+        ConnectorError: the source does not exist, or another run holds this name's checkpoints.
+    """
+    agency = agency.lower()
+    if not source.exists():
+        msg = f"Source {source} does not exist."
+        raise ConnectorError(msg)
+    store = CheckpointStore(settings.connector_dir(validate_name(name)))
+    store.lock()
+    delivery: Any = None
+    snapshot: SnapshotStore | None = None
+    mapper = parts.mapper
+    try:
+        if agency in SNAPSHOT_AGENCIES:
+            snapshot = SnapshotStore(store.root)
+            mapper = SnapshotMapper(mapper, snapshot)
+            delivery = SnapshotDelivery(_delivery(settings, agency, name, parts, stop), snapshot)
+        else:
+            delivery = TransactionalDelivery(settings, agency, name, should_stop=stop.is_set)
+        runner = FileConnector(
+            name, parts.reader, mapper, delivery, store, batch_size=batch_size, throttle=throttle
+        )
+        summary = (
+            runner.run_watch(source, stop, poll_s=poll_interval) if watch else runner.run_batch(source, stop)
+        )
+        if snapshot is not None:
+            summary.counts["unmatched"] = len(delivery.unmatched)
+        return summary
+    finally:
+        if delivery is not None:
+            delivery.close()
+        store.unlock()
+
+
+def _delivery(
+    settings: Settings, agency: str, name: str, parts: ConnectorParts, stop: threading.Event
+) -> Any:
+    if getattr(parts.reader, "kind", None) == "consent":
+        from connectors.local_authority import ConsentDelivery  # consent records go to sg.consent.v1
+
+        return ConsentDelivery(settings, name, should_stop=stop.is_set)
+    return TransactionalDelivery(settings, agency, name, should_stop=stop.is_set)
