@@ -20,9 +20,5 @@ class InvalidIdentifier(SgbError, ValueError):
     """An identifier is malformed. The message says what is wrong, never the value."""
 
 
-class CompatibilityError(SgbError):
-    """A schema change would make messages already written, or readers already deployed, fail."""
-
-
 class TopicsError(SgbError):
     """The topic declaration is invalid or could not be applied."""

@@ -90,35 +90,6 @@ def loads(text: str) -> ChildState:
     )
 
 
-class MemoryStore:
-    """An in-memory store, for ``sgb policy evaluate`` and tests."""
-
-    def __init__(self) -> None:
-        self._rows: dict[str, ChildState] = {}
-        self._dirty: dict[str, ChildState] = {}
-        self._positions: dict[tuple[str, int], int] = {}
-
-    def get(self, key: str) -> ChildState:
-        return self._dirty.get(key) or self._rows.get(key) or ChildState()
-
-    def put(self, key: str, state: ChildState) -> None:
-        self._dirty[key] = state
-
-    def positions(self) -> dict[tuple[str, int], int]:
-        return dict(self._positions)
-
-    def commit(self, positions: dict[tuple[str, int], int]) -> None:
-        self._rows.update(self._dirty)
-        self._dirty.clear()
-        self._positions.update(positions)
-
-    def rollback(self) -> None:
-        self._dirty.clear()
-
-    def close(self) -> None:
-        pass
-
-
 class SqliteStore:
     """The on-disk store.
 

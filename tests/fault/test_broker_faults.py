@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cluster_waits import leader_and_followers, wait_until_in_sync
 
 from broker.cluster.local_kafka import LocalKafka
-from broker.cluster.nodes import leader_and_followers, partition_replicas, wait_until_in_sync
+from broker.cluster.nodes import partition_replicas
 from broker.settings import Settings
 from schemas.topics import load_declaration
 

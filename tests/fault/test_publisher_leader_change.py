@@ -7,9 +7,9 @@ import time
 from typing import Any
 
 import pytest
+from cluster_waits import leader_and_followers, wait_for_new_leader, wait_until_in_sync
 
 from broker.cluster.local_kafka import LocalKafka
-from broker.cluster.nodes import leader_and_followers, wait_for_new_leader, wait_until_in_sync
 from broker.settings import Settings
 
 from .flow import (

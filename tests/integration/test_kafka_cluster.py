@@ -11,11 +11,12 @@ import uuid
 from pathlib import Path
 
 import pytest
+from cluster_waits import wait_for_new_leader, wait_until_in_sync
 from confluent_kafka.admin import ConfigResource
 
 from broker.clients import admin_client, consumer, producer
 from broker.cluster.local_kafka import LocalKafka
-from broker.cluster.nodes import partition_replicas, replicas, wait_for_new_leader, wait_until_in_sync
+from broker.cluster.nodes import partition_replicas, replicas
 from broker.exceptions import KafkaRuntimeError
 from broker.settings import Settings
 
