@@ -13,9 +13,8 @@ from broker.clients import consumer
 from broker.settings import Settings
 from broker.wire.codecs import Codecs
 from broker.wire.registry import registry_for
-from connectors.runtime.publisher import AGENCIES
 from schemas.child_keys import consent_key
-from schemas.topics import ingress_topic
+from schemas.topics import AGENCIES, ingress_topic
 from sgb.simulate.events import EVENT_TYPES, Population, Simulator
 from sgb.simulate.run import CONSENT_TOPIC, MEAN_GAP, LogProgress, run_simulation
 
