@@ -110,9 +110,10 @@ def connector_name(agency: str) -> str:
 
 def principals(declaration: TopicDeclaration) -> list[Principal]:
     """Every principal with its ACLs: the filter, a connector per agency, a hub per organisation."""
-    # Every client registers the schemas it builds a serde for, readers included (the embedded
-    # registry's AvroSerde registers on construction), so each needs Write on the registrations.
+    # Writers (connectors, the filter) register the schemas they encode with; readers (hubs)
+    # use the read-only registry and only read the registrations.
     schemas_rw = Acl("topic", SCHEMAS_TOPIC, ("Read", "Write", "Describe"))
+    schemas_read = Acl("topic", SCHEMAS_TOPIC, ("Read", "Describe"))
     # The embedded registry reads registrations with this group id (assigned, never committed).
     schema_reader = Acl("group", SCHEMA_READER_GROUP, ("Read",), prefixed=False)
     out = [
@@ -168,7 +169,9 @@ def principals(declaration: TopicDeclaration) -> list[Principal]:
                     # The inbox page's own subscriber (sgb hub serve); literal, as a prefix would also
                     # match a longer organisation code that starts with this one.
                     Acl("group", f"sgb-hub-{audience.lower()}-{org}-inbox", ("Read", "Describe")),
-                    schemas_rw,
+                    # Hubs only look schemas up (read-only registry): a hub that could write
+                    # registrations could poison every reader's schema lookups.
+                    schemas_read,
                     schema_reader,
                 ),
             )

@@ -83,7 +83,7 @@ class Subscriber:
         self.instance = instance or socket.gethostname()
         self.assigned = threading.Event()
         self._assigned_at = 0.0
-        self._codecs = Codecs(registry_for(settings))
+        self._codecs = Codecs(registry_for(settings, read_only=True))
         self._reader = hub_reader(self._codecs, provenance.for_process(settings), Revealer(settings))
         self.refused: Counter[str] = Counter()  # deliveries refused by provenance, by reason
 

@@ -19,8 +19,11 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from broker.clients import admin_client, flush_or_raise, producer
 from broker.exceptions import SchemaRegistryError
+from broker.logs import get_logger
 from broker.settings import Settings
 from schemas.topics import SCHEMAS_TOPIC
+
+log = get_logger("broker.registry")
 
 _SETTLING = (KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE, KafkaError._TRANSPORT)
 
@@ -51,23 +54,37 @@ def content_id(schema: dict[str, Any]) -> int:
 class EmbeddedRegistry:
     """Registrations kept in Kafka itself; see the module docstring.
 
+    Anyone who may write ``sg.schemas.v1`` can put anything there, so a registration is
+    believed only when its id is the id its schema's content derives: a record that does not
+    parse, or that claims an id its schema does not have, is skipped with a log line and
+    counted in :attr:`skipped`, never fatal and never trusted.
+
     Args:
         settings: how to reach Kafka (and the topic prefix).
+        read_only: never write registrations (hubs and operator commands): a schema this
+            process encodes with is known from the shipped catalogue; one it meets by id is
+            looked up on the topic.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, read_only: bool = False) -> None:
         self._settings = settings
         self._topic = settings.topic(SCHEMAS_TOPIC)
         self._by_id: dict[int, dict[str, Any]] = {}
         self._registered: set[tuple[str, int]] = set()
         self._lock = threading.Lock()
         self._producer: Any = None
+        self.read_only = read_only
+        self.skipped = 0
 
     def register(self, subject: str, schema: dict[str, Any]) -> int:
         schema_id = content_id(schema)
         key = (subject, schema_id)
         with self._lock:
             if key in self._registered:
+                return schema_id
+            if self.read_only:
+                self._by_id[schema_id] = schema
+                self._registered.add(key)
                 return schema_id
             known = self._by_id.get(schema_id)
             if known is not None and canonical_json(known) != canonical_json(schema):
@@ -137,14 +154,41 @@ class EmbeddedRegistry:
                     break
                 if message.error():
                     continue
-                record = json.loads(message.value() or b"null")
-                with self._lock:
-                    self._by_id[int(record["id"])] = record["schema"]
+                registration = _registration(message.value())
                 partition = int(message.partition() or 0)
+                if registration is None:
+                    self.skipped += 1
+                    log.warning(
+                        "schema registration unreadable or not its content's id; skipped",
+                        topic=self._topic,
+                        partition=partition,
+                        offset=message.offset(),
+                    )
+                else:
+                    with self._lock:
+                        self._by_id.setdefault(*registration)
                 if int(message.offset() or 0) + 1 >= ends.get(partition, 0):
                     ends.pop(partition, None)
         finally:
             cons.close()
+
+
+def _registration(value: bytes | None) -> tuple[int, dict[str, Any]] | None:
+    """(id, schema) of a registration record, or None when it is not one this registry trusts."""
+    try:
+        record = json.loads(value or b"null")
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    if not isinstance(record, dict):
+        return None
+    schema, claimed = record.get("schema"), record.get("id")
+    if not isinstance(schema, dict) or not isinstance(claimed, int) or isinstance(claimed, bool):
+        return None
+    try:
+        derived = content_id(schema)
+    except (TypeError, ValueError, RecursionError):
+        return None
+    return (claimed, schema) if derived == claimed else None
 
 
 class ConfluentRegistry:
@@ -156,9 +200,12 @@ class ConfluentRegistry:
         password: basic-auth password.
     """
 
-    def __init__(self, url: str, username: str | None = None, password: str | None = None) -> None:
+    def __init__(
+        self, url: str, username: str | None = None, password: str | None = None, *, read_only: bool = False
+    ) -> None:
         from confluent_kafka.schema_registry import SchemaRegistryClient
 
+        self.read_only = read_only
         conf: dict[str, Any] = {"url": url}
         if username is not None:
             conf["basic.auth.user.info"] = f"{username}:{password or ''}"
@@ -170,7 +217,10 @@ class ConfluentRegistry:
         from confluent_kafka.schema_registry.error import SchemaRegistryError as _RegistryError
 
         try:
-            schema_id = int(self._client.register_schema(subject, Schema(json.dumps(schema), "AVRO")))
+            if self.read_only:  # look the schema up; never register
+                schema_id = int(self._client.lookup_schema(subject, Schema(json.dumps(schema), "AVRO")).schema_id)
+            else:
+                schema_id = int(self._client.register_schema(subject, Schema(json.dumps(schema), "AVRO")))
         except _RegistryError as exc:
             msg = f"The schema registry refused {subject}: {exc.error_message}."
             raise SchemaRegistryError(msg) from None
@@ -218,13 +268,18 @@ def _quiet() -> Any:
     return logging.getLogger("librdkafka")
 
 
-def registry_for(settings: Settings) -> SchemaRegistry:
-    """The registry the settings name: a URL means Confluent-compatible, none means embedded."""
+def registry_for(settings: Settings, *, read_only: bool = False) -> SchemaRegistry:
+    """The registry the settings name: a URL means Confluent-compatible, none means embedded.
+
+    ``read_only`` for processes that only read (hubs, operator commands): they look schemas
+    up and never register, so their principals need only Read on the registrations.
+    """
     if settings.schema_registry_url:
         password = settings.schema_registry_password
         return ConfluentRegistry(
             settings.schema_registry_url,
             settings.schema_registry_username,
             password.get_secret_value() if password else None,
+            read_only=read_only,
         )
-    return EmbeddedRegistry(settings)
+    return EmbeddedRegistry(settings, read_only=read_only)

@@ -212,7 +212,7 @@ def _simulated_mix(settings: Settings, echo: Echo, count: int = 140) -> list[dic
     seed = random.randrange(1 << 30)  # fresh event ids on every run
     simulator = Simulator(Population(30, seed=seed), seed=seed)
     consents = list(simulator.consent_records(40))
-    codecs = Codecs(registry_for(settings))
+    codecs = Codecs(registry_for(settings, read_only=True))
     prod = producer(settings)
     for record in consents:
         prod.produce(
@@ -271,7 +271,7 @@ def _collect(settings: Settings, ids: set[str], audits_expected: int, timeout: f
     """Read the audit and delivery topics until every decision for ``ids`` is in."""
     from broker.security.ciphers import Revealer
 
-    codecs = Codecs(registry_for(settings))
+    codecs = Codecs(registry_for(settings, read_only=True))
     reveal = Revealer(settings)
     cons = consumer(settings, f"sgb-demo-reader-{uuid.uuid4()}")
     prefix = settings.topic_prefix.replace(".", r"\.")

@@ -82,7 +82,7 @@ class AuditReader:
         self.store = store
         self.topic = settings.topic(AUDIT_TOPIC)
         self.delivery_topic = delivery_topic
-        self._codecs = Codecs(registry_for(settings))
+        self._codecs = Codecs(registry_for(settings, read_only=True))
         self.caught_up = threading.Event()
 
     def _assign(self, cons: Any) -> None:

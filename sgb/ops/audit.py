@@ -114,7 +114,7 @@ def verify(
     """Read ``topic`` from the beginning through a :class:`ChainVerifier`; returns the verifier."""
     heads = committed_heads(settings, group) if group else {}
     checker = ChainVerifier(expected=heads)
-    decoder = AsWritten(registry_for(settings))
+    decoder = AsWritten(registry_for(settings, read_only=True))
     cons = consumer(settings, f"sgb-audit-verify-{uuid.uuid4().hex[:12]}", **{"enable.partition.eof": True})
     try:
         partitions = _audit_partitions(cons, topic)

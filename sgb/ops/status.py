@@ -266,7 +266,7 @@ def dead_letters(
     if meta.error is not None:
         msg = f"Topic {topic} does not exist; run `sgb topics apply`."
         raise KafkaUnavailable(msg)
-    codecs = Codecs(registry_for(settings)) if with_payload else None
+    codecs = Codecs(registry_for(settings, read_only=True)) if with_payload else None
     found: list[DeadLetterView] = []
 
     def collect(msg: Message) -> None:
@@ -344,7 +344,7 @@ def decisions_per_minute(
         }
     finally:
         cons.close()
-    codecs = Codecs(registry_for(settings))
+    codecs = Codecs(registry_for(settings, read_only=True))
     shared: Counter[datetime] = Counter()
     withheld: Counter[datetime] = Counter()
 

@@ -210,6 +210,12 @@ def test_school_hub_cannot_write_its_own_delivery_topic(secured: Secured) -> Non
     assert error is not None and error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
 
 
+def test_school_hub_cannot_register_schemas(secured: Secured) -> None:
+    # A hub that could write sg.schemas.v1 could poison every reader's schema lookups (issue 20).
+    error = produce(secured.credential(SCHOOL_0), "sg.schemas.v1")
+    assert error is not None and error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
+
+
 def test_school_hub_cannot_use_another_schools_group(secured: Secured) -> None:
     values, errors = consume(
         secured.credential(SCHOOL_0), "sg.deliver.school_dsl.100000.v1", "sgb-hub-school_dsl-100001"
