@@ -12,14 +12,15 @@ import json
 import struct
 import time
 
+from conftest import RunningFilter, read_topic
+from factories import event
+from test_filter_kafka import publish
+
 from broker.clients import producer
 from broker.settings import Settings
 from broker.wire.codecs import Codecs
 from broker.wire.registry import EmbeddedRegistry, content_id, registry_for
-from conftest import RunningFilter, read_topic
-from factories import event
 from schemas.topics import SCHEMAS_TOPIC
-from test_filter_kafka import publish
 
 
 def _poison(settings: Settings, *values: bytes) -> None:
