@@ -136,7 +136,9 @@ def test_a_hub_reads_only_its_own_delivery_topic_and_writes_no_delivery() -> Non
     reads = {name for op, res, name, _ in hub if op == "Read" and res == "topic"}
     assert reads == {"sg.deliver.school_dsl.100000.v1", "sg.schemas.v1"}
     assert not any(op == "Write" and name.startswith("sg.deliver.") for op, _, name, _ in hub)
-    assert not any(op == "Write" and name == "sg.schemas.v1" for op, _, name, _ in hub), "hubs only look schemas up"
+    assert not any(op == "Write" and name == "sg.schemas.v1" for op, _, name, _ in hub), (
+        "hubs only look schemas up"
+    )
     groups = {name for op, res, name, _ in hub if res == "group"}
     assert groups == {"sgb-hub-school_dsl-100000", "sgb-hub-school_dsl-100000-inbox", SCHEMA_READER_GROUP}
 
