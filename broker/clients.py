@@ -7,14 +7,18 @@ own log lines go to a quiet standard-library logger rather than the terminal.
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient
 
 from broker.exceptions import DeliveryError, KafkaUnavailable
+from broker.logs import get_logger
 from broker.settings import Settings
 
+log = get_logger("broker.clients")
 _rdkafka_log = logging.getLogger("librdkafka")
 _rdkafka_log.addHandler(logging.NullHandler())
 _rdkafka_log.propagate = False
@@ -70,6 +74,30 @@ def raise_for(error: KafkaError | None, what: str) -> None:
     raise DeliveryError(msg)
 
 
+def wait_for_kafka(settings: Settings, stop: threading.Event, *, every: float = 30.0) -> bool:
+    """Wait until the cluster answers a metadata request, saying so every ``every`` seconds.
+
+    For long-running processes started before their broker (a pod scheduled first): they
+    wait with a sentence instead of failing. Returns False when ``stop`` was set first.
+    """
+    admin = admin_client(settings)
+    said = 0.0
+    while not stop.is_set():
+        try:
+            admin.list_topics(timeout=5)
+            return True
+        except KafkaException as exc:
+            if time.monotonic() - said >= every:
+                log.warning(
+                    "Kafka not reachable; waiting for it",
+                    bootstrap=settings.bootstrap,
+                    reason=exc.args[0].str(),
+                )
+                said = time.monotonic()
+        stop.wait(1.0)
+    return False
+
+
 def flush_or_raise(prod: Producer, timeout: float, what: str) -> None:
     """Flush a producer and fail if anything is still unacknowledged after ``timeout``."""
     remaining = prod.flush(timeout)
@@ -85,4 +113,5 @@ __all__ = [
     "flush_or_raise",
     "producer",
     "raise_for",
+    "wait_for_kafka",
 ]

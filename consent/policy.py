@@ -224,6 +224,12 @@ def load(path: Path = BASELINE) -> Policy:
     except FileNotFoundError:
         msg = f"Policy file {path} does not exist."
         raise PolicyError(msg) from None
+    except UnicodeDecodeError as exc:
+        msg = f"Policy file {path} is not UTF-8 text (byte {exc.start} cannot be read)."
+        raise PolicyError(msg) from None
+    except OSError as exc:
+        msg = f"Policy file {path} cannot be read: {exc.strerror or type(exc).__name__}."
+        raise PolicyError(msg) from None
     return parse(text, str(path))
 
 

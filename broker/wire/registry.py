@@ -218,9 +218,8 @@ class ConfluentRegistry:
 
         try:
             if self.read_only:  # look the schema up; never register
-                schema_id = int(
-                    self._client.lookup_schema(subject, Schema(json.dumps(schema), "AVRO")).schema_id
-                )
+                found = self._client.lookup_schema(subject, Schema(json.dumps(schema), "AVRO"))
+                schema_id = int(found.schema_id or 0)
             else:
                 schema_id = int(self._client.register_schema(subject, Schema(json.dumps(schema), "AVRO")))
         except _RegistryError as exc:

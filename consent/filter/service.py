@@ -22,7 +22,7 @@ from confluent_kafka import KafkaException, Message, TopicPartition
 
 import schemas
 from broker import metrics
-from broker.clients import admin_client, consumer, producer
+from broker.clients import admin_client, consumer, producer, wait_for_kafka
 from broker.exceptions import SerdeError
 from broker.logs import get_logger
 from broker.probes import Health
@@ -88,6 +88,7 @@ class FilterService:
         self.batch_size = batch_size
         self.counts: Counter[str] = Counter()
         self._policy_mtime = 0.0
+        self._policy_missing = False
         self._policy = self._load_policy()
         self._codecs = Codecs(registry_for(settings))
         self._keys = key_provider(settings.keys_dir)
@@ -116,8 +117,11 @@ class FilterService:
 
     # -- policy --------------------------------------------------------------------------
     def _load_policy(self) -> Policy:
-        self._policy_mtime = self.policy_path.stat().st_mtime
-        return policy_module.load(self.policy_path)
+        """Load the policy file; a missing or unreadable file is a PolicyError sentence."""
+        policy = policy_module.load(self.policy_path)
+        with contextlib.suppress(OSError):
+            self._policy_mtime = self.policy_path.stat().st_mtime
+        return policy
 
     def _make_engine(self, policy: Policy) -> Engine:
         return Engine(policy, schemas.load("SafeguardingEvent"), self._pseudonym_key, self._is_onboarded)
@@ -125,10 +129,18 @@ class FilterService:
     def _maybe_reload_policy(self) -> None:
         try:
             mtime = self.policy_path.stat().st_mtime
-        except FileNotFoundError:
+        except OSError:
+            if not self._policy_missing:  # said once, not on every batch
+                log.warning(
+                    "policy file missing; keeping the policy in force",
+                    policy_version=self._policy.version_id,
+                )
+                self._policy_missing = True
             return
+        self._policy_missing = False
         if mtime == self._policy_mtime:
             return
+        self._policy_mtime = mtime  # a rejected file is not re-read on every batch
         try:
             policy = self._load_policy()
         except PolicyError as exc:
@@ -157,7 +169,13 @@ class FilterService:
 
     # -- the loop ------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> Counter[str]:
-        """Run until ``stop`` is set; returns the counts of what was done."""
+        """Run until ``stop`` is set; returns the counts of what was done.
+
+        Started before its broker (a pod scheduled first), the filter waits for Kafka with a
+        log line every 30 s instead of failing.
+        """
+        if not wait_for_kafka(self.settings, stop):
+            return self.counts
         self._refresh_onboarded(force=True)
         transactional_id = f"{self.group_id}-{self.instance}"
         self._transactional_id = transactional_id

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from broker.clients import wait_for_kafka
 from broker.signals import stop_on_signals
 from sgb.cli.root import Context, pass_context
 
@@ -49,12 +50,15 @@ def run(
 ) -> None:
     """Decide, redact, deliver and audit every ingress event until SIGTERM or Ctrl-C."""
     from consent.filter.service import FilterService
-    from consent.policy import BASELINE
+    from consent.policy import BASELINE, load
 
-    service = FilterService(
-        ctx.settings, policy_path or BASELINE, group_id=group_id, instance=instance, batch_size=batch_size
-    )
+    path = policy_path or BASELINE
+    load(path)  # a bad policy file stops the start with its sentence, before anything waits
     stop = stop_on_signals()
+    if not wait_for_kafka(ctx.settings, stop):
+        click.echo("filter stopped before Kafka answered.")
+        return
+    service = FilterService(ctx.settings, path, group_id=group_id, instance=instance, batch_size=batch_size)
     server = None
     if metrics_port is not None:
         from broker.metrics import start_metrics_server
