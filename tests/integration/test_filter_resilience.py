@@ -15,13 +15,13 @@ import sys
 import time
 from pathlib import Path
 
+from conftest import RunningFilter, sgb_env
+from factories import domestic_abuse_incident
 from structlog.testing import capture_logs
+from test_filter_kafka import audits_for, publish
 
 from broker.settings import Settings
-from conftest import RunningFilter, sgb_env
 from consent.policy import BASELINE
-from factories import domestic_abuse_incident
-from test_filter_kafka import audits_for, publish
 
 NOT_UTF8 = b"name: baseline\nversion: 1.0.0\n# caf\xe9 \xff\xfe\n"
 
@@ -41,7 +41,7 @@ def test_a_policy_file_that_is_not_utf8_stops_the_start_with_one_sentence(
     bad = tmp_path / "policy.yaml"
     bad.write_bytes(NOT_UTF8)
     proc = _filter(sgb_env(kafka), "--policy", str(bad))
-    out, err = proc.communicate(timeout=60)
+    _, err = proc.communicate(timeout=60)
     text = err.decode()
     assert proc.returncode == 1
     assert "Traceback" not in text
