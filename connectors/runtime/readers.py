@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,6 +82,10 @@ class _LineTap:
         return line
 
 
+#: What an undecodable byte becomes when read with ``errors="surrogateescape"``.
+_UNREADABLE = re.compile("[\udc80-\udcff]")
+
+
 class CsvReader:
     """CSV with a header row. Each row becomes a dict of column name to text.
 
@@ -111,7 +116,9 @@ class CsvReader:
 
     def records(self, ref: FileRef) -> Iterator[SourceRecord]:
         try:
-            with ref.path.open(encoding=self.encoding, newline="") as fh:
+            # Bytes the encoding cannot read are kept (as surrogates) so that the row holding
+            # them becomes a dead letter with its place, and the rest of the file goes through.
+            with ref.path.open(encoding=self.encoding, errors="surrogateescape", newline="") as fh:
                 yield from self._rows(fh, ref)
         except UnicodeDecodeError:
             msg = f"File {ref.source} is not text in the {self.encoding} encoding."
@@ -127,6 +134,9 @@ class CsvReader:
             header = [name.strip() for name in next(rows)]
         except StopIteration:
             return
+        if any(_UNREADABLE.search(name) for name in header):
+            msg = f"File {ref.source} is not text in the {self.encoding} encoding (its header row)."
+            raise SourceFileError(msg)
         if len(set(header)) != len(header) or not all(header):
             msg = f"File {ref.source} has an empty or repeated column name in its header row."
             raise SourceFileError(msg)
@@ -135,7 +145,8 @@ class CsvReader:
             names = ", ".join(sorted(missing))
             msg = f"File {ref.source} lacks the column(s) {names} that the mapping file reads."
             raise SourceFileError(msg)
-        header_bytes = "".join(tap.lines).encode(self.encoding.replace("-sig", ""))
+        encoding = self.encoding.replace("-sig", "")
+        header_bytes = "".join(tap.lines).encode(encoding)
         width = len(header)
         ordinal = 0
         tap.lines.clear()
@@ -147,8 +158,13 @@ class CsvReader:
             start = tap.lineno + 1
             if not values:
                 continue  # a blank line is not a record
-            if len(values) == width:
-                data: Any = dict(zip(header, values, strict=True))
+            bad = next((i for i, value in enumerate(values) if _UNREADABLE.search(value)), None)
+            data: Any
+            if bad is not None:
+                column = header[bad] if bad < width else f"field {bad + 1}"
+                data = Malformed(f"The row is not text in the {encoding} encoding (column {column}).")
+            elif len(values) == width:
+                data = dict(zip(header, values, strict=True))
             else:
                 data = Malformed(f"The row has {len(values)} fields but the header has {width}.")
             yield SourceRecord(
@@ -158,7 +174,7 @@ class CsvReader:
                 ordinal,
                 f"row {line}",
                 data,
-                raw.encode(),
+                raw.encode(encoding, "surrogateescape"),
                 "text/csv",
                 header=header_bytes,
             )

@@ -94,6 +94,32 @@ def run_connector(settings: Settings, *args: str, timeout: float = 120.0) -> sub
     )
 
 
+def test_a_byte_that_is_not_utf8_dead_letters_its_row_and_the_rest_goes_through(
+    kafka: Settings, tmp_path: Path
+) -> None:
+    # Issue 20, item 7: before, one such byte stopped the file there: the rows after it were
+    # neither published nor dead-lettered, with no row number, and every re-run stopped there.
+    n = 40
+    export = police_syn.write_csv(
+        tmp_path / "incidents.csv",
+        police_syn.DOMESTIC_ABUSE_COLUMNS,
+        police_syn.domestic_abuse_rows(n, random.Random(3)),
+    )
+    lines = export.read_bytes().split(b"\n")
+    lines[11] = lines[11].replace(b",", b",\xe9\xff", 1)  # data row 11 is on line 12
+    export.write_bytes(b"\n".join(lines))
+
+    result = run_connector(kafka, "police", "--source", str(export), "--mapping", str(DA_MAPPING))
+    assert result.returncode == 0, result.stderr
+    assert f"{n} read, {n - 1} published, 1 dead-lettered, 0 skipped" in result.stdout
+    dead = read_all(kafka, "sg.dlq.v1")
+    assert len(dead) == 1
+    headers = {k: v.decode() for k, v in dead[0].headers() or []}
+    assert "not text in the utf-8 encoding" in headers["sgb.reason"]
+    assert headers["sgb.source.position"] == "row 12" and headers["sgb.source.name"] == "incidents.csv"
+    assert len(read_all(kafka, "sg.ingress.police.v1")) == n - 1
+
+
 def test_police_csv_publishes_good_rows_and_dead_letters_bad_ones(kafka: Settings, tmp_path: Path) -> None:
     n, bad = 300, [7, 50, 51, 222]
     export = police_syn.write_csv(
