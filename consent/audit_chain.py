@@ -33,9 +33,15 @@ Design
   the same hash, so removing the newest records is detected too. Verification decodes each
   record with the schema it was written with, so the hash covers exactly what was written.
 
-Limits: the hash is not keyed, so someone able to rewrite the whole audit partition *and*
-the filter group's committed offsets could forge a consistent history; the group's
-offsets are the anchor. If the group's offsets expire (the group idle past
+* **The head is signed.** The filter signs each head it commits with its signing key
+  (Ed25519, signer ``filter``; :func:`head_signed_bytes` says what is signed), and
+  ``sgb audit verify`` checks that signature against the trust store. Someone able to
+  write the audit topic *and* the group's offsets can no longer rewrite history: a
+  consistent forged chain would need a head only the filter's key can sign. Verify also
+  checks that each chain names a real ingress partition and lives on the audit partition
+  its name maps to, so records appended under a made-up chain are reported.
+
+Limits: if the group's offsets expire (the group idle past
 ``offsets.retention.minutes``), the next owner starts the chain again at sequence 0,
 which verification reports. Null fields are left out of the hash, so a reader that decodes
 an older record into a newer schema (whose new fields default to null) gets the same hash.
@@ -44,6 +50,8 @@ Cost: sealing a record (a JSON encoding and one SHA-256) is some tens of microse
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import json
 import zlib
@@ -60,28 +68,47 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 @dataclass(frozen=True, slots=True)
 class Head:
-    """The last record of a chain: its sequence (-1 for an empty chain) and hash."""
+    """The last record of a chain: its sequence (-1 for an empty chain) and hash, and the
+    signature over them (:func:`head_signed_bytes`) by the key ``key_id``, when signed."""
 
     sequence: int = -1
     record_hash: str = GENESIS
+    key_id: str | None = None
+    signature: bytes | None = None
 
     def metadata(self) -> str:
-        """The head as offset-commit metadata."""
-        return f"{METADATA_PREFIX}{self.sequence}:{self.record_hash}"
+        """The head as offset-commit metadata (``sgb-audit:<seq>:<hash>[:<key id>:<signature>]``)."""
+        text = f"{METADATA_PREFIX}{self.sequence}:{self.record_hash}"
+        if self.key_id and self.signature:
+            text += f":{self.key_id}:{base64.urlsafe_b64encode(self.signature).decode()}"
+        return text
+
+    def signed(self, key_id: str, signature: bytes) -> Head:
+        """This head with its signature."""
+        return Head(self.sequence, self.record_hash, key_id, signature)
 
     @classmethod
     def parse(cls, metadata: str | None) -> Head | None:
         """The head in offset-commit metadata, or None when there is none (or it is not ours)."""
         if not metadata or not metadata.startswith(METADATA_PREFIX):
             return None
-        sequence, _, digest = metadata[len(METADATA_PREFIX) :].partition(":")
-        try:
-            number = int(sequence)
-        except ValueError:
+        parts = metadata[len(METADATA_PREFIX) :].split(":")
+        if len(parts) not in (2, 4):
             return None
+        try:
+            number = int(parts[0])
+            signature = base64.urlsafe_b64decode(parts[3]) if len(parts) == 4 else None
+        except (ValueError, binascii.Error):
+            return None
+        digest = parts[1]
         if len(digest) != 64 or number < -1:
             return None
-        return cls(number, digest)
+        return cls(number, digest, parts[2] if len(parts) == 4 else None, signature)
+
+
+def head_signed_bytes(chain: str, head: Head) -> bytes:
+    """What the filter signs for a chain's head: the chain's name, sequence and hash."""
+    return f"sgb.audit.head.v1\n{chain}\n{head.sequence}\n{head.record_hash}".encode()
 
 
 def chain_name(topic: str, partition: int) -> str:

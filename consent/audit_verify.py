@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from consent.audit_chain import GENESIS, Head, record_hash
+from consent.audit_chain import GENESIS, Head, audit_partition, record_hash
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,14 +48,28 @@ class ChainVerifier:
 
     Args:
         expected: the committed head of each chain, read before the records (optional).
+        chains: the chain names that can exist (one per ingress partition of the cluster);
+            a record under any other name is reported. None: not checked.
+        audit_partitions: how many partitions the audit topic has, to check that each chain
+            lives on the partition its name maps to. None: not checked.
+        heads_checked: whether committed heads were read; then a chain with records but no
+            committed head is reported (nothing anchors it).
+        allow_legacy: accept unchained records that come before any chained record of their
+            partition (audit written before chaining existed); otherwise each is reported.
     """
 
     expected: dict[str, Head] = field(default_factory=dict)
+    chains: set[str] | None = None
+    audit_partitions: int | None = None
+    heads_checked: bool = False
+    allow_legacy: bool = False
     problems: list[Problem] = field(default_factory=list)
     records: int = 0
     unchained: int = 0
     tails: dict[str, _Tail] = field(default_factory=dict)
     reached: dict[str, _Tail] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+    misplaced: set[str] = field(default_factory=set)
     _chained_partitions: set[int] = field(default_factory=set)
 
     def feed(self, partition: int, offset: int, record: dict[str, Any]) -> None:
@@ -67,15 +81,20 @@ class ChainVerifier:
         stored = record.get("record_hash")
         if chain is None or sequence is None or previous is None or stored is None:
             self.unchained += 1
-            if partition in self._chained_partitions or chain is not None:
+            legacy = self.allow_legacy and partition not in self._chained_partitions and chain is None
+            if not legacy:
                 self._problem(
                     partition,
                     offset,
                     chain,
-                    "record carries no complete chain fields (chain, sequence, previous_hash, record_hash)",
+                    "record carries no complete chain fields (chain, sequence, previous_hash, record_hash), "
+                    "so nothing proves it was written by the filter",
                 )
             return
         self._chained_partitions.add(partition)
+        if chain not in self.counts:
+            self._first_seen(partition, offset, str(chain))
+        self.counts[chain] = self.counts.get(chain, 0) + 1
         if record_hash(record) != stored:
             self._problem(
                 partition,
@@ -102,6 +121,38 @@ class ChainVerifier:
         head = self.expected.get(chain)
         if head is not None and head.sequence == sequence and chain not in self.reached:
             self.reached[chain] = here
+
+    def _first_seen(self, partition: int, offset: int, chain: str) -> None:
+        if self.chains is not None and chain not in self.chains:
+            self._problem(
+                partition, offset, chain, "chain names no ingress partition of this cluster (fabricated)"
+            )
+        if self.audit_partitions:
+            home = audit_partition(chain, self.audit_partitions)
+            if home != partition:
+                self.misplaced.add(chain)
+                self._problem(
+                    partition,
+                    offset,
+                    chain,
+                    f"chain is on audit partition {partition}, but its name maps to {home}",
+                )
+
+    def report(self) -> list[tuple[str, int, int, int, str]]:
+        """Every chain found: (chain, audit partition, records, last sequence, committed head state)."""
+        out = []
+        for chain, tail in sorted(self.tails.items()):
+            head = self.expected.get(chain)
+            if not self.heads_checked:
+                state = "heads not checked"
+            elif head is None or head.sequence < 0:
+                state = "no committed head"
+            else:
+                state = f"committed head {head.sequence}" + (
+                    " (misplaced)" if chain in self.misplaced else ""
+                )
+            out.append((chain, tail.partition, self.counts.get(chain, 0), tail.sequence, state))
+        return out
 
     def _link(
         self, partition: int, offset: int, chain: str, sequence: int, previous: str, tail: _Tail
@@ -174,6 +225,17 @@ class ChainVerifier:
                     f"sequence {reached.sequence} does not match the committed head's hash "
                     "(newest record changed)",
                 )
+        if self.heads_checked:
+            for chain, tail in sorted(self.tails.items()):
+                anchor = self.expected.get(chain)
+                if (anchor is None or anchor.sequence < 0) and not (latest and latest.get(chain)):
+                    self._problem(
+                        tail.partition,
+                        tail.offset,
+                        chain,
+                        "chain has no committed head, so nothing anchors its records "
+                        "(fabricated, or the filter group's offsets expired)",
+                    )
         if latest is None:
             return
         for chain, tail in sorted(self.tails.items()):

@@ -133,6 +133,12 @@ class Signer:
             self.key_id, self._key = self._store.active(self.signer)
             self._key_id_bytes = self.key_id.encode()
 
+    def sign(self, data: bytes) -> tuple[str, bytes]:
+        """(key id, Ed25519 signature) over ``data`` with the active key."""
+        self._refresh()
+        assert self._key is not None
+        return self.key_id, self._key.sign(data)
+
     def headers(self, topic: str, key: bytes | None, value: bytes | None) -> list[tuple[str, bytes]]:
         """The provenance headers for a message to the logical ``topic``."""
         self._refresh()
@@ -166,6 +172,27 @@ class Verifier:
         """Re-read the trust store if it changed (one ``stat`` when it did not)."""
         if self._watch.changed():
             self._load(strict=False)
+
+    def check_detached(
+        self, signer: str, key_id: str | None, data: bytes, signature: bytes | None
+    ) -> Rejection | None:
+        """None if ``signature`` over ``data`` is by a trusted, unretired key of ``signer``."""
+        self.refresh()
+        if not key_id or not signature:
+            return Rejection(ProvenanceReason.UNSIGNED)
+        found = self._keys.get(key_id)
+        if found is None:
+            return Rejection(ProvenanceReason.UNKNOWN_KEY, key_id)
+        entry, public = found
+        if entry.retired:
+            return Rejection(ProvenanceReason.RETIRED_KEY, key_id)
+        if entry.signer != signer:
+            return Rejection(ProvenanceReason.SIGNER_NOT_ALLOWED, key_id)
+        try:
+            public.verify(signature, data)
+        except (InvalidSignature, ValueError):
+            return Rejection(ProvenanceReason.BAD_SIGNATURE, key_id)
+        return None
 
     def check(self, topic: str, key: bytes | None, value: bytes | None, headers: Headers) -> Rejection | None:
         """None if the message to the logical ``topic`` is signed by a trusted, allowed, unretired key."""

@@ -3,13 +3,16 @@ offset commits (the chain itself and its canonical form: :mod:`consent.audit_cha
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
 from confluent_kafka import TopicPartition
 
-from consent.audit_chain import Head, audit_partition, chain_name, record_hash
+from consent.audit_chain import Head, audit_partition, chain_name, head_signed_bytes, record_hash
+
+#: Signs bytes with the filter's key: (key id, signature).
+HeadSigner = Callable[[bytes], tuple[str, bytes]]
 
 
 class AuditChains:
@@ -20,12 +23,13 @@ class AuditChains:
     then :meth:`commit` once the transaction has committed (or :meth:`begin` the redo).
     """
 
-    __slots__ = ("_heads", "_pending", "partitions")
+    __slots__ = ("_heads", "_pending", "_sign", "partitions")
 
-    def __init__(self, partitions: int = 0) -> None:
+    def __init__(self, partitions: int = 0, sign: HeadSigner | None = None) -> None:
         self._heads: dict[str, Head] = {}
         self._pending: dict[str, Head] = {}
         self.partitions = partitions
+        self._sign = sign
 
     def forget(self, partitions: Iterable[TopicPartition]) -> None:
         """Drop the heads of partitions assigned or revoked: a new owner reads them again."""
@@ -94,12 +98,19 @@ class AuditChains:
         """The offsets to commit, each carrying its partition's head as metadata."""
         return [
             TopicPartition(
-                tp.topic, tp.partition, tp.offset, metadata=self.head(tp.topic, tp.partition).metadata()
+                tp.topic, tp.partition, tp.offset, metadata=self._signed(tp.topic, tp.partition).metadata()
             )
             if tp.topic is not None and tp.partition >= 0
             else tp
             for tp in offsets
         ]
+
+    def _signed(self, topic: str, partition: int) -> Head:
+        head = self.head(topic, partition)
+        if self._sign is None or head.sequence < 0:
+            return head
+        key_id, signature = self._sign(head_signed_bytes(chain_name(topic, partition), head))
+        return head.signed(key_id, signature)
 
     def commit(self) -> None:
         """The batch's transaction committed: its advances become the heads."""

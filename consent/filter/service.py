@@ -29,6 +29,8 @@ from broker.probes import Health
 from broker.security import provenance
 from broker.security.ciphers import FilterCrypt
 from broker.security.key_directory import key_provider
+from broker.security.provenance import Signer
+from broker.security.signing_keys import KeyStore
 from broker.settings import Settings
 from broker.transactions import bounded, next_offsets, retrying, watermarks
 from broker.wire import dead_letters as deadletter
@@ -113,7 +115,8 @@ class FilterService:
         self._batch_decisions: Counter[tuple[str, str, str]] = Counter()
         self._batch_agencies: Counter[str] = Counter()
         self._batch_dead = 0
-        self._chains = AuditChains()
+        # The audit chain heads are always signed with the filter's key (provenance on or off).
+        self._chains = AuditChains(sign=Signer(KeyStore(settings.keys_dir), provenance.FILTER_SIGNER).sign)
 
     # -- policy --------------------------------------------------------------------------
     def _load_policy(self) -> Policy:

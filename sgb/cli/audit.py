@@ -42,6 +42,12 @@ def audit() -> None:
 )
 @click.option("--no-heads", is_flag=True, help="Check the links only, not the committed heads.")
 @click.option(
+    "--allow-legacy",
+    is_flag=True,
+    help="Accept unchained records written before chaining existed (only before a partition's first "
+    "chained record); otherwise each is a problem.",
+)
+@click.option(
     "--settle",
     type=click.FloatRange(0, 600),
     default=10.0,
@@ -49,8 +55,15 @@ def audit() -> None:
     help="Seconds to wait at the end for records of a head committed a moment ago.",
 )
 @pass_context
-def verify_cmd(ctx: Context, topic: str, group: str | None, no_heads: bool, settle: float) -> None:
-    """One line per problem (partition, offset, chain, what), then a summary; exit 1 on any problem."""
+def verify_cmd(
+    ctx: Context, topic: str, group: str | None, no_heads: bool, allow_legacy: bool, settle: float
+) -> None:
+    """One line per chain found (its audit partition, records, last sequence, committed head),
+    one line per problem (partition, offset, chain, what), then a summary; exit 1 on any problem.
+
+    Each chain must name a real ingress partition, live on the audit partition its name maps
+    to, link record to record, and end at a head the filter group committed and signed with
+    the filter's key (trusted in this state directory's key store: `sgb keys trust`)."""
     settings = ctx.settings
     group = None if no_heads else group or f"{settings.topic_prefix}sgb-filter"
     physical = settings.topic(topic)
@@ -60,15 +73,19 @@ def verify_cmd(ctx: Context, topic: str, group: str | None, no_heads: bool, sett
         click.echo(f"... {done} of about {total} record(s) read", err=True)
 
     try:
-        checker = verify(settings, physical, group, settle, progress)
+        checker = verify(settings, physical, group, settle, progress, allow_legacy=allow_legacy)
     except KafkaException as exc:
         msg = f"Kafka refused reading the audit topic {physical}: {exc.args[0].str()}."
         raise SgbError(msg) from None
+    for chain, partition, records, last, state in checker.report():
+        click.echo(
+            f"chain {chain}: audit partition {partition}, {records} record(s) to sequence {last}, {state}"
+        )
     for problem in checker.problems:
         click.echo(str(problem))
     anchored = sum(1 for chain, head in checker.expected.items() if head.sequence >= 0)
     chained = checker.records - checker.unchained
-    legacy = f", {checker.unchained} unchained record(s) from before chaining" if checker.unchained else ""
+    legacy = f", {checker.unchained} unchained record(s)" if checker.unchained else ""
     summary = (
         f"{len(checker.tails)} chain(s), {chained} chained record(s) verified{legacy}; "
         f"{anchored} chain head(s) committed by group {group or '-'} checked; "

@@ -19,17 +19,46 @@ from typing import Any
 import fastavro
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, TopicPartition
 
-from broker.clients import consumer
+from broker.clients import admin_client, consumer
 from broker.exceptions import SchemaRegistryError, SerdeError, SgbError
+from broker.security.provenance import FILTER_SIGNER, Verifier
+from broker.security.signing_keys import KeyStore
 from broker.settings import Settings
 from broker.transactions import watermarks
 from broker.wire.registry import registry_for
 from broker.wire.serde import DECODE_ERRORS
-from consent.audit_chain import Head, chain_name
-from consent.audit_verify import ChainVerifier
+from consent.audit_chain import Head, chain_name, head_signed_bytes
+from consent.audit_verify import ChainVerifier, Problem
 from schemas.topics import INGRESS_TOPICS
 
 PROGRESS_EVERY_S = 5.0
+
+
+def ingress_chains(settings: Settings) -> set[str]:
+    """The chain names that can exist: one per partition of each ingress topic on the cluster."""
+    admin = admin_client(settings)
+    names: set[str] = set()
+    for logical in INGRESS_TOPICS:
+        topic = settings.topic(logical)
+        meta = admin.list_topics(topic, timeout=10).topics.get(topic)
+        if meta is not None and meta.error is None:
+            names |= {chain_name(topic, p) for p in meta.partitions}
+    return names
+
+
+def unsigned_heads(settings: Settings, heads: dict[str, Head]) -> list[tuple[str, str]]:
+    """(chain, reason) for each committed head whose signature is not a trusted filter key's."""
+    verifier = Verifier(KeyStore(settings.keys_dir))
+    out = []
+    for chain, head in sorted(heads.items()):
+        if head.sequence < 0:
+            continue
+        rejected = verifier.check_detached(
+            FILTER_SIGNER, head.key_id, head_signed_bytes(chain, head), head.signature
+        )
+        if rejected is not None:
+            out.append((chain, rejected.sentence))
+    return out
 
 
 def committed_heads(settings: Settings, group: str) -> dict[str, Any]:
@@ -110,14 +139,23 @@ def verify(
     group: str | None,
     settle: float,
     progress: Callable[[int, int], None] | None = None,
+    *,
+    allow_legacy: bool = False,
 ) -> ChainVerifier:
     """Read ``topic`` from the beginning through a :class:`ChainVerifier`; returns the verifier."""
     heads = committed_heads(settings, group) if group else {}
-    checker = ChainVerifier(expected=heads)
+    checker = ChainVerifier(
+        expected=heads, chains=ingress_chains(settings), heads_checked=bool(group), allow_legacy=allow_legacy
+    )
+    for chain, reason in unsigned_heads(settings, heads):
+        checker.problems.append(
+            Problem(None, None, chain, f"committed head is not signed by a trusted filter key: {reason}")
+        )
     decoder = AsWritten(registry_for(settings, read_only=True))
     cons = consumer(settings, f"sgb-audit-verify-{uuid.uuid4().hex[:12]}", **{"enable.partition.eof": True})
     try:
         partitions = _audit_partitions(cons, topic)
+        checker.audit_partitions = len(partitions)
         ends = [watermarks(cons, TopicPartition(topic, p)) for p in partitions]
         total = sum(high - low for low, high in ends)
         cons.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])

@@ -11,16 +11,18 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Message
+from confluent_kafka import Message, TopicPartition
 from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]
 from conftest import RunningFilter, read_topic, sgb_env
 from factories import distinct_children, domestic_abuse_incident, event
 from test_filter_kafka import audit_count, publish, start_filter, wait_for
 
-from broker.clients import admin_client, producer
+from broker.clients import admin_client, consumer, producer
 from broker.settings import Settings
 from broker.wire.codecs import Codecs
 from broker.wire.registry import registry_for
+from consent.audit_chain import Head
+from consent.audit_chain import record_hash as audit_record_hash
 
 AUDIT = "sg.audit.decisions.v1"
 AUDIENCES = 7  # one audit record per event and candidate audience (baseline policy)
@@ -154,6 +156,33 @@ def test_filter_chains_audit_and_verify_finds_each_kind_of_tampering(kafka: Sett
         f"chain {chain}: chain ends at sequence {last - 1} but the committed head is sequence {last}: "
         "1 newest record(s) missing" in result.stdout
     )
+
+    # A history rewritten consistently (every hash recomputed) with a head committed for it: the
+    # head is not signed by the filter's key (issue 20, item 3: before, this verified clean).
+    rewritten = {p: list(v) for p, v in changed.items()}
+    previous = codecs.audit.decode(rewritten[partition][run[0]])["record_hash"]
+    for offset in run[1:]:
+        record = codecs.audit.decode(rewritten[partition][offset])
+        record["previous_hash"] = previous
+        record["record_hash"] = None
+        record["record_hash"] = previous = audit_record_hash(record)
+        rewritten[partition][offset] = codecs.audit.encode(record)
+    copy_to(kafka, "scratch.rewritten", rewritten)
+    forger = f"{group_id}-forged"
+    topic, ingress_partition = chain.rsplit(":", 1)
+    cons = consumer(kafka, forger)
+    cons.commit(
+        offsets=[
+            TopicPartition(topic, int(ingress_partition), 1, metadata=Head(len(run) - 1, previous).metadata())
+        ],
+        asynchronous=False,
+    )
+    cons.close()
+    result = sgb_verify(kafka, "--topic", "scratch.rewritten", "--group", forger)
+    assert result.returncode == 1
+    assert f"chain {chain}: committed head is not signed by a trusted filter key: unsigned" in result.stdout
+    assert "chain has no committed head" in result.stdout  # the other chains: nothing anchors them
+    assert f"chain {chain}: audit partition {partition}, {len(run)} record(s)" in intact.stdout
 
     # No personal data in what verify prints.
     for result_text in (intact.stdout + intact.stderr, result.stdout + result.stderr):

@@ -43,8 +43,10 @@ def sealed_chain(count: int, partition: int = 0) -> list[dict[str, Any]]:
     return records
 
 
-def verify(records: list[dict[str, Any]], expected: dict[str, Head] | None = None) -> ChainVerifier:
-    checker = ChainVerifier(expected=expected or {})
+def verify(
+    records: list[dict[str, Any]], expected: dict[str, Head] | None = None, **options: Any
+) -> ChainVerifier:
+    checker = ChainVerifier(expected=expected or {}, **options)
     for offset, record in enumerate(records):
         checker.feed(0, offset, record)
     checker.check_heads(expected)
@@ -137,13 +139,48 @@ def test_records_beyond_the_latest_committed_head_are_reported() -> None:
     assert checker.problems == []
 
 
-def test_unchained_records_before_chaining_are_counted_not_reported() -> None:
+def test_unchained_records_are_reported_unless_legacy_ones_are_allowed() -> None:
+    # Issue 20, item 3: an unchained record before a partition's chained ones was silently
+    # counted "from before chaining", so anyone could prepend fabricated decisions.
     legacy = {**decision(99), "chain": None, "sequence": None, "previous_hash": None, "record_hash": None}
     checker = verify([legacy, *sealed_chain(2)])
+    assert (
+        len(checker.problems) == 1
+        and "nothing proves it was written by the filter" in checker.problems[0].what
+    )
+    checker = verify([legacy, *sealed_chain(2)], allow_legacy=True)
     assert checker.problems == [] and checker.unchained == 1
-    # An unchained record among chained ones is reported.
-    checker = verify([*sealed_chain(2), legacy])
+    # An unchained record among chained ones is reported even then.
+    checker = verify([*sealed_chain(2), legacy], allow_legacy=True)
     assert len(checker.problems) == 1 and "no complete chain fields" in checker.problems[0].what
+
+
+def test_fabricated_and_misplaced_chains_and_chains_without_a_head_are_reported() -> None:
+    real = sealed_chain(2)
+    chains = {f"{TOPIC}:0", f"{TOPIC}:1"}
+    home = audit_partition(f"{TOPIC}:0", 6)
+    head = {f"{TOPIC}:0": Head(1, real[-1]["record_hash"])}
+
+    def run(records: list[dict[str, Any]], partition: int) -> ChainVerifier:
+        checker = ChainVerifier(expected=dict(head), chains=chains, audit_partitions=6, heads_checked=True)
+        for offset, record in enumerate(records):
+            checker.feed(partition, offset, record)
+        checker.check_heads(dict(head))
+        return checker
+
+    assert run(real, home).problems == []
+    # The same records under a chain for a partition that does not exist, or a real name plus a space.
+    for name in (f"{TOPIC}:7", f"{TOPIC}:0 "):
+        forged = [{**r, "chain": name} for r in real]
+        forged = [{**r, "record_hash": record_hash(r)} for r in forged]
+        for i in range(1, len(forged)):
+            forged[i] = {**forged[i], "previous_hash": forged[i - 1]["record_hash"]}
+            forged[i] = {**forged[i], "record_hash": record_hash(forged[i])}
+        whats = " | ".join(p.what for p in run(forged, audit_partition(name, 6)).problems)
+        assert "names no ingress partition" in whats and "no committed head" in whats
+    # A real chain's records on another audit partition.
+    whats = " | ".join(p.what for p in run(real, (home + 1) % 6).problems)
+    assert f"its name maps to {home}" in whats
 
 
 def test_an_aborted_batch_does_not_advance_the_head_and_the_head_travels_in_the_offsets() -> None:
