@@ -57,6 +57,26 @@ def dead_letter_record(
     }
 
 
+def source_payload(settings: Settings, payload: bytes | None, reason: str) -> tuple[bytes | None, str]:
+    """What a dead letter of a *source* record (a file row, an MLLP message) keeps of its bytes.
+
+    With field encryption on, a child's data must be erasable (``sgb erase``), but a record that
+    could not be mapped cannot be sealed with its child's key: its child is what could not be
+    read. So its bytes are not kept; the reason says where the original is (the agency's own
+    file or feed, the system of record). Source dead letters cannot be replayed to a topic in
+    any case; the fix is to correct the source and let the connector read it again.
+
+    Returns:
+        The payload to keep (None when withheld) and the reason to record.
+    """
+    if settings.field_encryption != "on" or payload is None:
+        return payload, reason
+    return (
+        None,
+        f"{reason} (The original is not kept here, so that it stays erasable: read it at its source.)",
+    )
+
+
 def headers(component: str, reason: str, origin: Origin) -> list[tuple[str, bytes]]:
     """The dead letter's headers: reason and origin, readable without decoding the value."""
     out = [("sgb.component", component.encode()), ("sgb.reason", reason.encode())]

@@ -220,8 +220,9 @@ class MllpListener:
             self.counts["errors"] += 1
             return ack("AE", NOT_READY)
         origin = deadletter.Origin(source_name=record.source, position=record.position)
+        payload, reason = deadletter.source_payload(self.settings, record.payload(), reason)  # erasable
         value = self._codecs.dead_letter.encode(
-            deadletter.dead_letter_record(COMPONENT, reason, record.payload(), origin, record.event_id)
+            deadletter.dead_letter_record(COMPONENT, reason, payload, origin, record.event_id)
         )
         headers: Headers = list(deadletter.headers(COMPONENT, reason, origin))
         if not await self._send(self.settings.topic(DLQ_TOPIC), value, None, headers):

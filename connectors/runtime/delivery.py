@@ -145,6 +145,7 @@ class TransactionalDelivery:
         payload: bytes | None = record.payload()
         if payload is not None and len(payload) > MAX_DEAD_LETTER_PAYLOAD:
             payload, reason = None, f"{reason} (The original was too large to keep in the dead letter.)"
+        payload, reason = deadletter.source_payload(self.settings, payload, reason)  # erasable
         origin = deadletter.Origin(source_name=record.source, position=record.position)
         record_ = deadletter.dead_letter_record(self.component, reason, payload, origin, record.event_id)
         value = self._dead_letters.encode(record_)

@@ -192,6 +192,47 @@ def test_a_file_connector_seals_what_it_publishes(kafka: Settings, tmp_path: Pat
     assert opened == set(summaries)
 
 
+def test_a_dead_lettered_row_keeps_no_readable_copy_when_field_encryption_is_on(
+    kafka: Settings, tmp_path: Path
+) -> None:
+    # Issue 20, item 4: a row that failed mapping was dead-lettered with its raw bytes, its
+    # narrative in clear for 30 days, which `sgb erase` could not reach.
+    import csv
+    import random
+
+    from connectors.police import synthetic as police_syn
+
+    mapping = Path(__file__).resolve().parents[2] / "connectors" / "mappings" / "police-domestic-abuse.yaml"
+    export = police_syn.write_csv(
+        tmp_path / "incidents.csv",
+        police_syn.DOMESTIC_ABUSE_COLUMNS,
+        police_syn.domestic_abuse_rows(6, random.Random(5), bad=[1, 4]),
+    )
+    with export.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    texts = [row["OfficerSummary"].encode() for row in rows if row["OfficerSummary"]]
+    texts += [row[c].encode() for row in rows for c in ("FamilyName", "GivenName") if row.get(c)]
+    env = {**sgb_env(kafka), "SGB_FIELD_ENCRYPTION": "on"}
+    command = ["connector", "run", "police", "--source", str(export), "--mapping", str(mapping)]
+    run = subprocess.run(
+        [sys.executable, "-m", "sgb.cli", *command],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "2 dead-lettered" in run.stdout
+    dead = read_topic(kafka, "sg.dlq.v1", expect=2)
+    assert len(dead) == 2
+    for message in dead:
+        assert not [t for t in texts if t in (message.value() or b"")], "no readable copy of the row"
+        record = Codecs(registry_for(kafka)).dead_letter.decode(message.value())
+        assert record["payload"] is None and "read it at its source" in record["reason"]
+        assert record["position"] and record["source_name"] == "incidents.csv"
+
+
 def test_a_policy_that_masks_narrative_makes_the_filter_open_mask_and_seal_again(
     kafka: Settings, group_id: str, tmp_path: Path
 ) -> None:
