@@ -33,7 +33,7 @@ Headers = list[tuple[str, str | bytes | None]]
 #: Opens sealed fields: (event) -> (event, whether its bytes can be reused as they are).
 Opener = Callable[[dict[str, Any]], tuple[dict[str, Any], bool]]
 
-NO_CHILD = "The event identifies no child (no NHS number, local id, police reference or UPN)."
+NO_CHILD = "Event identifies no child (no NHS number, local id, police reference or UPN)."
 
 
 class UnkeyedEvent(SerdeError):

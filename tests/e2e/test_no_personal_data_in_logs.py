@@ -32,10 +32,7 @@ from sgb.simulate.run import run_simulation
 
 pytestmark = pytest.mark.kafka
 
-RUNNER = (
-    "import sys\nfrom broker import cli as c\nfrom sgb.cli import dlq_cmd, hub, status_cmd\n"
-    "for m in (hub, status_cmd, dlq_cmd):\n    m.register(c.cli)\nsys.exit(c.main(sys.argv[1:]))\n"
-)
+RUNNER = "import sys\nfrom sgb.cli import main\nsys.exit(main(sys.argv[1:]))\n"
 SEED, COUNT, CHILDREN, CONSENTS = 20261123, 320, 40, 60
 START = "2026-11-02T08:00:00Z"
 
