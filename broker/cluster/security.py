@@ -30,6 +30,10 @@ from broker.cluster.tls import LocalCA, private_dir, write_private
 from broker.exceptions import KafkaRuntimeError
 from broker.settings import Settings
 
+#: How long a SCRAM session lasts before it must authenticate again (a rotated password's
+#: old sessions end within this).
+REAUTH_MS = 60_000
+
 SecurityMode = Literal["plaintext", "sasl_ssl", "mtls"]
 MODES: tuple[str, ...] = ("plaintext", "sasl_ssl", "mtls")
 SCRAM = "SCRAM-SHA-512"
@@ -202,8 +206,8 @@ class BrokerSecurity:
                     "sasl.mechanism.inter.broker.protocol": SCRAM,
                     "listener.name.client.sasl.enabled.mechanisms": SCRAM,
                     # Clients authenticate again at least this often, so a rotated password cuts off
-                    # sessions opened with the old one, not only new connections.
-                    "connections.max.reauth.ms": "600000",
+                    # sessions opened with the old one within a minute, not only new connections.
+                    "connections.max.reauth.ms": str(REAUTH_MS),
                     "listener.name.client.scram-sha-512.sasl.jaas.config": (
                         "org.apache.kafka.common.security.scram.ScramLoginModule required "
                         f'username="{BROKER_PRINCIPAL}" password="{password}";'

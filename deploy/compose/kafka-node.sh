@@ -31,6 +31,8 @@ log.dirs=/var/lib/kafka/data
 
 sasl.enabled.mechanisms=SCRAM-SHA-512
 sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512
+# Sessions authenticate again every minute, so a rotated password cuts off the old sessions.
+connections.max.reauth.ms=60000
 listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" password="$admin_pass";
 ssl.keystore.type=PKCS12
 ssl.keystore.location=$secrets/kafka-keystore.p12

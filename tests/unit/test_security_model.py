@@ -88,6 +88,8 @@ def test_secured_broker_config_enforces_acls(tmp_path: Path, mode: str) -> None:
     assert admin.bootstrap == "127.0.0.1:39000" and admin.ssl_ca_location == security.ca.cert_path
     if mode == "sasl_ssl":
         assert admin.security_protocol == "SASL_SSL" and admin.sasl_username == "sgb-admin"
+        # A rotated password must not leave old sessions producing for ten minutes (issue 20, item 9).
+        assert int(config["connections.max.reauth.ms"]) <= 60_000
         assert security.format_args()[0] == "--add-scram"
     else:
         assert admin.security_protocol == "SSL"
