@@ -49,11 +49,32 @@ def list_cmd(ctx: Context, reason: str | None, limit: int) -> None:
 @dlq.command("replay")
 @click.option("--reason", default=None, help="Only dead letters whose reason contains this text (any case).")
 @click.option("--dry-run", is_flag=True, help="Say what would be replayed; send nothing.")
+@click.option(
+    "--sign-as",
+    default=None,
+    metavar="SIGNER",
+    help="Sign unsigned events again as this agency (police, or police.<org>) with its key here, "
+    "for events a connector published without signing.",
+)
 @pass_context
-def replay(ctx: Context, reason: str | None, dry_run: bool) -> None:
-    """Re-submit dead letters' original payloads to their origin topic, each at most once."""
-    replayer = Replayer(ctx.settings, dry_run=dry_run)
+def replay(ctx: Context, reason: str | None, dry_run: bool, sign_as: str | None) -> None:
+    """Re-submit dead letters' original payloads to their origin topic, each at most once.
+
+    Events that failed provenance because their signature does not match, or their signer may
+    not write there, are never replayed. Unsigned ones are replayed only with --sign-as."""
+    replayer = Replayer(ctx.settings, dry_run=dry_run, sign_as=sign_as)
     plan = replayer.plan(reason)
+    if plan.unsigned:
+        click.echo(
+            f"{plan.unsigned} dead letter(s) are events a connector published unsigned while the filter "
+            "verifies signatures: replaying the same bytes would fail again. Turn SGB_PROVENANCE on "
+            "for that connector, then replay them where its key is with --sign-as AGENCY."
+        )
+    if plan.forged:
+        click.echo(
+            f"{plan.forged} dead letter(s) carry a signature that does not match or a signer that may not "
+            "write there: they are not replayed (a forged or altered message)."
+        )
     if plan.failed_again:
         click.echo(
             f"{plan.failed_again} of these failed again after an earlier replay of the same payload: replaying "

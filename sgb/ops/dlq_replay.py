@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -23,6 +24,8 @@ from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]
 from broker.clients import admin_client, producer
 from broker.exceptions import SgbError
 from broker.logs import get_logger
+from broker.security.provenance import ProvenanceReason, Signer, allowed_signer
+from broker.security.signing_keys import KeyStore
 from broker.settings import Settings
 from schemas.topics import DLQ_TOPIC, REPLAYED_TOPIC
 from sgb.ops.status import DeadLetterView, dead_letters, read_to_end
@@ -46,6 +49,12 @@ class ReplayPlan:
     without_payload: int = 0
     #: Chosen dead letters whose payload failed again after an earlier replay of the same bytes.
     failed_again: int = 0
+    #: Unsigned events (the connector did not sign): the same bytes would fail again.
+    unsigned: int = 0
+    #: Events whose signature does not match or whose signer may not write there: never replayed.
+    forged: int = 0
+    #: Chosen dead letters that are signed again on replay (``sign_as``), by position.
+    resign: set[tuple[int, int]] = field(default_factory=set)
 
     def summary(self) -> str:
         """The passed-over counts as one clause."""
@@ -63,9 +72,20 @@ class Replayer:
         dry_run: plan only; no producer is made and nothing is sent.
     """
 
-    def __init__(self, settings: Settings, *, dry_run: bool = False) -> None:
+    def __init__(self, settings: Settings, *, dry_run: bool = False, sign_as: str | None = None) -> None:
         self.settings = settings
         self._prod: Any = None
+        self.sign_as = sign_as
+        self._signer: Signer | None = None
+        if sign_as is not None:
+            store = KeyStore(settings.keys_dir)
+            if store.active_key_id(sign_as) is None:
+                msg = (
+                    f"There is no signing key for {sign_as} in {settings.keys_dir}: run the replay where that "
+                    "agency's connector keeps its key (the filter must trust it)."
+                )
+                raise SgbError(msg)
+            self._signer = Signer(store, sign_as)
         if not dry_run:
             # Fence any other replay first, so the markers read next cannot change under us.
             self._prod = producer(
@@ -86,6 +106,14 @@ class Replayer:
                 plan.from_source_files += 1
             elif d.payload is None:
                 plan.without_payload += 1
+            elif _code(d.reason) in FORGED:
+                plan.forged += 1
+            elif _code(d.reason) == ProvenanceReason.UNSIGNED:
+                if self.sign_as is not None and allowed_signer(self.sign_as, self._logical(d.origin_topic)):
+                    plan.resign.add((d.partition, d.offset))
+                    plan.chosen.append(d)
+                else:
+                    plan.unsigned += 1
             else:
                 plan.chosen.append(d)
         plan.failed_again = sum(1 for d in plan.chosen if payload_digest(d.payload) in digests)
@@ -97,7 +125,7 @@ class Replayer:
             msg = "A dry run sends nothing."
             raise SgbError(msg)
         try:
-            sent = _send(self.settings, self._prod, plan.chosen)
+            sent = _send(self.settings, self._prod, plan.chosen, self._resign(plan))
         finally:
             self._prod.flush(10)
         get_logger("broker.dlq").info(
@@ -107,6 +135,29 @@ class Replayer:
             count=plan.already,
         )
         return sent
+
+    def _logical(self, topic: str) -> str:
+        prefix = self.settings.topic_prefix
+        return topic[len(prefix) :] if prefix and topic.startswith(prefix) else topic
+
+    def _resign(self, plan: ReplayPlan) -> Callable[[DeadLetterView], list[tuple[str, bytes]]]:
+        """The provenance headers each replayed dead letter carries: its own, or new ones."""
+
+        def headers(d: DeadLetterView) -> list[tuple[str, bytes]]:
+            if self._signer is None or (d.partition, d.offset) not in plan.resign:
+                return list(d.provenance)
+            return self._signer.headers(self._logical(d.origin_topic or ""), d.key, d.payload)
+
+        return headers
+
+
+#: Provenance failures that mean the bytes or their signer are not what they claim: replaying
+#: them would only launder a forgery, so they are never replayed.
+FORGED = frozenset({ProvenanceReason.BAD_SIGNATURE.value, ProvenanceReason.SIGNER_NOT_ALLOWED.value})
+
+
+def _code(reason: str) -> str:
+    return reason.split(":", 1)[0].strip()
 
 
 def replay_markers(settings: Settings) -> tuple[set[str], set[str]]:
@@ -141,7 +192,12 @@ def payload_digest(payload: bytes | None) -> str:
     return hashlib.sha256(payload or b"").hexdigest()
 
 
-def _send(settings: Settings, prod: Any, chosen: list[DeadLetterView]) -> int:
+def _send(
+    settings: Settings,
+    prod: Any,
+    chosen: list[DeadLetterView],
+    provenance: Callable[[DeadLetterView], list[tuple[str, bytes]]],
+) -> int:
     """Re-produce in transactions of up to BATCH, each with the markers of what it re-produced."""
     marker_topic = settings.topic(MARKER_TOPIC)
     dlq_topic = settings.topic(DLQ_TOPIC)
@@ -156,7 +212,7 @@ def _send(settings: Settings, prod: Any, chosen: list[DeadLetterView]) -> int:
                     d.origin_topic,
                     key=d.key,
                     value=d.payload,
-                    headers=[("sgb.replayed_from", where.encode()), *d.provenance],
+                    headers=[("sgb.replayed_from", where.encode()), *provenance(d)],
                 )
                 marker = {
                     "replayed_at": datetime.now(UTC).isoformat(),

@@ -291,3 +291,37 @@ def test_an_event_from_a_key_not_yet_trusted_is_replayed_once_the_key_is_trusted
         assert incident["event_id"] in audited_ids(signed, expect=7, timeout=60)
         counts = running.service.counts
     assert counts["dead_lettered"] == 1 and counts["shared"] >= 1
+
+
+def test_unsigned_events_are_not_replayed_as_they_are_but_can_be_signed_again(
+    signed: Settings, group_id: str
+) -> None:
+    # Issue 20, item 5: before, `dlq replay --reason unsigned` re-sent the same unsigned bytes,
+    # which were dead-lettered again (the dead letters doubled on each replay), and nothing told
+    # the operator what to do.
+    codecs = Codecs(registry_for(signed))
+    incidents = [domestic_abuse_incident() for _ in range(3)]
+    police_in = ingress_topic("POLICE")
+    env = {**sgb_env(signed), "SGB_PROVENANCE": "on"}
+
+    def replay(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "sgb.cli", "dlq", "replay", "--reason", "unsigned", *args]
+        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=False)
+
+    with RunningFilter(signed, group_id=group_id, instance="test"):
+        for incident in incidents:  # a connector that does not sign
+            value, key = codecs.event.encode(incident), (child_key(incident["child"]) or "").encode()
+            produce_raw(signed, police_in, value, key, None)
+        assert len(dead_letters(signed, expect=3)) == 3
+        plain = replay()
+        assert plain.returncode == 0, plain.stderr
+        assert "3 dead letter(s) are events a connector published unsigned" in plain.stdout
+        assert "0 dead letter(s) replayed" in plain.stdout
+        keys(signed).active("police")  # the police connector's key, here and trusted
+        again = replay("--sign-as", "police")
+        assert again.returncode == 0, again.stderr
+        assert "3 dead letter(s) replayed" in again.stdout
+        ids = audited_ids(signed, expect=3 * 7, timeout=60)
+        assert {i["event_id"] for i in incidents} <= ids
+        assert len(read_topic(signed, "sg.dlq.v1", expect=4, timeout=5)) == 3, "no new dead letters"
+        assert "0 dead letter(s) replayed" in replay("--sign-as", "police").stdout, "each at most once"
