@@ -12,7 +12,7 @@ from broker.settings import Settings
 from connectors.exceptions import ConnectorError
 from connectors.registry import SNAPSHOT_AGENCIES
 from connectors.runtime.checkpoint import CheckpointStore, validate_name
-from connectors.runtime.delivery import TransactionalDelivery
+from connectors.runtime.delivery import TransactionalDelivery, committed_checkpoints
 from connectors.runtime.pipeline import FileConnector, Summary
 from connectors.runtime.records import ConnectorParts
 from connectors.runtime.snapshots import SnapshotDelivery, SnapshotMapper, SnapshotStore
@@ -43,6 +43,11 @@ def run_file_connector(
         raise ConnectorError(msg)
     store = CheckpointStore(settings.connector_dir(validate_name(name)))
     store.lock()
+    # A batch Kafka committed just before a kill, whose local checkpoint was never written.
+    for file_id, committed in committed_checkpoints(settings, name).items():
+        local = store.get(file_id)
+        if local is None or (committed.done, committed.complete) > (local.done, local.complete):
+            store.put(file_id, committed)
     delivery: Any = None
     snapshot: SnapshotStore | None = None
     mapper = parts.mapper

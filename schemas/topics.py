@@ -23,6 +23,9 @@ DLQ_TOPIC = "sg.dlq.v1"
 #: Which dead letters have been replayed (compacted, keyed by the dead letter's position).
 REPLAYED_TOPIC = "sg.dlq.replayed.v1"
 SCHEMAS_TOPIC = "sg.schemas.v1"
+#: Where a file connector's checkpoint is committed with each batch, in the same transaction
+#: (compacted, keyed ``<connector name>/<file id>``): what Kafka committed is never re-sent.
+CHECKPOINTS_TOPIC = "sg.checkpoints.v1"
 INGRESS_PREFIX = "sg.ingress."
 DELIVERY_PREFIX = "sg.deliver."
 

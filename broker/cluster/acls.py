@@ -33,6 +33,7 @@ from broker.settings import Settings
 from schemas.topics import (
     AUDIENCES,
     AUDIT_TOPIC,
+    CHECKPOINTS_TOPIC,
     CONSENT_TOPIC,
     DELIVERY_PREFIX,
     DLQ_TOPIC,
@@ -151,6 +152,10 @@ def principals(declaration: TopicDeclaration) -> list[Principal]:
                     *consent,
                     # What a connector cannot map goes to the dead-letter topic with its reason.
                     Acl("topic", DLQ_TOPIC, ("Write", "Describe")),
+                    # File connectors commit their checkpoint in each batch's transaction and read
+                    # it back at start (keys are <connector name>/<file id>: positions, no content).
+                    Acl("topic", CHECKPOINTS_TOPIC, ("Read", "Write", "Describe")),
+                    Acl("group", f"sgb-connector-{agency}", ("Read", "Describe"), "prefix"),
                     schemas_rw,
                     schema_reader,
                     # Transactional ids are sgb-connector-<name>; names start with the agency.

@@ -69,6 +69,14 @@ class ContiguousTracker:
         """Acknowledged records still waiting behind an unacknowledged one."""
         return len(self._acked)
 
+    def after(self, ordinals: list[int]) -> int:
+        """What ``done`` would be once ``ordinals`` are acknowledged too (nothing changes here)."""
+        copy = ContiguousTracker(self.done)
+        copy._acked = set(self._acked)
+        for ordinal in sorted(ordinals):
+            copy.ack(ordinal)
+        return copy.done
+
 
 def validate_name(name: str) -> str:
     """Return ``name`` if it can name a connector (its folder and transactional id), else raise."""

@@ -31,14 +31,15 @@ this one (same transactional id), so two processes can never both publish for on
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException, Message
+from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, Message, TopicPartition
 
-from broker.clients import admin_client, producer
+from broker.clients import admin_client, consumer, producer
 from broker.logs import get_logger
 from broker.settings import Settings
 from broker.wire import dead_letters as deadletter
@@ -46,8 +47,9 @@ from broker.wire.codecs import Codecs
 from broker.wire.envelope import Headers, IngressEnvelope
 from broker.wire.registry import registry_for
 from connectors.exceptions import ConnectorError
+from connectors.runtime.checkpoint import FileProgress
 from connectors.runtime.records import SourceRecord
-from schemas.topics import DLQ_TOPIC, ingress_topic
+from schemas.topics import CHECKPOINTS_TOPIC, DLQ_TOPIC, ingress_topic
 
 log = get_logger("connectors.delivery")
 
@@ -103,11 +105,13 @@ class TransactionalDelivery:
         self.agency = agency.upper()
         self.component = f"connector:{agency.lower()}"
         self.topic = settings.topic(ingress_topic(agency))
+        self.name = name
+        self._checkpoints = settings.topic(CHECKPOINTS_TOPIC)
         self.transactional_id = f"{settings.topic_prefix}sgb-connector-{name}"
         self.codecs = Codecs(registry_for(settings))
         self.should_stop = should_stop
         self.give_up_s = give_up_s
-        check_topics(settings, [self.topic, settings.topic(DLQ_TOPIC)])
+        check_topics(settings, [self.topic, settings.topic(DLQ_TOPIC), self._checkpoints])
         # Registers the schemas before the first transaction; signs with the agency's key when on.
         self._envelope = IngressEnvelope(settings, agency, serde=self.codecs.event)
         self._dead_letters = self.codecs.dead_letter
@@ -170,6 +174,17 @@ class TransactionalDelivery:
         """Records in the open batch."""
         return len(self._batch) + len(self._done)
 
+    def positions(self) -> list[tuple[str, int]]:
+        """The ``(file_id, ordinal)`` of every record in the open batch."""
+        return [(m.file_id, m.ordinal) for m in self._batch if m.file_id] + list(self._done)
+
+    def checkpoint(self, file_id: str, progress: FileProgress) -> None:
+        """Put a file's checkpoint in the open batch's transaction (see :func:`committed_checkpoints`)."""
+        value = json.dumps({"file": progress.file, "done": progress.done, "complete": progress.complete})
+        self._send(
+            _Message(self._checkpoints, f"{self.name}/{file_id}".encode(), value.encode(), None, "", -1)
+        )
+
     def commit(self) -> list[tuple[str, int]]:
         """Commit the open batch and return the ``(file_id, ordinal)`` of every record it made
         durable. Retries while Kafka is unavailable; raises :class:`ConnectorError` if it stays
@@ -199,7 +214,7 @@ class TransactionalDelivery:
             except KafkaException as exc:
                 resend = self._after_failure(exc.args[0], deadline) or resend
         self._open = False
-        done = [(m.file_id, m.ordinal) for m in self._batch] + self._done
+        done = [(m.file_id, m.ordinal) for m in self._batch if m.file_id] + self._done
         self._batch, self._done, self._failures, self._acked = [], [], [], 0
         return done
 
@@ -274,3 +289,45 @@ class TransactionalDelivery:
         self._open = True
         for message in self._batch:
             self._produce(message)
+
+
+def committed_checkpoints(settings: Settings, name: str, timeout: float = 30.0) -> dict[str, FileProgress]:
+    """The checkpoints Kafka committed for connector ``name``, by file id (newest wins).
+
+    Read at start, so that a batch committed just before a kill, whose local checkpoint was
+    never written, is not sent again.
+    """
+    topic = settings.topic(CHECKPOINTS_TOPIC)
+    prefix = f"{name}/".encode()
+    cons = consumer(
+        settings, f"{settings.topic_prefix}sgb-connector-{name}-checkpoints", **{"enable.auto.commit": False}
+    )
+    found: dict[str, FileProgress] = {}
+    try:
+        meta = cons.list_topics(topic, timeout=10).topics.get(topic)
+        if meta is None or meta.error is not None:
+            return found
+        ends: dict[int, int] = {}
+        for partition in meta.partitions:
+            low, high = cons.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+            if high > low:
+                ends[partition] = high
+        cons.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
+        deadline = time.monotonic() + timeout
+        while ends and time.monotonic() < deadline:
+            for msg in cons.consume(1000, timeout=0.5):
+                if msg.error():
+                    continue
+                key = msg.key() or b""
+                if key.startswith(prefix):
+                    with contextlib.suppress(ValueError, TypeError, KeyError, AttributeError):
+                        data = json.loads(msg.value() or b"null")
+                        found[key[len(prefix) :].decode()] = FileProgress(
+                            str(data["file"]), int(data["done"]), bool(data["complete"])
+                        )
+            for tp in cons.position([TopicPartition(topic, p) for p in list(ends)]):
+                if tp.offset >= ends[tp.partition]:
+                    del ends[tp.partition]
+    finally:
+        cons.close()
+    return found

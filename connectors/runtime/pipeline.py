@@ -48,6 +48,10 @@ class Delivery(Protocol):
 
     def skip(self, record: SourceRecord) -> None: ...
 
+    def positions(self) -> list[tuple[str, int]]: ...
+
+    def checkpoint(self, file_id: str, progress: FileProgress) -> None: ...
+
     def commit(self) -> list[tuple[str, int]]: ...
 
     def close(self) -> None: ...
@@ -244,7 +248,18 @@ class FileConnector:
         )
 
     def _commit(self) -> None:
-        """Commit the open batch, then checkpoint every file it touched."""
+        """Commit the open batch, then checkpoint every file it touched.
+
+        The checkpoint each touched file will have once the batch is in goes into the batch's
+        own transaction (``sg.checkpoints.v1``), so a connector killed between Kafka's commit and
+        the local checkpoint resumes from what Kafka committed instead of sending it again.
+        """
+        pending: dict[str, list[int]] = {}
+        for file_id, ordinal in self.delivery.positions():
+            pending.setdefault(file_id, []).append(ordinal)
+        for file_id, ordinals in pending.items():
+            relative, tracker = self._trackers[file_id]
+            self.delivery.checkpoint(file_id, FileProgress(relative, tracker.after(ordinals), False))
         done = self.delivery.commit()
         self._last_commit = time.monotonic()
         touched = set()

@@ -219,6 +219,13 @@ class SnapshotDelivery:
     def skip(self, record: SourceRecord) -> None:
         self.inner.skip(record)
 
+    def positions(self) -> list[tuple[str, int]]:
+        positions: list[tuple[str, int]] = self.inner.positions()
+        return positions
+
+    def checkpoint(self, file_id: str, progress: Any) -> None:
+        self.inner.checkpoint(file_id, progress)
+
     def commit(self) -> list[tuple[str, int]]:
         done = self.inner.commit()
         keys = [k for k in (self._keys.pop(d, None) for d in done) if k is not None]

@@ -129,6 +129,7 @@ def test_a_connector_writes_only_its_own_ingress_topic() -> None:
         ("sg.ingress.police.v1", "literal"),
         ("sg.dlq.v1", "literal"),
         ("sg.schemas.v1", "literal"),
+        ("sg.checkpoints.v1", "literal"),
     }
     assert not any(op == "Read" and name.startswith("sg.ingress.") for op, _, name, _ in police)
 
