@@ -151,6 +151,25 @@ class Settings(BaseSettings):
         """A hub inbox's store of received events."""
         return self.state_dir / "hub" / f"{audience.lower()}.{organisation}.db"
 
+    def as_environment(self) -> dict[str, str]:
+        """The ``SGB_*`` environment variables that give a child process exactly these settings.
+
+        A process that starts another ``sgb`` process (the demo, tests) passes every setting,
+        secrets and security switches included, so the child cannot silently run with less.
+        """
+        env: dict[str, str] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            elif isinstance(value, bool):
+                value = "true" if value else "false"
+            env[f"SGB_{name.upper()}"] = str(value)
+        env["SGB_BOOTSTRAP_SERVERS"] = self.bootstrap
+        return env
+
     def topic(self, name: str) -> str:
         """The physical name of a logical topic (the prefix isolates test runs and environments)."""
         return f"{self.topic_prefix}{name}"
