@@ -60,7 +60,10 @@ def _since(value: str | None) -> datetime | None:
     "--metrics-port",
     type=click.IntRange(0, 65535),
     default=None,
-    help="Serve /metrics, /livez and /readyz on this loopback port.",
+    help="Serve /metrics, /livez and /readyz on this port.",
+)
+@click.option(
+    "--metrics-host", default="127.0.0.1", show_default=True, help="Address the metrics server binds."
 )
 @pass_context
 def subscribe(
@@ -74,6 +77,7 @@ def subscribe(
     idle_exit: float | None,
     max_events: int | None,
     metrics_port: int | None,
+    metrics_host: str,
 ) -> None:
     """Write AUDIENCE ORGANISATION's deliveries to the sink, each exactly once.
 
@@ -90,7 +94,7 @@ def subscribe(
     target = open_sink(sink, subscriber.audience, subscriber.organisation)
     stop = stop_on_signals()
     health = Health("hub")
-    server = start_metrics_server(metrics_port, health) if metrics_port is not None else None
+    server = start_metrics_server(metrics_port, health, metrics_host) if metrics_port is not None else None
     try:
         written = subscriber.run(
             target, stop, since=since_at, idle_timeout=idle_exit, max_events=max_events, health=health
