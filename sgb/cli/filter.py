@@ -27,7 +27,13 @@ def filter_group() -> None:
     "--group", "group_id", default=None, help="Consumer group (default: SGB_TOPIC_PREFIX + sgb-filter)."
 )
 @click.option("--instance", default=None, help="Stable name of this process (default: host name).")
-@click.option("--batch-size", type=click.IntRange(1, 10000), default=500, show_default=True)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, 10000),
+    default=500,
+    show_default=True,
+    help="Most ingress events decided in one Kafka transaction.",
+)
 @click.option(
     "--metrics-port",
     type=click.IntRange(0, 65535),
@@ -48,9 +54,12 @@ def run(
     metrics_host: str,
 ) -> None:
     """Decide, redact, deliver and audit every ingress event until SIGTERM or Ctrl-C."""
+    from consent import policy as policy_module
     from consent.filter.service import FilterService
     from consent.policy import BASELINE
 
+    # A missing or invalid policy stops here with one sentence, before anything connects.
+    policy_module.load(policy_path or BASELINE)
     service = FilterService(
         ctx.settings, policy_path or BASELINE, group_id=group_id, instance=instance, batch_size=batch_size
     )

@@ -111,7 +111,13 @@ def subscribe(
 @hub.command("serve")
 @click.argument("audience")
 @click.argument("organisation")
-@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8080,
+    show_default=True,
+    help="Port the inbox page listens on.",
+)
 @click.option(
     "--host",
     default="127.0.0.1",
@@ -177,6 +183,7 @@ def serve(
         path = Path(target)
     _check_port(host, port)
     feed = InboxFeed(settings, audience, organisation, path, group_id, read_audit=read_audit)
+    feed.check_onboarded()
     app = create_app(
         feed.store, feed.audience, organisation, health=feed.health, rules=rule_descriptions(policy_path)
     )
