@@ -66,8 +66,9 @@ def run(
     stop = stop_on_signals()
     server = None
     if metrics_port is not None:
-        from broker.metrics import start_metrics_server
+        from broker.metrics import start_filter_series, start_metrics_server
 
+        start_filter_series()
         server = start_metrics_server(metrics_port, health=service.health, host=metrics_host)
     try:
         counts = service.run(stop)

@@ -86,7 +86,7 @@ def subscribe(
     """
     from broker.hub.sinks import open_sink
     from broker.hub.subscriber import Subscriber
-    from broker.metrics import start_metrics_server
+    from broker.metrics import start_hub_series, start_metrics_server
     from broker.probes import Health
 
     since_at = _since(since)
@@ -94,6 +94,7 @@ def subscribe(
     target = open_sink(sink, subscriber.audience, subscriber.organisation)
     stop = stop_on_signals()
     health = Health("hub")
+    start_hub_series(subscriber.audience, subscriber.organisation, target.kind)
     server = start_metrics_server(metrics_port, health, metrics_host) if metrics_port is not None else None
     try:
         written = subscriber.run(
