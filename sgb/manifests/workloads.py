@@ -137,6 +137,14 @@ def _pod_spec(
 HEALTH_ARGS = ["--metrics-port", str(HEALTH_PORT), "--metrics-host", "0.0.0.0"]
 
 
+#: Prometheus's scrape annotations, for a Prometheus that discovers pods by annotation.
+SCRAPE = {
+    "prometheus.io/scrape": "true",
+    "prometheus.io/port": str(HEALTH_PORT),
+    "prometheus.io/path": "/metrics",
+}
+
+
 def _http_probes(startup_failures: int | None = None) -> dict[str, Any]:
     """Liveness on ``/livez`` and readiness on ``/readyz`` of the container's ``health`` port."""
     live = {"httpGet": {"path": "/livez", "port": "health"}}
@@ -209,7 +217,7 @@ def filter_resources() -> list[dict[str, Any]]:
             "replicas": 2,
             "podManagementPolicy": "Parallel",
             "selector": {"matchLabels": {"app.kubernetes.io/name": "sgb-filter"}},
-            "template": {"metadata": {"labels": labels}, "spec": pod},
+            "template": {"metadata": {"labels": labels, "annotations": dict(SCRAPE)}, "spec": pod},
             "volumeClaimTemplates": [
                 {
                     "metadata": {"name": "state"},
@@ -249,6 +257,7 @@ def _single(
     probes: dict[str, Any],
     drop_folder: bool = False,
     storage: str = "1Gi",
+    scrape: bool = False,
 ) -> list[dict[str, Any]]:
     """A one-replica Deployment, as Kafka user ``name``, with its own state volume (and a drop
     folder). Recreate, never two at once: a connector's checkpoints and transactional id, a
@@ -278,7 +287,10 @@ def _single(
             "replicas": 1,
             "strategy": {"type": "Recreate"},
             "selector": {"matchLabels": {"app.kubernetes.io/name": name}},
-            "template": {"metadata": {"labels": labels}, "spec": pod},
+            "template": {
+                "metadata": {"labels": labels, **({"annotations": dict(SCRAPE)} if scrape else {})},
+                "spec": pod,
+            },
         },
     }
     return [*claims, deployment]
@@ -341,8 +353,35 @@ def hub_resources(declaration: TopicDeclaration) -> list[dict[str, Any]]:
             args,
             ports=[{"name": "health", "containerPort": HEALTH_PORT}],
             probes=_http_probes(startup_failures=60),
+            scrape=True,
         )
     return out
+
+
+def monitoring_resources() -> list[dict[str, Any]]:
+    """For the Prometheus Operator: a ServiceMonitor for the filter's Service and a PodMonitor for
+    the hubs (one Deployment each, no Service), both scraping ``/metrics`` on the health port."""
+    endpoint = {"port": "health", "path": "/metrics", "interval": "30s"}
+    return [
+        {
+            "apiVersion": "monitoring.coreos.com/v1",
+            "kind": "ServiceMonitor",
+            "metadata": _meta("sgb-filter", _labels("sgb-filter", "filter")),
+            "spec": {
+                "selector": {"matchLabels": {"app.kubernetes.io/name": "sgb-filter"}},
+                "endpoints": [endpoint],
+            },
+        },
+        {
+            "apiVersion": "monitoring.coreos.com/v1",
+            "kind": "PodMonitor",
+            "metadata": _meta("sgb-hubs", {"app.kubernetes.io/component": "hub", **PART_OF}),
+            "spec": {
+                "selector": {"matchLabels": {"app.kubernetes.io/component": "hub", **PART_OF}},
+                "podMetricsEndpoints": [endpoint],
+            },
+        },
+    ]
 
 
 def _policy(name: str, selector: dict[str, str], **rules: Any) -> dict[str, Any]:
