@@ -19,6 +19,7 @@ from pydantic_settings import (
 )
 
 from broker.exceptions import SettingsError
+from schemas.topics import DECLARATION
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
@@ -79,6 +80,11 @@ class Settings(BaseSettings):
     field_encryption: Literal["on", "off"] = Field(
         default="off",
         description="Seal CONFIDENTIAL_ADDRESS and NARRATIVE fields with a per-child key (broker/security/field_encryption).",
+    )
+    topics_file: Path | None = Field(
+        default=None,
+        description="The topic declaration; unset means the one shipped in the package (deploy/topics.yaml "
+        "in the source tree). A command's --file option overrides it.",
     )
     provenance: bool = Field(
         default=False,
@@ -169,6 +175,11 @@ class Settings(BaseSettings):
             env[f"SGB_{name.upper()}"] = str(value)
         env["SGB_BOOTSTRAP_SERVERS"] = self.bootstrap
         return env
+
+    def declaration_file(self, option: Path | None = None) -> Path:
+        """The topic declaration to read: a command's option, else ``SGB_TOPICS_FILE``, else the
+        one shipped in the package."""
+        return option or self.topics_file or DECLARATION
 
     def topic(self, name: str) -> str:
         """The physical name of a logical topic (the prefix isolates test runs and environments)."""

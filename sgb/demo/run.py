@@ -168,7 +168,7 @@ def _run_demo(
     stop = threading.Event()
     thread: threading.Thread | None = None
     try:
-        report = apply(settings, load_declaration())
+        report = apply(settings, load_declaration(settings.declaration_file()))
         echo(
             f"Topics: {len(report.created)} created, {len(report.altered)} changed, "
             f"{len(report.unchanged)} unchanged."

@@ -97,6 +97,19 @@ def test_offline_commands_find_their_files(installed: Path, tmp_path: Path) -> N
     assert evaluate.returncode == 0, evaluate.stderr
     assert {d["audience"] for d in json.loads(evaluate.stdout)["decisions"]} >= {"MASH", "SCHOOL_DSL"}
 
+    # The setting overrides the shipped declaration.
+    moved = tmp_path / "elsewhere.yaml"
+    other = _run(
+        installed,
+        tmp_path,
+        _env(tmp_path, SGB_TOPICS_FILE=str(moved)),
+        "policy",
+        "evaluate",
+        "--event",
+        str(event),
+    )
+    assert other.returncode == 1 and f"Topic declaration {moved} does not exist." in other.stderr
+
     # The jars are cached by the project's own runs; the command must read the shipped Maven file.
     fetch = _run(
         installed, tmp_path, _env(tmp_path, SGB_CACHE_DIR=str(Settings().cache_dir)), "kafka", "fetch"
