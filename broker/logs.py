@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import MutableMapping
-from typing import Any
+from typing import Any, TextIO
 
 import structlog
 
@@ -110,16 +110,18 @@ class DropUnknownKeys:
 _configured = False
 
 
-def configure(level: str = "INFO", fmt: str = "auto") -> None:
+def configure(level: str = "INFO", fmt: str = "auto", stream: TextIO | None = None) -> None:
     """Configure structlog and the standard library once; later calls change only the level.
 
     Args:
         level: minimum level name.
-        fmt: ``json``, ``console``, or ``auto`` (console when stderr is a terminal).
+        fmt: ``json``, ``console``, or ``auto`` (console when the stream is a terminal).
+        stream: where log lines go; standard error by default (the demo names a file).
     """
     global _configured
     numeric = getattr(logging, level)
-    use_console = fmt == "console" or (fmt == "auto" and sys.stderr.isatty())
+    out = stream if stream is not None else sys.stderr
+    use_console = fmt == "console" or (fmt == "auto" and out.isatty())
     renderer: Any = structlog.dev.ConsoleRenderer() if use_console else structlog.processors.JSONRenderer()
     structlog.configure(
         processors=[
@@ -130,7 +132,7 @@ def configure(level: str = "INFO", fmt: str = "auto") -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=out),
         cache_logger_on_first_use=False,
     )
     _configured = True

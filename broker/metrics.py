@@ -11,11 +11,28 @@ the metric objects are exported for the rare caller that needs them directly.
 
 from __future__ import annotations
 
+import platform
 import time
+from importlib import metadata
+from typing import Any
 
-from prometheus_client import Counter, Gauge, Histogram
+from confluent_kafka import KafkaException
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 
 from broker.probes import Health, HealthServer, serve
+from schemas.vocabulary import Agency, Audience, Outcome, Reason
+
+
+def _version() -> str:
+    try:
+        return metadata.version("sgb")
+    except metadata.PackageNotFoundError:  # a source tree that was never installed
+        return "unknown"
+
+
+# -- every process --------------------------------------------------------------------------
+BUILD_INFO = Gauge("sgb_build_info", "The running sgb build (always 1).", ["version", "python"])
+BUILD_INFO.labels(_version(), platform.python_version()).set(1)
 
 # -- the filter ---------------------------------------------------------------------------
 DECISIONS = Counter(
@@ -24,12 +41,22 @@ DECISIONS = Counter(
     ["audience", "outcome", "reason"],
 )
 FILTER_EVENTS = Counter("sgb_filter_events_total", "Ingress events the filter processed.", ["agency"])
+# The filter's series without labels would be exported by every process that imports this
+# module; they join the registry only when the filter starts (start_filter_series).
 FILTER_BATCH_SECONDS = Histogram(
     "sgb_filter_batch_seconds",
     "Time to decide, deliver and commit one batch (one Kafka transaction).",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+    registry=None,
 )
-FILTER_ABORTED = Counter("sgb_filter_transactions_aborted_total", "Filter transactions aborted and retried.")
+FILTER_ABORTED = Counter(
+    "sgb_filter_transactions_aborted_total", "Filter transactions aborted and retried.", registry=None
+)
+FILTER_LAG = Gauge(
+    "sgb_filter_lag_messages",
+    "Ingress messages the filter has not yet decided (offsets behind the end, commit markers included).",
+    ["topic"],
+)
 
 # -- everyone that dead-letters -----------------------------------------------------------
 DEAD_LETTERS = Counter("sgb_dead_letters_total", "Records sent to the dead-letter topic.", ["component"])
@@ -73,6 +100,62 @@ LAST_PROGRESS = Gauge(
     "Unix time at which the component last completed a unit of work.",
     ["component"],
 )
+
+
+_filter_registered = False
+
+
+def start_filter_series() -> None:
+    """Export the filter's series, every known label at zero, so dashboards and rate() see a
+    series from the first scrape instead of after the first event of each kind."""
+    global _filter_registered
+    if not _filter_registered:
+        REGISTRY.register(FILTER_BATCH_SECONDS)
+        REGISTRY.register(FILTER_ABORTED)
+        _filter_registered = True
+    for audience in Audience:
+        DECISIONS.labels(audience.value, Outcome.SHARE.value, Reason.GRANTED.value)
+        for reason in Reason:
+            if reason is not Reason.GRANTED:
+                DECISIONS.labels(audience.value, Outcome.WITHHOLD.value, reason.value)
+    for agency in Agency:
+        FILTER_EVENTS.labels(agency.value)
+    DEAD_LETTERS.labels("filter")
+
+
+def start_connector_series(agency: str, component: str) -> None:
+    """A connector's series at zero for every outcome (``component`` as it dead-letters)."""
+    for outcome in ("published", "dead_lettered", "skipped"):
+        CONNECTOR_RECORDS.labels(agency, outcome)
+    DEAD_LETTERS.labels(component)
+
+
+def start_hub_series(audience: str, organisation: str, sink: str) -> None:
+    """A hub's series at zero."""
+    for counter in (HUB_WRITTEN, HUB_DUPLICATES, HUB_FAILURES):
+        counter.labels(audience, organisation, sink)
+    HUB_LAG.labels(audience, organisation)
+
+
+def consumer_lag(cons: Any) -> dict[str, int] | None:
+    """Per topic, offsets between a consumer's position and the end of its assigned partitions
+    (from the watermarks its fetches last saw); None while they are unknown."""
+    try:
+        lag: dict[str, int] = {}
+        for tp in cons.position(cons.assignment()):
+            low, high = cons.get_watermark_offsets(tp, cached=True)
+            if high < 0:
+                return None
+            lag[tp.topic] = lag.get(tp.topic, 0) + max(0, high - (tp.offset if tp.offset >= 0 else low))
+        return lag
+    except KafkaException:
+        return None
+
+
+def set_filter_lag(cons: Any) -> None:
+    """Set ``sgb_filter_lag_messages`` per ingress topic from the filter's consumer."""
+    for topic, lag in (consumer_lag(cons) or {}).items():
+        FILTER_LAG.labels(topic).set(lag)
 
 
 def record_decision(audience: str, outcome: str, reason: str | None) -> None:
@@ -142,6 +225,7 @@ def start_metrics_server(port: int, health: Health | None = None, host: str = "1
 
 
 __all__ = [
+    "consumer_lag",
     "progress",
     "record_aborted_transaction",
     "record_connector",
@@ -150,6 +234,10 @@ __all__ = [
     "record_filter_batch",
     "record_hub_failure",
     "record_hub_write",
+    "set_filter_lag",
     "set_hub_lag",
+    "start_connector_series",
+    "start_filter_series",
+    "start_hub_series",
     "start_metrics_server",
 ]

@@ -19,6 +19,7 @@ from pydantic_settings import (
 )
 
 from broker.exceptions import SettingsError
+from schemas.topics import DECLARATION
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
@@ -79,6 +80,11 @@ class Settings(BaseSettings):
     field_encryption: Literal["on", "off"] = Field(
         default="off",
         description="Seal CONFIDENTIAL_ADDRESS and NARRATIVE fields with a per-child key (broker/security/field_encryption).",
+    )
+    topics_file: Path | None = Field(
+        default=None,
+        description="The topic declaration; unset means the one shipped in the package (deploy/topics.yaml "
+        "in the source tree). A command's --file option overrides it.",
     )
     provenance: bool = Field(
         default=False,
@@ -150,6 +156,30 @@ class Settings(BaseSettings):
     def hub_store(self, audience: str, organisation: str) -> Path:
         """A hub inbox's store of received events."""
         return self.state_dir / "hub" / f"{audience.lower()}.{organisation}.db"
+
+    def as_environment(self) -> dict[str, str]:
+        """The ``SGB_*`` environment variables that give a child process exactly these settings.
+
+        A process that starts another ``sgb`` process (the demo, tests) passes every setting,
+        secrets and security switches included, so the child cannot silently run with less.
+        """
+        env: dict[str, str] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            elif isinstance(value, bool):
+                value = "true" if value else "false"
+            env[f"SGB_{name.upper()}"] = str(value)
+        env["SGB_BOOTSTRAP_SERVERS"] = self.bootstrap
+        return env
+
+    def declaration_file(self, option: Path | None = None) -> Path:
+        """The topic declaration to read: a command's option, else ``SGB_TOPICS_FILE``, else the
+        one shipped in the package."""
+        return option or self.topics_file or DECLARATION
 
     def topic(self, name: str) -> str:
         """The physical name of a logical topic (the prefix isolates test runs and environments)."""

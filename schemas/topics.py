@@ -56,7 +56,9 @@ def delivery_topic(audience: str, organisation: str) -> str:
     return f"{DELIVERY_PREFIX}{str(audience).lower()}.{organisation}.v1"
 
 
-DECLARATION = Path(__file__).resolve().parents[1] / "deploy" / "topics.yaml"
+#: The declaration shipped inside the package (``schemas/topics.yaml``, a link to
+#: ``deploy/topics.yaml`` in the source tree, so an installed wheel has it too).
+DECLARATION = Path(__file__).resolve().parent / "topics.yaml"
 
 
 class TopicSpec(BaseModel):

@@ -19,8 +19,9 @@ from broker.settings import Settings
 
 log = get_logger("broker.kafka")
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-POM = REPO_ROOT / "deploy" / "kafka" / "pom.xml"
+#: The Maven file shipped inside the package (``broker/cluster/kafka-pom.xml``, a link to
+#: ``deploy/kafka/pom.xml`` in the source tree, so an installed wheel can fetch the jars).
+POM = Path(__file__).resolve().parent / "kafka-pom.xml"
 
 
 def kafka_version(pom: Path = POM) -> str:

@@ -169,17 +169,8 @@ class Subscriber:
             )
 
     def _lag(self, cons: Any) -> int | None:
-        try:
-            assignment = cons.assignment()
-            lag = 0
-            for tp in cons.position(assignment):
-                low, high = cons.get_watermark_offsets(tp, cached=True)
-                if high < 0:
-                    return None
-                lag += max(0, high - (tp.offset if tp.offset >= 0 else low))
-            return lag
-        except KafkaException:
-            return None
+        by_topic = metrics.consumer_lag(cons)
+        return None if by_topic is None else sum(by_topic.values())
 
     # -- the embedding API -----------------------------------------------------------------
     def events(

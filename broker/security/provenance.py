@@ -9,7 +9,9 @@ What is signed: a domain tag, the *logical* topic (without ``SGB_TOPIC_PREFIX``)
 message key and the exact value bytes, each length-prefixed. Signing the topic means a
 correctly signed message copied to another topic (a police event replayed onto health
 ingress, a delivery copied to another school's topic) no longer verifies. The headers are
-``sgb.key_id`` (ASCII) and ``sgb.signature`` (64 raw bytes).
+``sgb.key_id`` (ASCII) and ``sgb.signature`` (the 64-byte signature in standard base64, 88
+ASCII characters, readable in kcat and Kafka UIs; the 64 raw bytes of earlier releases are
+still accepted for one release).
 
 Which signer may write which topic: ``sg.ingress.<agency>.v1`` only the agency's own
 signers (``police`` or ``police.<organisation>``); ``sg.deliver.*`` only ``filter``.
@@ -20,6 +22,8 @@ one is retired.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -37,6 +41,7 @@ from schemas.topics import DELIVERY_PREFIX, INGRESS_PREFIX
 
 KEY_ID_HEADER = "sgb.key_id"
 SIGNATURE_HEADER = "sgb.signature"
+RAW_SIGNATURE_SIZE = 64  # Ed25519
 DOMAIN = b"sgb.provenance.v1"
 
 Headers = Sequence[tuple[str, Any]] | Mapping[str, Any] | None
@@ -144,7 +149,19 @@ class Signer:
         self._refresh()
         assert self._key is not None
         signature = self._key.sign(signed_bytes(topic, key, value))
-        return [(KEY_ID_HEADER, self._key_id_bytes), (SIGNATURE_HEADER, signature)]
+        return [(KEY_ID_HEADER, self._key_id_bytes), (SIGNATURE_HEADER, base64.b64encode(signature))]
+
+
+def signature_bytes(header: bytes) -> bytes | None:
+    """The raw signature in an ``sgb.signature`` header: base64 text, or (until the next release)
+    the 64 raw bytes earlier releases wrote; None when it is neither."""
+    if len(header) == RAW_SIGNATURE_SIZE:
+        return header
+    try:
+        raw = base64.b64decode(header, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return raw if len(raw) == RAW_SIGNATURE_SIZE else None
 
 
 class Verifier:
@@ -215,8 +232,11 @@ class Verifier:
             return Rejection(ProvenanceReason.RETIRED_KEY, key_id)
         if not allowed_signer(entry.signer, topic):
             return Rejection(ProvenanceReason.SIGNER_NOT_ALLOWED, key_id)
+        raw = signature_bytes(signature)
+        if raw is None:
+            return Rejection(ProvenanceReason.BAD_SIGNATURE, key_id)
         try:
-            public.verify(signature, signed_bytes(topic, key, value))
+            public.verify(raw, signed_bytes(topic, key, value))
         except (InvalidSignature, ValueError):
             return Rejection(ProvenanceReason.BAD_SIGNATURE, key_id)
         return None

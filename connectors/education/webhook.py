@@ -217,9 +217,12 @@ class ConcernWebhook:
         self.counts["received"] += 1
         auth = request.headers.get("authorization", "")
         scheme, _, token = auth.partition(" ")
-        urn = self.tokens.school(token.strip()) if scheme.lower() == "bearer" else None
+        offered = token.strip() if scheme.lower() == "bearer" else ""
+        urn = self.tokens.school(offered) if offered else None
         if urn is None:
             self.counts["unauthorised"] += 1
+            if offered:  # a token was sent: say it is not accepted, not that none was sent
+                return _problem(401, "The bearer token is not a school's current token for this webhook.")
             return _problem(401, "A school's bearer token is required (Authorization: Bearer <token>).")
         body = await _body_within(request, MAX_BODY)
         if body is None:

@@ -344,6 +344,7 @@ class FilterService:
         self._store.commit(self._state.positions)
         self.counts["batches"] += 1
         metrics.record_filter_batch(time.monotonic() - began, dict(self._batch_agencies))
+        metrics.set_filter_lag(self._consumer)
         for (audience, outcome, reason), count in self._batch_decisions.items():
             metrics.DECISIONS.labels(audience, outcome, reason).inc(count)
         if self._batch_dead:

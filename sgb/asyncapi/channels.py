@@ -41,12 +41,60 @@ from sgb.asyncapi.common import (
 )
 
 
+def _signing_headers(signer: str) -> dict[str, Any]:
+    """The provenance headers (broker/security/provenance.py), present when SGB_PROVENANCE is on."""
+    return {
+        "sgb.key_id": {
+            "type": "string",
+            "contentEncoding": "7bit",
+            "description": f"ASCII: the id of the Ed25519 key that signed the record ({signer}).",
+        },
+        "sgb.signature": {
+            "type": "string",
+            "contentEncoding": "base64",
+            "description": "The Ed25519 signature (64 bytes) in standard base64, 88 ASCII characters, "
+            "over a domain tag, the logical topic, the key and the exact value bytes. Readers accept "
+            "the 64 raw bytes earlier releases wrote, for one release.",
+        },
+    }
+
+
 def _messages() -> dict[str, Any]:
+    ingress_headers = {
+        "type": "object",
+        "description": "Kafka record headers set by the connector. With provenance on (SGB_PROVENANCE) "
+        "both are required: the filter dead-letters an unsigned or badly signed event.",
+        "properties": _signing_headers("the agency's connector"),
+    }
     delivered_headers = {
         "type": "object",
-        "description": "Kafka record headers (UTF-8 strings) set by the filter on every delivery.",
-        "required": ["sgb.event_id", "sgb.policy_version"],
+        "description": "Kafka record headers (UTF-8 strings unless said otherwise) set by the filter on "
+        "every delivery: the event and the decision behind it, so a hub can show why it received "
+        "the event without reading the audit topic.",
+        "required": ["sgb.event_id", "sgb.policy_version", "sgb.rule", "sgb.reason"],
         "properties": {
+            "sgb.rule": {
+                "type": "string",
+                "contentEncoding": "8bit",
+                "description": "UTF-8: the id of the policy rule that granted the delivery.",
+            },
+            "sgb.reason": {
+                "type": "string",
+                "contentEncoding": "8bit",
+                "description": "UTF-8: the decision's reason (`granted` for a delivery).",
+            },
+            "sgb.lawful_basis": {
+                "type": "string",
+                "contentEncoding": "8bit",
+                "description": "UTF-8: the lawful basis the rule names; absent when it names none.",
+            },
+            "sgb.consent_state": {
+                "type": "string",
+                "contentEncoding": "8bit",
+                "description": "UTF-8: the child's consent state the decision used; absent when consent "
+                "played no part.",
+            },
+            **_signing_headers("the filter"),
             "sgb.event_id": {
                 "type": "string",
                 "description": "The event id, the same as the payload's "
@@ -107,6 +155,7 @@ def _messages() -> dict[str, Any]:
             "description": "The envelope with one details branch per event type. On an ingress topic the "
             "event is complete; it is never read by anyone but the filter.",
             "contentType": AVRO_CONTENT_TYPE,
+            "headers": ingress_headers,
             "payload": _avro_payload("SafeguardingEvent"),
             "bindings": _message_binding("ChildKey"),
         },

@@ -7,16 +7,15 @@ from pathlib import Path
 import click
 
 from broker.cluster.credentials import issue, states
-from schemas.topics import DECLARATION, load_declaration
+from schemas.topics import load_declaration
 from sgb.cli.root import Context, pass_context
 
 _FILE = click.option(
     "--file",
     "path",
     type=click.Path(path_type=Path),
-    default=DECLARATION,
-    show_default=True,
-    help="The declaration the principals follow from.",
+    default=None,
+    help="The declaration the principals follow from (default: SGB_TOPICS_FILE, else the one shipped with sgb).",
 )
 
 
@@ -29,9 +28,9 @@ def credentials() -> None:
 @click.argument("principal")
 @_FILE
 @pass_context
-def create(ctx: Context, principal: str, path: Path) -> None:
+def create(ctx: Context, principal: str, path: Path | None) -> None:
     """Create PRINCIPAL's credential (SCRAM password or client certificate) and its settings file."""
-    written = issue(ctx.settings, principal, load_declaration(path))
+    written = issue(ctx.settings, principal, load_declaration(ctx.settings.declaration_file(path)))
     click.echo(
         f"Created the credential of {principal}; its client settings: {written} "
         f"(run its process with --config {written})."
@@ -42,18 +41,20 @@ def create(ctx: Context, principal: str, path: Path) -> None:
 @click.argument("principal")
 @_FILE
 @pass_context
-def rotate(ctx: Context, principal: str, path: Path) -> None:
+def rotate(ctx: Context, principal: str, path: Path | None) -> None:
     """Replace PRINCIPAL's credential; a rotated SCRAM password is refused from now on."""
-    written = issue(ctx.settings, principal, load_declaration(path), rotate=True)
+    written = issue(
+        ctx.settings, principal, load_declaration(ctx.settings.declaration_file(path)), rotate=True
+    )
     click.echo(f"Rotated the credential of {principal}; restart its process with {written}.")
 
 
 @credentials.command("list")
 @_FILE
 @pass_context
-def list_cmd(ctx: Context, path: Path) -> None:
+def list_cmd(ctx: Context, path: Path | None) -> None:
     """Every declared principal, its role, and whether it has a credential."""
-    for state in states(ctx.settings, load_declaration(path)):
+    for state in states(ctx.settings, load_declaration(ctx.settings.declaration_file(path))):
         cluster = (
             ""
             if state.on_cluster is None

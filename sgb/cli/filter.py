@@ -28,7 +28,13 @@ def filter_group() -> None:
     "--group", "group_id", default=None, help="Consumer group (default: SGB_TOPIC_PREFIX + sgb-filter)."
 )
 @click.option("--instance", default=None, help="Stable name of this process (default: host name).")
-@click.option("--batch-size", type=click.IntRange(1, 10000), default=500, show_default=True)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, 10000),
+    default=500,
+    show_default=True,
+    help="Most ingress events decided in one Kafka transaction.",
+)
 @click.option(
     "--metrics-port",
     type=click.IntRange(0, 65535),
@@ -61,8 +67,9 @@ def run(
     service = FilterService(ctx.settings, path, group_id=group_id, instance=instance, batch_size=batch_size)
     server = None
     if metrics_port is not None:
-        from broker.metrics import start_metrics_server
+        from broker.metrics import start_filter_series, start_metrics_server
 
+        start_filter_series()
         server = start_metrics_server(metrics_port, health=service.health, host=metrics_host)
     try:
         counts = service.run(stop)

@@ -60,7 +60,10 @@ def _since(value: str | None) -> datetime | None:
     "--metrics-port",
     type=click.IntRange(0, 65535),
     default=None,
-    help="Serve /metrics, /livez and /readyz on this loopback port.",
+    help="Serve /metrics, /livez and /readyz on this port.",
+)
+@click.option(
+    "--metrics-host", default="127.0.0.1", show_default=True, help="Address the metrics server binds."
 )
 @pass_context
 def subscribe(
@@ -74,6 +77,7 @@ def subscribe(
     idle_exit: float | None,
     max_events: int | None,
     metrics_port: int | None,
+    metrics_host: str,
 ) -> None:
     """Write AUDIENCE ORGANISATION's deliveries to the sink, each exactly once.
 
@@ -82,7 +86,7 @@ def subscribe(
     """
     from broker.hub.sinks import open_sink
     from broker.hub.subscriber import Subscriber
-    from broker.metrics import start_metrics_server
+    from broker.metrics import start_hub_series, start_metrics_server
     from broker.probes import Health
 
     since_at = _since(since)
@@ -90,7 +94,8 @@ def subscribe(
     target = open_sink(sink, subscriber.audience, subscriber.organisation)
     stop = stop_on_signals()
     health = Health("hub")
-    server = start_metrics_server(metrics_port, health) if metrics_port is not None else None
+    start_hub_series(subscriber.audience, subscriber.organisation, target.kind)
+    server = start_metrics_server(metrics_port, health, metrics_host) if metrics_port is not None else None
     try:
         written = subscriber.run(
             target, stop, since=since_at, idle_timeout=idle_exit, max_events=max_events, health=health
@@ -107,7 +112,13 @@ def subscribe(
 @hub.command("serve")
 @click.argument("audience")
 @click.argument("organisation")
-@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8080,
+    show_default=True,
+    help="Port the inbox page listens on.",
+)
 @click.option(
     "--host",
     default="127.0.0.1",
@@ -173,6 +184,7 @@ def serve(
         path = Path(target)
     _check_port(host, port)
     feed = InboxFeed(settings, audience, organisation, path, group_id, read_audit=read_audit)
+    feed.check_onboarded()
     app = create_app(
         feed.store, feed.audience, organisation, health=feed.health, rules=rule_descriptions(policy_path)
     )

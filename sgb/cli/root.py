@@ -45,10 +45,12 @@ def cli(ctx: click.Context, config: Path | None) -> None:
     operator:    sgb kafka start [--brokers 3] [--security sasl_ssl|mtls]|stop|status, sgb topics apply,
                  sgb credentials create|rotate|list, sgb filter run, sgb status, sgb dlq list|replay,
                  sgb audit verify, sgb erase --child KEY, sgb deploy k8s --output DIR
-    agency:      sgb connector run <agency> --source ...
+    agency:      sgb connector run <agency> --source ..., sgb connector serve-webhook --tokens FILE,
+                 sgb connector school-token add <urn> --tokens FILE
     hub:         sgb hub subscribe <audience> <org> --sink KIND:TARGET, sgb hub serve <audience> <org>
     security:    sgb keys list|rotate|activate|retire|export|trust (SGB_PROVENANCE=on)
-    governance:  sgb policy check, sgb policy evaluate --event FILE [--state FILE], sgb schemas check
+    governance:  sgb policy check, sgb policy evaluate --event FILE [--state FILE], sgb schemas check,
+                 sgb schemas register [--registry-url URL], sgb schemas asyncapi [--output FILE]
     everyone:    sgb demo, sgb simulate
     """
     ctx.obj = Context(config)

@@ -30,9 +30,16 @@ def render(status: object) -> str:
     assert isinstance(status, Status)
     out = [f"sgb status at {status.generated_at}", ""]
     shown = [t for t in status.topics if t.end_offset]
-    out.append("Topics (end offset: records ever written; retained: still on the topic)")
-    rows = [(t.topic, t.partitions, t.end_offset, t.retained) for t in shown]
-    out += table(("topic", "partitions", "end offset", "retained"), rows) if rows else ["  (all empty)"]
+    out.append(
+        "Topics (records: what a reader gets, transaction markers left out, '~' an upper bound; "
+        "end offset and retained count Kafka's offsets, markers included)"
+    )
+    rows = [
+        (t.topic, t.partitions, t.records if t.exact else f"~{t.records}", t.end_offset, t.retained)
+        for t in shown
+    ]
+    headers = ("topic", "partitions", "records", "end offset", "retained")
+    out += table(headers, rows) if rows else ["  (all empty)"]
     if len(shown) < len(status.topics):
         out.append(f"  {len(status.topics) - len(shown)} empty topic(s) not shown.")
     out += ["", "Consumer lag (records a read_committed reader has still to read; '~' is an upper bound)"]
@@ -45,7 +52,7 @@ def render(status: object) -> str:
         out.append("  (no consumer group has committed offsets on these topics)")
     if status.unread:
         out += ["", "Delivery topics no hub has read yet"]
-        out += table(("topic", "retained"), sorted(status.unread.items()))
+        out += table(("topic", "records"), sorted(status.unread.items()))
     out += ["", "Dead letters by reason"]
     if status.dead_letters:
         out += table(

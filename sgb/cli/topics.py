@@ -9,7 +9,7 @@ import click
 
 from broker.cluster.acls import AclReport, apply_acls
 from broker.cluster.topics import apply
-from schemas.topics import DECLARATION, load_declaration
+from schemas.topics import load_declaration
 from sgb.cli.root import Context, pass_context
 
 
@@ -23,9 +23,8 @@ def topics() -> None:
     "--file",
     "path",
     type=click.Path(path_type=Path),
-    default=DECLARATION,
-    show_default=True,
-    help="The topic declaration.",
+    default=None,
+    help="The topic declaration (default: SGB_TOPICS_FILE, else the one shipped with sgb).",
 )
 @click.option("--dry-run", is_flag=True, help="Report what would change without changing it.")
 @click.option(
@@ -35,11 +34,11 @@ def topics() -> None:
 )
 @click.option("--prune", is_flag=True, help="Also delete ACLs the declaration does not have.")
 @pass_context
-def apply_cmd(ctx: Context, path: Path, dry_run: bool, check: bool, prune: bool) -> None:
+def apply_cmd(ctx: Context, path: Path | None, dry_run: bool, check: bool, prune: bool) -> None:
     """Create missing topics and change what differs; with an authorizer, create the declared ACLs
     and report those present but not declared. Running it twice changes nothing."""
     dry_run = dry_run or check
-    declaration = load_declaration(path)
+    declaration = load_declaration(ctx.settings.declaration_file(path))
     report = apply(ctx.settings, declaration, dry_run=dry_run)
     verb = "would create" if dry_run else "created"
     for name in report.created:

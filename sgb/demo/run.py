@@ -12,23 +12,26 @@ import tempfile
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from confluent_kafka import KafkaException
 
-from broker.clients import consumer, flush_or_raise, producer
+from broker.clients import admin_client, consumer, flush_or_raise, producer
 from broker.cluster.local_kafka import LocalKafka
 from broker.cluster.topics import apply
 from broker.exceptions import SgbError
+from broker.logs import configure
 from broker.settings import Settings
 from broker.wire.codecs import Codecs
 from broker.wire.registry import registry_for
 from schemas.child_keys import consent_key
 from schemas.identifiers import synthetic_nhs_number
 from schemas.topics import AUDIT_TOPIC, CONSENT_TOPIC, load_declaration
+from sgb.ops.status import committed_offsets, dead_letter_counts, dead_letters, group_lags, partition_ends
 
 Echo = Callable[[str], None]
 
@@ -116,15 +119,42 @@ def demo_events(rng: random.Random, now: datetime) -> list[dict[str, Any]]:
     return events
 
 
-def run_demo(settings: Settings, echo: Echo, timeout: float = 90.0) -> dict[str, list[dict[str, Any]]]:
-    """Run the demo; returns what each delivery topic received, by topic."""
+def default_log_file(settings: Settings) -> Path:
+    """Where the demo writes the log lines of every process it runs."""
+    return settings.state_dir / "demo" / "demo.log"
+
+
+def run_demo(
+    settings: Settings, echo: Echo, timeout: float = 90.0, log_file: Path | None = None
+) -> dict[str, list[dict[str, Any]]]:
+    """Run the demo; returns what each delivery topic received, by topic.
+
+    Raises:
+        SgbError: when a step fails, or when anything other than the one deliberately bad
+            police row reached the dead-letter topic.
+    """
+    log_file = log_file or default_log_file(settings)
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with log_file.open("a", encoding="utf-8") as logs:
+        configure(settings.log_level, "json", stream=logs)
+        echo(f"Log lines of every process the demo runs go to {log_file}.")
+        try:
+            return _run_demo(settings, echo, timeout, logs)
+        finally:
+            configure(settings.log_level, settings.log_format)
+
+
+def _run_demo(
+    settings: Settings, echo: Echo, timeout: float, logs: TextIO
+) -> dict[str, list[dict[str, Any]]]:
     from connectors.runtime.publisher import EventPublisher
     from consent.filter.service import FilterService
 
     # Every event is signed by its connector and every delivery by the filter, and narrative
     # and confidential addresses are sealed per child from the connector onwards; the hubs'
-    # view below opens them, as a hub does.
+    # view below opens them, as a hub does. Every process the demo starts gets these settings.
     settings = settings.model_copy(update={"field_encryption": "on", "provenance": True})
+    began_at = datetime.now(UTC) - timedelta(seconds=1)
     broker = LocalKafka(settings)
     started_broker = False
     if settings.bootstrap_servers is None:
@@ -138,7 +168,7 @@ def run_demo(settings: Settings, echo: Echo, timeout: float = 90.0) -> dict[str,
     stop = threading.Event()
     thread: threading.Thread | None = None
     try:
-        report = apply(settings, load_declaration())
+        report = apply(settings, load_declaration(settings.declaration_file()))
         echo(
             f"Topics: {len(report.created)} created, {len(report.altered)} changed, "
             f"{len(report.unchanged)} unchanged."
@@ -173,12 +203,13 @@ def run_demo(settings: Settings, echo: Echo, timeout: float = 90.0) -> dict[str,
         from sgb.demo.sources import run_file_connectors, run_mllp, run_school_and_la
 
         with tempfile.TemporaryDirectory(prefix="sgb-demo-") as work:
-            run_file_connectors(settings, Path(work), echo, rng)
-            run_mllp(settings, echo, rng)
-            run_school_and_la(settings, Path(work), echo, rng)
+            run_file_connectors(settings, Path(work), echo, rng, logs)
+            run_mllp(settings, echo, rng, logs)
+            run_school_and_la(settings, Path(work), echo, rng, logs)
         mix = _simulated_mix(settings, echo)
         ids = {e["event_id"] for e in events} | {e["event_id"] for e in mix}
         received = _collect(settings, ids, len(ids) * 7, timeout)
+        _check_dead_letters(settings, echo, began_at, timeout)
         first = {e["event_id"] for e in events}
         _print_tables(
             echo,
@@ -202,6 +233,46 @@ def run_demo(settings: Settings, echo: Echo, timeout: float = 90.0) -> dict[str,
         if started_broker:
             broker.stop()
             echo("Stopped the Kafka broker the demo started.")
+
+
+#: The one dead letter the demo makes on purpose: row 5 of the police export is bad.
+EXPECTED_DEAD_LETTERS = {"connector:police": 1}
+
+
+def _check_dead_letters(settings: Settings, echo: Echo, began_at: datetime, timeout: float) -> None:
+    """Once the filter has read every ingress record, list this run's dead letters; fail on any
+    the demo did not make on purpose (an unsigned or undecodable event is a lost record)."""
+    wait_for_filter(settings, "sgb-demo-filter", timeout)
+    letters = [d for d in dead_letters(settings) if d.failed_at >= began_at]
+    by_component = Counter(d.component for d in letters)
+    echo("")
+    echo(f"Dead letters this run: {len(letters)}")
+    for count in dead_letter_counts(iter(letters)):
+        echo(f"  {count.component}: {count.count} ({count.reason})")
+    unexpected = {
+        component: n - EXPECTED_DEAD_LETTERS.get(component, 0)
+        for component, n in by_component.items()
+        if n > EXPECTED_DEAD_LETTERS.get(component, 0)
+    }
+    if unexpected:
+        listed = ", ".join(f"{n} from {component}" for component, n in sorted(unexpected.items()))
+        msg = f"The demo found unexpected dead letters ({listed}); `sgb dlq list` shows why."
+        raise SgbError(msg)
+
+
+def wait_for_filter(settings: Settings, group: str, timeout: float) -> None:
+    """Wait until ``group`` has no lag on any ingress topic (every connector's record decided)."""
+    admin = admin_client(settings)
+    deadline = time.monotonic() + timeout
+    while True:
+        lags = group_lags(settings, partition_ends(settings, admin), committed_offsets(settings, admin))
+        behind = sum(lag.lag for lag in lags if lag.group == group and lag.role == "filter")
+        if behind == 0:
+            return
+        if time.monotonic() > deadline:
+            msg = f"The filter still had {behind} ingress record(s) to decide after {timeout:.0f} s."
+            raise SgbError(msg)
+        time.sleep(1)
 
 
 def _simulated_mix(settings: Settings, echo: Echo, count: int = 140) -> list[dict[str, Any]]:

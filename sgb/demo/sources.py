@@ -11,45 +11,43 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TextIO
 
+import connectors
 from broker.exceptions import SgbError
 from broker.settings import Settings
 
 Echo = Callable[[str], None]
-REPO = Path(__file__).resolve().parents[2]
-MAPPINGS = REPO / "connectors" / "mappings"
+MAPPINGS = Path(connectors.__file__).resolve().parent / "mappings"  # package data
 START, END = b"\x0b", b"\x1c\x0d"
 
 
 def _env(settings: Settings) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        {
-            "SGB_BOOTSTRAP_SERVERS": settings.bootstrap,
-            "SGB_TOPIC_PREFIX": settings.topic_prefix,
-            "SGB_STATE_DIR": str(settings.state_dir),
-            "SGB_LOG_FORMAT": "json",
-        }
-    )
+    """Every setting of the demo (provenance and field encryption included) for a child process."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SGB_") or k == "SGB_CONFIG"}
+    env.update(settings.as_environment())
+    env["SGB_LOG_FORMAT"] = "json"
     return env
 
 
-def _sgb(settings: Settings, *args: str) -> str:
+def _sgb(settings: Settings, logs: TextIO, *args: str) -> str:
+    logs.flush()
     result = subprocess.run(
         [sys.executable, "-m", "sgb.cli", *args],
         env=_env(settings),
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=logs,
         text=True,
         timeout=300,
         check=False,
     )
     if result.returncode not in (0, 1):
-        msg = f"`sgb {args[0]} {args[1]}` failed: {result.stderr.strip().splitlines()[-1:]}"
+        msg = f"`sgb {args[0]} {args[1]}` failed (exit {result.returncode}); see the demo's log file."
         raise SgbError(msg)
     return "\n  ".join(line for line in result.stdout.strip().splitlines() if line.strip())
 
 
-def run_file_connectors(settings: Settings, work: Path, echo: Echo, rng: random.Random) -> None:
+def run_file_connectors(settings: Settings, work: Path, echo: Echo, rng: random.Random, logs: TextIO) -> None:
     """Write a police CSV export (one row deliberately bad) and a FHIR NDJSON file, and run
     ``sgb connector run`` on each exactly as an agency would."""
     from connectors.health.synthetic import fhir_resources, write_ndjson
@@ -66,6 +64,7 @@ def run_file_connectors(settings: Settings, work: Path, echo: Echo, rng: random.
         "  "
         + _sgb(
             settings,
+            logs,
             "connector",
             "run",
             "police",
@@ -85,6 +84,7 @@ def run_file_connectors(settings: Settings, work: Path, echo: Echo, rng: random.
         "  "
         + _sgb(
             settings,
+            logs,
             "connector",
             "run",
             "health",
@@ -98,7 +98,7 @@ def run_file_connectors(settings: Settings, work: Path, echo: Echo, rng: random.
     )
 
 
-def run_mllp(settings: Settings, echo: Echo, rng: random.Random, count: int = 5) -> None:
+def run_mllp(settings: Settings, echo: Echo, rng: random.Random, logs: TextIO, count: int = 5) -> None:
     """Start the MLLP listener, send ``count`` ADT^A04 messages, print each acknowledgement code."""
     from connectors.health.synthetic import adt_message
 
@@ -121,8 +121,8 @@ def run_mllp(settings: Settings, echo: Echo, rng: random.Random, count: int = 5)
             f"demo-mllp-{port}",
         ],
         env=_env(settings),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=logs,
+        stderr=logs,
     )
     try:
         deadline = time.monotonic() + 60
@@ -168,7 +168,7 @@ def _send(client: socket.socket, message: bytes) -> str:
     return msa.split("|")[1] if "|" in msa else "?"
 
 
-def run_school_and_la(settings: Settings, work: Path, echo: Echo, rng: random.Random) -> None:
+def run_school_and_la(settings: Settings, work: Path, echo: Echo, rng: random.Random, logs: TextIO) -> None:
     """A CIN census return twice (the second run publishes nothing: only changes become
     events), a Common Transfer File, and a school posting a concern to the webhook."""
     from connectors.education.synthetic import pupil, write_ctf
@@ -186,6 +186,7 @@ def run_school_and_la(settings: Settings, work: Path, echo: Echo, rng: random.Ra
             "  "
             + _sgb(
                 settings,
+                logs,
                 "connector",
                 "run",
                 "local_authority",
@@ -210,6 +211,7 @@ def run_school_and_la(settings: Settings, work: Path, echo: Echo, rng: random.Ra
         "  "
         + _sgb(
             settings,
+            logs,
             "connector",
             "run",
             "education",
@@ -221,16 +223,18 @@ def run_school_and_la(settings: Settings, work: Path, echo: Echo, rng: random.Ra
             f"education-demo-ctf-{rng.randrange(1 << 30)}",
         )
     )
-    _webhook(settings, work, echo, rng)
+    _webhook(settings, work, echo, rng, logs)
 
 
-def _webhook(settings: Settings, work: Path, echo: Echo, rng: random.Random) -> None:
+def _webhook(settings: Settings, work: Path, echo: Echo, rng: random.Random, logs: TextIO) -> None:
     import httpx
 
     from connectors.education.synthetic import concern_payload
 
     tokens = work / "school-tokens"
-    token = _sgb(settings, "connector", "school-token", "add", "100000", "--tokens", str(tokens)).split()[-1]
+    token = _sgb(
+        settings, logs, "connector", "school-token", "add", "100000", "--tokens", str(tokens)
+    ).split()[-1]
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -249,8 +253,8 @@ def _webhook(settings: Settings, work: Path, echo: Echo, rng: random.Random) -> 
             str(tokens),
         ],
         env=_env(settings),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=logs,
+        stderr=logs,
     )
     try:
         url = f"http://127.0.0.1:{port}"

@@ -103,13 +103,16 @@ def create_app(
     def inbox(request: Request) -> Response:
         found = store.recent(limit)
         decisions = store.decisions([d.event_id for d in found], audience, organisation)
-        ready = health.ready()[0] if health is not None else True
+        ready, said = health.ready() if health is not None else (True, {})
+        # A reader that stopped is not "catching up": the page must say it is out of date.
+        stopped = said.get("checks", {}).get("readers") is False
         return render(
             "inbox.html",
             events=[event_view(d, decisions.get(d.event_id)) for d in found],
             total=store.count(),
             withheld_counts=store.withheld_counts(audience, organisation),
             ready=ready,
+            stopped=stopped,
             refresh=refresh or None,
         )
 

@@ -25,7 +25,7 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, KafkaException, TopicPartition
 
-from broker.clients import consumer
+from broker.clients import admin_client, consumer
 from broker.exceptions import SerdeError, SgbError
 from broker.hub.delivered import HubEvent, position
 from broker.hub.sinks.sqlite import SqliteSink
@@ -216,6 +216,29 @@ class InboxFeed:
                 log.error("inbox reader failed", component=name, exc_type=type(exc).__name__)
 
         return threading.Thread(target=run, name=f"inbox-{name}", daemon=True)
+
+    def check_onboarded(self, timeout: float = 10.0) -> None:
+        """Stop at start, with one sentence, when the hub's delivery topic does not exist (the
+        organisation is not onboarded): otherwise the page would say "catching up" for ever."""
+        topic = self.subscriber.topic
+        try:
+            found = (
+                admin_client(self.subscriber.settings).list_topics(topic, timeout=timeout).topics.get(topic)
+            )
+        except KafkaException:
+            msg = f"Kafka at {self.subscriber.settings.bootstrap} did not answer within {timeout:.0f} s."
+            raise SgbError(msg) from None
+        if found is None or found.error is not None:
+            msg = (
+                f"Delivery topic {topic} does not exist: {self.audience} {self.organisation} "
+                "is not onboarded (add it to deploy/topics.yaml and run `sgb topics apply`)."
+            )
+            raise SgbError(msg)
+
+    @property
+    def stopped(self) -> bool:
+        """Whether a background reader has stopped (the page then says so, not "catching up")."""
+        return bool(self.failures)
 
     def start(self) -> None:
         """Start both readers in the background."""

@@ -38,10 +38,11 @@ from sgb.manifests.workloads import (  # re-exported for callers
     connector_resources,
     filter_resources,
     hub_resources,
+    monitoring_resources,
     network_policies,
 )
 
-STRIMZI_API = "kafka.strimzi.io/v1beta2"
+STRIMZI_API = "kafka.strimzi.io/v1"
 #: The Strimzi release the manifests are written for (its CRDs validate them in the tests).
 STRIMZI_VERSION = "0.49.0"
 KAFKA_VERSION = "4.1.1"
@@ -190,6 +191,7 @@ def manifests(declaration: TopicDeclaration) -> dict[str, list[dict[str, Any]]]:
         "50-connectors.yaml": connector_resources(declaration),
         "60-hubs.yaml": hub_resources(declaration),
         "70-network-policies.yaml": network_policies(),
+        "80-monitoring.yaml": monitoring_resources(),
     }
 
 

@@ -132,6 +132,34 @@ def _pod_spec(
     }
 
 
+#: How every process with a health endpoint is started in a pod: on all addresses, so the
+#: kubelet's probes and a Prometheus scrape reach it.
+HEALTH_ARGS = ["--metrics-port", str(HEALTH_PORT), "--metrics-host", "0.0.0.0"]
+
+
+#: Prometheus's scrape annotations, for a Prometheus that discovers pods by annotation.
+SCRAPE = {
+    "prometheus.io/scrape": "true",
+    "prometheus.io/port": str(HEALTH_PORT),
+    "prometheus.io/path": "/metrics",
+}
+
+
+def _http_probes(startup_failures: int | None = None) -> dict[str, Any]:
+    """Liveness on ``/livez`` and readiness on ``/readyz`` of the container's ``health`` port."""
+    live = {"httpGet": {"path": "/livez", "port": "health"}}
+    probes: dict[str, Any] = {
+        "livenessProbe": {**live, "periodSeconds": 10, "failureThreshold": 3},
+        "readinessProbe": {"httpGet": {"path": "/readyz", "port": "health"}, "periodSeconds": 5},
+    }
+    if startup_failures is not None:
+        probes = {
+            "startupProbe": {**live, "periodSeconds": 5, "failureThreshold": startup_failures},
+            **probes,
+        }
+    return probes
+
+
 def _exec_probes() -> dict[str, Any]:
     """Connectors and hubs have no health endpoint yet: the probe asks whether the sgb process
     is still PID 1 and not a zombie (a process that exits restarts the container anyway)."""
@@ -159,16 +187,11 @@ def _pvc(name: str, size: str, labels: dict[str, str]) -> dict[str, Any]:
 def filter_resources() -> list[dict[str, Any]]:
     """The filter: a StatefulSet of two (stable instance names), its headless Service and a PDB."""
     labels = _labels("sgb-filter", "filter")
-    http = {"httpGet": {"path": "/livez", "port": "health"}}
-    probes = {
-        # Catching up the consent and status topics at start may take minutes on a big cluster.
-        "startupProbe": {**http, "periodSeconds": 5, "failureThreshold": 120},
-        "livenessProbe": {**http, "periodSeconds": 10, "failureThreshold": 3},
-        "readinessProbe": {"httpGet": {"path": "/readyz", "port": "health"}, "periodSeconds": 5},
-    }
+    # Catching up the consent and status topics at start may take minutes on a big cluster.
+    probes = _http_probes(startup_failures=120)
     pod = _pod_spec(
         "sgb-filter",
-        ["filter", "run", "--group", FILTER_GROUP, "--instance", "$(POD_NAME)"],
+        ["filter", "run", "--group", FILTER_GROUP, *HEALTH_ARGS, "--instance", "$(POD_NAME)"],
         state_claim=None,
         extra_mounts=[{"name": "pseudonymisation-key", "mountPath": "/var/lib/sgb/keys", "readOnly": True}],
         # Every replica must pseudonymise alike: one key, made once by the operator (never committed):
@@ -194,7 +217,7 @@ def filter_resources() -> list[dict[str, Any]]:
             "replicas": 2,
             "podManagementPolicy": "Parallel",
             "selector": {"matchLabels": {"app.kubernetes.io/name": "sgb-filter"}},
-            "template": {"metadata": {"labels": labels}, "spec": pod},
+            "template": {"metadata": {"labels": labels, "annotations": dict(SCRAPE)}, "spec": pod},
             "volumeClaimTemplates": [
                 {
                     "metadata": {"name": "state"},
@@ -234,6 +257,7 @@ def _single(
     probes: dict[str, Any],
     drop_folder: bool = False,
     storage: str = "1Gi",
+    scrape: bool = False,
 ) -> list[dict[str, Any]]:
     """A one-replica Deployment, as Kafka user ``name``, with its own state volume (and a drop
     folder). Recreate, never two at once: a connector's checkpoints and transactional id, a
@@ -263,7 +287,10 @@ def _single(
             "replicas": 1,
             "strategy": {"type": "Recreate"},
             "selector": {"matchLabels": {"app.kubernetes.io/name": name}},
-            "template": {"metadata": {"labels": labels}, "spec": pod},
+            "template": {
+                "metadata": {"labels": labels, **({"annotations": dict(SCRAPE)} if scrape else {})},
+                "spec": pod,
+            },
         },
     }
     return [*claims, deployment]
@@ -311,9 +338,50 @@ def hub_resources(declaration: TopicDeclaration) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for audience, org in _organisations(declaration):
         name = hub_name(audience, org)
-        args = ["hub", "subscribe", audience.lower(), org, "--sink", "jsonl:/var/lib/sgb/inbox.jsonl"]
-        out += _single(name, "hub", args, ports=[], probes=_exec_probes())
+        args = [
+            "hub",
+            "subscribe",
+            audience.lower(),
+            org,
+            "--sink",
+            "jsonl:/var/lib/sgb/inbox.jsonl",
+            *HEALTH_ARGS,
+        ]
+        out += _single(
+            name,
+            "hub",
+            args,
+            ports=[{"name": "health", "containerPort": HEALTH_PORT}],
+            probes=_http_probes(startup_failures=60),
+            scrape=True,
+        )
     return out
+
+
+def monitoring_resources() -> list[dict[str, Any]]:
+    """For the Prometheus Operator: a ServiceMonitor for the filter's Service and a PodMonitor for
+    the hubs (one Deployment each, no Service), both scraping ``/metrics`` on the health port."""
+    endpoint = {"port": "health", "path": "/metrics", "interval": "30s"}
+    return [
+        {
+            "apiVersion": "monitoring.coreos.com/v1",
+            "kind": "ServiceMonitor",
+            "metadata": _meta("sgb-filter", _labels("sgb-filter", "filter")),
+            "spec": {
+                "selector": {"matchLabels": {"app.kubernetes.io/name": "sgb-filter"}},
+                "endpoints": [endpoint],
+            },
+        },
+        {
+            "apiVersion": "monitoring.coreos.com/v1",
+            "kind": "PodMonitor",
+            "metadata": _meta("sgb-hubs", {"app.kubernetes.io/component": "hub", **PART_OF}),
+            "spec": {
+                "selector": {"matchLabels": {"app.kubernetes.io/component": "hub", **PART_OF}},
+                "podMetricsEndpoints": [endpoint],
+            },
+        },
+    ]
 
 
 def _policy(name: str, selector: dict[str, str], **rules: Any) -> dict[str, Any]:
@@ -328,7 +396,7 @@ def _policy(name: str, selector: dict[str, str], **rules: Any) -> dict[str, Any]
 
 def network_policies() -> list[dict[str, Any]]:
     """Deny by default for sgb's pods; let them reach Kafka's TLS listener and DNS; let the
-    health connector take MLLP connections and the filter answer health checks."""
+    health connector take MLLP connections and the filter and hubs answer health checks."""
     kafka_pods = {"podSelector": {"matchLabels": {"strimzi.io/cluster": CLUSTER, "strimzi.io/kind": "Kafka"}}}
     dns = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}}
     return [
@@ -344,6 +412,11 @@ def network_policies() -> list[dict[str, Any]]:
         _policy(
             "sgb-filter-health",
             {"app.kubernetes.io/name": "sgb-filter"},
+            ingress=[{"ports": [{"protocol": "TCP", "port": HEALTH_PORT}]}],
+        ),
+        _policy(
+            "sgb-hub-health",
+            {"app.kubernetes.io/component": "hub", **PART_OF},
             ingress=[{"ports": [{"protocol": "TCP", "port": HEALTH_PORT}]}],
         ),
         # The hospital integration engine is outside the cluster: narrow this to its address.

@@ -45,10 +45,15 @@ Position = tuple[str, int]
 
 @dataclass(frozen=True, slots=True)
 class TopicEnds:
+    """A topic's offsets, and its records: transaction commit markers take offsets too, so only
+    ``records`` (what a read_committed reader gets) counts events."""
+
     topic: str
     partitions: int
     end_offset: int
     retained: int
+    records: int = 0
+    exact: bool = True  # False: a partition too long to read was counted by its offsets
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +209,36 @@ def _data_offsets(settings: Settings, start: dict[Position, int]) -> dict[Positi
 
     read_to_end(settings, start, note)
     return found
+
+
+def topic_ends(settings: Settings, ends: dict[Position, tuple[int, int]]) -> list[TopicEnds]:
+    """Per topic: end offsets, what is retained, and the records in it, markers left out."""
+    probe = {tp: low for tp, (low, end) in ends.items() if 0 < end - low <= PROBE_LIMIT}
+    data = _data_offsets(settings, probe)
+    per_topic: dict[str, list[Position]] = {}
+    for tp in ends:
+        per_topic.setdefault(tp[0], []).append(tp)
+    out = []
+    for topic, tps in sorted(per_topic.items()):
+        records, exact = 0, True
+        for tp in tps:
+            low, end = ends[tp]
+            if tp in data:
+                records += len(data[tp])
+            elif end > low:
+                records += end - low
+                exact = False
+        out.append(
+            TopicEnds(
+                _logical(settings, topic),
+                len(tps),
+                sum(ends[tp][1] for tp in tps),
+                sum(ends[tp][1] - ends[tp][0] for tp in tps),
+                records,
+                exact,
+            )
+        )
+    return out
 
 
 def group_lags(
@@ -373,19 +408,13 @@ def collect(settings: Settings, minutes: int = 10) -> Status:
     ends = partition_ends(settings, admin)
     committed = committed_offsets(settings, admin)
     status = Status(generated_at=_iso(datetime.now(UTC)), minutes=minutes)
-    per_topic: dict[str, list[tuple[int, int]]] = {}
-    for (topic, _), pair in ends.items():
-        per_topic.setdefault(topic, []).append(pair)
-    status.topics = [
-        TopicEnds(_logical(settings, t), len(v), sum(e for _, e in v), sum(e - lo for lo, e in v))
-        for t, v in sorted(per_topic.items())
-    ]
+    status.topics = topic_ends(settings, ends)
     status.lags = group_lags(settings, ends, committed)
     read = {lag.topic for lag in status.lags}
     status.unread = {
-        t.topic: t.retained
+        t.topic: t.records
         for t in status.topics
-        if t.topic.startswith(DELIVERY_PREFIX) and t.retained and t.topic not in read
+        if t.topic.startswith(DELIVERY_PREFIX) and t.records and t.topic not in read
     }
     status.dead_letters = dead_letter_counts(dead_letters(settings))
     status.decisions = decisions_per_minute(settings, minutes)

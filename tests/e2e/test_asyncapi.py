@@ -32,6 +32,8 @@ from typing import Any
 import pytest
 import yaml
 
+from broker.hub.delivered import DECISION_HEADERS
+from broker.security.provenance import KEY_ID_HEADER, SIGNATURE_HEADER
 from schemas.topics import AUDIENCES, delivery_topic, load_declaration
 
 REPO = Path(__file__).resolve().parents[2]
@@ -390,8 +392,18 @@ def test_headers_and_keys(generated: Path) -> None:
         "sgb.source.position",
         "sgb.component",
     }
-    assert set(messages["DeliveredEvent"]["headers"]["properties"]) == {"sgb.event_id", "sgb.policy_version"}
-    assert "headers" not in messages["SafeguardingEvent"]
+    signing = {KEY_ID_HEADER, SIGNATURE_HEADER}
+    decision = {f"sgb.{name}" for name in DECISION_HEADERS}
+    delivered = messages["DeliveredEvent"]["headers"]["properties"]
+    assert set(delivered) == {"sgb.event_id", "sgb.policy_version", *decision, *signing}
+    ingress = messages["SafeguardingEvent"]["headers"]["properties"]
+    assert set(ingress) == signing
+    for header in (delivered[SIGNATURE_HEADER], ingress[SIGNATURE_HEADER]):
+        assert header["contentEncoding"] == "base64"
+    assert all(
+        "contentEncoding" in h or "UTF-8" in messages["DeliveredEvent"]["headers"]["description"]
+        for h in delivered.values()
+    )
     keys = {name: m["bindings"]["kafka"]["key"]["$ref"].rsplit("/", 1)[-1] for name, m in messages.items()}
     assert keys["SafeguardingEvent"] == keys["ConsentRecord"] == keys["ChildStatus"] == "ChildKey"
     assert keys["DeliveredEvent"] == "PseudonymisedChildKey"

@@ -2,7 +2,7 @@
 
 The manifests under deploy/k8s are what ``sgb deploy k8s`` makes from deploy/topics.yaml
 now; built-in kinds validate against the Kubernetes JSON schemas (kubernetes-validate,
-strict); Strimzi kinds against the v1beta2 openAPIV3Schema of the CRDs Strimzi publishes in
+strict); Strimzi kinds against the v1 openAPIV3Schema of the CRDs Strimzi publishes in
 ``io.strimzi:api:<version>:tests`` on Maven Central, made strict (an unknown field is an
 error, as with ``kubectl --validate=strict``); the ACLs say who may do what.
 
@@ -67,7 +67,9 @@ def test_committed_manifests_are_what_the_generator_makes(tmp_path: Path) -> Non
 
 
 def test_builtin_kinds_validate_against_the_kubernetes_schemas() -> None:
-    builtin = [d for d in _docs() if not d["apiVersion"].startswith("kafka.strimzi.io/")]
+    builtin = [
+        d for d in _docs() if not d["apiVersion"].startswith(("kafka.strimzi.io/", "monitoring.coreos.com/"))
+    ]
     assert {d["kind"] for d in builtin} >= {
         "Namespace",
         "StatefulSet",
@@ -87,7 +89,7 @@ def test_builtin_kinds_validate_against_the_kubernetes_schemas() -> None:
 
 @pytest.fixture(scope="module")
 def strimzi_schemas() -> dict[str, dict[str, Any]]:
-    """kind -> strict v1beta2 schema, from Strimzi's CRDs (fetched once into the sgb cache)."""
+    """kind -> strict v1 schema, from Strimzi's CRDs (fetched once into the sgb cache)."""
     folder = Settings().cache_dir / f"strimzi-{STRIMZI_VERSION}"
     jar = folder / f"api-{STRIMZI_VERSION}-tests.jar"
     if not jar.is_file():
@@ -111,11 +113,11 @@ def strimzi_schemas() -> dict[str, dict[str, Any]]:
     out = {}
     with zipfile.ZipFile(jar) as archive:
         for name in archive.namelist():
-            if not (name.startswith("crds/v1beta2/") and name.endswith(".yaml")):
+            if not (name.startswith("crds/v1/") and name.endswith(".yaml")):
                 continue
             crd = yaml.safe_load(archive.read(name))
             for version in crd["spec"]["versions"]:
-                if version["name"] == "v1beta2" and version.get("served"):
+                if version["name"] == "v1" and version.get("served"):
                     schema = copy.deepcopy(version["schema"]["openAPIV3Schema"])
                     out[crd["spec"]["names"]["kind"]] = _strict(schema)
     return out
@@ -148,7 +150,7 @@ def _strimzi_errors(schemas: dict[str, dict[str, Any]], doc: dict[str, Any]) -> 
 
 
 def test_strimzi_kinds_validate_against_strimzis_crds(strimzi_schemas: dict[str, dict[str, Any]]) -> None:
-    strimzi = [d for d in _docs() if d["apiVersion"] == "kafka.strimzi.io/v1beta2"]
+    strimzi = [d for d in _docs() if d["apiVersion"] == "kafka.strimzi.io/v1"]
     kinds = {d["kind"] for d in strimzi}
     assert kinds == {"Kafka", "KafkaNodePool", "KafkaTopic", "KafkaUser"}
     errors = [e for doc in strimzi for e in _strimzi_errors(strimzi_schemas, doc)]
@@ -293,3 +295,27 @@ def test_network_policies_deny_by_default_and_open_kafka_and_dns() -> None:
     assert deny["policyTypes"] == ["Ingress", "Egress"] and "ingress" not in deny and "egress" not in deny
     egress = policies["sgb-egress-kafka-dns"]["egress"]
     assert {p["port"] for rule in egress for p in rule["ports"]} == {9093, 53}
+
+
+def test_prometheus_scrapes_the_filter_and_the_hubs() -> None:
+    docs = _docs()
+    monitors = {d["kind"]: d for d in docs if d["apiVersion"] == "monitoring.coreos.com/v1"}
+    assert set(monitors) == {"ServiceMonitor", "PodMonitor"}
+    service = next(d for d in docs if d["kind"] == "Service" and d["metadata"]["name"] == "sgb-filter")
+    selector = monitors["ServiceMonitor"]["spec"]["selector"]["matchLabels"]
+    assert selector.items() <= service["metadata"]["labels"].items()
+    assert monitors["ServiceMonitor"]["spec"]["endpoints"][0]["port"] in {
+        p["name"] for p in service["spec"]["ports"]
+    }
+    scraped = [
+        d for d in docs if d["kind"] in ("StatefulSet", "Deployment") and "hub" in d["metadata"]["name"]
+    ]
+    scraped.append(next(d for d in docs if d["kind"] == "StatefulSet"))
+    pod_selector = monitors["PodMonitor"]["spec"]["selector"]["matchLabels"]
+    for workload in scraped:
+        template = workload["spec"]["template"]
+        assert template["metadata"]["annotations"]["prometheus.io/scrape"] == "true"
+        port = int(template["metadata"]["annotations"]["prometheus.io/port"])
+        assert {"name": "health", "containerPort": port} in _containers(workload)[0]["ports"]
+        if workload["kind"] == "Deployment":
+            assert pod_selector.items() <= template["metadata"]["labels"].items()

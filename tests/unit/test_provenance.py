@@ -262,3 +262,17 @@ def test_keys_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "h.json").write_text(exported)
     monkeypatch.setenv("SGB_STATE_DIR", str(tmp_path / "other"))
     assert "trusted." in run("trust", str(tmp_path / "h.json"))
+
+
+def test_the_signature_header_is_base64_text_and_raw_bytes_are_still_accepted(store: KeyStore) -> None:
+    import base64
+
+    headers = dict(Signer(store, "police").headers(POLICE_IN, KEY, VALUE))
+    text = headers[SIGNATURE_HEADER]
+    assert len(text) == 88 and text.decode("ascii") == base64.b64encode(base64.b64decode(text)).decode()
+    verifier = Verifier(store)
+    assert reason(verifier, POLICE_IN, KEY, VALUE, list(headers.items())) is None
+    raw = {**headers, SIGNATURE_HEADER: base64.b64decode(text)}  # as the previous release wrote it
+    assert reason(verifier, POLICE_IN, KEY, VALUE, list(raw.items())) is None
+    garbled = {**headers, SIGNATURE_HEADER: b"not base64 at all!"}
+    assert reason(verifier, POLICE_IN, KEY, VALUE, list(garbled.items())) is ProvenanceReason.BAD_SIGNATURE
