@@ -58,6 +58,7 @@ class Summary:
     """What a run did. ``counts`` has the keys of :data:`COUNT_NAMES`."""
 
     counts: Counter[str] = field(default_factory=Counter)
+    kinds: Counter[str] = field(default_factory=Counter)
     files: int = 0
     failed_files: list[str] = field(default_factory=list)
     stopped: bool = False
@@ -70,6 +71,9 @@ class Summary:
             f"{c['dead_lettered']} dead-lettered, {c['already_done']} skipped as already done, "
             f"{c['no_event']} with nothing to publish."
         )
+        if self.kinds:
+            parts = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(self.kinds.items()))
+            text = text[:-1] + f" ({parts})."
         if self.failed_files:
             text += f" {len(self.failed_files)} file(s) could not be read."
         if self.stopped:
@@ -212,9 +216,11 @@ class FileConnector:
             return
         try:
             event = self.mapper(record)
-        except NoEvent:
+        except NoEvent as exc:
             self.delivery.skip(record)
             self._batch_counts["no_event"] += 1
+            if exc.kind != "no_event":
+                self._not_published(exc)
             return
         except MappingError as exc:
             self._dead_letter(record, str(exc))
@@ -231,6 +237,12 @@ class FileConnector:
             self._dead_letter(record, str(exc))
             return
         self._batch_counts["published"] += 1
+
+    def _not_published(self, exc: NoEvent) -> None:
+        """Count a record read but not published by its kind; log the first of each kind."""
+        if exc.kind not in self.summary.kinds and not self._batch_counts[exc.kind]:
+            log.info("record not published", kind=exc.kind, reason=str(exc))
+        self._batch_counts[exc.kind] += 1
 
     def _dead_letter(self, record: SourceRecord, reason: str) -> None:
         self.delivery.dead_letter(record, reason)
@@ -254,6 +266,8 @@ class FileConnector:
         for file_id in touched:
             relative, tracker = self._trackers[file_id]
             self.store.put(file_id, FileProgress(relative, tracker.done, False))
+        for kind in [k for k in self._batch_counts if k not in COUNT_NAMES]:
+            self.summary.kinds[kind] += self._batch_counts.pop(kind)
         self.summary.counts.update(self._batch_counts)
         self._batch_counts.clear()
 

@@ -200,12 +200,10 @@ def test_adt_a04_becomes_an_attendance() -> None:
                 "PID-7 (date of birth) is missing, so whether the patient is a child is unknown.",
             ),
         ),
+        ({"trigger": "A08"}, ("HeldForCorrection", "ADT^A08 (AMEND) is held for corrections.")),
         (
-            {"trigger": "A08"},
-            (
-                "MappingError",
-                "The message is not ADT^A01, ADT^A03 or ADT^A04, the only types this connector reads.",
-            ),
+            {"trigger": "A05"},
+            ("NotUsed", "The message type is not one of the ADT lifecycle this connector uses."),
         ),
     ],
 )
