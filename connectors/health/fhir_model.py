@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 NHS_NUMBER_SYSTEM = "https://fhir.nhs.uk/Id/nhs-number"
 ODS_ORGANISATION_SYSTEM = "https://fhir.nhs.uk/Id/ods-organization-code"
@@ -20,6 +20,11 @@ ODS_SITE_SYSTEM = "https://fhir.nhs.uk/Id/ods-site-code"
 SNOMED_SYSTEM = "http://snomed.info/sct"
 ACT_CODE_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 ETHNIC_CATEGORY_URL = "https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-EthnicCategory"
+
+
+def normalise_nhs_number(value: str) -> str:
+    """An NHS number as written, with the spaces and dashes people write in it removed."""
+    return value.replace(" ", "").replace("-", "").strip()
 
 
 class Element(BaseModel):
@@ -52,6 +57,12 @@ class Reference(Element):
     reference: str | None = None
     identifier: Identifier | None = None
     display: str | None = None
+
+    @field_validator("identifier", mode="before")
+    @classmethod
+    def _one_identifier(cls, value: Any) -> Any:
+        # FHIR XML does not say that a Reference's identifier, unlike a resource's, is single.
+        return value[0] if isinstance(value, list) and len(value) == 1 else value
 
 
 class Period(Element):
@@ -105,7 +116,9 @@ class Patient(Resource):
     extension: list[Extension] = []
 
     def nhs_number(self) -> str | None:
-        return next((i.value for i in self.identifier if i.system == NHS_NUMBER_SYSTEM and i.value), None)
+        """The NHS number, spaces and dashes removed (``999 123 4567``, ``999-123-4567``)."""
+        value = next((i.value for i in self.identifier if i.system == NHS_NUMBER_SYSTEM and i.value), None)
+        return normalise_nhs_number(value) if value is not None else None
 
 
 class Organization(Resource):

@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 from connectors.health.fhir_model import (
     ACT_CODE_SYSTEM,
@@ -144,6 +145,39 @@ def write_bundle(path: Path, resources: list[dict[str, Any]]) -> Path:
     }
     path.write_text(json.dumps(bundle), encoding="utf-8")
     return path
+
+
+def write_bundle_xml(path: Path, resources: list[dict[str, Any]]) -> Path:
+    """The same collection Bundle as :func:`write_bundle`, in FHIR's XML format."""
+    bundle: dict[str, Any] = {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "entry": [
+            {"fullUrl": f"urn:uuid:{r['resourceType'].lower()}-{r['id']}", "resource": r} for r in resources
+        ],
+    }
+    path.write_bytes(ElementTree.tostring(_xml("Bundle", bundle), encoding="utf-8"))
+    return path
+
+
+def _xml(tag: str, value: dict[str, Any]) -> ElementTree.Element:
+    element = ElementTree.Element(tag, {"xmlns": "http://hl7.org/fhir"} if "resourceType" in value else {})
+    for name, item in value.items():
+        if name == "resourceType":
+            continue
+        if name == "url":
+            element.set("url", str(item))
+            continue
+        for one in item if isinstance(item, list) else [item]:
+            if isinstance(one, dict) and "resourceType" in one:
+                holder = ElementTree.SubElement(element, name)
+                holder.append(_xml(one["resourceType"], one))
+            elif isinstance(one, dict):
+                element.append(_xml(name, one))
+            else:
+                text = str(one).lower() if isinstance(one, bool) else str(one)
+                ElementTree.SubElement(element, name, {"value": text})
+    return element
 
 
 def adt_message(
