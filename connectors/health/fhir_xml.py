@@ -4,9 +4,10 @@
 expand nor reach out. The mapping is FHIR's own (https://hl7.org/fhir/R4/xml.html): a
 primitive is ``<name value="..."/>``, a complex element has children, a resource inside
 ``entry/resource`` or ``contained`` is the element named by its type, an extension's ``url``
-is an attribute. XML does not say which elements repeat, so the elements FHIR R4 defines as
-lists (of those the connector reads) are always lists here, as they are in JSON; a
-primitive's own extensions and the XHTML narrative are dropped (the connector reads neither).
+is an attribute. XML does not say which elements repeat: an element that occurs once is a
+single value here, and the models (which know each element's cardinality) make it a list
+where FHIR defines one; a primitive's own extensions and the XHTML narrative are dropped
+(the connector reads neither).
 """
 
 from __future__ import annotations
@@ -19,32 +20,8 @@ from defusedxml.ElementTree import fromstring
 
 NAMESPACE = "{http://hl7.org/fhir}"
 
-#: Elements that repeat (0..*) in FHIR R4, among those the connector's models read.
-LISTS = frozenset(
-    {
-        "address",
-        "category",
-        "coding",
-        "contained",
-        "entry",
-        "extension",
-        "generalPractitioner",
-        "given",
-        "identifier",
-        "line",
-        "location",
-        "modifierExtension",
-        "name",
-        "note",
-        "participant",
-        "prefix",
-        "reasonCode",
-        "serviceType",
-        "specialty",
-        "suffix",
-        "telecom",
-    }
-)
+#: Marks a dict made from XML, whose lists the models put right (see ``fhir_model.Element``).
+XML_SHAPED = "__xml__"
 _RESOURCE_HOLDERS = frozenset({"resource", "contained"})
 
 
@@ -72,7 +49,7 @@ def _resource(element: Element) -> dict[str, Any]:
 
 
 def _complex(element: Element) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+    out: dict[str, Any] = {XML_SHAPED: True}
     if "url" in element.attrib:
         out["url"] = element.attrib["url"]
     for child in element:
@@ -89,9 +66,7 @@ def _complex(element: Element) -> dict[str, Any]:
             value = child.attrib["value"]
         else:
             value = _complex(child)
-        if name in LISTS:
-            out.setdefault(name, []).append(value)
-        elif name in out:  # repeats where LISTS does not say so: keep every one
+        if name in out:  # a repeated element: every one is kept, in order
             previous = out[name]
             out[name] = [*previous, value] if isinstance(previous, list) else [previous, value]
         else:
