@@ -149,6 +149,12 @@ def write_bundle(path: Path, resources: list[dict[str, Any]]) -> Path:
 
 def write_bundle_xml(path: Path, resources: list[dict[str, Any]]) -> Path:
     """The same collection Bundle as :func:`write_bundle`, in FHIR's XML format."""
+    path.write_bytes(bundle_xml(resources))
+    return path
+
+
+def bundle_xml(resources: list[dict[str, Any]]) -> bytes:
+    """A collection Bundle of the resources in FHIR's XML format."""
     bundle: dict[str, Any] = {
         "resourceType": "Bundle",
         "type": "collection",
@@ -156,8 +162,7 @@ def write_bundle_xml(path: Path, resources: list[dict[str, Any]]) -> Path:
             {"fullUrl": f"urn:uuid:{r['resourceType'].lower()}-{r['id']}", "resource": r} for r in resources
         ],
     }
-    path.write_bytes(ElementTree.tostring(_xml("Bundle", bundle), encoding="utf-8"))
-    return path
+    return ElementTree.tostring(_xml("Bundle", bundle), encoding="utf-8")
 
 
 def _xml(tag: str, value: dict[str, Any]) -> ElementTree.Element:
