@@ -162,7 +162,8 @@ def bundle_xml(resources: list[dict[str, Any]]) -> bytes:
             {"fullUrl": f"urn:uuid:{r['resourceType'].lower()}-{r['id']}", "resource": r} for r in resources
         ],
     }
-    return ElementTree.tostring(_xml("Bundle", bundle), encoding="utf-8")
+    data: bytes = ElementTree.tostring(_xml("Bundle", bundle), encoding="utf-8")
+    return data
 
 
 def _xml(tag: str, value: dict[str, Any]) -> ElementTree.Element:
