@@ -5,7 +5,8 @@ messages ``hl7.parse`` took about 760 us and ``extract_field`` about 20 us a val
 a container per field and component), about 1,000 messages/s on one core before any mapping or
 Kafka work, against a 2,000 messages/s target for the MLLP listener. This splitter splits a
 segment the first time it is read and resolves the standard escape sequences; it does
-nothing else. The ``hl7`` library is still what frames messages on the wire (``hl7.mllp``).
+nothing else. MLLP framing is :mod:`connectors.health.mllp_framing` (with a size limit and a
+timeout, which ``hl7.mllp``'s reader lacks: it closes the connection on an oversized block).
 
 Field access is 1-based as HL7 writes it: ``message.get("PID", 3, component=1, repetition=2)``
 is ``PID-3[2].1``. An absent or empty value is ``None``.
