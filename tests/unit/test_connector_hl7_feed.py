@@ -17,6 +17,7 @@ from connectors.health import synthetic as syn
 from connectors.health.exceptions import HeldForCorrection, NotUsed, Training
 from connectors.health.hl7_lifecycle import Step
 from connectors.health.mllp import MllpListener
+from connectors.registry import LocalAuthorityOptions, parts_for
 from connectors.runtime.readers import FileRef, Malformed
 from connectors.runtime.records import SourceRecord
 
@@ -193,3 +194,10 @@ def test_a_silent_or_half_open_connection_is_closed() -> None:
 
     assert asyncio.run(scenario()) == [b"", b""]
     assert listener.counts["timed_out"] == 2
+
+
+def test_a_folder_of_txt_hl7_files_is_read_as_hl7(tmp_path: Path) -> None:
+    (tmp_path / "adt-0001.txt").write_bytes(b"\xef\xbb\xbf" + syn.adt_message(1, random.Random(12)).encode())
+    (tmp_path / "readme.txt").write_text("not a feed")
+    parts = parts_for("health", tmp_path, None, None, LocalAuthorityOptions())
+    assert parts.format == "hl7" and isinstance(parts.reader, Hl7FileReader)
