@@ -31,6 +31,12 @@ def read(path: Path, reader: FhirReader | None = None) -> list[SourceRecord]:
     return list(reader.records(FileRef(path, "health-test", path.name, path.name)))
 
 
+def mapped(path: Path, reader: FhirReader | None = None) -> list[Any]:
+    """Each record's outcome, mapped as it is read (as the pipeline does), not after the file."""
+    reader = reader or FhirReader(1000)
+    return [outcome(r) for r in reader.records(FileRef(path, "health-test", path.name, path.name))]
+
+
 def outcome(record: SourceRecord) -> Any:
     if isinstance(record.data, Malformed):
         return "Malformed", record.data.reason
@@ -45,16 +51,15 @@ def encounter_then_patient(rng: random.Random) -> list[dict[str, Any]]:
 
 
 def test_bundle_resolves_an_encounter_before_its_patient(tmp_path: Path) -> None:
-    records = read(syn.write_bundle(tmp_path / "b.json", encounter_then_patient(random.Random(1))))
-    assert outcome(records[0])["event_type"] == "EMERGENCY_ATTENDANCE"
+    results = mapped(syn.write_bundle(tmp_path / "b.json", encounter_then_patient(random.Random(1))))
+    assert results[0]["event_type"] == "EMERGENCY_ATTENDANCE"
 
 
 def test_fhir_xml_bundle_is_read(tmp_path: Path) -> None:
     resources = encounter_then_patient(random.Random(2))
     path = syn.write_bundle_xml(tmp_path / "b.xml", resources)
     assert path in list_files(tmp_path, FhirReader.suffixes)
-    records = read(path)
-    event = outcome(records[0])
+    event = mapped(path)[0]
     assert event["event_type"] == "EMERGENCY_ATTENDANCE"
     assert event["child"]["nhs_number"] == resources[1]["identifier"][0]["value"]
     assert event["details"]["site_ods_code"] == "RJ122" and event["child"]["given_name"] == "Testy"
@@ -89,7 +94,7 @@ def test_bulk_export_folder_resolves_across_files_with_or_without_manifest(tmp_p
     }
     (tmp_path / "manifest.json").write_text(json.dumps(manifest))
     reader = FhirReader(1000)
-    results = {p.name: [outcome(r) for r in read(p, reader)] for p in list_files(tmp_path, reader.suffixes)}
+    results = {p.name: mapped(p, reader) for p in list_files(tmp_path, reader.suffixes)}
     assert [e["event_type"] for e in results["Encounter.ndjson"]] == ["EMERGENCY_ATTENDANCE"] * 3
     assert results["manifest.json"] == [
         ("NotUsed", "The file is a Bulk Data export manifest; the files of the export are read themselves.")
@@ -107,8 +112,8 @@ def test_conditional_and_identifier_references(tmp_path: Path) -> None:
     by_mrn["subject"] = {"identifier": {"system": "https://trust.example/mrn", "value": "MRN-1"}}
     absolute = syn.emergency_encounter(3, "x", AT)
     absolute["subject"] = {"reference": "https://fhir.example.nhs.uk/R4/Patient/pat-1"}
-    records = read(syn.write_bundle(tmp_path / "b.json", [by_nhs, by_mrn, absolute, patient]))
-    assert [outcome(r)["child"]["nhs_number"] for r in records[:3]] == [nhs] * 3
+    results = mapped(syn.write_bundle(tmp_path / "b.json", [by_nhs, by_mrn, absolute, patient]))
+    assert [r["child"]["nhs_number"] for r in results[:3]] == [nhs] * 3
 
 
 def test_batch_bundle_request_entries_are_not_used_not_dead_letters(tmp_path: Path) -> None:
