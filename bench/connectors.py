@@ -66,10 +66,7 @@ from connectors.runtime.readers import FileRef
 from schemas.topics import ingress_topic
 
 MAPPINGS = Path(__file__).resolve().parent.parent / "connectors" / "mappings"
-SGB = (
-    "import sys; from sgb.cli import cli, connector_cmd, main; "
-    "connector_cmd.register(cli); main(sys.argv[1:])"
-)
+SGB = "import sys; from sgb.cli import main; main(sys.argv[1:])"
 
 
 def raw_produce(settings: Settings, values: list[tuple[bytes, bytes]], batch: int | None) -> float:
