@@ -8,7 +8,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: demo test test-faults fuzz lint kafka-jars bench clean
+.PHONY: demo test test-samples test-faults fuzz lint kafka-jars bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,7 +26,11 @@ demo: kafka-jars
 test: lint kafka-jars
 	./tools/install-test-deps.sh
 	$(BIN)/sgb schemas check
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --ignore=tests/samples
+
+# The connectors on public sample files read from ../shared/samples (never copied here).
+test-samples: kafka-jars
+	$(BIN)/python -m pytest tests/samples
 
 # Only the fault tests on a 3-node cluster (also part of `make test`), with their FAULT lines.
 test-faults: kafka-jars

@@ -4,6 +4,9 @@ produce of the same number of pre-encoded events.
   (a) raw produce of pre-encoded events: idempotent, and in transactions of --batch-size;
   (b) police CSV export -> DOMESTIC_ABUSE_INCIDENT (the shipped mapping file), target >= 20,000/s;
   (c) FHIR R4 NDJSON -> health events (every line a resource, Patients included), target >= 5,000/s;
+  (c2) the same resources as FHIR XML Bundles of 500 entries, and as a Bulk Data export folder
+      (one NDJSON file per resource type, Encounter.ndjson before Patient.ndjson by name), so
+      every reference resolves across files; same target;
   (d) HL7 v2 ADT over MLLP, each message answered only after Kafka acknowledged its event,
       from a sender process with --connections connections, target >= 2,000/s. A connection
       has one message in flight (original-mode acknowledgement), so its rate is one over the
@@ -147,6 +150,18 @@ def mapping_only(reader: Any, mapper: Any, path: Path) -> float:
     return count / (time.perf_counter() - began)
 
 
+def sum_mapping_only(reader: Any, mapper: Any, folder: Path) -> float:
+    """Records/s reading and mapping every file of a folder, in name order (no Kafka)."""
+    began = time.perf_counter()
+    count = 0
+    for path in sorted(folder.iterdir()):
+        for record in reader.records(FileRef(path, "m", path.name, path.name)):
+            count += 1
+            with contextlib.suppress(NoEvent, MappingError):
+                mapper(record)
+    return count / (time.perf_counter() - began)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -278,6 +293,34 @@ def main() -> None:
             f"{ceiling:,.0f}/s; {summary.counts['published']:,} events from "
             f"{summary.counts['read']:,} resources)"
         )
+
+        resources = health_syn.fhir_resources(args.resources, random.Random(2))
+        xml_folder, bulk_folder = work / "fhir-xml", work / "fhir-bulk"
+        xml_folder.mkdir()
+        bulk_folder.mkdir()
+        for start in range(0, len(resources), 500):
+            health_syn.write_bundle_xml(xml_folder / f"b{start:08d}.xml", resources[start : start + 500])
+        by_type: dict[str, list[Any]] = {}
+        for resource in resources:
+            by_type.setdefault(resource["resourceType"], []).append(resource)
+        for kind, items in by_type.items():
+            health_syn.write_ndjson(bulk_folder / f"{kind}.ndjson", items)
+        for label, folder in (("FHIR XML Bundles:    ", xml_folder), ("FHIR Bulk Data export:", bulk_folder)):
+            ceiling = sum_mapping_only(FhirReader(), FhirMapper(profile), folder)
+            rate, summary = file_connector(
+                settings,
+                "HEALTH",
+                f"bench-{folder.name}",
+                FhirReader(),
+                FhirMapper(profile),
+                folder,
+                args.batch_size,
+            )
+            print(
+                f"(c2) {label}    {rate:>9,.0f} resources/s (target 5,000; read+map alone "
+                f"{ceiling:,.0f}/s; {summary.counts['published']:,} events from "
+                f"{summary.counts['read']:,} resources, {summary.counts['dead_lettered']:,} dead-lettered)"
+            )
 
         for connections in (int(c) for c in args.connections.split(",")):
             rate, codes = mllp(settings, args.messages, connections)

@@ -19,7 +19,11 @@ class MappingError(ConnectorError, ValueError):
 
 
 class NoEvent(ConnectorError):
-    """A record that is valid but describes nothing to publish; the message says why."""
+    """A record that is valid but describes nothing to publish; the message says why.
+
+    ``kind`` says which sort of nothing, for the run's counts (a subclass names its own)."""
+
+    kind: str = "no_event"
 
 
 class SourceFileError(ConnectorError):

@@ -17,14 +17,29 @@ _HEALTH_FORMATS = ("fhir", "hl7")
 _POLICE_FORMATS = ("csv", "json")
 
 
+def _looks_like_hl7(path: Path) -> bool:
+    """Whether a ``.txt`` or ``.dat`` file starts as HL7 v2 does (MSH, a batch header, MLLP framing)."""
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(8).removeprefix(b"\xef\xbb\xbf").lstrip(b"\x0b\r\n ")
+    except OSError:
+        return False
+    return head.startswith((b"MSH", b"FHS", b"BHS"))
+
+
 def _guess(source: Path, choices: tuple[str, ...], default: str) -> str:
     names = (
         [source.name] if source.is_file() else [p.name for p in source.iterdir()] if source.is_dir() else []
     )
+    folder = source if source.is_dir() else source.parent
     for name in names:
         low = name.lower()
         if low.endswith((".hl7", ".er7")) and "hl7" in choices:
             return "hl7"
+        if low.endswith((".txt", ".dat")) and "hl7" in choices and _looks_like_hl7(folder / name):
+            return "hl7"
+        if low.endswith(".xml") and "fhir" in choices:
+            return "fhir"
         if low.endswith(".csv") and "csv" in choices:
             return "csv"
         if low.endswith((".json", ".ndjson", ".jsonl")):

@@ -4,23 +4,30 @@
 * ``Flag``, ``Condition`` or ``Observation`` coded as a safeguarding concern (the profile's
   SNOMED CT codes) -> ``HEALTH_SAFEGUARDING_CONCERN``;
 * ``Appointment`` with status ``noshow`` -> ``WAS_NOT_BROUGHT`` (one missed appointment);
-* anything else (Patients and Organizations read for context, other encounters, adults'
-  records) -> :class:`NoEvent`.
+* Patients, Organizations and Locations are read for context, other encounters and adults'
+  records carry nothing -> :class:`NoEvent`; resource types the connector does not read and
+  request-only batch entries -> :class:`~connectors.health.exceptions.NotUsed`.
 
-The child comes from the Patient the resource refers to, found in the reader's per-file
-context. Pure: no I/O, errors name FHIR elements, never their values.
+The child comes from the Patient the resource refers to (``Patient/id``, an absolute URL,
+a ``fullUrl``, a logical reference by identifier or a conditional reference
+``Patient?identifier=system|value``), found in the reader's context. Pure: no I/O, errors
+name FHIR elements, never their values.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, time
 from typing import Any
+from urllib.parse import parse_qs
 from zoneinfo import ZoneInfo
 
 from connectors.exceptions import MappingError, NoEvent
+from connectors.health.exceptions import NotUsed
 from connectors.health.fhir_model import (
     ACT_CODE_SYSTEM,
     ETHNIC_CATEGORY_URL,
+    NHS_NUMBER_SYSTEM,
     ODS_ORGANISATION_SYSTEM,
     ODS_SITE_SYSTEM,
     SNOMED_SYSTEM,
@@ -30,17 +37,23 @@ from connectors.health.fhir_model import (
     Encounter,
     Flag,
     Identifier,
+    Location,
     Observation,
+    Organization,
+    OtherResource,
     Patient,
     Reference,
     Resource,
+    normalise_nhs_number,
 )
-from connectors.health.fhir_reader import FhirContext
+from connectors.health.fhir_reader import FhirContext, Unused
 from connectors.health.profile import HealthProfile
 from connectors.runtime.event_builder import build_event, is_child_on
 from connectors.runtime.records import SourceRecord
 
 SYSTEM = "fhir-r4"
+#: ``[base/]Type/id[/_history/n]``: the type and id of a literal reference.
+_LITERAL = re.compile(r"(?:^|/)(Patient)/([A-Za-z0-9\-.]{1,64})(?:/_history/[^/]+)?$")
 
 
 def fhir_datetime(value: str | None, element: str, zone: ZoneInfo) -> datetime | None:
@@ -91,6 +104,8 @@ class FhirMapper:
 
     def __call__(self, record: SourceRecord) -> dict[str, Any]:
         """The event for one resource; raises ``NoEvent`` or ``MappingError`` (see the module doc)."""
+        if isinstance(record.data, Unused):
+            raise NotUsed(record.data.reason)
         resource: Resource = record.data
         context: FhirContext = record.context
         if isinstance(resource, Encounter):
@@ -99,8 +114,12 @@ class FhirMapper:
             return self._concern(record, resource, context)
         if isinstance(resource, Appointment):
             return self._not_brought(record, resource, context)
-        msg = f"A {resource.resourceType} is read for context, not published."
-        raise NoEvent(msg)
+        if isinstance(resource, (Patient, Organization, Location)):
+            msg = f"A {resource.resourceType} is read for context, not published."
+            raise NoEvent(msg)
+        kind = "resource type" if isinstance(resource, OtherResource) else "resource"
+        msg = f"A {resource.resourceType} is a {kind} this connector does not read."
+        raise NotUsed(msg)
 
     # -- event types ---------------------------------------------------------------------------
     def _attendance(self, record: SourceRecord, enc: Encounter, context: FhirContext) -> dict[str, Any]:
@@ -119,7 +138,7 @@ class FhirMapper:
         reason = enc.reasonCode[0] if enc.reasonCode else None
         reason_coding = reason.code_in(SNOMED_SYSTEM) if reason else None
         disposition = enc.hospitalization.dischargeDisposition if enc.hospitalization else None
-        discharge_code = disposition.coding[0].code if disposition and disposition.coding else None
+        discharge = self._discharge(disposition)
         details = {
             "arrival_at": arrival,
             "site_ods_code": site_code,
@@ -131,7 +150,7 @@ class FhirMapper:
             "attendance_reason": (reason_coding.display if reason_coding else None)
             or (reason.text if reason else None),
             "attendance_reason_code": reason_coding.code if reason_coding else None,
-            "discharge_outcome": self.profile.discharge_codes.get(discharge_code or ""),
+            "discharge_outcome": discharge,
         }
         return self._event(
             record, enc, "EMERGENCY_ATTENDANCE", arrival, patient, details, site_code, site_name
@@ -221,11 +240,12 @@ class FhirMapper:
         if ref is None:
             msg = f"{element} is missing."
             raise MappingError(msg)
-        patient = context.patients.get(ref.reference)
-        if patient is None and ref.identifier is not None and ref.identifier.value:
-            patient = context.patients.get(f"nhs:{ref.identifier.value.replace(' ', '')}")
+        patient = _find_patient(ref, context)
         if patient is None:
-            msg = f"{element} refers to a Patient that is not earlier in the file."
+            msg = (
+                f"{element} refers to a Patient that is not in the file or its folder "
+                "(or not among the patients_in_memory most recently used)."
+            )
             raise MappingError(msg)
         born = fhir_datetime(patient.birthDate, "Patient.birthDate", self.zone)
         child = is_child_on(born.date() if born else None, at)
@@ -253,10 +273,26 @@ class FhirMapper:
                 or (next((_ods(i) for i in location.identifier if _ods(i)), None) if location else None)
             )
             name = name or (location.name if location else None) or entry.location.display
+        if code is None and self.profile.organisation is not None:
+            return self.profile.organisation, self.profile.organisation_name or self.profile.organisation
         if code is None:
-            msg = "The Encounter names no site with an ODS code (serviceProvider or location)."
+            msg = (
+                "The Encounter names no site with an ODS code (serviceProvider or location), "
+                "and the health mapping file names no organisation."
+            )
             raise MappingError(msg)
         return code, name or self.profile.organisation_name or code
+
+    def _discharge(self, disposition: CodeableConcept | None) -> str | None:
+        """The outcome of the first coding the mapping knows, ``system|code`` before a bare code."""
+        codes = self.profile.discharge_codes
+        for coding in disposition.coding if disposition else []:
+            if coding.code is None:
+                continue
+            found = codes.get(f"{coding.system}|{coding.code}") or codes.get(coding.code)
+            if found is not None:
+                return found
+        return None
 
     def _last_updated(self, res: Resource) -> datetime | None:
         return fhir_datetime(res.meta.lastUpdated if res.meta else None, "meta.lastUpdated", self.zone)
@@ -331,3 +367,32 @@ class FhirMapper:
             else None,
             "gp_practice_ods": gp,
         }
+
+
+def _find_patient(ref: Reference, context: FhirContext) -> Patient | None:
+    """The Patient a reference names, however it names it, or None."""
+    target = ref.reference
+    if target:
+        found = context.patients.get(target)
+        if found is not None:
+            return found
+        literal = _LITERAL.search(target)
+        if literal is not None:
+            found = context.patients.get(f"Patient/{literal.group(2)}")
+            if found is not None:
+                return found
+        if target.startswith("Patient?"):
+            for value in parse_qs(target[len("Patient?") :]).get("identifier", []):
+                system, _, code = value.rpartition("|")
+                found = _by_identifier(system, code, context)
+                if found is not None:
+                    return found
+    if ref.identifier is not None and ref.identifier.value:
+        return _by_identifier(ref.identifier.system or "", ref.identifier.value, context)
+    return None
+
+
+def _by_identifier(system: str, value: str, context: FhirContext) -> Patient | None:
+    if system == NHS_NUMBER_SYSTEM or "nhs-number" in system:
+        return context.patients.get(f"nhs:{normalise_nhs_number(value)}")
+    return context.patients.get(f"id:{system}|{value}")

@@ -10,9 +10,12 @@ FHIR's; ``class`` is ``class_`` in Python.
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from typing import Any, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from connectors.health.fhir_xml import XML_SHAPED
 
 NHS_NUMBER_SYSTEM = "https://fhir.nhs.uk/Id/nhs-number"
 ODS_ORGANISATION_SYSTEM = "https://fhir.nhs.uk/Id/ods-organization-code"
@@ -22,10 +25,42 @@ ACT_CODE_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 ETHNIC_CATEGORY_URL = "https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-EthnicCategory"
 
 
+def normalise_nhs_number(value: str) -> str:
+    """An NHS number as written, with the spaces and dashes people write in it removed."""
+    return value.replace(" ", "").replace("-", "").strip()
+
+
 class Element(BaseModel):
     """Base of every model: unknown elements are ignored, values are not changed."""
 
     model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _xml_cardinality(cls, data: Any) -> Any:
+        """Read from XML (``fhir_xml``), an element that occurs once is a single value: make it a
+        list where this model has a list, and a one-item list single where it has not."""
+        if not isinstance(data, dict) or XML_SHAPED not in data:
+            return data
+        lists = _list_fields(cls)
+        out = {}
+        for key, value in data.items():
+            shape = lists.get(key)
+            if shape is True and not isinstance(value, list):
+                value = [value]
+            elif shape is False and isinstance(value, list) and len(value) == 1:
+                value = value[0]
+            out[key] = value
+        return out
+
+
+@functools.cache
+def _list_fields(model: type[BaseModel]) -> dict[str, bool]:
+    """Each element name of a model (aliases included): whether it is a list."""
+    return {
+        field.alias or name: get_origin(field.annotation) is list
+        for name, field in model.model_fields.items()
+    }
 
 
 class Coding(Element):
@@ -105,7 +140,9 @@ class Patient(Resource):
     extension: list[Extension] = []
 
     def nhs_number(self) -> str | None:
-        return next((i.value for i in self.identifier if i.system == NHS_NUMBER_SYSTEM and i.value), None)
+        """The NHS number, spaces and dashes removed (``999 123 4567``, ``999-123-4567``)."""
+        value = next((i.value for i in self.identifier if i.system == NHS_NUMBER_SYSTEM and i.value), None)
+        return normalise_nhs_number(value) if value is not None else None
 
 
 class Organization(Resource):

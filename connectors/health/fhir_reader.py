@@ -1,21 +1,34 @@
-"""Reading FHIR R4 files: Bundles (one JSON document) and NDJSON (one resource per line).
+"""Reading FHIR R4 files: Bundles (one JSON or XML document), single resources, NDJSON (one
+resource per line) and Bulk Data ``$export`` folders (one NDJSON file per resource type,
+with or without the manifest).
 
-Every resource is a record, Patients included: the reader keeps the Patients, Organizations
-and Locations it has seen in the file in a bounded map (:class:`FhirContext`), and each
-record carries that map as its ``context``, so an Encounter can find the Patient it refers
-to when that Patient came earlier in the file. The map holds at most ``patients_in_memory``
-of each kind, least recently used out first; a reference to a Patient not in it is a
-mapping error (dead-lettered with the reason), never a guess.
+Every resource is a record, Patients included. The reader keeps the Patients,
+Organizations and Locations others refer to in a bounded map (:class:`FhirContext`), by
+``Type/id``, ``fullUrl``, NHS number and every other identifier, and each record carries
+that map as its ``context``. References resolve whatever the order:
 
-A restarted run reads the file from its start (records already done are skipped, not
+* a Bundle is read whole before its first record is yielded (it is in memory anyway);
+* NDJSON files are first scanned for the kinds others refer to, every file of the folder
+  (a Bulk Data export) before the first record of any, so an Encounter finds its Patient in
+  ``Patient.ndjson`` or later in its own file; only those lines are parsed in the scan.
+
+The map holds at most ``patients_in_memory`` Patients (and as many Organizations and
+Locations), least recently used out first: memory stays bounded however large the export;
+a reference to a Patient not in it is a mapping error (dead-lettered with the reason),
+never a guess. A Bundle entry with a request and no resource (a batch or transaction of
+requests) and an export's manifest are read as :class:`Unused` and counted as not used.
+
+A restarted run reads the files from their start (records already done are skipped, not
 mapped), so the map is rebuilt exactly as it was.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections import OrderedDict
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -27,10 +40,27 @@ from connectors.health.fhir_model import (
     Resource,
     parse_resource,
 )
+from connectors.health.fhir_xml import parse_xml
 from connectors.runtime.readers import FileRef, Malformed, count_lines, ndjson_lines
 from connectors.runtime.records import SourceRecord
 
 CONTENT_TYPE = "application/fhir+json"
+_NDJSON = (".ndjson", ".jsonl")
+#: A line of a kind other resources refer to, found without parsing the line.
+_REFERRED = re.compile(rb'"resourceType"\s*:\s*"(?:Patient|Organization|Location)"')
+
+
+@dataclass(frozen=True, slots=True)
+class Unused:
+    """Something read that carries no resource to map, and why: a Bundle entry that is only a
+    request (batch or transaction), a Bulk Data export manifest."""
+
+    reason: str
+
+
+REQUEST_ONLY = Unused("The Bundle entry is a request with no resource (a batch or transaction).")
+MANIFEST = Unused("The file is a Bulk Data export manifest; the files of the export are read themselves.")
+
 
 T = TypeVar("T")
 
@@ -72,8 +102,8 @@ class FhirContext:
     __slots__ = ("locations", "organisations", "patients")
 
     def __init__(self, limit: int) -> None:
-        # Each patient is stored under up to three keys (Type/id, fullUrl, NHS number).
-        self.patients: Bounded[Patient] = Bounded(limit * 3)
+        # Each patient is stored under a few keys (Type/id, fullUrl, NHS number, identifiers).
+        self.patients: Bounded[Patient] = Bounded(limit * 4)
         self.organisations: Bounded[Organization] = Bounded(limit)
         self.locations: Bounded[Location] = Bounded(limit)
 
@@ -82,7 +112,9 @@ class FhirContext:
         keys = [resource.label] + ([full_url] if full_url else [])
         if isinstance(resource, Patient):
             nhs = resource.nhs_number()
-            for key in keys + ([f"nhs:{nhs.replace(' ', '')}"] if nhs else []):
+            keys += [f"nhs:{nhs}"] if nhs else []
+            keys += [f"id:{i.system}|{i.value}" for i in resource.identifier if i.system and i.value]
+            for key in keys:
                 self.patients.put(key, resource)
         elif isinstance(resource, Organization):
             for key in keys:
@@ -93,36 +125,38 @@ class FhirContext:
 
 
 class FhirReader:
-    """FHIR R4 Bundles (``.json``) and NDJSON (``.ndjson``, ``.jsonl``).
+    """FHIR R4 Bundles and resources (``.json``, ``.xml``), NDJSON (``.ndjson``, ``.jsonl``) and
+    folders of them (a Bulk Data export).
 
     Positions are ``line N`` in NDJSON and ``entry N`` (1-based) in a Bundle.
 
     Args:
-        patients_in_memory: the bound of the per-file map of resources others refer to.
+        patients_in_memory: the bound of the map of resources others refer to.
     """
 
-    suffixes: tuple[str, ...] = (".json", ".ndjson", ".jsonl")
+    suffixes: tuple[str, ...] = (".json", ".ndjson", ".jsonl", ".xml")
 
     def __init__(self, patients_in_memory: int = 100_000) -> None:
         self.patients_in_memory = patients_in_memory
+        self._folders: dict[Path, tuple[FhirContext, set[Path]]] = {}
 
     def estimate(self, path: Path) -> int:
-        return count_lines(path) if path.name.lower().endswith((".ndjson", ".jsonl")) else 0
+        return count_lines(path) if path.name.lower().endswith(_NDJSON) else 0
 
     def records(self, ref: FileRef) -> Iterator[SourceRecord]:
-        context = FhirContext(self.patients_in_memory)
-        if ref.path.name.lower().endswith((".ndjson", ".jsonl")):
+        name = ref.path.name.lower()
+        if name.endswith(_NDJSON):
+            context = self._folder_context(ref.path)
             for ordinal, lineno, line in ndjson_lines(ref):
                 yield self._record(ref, ordinal, f"line {lineno}", _loads(line), line, None, context)
             return
-        try:
-            document = json.loads(ref.path.read_bytes())
-        except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested too deep
-            msg = f"File {ref.source} is not a valid JSON document."
-            raise SourceFileError(msg) from None
-        if not isinstance(document, dict):
-            msg = f"File {ref.source} is not a FHIR resource or Bundle."
-            raise SourceFileError(msg)
+        context = FhirContext(self.patients_in_memory)
+        document = self._document(ref, name.endswith(".xml"))
+        if "resourceType" not in document and isinstance(document.get("output"), list):
+            yield SourceRecord(
+                ref.connector, ref.source, ref.file_id, 0, "manifest", MANIFEST, None, CONTENT_TYPE
+            )
+            return
         if document.get("resourceType") != "Bundle":
             yield self._record(ref, 0, "entry 1", document, None, None, context)
             return
@@ -130,11 +164,50 @@ class FhirReader:
         if not isinstance(entries, list):
             msg = f"File {ref.source} is a Bundle whose entry is not a list."
             raise SourceFileError(msg)
-        for ordinal, entry in enumerate(entries):
-            entry = entry if isinstance(entry, dict) else {}
-            full_url = entry.get("fullUrl") if isinstance(entry.get("fullUrl"), str) else None
-            data = entry.get("resource", Malformed("The Bundle entry has no resource."))
-            yield self._record(ref, ordinal, f"entry {ordinal + 1}", data, None, full_url, context, entry)
+        # The whole Bundle first, so that an entry may refer to one after it.
+        parsed = [_entry(entry, context) for entry in entries]
+        for ordinal, (entry, data, _full_url) in enumerate(parsed):
+            yield SourceRecord(
+                ref.connector,
+                ref.source,
+                ref.file_id,
+                ordinal,
+                f"entry {ordinal + 1}",
+                data,
+                None,
+                CONTENT_TYPE,
+                context,
+                original=entry if isinstance(data, (Malformed, Unused)) else entry.get("resource"),
+            )
+
+    def _document(self, ref: FileRef, xml: bool) -> dict[str, Any]:
+        data = ref.path.read_bytes()
+        try:
+            document = parse_xml(data) if xml else json.loads(data)
+        except ValueError as exc:
+            reason = str(exc) if xml else "not a valid JSON document"
+            msg = f"File {ref.source}: {reason.rstrip('.')}."
+            raise SourceFileError(msg) from None
+        except RecursionError:  # nested too deep
+            msg = f"File {ref.source} is nested too deeply to be a FHIR document."
+            raise SourceFileError(msg) from None
+        if not isinstance(document, dict):
+            msg = f"File {ref.source} is not a FHIR resource or Bundle."
+            raise SourceFileError(msg)
+        return document
+
+    def _folder_context(self, path: Path) -> FhirContext:
+        """The map shared by the NDJSON files of one folder, with every file scanned once."""
+        folder = path.parent
+        if folder not in self._folders:
+            self._folders[folder] = (FhirContext(self.patients_in_memory), set())
+        context, scanned = self._folders[folder]
+        siblings = sorted(p for p in folder.iterdir() if p.name.lower().endswith(_NDJSON))
+        for sibling in [*(p for p in siblings if p != path), path]:
+            if sibling not in scanned:
+                scanned.add(sibling)
+                _scan(sibling, context)
+        return context
 
     @staticmethod
     def _record(
@@ -177,3 +250,37 @@ def _loads(line: bytes) -> Any:
         return json.loads(line)
     except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested too deep
         return _NOT_JSON
+
+
+def _scan(path: Path, context: FhirContext) -> None:
+    """Add the Patients, Organizations and Locations of an NDJSON file to the map."""
+    try:
+        with path.open("rb") as fh:
+            for line in fh:
+                if _REFERRED.search(line) is None:
+                    continue
+                data = _loads(line)
+                if isinstance(data, Malformed):
+                    continue
+                try:
+                    context.add(parse_resource(data), None)
+                except ValueError:
+                    continue  # its own record says why, when the file is read
+    except OSError:
+        return  # the file itself reports it when read
+
+
+def _entry(entry: Any, context: FhirContext) -> tuple[Any, Any, str | None]:
+    """(entry, parsed resource or why not, fullUrl) for one Bundle entry, its resource remembered."""
+    entry = entry if isinstance(entry, dict) else {}
+    full_url = entry.get("fullUrl") if isinstance(entry.get("fullUrl"), str) else None
+    if "resource" not in entry:
+        if isinstance(entry.get("request"), dict):
+            return entry, REQUEST_ONLY, full_url
+        return entry, Malformed("The Bundle entry has no resource."), full_url
+    try:
+        parsed = parse_resource(entry["resource"])
+    except ValueError as exc:
+        return entry, Malformed(str(exc)), full_url
+    context.add(parsed, full_url)
+    return entry, parsed, full_url

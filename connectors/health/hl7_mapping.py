@@ -1,33 +1,45 @@
 """HL7 v2 ADT messages to ``EMERGENCY_ATTENDANCE`` events: the health connector's mapping
 function for HL7 v2 (files or MLLP).
 
-Read: ``ADT^A04`` (registration), ``ADT^A01`` (admission) and ``ADT^A03`` (discharge) whose
-patient class (PV1-2) is ``E``, emergency. Each message is one event: an A04 says the
-child arrived, an A01 that they were admitted, an A03 that they left (PV1-45, with PV1-36
-through the profile's ``discharge_codes``). Adults' messages and other patient classes
-carry nothing to publish (:class:`NoEvent`); other message types are refused
-(:class:`MappingError`), since an integration engine should not route them here.
+Every ADT trigger of an attendance's lifecycle is understood (see
+:mod:`connectors.health.hl7_lifecycle`): ``A04`` (registration) and ``A01`` (admission)
+start it and ``A03`` (discharge) ends it, each published as one event when the patient
+class (PV1-2, any case) is ``E``, emergency: an A04 says the child arrived, an A01 that they
+were admitted, an A03 that they left (PV1-45, with PV1-36 through the profile's
+``discharge_codes``). ``A08``, ``A02``, ``A11``, ``A12``, ``A13`` and ``A40`` amend, move,
+cancel or merge what was sent: they are held for corrections
+(:class:`~connectors.health.exceptions.HeldForCorrection`). Any other message is not used
+(:class:`~connectors.health.exceptions.NotUsed`), a training or debugging message (MSH-11
+``T``/``D``) is never published (:class:`~connectors.health.exceptions.Training`); adults'
+messages and other patient classes carry nothing to publish (:class:`NoEvent`). All of these
+are answered ``AA`` and counted by kind; only a message that should be an event and cannot
+be mapped is an error (:class:`MappingError`).
 
 Where things are: NHS number in PID-3 (identifier type ``NH`` or assigning authority
-``NHS``), else PID-2; name PID-5; birth date PID-7; address PID-11; ethnicity PID-22; GP
-practice PD1-3 (XON-10, else XON-3); site PV1-3.4 (else MSH-4) and its name PV1-3.9; arrival
-PV1-44 (else EVN-6, EVN-2); departure PV1-45; reason for attendance PV2-3.
+``NHS``), else PID-2, spaces and dashes removed; name PID-5; birth date PID-7; address
+PID-11; ethnicity PID-22; GP practice PD1-3 (XON-10, else XON-3); site PV1-3.4 (else MSH-4,
+whichever is an ODS code) and its name PV1-3.9; arrival PV1-44 (else EVN-6, EVN-2);
+departure PV1-45; reason for attendance PV2-3.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from connectors.exceptions import MappingError, NoEvent
+from connectors.health.exceptions import HeldForCorrection, NotUsed, Training
+from connectors.health.hl7_lifecycle import PUBLISHED_STEPS, adt_step
 from connectors.health.hl7v2 import Hl7Message, hl7_time
 from connectors.health.profile import HealthProfile
 from connectors.runtime.event_builder import build_event, is_child_on
 from connectors.runtime.records import SourceRecord
 
 SYSTEM = "hl7v2-adt"
-TRIGGERS = ("A01", "A03", "A04")
+#: An ODS organisation or site code: three to six letters and digits (``RJ1``, ``RJ122``).
+ODS_CODE = re.compile(r"[A-Z0-9]{3,6}")
 NHS_AUTHORITIES = frozenset({"NHS", "NHSNBR", "2.16.840.1.113883.2.1.4.1"})
 SNOMED_NAMES = frozenset(
     {"SCT", "SNOMED", "SNOMEDCT", "SNM", "http://snomed.info/sct", "2.16.840.1.113883.6.96"}
@@ -50,15 +62,22 @@ class Hl7Mapper:
     def __call__(self, record: SourceRecord) -> dict[str, Any]:
         """The event for one message; raises ``NoEvent`` or ``MappingError`` (see the module doc)."""
         msg: Hl7Message = record.data
-        kind, trigger = msg.get("MSH", 9, 1), msg.get("MSH", 9, 2)
-        if kind != "ADT" or trigger not in TRIGGERS:
-            reason = "The message is not ADT^A01, ADT^A03 or ADT^A04, the only types this connector reads."
-            raise MappingError(reason)
+        kind, trigger = msg.get("MSH", 9, 1), (msg.get("MSH", 9, 2) or "").upper()
+        if msg.processing_id in ("T", "D"):
+            reason = "The message is a training or debugging one (MSH-11 is T or D)."
+            raise Training(reason)
+        step = adt_step(msg, trigger) if (kind or "").upper() == "ADT" else None
+        if step is None:
+            reason = "The message type is not one of the ADT lifecycle this connector uses."
+            raise NotUsed(reason)
+        if step.step not in PUBLISHED_STEPS:
+            reason = f"ADT^{trigger} ({step.step.value}) is held for corrections."
+            raise HeldForCorrection(reason, step)
         for segment in ("PID", "PV1"):
             if not msg.has(segment):
                 reason = f"The message has no {segment} segment."
                 raise MappingError(reason)
-        if msg.get("PV1", 2) != "E":
+        if (msg.get("PV1", 2) or "").strip().upper() != "E":
             reason = "The visit is not an emergency one (PV1-2 is not E)."
             raise NoEvent(reason)
         arrival = self._time(msg, "PV1", 44) or self._time(msg, "EVN", 6) or self._time(msg, "EVN", 2)
@@ -73,9 +92,9 @@ class Hl7Mapper:
         if not child:
             reason = "The patient is 18 or over."
             raise NoEvent(reason)
-        site = msg.get("PV1", 3, 4) or msg.get("MSH", 4)
+        site = _ods_code(msg.get("PV1", 3, 4)) or _ods_code(msg.get("MSH", 4))
         if site is None:
-            reason = "Neither PV1-3.4 nor MSH-4 names the site."
+            reason = "Neither PV1-3.4 nor MSH-4 is an ODS code, so the site is unknown."
             raise MappingError(reason)
         site_name = msg.get("PV1", 3, 9) or self.profile.organisation_name or site
         code, text, system = msg.get("PV2", 3, 1), msg.get("PV2", 3, 2), msg.get("PV2", 3, 3)
@@ -130,6 +149,8 @@ class Hl7Mapper:
                 nhs = msg.get("PID", 3, 1, rep)
                 break
         nhs = nhs or msg.get("PID", 2)
+        if nhs is not None:
+            nhs = re.sub(r"[\s-]", "", nhs)  # written 999 123 4567 or 999-123-4567
         street, other, town, postcode = (msg.get("PID", 11, i) for i in (1, 2, 3, 5))
         return {
             "nhs_number": nhs,
@@ -142,3 +163,11 @@ class Hl7Mapper:
             else None,
             "gp_practice_ods": msg.get("PD1", 3, 10) or msg.get("PD1", 3, 3),
         }
+
+
+def _ods_code(value: str | None) -> str | None:
+    """The value as an ODS code in upper case, or None when it is not one."""
+    if value is None:
+        return None
+    code = value.strip().upper()
+    return code if ODS_CODE.fullmatch(code) else None

@@ -5,7 +5,8 @@ messages ``hl7.parse`` took about 760 us and ``extract_field`` about 20 us a val
 a container per field and component), about 1,000 messages/s on one core before any mapping or
 Kafka work, against a 2,000 messages/s target for the MLLP listener. This splitter splits a
 segment the first time it is read and resolves the standard escape sequences; it does
-nothing else. The ``hl7`` library is still what frames messages on the wire (``hl7.mllp``).
+nothing else. MLLP framing is :mod:`connectors.health.mllp_framing` (with a size limit and a
+timeout, which ``hl7.mllp``'s reader lacks: it closes the connection on an oversized block).
 
 Field access is 1-based as HL7 writes it: ``message.get("PID", 3, component=1, repetition=2)``
 is ``PID-3[2].1``. An absent or empty value is ``None``.
@@ -14,6 +15,7 @@ is ``PID-3[2].1``. An absent or empty value is ``None``.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import itertools
 import os
 import re
@@ -72,6 +74,10 @@ class Hl7Message:
         self._segments: dict[str, str] = {}
         for segment in text.split("\r"):
             name = segment[:3]
+            if name == "MSH" and "MSH" in self._segments:
+                # Reading only the first would lose the others while AA is sent for them.
+                msg = "The text holds more than one message (a second MSH segment)."
+                raise ValueError(msg)
             if len(name) == 3 and name not in self._segments:
                 self._segments[name] = segment
         self._fields: dict[str, list[str]] = {}
@@ -118,6 +124,30 @@ class Hl7Message:
     def control_id(self) -> str | None:
         """MSH-10, the sender's id of this message."""
         return self.get("MSH", 10)
+
+    @property
+    def sender(self) -> str:
+        """MSH-3 and MSH-4 (application and facility), who sent the message."""
+        return f"{self.raw('MSH', 3)}|{self.raw('MSH', 4)}"
+
+    @property
+    def processing_id(self) -> str:
+        """MSH-11.1 in upper case: ``P`` production (the default), ``T`` training, ``D`` debugging."""
+        return (self.get("MSH", 11, 1) or "P").strip().upper()
+
+    @property
+    def identity(self) -> str:
+        """What makes this message itself: sender, control id, message time and a digest of the
+        content that matters (the message type and every segment after MSH).
+
+        A resend of the same message has the same identity (so its event id is the same and a
+        hub drops the copy); a different message that reuses a control id, as senders do when
+        their counters reset, has another.
+        """
+        body = [self.raw("MSH", 9)]
+        body += [segment.rstrip(" " + self.separator) for segment in self.text.split("\r")[1:]]
+        digest = hashlib.sha256("\r".join(body).encode()).hexdigest()[:32]
+        return f"hl7|{self.sender}|{self.raw('MSH', 10)}|{self.raw('MSH', 7)}|{digest}"
 
     def ack(self, code: str, reason: str | None = None) -> bytes:
         """The acknowledgement (original mode): MSA-1 ``code``, MSA-2 this message's control id,
@@ -251,54 +281,109 @@ def hl7_time(value: str | None, element: str, zone: tzinfo) -> datetime | None:
 
 
 class Hl7FileReader:
-    """Files of HL7 v2 messages (``.hl7``), batch headers (FHS, BHS, BTS, FTS) ignored.
+    """Files of HL7 v2 messages (``.hl7``, ``.er7``, ``.txt``, ``.dat``): one or many messages a
+    file, batch headers (FHS, BHS, BTS, FTS) ignored, a UTF-8 byte order mark stripped, MLLP
+    framing characters (a capture of a feed) treated as message boundaries.
 
-    Positions are ``message N`` (1-based, in file order).
-
-    Args:
-        encoding: the files' encoding.
+    Each message is decoded by the character set its MSH-18 declares (see
+    :func:`decode_message`); one that cannot be decoded is a dead letter of its own, never a
+    failure of the whole file. Positions are ``message N`` (1-based, in file order).
     """
 
-    suffixes: tuple[str, ...] = (".hl7", ".er7")
-
-    def __init__(self, encoding: str = "utf-8") -> None:
-        self.encoding = encoding
+    suffixes: tuple[str, ...] = (".hl7", ".er7", ".txt", ".dat")
 
     def estimate(self, path: Path) -> int:
-        return path.read_bytes().count(b"MSH|")
+        return path.read_bytes().count(b"MSH")
 
     def records(self, ref: FileRef) -> Iterator[SourceRecord]:
         try:
-            text = ref.path.read_bytes().decode(self.encoding)
-        except UnicodeDecodeError:
-            msg = f"File {ref.source} is not text in the {self.encoding} encoding."
+            data = ref.path.read_bytes()
+        except OSError:
+            msg = f"File {ref.source} could not be read."
             raise SourceFileError(msg) from None
-        for ordinal, message in enumerate(split_messages(text)):
-            data: Hl7Message | Malformed
-            try:
-                data = Hl7Message(message)
-            except ValueError as exc:
-                data = Malformed(str(exc))
+        for ordinal, raw in enumerate(split_messages(data)):
+            parsed = parse_message(raw)
             yield SourceRecord(
                 ref.connector,
                 ref.source,
                 ref.file_id,
                 ordinal,
                 f"message {ordinal + 1}",
-                data,
-                message.encode(self.encoding),
+                parsed,
+                raw,
                 CONTENT_TYPE,
+                identity=parsed.identity if isinstance(parsed, Hl7Message) else None,
             )
 
 
-def split_messages(text: str) -> list[str]:
-    """The messages in a file, each with its segments separated by carriage returns."""
-    segments = [s for s in re.split(r"\r\n|\r|\n", text) if s.strip()]
-    messages: list[list[str]] = []
-    for segment in segments:
-        if segment[:3] in ("FHS", "BHS", "BTS", "FTS"):
+_BATCH_SEGMENTS = (b"FHS", b"BHS", b"BTS", b"FTS")
+_BOUNDARY = re.compile(rb"\r\n|\r|\n|\x0b|\x1c")
+_BOM = b"\xef\xbb\xbf"
+
+
+def split_messages(data: bytes) -> list[bytes]:
+    """The messages in a file or an MLLP block, each with its segments separated by carriage
+    returns. Text before the first MSH is kept as a message of its own (it is then a dead
+    letter), so nothing is dropped unseen."""
+    messages: list[list[bytes]] = []
+    for segment in _BOUNDARY.split(data.removeprefix(_BOM)):
+        segment = segment.removeprefix(_BOM)
+        if not segment.strip(b" \t\x00"):
             continue
-        if segment.startswith("MSH") or not messages:
+        if segment[:3] in _BATCH_SEGMENTS:
+            continue
+        if segment.startswith(b"MSH") or not messages:
             messages.append([])
         messages[-1].append(segment)
-    return ["\r".join(m) for m in messages]
+    return [b"\r".join(m) for m in messages]
+
+
+#: MSH-18 values (HL7 table 0211) to Python codecs. Empty MSH-18 means UTF-8 here, which is
+#: also correct for ASCII, HL7's own default.
+CHARSETS: dict[str, str] = {
+    "": "utf-8",
+    "ASCII": "ascii",
+    "UNICODE UTF-8": "utf-8",
+    "UTF-8": "utf-8",
+    "UTF8": "utf-8",
+    **{f"8859/{n}": f"iso8859-{n}" for n in (1, 2, 3, 4, 5, 6, 7, 8, 9, 15)},
+}
+
+
+def declared_charset(raw: bytes) -> str:
+    """MSH-18 (its first repetition) as written, upper case; ``""`` when absent."""
+    header = raw.split(b"\r", 1)[0]
+    if len(header) < 4 or not header.startswith(b"MSH"):
+        return ""
+    fields = header.split(header[3:4])
+    if len(fields) < 18:
+        return ""
+    value = fields[17].split(b"~", 1)[0]
+    return value.decode("latin-1").strip().upper()
+
+
+def decode_message(raw: bytes) -> str:
+    """The message's text in the character set its MSH-18 declares.
+
+    Raises ``ValueError`` in one sentence (naming MSH-18, never the content) when the set is
+    one this connector does not read or the bytes are not in it.
+    """
+    declared = declared_charset(raw)
+    codec = CHARSETS.get(declared)
+    if codec is None:
+        msg = "MSH-18 declares a character set this connector does not read (ASCII, 8859/n or UTF-8)."
+        raise ValueError(msg)
+    try:
+        return raw.decode(codec)
+    except UnicodeDecodeError:
+        said = f"MSH-18 ({declared})" if declared else "UTF-8 (MSH-18 is empty)"
+        msg = f"The message is not text in the character set {said}; declare its character set in MSH-18."
+        raise ValueError(msg) from None
+
+
+def parse_message(raw: bytes) -> Hl7Message | Malformed:
+    """One message's bytes, decoded and parsed, or why not."""
+    try:
+        return Hl7Message(decode_message(raw))
+    except ValueError as exc:
+        return Malformed(str(exc))

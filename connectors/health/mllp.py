@@ -1,18 +1,23 @@
 """The MLLP listener: HL7 v2 from a hospital integration engine, acknowledged only when safe.
 
-For each message (MLLP framing by ``hl7.mllp``), the answer is:
+Each MLLP block (one message, or several: every one is read) gets one answer:
 
-* ``AA`` once Kafka has acknowledged the event (``acks=all``), or when the message is valid
-  but has nothing to publish (an adult, a non-emergency visit);
-* ``AR`` with the reason when the message cannot be parsed or mapped, and only once its
-  dead letter (original bytes, position, reason) is acknowledged by Kafka: the sender must
-  not resend it, and it is not lost;
+* ``AA`` once Kafka has acknowledged the event of every message in it (``acks=all``), or
+  when a message is valid but has nothing to publish (an adult, a non-emergency visit, a
+  trigger held for corrections or not used, a training message: each counted by kind);
+* ``AR`` with the reason when a message cannot be decoded (MSH-18), parsed or mapped, or is
+  larger than 1 MiB, and only once its dead letter (original bytes, or the first 64 KiB of an
+  oversized one; position; reason) is acknowledged by Kafka: the sender must not resend it,
+  and it is not lost; the connection stays open;
 * ``AE`` when Kafka is unavailable or did not acknowledge in time: the sender keeps the
   message and sends it again.
 
-Nothing is acknowledged ``AA`` before Kafka has it, so nothing is lost; a resend after a
-lost ``AA`` carries the same event id (uuid5 of connector name, sender and MSH-10), so a
-duplicate is recognisable downstream.
+Nothing is acknowledged ``AA`` before Kafka has it, so nothing is lost. A message's event id
+comes from its identity (sender, MSH-10, MSH-7 and a digest of its content,
+:attr:`Hl7Message.identity`): a resend after a lost ``AA`` carries the same id, so hubs drop
+the copy, while a different message that reuses a control id gets its own. A connection
+silent for ``idle_timeout`` seconds, between messages or in the middle of one (half-open),
+is closed.
 """
 
 from __future__ import annotations
@@ -27,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 from confluent_kafka import KafkaException
-from hl7.mllp import InvalidBlockError, start_hl7_server
 
 from broker.exceptions import SerdeError, SgbError
 from broker.logs import get_logger
@@ -38,10 +42,20 @@ from broker.wire.envelope import Headers, IngressEnvelope
 from broker.wire.registry import registry_for
 from connectors.exceptions import ConnectorError, MappingError, NoEvent
 from connectors.health.hl7_mapping import Hl7Mapper
-from connectors.health.hl7v2 import CONTENT_TYPE, Hl7Message, bare_ack
+from connectors.health.hl7v2 import (
+    CONTENT_TYPE,
+    Hl7Message,
+    bare_ack,
+    decode_message,
+    parse_message,
+    split_messages,
+)
+from connectors.health.mllp_framing import BlockReader, Oversized, frame
 from connectors.health.profile import load_profile
 from connectors.runtime.acked import AckedProducer
+from connectors.runtime.checkpoint import validate_name
 from connectors.runtime.delivery import check_topics
+from connectors.runtime.readers import Malformed
 from connectors.runtime.records import SourceRecord
 from schemas.topics import DLQ_TOPIC, ingress_topic
 
@@ -49,6 +63,9 @@ log = get_logger("connectors.mllp")
 
 COMPONENT = "connector:health"
 MAX_MESSAGE = 1 << 20
+IDLE_TIMEOUT = 300.0
+#: How bad each answer is: a block's answer is its worst message's.
+_SEVERITY = {"AA": 0, "AR": 1, "AE": 2}
 NOT_READY = "Kafka is not reachable yet; send the message again later."
 NOT_ACKED = "Kafka did not acknowledge the event; send the message again."
 
@@ -74,6 +91,8 @@ class MllpListener:
         ack_timeout: seconds to wait for Kafka before answering AE.
         codecs: serdes whose schemas are already registered; the listener is then ready at
             once instead of registering them when Kafka first answers.
+        idle_timeout: seconds a connection may be silent (between or inside blocks).
+        max_message: the largest block read whole; a larger one is answered AR.
     """
 
     def __init__(
@@ -85,8 +104,12 @@ class MllpListener:
         port: int,
         ack_timeout: float = 10.0,
         codecs: Codecs | None = None,
+        idle_timeout: float = IDLE_TIMEOUT,
+        max_message: int = MAX_MESSAGE,
     ) -> None:
         self.settings = settings
+        self.idle_timeout = idle_timeout
+        self.max_message = max_message
         self.mapper = mapper
         self.name = name
         self.host = host
@@ -100,13 +123,14 @@ class MllpListener:
         self._writers: set[Any] = set()
         self._busy: set[Any] = set()
         self._producer: AckedProducer | None = None
+        self._kinds_logged: set[str] = set()
 
     # -- lifecycle -------------------------------------------------------------------------
     async def serve(self, stop: asyncio.Event) -> Counter[str]:
         """Listen until ``stop`` is set, then finish the messages in hand and return the counts."""
         loop = asyncio.get_running_loop()
         self._producer = AckedProducer(self.settings, loop, self.ack_timeout)
-        server = await start_hl7_server(self._client, self.host, self.port, limit=MAX_MESSAGE)
+        server = await asyncio.start_server(self._client, self.host, self.port)
         self.port = server.sockets[0].getsockname()[1]
         log.info("mllp listening", port=self.port, topic=self.topic)
         self.listening.set()
@@ -149,23 +173,26 @@ class MllpListener:
         _ = codecs.event, codecs.dead_letter  # registers both schemas
         return codecs
 
-    # -- one connection, one message at a time ----------------------------------------------
-    async def _client(self, reader: Any, writer: Any) -> None:
+    # -- one connection, one block at a time ------------------------------------------------
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._writers.add(writer)
+        blocks = BlockReader(reader, self.max_message, self.idle_timeout)
         try:
             while True:
                 try:
-                    block = await reader.readblock()
+                    block = await blocks.read_block()
+                except TimeoutError:
+                    self.counts["timed_out"] += 1
+                    log.warning("mllp connection idle; closed", idle_timeout_s=self.idle_timeout)
+                    return
                 except (asyncio.IncompleteReadError, ConnectionError):
                     return
-                except (InvalidBlockError, ValueError):
-                    log.warning(
-                        "mllp framing error; connection closed", reason="not an MLLP block, or too large"
-                    )
+                if block is None:
                     return
                 self._busy.add(writer)
                 try:
-                    writer.writeblock(await self.handle(block))
+                    answer = await (self.handle(block) if isinstance(block, bytes) else self.oversized(block))
+                    writer.write(frame(answer))
                     await writer.drain()
                 finally:
                     self._busy.discard(writer)
@@ -176,43 +203,80 @@ class MllpListener:
             writer.close()
 
     async def handle(self, block: bytes) -> bytes:
-        """The acknowledgement for one message (see the module docstring)."""
+        """The acknowledgement for one block of one or more messages (see the module docstring)."""
+        answers = [await self._one(raw) for raw in split_messages(block) or [block]]
+        if len(answers) == 1:
+            return answers[0][1]
+        worst = max(answers, key=lambda a: _SEVERITY[a[0]])
+        return worst[1]
+
+    async def oversized(self, block: Oversized) -> bytes:
+        """Dead-letter a block over the size limit (its first bytes kept) and answer AR."""
         self.counts["received"] += 1
-        text = block.decode("utf-8", errors="replace")
-        try:
-            message = Hl7Message(text)
-        except ValueError as exc:
-            record = self._record(None, block)
-            return await self._reject(record, str(exc), lambda code, reason: bare_ack(code, reason))
-        record = self._record(message, block)
+        self.counts["oversized"] += 1
+        first = split_messages(block.head)[:1]
+        header = parse_message(first[0].split(b"\r", 1)[0]) if first else Malformed("")
+        message = header if isinstance(header, Hl7Message) else None
+        reason = (
+            f"The message is larger than the {self.max_message // 1024} KiB this listener reads "
+            f"({block.size} bytes); its first {len(block.head)} bytes are kept."
+        )
+        record = self._record(message, block.head, whole=False)
+        return await self._reject(
+            record, reason, message.ack if message is not None else lambda c, r: bare_ack(c, r)
+        )
+
+    async def _one(self, raw: bytes) -> tuple[str, bytes]:
+        """(MSA-1 code, acknowledgement) for one message."""
+        self.counts["received"] += 1
+        parsed = parse_message(raw)
+        if isinstance(parsed, Malformed):
+            header = _header_only(raw)
+            record = self._record(header, raw, whole=False)
+            ack = header.ack if header is not None else (lambda code, reason: bare_ack(code, reason))
+            return await self._coded(self._reject(record, parsed.reason, ack))
+        message = parsed
+        record = self._record(message, raw)
         if self._codecs is None:
             self.counts["errors"] += 1
-            return message.ack("AE", NOT_READY)
+            return "AE", message.ack("AE", NOT_READY)
         try:
             event = self.mapper(record)
-        except NoEvent:
+        except NoEvent as exc:
             self.counts["no_event"] += 1
+            if exc.kind != "no_event":
+                self.counts[exc.kind] += 1
+                if exc.kind not in self._kinds_logged:
+                    self._kinds_logged.add(exc.kind)
+                    log.info(
+                        "message not published", kind=exc.kind, reason=str(exc), event_id=record.event_id
+                    )
             self.counts["accepted"] += 1
-            return message.ack("AA")
+            return "AA", message.ack("AA")
         except MappingError as exc:
-            return await self._reject(record, str(exc), message.ack)
+            return await self._coded(self._reject(record, str(exc), message.ack))
         except Exception as exc:  # a mapping bug must not lose the message: it is dead-lettered
             log.error("mapping failed unexpectedly", position=record.position, exc_type=type(exc).__name__)
-            return await self._reject(
-                record, f"The message could not be mapped ({type(exc).__name__}).", message.ack
+            return await self._coded(
+                self._reject(record, f"The message could not be mapped ({type(exc).__name__}).", message.ack)
             )
         if self._envelope is None:
             self._envelope = IngressEnvelope(self.settings, "HEALTH", serde=self._codecs.event)
         try:
             wire = self._envelope.wrap(event)
         except SerdeError as exc:  # no child key, or not the schema: dead-lettered, answered AR
-            return await self._reject(record, str(exc), message.ack)
+            return await self._coded(self._reject(record, str(exc), message.ack))
         if not await self._send(wire.topic, wire.value, wire.key, wire.headers):
             self.counts["errors"] += 1
-            return message.ack("AE", NOT_ACKED)
+            return "AE", message.ack("AE", NOT_ACKED)
         self.counts["accepted"] += 1
         self.counts["published"] += 1
-        return message.ack("AA")
+        return "AA", message.ack("AA")
+
+    @staticmethod
+    async def _coded(answer: Any) -> tuple[str, bytes]:
+        ack: bytes = await answer
+        return ack.split(b"\rMSA", 1)[1][1:3].decode(), ack
 
     async def _reject(self, record: SourceRecord, reason: str, ack: Callable[[str, str], bytes]) -> bytes:
         """Dead-letter the message, then answer AR; AE if the dead letter could not be written."""
@@ -247,9 +311,10 @@ class MllpListener:
             return False
         return True
 
-    def _record(self, message: Hl7Message | None, block: bytes) -> SourceRecord:
+    def _record(self, message: Hl7Message | None, block: bytes, *, whole: bool = True) -> SourceRecord:
+        """The record of a message; ``whole`` when ``message`` is all of it (not just its MSH)."""
         control_id = message.control_id if message is not None else None
-        sender = f"{message.raw('MSH', 3)}|{message.raw('MSH', 4)}" if message is not None else "unknown"
+        sender = message.sender if message is not None else "unknown"
         position = (
             f"message {control_id}"
             if control_id
@@ -264,6 +329,7 @@ class MllpListener:
             message,
             block,
             CONTENT_TYPE,
+            identity=message.identity if message is not None and whole else None,
         )
 
 
@@ -278,8 +344,6 @@ def serve_mllp(
     echo: Callable[[str], None],
 ) -> Counter[str]:
     """Run the listener until SIGTERM or Ctrl-C; returns the counts."""
-    from connectors.runtime.checkpoint import validate_name
-
     listener = MllpListener(
         settings, Hl7Mapper(load_profile(mapping)), validate_name(name), host, port, ack_timeout
     )
@@ -302,3 +366,12 @@ def serve_mllp(
     except OSError as exc:
         msg = f"Could not listen on {host}:{port}: {exc.strerror or exc}."
         raise ConnectorError(msg) from None
+
+
+def _header_only(raw: bytes) -> Hl7Message | None:
+    """The message's MSH alone, to answer a message whose body cannot be read; None if even that fails."""
+    first = raw.split(b"\r", 1)[0]
+    try:
+        return Hl7Message(decode_message(first) if first.isascii() else first.decode("latin-1"))
+    except ValueError:
+        return None

@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 from connectors.health.fhir_model import (
     ACT_CODE_SYSTEM,
@@ -146,6 +147,45 @@ def write_bundle(path: Path, resources: list[dict[str, Any]]) -> Path:
     return path
 
 
+def write_bundle_xml(path: Path, resources: list[dict[str, Any]]) -> Path:
+    """The same collection Bundle as :func:`write_bundle`, in FHIR's XML format."""
+    path.write_bytes(bundle_xml(resources))
+    return path
+
+
+def bundle_xml(resources: list[dict[str, Any]]) -> bytes:
+    """A collection Bundle of the resources in FHIR's XML format."""
+    bundle: dict[str, Any] = {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "entry": [
+            {"fullUrl": f"urn:uuid:{r['resourceType'].lower()}-{r['id']}", "resource": r} for r in resources
+        ],
+    }
+    data: bytes = ElementTree.tostring(_xml("Bundle", bundle), encoding="utf-8")
+    return data
+
+
+def _xml(tag: str, value: dict[str, Any]) -> ElementTree.Element:
+    element = ElementTree.Element(tag, {"xmlns": "http://hl7.org/fhir"} if "resourceType" in value else {})
+    for name, item in value.items():
+        if name == "resourceType":
+            continue
+        if name == "url":
+            element.set("url", str(item))
+            continue
+        for one in item if isinstance(item, list) else [item]:
+            if isinstance(one, dict) and "resourceType" in one:
+                holder = ElementTree.SubElement(element, name)
+                holder.append(_xml(one["resourceType"], one))
+            elif isinstance(one, dict):
+                element.append(_xml(name, one))
+            else:
+                text = str(one).lower() if isinstance(one, bool) else str(one)
+                ElementTree.SubElement(element, name, {"value": text})
+    return element
+
+
 def adt_message(
     index: int,
     rng: random.Random,
@@ -155,19 +195,32 @@ def adt_message(
     born: str = "20150601",
     nhs_number: str | None = None,
     arrival: datetime | None = None,
+    control_id: str | None = None,
+    processing_id: str = "P",
+    charset: str = "",
+    family_name: str = "Synthetica",
+    message_type: str = "ADT",
 ) -> str:
-    """An HL7 v2.4 ADT message (segments separated by carriage returns) for an ED attendance."""
+    """An HL7 v2.4 ADT message (segments separated by carriage returns) for an ED attendance.
+
+    ``control_id`` defaults to ``MSG`` and the index; ``charset`` is written to MSH-18 (the
+    caller encodes the text in it); an ``A40`` carries an MRG segment.
+    """
     at = arrival or datetime(2026, 11, 20, 21, 30) + timedelta(minutes=index)
     stamp = at.strftime("%Y%m%d%H%M%S")
     nhs = nhs_number or synthetic_nhs_number(rng)
     site, name = SITES[index % len(SITES)]
+    control = control_id or f"MSG{index:08d}"
     segments = [
-        f"MSH|^~\\&|ED-SYSTEM|{site}|SGB|SGB|{stamp}||ADT^{trigger}^ADT_A01|MSG{index:08d}|P|2.4",
+        f"MSH|^~\\&|ED-SYSTEM|{site}|SGB|SGB|{stamp}||{message_type}^{trigger}^ADT_A01|{control}|"
+        f"{processing_id}|2.4" + ("|" * 6 + charset if charset else ""),
         f"EVN|{trigger}|{stamp}",
-        f"PID|1||{nhs}^^^NHS^NH~H{index:07d}^^^{site}^MR||Synthetica^Testy^^^^^L||{born}|F|||"
+        f"PID|1||{nhs}^^^NHS^NH~H{index:07d}^^^{site}^MR||{family_name}^Testy^^^^^L||{born}|F|||"
         f"{1 + index % 90} Synthetic Row^^Testford^^ZZ99 3WZ^GBR^H||||||||||||A",
         "PD1|||Synthetic Surgery^^F83004",
         f"PV1|1|{patient_class}|{site}ED^^^{site}^^^^^{name}||||||||||||||||V{index:08d}" + "|" * 25 + stamp,
         "PV2|||125605004^Fracture of bone^SCT",
     ]
+    if trigger == "A40":
+        segments.insert(4, f"MRG|H{index + 500000:07d}^^^{site}^MR")
     return "\r".join(segments)

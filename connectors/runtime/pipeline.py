@@ -31,7 +31,7 @@ from connectors.runtime.checkpoint import CheckpointStore, ContiguousTracker, Fi
 from connectors.runtime.progress import COUNT_NAMES, Progress
 from connectors.runtime.readers import FileRef, Malformed, Reader
 from connectors.runtime.records import MapRecord, SourceRecord
-from connectors.runtime.sources import DropFolder, file_identity, list_files
+from connectors.runtime.sources import DropFolder, file_identity, list_files, unread_candidates
 
 log = get_logger("connectors.pipeline")
 
@@ -62,9 +62,20 @@ class Summary:
     """What a run did. ``counts`` has the keys of :data:`COUNT_NAMES`."""
 
     counts: Counter[str] = field(default_factory=Counter)
+    kinds: Counter[str] = field(default_factory=Counter)
     files: int = 0
     failed_files: list[str] = field(default_factory=list)
     stopped: bool = False
+
+    @property
+    def used_nothing(self) -> bool:
+        """Whether the run read nothing it could use: no record published, dead-lettered, done
+        before or mapped to nothing for a reason of its own (only unread files and records of
+        kinds it does not use)."""
+        c = self.counts
+        usable = c["published"] + c["dead_lettered"] + c["already_done"] + c["no_event"]
+        not_used = sum(n for k, n in self.kinds.items() if k != "file_not_read")
+        return usable - not_used <= 0
 
     def line(self) -> str:
         """One sentence a person reads at the end of a run."""
@@ -74,6 +85,12 @@ class Summary:
             f"{c['dead_lettered']} dead-lettered, {c['already_done']} skipped as already done, "
             f"{c['no_event']} with nothing to publish."
         )
+        kinds = {k: n for k, n in self.kinds.items() if k != "file_not_read"}
+        if kinds:
+            parts = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(kinds.items()))
+            text = text[:-1] + f" ({parts})."
+        if self.kinds["file_not_read"]:
+            text += f" {self.kinds['file_not_read']} file(s) not read: not a format this connector reads."
         if self.failed_files:
             text += f" {len(self.failed_files)} file(s) could not be read."
         if self.stopped:
@@ -127,6 +144,8 @@ class FileConnector:
     def run_batch(self, source: Path, stop: threading.Event) -> Summary:
         """Read a file, or every matching file in a folder, then return the summary."""
         root = source if source.is_dir() else source.parent
+        if source.is_dir():
+            self._unread_files(source)
         for path in list_files(source, self.reader.suffixes):
             if stop.is_set():
                 break
@@ -147,6 +166,19 @@ class FileConnector:
             self.progress.tick()
             stop.wait(poll_s)
         return self._finish(stop)
+
+    def _unread_files(self, folder: Path) -> None:
+        """Count (and log once) the files of the folder this reader does not read, by suffix."""
+        wanted = set(list_files(folder, self.reader.suffixes))
+        unread = [p for p in unread_candidates(folder) if p not in wanted]
+        if unread:
+            self.summary.kinds["file_not_read"] += len(unread)
+            log.warning(
+                "files not read",
+                count=len(unread),
+                suffixes=sorted({p.suffix.lower() or "(none)" for p in unread}),
+                reads=list(self.reader.suffixes),
+            )
 
     def _finish(self, stop: threading.Event) -> Summary:
         self.summary.stopped = stop.is_set()
@@ -216,9 +248,11 @@ class FileConnector:
             return
         try:
             event = self.mapper(record)
-        except NoEvent:
+        except NoEvent as exc:
             self.delivery.skip(record)
             self._batch_counts["no_event"] += 1
+            if exc.kind != "no_event":
+                self._not_published(exc)
             return
         except MappingError as exc:
             self._dead_letter(record, str(exc))
@@ -235,6 +269,12 @@ class FileConnector:
             self._dead_letter(record, str(exc))
             return
         self._batch_counts["published"] += 1
+
+    def _not_published(self, exc: NoEvent) -> None:
+        """Count a record read but not published by its kind; log the first of each kind."""
+        if exc.kind not in self.summary.kinds and not self._batch_counts[exc.kind]:
+            log.info("record not published", kind=exc.kind, reason=str(exc))
+        self._batch_counts[exc.kind] += 1
 
     def _dead_letter(self, record: SourceRecord, reason: str) -> None:
         self.delivery.dead_letter(record, reason)
@@ -269,6 +309,8 @@ class FileConnector:
         for file_id in touched:
             relative, tracker = self._trackers[file_id]
             self.store.put(file_id, FileProgress(relative, tracker.done, False))
+        for kind in [k for k in self._batch_counts if k not in COUNT_NAMES]:
+            self.summary.kinds[kind] += self._batch_counts.pop(kind)
         self.summary.counts.update(self._batch_counts)
         self._batch_counts.clear()
 

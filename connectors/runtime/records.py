@@ -53,6 +53,10 @@ class SourceRecord:
             dead letter is a replayable file of one record.
         original: the record as read when ``data`` is a parsed form of it and there are no
             ``raw`` bytes (a Bundle entry); a dead letter keeps it as JSON.
+        identity: what the source says makes this record itself, when its position does not
+            (an HL7 message: sender, control id, time and a digest of its content); the event
+            id is then derived from it, so a resend anywhere gets the same id and a different
+            record at a reused position does not.
     """
 
     connector: str
@@ -66,10 +70,13 @@ class SourceRecord:
     context: Any = None
     header: bytes | None = field(default=None, repr=False)
     original: Any = field(default=None, repr=False)
+    identity: str | None = None
 
     @property
     def event_id(self) -> str:
         """The record's event id: the same on every run, so a replay is recognisable downstream."""
+        if self.identity is not None:
+            return uuid5_text(f"{self.connector}|{self.identity}")
         return uuid5_text(f"{self.connector}|{self.file_id}|{self.position}")
 
     def payload(self) -> bytes:

@@ -52,6 +52,16 @@ def list_files(source: Path, suffixes: tuple[str, ...]) -> list[Path]:
     return sorted((p for p in source.iterdir() if _wanted(p, suffixes)), key=lambda p: p.name)
 
 
+def unread_candidates(folder: Path) -> list[Path]:
+    """The regular, visible files of a folder that are not partial downloads: what a person
+    dropping files there expects to be read."""
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if not p.name.startswith(".") and not p.name.lower().endswith(_IGNORED_SUFFIXES) and p.is_file()
+    )
+
+
 class DropFolder:
     """New, settled files in a folder, each reported once per process.
 

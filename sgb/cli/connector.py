@@ -160,6 +160,11 @@ def run(
         for message in summary.failed_files:
             click.echo(f"sgb: {message}", err=True)
         raise SystemExit(1)
+    if agency == "health" and not watch and summary.used_nothing:
+        click.echo(
+            f"sgb: Nothing in {source} was usable: no record of a kind the health connector reads.", err=True
+        )
+        raise SystemExit(1)
 
 
 def _run_mllp(

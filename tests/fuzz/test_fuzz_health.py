@@ -13,9 +13,11 @@ from hypothesis import strategies as st
 
 from broker.exceptions import SerdeError
 from connectors.exceptions import MappingError, NoEvent
-from connectors.health import FhirMapper, FhirReader, Hl7FileReader, Hl7Mapper, Hl7Message, load_profile
+from connectors.health import FhirMapper, FhirReader, Hl7FileReader, Hl7Mapper, load_profile
 from connectors.health import synthetic as syn
-from connectors.health.hl7v2 import bare_ack
+from connectors.health.hl7v2 import bare_ack, parse_message, split_messages
+from connectors.health.mllp_framing import BlockReader, Oversized
+from connectors.runtime.readers import Malformed
 from connectors.runtime.records import SourceRecord
 
 from .fuzzkit import CODECS, FUZZ, MARKER, check, count, hostile_text, mutated, run_file
@@ -31,6 +33,7 @@ BUNDLE = json.dumps(
         "entry": [{"fullUrl": f"urn:uuid:{i}", "resource": r} for i, r in enumerate(RESOURCES)],
     }
 ).encode()
+XML_BUNDLE = syn.bundle_xml(RESOURCES)
 ADT = [syn.adt_message(i, random.Random(22 + i), trigger=t) for i, t in enumerate(("A04", "A01", "A03"))]
 HL7_FILE = "\r\n".join(ADT).encode()
 
@@ -126,16 +129,22 @@ def test_mutated_mllp_block(block: bytes) -> None:
 
 
 def _handle(block: bytes) -> None:
-    """What MllpListener.handle does with a block, without Kafka: the outcome and the ACK."""
-    text = block.decode("utf-8", errors="replace")
-    try:
-        message = Hl7Message(text)
-    except ValueError as exc:
-        assert MARKER not in str(exc)
-        bare_ack("AR", str(exc))
+    """What MllpListener.handle does with a block, without Kafka: each message's outcome and ACK."""
+    for raw in split_messages(block) or [block]:
+        _handle_one(raw)
+
+
+def _handle_one(raw: bytes) -> None:
+    parsed = parse_message(raw)
+    if isinstance(parsed, Malformed):
+        assert MARKER not in parsed.reason
+        bare_ack("AR", parsed.reason)
         return
+    message = parsed
     message.ack("AA")
-    record = SourceRecord("fuzz", "mllp://x", "mllp:x", 0, "message 1", message, block)
+    record = SourceRecord(
+        "fuzz", "mllp://x", "mllp:x", 0, "message 1", message, raw, identity=message.identity
+    )
     try:
         event = Hl7Mapper(PROFILE)(record)
     except NoEvent:
@@ -195,25 +204,47 @@ FRAMED = b"".join(b"\x0b" + m.encode() + b"\x1c\r" for m in ADT)
 @example(b"\x0b" + b"A" * (1 << 20) + b"\x1c\r")  # over the listener's message limit
 def test_mllp_stream(stream: bytes) -> None:
     """The MLLP framing of a connection's bytes, with the listener's limit: every block is
-    handled as a message, and framing errors are the ones the listener answers by closing."""
+    handled as its messages, an oversized one is answered from its head, and a connection
+    closed mid-block ends the read."""
     import asyncio
-
-    from hl7.mllp import HL7StreamReader, InvalidBlockError
 
     from connectors.health.mllp import MAX_MESSAGE
 
     count("health hl7 mllp: framing")
 
-    async def blocks() -> list[bytes]:
-        reader = HL7StreamReader(limit=MAX_MESSAGE)
-        reader.feed_data(stream)
-        reader.feed_eof()
-        out: list[bytes] = []
+    async def blocks() -> list[bytes | Oversized]:
+        stream_reader = asyncio.StreamReader()
+        stream_reader.feed_data(stream)
+        stream_reader.feed_eof()
+        reader = BlockReader(stream_reader, MAX_MESSAGE, 5.0)
+        out: list[bytes | Oversized] = []
         while True:
             try:
-                out.append(await reader.readblock())
-            except (asyncio.IncompleteReadError, ConnectionError, InvalidBlockError, ValueError):
+                block = await reader.read_block()
+            except asyncio.IncompleteReadError:
                 return out  # what MllpListener._client stops the connection on
+            if block is None:
+                return out
+            out.append(block)
 
     for block in asyncio.run(blocks()):
-        _handle(block)
+        if isinstance(block, Oversized):
+            assert block.size > MAX_MESSAGE and len(block.head) <= 64 * 1024
+            split_messages(block.head)
+        else:
+            _handle(block)
+
+
+@FUZZ
+@given(st.data())
+def test_mutated_fhir_xml(workdir: Path, data: st.DataObject) -> None:
+    count("health fhir xml: mutated file")
+    _fhir(
+        workdir,
+        "b.xml",
+        data.draw(
+            mutated(
+                XML_BUNDLE, [b"<!DOCTYPE x [<!ENTITY e SYSTEM 'file:///etc/passwd'>]>", b"&e;", b"<entry>"]
+            )
+        ),
+    )

@@ -189,7 +189,8 @@ def test_fhir_ndjson_and_bundle(kafka: Settings, tmp_path: Path) -> None:
     }
     assert (
         letters[("a.ndjson", "line 10")]
-        == "Flag.subject refers to a Patient that is not earlier in the file."
+        == "Flag.subject refers to a Patient that is not in the file or its folder "
+        "(or not among the patients_in_memory most recently used)."
     )
     assert letters[("c.ndjson", "line 2")] == "The line is not valid JSON."
     assert "does not match FHIR R4" in letters[("c.ndjson", "line 1")]

@@ -96,13 +96,14 @@ def test_flag_and_noshow_and_what_is_not_published(tmp_path: Path) -> None:
     assert results[6] == ("NoEvent", "The Patient is 18 or over.")
     assert results[7] == (
         "MappingError",
-        "Encounter.subject refers to a Patient that is not earlier in the file.",
+        "Encounter.subject refers to a Patient that is not in the file or its folder "
+        "(or not among the patients_in_memory most recently used).",
     )
     concern = results[8]
     assert concern["details"]["concern_categories"] == ["DOMESTIC_ABUSE"]
     assert concern["details"]["clinical_findings"] == "synthetic finding"
     assert concern["occurred_at"] == datetime(2026, 11, 19, tzinfo=concern["occurred_at"].tzinfo)
-    assert results[9] == ("NoEvent", "A MedicationRequest is read for context, not published.")
+    assert results[9] == ("NotUsed", "A MedicationRequest is a resource type this connector does not read.")
 
 
 def test_patient_map_is_bounded(tmp_path: Path) -> None:
@@ -200,12 +201,10 @@ def test_adt_a04_becomes_an_attendance() -> None:
                 "PID-7 (date of birth) is missing, so whether the patient is a child is unknown.",
             ),
         ),
+        ({"trigger": "A08"}, ("HeldForCorrection", "ADT^A08 (AMEND) is held for corrections.")),
         (
-            {"trigger": "A08"},
-            (
-                "MappingError",
-                "The message is not ADT^A01, ADT^A03 or ADT^A04, the only types this connector reads.",
-            ),
+            {"trigger": "A05"},
+            ("NotUsed", "The message type is not one of the ADT lifecycle this connector uses."),
         ),
     ],
 )

@@ -1,0 +1,93 @@
+"""The ADT lifecycle of an attendance, as the triggers of HL7 v2 tell it.
+
+A04 (registration) or A01 (admission) starts an attendance, A03 (discharge) ends it, A08
+amends it, A02 moves it, A11/A12/A13 cancel the admission, the transfer or the discharge
+(the last reopens it), A40 merges two patients' identifiers. :func:`adt_step` reads what a
+correction needs from any of them: which visit of which patient at which sender, and for a
+merge which identifiers are retired. Only ``START`` and ``END`` are published as events
+today; the others are held (see :class:`~connectors.health.exceptions.HeldForCorrection`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from connectors.health.hl7v2 import Hl7Message
+
+
+class Step(StrEnum):
+    """What a trigger does to the attendance it is about."""
+
+    START = "START"
+    END = "END"
+    AMEND = "AMEND"
+    MOVE = "MOVE"
+    CANCEL_START = "CANCEL_START"
+    CANCEL_MOVE = "CANCEL_MOVE"
+    CANCEL_END = "CANCEL_END"
+    MERGE = "MERGE"
+
+
+#: The triggers of the lifecycle and what each does.
+TRIGGER_STEPS: dict[str, Step] = {
+    "A04": Step.START,
+    "A01": Step.START,
+    "A03": Step.END,
+    "A08": Step.AMEND,
+    "A02": Step.MOVE,
+    "A11": Step.CANCEL_START,
+    "A12": Step.CANCEL_MOVE,
+    "A13": Step.CANCEL_END,
+    "A40": Step.MERGE,
+}
+#: Steps published as events today; the rest wait for corrections on the wire.
+PUBLISHED_STEPS = frozenset({Step.START, Step.END})
+
+
+@dataclass(frozen=True, slots=True)
+class AdtStep:
+    """One lifecycle step, as a correction will need it (holds identifiers: never log it).
+
+    Args:
+        trigger: MSH-9.2 (``A08``).
+        step: what it does.
+        sender: MSH-3 and MSH-4, who sent it.
+        control_id: MSH-10.
+        visit_number: PV1-19.1, the attendance it is about (None when the message has none).
+        patient_ids: PID-3's identifiers as (value, assigning authority, type).
+        prior_patient_ids: MRG-1's, for a merge: the identifiers that are retired.
+    """
+
+    trigger: str
+    step: Step
+    sender: str
+    control_id: str | None
+    visit_number: str | None
+    patient_ids: tuple[tuple[str, str | None, str | None], ...]
+    prior_patient_ids: tuple[tuple[str, str | None, str | None], ...]
+
+
+def _ids(msg: Hl7Message, segment: str, field: int) -> tuple[tuple[str, str | None, str | None], ...]:
+    out = []
+    for rep in range(1, msg.repetitions(segment, field) + 1):
+        value = msg.get(segment, field, 1, rep)
+        if value:
+            out.append((value, msg.get(segment, field, 4, rep), msg.get(segment, field, 5, rep)))
+    return tuple(out)
+
+
+def adt_step(msg: Hl7Message, trigger: str) -> AdtStep | None:
+    """The lifecycle step of an ADT message, or None when its trigger is not one of the lifecycle's."""
+    step = TRIGGER_STEPS.get(trigger)
+    if step is None:
+        return None
+    return AdtStep(
+        trigger=trigger,
+        step=step,
+        sender=msg.sender,
+        control_id=msg.control_id,
+        visit_number=msg.get("PV1", 19, 1),
+        patient_ids=_ids(msg, "PID", 3),
+        prior_patient_ids=_ids(msg, "MRG", 1),
+    )

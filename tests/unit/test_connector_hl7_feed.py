@@ -1,0 +1,203 @@
+"""HL7 v2 as hospital feeds send it, without Kafka: message identity, several messages a
+block or file, the whole ADT lifecycle, training messages, character sets, file layouts."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from broker.settings import Settings
+from connectors.exceptions import MappingError, NoEvent
+from connectors.health import Hl7FileReader, Hl7Mapper, Hl7Message, load_profile
+from connectors.health import synthetic as syn
+from connectors.health.exceptions import HeldForCorrection, NotUsed, Training
+from connectors.health.hl7_lifecycle import Step
+from connectors.health.mllp import MllpListener
+from connectors.registry import LocalAuthorityOptions, parts_for
+from connectors.runtime.readers import FileRef, Malformed
+from connectors.runtime.records import SourceRecord
+
+PROFILE = load_profile(
+    Path(__file__).resolve().parents[2] / "connectors" / "mappings" / "health-example.yaml"
+)
+
+
+def read_file(path: Path) -> list[SourceRecord]:
+    return list(Hl7FileReader().records(FileRef(path, "health-test", path.name, "f" * 32)))
+
+
+def outcome(record: SourceRecord) -> Any:
+    if isinstance(record.data, Malformed):
+        return "Malformed", record.data.reason
+    try:
+        return Hl7Mapper(PROFILE)(record)
+    except (NoEvent, MappingError) as exc:
+        return type(exc).__name__, str(exc)
+
+
+def test_reused_control_id_is_a_new_event_and_a_resend_is_the_same(tmp_path: Path) -> None:
+    first = syn.adt_message(1, random.Random(1), control_id="1")
+    other = syn.adt_message(2, random.Random(2), control_id="1", trigger="A03")  # counter reset
+    path = tmp_path / "feed.hl7"
+    path.write_text("\n".join([first, other, first]).replace("\r", "\n"))
+    again = tmp_path / "resent.hl7"
+    again.write_text(first)
+    records = read_file(path) + read_file(again)
+    ids = [r.event_id for r in records]
+    assert ids[0] != ids[1], "a different message with a reused MSH-10 must get its own event id"
+    assert ids[0] == ids[2] == ids[3], "a resend of the same message must keep its event id"
+    events = [Hl7Mapper(PROFILE)(r) for r in records]
+    assert [e["event_id"] for e in events] == ids
+
+
+def test_every_message_of_a_framed_capture_is_read(tmp_path: Path) -> None:
+    rng = random.Random(3)
+    messages = [syn.adt_message(i, rng) for i in range(3)]
+    path = tmp_path / "capture.dat"
+    path.write_bytes(b"".join(b"\x0b" + m.encode() + b"\x1c\r" for m in messages))
+    records = read_file(path)
+    assert [r.position for r in records] == ["message 1", "message 2", "message 3"]
+    assert [outcome(r)["source"]["record_id"] for r in records] == [
+        "MSG00000000",
+        "MSG00000001",
+        "MSG00000002",
+    ]
+
+
+def test_one_message_text_with_two_msh_is_refused_not_half_read() -> None:
+    rng = random.Random(4)
+    with pytest.raises(ValueError, match="more than one message"):
+        Hl7Message(syn.adt_message(1, rng) + "\r" + syn.adt_message(2, rng))
+
+
+@pytest.mark.parametrize(
+    ("trigger", "step"),
+    [
+        ("A08", Step.AMEND),
+        ("A02", Step.MOVE),
+        ("A11", Step.CANCEL_START),
+        ("A12", Step.CANCEL_MOVE),
+        ("A13", Step.CANCEL_END),
+        ("A40", Step.MERGE),
+    ],
+)
+def test_lifecycle_triggers_are_held_for_corrections_with_what_they_change(trigger: str, step: Step) -> None:
+    text = syn.adt_message(9, random.Random(5), trigger=trigger)
+    record = SourceRecord("t", "mllp://x", "mllp:x", 0, "message 1", Hl7Message(text), text.encode())
+    with pytest.raises(HeldForCorrection) as caught:
+        Hl7Mapper(PROFILE)(record)
+    held = caught.value
+    assert held.kind == "held_for_corrections" and held.step.step is step
+    assert held.step.visit_number == "V00000009" and held.step.control_id == "MSG00000009"
+    assert held.step.sender == "ED-SYSTEM|RJ122"
+    assert [i[2] for i in held.step.patient_ids] == ["NH", "MR"]
+    assert bool(held.step.prior_patient_ids) is (trigger == "A40")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "kind"),
+    [
+        ({"trigger": "A05"}, NotUsed),
+        ({"trigger": "A31"}, NotUsed),
+        ({"message_type": "ORU", "trigger": "R01"}, NotUsed),
+        ({"processing_id": "T"}, Training),
+        ({"processing_id": "D"}, Training),
+        ({"processing_id": "t", "trigger": "A03"}, Training),
+    ],
+)
+def test_unused_and_training_messages_are_counted_not_published_or_refused(
+    kwargs: dict[str, str], kind: type[NoEvent]
+) -> None:
+    text = syn.adt_message(1, random.Random(6), **kwargs)
+    record = SourceRecord("t", "mllp://x", "mllp:x", 0, "message 1", Hl7Message(text), text.encode())
+    with pytest.raises(kind):
+        Hl7Mapper(PROFILE)(record)
+
+
+def test_latin1_message_is_read_by_its_declared_charset_and_a_bad_one_alone_is_refused(
+    tmp_path: Path,
+) -> None:
+    rng = random.Random(7)
+    latin = syn.adt_message(1, rng, charset="8859/1", family_name="Zoëson").encode("latin-1")
+    wrong = syn.adt_message(2, rng, charset="UNICODE UTF-8", family_name="Zoëson").encode("latin-1")
+    plain = syn.adt_message(3, rng).encode()
+    path = tmp_path / "mixed.hl7"
+    path.write_bytes(b"\r".join([latin, wrong, plain]))
+    first, second, third = read_file(path)
+    assert outcome(first)["child"]["family_name"] == "Zoëson"
+    assert outcome(second) == (
+        "Malformed",
+        "The message is not text in the character set MSH-18 (UNICODE UTF-8); "
+        "declare its character set in MSH-18.",
+    )
+    assert outcome(third)["event_type"] == "EMERGENCY_ATTENDANCE"
+
+
+def test_file_layouts_bom_txt_and_lower_case_patient_class(tmp_path: Path) -> None:
+    rng = random.Random(8)
+    text = syn.adt_message(1, rng).replace("PV1|1|E|", "PV1|1|e|")
+    path = tmp_path / "feed.txt"
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    assert {".hl7", ".txt", ".dat"} <= set(Hl7FileReader.suffixes)
+    (record,) = read_file(path)
+    assert outcome(record)["event_type"] == "EMERGENCY_ATTENDANCE"
+
+
+def test_site_code_must_be_an_ods_code() -> None:
+    rng = random.Random(9)
+    base = syn.adt_message(1, rng)
+    named = base.replace("^^^RJ122^^^^^", "^^^St Thomas^^^^^")
+    record = SourceRecord("t", "f", "f", 0, "message 1", Hl7Message(named), named.encode())
+    assert outcome(record)["details"]["site_ods_code"] == "RJ122"  # MSH-4 is one
+    neither = named.replace("|ED-SYSTEM|RJ122|", "|ED-SYSTEM|ST THOMAS|")
+    record = SourceRecord("t", "f", "f", 0, "message 1", Hl7Message(neither), neither.encode())
+    assert outcome(record) == (
+        "MappingError",
+        "Neither PV1-3.4 nor MSH-4 is an ODS code, so the site is unknown.",
+    )
+
+
+def test_nhs_number_with_spaces_or_dashes_is_normalised() -> None:
+    nhs = syn.synthetic_nhs_number(random.Random(10))
+    for written in (f"{nhs[:3]} {nhs[3:6]} {nhs[6:]}", f"{nhs[:3]}-{nhs[3:6]}-{nhs[6:]}"):
+        text = syn.adt_message(1, random.Random(11), nhs_number=written)
+        record = SourceRecord("t", "f", "f", 0, "message 1", Hl7Message(text), text.encode())
+        assert outcome(record)["child"]["nhs_number"] == nhs
+
+
+def test_a_silent_or_half_open_connection_is_closed() -> None:
+    settings = Settings(bootstrap_servers="127.0.0.1:9")  # never contacted: nothing is sent
+    listener = MllpListener(
+        settings, Hl7Mapper(PROFILE), "health-hl7", "127.0.0.1", 0, ack_timeout=0.5, idle_timeout=0.5
+    )
+
+    async def scenario() -> list[bytes]:
+        stop = asyncio.Event()
+        task = asyncio.create_task(listener.serve(stop))
+        await listener.listening.wait()
+        seen = []
+        try:
+            for opening in (b"", b"\x0bMSH|^~\\&|half"):
+                reader, writer = await asyncio.open_connection("127.0.0.1", listener.port)
+                writer.write(opening)
+                await writer.drain()
+                seen.append(await asyncio.wait_for(reader.read(), 10))
+                writer.close()
+        finally:
+            stop.set()
+            await task
+        return seen
+
+    assert asyncio.run(scenario()) == [b"", b""]
+    assert listener.counts["timed_out"] == 2
+
+
+def test_a_folder_of_txt_hl7_files_is_read_as_hl7(tmp_path: Path) -> None:
+    (tmp_path / "adt-0001.txt").write_bytes(b"\xef\xbb\xbf" + syn.adt_message(1, random.Random(12)).encode())
+    (tmp_path / "readme.txt").write_text("not a feed")
+    parts = parts_for("health", tmp_path, None, None, LocalAuthorityOptions())
+    assert parts.format == "hl7" and isinstance(parts.reader, Hl7FileReader)
