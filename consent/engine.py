@@ -104,6 +104,11 @@ class Engine:
         self._plans: dict[tuple[str, str], Plan] = {}
         self._secrets: dict[int, frozenset[str]] = {}
 
+    def delivery_key(self, child_key: str, audience: str, organisation: str) -> str:
+        """The message key of a delivery: the child's key pseudonymised for that recipient, so a
+        recipient's copies stay in order without it learning another agency's identifier."""
+        return self._redactor.pseudonym(child_key, f"{audience}:{organisation}")
+
     def decide(self, event: Mapping[str, Any], state: ChildState) -> list[Decision]:
         """Decide every candidate audience for ``event``; raises :class:`EventInvalid` if it
         cannot be evaluated (the caller dead-letters it)."""

@@ -88,6 +88,52 @@ class IngressEnvelope:
         return WireMessage(self.topic, key_bytes, value, headers)
 
 
+class DeliveryEnvelope:
+    """Turns a recipient's copy into its delivery message: sealed fields, Avro framing, the
+    recipient's own message key, the filter's decision headers and its signature.
+
+    Args:
+        serde: the event serde.
+        seal: seals the fields field encryption covers, with the child's key (identity when off).
+        signer: the filter's provenance when ``SGB_PROVENANCE`` is on, else None.
+    """
+
+    __slots__ = ("_seal", "_serde", "_signer")
+
+    def __init__(
+        self,
+        serde: EventSerde,
+        seal: Callable[[dict[str, Any], str], dict[str, Any]],
+        signer: provenance.Provenance | None = None,
+    ) -> None:
+        self._serde = serde
+        self._seal = seal
+        self._signer = signer
+
+    def wrap(
+        self,
+        topic: str,
+        copy: dict[str, Any] | None,
+        child: str,
+        key: bytes,
+        headers: Headers,
+        unchanged: bytes | None = None,
+    ) -> WireMessage:
+        """The delivery to the physical ``topic``: ``unchanged`` (the ingress bytes, when the copy
+        is the event as it came) or ``copy`` sealed and encoded; raises :class:`SerdeError`."""
+        if unchanged is not None:
+            value = unchanged
+        else:
+            if copy is None:
+                msg = "A delivery needs the recipient's copy or the unchanged event."
+                raise SerdeError(msg)
+            value = self._serde.encode(self._seal(copy, child))
+        out: Headers = list(headers)
+        if self._signer is not None:
+            out += self._signer.sign(topic, key, value)
+        return WireMessage(topic, key, value, out)
+
+
 @dataclass(frozen=True, slots=True)
 class Refusal:
     """A message the reader would not take: why, and the event id when it could be decoded."""

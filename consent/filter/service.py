@@ -35,7 +35,7 @@ from broker.settings import Settings
 from broker.transactions import bounded, next_offsets, retrying, watermarks
 from broker.wire import dead_letters as deadletter
 from broker.wire.codecs import Codecs
-from broker.wire.envelope import NO_CHILD, EnvelopeReader, Refusal
+from broker.wire.envelope import NO_CHILD, DeliveryEnvelope, EnvelopeReader, Refusal
 from broker.wire.registry import registry_for
 from consent import policy as policy_module
 from consent import state_updates as status
@@ -101,6 +101,10 @@ class FilterService:
         self._onboarded_at = 0.0
         self._engine = self._make_engine(self._policy)
         self._crypt = FilterCrypt(settings, self._policy)
+        # The one way onto a recipient's topic: sealed, framed, keyed for it, decision headers, signed.
+        self._deliveries = DeliveryEnvelope(
+            self._codecs.event, lambda event, child: self._crypt.seal(event, child), self._provenance
+        )
         # The one way off the wire: verify, decode, open (the cipher follows policy reloads).
         self._reader = EnvelopeReader(
             self._codecs.event, self._provenance, lambda event: self._crypt.open(event)
@@ -412,21 +416,21 @@ class FilterService:
     ) -> None:
         topic = decision.topic
         if decision.outcome is Outcome.SHARE and decision.event is not None and topic is not None:
+            reuse = untouched is not None and not decision.removed_fields and not decision.transformed_fields
+            delivery_key = self._engine.delivery_key(key, decision.audience, str(decision.organisation))
             try:
-                if untouched is not None and not decision.removed_fields and not decision.transformed_fields:
-                    value = untouched
-                else:
-                    value = self._codecs.event.encode(self._crypt.seal(decision.event, key))
+                wire = self._deliveries.wrap(
+                    self.settings.topic(topic),
+                    decision.event,
+                    key,
+                    delivery_key.encode(),
+                    [*delivery_headers(decision)],
+                    untouched if reuse else None,
+                )
             except SerdeError:
                 decision = withhold(decision, Reason.REDACTION_FAILED)
             else:
-                recipient = f"{decision.audience}:{decision.organisation}"
-                physical = self.settings.topic(topic)
-                delivery_key = self._engine._redactor.pseudonym(key, recipient).encode()
-                headers = delivery_headers(decision)
-                if self._provenance is not None:
-                    headers += self._provenance.sign(physical, delivery_key, value)
-                self._producer.produce(physical, key=delivery_key, value=value, headers=headers)
+                self._producer.produce(wire.topic, key=wire.key, value=wire.value, headers=wire.headers)
         record, partition = self._chains.link(
             audit_record(decision, now), str(origin.topic), int(origin.partition or 0)
         )
