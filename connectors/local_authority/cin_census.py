@@ -31,7 +31,15 @@ from connectors.runtime.records import SourceRecord
 from connectors.runtime.snapshots import Fact, date_key
 
 CONTENT_TYPE = "application/xml"
-IDENTIFIERS = ("LAchildID", "UPN", "FormerUPN", "UPNunknown", "PersonBirthDate", "Sex")
+IDENTIFIERS = (
+    "LAchildID",
+    "UPN",
+    "FormerUPN",
+    "UPNunknown",
+    "PersonBirthDate",
+    "ExpectedPersonBirthDate",
+    "Sex",
+)
 CIN_FIELDS = (
     "CINreferralDate",
     "ReferralSource",
@@ -74,14 +82,15 @@ def child_facts(elem: Element, la_code: str | None) -> list[tuple[str, Fact]]:
         s47s = children(cin, "Section47")
         assessments = children(cin, "Assessments")
         decision_date: str | None
+        element = ""
         if is_true(details["ReferralNFA"]):
-            decision, decision_date = (
-                "NO_FURTHER_ACTION",
-                details["CINclosureDate"] or details["CINreferralDate"],
-            )
+            element = "CINclosureDate" if details["CINclosureDate"] else "CINreferralDate"
+            decision, decision_date = ("NO_FURTHER_ACTION", details[element])
         elif s47s:
+            element = "Section47 1 / S47ActualStartDate"
             decision, decision_date = "SECTION_47_ENQUIRY", text(s47s[0], "S47ActualStartDate")
         elif assessments:
+            element = "Assessments 1 / AssessmentActualStartDate"
             decision, decision_date = (
                 "SECTION_17_ASSESSMENT",
                 text(assessments[0], "AssessmentActualStartDate"),
@@ -96,7 +105,13 @@ def child_facts(elem: Element, la_code: str | None) -> list[tuple[str, Fact]]:
                     Fact(
                         "referral_outcome",
                         f"ref|{who}|{referral}|{decision}",
-                        {**base, "cin": details, "decision": decision, "decision_date": decision_date},
+                        {
+                            **base,
+                            "cin": details,
+                            "decision": decision,
+                            "decision_date": decision_date,
+                            "decision_element": element,
+                        },
                     ),
                 )
             )

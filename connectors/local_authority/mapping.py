@@ -13,7 +13,7 @@ from connectors.exceptions import MappingError, NoEvent
 from connectors.local_authority.casesystem import consent_record, family_help_details
 from connectors.local_authority.identity import child_identity
 from connectors.local_authority.profile import TIMEZONE, LaProfile
-from connectors.runtime.event_builder import build_event
+from connectors.runtime.event_builder import Finding, build_event
 from connectors.runtime.records import SourceRecord
 from connectors.runtime.snapshots import Fact, clean, local_midnight, parse_date
 
@@ -63,10 +63,15 @@ class LaMapper:
         return handler(record, fact.fields)  # type: ignore[no-any-return]
 
     # -- CIN census ----------------------------------------------------------------------------
-    def _census_child(self, f: dict[str, Any]) -> dict[str, Any]:
+    def _census_child(self, f: dict[str, Any], findings: list[Finding]) -> dict[str, Any]:
         ids = f["identifiers"]
         return child_identity(
-            self.profile, f["la_code"], ids["LAchildID"], upn=ids["UPN"], birth_date=ids["PersonBirthDate"]
+            self.profile,
+            f["la_code"],
+            ids["LAchildID"],
+            upn=ids["UPN"],
+            birth_date=ids["PersonBirthDate"] or ids.get("ExpectedPersonBirthDate"),
+            findings=findings,
         )
 
     def _event(
@@ -78,6 +83,9 @@ class LaMapper:
         risk: str,
         child: dict[str, Any],
         details: dict[str, Any],
+        findings: list[Finding] | None = None,
+        *,
+        before_birth: bool = False,
     ) -> dict[str, Any]:
         return build_event(
             record,
@@ -88,6 +96,8 @@ class LaMapper:
             risk=risk,
             child=child,
             details=details,
+            findings=findings,
+            before_birth=before_birth,
         )
 
     def _referral_outcome(self, record: SourceRecord, f: dict[str, Any]) -> dict[str, Any]:
@@ -96,7 +106,9 @@ class LaMapper:
         assert referred is not None
         decided = parse_date(f["decision_date"], "the decision's date") or referred
         if decided < referred:
-            raise MappingError("The referral's outcome is dated before CINreferralDate.")
+            raise MappingError(
+                f"The referral's outcome ({f.get('decision_element') or 'its date'}) is dated before CINreferralDate."
+            )
         decision = f["decision"]
         risk = {"NO_FURTHER_ACTION": "INFORMATION", "SECTION_47_ENQUIRY": "SIGNIFICANT_HARM"}.get(
             decision, "NEEDS_SUPPORT"
@@ -113,8 +125,10 @@ class LaMapper:
             "decision_reasons": None,
             "next_steps": None,
         }
+        found: list[Finding] = []
+        child = self._census_child(f, found)
         return self._event(
-            record, "REFERRAL_OUTCOME", f["la_code"], decided, risk, self._census_child(f), details
+            record, "REFERRAL_OUTCOME", f["la_code"], decided, risk, child, details, found, before_birth=True
         )
 
     def _section_47(self, record: SourceRecord, f: dict[str, Any]) -> dict[str, Any]:
@@ -131,14 +145,18 @@ class LaMapper:
             "information_requested": None,
             "police_investigation_considered": None,
         }
+        found: list[Finding] = []
+        child = self._census_child(f, found)
         return self._event(
             record,
             "STRATEGY_DISCUSSION",
             f["la_code"],
             started,
             "SIGNIFICANT_HARM",
-            self._census_child(f),
+            child,
             details,
+            found,
+            before_birth=True,
         )
 
     def _plan(self, record: SourceRecord, f: dict[str, Any], change: str) -> dict[str, Any]:
@@ -162,8 +180,18 @@ class LaMapper:
             "plan_summary": None,
         }
         risk = "SIGNIFICANT_HARM" if change == "STARTED" else "INFORMATION"
+        found: list[Finding] = []
+        child = self._census_child(f, found)
         return self._event(
-            record, "CHILD_PROTECTION_PLAN", f["la_code"], end or start, risk, self._census_child(f), details
+            record,
+            "CHILD_PROTECTION_PLAN",
+            f["la_code"],
+            end or start,
+            risk,
+            child,
+            details,
+            found,
+            before_birth=True,
         )
 
     def _cpp_start(self, record: SourceRecord, f: dict[str, Any]) -> dict[str, Any]:
@@ -175,6 +203,7 @@ class LaMapper:
     # -- SSDA903 ---------------------------------------------------------------------------------
     def _looked_after(self, record: SourceRecord, f: dict[str, Any], change: str) -> dict[str, Any]:
         head = f["header"] or {}
+        found: list[Finding] = []
         child = child_identity(
             self.profile,
             f["la_code"],
@@ -182,6 +211,7 @@ class LaMapper:
             upn=head.get("UPN"),
             birth_date=head.get("DOB"),
             birth_element="DOB",
+            findings=found,
         )
         start = parse_date(f["start"], "DECOM", required=True)
         assert start is not None
@@ -210,7 +240,9 @@ class LaMapper:
             "reason_ended": clean(f.get("REC")) if change == "ENDED" else None,
         }
         risk = "NEEDS_SUPPORT" if change == "STARTED" else "INFORMATION"
-        return self._event(record, "LOOKED_AFTER_STATUS", f["la_code"], end or start, risk, child, details)
+        return self._event(
+            record, "LOOKED_AFTER_STATUS", f["la_code"], end or start, risk, child, details, found
+        )
 
     def _lac_start(self, record: SourceRecord, f: dict[str, Any]) -> dict[str, Any]:
         return self._looked_after(record, f, "STARTED")
@@ -221,6 +253,7 @@ class LaMapper:
     # -- family help (case system export) --------------------------------------------------------
     def _family_help(self, record: SourceRecord, f: dict[str, Any], change: str) -> dict[str, Any]:
         row = f["row"]
+        found: list[Finding] = []
         child = child_identity(
             self.profile,
             f["la_code"],
@@ -228,10 +261,13 @@ class LaMapper:
             upn=row.get("UPN"),
             birth_date=row.get("PersonBirthDate"),
             nhs_number=row.get("NHSnumber"),
+            findings=found,
         )
         details = family_help_details(row, change, self.profile)
         day = details["closed_date"] if change == "CLOSED" else details["opened_date"]
-        return self._event(record, "FAMILY_HELP_CASE", f["la_code"], day, "NEEDS_SUPPORT", child, details)
+        return self._event(
+            record, "FAMILY_HELP_CASE", f["la_code"], day, "NEEDS_SUPPORT", child, details, found
+        )
 
     def _fh_open(self, record: SourceRecord, f: dict[str, Any]) -> dict[str, Any]:
         return self._family_help(record, f, "OPENED")

@@ -216,6 +216,9 @@ class SnapshotDelivery:
             self.store.release(record.data.key)
         self.inner.dead_letter(record, reason)
 
+    def data_quality(self, record: SourceRecord, findings: list[Any]) -> None:
+        self.inner.data_quality(record, findings)
+
     def skip(self, record: SourceRecord) -> None:
         self.inner.skip(record)
 

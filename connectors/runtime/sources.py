@@ -52,6 +52,24 @@ def list_files(source: Path, suffixes: tuple[str, ...]) -> list[Path]:
     return sorted((p for p in source.iterdir() if _wanted(p, suffixes)), key=lambda p: p.name)
 
 
+def unsupported_files(source: Path, suffixes: tuple[str, ...]) -> list[Path]:
+    """The visible files of a folder that a batch run does not read (another format), by name;
+    none when ``source`` is a file."""
+    if not source.is_dir():
+        return []
+    return sorted(
+        (
+            p
+            for p in source.iterdir()
+            if p.is_file()
+            and not p.name.startswith(".")
+            and not p.name.lower().endswith(_IGNORED_SUFFIXES)
+            and not _wanted(p, suffixes)
+        ),
+        key=lambda p: p.name,
+    )
+
+
 class DropFolder:
     """New, settled files in a folder, each reported once per process.
 
