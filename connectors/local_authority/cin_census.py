@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 from xml.etree.ElementTree import Element
 
-from connectors.local_authority.xmlstream import as_bytes, child, children, count_tag, stream, text
+from connectors.exceptions import ConnectorError
+from connectors.local_authority.xmlstream import as_bytes, check, child, children, count_tag, stream, text
 from connectors.runtime.readers import FileRef, Malformed
 from connectors.runtime.records import SourceRecord
 from connectors.runtime.snapshots import Fact, date_key
@@ -152,6 +153,7 @@ class CinCensusReader:
     """
 
     suffixes: tuple[str, ...] = (".xml",)
+    content_type = CONTENT_TYPE
 
     def __init__(self, la_code: str | None = None) -> None:
         self.la_code = la_code
@@ -159,12 +161,27 @@ class CinCensusReader:
     def estimate(self, path: Path) -> int:
         return count_tag(path, b"Child")
 
+    def check(self, ref: FileRef) -> None:
+        """The whole file is well-formed XML (raises :class:`SourceFileError` otherwise)."""
+        check(ref.path, ref.source, "Child", "Header")
+
+    def _authority(self, header: Element, source: str) -> str | None:
+        """The return's authority: ``--la`` and ``Header/Source/LEA`` must agree when both are given."""
+        named = text(child(header, "Source"), "LEA")
+        if self.la_code and named and named.strip() != self.la_code:
+            msg = (
+                f"File {source} is the return of local authority {named.strip()} "
+                f"(Header/Source/LEA), not of --la {self.la_code}; give the right --la or none."
+            )
+            raise ConnectorError(msg)
+        return self.la_code or (named.strip() if named else None)
+
     def records(self, ref: FileRef) -> Iterator[SourceRecord]:
         la_code = self.la_code
         ordinal = 0
         for kind, elem, n in stream(ref.path, ref.source, "Child", "Header"):
             if kind == "header":
-                la_code = la_code or text(child(elem, "Source"), "LEA")
+                la_code = self._authority(elem, ref.source)
                 continue
             raw = as_bytes(elem)
             ids = child(elem, "ChildIdentifiers")

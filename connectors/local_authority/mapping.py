@@ -38,6 +38,8 @@ REFERRERS = {
 }
 LEGAL_STATUS = {"C1", "C2", "D1", "E1", "J1", "J2", "J3", "L1", "L2", "L3", "V2", "V3", "V4"}
 CATEGORY_OF_NEED = {f"N{n}" for n in range(1, 9)}
+#: SSDA903 MISSING codes: missing from placement, away from placement without authorisation.
+MISSING_KINDS = {"M", "A"}
 SYSTEMS = {"cin": "cin-census", "ssda903": "ssda903", "family-help": "case-system"}
 
 
@@ -203,7 +205,7 @@ class LaMapper:
     # -- SSDA903 ---------------------------------------------------------------------------------
     def _looked_after(self, record: SourceRecord, f: dict[str, Any], change: str) -> dict[str, Any]:
         head = f["header"] or {}
-        found: list[Finding] = []
+        found: list[Finding] = list(f.get("findings") or [])
         child = child_identity(
             self.profile,
             f["la_code"],
@@ -249,6 +251,52 @@ class LaMapper:
 
     def _lac_end(self, record: SourceRecord, f: dict[str, Any]) -> dict[str, Any]:
         return self._looked_after(record, f, "ENDED")
+
+    def _missing(self, record: SourceRecord, f: dict[str, Any], change: str) -> dict[str, Any]:
+        head = f["header"] or {}
+        found: list[Finding] = []
+        child = child_identity(
+            self.profile,
+            f["la_code"],
+            f["child"],
+            upn=head.get("UPN"),
+            birth_date=head.get("DOB"),
+            birth_element="DOB",
+            findings=found,
+        )
+        start = parse_date(f["start"], "MIS_START", required=True)
+        assert start is not None
+        end = parse_date(f["end"], "MIS_END") if change == "RETURNED" else None
+        if end is not None and end < start:
+            raise MappingError("MIS_END is before MIS_START.")
+        kind = (f.get("MISSING") or "").strip().upper()
+        if kind not in MISSING_KINDS:
+            raise MappingError("MISSING is not an SSDA903 code (M missing, A away without authorisation).")
+        details = {
+            "change": change,
+            "missing_since": local_midnight(start, TIMEZONE),
+            "reported_at": None,
+            "returned_at": local_midnight(end, TIMEZONE) if end else None,
+            "risk_grading": None,
+            "missing_from": "CARE_PLACEMENT",
+            "episodes_last_12_months": None,
+            "found_location": None,
+            "found_address": None,
+            "harm_while_missing": None,
+            "exploitation_suspected": None,
+            "return_interview_offered": None,
+            "return_interview_completed": None,
+            "associates": [],
+            "circumstances": None,
+        }
+        risk = "NEEDS_SUPPORT" if change == "REPORTED" else "INFORMATION"
+        return self._event(record, "MISSING_EPISODE", f["la_code"], end or start, risk, child, details, found)
+
+    def _missing_start(self, record: SourceRecord, f: dict[str, Any]) -> dict[str, Any]:
+        return self._missing(record, f, "REPORTED")
+
+    def _missing_end(self, record: SourceRecord, f: dict[str, Any]) -> dict[str, Any]:
+        return self._missing(record, f, "RETURNED")
 
     # -- family help (case system export) --------------------------------------------------------
     def _family_help(self, record: SourceRecord, f: dict[str, Any], change: str) -> dict[str, Any]:

@@ -62,19 +62,22 @@ DATA_QUALITY = "_data_quality"
 
 @dataclass(frozen=True, slots=True)
 class Finding:
-    """A field the source sent that failed its check and was withheld (published as null).
+    """A data-quality finding: a field the source sent that failed its check and was withheld
+    (published as null), or, with ``withheld=False``, a doubt about a published field.
 
     Args:
         field: the field's path in the event (``child.upn``), never its value.
         reason: what is wrong with it, in one sentence without the value.
+        withheld: whether the field was withheld.
     """
 
     field: str
     reason: str
+    withheld: bool = True
 
     def sentence(self) -> str:
         """``child.upn withheld: UPN check letter does not match.``"""
-        return f"{self.field} withheld: {self.reason}"
+        return f"{self.field} {'withheld' if self.withheld else 'doubtful'}: {self.reason}"
 
 
 def age_on(born: date, on: date) -> int:

@@ -39,7 +39,7 @@ from typing import Any, Protocol
 from broker.exceptions import SerdeError
 from broker.logs import get_logger
 from connectors.exceptions import MappingError, NoEvent, SkippedFile, SourceFileError, UnsupportedFile
-from connectors.runtime.checkpoint import CheckpointStore, ContiguousTracker, FileProgress
+from connectors.runtime.checkpoint import ContiguousTracker, FileProgress
 from connectors.runtime.delivery import MAX_DEAD_LETTER_PAYLOAD
 from connectors.runtime.event_builder import Finding, take_findings
 from connectors.runtime.progress import COUNT_NAMES, Progress
@@ -51,6 +51,14 @@ from connectors.runtime.sources import DropFolder, file_identity, list_files, un
 WHOLE_FILE = "whole file"
 
 log = get_logger("connectors.pipeline")
+
+
+class Checkpoints(Protocol):
+    """Where a run keeps each file's progress (:class:`CheckpointStore`, or memory for a dry run)."""
+
+    def get(self, file_id: str) -> FileProgress | None: ...
+
+    def put(self, file_id: str, progress: FileProgress) -> None: ...
 
 
 class Delivery(Protocol):
@@ -75,7 +83,7 @@ class Delivery(Protocol):
 @dataclass
 class Summary:
     """What a run did. ``counts`` has the keys of :data:`COUNT_NAMES`, and ``withheld``: events
-    published with at least one field withheld.
+    published with at least one data-quality finding (a field withheld, or doubtful).
 
     Args:
         withheld_reasons: data-quality findings by field and reason.
@@ -102,7 +110,7 @@ class Summary:
             f"{c['no_event']} with nothing to publish."
         )
         if c["withheld"]:
-            text += f" {c['withheld']} published with a field withheld (data quality)."
+            text += f" {c['withheld']} of them published with a data-quality finding."
         if self.skipped_tables:
             kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(self.skipped_tables.items()))
             text += f" {sum(self.skipped_tables.values())} file(s) skipped as not published ({kinds})."
@@ -147,7 +155,7 @@ class FileConnector:
         reader: Reader,
         mapper: MapRecord,
         delivery: Delivery,
-        store: CheckpointStore,
+        store: Checkpoints,
         *,
         batch_size: int = 5000,
         commit_interval_s: float = 0.5,
