@@ -13,7 +13,7 @@ from connectors.exceptions import ConnectorError
 from connectors.registry import SNAPSHOT_AGENCIES
 from connectors.runtime.checkpoint import CheckpointStore, validate_name
 from connectors.runtime.delivery import TransactionalDelivery
-from connectors.runtime.dry_run import DryRunDelivery, MemoryCheckpoints
+from connectors.runtime.dry_run import DryRunDelivery, MemoryCheckpoints, schema_check
 from connectors.runtime.pipeline import FileConnector, Summary
 from connectors.runtime.records import ConnectorParts
 from connectors.runtime.snapshots import SnapshotDelivery, SnapshotMapper, SnapshotStore
@@ -83,7 +83,7 @@ def dry_run_file_connector(
     if not source.exists():
         msg = f"Source {source} does not exist."
         raise ConnectorError(msg)
-    delivery = DryRunDelivery()
+    delivery = DryRunDelivery(schema_check(getattr(parts.reader, "kind", None) or "event"))
     mapper = parts.mapper
     if agency in SNAPSHOT_AGENCIES:  # what this authority already published is still unchanged
         root = settings.connector_dir(validate_name(name))

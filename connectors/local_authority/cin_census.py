@@ -12,7 +12,14 @@ Facts per child (see :mod:`connectors.runtime.snapshots`):
 * ``referral_outcome``: a referral's outcome once it is known: no further action
   (``ReferralNFA``), a section 47 enquiry, or a section 17 assessment;
 * ``section_47``: each ``Section47`` module (a strategy discussion decided on an enquiry);
-* ``cpp_start`` / ``cpp_end``: each ``ChildProtectionPlans`` module, and its ``CPPendDate``.
+* ``cpp_start`` / ``cpp_end``: each ``ChildProtectionPlans`` module, and its ``CPPendDate``;
+* ``cin_plan_start`` / ``cin_plan_end``: each ``CINPlanDates`` module (a child in need plan,
+  published as a ``CHILD_IN_NEED`` family help case opened and closed).
+
+The referral's outcome carries the kinds of harm its assessments identified
+(``Assessments/FactorsIdentifiedAtAssessment/AssessmentFactors``, the codes that name one).
+Read and not published (no event carries them): CPP ``Reviews`` (held reviews, not the next
+one) and the 2026 ``PreProceedingsandFGDM`` module.
 
 The file is streamed one ``Child`` at a time (bounded memory). Positions name elements and
 their index (``Child 12 / CINdetails 1 / ChildProtectionPlans 2``), never values.
@@ -99,6 +106,11 @@ def child_facts(elem: Element, la_code: str | None) -> list[tuple[str, Fact]]:
         else:
             decision, decision_date = "", None
         where = f"CINdetails {i}"
+        factors = [
+            (f.text or "").strip()
+            for a in assessments
+            for f in children(child(a, "FactorsIdentifiedAtAssessment"), "AssessmentFactors")
+        ]
         if decision:
             out.append(
                 (
@@ -112,6 +124,7 @@ def child_facts(elem: Element, la_code: str | None) -> list[tuple[str, Fact]]:
                             "decision": decision,
                             "decision_date": decision_date,
                             "decision_element": element,
+                            "factors": factors,
                         },
                     ),
                 )
@@ -140,6 +153,20 @@ def child_facts(elem: Element, la_code: str | None) -> list[tuple[str, Fact]]:
                     (
                         f"{where} / ChildProtectionPlans {k} / CPPendDate",
                         Fact("cpp_end", f"cpp-end|{who}|{start}", data),
+                    )
+                )
+        for m, plan in enumerate(children(cin, "CINPlanDates"), start=1):
+            item = _fields(plan, ("CINPlanStartDate", "CINPlanEndDate"))
+            start = date_key(item["CINPlanStartDate"])
+            data = {**base, "cin": details, "item": item}
+            out.append(
+                (f"{where} / CINPlanDates {m}", Fact("cin_plan_start", f"cinp-start|{who}|{start}", data))
+            )
+            if item["CINPlanEndDate"]:
+                out.append(
+                    (
+                        f"{where} / CINPlanDates {m} / CINPlanEndDate",
+                        Fact("cin_plan_end", f"cinp-end|{who}|{start}", data),
                     )
                 )
     return out

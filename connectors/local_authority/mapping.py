@@ -36,6 +36,15 @@ REFERRERS = {
     "3F": "HEALTH_SAFEGUARDING",
     "6": "POLICE_PPU",
 }
+#: CIN census assessment factor codes that name a kind of harm (the others are about the
+#: parents or the household, or have no ConcernCategory): never guessed.
+ASSESSMENT_FACTORS = {
+    "3A": "DOMESTIC_ABUSE",
+    "3B": "DOMESTIC_ABUSE",
+    "3C": "DOMESTIC_ABUSE",
+    "22A": "FEMALE_GENITAL_MUTILATION",
+    "24A": "CRIMINAL_EXPLOITATION",
+}
 LEGAL_STATUS = {"C1", "C2", "D1", "E1", "J1", "J2", "J3", "L1", "L2", "L3", "V2", "V3", "V4"}
 CATEGORY_OF_NEED = {f"N{n}" for n in range(1, 9)}
 #: SSDA903 MISSING codes: missing from placement, away from placement without authorisation.
@@ -123,7 +132,13 @@ class LaMapper:
             "referrer_organisation": None,
             "referrer_reference": None,
             "contact": self.profile.contact(),
-            "factors_identified": [],
+            "factors_identified": sorted(
+                {
+                    ASSESSMENT_FACTORS[c.upper()]
+                    for c in f.get("factors") or []
+                    if c.upper() in ASSESSMENT_FACTORS
+                }
+            ),
             "decision_reasons": None,
             "next_steps": None,
         }
@@ -201,6 +216,44 @@ class LaMapper:
 
     def _cpp_end(self, record: SourceRecord, f: dict[str, Any]) -> dict[str, Any]:
         return self._plan(record, f, "ENDED")
+
+    def _cin_plan(self, record: SourceRecord, f: dict[str, Any], change: str) -> dict[str, Any]:
+        item = f["item"]
+        start = parse_date(item["CINPlanStartDate"], "CINPlanStartDate", required=True)
+        assert start is not None
+        end = parse_date(item["CINPlanEndDate"], "CINPlanEndDate") if change == "CLOSED" else None
+        if end is not None and end < start:
+            raise MappingError("CINPlanEndDate is before CINPlanStartDate.")
+        details = {
+            "change": change,
+            "case_type": "CHILD_IN_NEED",
+            "opened_date": start,
+            "closed_date": end,
+            "lead_practitioner": self.profile.contact(),
+            "needs": [],
+            "consent_state": None,
+            "closure_reason": None,
+            "plan_summary": None,
+        }
+        found: list[Finding] = []
+        child = self._census_child(f, found)
+        return self._event(
+            record,
+            "FAMILY_HELP_CASE",
+            f["la_code"],
+            end or start,
+            "NEEDS_SUPPORT",
+            child,
+            details,
+            found,
+            before_birth=True,
+        )
+
+    def _cin_plan_start(self, record: SourceRecord, f: dict[str, Any]) -> dict[str, Any]:
+        return self._cin_plan(record, f, "OPENED")
+
+    def _cin_plan_end(self, record: SourceRecord, f: dict[str, Any]) -> dict[str, Any]:
+        return self._cin_plan(record, f, "CLOSED")
 
     # -- SSDA903 ---------------------------------------------------------------------------------
     def _looked_after(self, record: SourceRecord, f: dict[str, Any], change: str) -> dict[str, Any]:

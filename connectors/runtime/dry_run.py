@@ -8,9 +8,13 @@ as if new and no checkpoint (nor snapshot log) on disk moves.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from broker.exceptions import SerdeError
+from broker.wire.codecs import Codecs
+from broker.wire.registry import InMemoryRegistry
 from connectors.runtime.checkpoint import FileProgress
 from connectors.runtime.event_builder import Finding
 from connectors.runtime.records import SourceRecord
@@ -29,10 +33,20 @@ class Place:
         return f"{self.source}, {self.position}: {self.reason}"
 
 
+def schema_check(kind: str = "event") -> Callable[[dict[str, Any]], bytes]:
+    """Encodes a record as the real delivery would (``event``, or ``consent`` for consent
+    records), against the schemas in the package with no registry server: a record that does
+    not fit raises ``SerdeError`` (or ``ValueError``), as it would when published."""
+    codecs = Codecs(InMemoryRegistry())
+    return codecs.consent.encode if kind == "consent" else codecs.event.encode
+
+
 @dataclass
 class DryRunDelivery:
-    """What a run would send, kept in memory; nothing reaches Kafka."""
+    """What a run would send, kept in memory; nothing reaches Kafka. Each record is encoded
+    (see :func:`schema_check`), so one that would be dead-lettered for its schema is here too."""
 
+    encode: Callable[[dict[str, Any]], bytes] = field(default_factory=schema_check)
     published: int = 0
     dead_letters: list[Place] = field(default_factory=list)
     findings: list[Place] = field(default_factory=list)
@@ -43,6 +57,11 @@ class DryRunDelivery:
         return len(self._done)
 
     def publish(self, record: SourceRecord, event: dict[str, Any]) -> None:
+        try:
+            self.encode(event)
+        except (TypeError, KeyError) as exc:  # as the real serde reports a record that does not fit
+            msg = f"The record does not fit the schema ({type(exc).__name__})."
+            raise SerdeError(msg) from None
         self.published += 1
         self._done.append((record.file_id, record.ordinal))
 

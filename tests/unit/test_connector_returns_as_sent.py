@@ -401,3 +401,28 @@ def test_ctf_attendance_is_computed_and_attributed_per_school(tmp_path: Path) ->
     # The previous school (204/3001) recorded 60 of 100 sessions missed: SEVERE, and it is that
     # school's alert; the sending school's own 25 of 200 is PERSISTENT and its own.
     assert alerts == [("100001", "PERSISTENT", 200), ("2043001", "SEVERE", 100)]
+
+
+def test_cin_plans_and_assessment_factors_are_mapped(tmp_path: Path) -> None:
+    path = cin(tmp_path / "in", syn.CinChild("C5", "UN1", "2015-01-01", "2024-04-01"))
+    modules = (
+        "<Assessments><AssessmentActualStartDate>2024-04-02</AssessmentActualStartDate>"
+        "<FactorsIdentifiedAtAssessment><AssessmentFactors>3A</AssessmentFactors>"
+        "<AssessmentFactors>24A</AssessmentFactors><AssessmentFactors>1B</AssessmentFactors>"
+        "</FactorsIdentifiedAtAssessment></Assessments>"
+        "<CINPlanDates><CINPlanStartDate>2024-05-01</CINPlanStartDate>"
+        "<CINPlanEndDate>2024-11-30</CINPlanEndDate></CINPlanDates>"
+    )
+    path.write_text(path.read_text().replace("</CINdetails>", modules + "</CINdetails>"))
+    _, sent = run(CinCensusReader(), la_mapper(), path, tmp_path / "state")
+    assert sent.dead_letters == []
+    outcome, opened, closed = sent.events
+    assert outcome["details"]["decision"] == "SECTION_17_ASSESSMENT"
+    assert outcome["details"]["factors_identified"] == ["CRIMINAL_EXPLOITATION", "DOMESTIC_ABUSE"]
+    assert [
+        (e["event_type"], e["details"]["change"], e["details"]["case_type"]) for e in (opened, closed)
+    ] == [
+        ("FAMILY_HELP_CASE", "OPENED", "CHILD_IN_NEED"),
+        ("FAMILY_HELP_CASE", "CLOSED", "CHILD_IN_NEED"),
+    ]
+    assert closed["details"]["closed_date"].isoformat() == "2024-11-30"
