@@ -27,11 +27,12 @@ from __future__ import annotations
 import csv
 import io
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from connectors.exceptions import MappingError, SkippedFile, SourceFileError, UnsupportedFile
+from connectors.local_authority import xmlstream
 from connectors.runtime.event_builder import Finding
 from connectors.runtime.readers import FileRef, Malformed, count_lines, decode_table, sniff_delimiter
 from connectors.runtime.records import SourceRecord
@@ -112,6 +113,10 @@ def _line(header: list[str], values: list[str], sep: str = ",") -> bytes:
     return out.getvalue().encode()
 
 
+def _is_xml(path: Path) -> bool:
+    return path.name.lower().endswith(".xml")
+
+
 class _Item:
     """One record to yield, placed by (line, order within the line)."""
 
@@ -131,7 +136,7 @@ class Ssda903Reader:
         delimiter: the tables' field separator (default: detected).
     """
 
-    suffixes: tuple[str, ...] = (".csv",)
+    suffixes: tuple[str, ...] = (".csv", ".xml")
     content_type = "text/csv"
 
     def __init__(
@@ -153,6 +158,9 @@ class Ssda903Reader:
         """Raises :class:`UnsupportedFile` for a file that is no SSDA903 table,
         :class:`SkippedFile` for a table that is not published, :class:`SourceFileError` for
         one that cannot be read."""
+        if _is_xml(ref.path):
+            xmlstream.check(ref.path, ref.source, "CHILD", "HEADER")
+            return
         header, _, _ = read_table(ref.path, ref.source, self.encoding, self.delimiter)
         kind = table_kind(header)
         if kind is None:
@@ -164,6 +172,7 @@ class Ssda903Reader:
     def _children(self, folder: Path) -> tuple[dict[str, dict[str, str]], set[str]]:
         """Each child's header row, and the children the header table has two different rows for."""
         candidates = [self.header_table] if self.header_table else sorted(folder.glob("*.csv"))
+        candidates = [p for p in candidates if p is None or not _is_xml(p)]
         for path in candidates:
             if path is None:
                 continue
@@ -189,6 +198,9 @@ class Ssda903Reader:
         return {}, set()
 
     def records(self, ref: FileRef) -> Iterator[SourceRecord]:
+        if _is_xml(ref.path):
+            yield from self._xml_records(ref)
+            return
         header, body, sep = read_table(ref.path, ref.source, self.encoding, self.delimiter)
         kind = table_kind(header)
         if kind not in MAPPED:
@@ -290,22 +302,30 @@ class Ssda903Reader:
                     for e in episodes
                 ]
                 continue
-            items += self._periods(child_id, episodes, header, sep, people)
+            items += self._periods(
+                child_id,
+                episodes,
+                people,
+                lambda line: f"row {line}",
+                lambda row: _line(header, [row[h] for h in header], sep),
+            )
         return items
 
     def _periods(
         self,
         child_id: str,
         episodes: list[tuple[Any, Any, int, dict[str, str]]],
-        header: list[str],
-        sep: str,
         people: dict[str, dict[str, str]],
+        where: Callable[[int], str],
+        raw_of: Callable[[dict[str, str]], bytes],
     ) -> list[_Item]:
+        """The period-of-care facts of one child's episodes ``(DECOM, DEC, line, row)``."""
         episodes.sort(key=lambda e: (e[0], e[2]))
         findings = [
             Finding(
                 "details.start_date",
-                f"The child's episodes on rows {a[2]} and {b[2]} overlap; the period of care may be wrong.",
+                f"The child's episodes at {where(a[2])} and {where(b[2])} overlap; "
+                "the period of care may be wrong.",
                 withheld=False,
             )
             for a, b in itertools.pairwise(episodes)
@@ -335,9 +355,9 @@ class Ssda903Reader:
                     _Item(
                         line,
                         1,
-                        f"row {line} (period of care starts)",
+                        f"{where(line)} (period of care starts)",
                         Fact("lac_start", f"lac-start|{period}", start_fields),
-                        _line(header, [row[h] for h in header], sep),
+                        raw_of(row),
                     )
                 )
             if end is not None and row["REC"] and row["REC"].upper() != CONTINUES:
@@ -345,13 +365,65 @@ class Ssda903Reader:
                     _Item(
                         line,
                         2,
-                        f"row {line} (period of care ends)",
+                        f"{where(line)} (period of care ends)",
                         Fact("lac_end", f"lac-end|{period}", base),
-                        _line(header, [row[h] for h in header], sep),
+                        raw_of(row),
                     )
                 )
                 first = None
         return items
+
+    # -- the XML export (EXPSSDA903/CHILD, with HEADER and EPISODE elements) -----------------------
+    def _xml_records(self, ref: FileRef) -> Iterator[SourceRecord]:
+        """Each ``CHILD`` of the XML export as period-of-care facts, positions ``CHILD n / EPISODE m``."""
+        ordinal = 0
+        for kind, elem, n in xmlstream.stream(ref.path, ref.source, "CHILD", "HEADER"):
+            if kind != "record":
+                continue
+            raw = xmlstream.as_bytes(elem)
+            head = xmlstream.child(elem, "HEADER")
+            child_id = xmlstream.text(head, "CHILDID") or ""
+            items: list[_Item] = []
+            if not child_id:
+                items.append(_Item(0, 0, "", Malformed("HEADER/CHILDID is missing."), raw))
+            people = {child_id: {name: xmlstream.text(head, name) or "" for name in HEADER_COLUMNS}}
+            episodes: list[tuple[Any, Any, int, dict[str, str]]] = []
+            broken = ""
+            for m, node in enumerate(xmlstream.children(elem, "EPISODE"), start=1):
+                row = {name: xmlstream.text(node, name) or "" for name in EPISODE_COLUMNS}
+                row["PLACE"] = row["PLACE"] or xmlstream.text(node, "PL") or ""
+                try:
+                    start = parse_date(row["DECOM"], f"EPISODE {m} / DECOM", required=True)
+                    end = parse_date(row["DEC"], f"EPISODE {m} / DEC")
+                except MappingError as exc:
+                    broken = broken or str(exc)
+                    continue
+                episodes.append((start, end, m, row))
+            if child_id and broken:
+                reason = f"Held back: {broken} This child waits for a corrected export."
+                items.append(_Item(0, 0, "", Malformed(reason), raw))
+            elif child_id:
+                items = self._periods(
+                    child_id,
+                    episodes,
+                    people,
+                    lambda m: f"EPISODE {m}",
+                    lambda _row: raw,  # noqa: B023 - used in this iteration
+                )
+            items.sort(key=lambda item: (item.line, item.order))
+            for item in items:
+                position = f"CHILD {n}" + (f" / {item.position}" if item.position else "")
+                yield SourceRecord(
+                    ref.connector,
+                    ref.source,
+                    ref.file_id,
+                    ordinal,
+                    position,
+                    item.data,
+                    raw,
+                    "application/xml",
+                )
+                ordinal += 1
 
     # -- missing from placement ----------------------------------------------------------------------
     def _missing(

@@ -88,8 +88,8 @@ def test_withheld_fields_truncated_returns_and_unsupported_files(kafka: Settings
 def test_a_run_that_read_nothing_usable_exits_1(kafka: Settings, tmp_path: Path) -> None:
     folder = tmp_path / "903"
     folder.mkdir()
-    (folder / "export.xml").write_text("<EXPSSDA903/>")
+    (folder / "export.xlsx").write_bytes(b"PK\x03\x04")  # a workbook, not its CSV tables
     result = la_run(kafka, "--source", str(folder), "--format", "ssda903", "--la", "202")
     assert result.returncode == 1
-    assert "1 file(s) not read (unsupported): export.xml." in result.stdout
+    assert "1 file(s) not read (unsupported): export.xlsx." in result.stdout
     assert result.stderr.strip().endswith(f"Nothing usable was read from {folder}.")

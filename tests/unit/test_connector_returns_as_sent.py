@@ -176,9 +176,9 @@ def test_unsupported_files_are_counted_and_named(tmp_path: Path) -> None:
 def test_a_folder_with_nothing_usable_is_not_usable(tmp_path: Path) -> None:
     folder = tmp_path / "in"
     folder.mkdir()
-    (folder / "903.xml").write_text("<EXPSSDA903/>")
+    (folder / "903.xlsx").write_bytes(b"PK\x03\x04")  # a workbook, not its CSV tables
     summary, _ = run(Ssda903Reader("202"), la_mapper("ssda903"), folder, tmp_path / "state")
-    assert summary.unsupported == ["903.xml"] and not summary.usable
+    assert summary.unsupported == ["903.xlsx"] and not summary.usable
 
 
 # -- 3. SSDA903 as returned ---------------------------------------------------------------------------
@@ -315,7 +315,7 @@ def test_overlapping_episodes_are_published_with_a_finding(tmp_path: Path) -> No
     _summary, sent = run(Ssda903Reader("202"), la_mapper("ssda903"), folder, tmp_path / "state")
     assert [e["details"]["change"] for e in sent.events] == ["STARTED", "ENDED"]
     assert {p.reason for p in sent.findings} == {
-        "details.start_date doubtful: The child's episodes on rows 2 and 3 overlap; the period of care may be wrong."
+        "details.start_date doubtful: The child's episodes at row 2 and row 3 overlap; the period of care may be wrong."
     }
 
 
@@ -426,3 +426,37 @@ def test_cin_plans_and_assessment_factors_are_mapped(tmp_path: Path) -> None:
         ("FAMILY_HELP_CASE", "CLOSED", "CHILD_IN_NEED"),
     ]
     assert closed["details"]["closed_date"].isoformat() == "2024-11-30"
+
+
+EXPORT = """<?xml version="1.0" encoding="utf-8"?>
+<EXPSSDA903>
+<CHILD><HEADER><CHILDID>X1</CHILDID><UPN>UN2</UPN><SEX>1</SEX><DOB>01/02/2012</DOB><ETHNIC>WBRI</ETHNIC></HEADER>
+<EPISODE><DECOM>01/04/2023</DECOM><RNE>S</RNE><LS>C2</LS><CIN>N1</CIN><PL>U1</PL><DEC>01/06/2023</DEC><REC>X1</REC></EPISODE>
+<EPISODE><DECOM>01/06/2023</DECOM><RNE>P</RNE><LS>C2</LS><CIN>N1</CIN><PL>U3</PL><DEC>15/01/2024</DEC><REC>E11</REC></EPISODE>
+</CHILD>
+<CHILD><HEADER><CHILDID>X2</CHILDID><SEX>2</SEX><DOB>05/05/2010</DOB><ETHNIC>WBRI</ETHNIC></HEADER>
+<EPISODE><DECOM>31/02/2024</DECOM><RNE>S</RNE><LS>C2</LS><CIN>N1</CIN><PL>U1</PL></EPISODE>
+</CHILD>
+</EXPSSDA903>
+"""
+
+
+def test_the_903_xml_export_is_read(tmp_path: Path) -> None:
+    folder = tmp_path / "903"
+    folder.mkdir()
+    (folder / "ssda903.xml").write_text(EXPORT)
+    summary, sent = run(Ssda903Reader("202"), la_mapper("ssda903"), folder, tmp_path / "state")
+    assert [
+        (e["child"]["la_child_id"], e["details"]["change"], e["details"]["placement_type"])
+        for e in sent.events
+    ] == [
+        ("X1", "STARTED", "U1"),
+        ("X1", "ENDED", "U3"),
+    ]
+    assert [(p.position, p.reason) for p in sent.dead_letters] == [
+        (
+            "CHILD 2",
+            "Held back: EPISODE 1 / DECOM is not a real date. This child waits for a corrected export.",
+        )
+    ]
+    assert accounted(summary) and summary.counts["read"] == 3
