@@ -104,6 +104,11 @@ def connector() -> None:
     help="Check the export before going live: read and map, print every dead-letter and "
     "data-quality reason with its place, send and write nothing; exit 1 if anything would be dead-lettered.",
 )
+@click.option(
+    "--encoding",
+    default=None,
+    help="Local authority: the SSDA903 tables' encoding, e.g. cp1252 (default: detected).",
+)
 @click.option("--la-name", default=None, help="Local authority: its name, as partners see it.")
 @click.option("--contact-team", default=None, help="Local authority: the team partners contact.")
 @click.option("--contact-phone", default=None, help="Local authority: that team's phone number.")
@@ -124,6 +129,7 @@ def run(
     xref: Path | None = None,
     la_code: str | None = None,
     dry_run: bool = False,
+    encoding: str | None = None,
     la_name: str | None = None,
     contact_team: str | None = None,
     contact_phone: str | None = None,
@@ -143,7 +149,7 @@ def run(
     if source.startswith("mllp://"):
         _run_mllp(ctx, agency, source, fmt, mapping, name, ack_timeout)
         return
-    la = LocalAuthorityOptions(la_code, xref, la_name, contact_team, contact_phone, contact_email)
+    la = LocalAuthorityOptions(la_code, xref, la_name, contact_team, contact_phone, contact_email, encoding)
     parts = parts_for(agency, Path(source), fmt, mapping, la)
     if dry_run:
         _dry_run(ctx, agency, Path(source), parts, name or f"{agency}-{parts.format}", watch)

@@ -460,3 +460,13 @@ def test_the_903_xml_export_is_read(tmp_path: Path) -> None:
         )
     ]
     assert accounted(summary) and summary.counts["read"] == 3
+
+
+def test_an_encoding_given_reads_what_detection_refuses(tmp_path: Path) -> None:
+    folder = extract(tmp_path / "903", [episode("L1", "01/04/2023")])
+    table = folder / "episodes.csv"
+    table.write_bytes(table.read_bytes().replace(b"U1", b"U1\x81"))  # undefined in cp1252, fine in latin-1
+    detected, _ = run(Ssda903Reader("202"), la_mapper("ssda903"), folder, tmp_path / "s1")
+    assert detected.failed_files
+    given, sent = run(Ssda903Reader("202", encoding="latin-1"), la_mapper("ssda903"), folder, tmp_path / "s2")
+    assert not given.failed_files and sent.published == 1
