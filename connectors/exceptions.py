@@ -40,3 +40,9 @@ class SkippedFile(SourceFileError):
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
         self.kind = kind
+
+
+class WrongSource(SourceFileError):
+    """A file that contradicts the run's settings (another authority's return than ``--la``):
+    refused in one sentence, neither dead-lettered nor checkpointed, so it is read once the
+    settings are right."""

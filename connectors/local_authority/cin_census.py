@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import Any
 from xml.etree.ElementTree import Element
 
-from connectors.exceptions import ConnectorError
-from connectors.local_authority.xmlstream import as_bytes, check, child, children, count_tag, stream, text
+from connectors.exceptions import WrongSource
+from connectors.local_authority.xmlstream import as_bytes, child, children, count_tag, stream, text
 from connectors.runtime.readers import FileRef, Malformed
 from connectors.runtime.records import SourceRecord
 from connectors.runtime.snapshots import Fact, date_key
@@ -189,18 +189,21 @@ class CinCensusReader:
         return count_tag(path, b"Child")
 
     def check(self, ref: FileRef) -> None:
-        """The whole file is well-formed XML (raises :class:`SourceFileError` otherwise)."""
-        check(ref.path, ref.source, "Child", "Header")
+        """The whole file is well-formed XML (raises :class:`SourceFileError` otherwise) and
+        its header names the authority ``--la`` gave, if any (:class:`WrongSource` otherwise)."""
+        for kind, elem, _ in stream(ref.path, ref.source, "Child", "Header"):
+            if kind == "header":
+                self._authority(elem, ref.source)
 
     def _authority(self, header: Element, source: str) -> str | None:
         """The return's authority: ``--la`` and ``Header/Source/LEA`` must agree when both are given."""
         named = text(child(header, "Source"), "LEA")
         if self.la_code and named and named.strip() != self.la_code:
             msg = (
-                f"File {source} is the return of local authority {named.strip()} "
-                f"(Header/Source/LEA), not of --la {self.la_code}; give the right --la or none."
+                f"File {source} is another local authority's return: its Header/Source/LEA is not "
+                f"--la {self.la_code}; give the right --la, or none to use the header's."
             )
-            raise ConnectorError(msg)
+            raise WrongSource(msg)
         return self.la_code or (named.strip() if named else None)
 
     def records(self, ref: FileRef) -> Iterator[SourceRecord]:

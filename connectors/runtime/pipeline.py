@@ -38,7 +38,14 @@ from typing import Any, Protocol
 
 from broker.exceptions import SerdeError
 from broker.logs import get_logger
-from connectors.exceptions import MappingError, NoEvent, SkippedFile, SourceFileError, UnsupportedFile
+from connectors.exceptions import (
+    MappingError,
+    NoEvent,
+    SkippedFile,
+    SourceFileError,
+    UnsupportedFile,
+    WrongSource,
+)
 from connectors.runtime.checkpoint import ContiguousTracker, FileProgress
 from connectors.runtime.delivery import MAX_DEAD_LETTER_PAYLOAD
 from connectors.runtime.event_builder import Finding, take_findings
@@ -242,6 +249,9 @@ class FileConnector:
                 self._unsupported(relative, str(problem))
                 return
             self.summary.files += 1
+            if isinstance(problem, WrongSource):  # the settings are wrong, not the file
+                self._failed(str(problem))
+                return
             if isinstance(problem, SkippedFile):
                 self.summary.skipped_tables[problem.kind] += 1
                 self.store.put(file_id, FileProgress(relative, 0, True))

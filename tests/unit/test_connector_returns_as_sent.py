@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from connectors.education import CtfMapper, CtfReader
-from connectors.exceptions import ConnectorError, MappingError
+from connectors.exceptions import MappingError
 from connectors.local_authority import CinCensusReader, LaMapper, LaProfile, Ssda903Reader
 from connectors.local_authority import synthetic as syn
 from connectors.local_authority.identity import child_identity
@@ -360,10 +360,15 @@ def test_a_table_in_no_known_encoding_is_refused_in_a_sentence(tmp_path: Path) -
 # -- 4. CIN: --la is checked against the header; reasons name the element ---------------------------
 def test_la_that_conflicts_with_the_census_header_is_refused(tmp_path: Path) -> None:
     path = cin(tmp_path / "in", syn.CinChild("C1", "UN1", "2015-01-01", "2024-04-01", nfa=True), la="202")
-    with pytest.raises(ConnectorError, match=r"local authority 202 \(Header/Source/LEA\), not of --la 203"):
-        run(CinCensusReader("203"), la_mapper(), path, tmp_path / "state")
-    _summary, sent = run(CinCensusReader("202"), la_mapper(), path, tmp_path / "state")
-    assert sent.published == 1
+    state = tmp_path / "state"
+    summary, sent = run(CinCensusReader("203"), la_mapper(), path, state)
+    assert summary.failed_files == [
+        "File cin.xml is another local authority's return: its Header/Source/LEA is not --la 203; "
+        "give the right --la, or none to use the header's."
+    ]
+    assert sent.published == 0 and sent.dead_letters == []  # refused, not dead-lettered
+    summary, sent = run(CinCensusReader("202"), la_mapper(), path, state)  # nor checkpointed
+    assert sent.published == 1 and not summary.failed_files
 
 
 def test_an_outcome_dated_before_the_referral_names_its_element(tmp_path: Path) -> None:
