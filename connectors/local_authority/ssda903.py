@@ -26,36 +26,20 @@ from __future__ import annotations
 
 import csv
 import io
-import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from connectors.exceptions import MappingError, SkippedFile, SourceFileError, UnsupportedFile
 from connectors.local_authority import xmlstream
-from connectors.runtime.event_builder import Finding
+from connectors.local_authority.ssda903_periods import EPISODE_COLUMNS as EPISODE_COLUMNS
+from connectors.local_authority.ssda903_periods import HEADER_COLUMNS as HEADER_COLUMNS
+from connectors.local_authority.ssda903_periods import Episode, Item, periods
+from connectors.local_authority.ssda903_xml import xml_export_records
 from connectors.runtime.readers import FileRef, Malformed, count_lines, decode_table, sniff_delimiter
 from connectors.runtime.records import SourceRecord
 from connectors.runtime.snapshots import Fact, date_key, parse_date
 
-HEADER_COLUMNS = ("CHILD", "SEX", "DOB", "ETHNIC", "UPN", "MOTHER", "MC_DOB")
-EPISODE_COLUMNS = (
-    "CHILD",
-    "DECOM",
-    "RNE",
-    "LS",
-    "CIN",
-    "PLACE",
-    "PLACE_PROVIDER",
-    "DEC",
-    "REC",
-    "REASON_PLACE_CHANGE",
-    "HOME_POST",
-    "PL_POST",
-    "URN",
-)
 MISSING_COLUMNS = ("CHILD", "DOB", "MISSING", "MIS_START", "MIS_END")
-CONTINUES = "X1"
 #: Each table of a full extract and the columns that identify it, in the order they are tried.
 TABLES: tuple[tuple[str, frozenset[str]], ...] = (
     ("episodes", frozenset({"CHILD", "DECOM", "RNE", "LS", "CIN", "PLACE", "DEC", "REC"})),
@@ -115,15 +99,6 @@ def _line(header: list[str], values: list[str], sep: str = ",") -> bytes:
 
 def _is_xml(path: Path) -> bool:
     return path.name.lower().endswith(".xml")
-
-
-class _Item:
-    """One record to yield, placed by (line, order within the line)."""
-
-    __slots__ = ("data", "line", "order", "position", "raw")
-
-    def __init__(self, line: int, order: int, position: str, data: Any, raw: bytes) -> None:
-        self.line, self.order, self.position, self.data, self.raw = line, order, position, data, raw
 
 
 class Ssda903Reader:
@@ -199,7 +174,7 @@ class Ssda903Reader:
 
     def records(self, ref: FileRef) -> Iterator[SourceRecord]:
         if _is_xml(ref.path):
-            yield from self._xml_records(ref)
+            yield from xml_export_records(self.la_code, ref)
             return
         header, body, sep = read_table(ref.path, ref.source, self.encoding, self.delimiter)
         kind = table_kind(header)
@@ -225,7 +200,7 @@ class Ssda903Reader:
 
     # -- held-back children ----------------------------------------------------------------------
     @staticmethod
-    def _hold_back(items: list[_Item], header: list[str], body: Rows, sep: str, doubtful: set[str]) -> None:
+    def _hold_back(items: list[Item], header: list[str], body: Rows, sep: str, doubtful: set[str]) -> None:
         """Replace every record of a child with an unreadable row, or a doubtful header row, by a
         dead letter of each of its rows saying why (so nothing of it is published, nor lost)."""
         at = header.index("CHILD")
@@ -254,7 +229,7 @@ class Ssda903Reader:
                 continue
             if child_id in why:
                 items.append(
-                    _Item(
+                    Item(
                         line,
                         0,
                         f"row {line}",
@@ -266,15 +241,15 @@ class Ssda903Reader:
     # -- episodes -> periods of care ---------------------------------------------------------------
     def _episodes(
         self, header: list[str], body: Rows, sep: str, people: dict[str, dict[str, str]]
-    ) -> list[_Item]:
-        by_child: dict[str, list[tuple[Any, Any, int, dict[str, str]]]] = {}
-        items: list[_Item] = []
+    ) -> list[Item]:
+        by_child: dict[str, list[Episode]] = {}
+        items: list[Item] = []
         broken: dict[str, str] = {}
         for line, values in body:
             raw = _line(header, values, sep)
             if len(values) != len(header):
                 reason = f"The row has {len(values)} fields but the header has {len(header)}."
-                items.append(_Item(line, 0, f"row {line}", Malformed(reason), raw))
+                items.append(Item(line, 0, f"row {line}", Malformed(reason), raw))
                 continue
             row = {h: v.strip() for h, v in zip(header, values, strict=True)}
             try:
@@ -283,7 +258,7 @@ class Ssda903Reader:
                 start = parse_date(row["DECOM"], "DECOM", required=True)
                 end = parse_date(row["DEC"], "DEC")
             except MappingError as exc:
-                items.append(_Item(line, 0, f"row {line}", Malformed(str(exc)), raw))
+                items.append(Item(line, 0, f"row {line}", Malformed(str(exc)), raw))
                 if row["CHILD"]:
                     broken.setdefault(row["CHILD"], f"row {line}: {exc}")
                 continue
@@ -292,7 +267,7 @@ class Ssda903Reader:
             if child_id in broken:
                 reason = f"Held back: {broken[child_id]} This child waits for a corrected extract."
                 items += [
-                    _Item(
+                    Item(
                         e[2],
                         0,
                         f"row {e[2]}",
@@ -302,7 +277,8 @@ class Ssda903Reader:
                     for e in episodes
                 ]
                 continue
-            items += self._periods(
+            items += periods(
+                self.la_code,
                 child_id,
                 episodes,
                 people,
@@ -311,134 +287,20 @@ class Ssda903Reader:
             )
         return items
 
-    def _periods(
-        self,
-        child_id: str,
-        episodes: list[tuple[Any, Any, int, dict[str, str]]],
-        people: dict[str, dict[str, str]],
-        where: Callable[[int], str],
-        raw_of: Callable[[dict[str, str]], bytes],
-    ) -> list[_Item]:
-        """The period-of-care facts of one child's episodes ``(DECOM, DEC, line, row)``."""
-        episodes.sort(key=lambda e: (e[0], e[2]))
-        findings = [
-            Finding(
-                "details.start_date",
-                f"The child's episodes at {where(a[2])} and {where(b[2])} overlap; "
-                "the period of care may be wrong.",
-                withheld=False,
-            )
-            for a, b in itertools.pairwise(episodes)
-            if a[1] is None or a[1] > b[0]
-        ]
-        items: list[_Item] = []
-        first: tuple[Any, Any, int, dict[str, str]] | None = None
-        for episode in episodes:
-            _, end, line, row = episode
-            first = first or episode
-            base = {
-                "la_code": self.la_code,
-                "child": child_id,
-                "header": people.get(child_id),
-                "start": first[3]["DECOM"],
-                "end": row["DEC"],
-                "LS": row["LS"],
-                "CIN": row["CIN"],
-                "PLACE": row["PLACE"],
-                "REC": row["REC"],
-                "findings": findings,
-            }
-            period = f"{self.la_code}|{child_id}|{date_key(first[3]['DECOM'])}"
-            if episode is first:
-                start_fields = {**base, "LS": row["LS"], "CIN": row["CIN"], "PLACE": row["PLACE"]}
-                items.append(
-                    _Item(
-                        line,
-                        1,
-                        f"{where(line)} (period of care starts)",
-                        Fact("lac_start", f"lac-start|{period}", start_fields),
-                        raw_of(row),
-                    )
-                )
-            if end is not None and row["REC"] and row["REC"].upper() != CONTINUES:
-                items.append(
-                    _Item(
-                        line,
-                        2,
-                        f"{where(line)} (period of care ends)",
-                        Fact("lac_end", f"lac-end|{period}", base),
-                        raw_of(row),
-                    )
-                )
-                first = None
-        return items
-
-    # -- the XML export (EXPSSDA903/CHILD, with HEADER and EPISODE elements) -----------------------
-    def _xml_records(self, ref: FileRef) -> Iterator[SourceRecord]:
-        """Each ``CHILD`` of the XML export as period-of-care facts, positions ``CHILD n / EPISODE m``."""
-        ordinal = 0
-        for kind, elem, n in xmlstream.stream(ref.path, ref.source, "CHILD", "HEADER"):
-            if kind != "record":
-                continue
-            raw = xmlstream.as_bytes(elem)
-            head = xmlstream.child(elem, "HEADER")
-            child_id = xmlstream.text(head, "CHILDID") or ""
-            items: list[_Item] = []
-            if not child_id:
-                items.append(_Item(0, 0, "", Malformed("HEADER/CHILDID is missing."), raw))
-            people = {child_id: {name: xmlstream.text(head, name) or "" for name in HEADER_COLUMNS}}
-            episodes: list[tuple[Any, Any, int, dict[str, str]]] = []
-            broken = ""
-            for m, node in enumerate(xmlstream.children(elem, "EPISODE"), start=1):
-                row = {name: xmlstream.text(node, name) or "" for name in EPISODE_COLUMNS}
-                row["PLACE"] = row["PLACE"] or xmlstream.text(node, "PL") or ""
-                try:
-                    start = parse_date(row["DECOM"], f"EPISODE {m} / DECOM", required=True)
-                    end = parse_date(row["DEC"], f"EPISODE {m} / DEC")
-                except MappingError as exc:
-                    broken = broken or str(exc)
-                    continue
-                episodes.append((start, end, m, row))
-            if child_id and broken:
-                reason = f"Held back: {broken} This child waits for a corrected export."
-                items.append(_Item(0, 0, "", Malformed(reason), raw))
-            elif child_id:
-                items = self._periods(
-                    child_id,
-                    episodes,
-                    people,
-                    lambda m: f"EPISODE {m}",
-                    lambda _row: raw,  # noqa: B023 - used in this iteration
-                )
-            items.sort(key=lambda item: (item.line, item.order))
-            for item in items:
-                position = f"CHILD {n}" + (f" / {item.position}" if item.position else "")
-                yield SourceRecord(
-                    ref.connector,
-                    ref.source,
-                    ref.file_id,
-                    ordinal,
-                    position,
-                    item.data,
-                    raw,
-                    "application/xml",
-                )
-                ordinal += 1
-
     # -- missing from placement ----------------------------------------------------------------------
     def _missing(
         self, header: list[str], body: Rows, sep: str, people: dict[str, dict[str, str]]
-    ) -> list[_Item]:
-        items: list[_Item] = []
+    ) -> list[Item]:
+        items: list[Item] = []
         for line, values in body:
             raw = _line(header, values, sep)
             if len(values) != len(header):
                 reason = f"The row has {len(values)} fields but the header has {len(header)}."
-                items.append(_Item(line, 0, f"row {line}", Malformed(reason), raw))
+                items.append(Item(line, 0, f"row {line}", Malformed(reason), raw))
                 continue
             row = {h: v.strip() for h, v in zip(header, values, strict=True)}
             if not row["CHILD"]:
-                items.append(_Item(line, 0, f"row {line}", Malformed("CHILD is missing."), raw))
+                items.append(Item(line, 0, f"row {line}", Malformed("CHILD is missing."), raw))
                 continue
             head = people.get(row["CHILD"]) or {}
             base = {
@@ -451,7 +313,7 @@ class Ssda903Reader:
             }
             episode = f"{self.la_code}|{row['CHILD']}|{date_key(row['MIS_START'])}"
             items.append(
-                _Item(
+                Item(
                     line,
                     1,
                     f"row {line} (missing starts)",
@@ -461,7 +323,7 @@ class Ssda903Reader:
             )
             if row.get("MIS_END"):
                 items.append(
-                    _Item(
+                    Item(
                         line,
                         2,
                         f"row {line} (missing ends)",
