@@ -167,6 +167,8 @@ def run(
         throttle=throttle,
     )
     click.echo(summary.line())
+    for line in summary.report():  # every dead-letter and data-quality reason, counted
+        click.echo(f"  {line}")
     if agency == "local_authority":
         unmatched = summary.counts["unmatched"]
         click.echo(

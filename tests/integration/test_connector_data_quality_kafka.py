@@ -55,6 +55,7 @@ def test_withheld_fields_truncated_returns_and_unsupported_files(kafka: Settings
     assert "3 published" in first.stdout and "3 of them published with a data-quality finding" in first.stdout
     assert "1 file(s) not read (unsupported): notes.txt." in first.stdout
     assert "b-return.xml is not well-formed XML" in first.stderr
+    assert "  withheld 3: child.upn withheld: UPN check letter does not match." in first.stdout.splitlines()
 
     codecs = Codecs(registry_for(kafka))
     events = [codecs.event.decode(m.value()) for m in read_all(kafka, "sg.ingress.local_authority.v1")]
