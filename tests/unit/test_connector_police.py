@@ -13,6 +13,7 @@ import pytest
 from connectors.exceptions import MappingError, MappingFileError, NoEvent
 from connectors.police import PoliceMapper, load_mapping, reader_for
 from connectors.police import synthetic as syn
+from connectors.runtime.event_builder import take_findings
 from connectors.runtime.readers import FileRef, Malformed
 from connectors.runtime.records import SourceRecord
 
@@ -275,3 +276,15 @@ def test_a_when_condition_needs_exactly_one_of_equals_or_in(tmp_path: Path) -> N
         MappingFileError, match=r"is invalid at when: needs exactly one of 'equals' or 'in'\.$"
     ):
         load_mapping(path)
+
+
+def test_a_bad_nhs_number_beside_a_valid_person_reference_is_withheld_not_the_row(tmp_path: Path) -> None:
+    rows = syn.domestic_abuse_rows(1, random.Random(12))
+    rows[0]["ChildNHSNumber"] = syn.bad_nhs_number(random.Random(13))
+    path = syn.write_csv(tmp_path / "x.csv", syn.DOMESTIC_ABUSE_COLUMNS, rows)
+    (event,) = mapped(path, "police-domestic-abuse.yaml")
+    assert isinstance(event, dict)
+    assert event["child"]["nhs_number"] is None
+    assert event["child"]["police_person_reference"] == rows[0]["ChildPersonRef"]
+    (finding,) = take_findings(event)
+    assert finding.sentence() == "child.nhs_number withheld: NHS number check digit does not match."
