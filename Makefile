@@ -28,7 +28,8 @@ test: lint kafka-jars
 	$(BIN)/sgb schemas check
 	$(BIN)/python -m pytest --ignore=tests/samples
 
-# The connectors on public sample files read from ../shared/samples (never copied here).
+# The connectors on public sample files and returns, read in place from ../shared/samples (never
+# copied into the repository); CI runs it after `make test`. It fails, never skips, without them.
 test-samples: kafka-jars
 	$(BIN)/python -m pytest tests/samples
 

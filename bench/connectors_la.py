@@ -295,6 +295,7 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=40_000, help="rows in the SSDA903 episodes table")
     parser.add_argument("--requests", type=int, default=3_000, help="webhook requests")
     parser.add_argument("--concurrency", type=int, default=16, help="concurrent webhook senders")
+    parser.add_argument("--no-webhook", action="store_true", help="skip (c), the schools' webhook")
     args = parser.parse_args()
     with bench_kafka() as settings:
         work = settings.state_dir / "files"
@@ -336,7 +337,27 @@ def main() -> None:
         assert summary.counts["published"] == len(values), summary.line()
         report(f"(b) SSDA903, {len(rows):,} episode rows", "rows", len(rows), seconds, len(values), raw_s)
 
-        webhook(settings, args.requests, args.concurrency)
+        dirty_children = list(la_syn.cin_children(args.children, random.Random(3)))
+        for kid in dirty_children[::10]:  # one child in ten with a wrong UPN check letter
+            kid.upn = ("B" if kid.upn[0] != "B" else "C") + kid.upn[1:]
+        dirty = la_syn.write_cin(work / "cin-dirty.xml", dirty_children)
+        mapper = LaMapper(LaProfile(), "cin-census")
+        values = encoded(settings, CinCensusReader(), mapper, dirty)
+        raw_s = raw_produce(settings, values, 5000)
+        seconds, summary = connector(settings, "bench-cin-dirty", CinCensusReader(), mapper, dirty)
+        assert summary.counts["published"] == len(values), summary.line()
+        report(
+            f"(a') CIN census, {args.children:,} children, 1 in 10 with a bad UPN (withheld, reported)",
+            "children",
+            args.children,
+            seconds,
+            len(values),
+            raw_s,
+        )
+        print(f"    {summary.counts['withheld']} events published with a data-quality finding")
+
+        if not args.no_webhook:
+            webhook(settings, args.requests, args.concurrency)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from connectors.exceptions import ConnectorError
 from connectors.registry import SNAPSHOT_AGENCIES
 from connectors.runtime.checkpoint import CheckpointStore, validate_name
 from connectors.runtime.delivery import TransactionalDelivery, committed_checkpoints
+from connectors.runtime.dry_run import DryRunDelivery, MemoryCheckpoints, schema_check
 from connectors.runtime.pipeline import FileConnector, Summary
 from connectors.runtime.records import ConnectorParts
 from connectors.runtime.snapshots import SnapshotDelivery, SnapshotMapper, SnapshotStore
@@ -71,6 +72,29 @@ def run_file_connector(
         if delivery is not None:
             delivery.close()
         store.unlock()
+
+
+def dry_run_file_connector(
+    settings: Settings, agency: str, source: Path, parts: ConnectorParts, name: str
+) -> tuple[Summary, DryRunDelivery]:
+    """Read and map ``source`` as a batch run would, with no Kafka: nothing is published or
+    written, and no checkpoint (nor snapshot log) moves. Returns the summary and what would
+    have been sent (every dead letter and data-quality finding with its place).
+
+    Raises:
+        ConnectorError: the source does not exist.
+    """
+    agency = agency.lower()
+    if not source.exists():
+        msg = f"Source {source} does not exist."
+        raise ConnectorError(msg)
+    delivery = DryRunDelivery(schema_check(getattr(parts.reader, "kind", None) or "event"))
+    mapper = parts.mapper
+    if agency in SNAPSHOT_AGENCIES:  # what this authority already published is still unchanged
+        root = settings.connector_dir(validate_name(name))
+        mapper = SnapshotMapper(mapper, SnapshotStore(root, durable=False))
+    runner = FileConnector(name, parts.reader, mapper, delivery, MemoryCheckpoints())
+    return runner.run_batch(source, threading.Event()), delivery
 
 
 def _delivery(

@@ -28,3 +28,25 @@ class NoEvent(ConnectorError):
 
 class SourceFileError(ConnectorError):
     """A whole file cannot be read (not the format it claims, unreadable encoding)."""
+
+
+class UnsupportedFile(SourceFileError):
+    """A file in the source that this connector does not read (another format, another table)."""
+
+
+class SkippedFile(SourceFileError):
+    """A file the connector recognises but publishes nothing from (an SSDA903 table it does not map).
+
+    Args:
+        kind: what it is (the table's name), counted in the run's summary.
+    """
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+class WrongSource(SourceFileError):
+    """A file that contradicts the run's settings (another authority's return than ``--la``):
+    refused in one sentence, neither dead-lettered nor checkpointed, so it is read once the
+    settings are right."""

@@ -96,6 +96,7 @@ class LocalAuthorityOptions:
     contact_team: str | None = None
     contact_phone: str | None = None
     contact_email: str | None = None
+    encoding: str | None = None
 
 
 def parts_for(
@@ -111,6 +112,9 @@ def parts_for(
     if la.xref is not None and agency != "local_authority":
         msg = "--xref is for the local authority connector."
         raise ConnectorError(msg)
+    if la.encoding is not None and agency != "local_authority":
+        msg = "--encoding is for the local authority connector's SSDA903 tables."
+        raise ConnectorError(msg)
     if agency == "education":
         from connectors.education import parts as education_parts
 
@@ -122,5 +126,5 @@ def parts_for(
         profile = profile_from(
             la.la_code, la.xref, la.name, la.contact_team, la.contact_phone, la.contact_email
         )
-        return la_parts(fmt, profile)
+        return la_parts(fmt, profile, la.encoding)
     return file_parts(agency, source, fmt, mapping)

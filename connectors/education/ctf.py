@@ -23,7 +23,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from connectors.exceptions import MappingError, NoEvent
-from connectors.local_authority.xmlstream import as_bytes, child, children, count_tag, stream, text
+from connectors.local_authority.xmlstream import as_bytes, check, child, children, count_tag, stream, text
 from connectors.runtime.event_builder import build_event
 from connectors.runtime.readers import FileRef, Malformed
 from connectors.runtime.records import SourceRecord
@@ -33,7 +33,7 @@ TIMEZONE = ZoneInfo("Europe/London")
 UNKNOWN_DESTINATION = "MMM"
 PERSISTENT, SEVERE = 0.10, 0.50
 PUPIL_FIELDS = ("UPN", "Surname", "Forename", "DOB", "Gender")
-YEAR_FIELDS = ("Year", "SessionsPossible", "SessionsAuthorised", "SessionsUnauthorised")
+YEAR_FIELDS = ("Year", "LEA", "Estab", "SessionsPossible", "SessionsAuthorised", "SessionsUnauthorised")
 
 
 def _int(value: str | None, element: str) -> int:
@@ -67,9 +67,14 @@ class CtfReader:
     """Reads CTF XML as :class:`Fact` records (``attendance`` and ``missing``)."""
 
     suffixes: tuple[str, ...] = (".xml",)
+    content_type = "application/xml"
 
     def estimate(self, path: Path) -> int:
         return count_tag(path, b"Pupil")
+
+    def check(self, ref: FileRef) -> None:
+        """The whole file is well-formed XML (raises :class:`SourceFileError` otherwise)."""
+        check(ref.path, ref.source, "Pupil", "Header")
 
     def records(self, ref: FileRef) -> Iterator[SourceRecord]:
         school: dict[str, Any] = {}
@@ -93,23 +98,7 @@ class CtfReader:
                 facts.append(("", Malformed("The file has no Header before its pupils.")))
             years = children(child(elem, "Attendance"), "YearData")
             if school and years:
-                latest = max(years, key=lambda y: text(y, "Year") or "")
-                year = {name: text(latest, name) for name in YEAR_FIELDS}
-                try:
-                    level = alert_level(year)[0]
-                except MappingError:
-                    level = "invalid"
-                if level:
-                    facts.append(
-                        (
-                            " / Attendance / YearData",
-                            Fact(
-                                "attendance",
-                                f"att|{where}|{year['Year']}|{level}",
-                                {"school": school, "pupil": pupil, "year": year},
-                            ),
-                        )
-                    )
+                facts += _attendance_facts(years, school, pupil)
             if school and (school["DestLEA"] or "").upper() == UNKNOWN_DESTINATION:
                 leaving = [text(s, "LeavingDate") for s in children(child(elem, "SchoolHistory"), "School")]
                 left = next((d for d in reversed(leaving) if d), None)
@@ -137,6 +126,56 @@ class CtfReader:
                     "application/xml",
                 )
                 ordinal += 1
+
+
+def _attendance_facts(
+    years: list[Any], school: dict[str, Any], pupil: dict[str, str | None]
+) -> list[tuple[str, Fact]]:
+    """An attendance fact per school of the pupil's latest year: each school's alert from its own
+    ``YearData`` (``LEA``/``Estab``; the header's school when a block names none), attributed to it."""
+    blocks = [(i, {name: text(y, name) for name in YEAR_FIELDS}) for i, y in enumerate(years, start=1)]
+    latest = max(b["Year"] or "" for _, b in blocks)
+    upn = (pupil["UPN"] or "").strip().upper()
+    out: list[tuple[str, Fact]] = []
+    for i, year in blocks:
+        if (year["Year"] or "") != latest:
+            continue
+        lea, estab = clean(year["LEA"]), clean(year["Estab"])
+        own = (lea is None and estab is None) or (
+            lea == clean(school.get("LEA")) and estab == clean(school.get("Estab"))
+        )
+        recorder = (
+            school
+            if own
+            else {
+                "LEA": lea,
+                "Estab": estab,
+                "URN": None,
+                "SchoolName": None,
+                "DestLEA": school.get("DestLEA"),
+                "DateTime": school.get("DateTime"),
+            }
+        )
+        try:
+            level = alert_level(year)[0]
+        except MappingError:
+            level = "invalid"
+        if level:
+            # The header school's key is as it always was, so re-reading old returns publishes nothing.
+            named = (school.get("URN") or school.get("Estab")) if own else f"{lea or ''}{estab or ''}"
+            where = f"{named}|{upn}"
+            suffix = " / Attendance / YearData" + (f" {i}" if len(blocks) > 1 else "")
+            out.append(
+                (
+                    suffix,
+                    Fact(
+                        "attendance",
+                        f"att|{where}|{year['Year']}|{level}",
+                        {"school": recorder, "pupil": pupil, "year": year},
+                    ),
+                )
+            )
+    return out
 
 
 def school_source(school: dict[str, Any], system: str) -> dict[str, Any]:

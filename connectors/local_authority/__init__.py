@@ -5,6 +5,7 @@ FAMILY_HELP_CASE events, and ConsentRecords on ``sg.consent.v1``."""
 
 from __future__ import annotations
 
+import codecs
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +33,9 @@ __all__ = [
 ]
 
 
-def parts(fmt: str | None, profile: LaProfile) -> ConnectorParts:
-    """The reader, the (snapshot-free) mapping function and the format for an LA source.
+def parts(fmt: str | None, profile: LaProfile, encoding: str | None = None) -> ConnectorParts:
+    """The reader, the (snapshot-free) mapping function and the format for an LA source;
+    ``encoding`` sets the SSDA903 tables' encoding (detected when None).
 
     Raises :class:`ConnectorError` in one sentence when the format or authority is missing.
     """
@@ -43,11 +45,20 @@ def parts(fmt: str | None, profile: LaProfile) -> ConnectorParts:
     if fmt not in FORMATS:
         msg = f"The local authority connector reads {', '.join(FORMATS)}, not {fmt}."
         raise ConnectorError(msg)
+    if encoding is not None:
+        if fmt != "ssda903":
+            msg = "--encoding is for SSDA903 tables (--format ssda903); the other returns say theirs."
+            raise ConnectorError(msg)
+        try:
+            codecs.lookup(encoding)
+        except LookupError:
+            msg = f"--encoding {encoding} is not an encoding Python knows (for example cp1252 or utf-16)."
+            raise ConnectorError(msg) from None
     reader: Any
     if fmt == "cin":
         reader = CinCensusReader(checked_la_code(profile.la_code) if profile.la_code else None)
     elif fmt == "ssda903":
-        reader = Ssda903Reader(checked_la_code(profile.la_code))
+        reader = Ssda903Reader(checked_la_code(profile.la_code), encoding=encoding)
     else:
         reader = CaseSystemReader(fmt, checked_la_code(profile.la_code))
     return ConnectorParts(reader, LaMapper(profile, SYSTEMS[fmt]), fmt)

@@ -12,7 +12,14 @@ Facts per child (see :mod:`connectors.runtime.snapshots`):
 * ``referral_outcome``: a referral's outcome once it is known: no further action
   (``ReferralNFA``), a section 47 enquiry, or a section 17 assessment;
 * ``section_47``: each ``Section47`` module (a strategy discussion decided on an enquiry);
-* ``cpp_start`` / ``cpp_end``: each ``ChildProtectionPlans`` module, and its ``CPPendDate``.
+* ``cpp_start`` / ``cpp_end``: each ``ChildProtectionPlans`` module, and its ``CPPendDate``;
+* ``cin_plan_start`` / ``cin_plan_end``: each ``CINPlanDates`` module (a child in need plan,
+  published as a ``CHILD_IN_NEED`` family help case opened and closed).
+
+The referral's outcome carries the kinds of harm its assessments identified
+(``Assessments/FactorsIdentifiedAtAssessment/AssessmentFactors``, the codes that name one).
+Read and not published (no event carries them): CPP ``Reviews`` (held reviews, not the next
+one) and the 2026 ``PreProceedingsandFGDM`` module.
 
 The file is streamed one ``Child`` at a time (bounded memory). Positions name elements and
 their index (``Child 12 / CINdetails 1 / ChildProtectionPlans 2``), never values.
@@ -25,13 +32,22 @@ from pathlib import Path
 from typing import Any
 from xml.etree.ElementTree import Element
 
+from connectors.exceptions import WrongSource
 from connectors.local_authority.xmlstream import as_bytes, child, children, count_tag, stream, text
 from connectors.runtime.readers import FileRef, Malformed
 from connectors.runtime.records import SourceRecord
 from connectors.runtime.snapshots import Fact, date_key
 
 CONTENT_TYPE = "application/xml"
-IDENTIFIERS = ("LAchildID", "UPN", "FormerUPN", "UPNunknown", "PersonBirthDate", "Sex")
+IDENTIFIERS = (
+    "LAchildID",
+    "UPN",
+    "FormerUPN",
+    "UPNunknown",
+    "PersonBirthDate",
+    "ExpectedPersonBirthDate",
+    "Sex",
+)
 CIN_FIELDS = (
     "CINreferralDate",
     "ReferralSource",
@@ -74,14 +90,15 @@ def child_facts(elem: Element, la_code: str | None) -> list[tuple[str, Fact]]:
         s47s = children(cin, "Section47")
         assessments = children(cin, "Assessments")
         decision_date: str | None
+        element = ""
         if is_true(details["ReferralNFA"]):
-            decision, decision_date = (
-                "NO_FURTHER_ACTION",
-                details["CINclosureDate"] or details["CINreferralDate"],
-            )
+            element = "CINclosureDate" if details["CINclosureDate"] else "CINreferralDate"
+            decision, decision_date = ("NO_FURTHER_ACTION", details[element])
         elif s47s:
+            element = "Section47 1 / S47ActualStartDate"
             decision, decision_date = "SECTION_47_ENQUIRY", text(s47s[0], "S47ActualStartDate")
         elif assessments:
+            element = "Assessments 1 / AssessmentActualStartDate"
             decision, decision_date = (
                 "SECTION_17_ASSESSMENT",
                 text(assessments[0], "AssessmentActualStartDate"),
@@ -89,6 +106,11 @@ def child_facts(elem: Element, la_code: str | None) -> list[tuple[str, Fact]]:
         else:
             decision, decision_date = "", None
         where = f"CINdetails {i}"
+        factors = [
+            (f.text or "").strip()
+            for a in assessments
+            for f in children(child(a, "FactorsIdentifiedAtAssessment"), "AssessmentFactors")
+        ]
         if decision:
             out.append(
                 (
@@ -96,7 +118,14 @@ def child_facts(elem: Element, la_code: str | None) -> list[tuple[str, Fact]]:
                     Fact(
                         "referral_outcome",
                         f"ref|{who}|{referral}|{decision}",
-                        {**base, "cin": details, "decision": decision, "decision_date": decision_date},
+                        {
+                            **base,
+                            "cin": details,
+                            "decision": decision,
+                            "decision_date": decision_date,
+                            "decision_element": element,
+                            "factors": factors,
+                        },
                     ),
                 )
             )
@@ -126,6 +155,20 @@ def child_facts(elem: Element, la_code: str | None) -> list[tuple[str, Fact]]:
                         Fact("cpp_end", f"cpp-end|{who}|{start}", data),
                     )
                 )
+        for m, plan in enumerate(children(cin, "CINPlanDates"), start=1):
+            item = _fields(plan, ("CINPlanStartDate", "CINPlanEndDate"))
+            start = date_key(item["CINPlanStartDate"])
+            data = {**base, "cin": details, "item": item}
+            out.append(
+                (f"{where} / CINPlanDates {m}", Fact("cin_plan_start", f"cinp-start|{who}|{start}", data))
+            )
+            if item["CINPlanEndDate"]:
+                out.append(
+                    (
+                        f"{where} / CINPlanDates {m} / CINPlanEndDate",
+                        Fact("cin_plan_end", f"cinp-end|{who}|{start}", data),
+                    )
+                )
     return out
 
 
@@ -137,6 +180,7 @@ class CinCensusReader:
     """
 
     suffixes: tuple[str, ...] = (".xml",)
+    content_type = CONTENT_TYPE
 
     def __init__(self, la_code: str | None = None) -> None:
         self.la_code = la_code
@@ -144,12 +188,30 @@ class CinCensusReader:
     def estimate(self, path: Path) -> int:
         return count_tag(path, b"Child")
 
+    def check(self, ref: FileRef) -> None:
+        """The whole file is well-formed XML (raises :class:`SourceFileError` otherwise) and
+        its header names the authority ``--la`` gave, if any (:class:`WrongSource` otherwise)."""
+        for kind, elem, _ in stream(ref.path, ref.source, "Child", "Header"):
+            if kind == "header":
+                self._authority(elem, ref.source)
+
+    def _authority(self, header: Element, source: str) -> str | None:
+        """The return's authority: ``--la`` and ``Header/Source/LEA`` must agree when both are given."""
+        named = text(child(header, "Source"), "LEA")
+        if self.la_code and named and named.strip() != self.la_code:
+            msg = (
+                f"File {source} is another local authority's return: its Header/Source/LEA is not "
+                f"--la {self.la_code}; give the right --la, or none to use the header's."
+            )
+            raise WrongSource(msg)
+        return self.la_code or (named.strip() if named else None)
+
     def records(self, ref: FileRef) -> Iterator[SourceRecord]:
         la_code = self.la_code
         ordinal = 0
         for kind, elem, n in stream(ref.path, ref.source, "Child", "Header"):
             if kind == "header":
-                la_code = la_code or text(child(elem, "Source"), "LEA")
+                la_code = self._authority(elem, ref.source)
                 continue
             raw = as_bytes(elem)
             ids = child(elem, "ChildIdentifiers")

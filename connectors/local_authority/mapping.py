@@ -13,7 +13,7 @@ from connectors.exceptions import MappingError, NoEvent
 from connectors.local_authority.casesystem import consent_record, family_help_details
 from connectors.local_authority.identity import child_identity
 from connectors.local_authority.profile import TIMEZONE, LaProfile
-from connectors.runtime.event_builder import build_event
+from connectors.runtime.event_builder import Finding, build_event
 from connectors.runtime.records import SourceRecord
 from connectors.runtime.snapshots import Fact, clean, local_midnight, parse_date
 
@@ -36,8 +36,19 @@ REFERRERS = {
     "3F": "HEALTH_SAFEGUARDING",
     "6": "POLICE_PPU",
 }
+#: CIN census assessment factor codes that name a kind of harm (the others are about the
+#: parents or the household, or have no ConcernCategory): never guessed.
+ASSESSMENT_FACTORS = {
+    "3A": "DOMESTIC_ABUSE",
+    "3B": "DOMESTIC_ABUSE",
+    "3C": "DOMESTIC_ABUSE",
+    "22A": "FEMALE_GENITAL_MUTILATION",
+    "24A": "CRIMINAL_EXPLOITATION",
+}
 LEGAL_STATUS = {"C1", "C2", "D1", "E1", "J1", "J2", "J3", "L1", "L2", "L3", "V2", "V3", "V4"}
 CATEGORY_OF_NEED = {f"N{n}" for n in range(1, 9)}
+#: SSDA903 MISSING codes: missing from placement, away from placement without authorisation.
+MISSING_KINDS = {"M", "A"}
 SYSTEMS = {"cin": "cin-census", "ssda903": "ssda903", "family-help": "case-system"}
 
 
@@ -63,10 +74,15 @@ class LaMapper:
         return handler(record, fact.fields)  # type: ignore[no-any-return]
 
     # -- CIN census ----------------------------------------------------------------------------
-    def _census_child(self, f: dict[str, Any]) -> dict[str, Any]:
+    def _census_child(self, f: dict[str, Any], findings: list[Finding]) -> dict[str, Any]:
         ids = f["identifiers"]
         return child_identity(
-            self.profile, f["la_code"], ids["LAchildID"], upn=ids["UPN"], birth_date=ids["PersonBirthDate"]
+            self.profile,
+            f["la_code"],
+            ids["LAchildID"],
+            upn=ids["UPN"],
+            birth_date=ids["PersonBirthDate"] or ids.get("ExpectedPersonBirthDate"),
+            findings=findings,
         )
 
     def _event(
@@ -78,6 +94,9 @@ class LaMapper:
         risk: str,
         child: dict[str, Any],
         details: dict[str, Any],
+        findings: list[Finding] | None = None,
+        *,
+        before_birth: bool = False,
     ) -> dict[str, Any]:
         return build_event(
             record,
@@ -88,6 +107,8 @@ class LaMapper:
             risk=risk,
             child=child,
             details=details,
+            findings=findings,
+            before_birth=before_birth,
         )
 
     def _referral_outcome(self, record: SourceRecord, f: dict[str, Any]) -> dict[str, Any]:
@@ -96,7 +117,9 @@ class LaMapper:
         assert referred is not None
         decided = parse_date(f["decision_date"], "the decision's date") or referred
         if decided < referred:
-            raise MappingError("The referral's outcome is dated before CINreferralDate.")
+            raise MappingError(
+                f"The referral's outcome ({f.get('decision_element') or 'its date'}) is dated before CINreferralDate."
+            )
         decision = f["decision"]
         risk = {"NO_FURTHER_ACTION": "INFORMATION", "SECTION_47_ENQUIRY": "SIGNIFICANT_HARM"}.get(
             decision, "NEEDS_SUPPORT"
@@ -109,12 +132,20 @@ class LaMapper:
             "referrer_organisation": None,
             "referrer_reference": None,
             "contact": self.profile.contact(),
-            "factors_identified": [],
+            "factors_identified": sorted(
+                {
+                    ASSESSMENT_FACTORS[c.upper()]
+                    for c in f.get("factors") or []
+                    if c.upper() in ASSESSMENT_FACTORS
+                }
+            ),
             "decision_reasons": None,
             "next_steps": None,
         }
+        found: list[Finding] = []
+        child = self._census_child(f, found)
         return self._event(
-            record, "REFERRAL_OUTCOME", f["la_code"], decided, risk, self._census_child(f), details
+            record, "REFERRAL_OUTCOME", f["la_code"], decided, risk, child, details, found, before_birth=True
         )
 
     def _section_47(self, record: SourceRecord, f: dict[str, Any]) -> dict[str, Any]:
@@ -131,14 +162,18 @@ class LaMapper:
             "information_requested": None,
             "police_investigation_considered": None,
         }
+        found: list[Finding] = []
+        child = self._census_child(f, found)
         return self._event(
             record,
             "STRATEGY_DISCUSSION",
             f["la_code"],
             started,
             "SIGNIFICANT_HARM",
-            self._census_child(f),
+            child,
             details,
+            found,
+            before_birth=True,
         )
 
     def _plan(self, record: SourceRecord, f: dict[str, Any], change: str) -> dict[str, Any]:
@@ -162,8 +197,18 @@ class LaMapper:
             "plan_summary": None,
         }
         risk = "SIGNIFICANT_HARM" if change == "STARTED" else "INFORMATION"
+        found: list[Finding] = []
+        child = self._census_child(f, found)
         return self._event(
-            record, "CHILD_PROTECTION_PLAN", f["la_code"], end or start, risk, self._census_child(f), details
+            record,
+            "CHILD_PROTECTION_PLAN",
+            f["la_code"],
+            end or start,
+            risk,
+            child,
+            details,
+            found,
+            before_birth=True,
         )
 
     def _cpp_start(self, record: SourceRecord, f: dict[str, Any]) -> dict[str, Any]:
@@ -172,9 +217,48 @@ class LaMapper:
     def _cpp_end(self, record: SourceRecord, f: dict[str, Any]) -> dict[str, Any]:
         return self._plan(record, f, "ENDED")
 
+    def _cin_plan(self, record: SourceRecord, f: dict[str, Any], change: str) -> dict[str, Any]:
+        item = f["item"]
+        start = parse_date(item["CINPlanStartDate"], "CINPlanStartDate", required=True)
+        assert start is not None
+        end = parse_date(item["CINPlanEndDate"], "CINPlanEndDate") if change == "CLOSED" else None
+        if end is not None and end < start:
+            raise MappingError("CINPlanEndDate is before CINPlanStartDate.")
+        details = {
+            "change": change,
+            "case_type": "CHILD_IN_NEED",
+            "opened_date": start,
+            "closed_date": end,
+            "lead_practitioner": self.profile.contact(),
+            "needs": [],
+            "consent_state": None,
+            "closure_reason": None,
+            "plan_summary": None,
+        }
+        found: list[Finding] = []
+        child = self._census_child(f, found)
+        return self._event(
+            record,
+            "FAMILY_HELP_CASE",
+            f["la_code"],
+            end or start,
+            "NEEDS_SUPPORT",
+            child,
+            details,
+            found,
+            before_birth=True,
+        )
+
+    def _cin_plan_start(self, record: SourceRecord, f: dict[str, Any]) -> dict[str, Any]:
+        return self._cin_plan(record, f, "OPENED")
+
+    def _cin_plan_end(self, record: SourceRecord, f: dict[str, Any]) -> dict[str, Any]:
+        return self._cin_plan(record, f, "CLOSED")
+
     # -- SSDA903 ---------------------------------------------------------------------------------
     def _looked_after(self, record: SourceRecord, f: dict[str, Any], change: str) -> dict[str, Any]:
         head = f["header"] or {}
+        found: list[Finding] = list(f.get("findings") or [])
         child = child_identity(
             self.profile,
             f["la_code"],
@@ -182,6 +266,7 @@ class LaMapper:
             upn=head.get("UPN"),
             birth_date=head.get("DOB"),
             birth_element="DOB",
+            findings=found,
         )
         start = parse_date(f["start"], "DECOM", required=True)
         assert start is not None
@@ -210,7 +295,9 @@ class LaMapper:
             "reason_ended": clean(f.get("REC")) if change == "ENDED" else None,
         }
         risk = "NEEDS_SUPPORT" if change == "STARTED" else "INFORMATION"
-        return self._event(record, "LOOKED_AFTER_STATUS", f["la_code"], end or start, risk, child, details)
+        return self._event(
+            record, "LOOKED_AFTER_STATUS", f["la_code"], end or start, risk, child, details, found
+        )
 
     def _lac_start(self, record: SourceRecord, f: dict[str, Any]) -> dict[str, Any]:
         return self._looked_after(record, f, "STARTED")
@@ -218,9 +305,56 @@ class LaMapper:
     def _lac_end(self, record: SourceRecord, f: dict[str, Any]) -> dict[str, Any]:
         return self._looked_after(record, f, "ENDED")
 
+    def _missing(self, record: SourceRecord, f: dict[str, Any], change: str) -> dict[str, Any]:
+        head = f["header"] or {}
+        found: list[Finding] = []
+        child = child_identity(
+            self.profile,
+            f["la_code"],
+            f["child"],
+            upn=head.get("UPN"),
+            birth_date=head.get("DOB"),
+            birth_element="DOB",
+            findings=found,
+        )
+        start = parse_date(f["start"], "MIS_START", required=True)
+        assert start is not None
+        end = parse_date(f["end"], "MIS_END") if change == "RETURNED" else None
+        if end is not None and end < start:
+            raise MappingError("MIS_END is before MIS_START.")
+        kind = (f.get("MISSING") or "").strip().upper()
+        if kind not in MISSING_KINDS:
+            raise MappingError("MISSING is not an SSDA903 code (M missing, A away without authorisation).")
+        details = {
+            "change": change,
+            "missing_since": local_midnight(start, TIMEZONE),
+            "reported_at": None,
+            "returned_at": local_midnight(end, TIMEZONE) if end else None,
+            "risk_grading": None,
+            "missing_from": "CARE_PLACEMENT",
+            "episodes_last_12_months": None,
+            "found_location": None,
+            "found_address": None,
+            "harm_while_missing": None,
+            "exploitation_suspected": None,
+            "return_interview_offered": None,
+            "return_interview_completed": None,
+            "associates": [],
+            "circumstances": None,
+        }
+        risk = "NEEDS_SUPPORT" if change == "REPORTED" else "INFORMATION"
+        return self._event(record, "MISSING_EPISODE", f["la_code"], end or start, risk, child, details, found)
+
+    def _missing_start(self, record: SourceRecord, f: dict[str, Any]) -> dict[str, Any]:
+        return self._missing(record, f, "REPORTED")
+
+    def _missing_end(self, record: SourceRecord, f: dict[str, Any]) -> dict[str, Any]:
+        return self._missing(record, f, "RETURNED")
+
     # -- family help (case system export) --------------------------------------------------------
     def _family_help(self, record: SourceRecord, f: dict[str, Any], change: str) -> dict[str, Any]:
         row = f["row"]
+        found: list[Finding] = []
         child = child_identity(
             self.profile,
             f["la_code"],
@@ -228,10 +362,13 @@ class LaMapper:
             upn=row.get("UPN"),
             birth_date=row.get("PersonBirthDate"),
             nhs_number=row.get("NHSnumber"),
+            findings=found,
         )
         details = family_help_details(row, change, self.profile)
         day = details["closed_date"] if change == "CLOSED" else details["opened_date"]
-        return self._event(record, "FAMILY_HELP_CASE", f["la_code"], day, "NEEDS_SUPPORT", child, details)
+        return self._event(
+            record, "FAMILY_HELP_CASE", f["la_code"], day, "NEEDS_SUPPORT", child, details, found
+        )
 
     def _fh_open(self, record: SourceRecord, f: dict[str, Any]) -> dict[str, Any]:
         return self._family_help(record, f, "OPENED")

@@ -92,6 +92,13 @@ def stream(path: Path, source: str, record_tag: str, header_tag: str) -> Iterato
         raise SourceFileError(msg) from None
 
 
+def check(path: Path, source: str, record_tag: str, header_tag: str) -> None:
+    """Read the whole file as :func:`stream` would, keeping nothing; raises :class:`SourceFileError`
+    as it does (so a file truncated part-way is refused before any of it is published)."""
+    for _ in stream(path, source, record_tag, header_tag):
+        pass
+
+
 def count_tag(path: Path, tag: bytes) -> int:
     """Roughly how many ``<tag>`` elements a file holds (for a progress bar), counted in bytes."""
     needle = b"<" + tag + b">"

@@ -46,6 +46,15 @@ class CompiledMapping:
     csv_encoding: str
     json_records: str | None
     _root: Builder
+    when_column: str | None = None
+    when_values: frozenset[str] = frozenset()
+
+    def applies(self, row: Mapping[str, Any]) -> bool:
+        """Whether the mapping's ``when`` condition holds for ``row`` (always, without one)."""
+        if self.when_column is None:
+            return True
+        value = _getter(self.when_column)(row)
+        return value is not None and str(value).strip().casefold() in self.when_values
 
     def build(self, row: Mapping[str, Any]) -> dict[str, Any]:
         """The mapped fields of one row; raises :class:`MappingError` naming the column and field."""
@@ -321,6 +330,9 @@ def compile_mapping(spec: MappingFile, path: Path) -> CompiledMapping:
     """Check ``spec`` against the schema and compile it; raises :class:`MappingFileError`."""
     compiler = _Compiler(spec, path)
     root = compiler.record(compiler.schema, spec.event, "event", "required")
+    when = spec.when
+    if when is not None:
+        compiler.columns.add(when.column)
     return CompiledMapping(
         spec.event_type,
         frozenset(compiler.columns),
@@ -329,4 +341,6 @@ def compile_mapping(spec: MappingFile, path: Path) -> CompiledMapping:
         spec.csv.encoding,
         spec.json_options.records,
         root,
+        when.column if when else None,
+        when.wanted() if when else frozenset(),
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from connectors.exceptions import MappingError
+from connectors.exceptions import MappingError, NoEvent
 from connectors.police.compiler import CompiledMapping, compile_mapping
 from connectors.police.mapping_file import read_mapping_file
 from connectors.runtime.event_builder import build_event, is_child_on
@@ -33,7 +33,11 @@ class PoliceMapper:
         self.mapping = mapping
 
     def __call__(self, record: SourceRecord) -> dict[str, Any]:
-        """The event for one row; raises ``MappingError`` naming the column and field at fault."""
+        """The event for one row; raises ``MappingError`` naming the column and field at fault,
+        and ``NoEvent`` for a row the mapping's ``when`` condition leaves to another mapping."""
+        if not self.mapping.applies(record.data):
+            msg = "The row is not one this mapping's when: condition selects."
+            raise NoEvent(msg)
         fields = self.mapping.build(record.data)
         occurred = fields["occurred_at"]
         child = fields["child"]

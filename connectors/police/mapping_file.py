@@ -17,6 +17,14 @@ A mapping file is YAML. Its ``event`` section has the shape of a ``SafeguardingE
       details:
         offence_types: {column: Offences, split: ";"}
 
+A ``when`` section makes the mapping apply only to some rows, so one mixed export can feed
+several mappings (one run each, each with its own ``--name``)::
+
+    when: {column: IncidentType, in: [Domestic, "Domestic abuse"]}   # or equals: Domestic
+
+Values are compared as trimmed text, ignoring case; a row that does not match has nothing to
+publish for this mapping (it is counted, never dead-lettered).
+
 A leaf is a constant, or ``{column: NAME}`` with optional ``format`` (dates and times,
 strptime syntax or ``iso``), ``values`` (a table from exported values to field values),
 ``default`` (used when the column is empty), ``split`` (for list fields) and ``required``.
@@ -80,6 +88,40 @@ class JsonOptions(BaseModel):
     records: str | None = Field(default=None, description="Dotted path to the array of records.")
 
 
+class RowCondition(BaseModel):
+    """Which rows a mapping applies to: ``column`` equal to ``equals``, or to one of ``in``."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    column: str
+    equals: str | None = None
+    in_: list[str] | None = Field(default=None, alias="in")
+
+    @field_validator("equals", mode="before")
+    @classmethod
+    def _text(cls, value: Any) -> Any:
+        return value if value is None or isinstance(value, str) else str(value)
+
+    @field_validator("in_", mode="before")
+    @classmethod
+    def _texts(cls, value: Any) -> Any:
+        return [str(v) for v in value] if isinstance(value, list) else value
+
+    def check(self) -> None:
+        """Raise ValueError unless exactly one of ``equals`` and ``in`` is given, ``in`` non-empty."""
+        if (self.equals is None) == (self.in_ is None):
+            msg = "needs exactly one of 'equals' or 'in'"
+            raise ValueError(msg)
+        if self.in_ is not None and not self.in_:
+            msg = "'in' must list at least one value"
+            raise ValueError(msg)
+
+    def wanted(self) -> frozenset[str]:
+        """The values (trimmed, case-folded) a row's column must have."""
+        values = [self.equals] if self.equals is not None else list(self.in_ or [])
+        return frozenset(v.strip().casefold() for v in values)
+
+
 class FieldSpec(BaseModel):
     """Where one event field's value comes from."""
 
@@ -136,6 +178,7 @@ class MappingFile(BaseModel):
     csv: CsvOptions = Field(default_factory=CsvOptions)
     json_options: JsonOptions = Field(default_factory=JsonOptions, alias="json")
     timezone: str = "Europe/London"
+    when: RowCondition | None = None
     event: dict[str, Any]
 
     @field_validator("timezone")
@@ -196,6 +239,11 @@ def read_mapping_file(path: Path, agency: str) -> MappingFile:
             )
         )
         raise mapping_error(path, field, problem) from None
+    if spec.when is not None:
+        try:
+            spec.when.check()
+        except ValueError as exc:
+            raise mapping_error(path, "when", str(exc)) from None
     allowed = AGENCY_EVENT_TYPES.get(agency.upper(), ())
     if spec.event_type not in allowed:
         raise mapping_error(path, "event_type", f"must be one of {', '.join(allowed)} for {agency.upper()}")

@@ -96,8 +96,9 @@ def domestic_abuse_rows(count: int, rng: random.Random, bad: Iterable[int] = ())
             "OfficerSummary": "Synthetic narrative for testing only.",
         }
         kind = kinds.get(i)
-        if kind == "nhs_number":
+        if kind == "nhs_number":  # the only identifier is bad: nothing valid keys the child
             row["ChildNHSNumber"] = bad_nhs_number(rng)
+            row["ChildPersonRef"] = ""
         elif kind == "date":
             row["IncidentDateTime"] = at.strftime("%Y-%m-%dT%H:%M")
         elif kind == "risk":

@@ -48,6 +48,7 @@ from broker.wire.envelope import Headers, IngressEnvelope
 from broker.wire.registry import registry_for
 from connectors.exceptions import ConnectorError
 from connectors.runtime.checkpoint import FileProgress
+from connectors.runtime.event_builder import Finding
 from connectors.runtime.records import SourceRecord
 from schemas.topics import CHECKPOINTS_TOPIC, DLQ_TOPIC, ingress_topic
 
@@ -55,6 +56,11 @@ log = get_logger("connectors.delivery")
 
 #: Kafka's default message size limit is 1 MB; a dead letter keeps its payload only below this.
 MAX_DEAD_LETTER_PAYLOAD = 900_000
+#: The content type of a data-quality finding on the dead-letter topic: the event itself was
+#: published (with the bad field withheld), so the finding has no payload and is never replayed.
+DATA_QUALITY_CONTENT_TYPE = "application/vnd.sgb.data-quality"
+#: The reason of every data-quality finding starts with this (``sgb dlq list --reason``).
+DATA_QUALITY_PREFIX = "Data quality: "
 
 
 def check_topics(settings: Settings, topics: list[str], timeout: float = 15.0) -> None:
@@ -151,7 +157,30 @@ class TransactionalDelivery:
             payload, reason = None, f"{reason} (The original was too large to keep in the dead letter.)"
         payload, reason = deadletter.source_payload(self.settings, payload, reason)  # erasable
         origin = deadletter.Origin(source_name=record.source, position=record.position)
-        record_ = deadletter.dead_letter_record(self.component, reason, payload, origin, record.event_id)
+        record_ = deadletter.dead_letter_record(
+            self.component, reason, payload, origin, record.event_id, content_type=record.content_type
+        )
+        self._send_dead_letter(record, record_, reason, origin)
+
+    def data_quality(self, record: SourceRecord, findings: list[Finding]) -> None:
+        """Add one data-quality finding per withheld field of ``record``'s published event to the
+        batch: on the dead-letter topic, with the field's path and reason, never its value."""
+        origin = deadletter.Origin(source_name=record.source, position=record.position)
+        for finding in findings:
+            reason = DATA_QUALITY_PREFIX + finding.sentence()
+            record_ = deadletter.dead_letter_record(
+                self.component,
+                reason,
+                None,
+                origin,
+                record.event_id,
+                content_type=DATA_QUALITY_CONTENT_TYPE,
+            )
+            self._send_dead_letter(record, record_, reason, origin)
+
+    def _send_dead_letter(
+        self, record: SourceRecord, record_: dict[str, Any], reason: str, origin: deadletter.Origin
+    ) -> None:
         value = self._dead_letters.encode(record_)
         headers: Headers = list(deadletter.headers(self.component, reason, origin))
         self._send(

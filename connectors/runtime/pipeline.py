@@ -13,6 +13,18 @@ One record at a time, in file order:
 
 A stop request (SIGTERM, Ctrl-C) is honoured between records: the open batch is committed
 and checkpointed, so the next run resumes exactly where this one stopped.
+
+All or nothing per file: before a file's first record is published, the whole file is read
+once (the reader's ``check``, or its records, discarded), so a file that fails to parse
+part-way (a truncated XML return) publishes nothing of itself. It is dead-lettered once, as
+a whole, with the reason, and checkpointed so that it is not retried; its fixed version is a
+new file (a file's identity is its content) and is read in full. A file the connector does
+not read (:class:`UnsupportedFile`) is counted and named in the summary; a table it
+recognises but does not publish (:class:`SkippedFile`) is counted by table and checkpointed.
+
+A field that failed its check is withheld by the mapping (see
+:mod:`connectors.runtime.event_builder`): the event is published without it and a
+data-quality finding per field goes to the dead-letter topic in the same transaction.
 """
 
 from __future__ import annotations
@@ -26,14 +38,34 @@ from typing import Any, Protocol
 
 from broker.exceptions import SerdeError
 from broker.logs import get_logger
-from connectors.exceptions import MappingError, NoEvent, SourceFileError
-from connectors.runtime.checkpoint import CheckpointStore, ContiguousTracker, FileProgress
+from connectors.exceptions import (
+    MappingError,
+    NoEvent,
+    SkippedFile,
+    SourceFileError,
+    UnsupportedFile,
+    WrongSource,
+)
+from connectors.runtime.checkpoint import ContiguousTracker, FileProgress
+from connectors.runtime.delivery import MAX_DEAD_LETTER_PAYLOAD
+from connectors.runtime.event_builder import Finding, take_findings
 from connectors.runtime.progress import COUNT_NAMES, Progress
 from connectors.runtime.readers import FileRef, Malformed, Reader
 from connectors.runtime.records import MapRecord, SourceRecord
-from connectors.runtime.sources import DropFolder, file_identity, list_files, unread_candidates
+from connectors.runtime.sources import DropFolder, file_identity, list_files, unsupported_files
+
+#: Where a dead letter of a whole file points.
+WHOLE_FILE = "whole file"
 
 log = get_logger("connectors.pipeline")
+
+
+class Checkpoints(Protocol):
+    """Where a run keeps each file's progress (:class:`CheckpointStore`, or memory for a dry run)."""
+
+    def get(self, file_id: str) -> FileProgress | None: ...
+
+    def put(self, file_id: str, progress: FileProgress) -> None: ...
 
 
 class Delivery(Protocol):
@@ -45,6 +77,8 @@ class Delivery(Protocol):
     def publish(self, record: SourceRecord, event: dict[str, Any]) -> None: ...
 
     def dead_letter(self, record: SourceRecord, reason: str) -> None: ...
+
+    def data_quality(self, record: SourceRecord, findings: list[Finding]) -> None: ...
 
     def skip(self, record: SourceRecord) -> None: ...
 
@@ -59,13 +93,25 @@ class Delivery(Protocol):
 
 @dataclass
 class Summary:
-    """What a run did. ``counts`` has the keys of :data:`COUNT_NAMES`."""
+    """What a run did. ``counts`` has the keys of :data:`COUNT_NAMES`, and ``withheld``: events
+    published with at least one data-quality finding (a field withheld, or doubtful).
+
+    Args:
+        withheld_reasons: data-quality findings by field and reason.
+        dead_letter_reasons: dead letters by reason.
+        unsupported: files in the source that the connector does not read, by name.
+        skipped_tables: files recognised but carrying nothing to publish, by kind.
+    """
 
     counts: Counter[str] = field(default_factory=Counter)
     kinds: Counter[str] = field(default_factory=Counter)
     files: int = 0
     failed_files: list[str] = field(default_factory=list)
     stopped: bool = False
+    withheld_reasons: Counter[str] = field(default_factory=Counter)
+    dead_letter_reasons: Counter[str] = field(default_factory=Counter)
+    unsupported: list[str] = field(default_factory=list)
+    skipped_tables: Counter[str] = field(default_factory=Counter)
 
     @property
     def used_nothing(self) -> bool:
@@ -74,7 +120,7 @@ class Summary:
         kinds it does not use)."""
         c = self.counts
         usable = c["published"] + c["dead_lettered"] + c["already_done"] + c["no_event"]
-        not_used = sum(n for k, n in self.kinds.items() if k != "file_not_read")
+        not_used = sum(self.kinds.values())
         return usable - not_used <= 0
 
     def line(self) -> str:
@@ -85,17 +131,33 @@ class Summary:
             f"{c['dead_lettered']} dead-lettered, {c['already_done']} skipped as already done, "
             f"{c['no_event']} with nothing to publish."
         )
-        kinds = {k: n for k, n in self.kinds.items() if k != "file_not_read"}
-        if kinds:
-            parts = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(kinds.items()))
+        if self.kinds:
+            parts = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(self.kinds.items()))
             text = text[:-1] + f" ({parts})."
-        if self.kinds["file_not_read"]:
-            text += f" {self.kinds['file_not_read']} file(s) not read: not a format this connector reads."
+        if c["withheld"]:
+            text += f" {c['withheld']} of them published with a data-quality finding."
+        if self.skipped_tables:
+            tables = ", ".join(f"{kind} {n}" for kind, n in sorted(self.skipped_tables.items()))
+            text += f" {sum(self.skipped_tables.values())} file(s) skipped as not published ({tables})."
+        if self.unsupported:
+            text += f" {len(self.unsupported)} file(s) not read (unsupported): {', '.join(self.unsupported)}."
         if self.failed_files:
             text += f" {len(self.failed_files)} file(s) could not be read."
         if self.stopped:
             text += " Stopped on request; run again to resume."
         return text
+
+    @property
+    def usable(self) -> bool:
+        """Whether the run read anything it could use: a record of a kind it reads, or a file it
+        recognised (records only of kinds it does not use, or none at all, are nothing usable)."""
+        return bool(self.skipped_tables) or not self.used_nothing
+
+    def report(self) -> list[str]:
+        """Every dead-letter and data-quality reason with its count, one line each."""
+        lines = [f"dead-lettered {n}: {reason}" for reason, n in sorted(self.dead_letter_reasons.items())]
+        lines += [f"withheld {n}: {reason}" for reason, n in sorted(self.withheld_reasons.items())]
+        return lines
 
 
 class FileConnector:
@@ -119,7 +181,7 @@ class FileConnector:
         reader: Reader,
         mapper: MapRecord,
         delivery: Delivery,
-        store: CheckpointStore,
+        store: Checkpoints,
         *,
         batch_size: int = 5000,
         commit_interval_s: float = 0.5,
@@ -144,8 +206,8 @@ class FileConnector:
     def run_batch(self, source: Path, stop: threading.Event) -> Summary:
         """Read a file, or every matching file in a folder, then return the summary."""
         root = source if source.is_dir() else source.parent
-        if source.is_dir():
-            self._unread_files(source)
+        for path in unsupported_files(source, self.reader.suffixes):
+            self._unsupported(path.name, f"File {path.name} is not a format this connector reads.")
         for path in list_files(source, self.reader.suffixes):
             if stop.is_set():
                 break
@@ -158,7 +220,12 @@ class FileConnector:
         """Follow a drop folder, reading each new file once it has settled, until ``stop``."""
         drop = DropFolder(folder, self.reader.suffixes, settle_s)
         log.info("watching drop folder", path=str(folder))
+        named: set[str] = set()
         while not stop.is_set():
+            for path in unsupported_files(folder, self.reader.suffixes):
+                if path.name not in named:  # logged once per process, never silently ignored
+                    named.add(path.name)
+                    self._unsupported(path.name, f"File {path.name} is not a format this connector reads.")
             for path in drop.poll():
                 if stop.is_set():
                     break
@@ -166,19 +233,6 @@ class FileConnector:
             self.progress.tick()
             stop.wait(poll_s)
         return self._finish(stop)
-
-    def _unread_files(self, folder: Path) -> None:
-        """Count (and log once) the files of the folder this reader does not read, by suffix."""
-        wanted = set(list_files(folder, self.reader.suffixes))
-        unread = [p for p in unread_candidates(folder) if p not in wanted]
-        if unread:
-            self.summary.kinds["file_not_read"] += len(unread)
-            log.warning(
-                "files not read",
-                count=len(unread),
-                suffixes=sorted({p.suffix.lower() or "(none)" for p in unread}),
-                reads=list(self.reader.suffixes),
-            )
 
     def _finish(self, stop: threading.Event) -> Summary:
         self.summary.stopped = stop.is_set()
@@ -199,16 +253,36 @@ class FileConnector:
             self._failed(f"File {relative} could not be read.")
             return
         saved = self.store.get(file_id)
-        self.summary.files += 1
         if saved is not None and saved.complete:
+            self.summary.files += 1
             self.summary.counts["read"] += saved.done
             self.summary.counts["already_done"] += saved.done
             log.info("file already done", path=relative, records=saved.done)
             return
         already = saved.done if saved else 0
+        ref = FileRef(path, self.name, relative, file_id)
+        if not already:
+            # 1. all or nothing: the whole file must read before any of it is published
+            problem = self._check(ref)
+            if isinstance(problem, UnsupportedFile):
+                self._unsupported(relative, str(problem))
+                return
+            self.summary.files += 1
+            if isinstance(problem, WrongSource):  # the settings are wrong, not the file
+                self._failed(str(problem))
+                return
+            if isinstance(problem, SkippedFile):
+                self.summary.skipped_tables[problem.kind] += 1
+                self.store.put(file_id, FileProgress(relative, 0, True))
+                log.info("file skipped", path=relative, kind=problem.kind)
+                return
+            if problem is not None:
+                self._reject_file(ref, str(problem))
+                return
+        else:
+            self.summary.files += 1
         tracker = ContiguousTracker(already)
         self._trackers[file_id] = (relative, tracker)
-        ref = FileRef(path, self.name, relative, file_id)
         self.progress.start_file(relative, self.reader.estimate(path))
         finished = False
         try:
@@ -223,7 +297,7 @@ class FileConnector:
                     break
             else:
                 finished = True
-        except SourceFileError as exc:
+        except SourceFileError as exc:  # the file changed under us since the check
             self._failed(str(exc))
         finally:
             self._commit()
@@ -232,6 +306,46 @@ class FileConnector:
             self.store.put(file_id, FileProgress(relative, tracker.done, True))
             log.info("file done", path=relative, records=tracker.done)
         del self._trackers[file_id]
+
+    def _check(self, ref: FileRef) -> SourceFileError | None:
+        """Why the file cannot be read in full, or None: the reader's ``check`` when it has one,
+        else every record read and discarded."""
+        check = getattr(self.reader, "check", None)
+        try:
+            if check is not None:
+                check(ref)
+            else:
+                for _ in self.reader.records(ref):
+                    pass
+        except SourceFileError as exc:
+            return exc
+        return None
+
+    def _reject_file(self, ref: FileRef, reason: str) -> None:
+        """Dead-letter a file that cannot be read in full, once, as a whole; nothing of it is published."""
+        size = ref.path.stat().st_size
+        raw = ref.path.read_bytes() if size <= MAX_DEAD_LETTER_PAYLOAD else b""
+        if not raw and size:
+            reason = f"{reason} (The file was too large to keep in the dead letter.)"
+        record = SourceRecord(
+            self.name,
+            ref.source,
+            ref.file_id,
+            0,
+            WHOLE_FILE,
+            Malformed(reason),
+            raw,
+            getattr(self.reader, "content_type", "application/octet-stream"),
+        )
+        tracker = ContiguousTracker(0)
+        self._trackers[ref.file_id] = (ref.source, tracker)
+        self.summary.counts["read"] += 1
+        self._dead_letter(record, reason)
+        self._commit()
+        if tracker.done:
+            self.store.put(ref.file_id, FileProgress(ref.source, tracker.done, True))
+        del self._trackers[ref.file_id]
+        self._failed(reason)
 
     def _one(self, record: SourceRecord, already: int) -> None:
         """Route one record to publish, dead letter or skip."""
@@ -263,12 +377,25 @@ class FileConnector:
                 record, f"The record could not be mapped ({type(exc).__name__} in the mapping)."
             )
             return
+        findings = take_findings(event)
         try:
             self.delivery.publish(record, event)
         except (SerdeError, ValueError) as exc:
             self._dead_letter(record, str(exc))
             return
         self._batch_counts["published"] += 1
+        if findings:
+            self.delivery.data_quality(record, findings)
+            self._batch_counts["withheld"] += 1
+            for finding in findings:
+                self.summary.withheld_reasons[finding.sentence()] += 1
+            log.warning(
+                "fields withheld",
+                source=record.source,
+                position=record.position,
+                event_id=record.event_id,
+                fields=[f.field for f in findings],
+            )
 
     def _not_published(self, exc: NoEvent) -> None:
         """Count a record read but not published by its kind; log the first of each kind."""
@@ -279,6 +406,7 @@ class FileConnector:
     def _dead_letter(self, record: SourceRecord, reason: str) -> None:
         self.delivery.dead_letter(record, reason)
         self._batch_counts["dead_lettered"] += 1
+        self.summary.dead_letter_reasons[reason] += 1
         log.warning(
             "record dead-lettered",
             source=record.source,
@@ -313,6 +441,10 @@ class FileConnector:
             self.summary.kinds[kind] += self._batch_counts.pop(kind)
         self.summary.counts.update(self._batch_counts)
         self._batch_counts.clear()
+
+    def _unsupported(self, name: str, reason: str) -> None:
+        self.summary.unsupported.append(name)
+        log.warning("file not read", path=name, reason=reason)
 
     def _failed(self, message: str) -> None:
         self.summary.failed_files.append(message)

@@ -100,6 +100,7 @@ class CsvReader:
     """
 
     suffixes: tuple[str, ...] = (".csv",)
+    content_type = "text/csv"
 
     def __init__(
         self,
@@ -207,6 +208,7 @@ class JsonReader:
     """
 
     suffixes: tuple[str, ...] = (".json", ".ndjson", ".jsonl")
+    content_type = "application/json"
 
     def __init__(self, records_path: str | None = None) -> None:
         self.records_path = records_path
@@ -275,3 +277,38 @@ def ndjson_lines(ref: FileRef) -> Iterator[tuple[int, int, bytes]]:
             if line.strip():
                 yield ordinal, lineno, line.rstrip(b"\r\n")
                 ordinal += 1
+
+
+#: Encodings a table export is tried in when it has no byte order mark: UTF-8, then Windows-1252
+#: (Excel's "CSV" on an English Windows).
+TABLE_ENCODINGS = ("utf-8", "cp1252")
+_DELIMITERS = (",", ";", "\t", "|")
+
+
+def decode_table(data: bytes, source: str, encoding: str | None = None) -> tuple[str, str]:
+    """``(text, encoding)`` of a table export: ``encoding`` when given, else by its byte order
+    mark (UTF-8, UTF-16 as Excel's "Unicode text" writes it), else UTF-8, else Windows-1252.
+
+    Raises :class:`SourceFileError` in one sentence when none of them reads it.
+    """
+    if encoding is None:
+        if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+            encoding = "utf-16"
+        elif data.startswith(b"\xef\xbb\xbf"):
+            encoding = "utf-8-sig"
+    tried = (encoding,) if encoding else TABLE_ENCODINGS
+    for name in tried:
+        try:
+            return data.decode(name), name
+        except (UnicodeDecodeError, LookupError):
+            continue
+    msg = f"File {source} is not text in {' or '.join(tried)}; give its encoding with --encoding."
+    raise SourceFileError(msg)
+
+
+def sniff_delimiter(header_line: str, delimiter: str | None = None) -> str:
+    """The field separator of a table whose header row is ``header_line``: ``delimiter`` when
+    given, else whichever of comma, semicolon, tab and bar the header holds most of (comma on a tie)."""
+    if delimiter:
+        return delimiter
+    return max(_DELIMITERS, key=lambda d: (header_line.count(d), d == ","))

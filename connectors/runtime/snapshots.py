@@ -106,9 +106,12 @@ class SnapshotStore:
 
     Args:
         root: ``<state_dir>/connectors/<name>``.
+        durable: False for a dry run: the log is read, and what would be published is kept in
+            memory only.
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, durable: bool = True) -> None:
+        self.durable = durable
         self.path = root / "snapshot.log"
         self._published: set[str] = set()
         self._claimed: set[str] = set()
@@ -138,6 +141,10 @@ class SnapshotStore:
         """Record ``keys`` as published (call only after Kafka committed their events)."""
         digests = [_digest(k) for k in keys]
         if not digests:
+            return
+        if not self.durable:
+            self._published.update(digests)
+            self._claimed.difference_update(digests)
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -215,6 +222,9 @@ class SnapshotDelivery:
         if isinstance(record.data, Fact):
             self.store.release(record.data.key)
         self.inner.dead_letter(record, reason)
+
+    def data_quality(self, record: SourceRecord, findings: list[Any]) -> None:
+        self.inner.data_quality(record, findings)
 
     def skip(self, record: SourceRecord) -> None:
         self.inner.skip(record)

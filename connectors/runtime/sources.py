@@ -52,13 +52,21 @@ def list_files(source: Path, suffixes: tuple[str, ...]) -> list[Path]:
     return sorted((p for p in source.iterdir() if _wanted(p, suffixes)), key=lambda p: p.name)
 
 
-def unread_candidates(folder: Path) -> list[Path]:
-    """The regular, visible files of a folder that are not partial downloads: what a person
-    dropping files there expects to be read."""
+def unsupported_files(source: Path, suffixes: tuple[str, ...]) -> list[Path]:
+    """The visible files of a folder that a batch run does not read (another format), by name;
+    none when ``source`` is a file."""
+    if not source.is_dir():
+        return []
     return sorted(
-        p
-        for p in folder.iterdir()
-        if not p.name.startswith(".") and not p.name.lower().endswith(_IGNORED_SUFFIXES) and p.is_file()
+        (
+            p
+            for p in source.iterdir()
+            if p.is_file()
+            and not p.name.startswith(".")
+            and not p.name.lower().endswith(_IGNORED_SUFFIXES)
+            and not _wanted(p, suffixes)
+        ),
+        key=lambda p: p.name,
     )
 
 

@@ -13,12 +13,13 @@ HTTPS, and ``school-token add`` issues a school's bearer token.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
 from broker.exceptions import SgbError
 from broker.signals import stop_on_signals
-from connectors.assembly import run_file_connector
+from connectors.assembly import dry_run_file_connector, run_file_connector
 from connectors.registry import AGENCY_NAMES, LocalAuthorityOptions, parts_for
 from sgb.cli.root import Context, pass_context
 
@@ -97,6 +98,17 @@ def connector() -> None:
 @click.option(
     "--la", "la_code", default=None, help="Local authority: the DfE three-digit code (a CIN header has it)."
 )
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Check the export before going live: read and map, print every dead-letter and "
+    "data-quality reason with its place, send and write nothing; exit 1 if anything would be dead-lettered.",
+)
+@click.option(
+    "--encoding",
+    default=None,
+    help="Local authority: the SSDA903 tables' encoding, e.g. cp1252 (default: detected).",
+)
 @click.option("--la-name", default=None, help="Local authority: its name, as partners see it.")
 @click.option("--contact-team", default=None, help="Local authority: the team partners contact.")
 @click.option("--contact-phone", default=None, help="Local authority: that team's phone number.")
@@ -116,6 +128,8 @@ def run(
     throttle: float | None,
     xref: Path | None = None,
     la_code: str | None = None,
+    dry_run: bool = False,
+    encoding: str | None = None,
     la_name: str | None = None,
     contact_team: str | None = None,
     contact_phone: str | None = None,
@@ -135,8 +149,11 @@ def run(
     if source.startswith("mllp://"):
         _run_mllp(ctx, agency, source, fmt, mapping, name, ack_timeout)
         return
-    la = LocalAuthorityOptions(la_code, xref, la_name, contact_team, contact_phone, contact_email)
+    la = LocalAuthorityOptions(la_code, xref, la_name, contact_team, contact_phone, contact_email, encoding)
     parts = parts_for(agency, Path(source), fmt, mapping, la)
+    if dry_run:
+        _dry_run(ctx, agency, Path(source), parts, name or f"{agency}-{parts.format}", watch)
+        return
     summary = run_file_connector(
         ctx.settings,
         agency,
@@ -150,6 +167,8 @@ def run(
         throttle=throttle,
     )
     click.echo(summary.line())
+    for line in summary.report():  # every dead-letter and data-quality reason, counted
+        click.echo(f"  {line}")
     if agency == "local_authority":
         unmatched = summary.counts["unmatched"]
         click.echo(
@@ -160,10 +179,26 @@ def run(
         for message in summary.failed_files:
             click.echo(f"sgb: {message}", err=True)
         raise SystemExit(1)
-    if agency == "health" and not watch and summary.used_nothing:
-        click.echo(
-            f"sgb: Nothing in {source} was usable: no record of a kind the health connector reads.", err=True
-        )
+    if not watch and not summary.usable:
+        click.echo(f"sgb: Nothing usable was read from {source}.", err=True)
+        raise SystemExit(1)
+
+
+def _dry_run(ctx: Context, agency: str, source: Path, parts: Any, name: str, watch: bool) -> None:
+    """``--dry-run``: the accounting and every reason with its place; exit 1 on any dead letter."""
+    if watch:
+        msg = "--dry-run reads the source once; it cannot --watch."
+        raise SgbError(msg)
+    summary, would = dry_run_file_connector(ctx.settings, agency, source, parts, name)
+    click.echo(f"Dry run, nothing sent: {summary.line()}")
+    for place in would.dead_letters:
+        click.echo(f"dead letter: {place.line()}")
+    for place in would.findings:
+        click.echo(f"data quality: {place.line()}")
+    if would.dead_letters or summary.failed_files:
+        raise SystemExit(1)
+    if not summary.usable:
+        click.echo(f"sgb: Nothing usable was read from {source}.", err=True)
         raise SystemExit(1)
 
 

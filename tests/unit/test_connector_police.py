@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
-from connectors.exceptions import MappingError, MappingFileError
+from connectors.exceptions import MappingError, MappingFileError, NoEvent
 from connectors.police import PoliceMapper, load_mapping, reader_for
 from connectors.police import synthetic as syn
+from connectors.runtime.event_builder import take_findings
 from connectors.runtime.readers import FileRef, Malformed
 from connectors.runtime.records import SourceRecord
 
@@ -240,3 +241,50 @@ def test_not_yaml_and_missing_file(tmp_path: Path) -> None:
         load_mapping(path)
     with pytest.raises(MappingFileError, match="does not exist"):
         load_mapping(tmp_path / "nope.yaml")
+
+
+def _with_when(tmp_path: Path, name: str, when: str) -> Path:
+    """The domestic abuse mapping file with a ``when:`` row condition added."""
+    text = (MAPPINGS / "police-domestic-abuse.yaml").read_text(encoding="utf-8")
+    path = tmp_path / name
+    path.write_text(f"when: {when}\n{text}", encoding="utf-8")
+    return path
+
+
+def test_a_when_condition_lets_one_export_feed_several_mappings(tmp_path: Path) -> None:
+    rows = syn.domestic_abuse_rows(12, random.Random(9))
+    export = syn.write_csv(tmp_path / "mixed.csv", syn.DOMESTIC_ABUSE_COLUMNS, rows)
+    high = load_mapping(_with_when(tmp_path, "high.yaml", "{column: DASHRisk, equals: high}"))
+    rest = load_mapping(_with_when(tmp_path, "rest.yaml", "{column: DASHRisk, in: [Standard, ' Medium ']}"))
+    chosen: dict[str, list[str]] = {}
+    for label, mapping in (("high", high), ("rest", rest)):
+        mapper = PoliceMapper(mapping)
+        ref = FileRef(export, "police-test", export.name, export.name)
+        for record in reader_for(mapping, "csv").records(ref):
+            try:
+                mapper(record)
+            except NoEvent:
+                continue
+            chosen.setdefault(label, []).append(record.data["DASHRisk"])
+    assert set(chosen["high"]) == {"High"} and set(chosen["rest"]) == {"Standard", "Medium"}
+    assert len(chosen["high"]) + len(chosen["rest"]) == len(rows)  # every row, each by one mapping
+
+
+def test_a_when_condition_needs_exactly_one_of_equals_or_in(tmp_path: Path) -> None:
+    path = _with_when(tmp_path, "bad.yaml", "{column: DASHRisk, equals: High, in: [Medium]}")
+    with pytest.raises(
+        MappingFileError, match=r"is invalid at when: needs exactly one of 'equals' or 'in'\.$"
+    ):
+        load_mapping(path)
+
+
+def test_a_bad_nhs_number_beside_a_valid_person_reference_is_withheld_not_the_row(tmp_path: Path) -> None:
+    rows = syn.domestic_abuse_rows(1, random.Random(12))
+    rows[0]["ChildNHSNumber"] = syn.bad_nhs_number(random.Random(13))
+    path = syn.write_csv(tmp_path / "x.csv", syn.DOMESTIC_ABUSE_COLUMNS, rows)
+    (event,) = mapped(path, "police-domestic-abuse.yaml")
+    assert isinstance(event, dict)
+    assert event["child"]["nhs_number"] is None
+    assert event["child"]["police_person_reference"] == rows[0]["ChildPersonRef"]
+    (finding,) = take_findings(event)
+    assert finding.sentence() == "child.nhs_number withheld: NHS number check digit does not match."

@@ -18,6 +18,7 @@ from connectors.exceptions import ConnectorError
 from connectors.police import PoliceMapper, load_mapping, reader_for
 from connectors.police import synthetic as syn
 from connectors.runtime.checkpoint import CheckpointStore, ContiguousTracker, FileProgress, validate_name
+from connectors.runtime.event_builder import Finding
 from connectors.runtime.pipeline import FileConnector
 from connectors.runtime.progress import Progress
 from connectors.runtime.readers import CsvReader, FileRef, JsonReader, Malformed
@@ -123,6 +124,7 @@ class RecordingDelivery:
     def __init__(self, fail_after: int | None = None) -> None:
         self.published: list[tuple[str, str]] = []
         self.dead: list[tuple[str, str]] = []
+        self.findings: list[tuple[str, str]] = []
         self.batch: list[tuple[str, int]] = []
         self.commits = 0
         self.fail_after = fail_after
@@ -139,8 +141,17 @@ class RecordingDelivery:
         self.dead.append((record.position, reason))
         self.batch.append((record.file_id, record.ordinal))
 
+    def data_quality(self, record: SourceRecord, findings: list[Finding]) -> None:
+        self.findings += [(record.position, f.sentence()) for f in findings]
+
     def skip(self, record: SourceRecord) -> None:
         self.batch.append((record.file_id, record.ordinal))
+
+    def positions(self) -> list[tuple[str, int]]:
+        return []
+
+    def checkpoint(self, file_id: str, progress: Any) -> None:
+        pass
 
     def commit(self) -> list[tuple[str, int]]:
         if self.fail_after is not None and self.commits >= self.fail_after and self.batch:
@@ -223,7 +234,8 @@ def test_logs_carry_no_personal_data(tmp_path: Path) -> None:
         v
         for row in rows
         for k, v in row.items()
-        if k
+        if v
+        and k
         in (
             "ChildNHSNumber",
             "ChildForename",
