@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One-shot: make the SCRAM users of the compose deployment and their ACLs, as admin.
 # The ACLs are the ones `sgb deploy k8s` gives the same principals (sgb/manifests/generate.py);
-# tests/e2e/test_deploy_manifests.py checks that the two agree.
+# tests/e2e/test_deploy_compose.py checks that the two agree.
 set -euo pipefail
 
 secrets=/run/secrets
@@ -37,13 +37,15 @@ sgb-filter group literal sgb-schema-reader Read
 sgb-filter transactional-id prefixed sgb-filter Write,Describe
 sgb-connector-police topic literal sg.ingress.police.v1 Write,Describe
 sgb-connector-police topic literal sg.dlq.v1 Write,Describe
+sgb-connector-police topic literal sg.checkpoints.v1 Read,Write,Describe
+sgb-connector-police group prefixed sgb-connector-police Read,Describe
 sgb-connector-police topic literal sg.schemas.v1 Read,Write,Describe
 sgb-connector-police group literal sgb-schema-reader Read
 sgb-connector-police transactional-id prefixed sgb-connector-police Write,Describe
 sgb-hub-school-dsl-100000 topic literal sg.deliver.school_dsl.100000.v1 Read,Describe
 sgb-hub-school-dsl-100000 group literal sgb-hub-school_dsl-100000 Read,Describe
 sgb-hub-school-dsl-100000 group literal sgb-hub-school_dsl-100000-inbox Read,Describe
-sgb-hub-school-dsl-100000 topic literal sg.schemas.v1 Read,Write,Describe
+sgb-hub-school-dsl-100000 topic literal sg.schemas.v1 Read,Describe
 sgb-hub-school-dsl-100000 group literal sgb-schema-reader Read
 "
 
