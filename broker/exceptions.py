@@ -43,3 +43,19 @@ class SchemaRegistryError(BrokerError):
 
 class DeliveryError(BrokerError):
     """Kafka did not acknowledge a message."""
+
+
+class Unsupported(BrokerError):
+    """The schema has a type the compiled Avro writer does not compile (the caller falls back)."""
+
+
+class NoAuthorizer(BrokerError):
+    """The cluster answered that it runs no authorizer."""
+
+
+class FieldUnreadable(BrokerError):
+    """A sealed field's token is malformed or fails authentication (moved, altered or from another vault)."""
+
+
+class KeyErased(BrokerError):
+    """A sealed field's data key was destroyed: the field is erased."""

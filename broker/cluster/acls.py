@@ -28,7 +28,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]  # exported at
 )
 
 from broker.clients import admin_client
-from broker.exceptions import TopicsError
+from broker.exceptions import NoAuthorizer, TopicsError
 from broker.settings import Settings
 from schemas.topics import (
     AUDIENCES,
@@ -327,7 +327,7 @@ def apply_acls(
         created = admin.create_acls([b.to_kafka() for b in report.created], request_timeout=timeout)
         try:
             _wait(created, "creating ACLs")
-        except _NoAuthorizer:
+        except NoAuthorizer:
             return AclReport(enabled=False)
     if prune:
         report.removed = sorted(extra)
@@ -351,16 +351,12 @@ def apply_acls(
     return report
 
 
-class _NoAuthorizer(Exception):
-    """The cluster answered that it runs no authorizer."""
-
-
 def _wait(futures: dict[Any, Any], what: str) -> None:
     for future in futures.values():
         try:
             future.result()
         except KafkaException as exc:
             if exc.args[0].code() == KafkaError.SECURITY_DISABLED:
-                raise _NoAuthorizer from None
+                raise NoAuthorizer from None
             msg = f"Kafka refused {what}: {exc.args[0].str()}."
             raise TopicsError(msg) from None

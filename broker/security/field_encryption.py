@@ -30,6 +30,7 @@ from typing import Any
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from broker.exceptions import FieldUnreadable, KeyErased
 from broker.logs import get_logger
 from broker.security.key_directory import KeyProvider
 from broker.security.key_vault import KID_BYTES, KeyVault
@@ -46,14 +47,6 @@ _KID_AAD = b"sgbenc:v1:kid"
 
 # A plan node: "leaf" (a string to seal), ("record", {name: node}), ("array", node) or "details".
 Node = Any
-
-
-class FieldUnreadable(Exception):
-    """A token is malformed or fails authentication (moved, altered or from another vault)."""
-
-
-class KeyErased(Exception):
-    """The token's data key was destroyed: the field is erased."""
 
 
 class Plan:

@@ -12,11 +12,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from broker.exceptions import Unsupported
+
 Writer = Callable[[Any, bytearray], None]
-
-
-class Unsupported(Exception):
-    """The schema has a type this writer does not compile."""
 
 
 def _long(value: int, out: bytearray) -> None:

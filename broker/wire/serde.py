@@ -12,8 +12,8 @@ from typing import Any
 
 import fastavro
 
-from broker.exceptions import SchemaRegistryError, SerdeError
-from broker.wire.avro_writer import Unsupported, compile_record
+from broker.exceptions import SchemaRegistryError, SerdeError, Unsupported
+from broker.wire.avro_writer import compile_record
 from broker.wire.registry import SchemaRegistry
 
 MAGIC = 0

@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import schemas
-from broker.wire.avro_writer import Unsupported, compile_record
+from broker.exceptions import Unsupported
+from broker.wire.avro_writer import compile_record
 
 AUDIT = schemas.load("AuditDecision")
 PARSED = fastavro.parse_schema(AUDIT)
