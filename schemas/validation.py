@@ -27,14 +27,14 @@ from schemas.walker import details_record_name, named_types, resolve
 __all__ = ["IDENTIFIER_RULES", "NO_CHILD", "InvalidEvent", "validate_event"]
 
 
-def _exact(check: Callable[[str], str], form: str) -> Callable[[str], str]:
+def _exact(check: Callable[[str], str], what: str, form: str) -> Callable[[str], str]:
     """An identifier check that also insists on the normal form (the child key is built from
     the value as it is, so ``943 476 5919`` and ``9434765919`` must not be two children)."""
 
     def run(value: str) -> str:
         normal = check(value)
         if normal != value:
-            msg = f"must be written {form}"
+            msg = f"{what} must be written {form}"
             raise InvalidIdentifier(msg)
         return normal
 
@@ -43,15 +43,27 @@ def _exact(check: Callable[[str], str], form: str) -> Callable[[str], str]:
 
 #: Dotted field path -> the identifier rule its value must pass (when it is not null).
 IDENTIFIER_RULES: dict[str, Callable[[str], str]] = {
-    "child.nhs_number": _exact(identifiers.validate_nhs_number, "as ten digits with no spaces"),
-    "child.upn": _exact(identifiers.validate_upn, "in upper case with no spaces"),
-    "child.la_child_id": identifiers.validate_la_child_id,
-    "child.police_person_reference": identifiers.validate_police_person_reference,
-    "child.school_urn": _exact(identifiers.validate_school_urn, "as six digits"),
-    "child.gp_practice_ods": _exact(identifiers.validate_gp_practice_code, "as a letter and five digits"),
-    "child.local_authority_code": _exact(identifiers.validate_la_code, "as three digits"),
-    "details.responsible_local_authority_code": _exact(identifiers.validate_la_code, "as three digits"),
-    "details.placement_local_authority_code": _exact(identifiers.validate_la_code, "as three digits"),
+    "child.nhs_number": _exact(identifiers.validate_nhs_number, "NHS number", "as ten digits with no spaces"),
+    "child.upn": _exact(identifiers.validate_upn, "UPN", "in upper case with no spaces"),
+    "child.la_child_id": _exact(
+        identifiers.validate_la_child_id, "Local authority child id", "without surrounding spaces"
+    ),
+    "child.police_person_reference": _exact(
+        identifiers.validate_police_person_reference, "Police person reference", "without surrounding spaces"
+    ),
+    "child.school_urn": _exact(identifiers.validate_school_urn, "School URN", "as six digits"),
+    "child.gp_practice_ods": _exact(
+        identifiers.validate_gp_practice_code, "GP practice code", "as a letter and five digits"
+    ),
+    "child.local_authority_code": _exact(
+        identifiers.validate_la_code, "Local authority code", "as three digits"
+    ),
+    "details.responsible_local_authority_code": _exact(
+        identifiers.validate_la_code, "Local authority code", "as three digits"
+    ),
+    "details.placement_local_authority_code": _exact(
+        identifiers.validate_la_code, "Local authority code", "as three digits"
+    ),
 }
 
 _INT_RANGE = {"int": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1)}
@@ -83,15 +95,10 @@ def validate_event(event: Mapping[str, Any]) -> None:
         try:
             rule(value)
         except InvalidIdentifier as exc:
-            msg = f"Field {path} is not a valid identifier: {_sentence(str(exc))}"
+            msg = f"Field {path} is not a valid identifier ({str(exc).rstrip('.')})."
             raise InvalidEvent(msg) from None
     if child_key(child) is None:
         raise InvalidEvent(NO_CHILD)
-
-
-def _sentence(text: str) -> str:
-    text = text.rstrip(".")
-    return text[0].lower() + text[1:] + "." if text else "."
 
 
 @cache
