@@ -13,10 +13,10 @@ from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from consent.exceptions import PolicyError
+from schemas import yaml_text
 from schemas.loader import load as load_schema
 from schemas.vocabulary import (
     HARD_LIMITS,
@@ -31,10 +31,6 @@ from schemas.vocabulary import (
     Tag,
 )
 from schemas.walker import FieldNode, details_record_name, tag_plan
-
-#: The C YAML loader when PyYAML was built with libyaml (principle: start-up must not dominate
-#: ``sgb policy evaluate``); the pure-Python one otherwise. Both are safe loaders.
-_YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 POLICY_DIR = Path(__file__).resolve().parent / "policies"
 BASELINE = POLICY_DIR / "baseline.yaml"
@@ -271,8 +267,8 @@ def _field_nodes(event_type: str) -> tuple[FieldNode, ...]:
 def parse(text: str, origin: str = "<policy>") -> Policy:
     """Parse and check a policy from YAML text; errors name the file and the rule."""
     try:
-        raw: Any = yaml.load(text, Loader=_YAML_LOADER)
-    except yaml.YAMLError as exc:
+        raw: Any = yaml_text.safe_load(text)  # the C loader where PyYAML has it
+    except yaml_text.YAMLError as exc:
         msg = f"Policy {origin} is not valid YAML: {exc}."
         raise PolicyError(msg) from None
     if not isinstance(raw, dict):
