@@ -6,7 +6,7 @@ written as JSON, go through what ``sgb policy evaluate`` runs, each with the chi
 filter had when it decided. The audit and dead-letter topics must match those answers exactly.
 
 A few hundred events inside ``make test``; for the figure in the closing note run
-``SGB_AGREE_EVENTS=10000 .venv/bin/python -m pytest tests/integration/test_evaluate_agrees_kafka.py -q -s``.
+``SGB_AGREE_EVENTS=10000 .venv/bin/python -m pytest tests/integration/test_evaluate_agrees_kafka.py -q -s --timeout 3600``.
 """
 
 from __future__ import annotations

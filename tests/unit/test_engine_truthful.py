@@ -3,6 +3,7 @@ audit (principles 6, 7, 9), and copies that carry exactly the fields F2 lists.""
 
 from __future__ import annotations
 
+import json
 import random
 from datetime import UTC, date, datetime
 from typing import Any
@@ -150,7 +151,7 @@ def bad_events() -> dict[str, tuple[dict[str, Any], str]]:
     """(event in its JSON shape, the field the refusal must name) for each invalid input of the issue."""
     out: dict[str, tuple[dict[str, Any], str]] = {}
     ev = as_json(attendance())
-    ev["child"]["nhs_number"] = "9990000001"  # the check digit should be 8
+    ev["child"]["nhs_number"] = "9990000001"  # the issue's example: its first nine digits give check value 10
     out["bad check digit"] = (ev, "child.nhs_number")
     ev = as_json(attendance())
     for name in ("nhs_number", "upn", "la_child_id", "police_person_reference"):
@@ -304,3 +305,24 @@ def test_f2_significant_harm_brings_the_clinical_reason_injury_intent_included(e
     assert details["attendance_reason"] and details["injury_mechanism"] and details["discharge_outcome"]
     assert carried(mash.event, "child") == IDENTITY | ROUTING
     assert details["accompanied_by"] is None  # about a third party, not the clinical reason
+
+
+def test_sgb_policy_evaluate_exits_1_with_one_sentence_naming_the_field(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sgb.cli import main
+
+    monkeypatch.setenv("SGB_STATE_DIR", str(tmp_path / "state"))
+    ev, _ = bad_events()["bad check digit"]
+    path = tmp_path / "event.json"
+    path.write_text(json.dumps(ev), encoding="utf-8")
+    with pytest.raises(SystemExit) as stopped:
+        main(["policy", "evaluate", "--event", str(path)])
+    assert stopped.value.code == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].endswith(".") and "9990000001" not in err[0]
+    assert err[0].startswith("sgb: Field child.nhs_number is not a valid identifier (NHS number is not valid")
+    path.write_text(json.dumps(as_json(attendance())), encoding="utf-8")
+    main(["policy", "evaluate", "--event", str(path)])
+    answer = json.loads(capsys.readouterr().out)
+    assert len(answer["decisions"]) == len(Audience)
