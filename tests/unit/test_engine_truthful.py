@@ -15,7 +15,7 @@ import schemas
 from consent.audit import audit_record, withhold
 from consent.engine import Decision, Engine
 from consent.explain import explain
-from consent.policy import load
+from consent.policy import load, parse
 from consent.state import ChildState, Consent
 from consent.state_updates import derive
 from schemas.exceptions import InvalidEvent
@@ -24,6 +24,7 @@ from schemas.jsonform import to_json
 from schemas.topics import load_declaration
 from schemas.validation import validate_event
 from schemas.vocabulary import Audience, Outcome, Reason
+from sgb.cli import main
 
 RNG = random.Random(16)
 NHS = synthetic_nhs_number(RNG)
@@ -310,8 +311,6 @@ def test_f2_significant_harm_brings_the_clinical_reason_injury_intent_included(e
 def test_sgb_policy_evaluate_exits_1_with_one_sentence_naming_the_field(
     tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from sgb.cli import main
-
     monkeypatch.setenv("SGB_STATE_DIR", str(tmp_path / "state"))
     ev, _ = bad_events()["bad check digit"]
     path = tmp_path / "event.json"
@@ -326,3 +325,28 @@ def test_sgb_policy_evaluate_exits_1_with_one_sentence_naming_the_field(
     main(["policy", "evaluate", "--event", str(path)])
     answer = json.loads(capsys.readouterr().out)
     assert len(answer["decisions"]) == len(Audience)
+
+
+def test_named_fields_narrow_and_exclude_inside_records() -> None:
+    text = """
+name: t
+version: "1"
+rules:
+  - id: school
+    description: test
+    event_types: [DOMESTIC_ABUSE_INCIDENT]
+    audience: SCHOOL_DSL
+    grant: [NAME, CONTACT, IDENTIFIER]
+    only_fields:
+      CONTACT: [child.address.postcode]
+      IDENTIFIER: [child.upn]
+    exclude_fields: [child.family_name]
+    lawful_basis: PUBLIC_TASK_SAFEGUARDING
+"""
+    narrowed = Engine(parse(text), ENVELOPE, b"k" * 32, lambda a, o: True)
+    ev = event("DOMESTIC_ABUSE_INCIDENT")
+    ev["child"] = full_child()
+    copy = decide(narrowed, ev)[Audience.SCHOOL_DSL].event
+    assert copy is not None
+    assert carried(copy, "child") == {"child.given_name", "child.upn", "child.address.postcode"} | ROUTING
+    assert {"child.family_name", "child.nhs_number", "child.address.line1"} <= set(copy["withheld_fields"])
