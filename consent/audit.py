@@ -11,8 +11,9 @@ from schemas.vocabulary import Outcome, Reason
 
 
 def withhold(decision: Decision, reason: Reason) -> Decision:
-    """The same decision, withheld for ``reason`` (its delivered copy dropped)."""
-    return replace(decision, outcome=Outcome.WITHHOLD, reason=reason, event=None)
+    """The same decision, withheld for ``reason``: its delivered copy dropped, and no lawful
+    basis, since nothing was shared (principle 7)."""
+    return replace(decision, outcome=Outcome.WITHHOLD, reason=reason, event=None, lawful_basis=None)
 
 
 def audit_record(decision: Decision, now: datetime) -> dict[str, Any]:
@@ -32,4 +33,5 @@ def audit_record(decision: Decision, now: datetime) -> dict[str, Any]:
         "transformed_fields": list(decision.transformed_fields),
         "decided_at": now,
         "delivery_topic": decision.topic,
+        "organisation_source": decision.organisation_source,
     }

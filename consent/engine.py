@@ -19,12 +19,14 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
+from enum import StrEnum
 from typing import Any
 
 from consent.exceptions import EventInvalid, RedactionError
-from consent.policy import Condition, OrganisationSource, Policy, Rule
+from consent.policy import DEFAULT_ORGANISATION, Condition, OrganisationSource, Policy, Rule
 from consent.redaction import Compiler, Plan, Redactor, age_in_years
 from consent.state import ChildState
+from schemas import reference
 from schemas.topics import delivery_topic
 from schemas.vocabulary import (
     Audience,
@@ -56,6 +58,9 @@ class Decision:
     removed_fields: tuple[str, ...] = ()
     transformed_fields: tuple[str, ...] = ()
     event: dict[str, Any] | None = None
+    #: Principle 9: where the organisation came from (:class:`OrganisationFrom`); None when
+    #: it could not be resolved.
+    organisation_source: str | None = None
 
     @property
     def topic(self) -> str | None:
@@ -65,13 +70,19 @@ class Decision:
         return None
 
 
+class OrganisationFrom(StrEnum):
+    """Principle 9: where a decision's organisation came from."""
+
+    EVENT = "EVENT"  # the event names it (the child's school, GP or LA; the referrer)
+    RECORDED = "RECORDED"  # the filter's record of the child (or of the child's active flag)
+    NATIONAL = "NATIONAL"  # the audience has one national organisation
+
+
 Onboarded = Callable[[Audience, str], bool]
 Reference = Callable[[str, str], str | None]  # (kind "police_force"|"icb", la_code) -> code
 
 
 def _no_reference(kind: str, la_code: str) -> str | None:
-    from schemas import reference
-
     if kind == "police_force":
         return reference.police_force_for(la_code)
     return reference.icb_for(la_code)
@@ -125,7 +136,8 @@ class Engine:
         state: ChildState,
         audience: Audience,
     ) -> Decision:
-        consent = state.recorded_consent_state(audience, Purpose.FAMILY_HELP)
+        # Principle 7: the consent covering this audience and purpose, never another audience's.
+        consent = state.consent_state(audience, Purpose.FAMILY_HELP)
         base: dict[str, Any] = {
             "event_id": event["event_id"],
             "event_type": event_type.value,
@@ -135,10 +147,11 @@ class Engine:
         }
         rules = self.policy.rules_by_target.get((event_type, audience), ())
         if not rules:
-            org = self._organisation(_default_source(audience), event, state)
+            org, source = self._organisation(_default_source(audience), event, state)
             return Decision(
                 **base,
                 organisation=org,
+                organisation_source=source,
                 outcome=Outcome.WITHHOLD,
                 reason=Reason.NO_RULE,
                 rule=None,
@@ -146,21 +159,20 @@ class Engine:
             )
         chosen, lawful_basis, reason, failed_rule = self._choose(rules, event, risk, state, audience)
         if chosen is None:
-            org = self._organisation(rules[0].organisation_source, event, state)
+            org, source = self._organisation(rules[0].organisation_source, event, state)
             return Decision(
                 **base,
                 organisation=org,
+                organisation_source=source,
                 outcome=Outcome.WITHHOLD,
                 reason=reason,
                 rule=failed_rule,
                 lawful_basis=None,
             )
-        withhold: dict[str, Any] = {
-            "outcome": Outcome.WITHHOLD,
-            "rule": chosen.id,
-            "lawful_basis": lawful_basis,
-        }
-        org = self._organisation(chosen.organisation_source, event, state)
+        # Principle 7: a withhold shares nothing, so it relies on no lawful basis.
+        withhold: dict[str, Any] = {"outcome": Outcome.WITHHOLD, "rule": chosen.id, "lawful_basis": None}
+        org, source = self._organisation(chosen.organisation_source, event, state)
+        base["organisation_source"] = source
         if not org:
             return Decision(**base, organisation=None, reason=Reason.RECIPIENT_UNKNOWN, **withhold)
         if not self._onboarded(audience, org):
@@ -189,6 +201,10 @@ class Engine:
             transformed_fields=tuple(redacted.transformed) + tuple(redacted.generalised),
             event=copy,
         )
+
+    def pseudonym(self, value: str, recipient: str) -> str:
+        """The keyed pseudonym the engine's redactor gives ``value`` for one recipient."""
+        return self._redactor.pseudonym(value, recipient)
 
     def _choose(
         self,
@@ -222,39 +238,48 @@ class Engine:
                 self.policy.prohibited[rule.audience],
                 rule.actions,
                 details_record_name(event_type.value),
+                only=rule.only_fields,
+                exclude=rule.exclude_fields,
             )
             self._plans[key] = plan
         return plan
 
     def _organisation(
         self, source: OrganisationSource, event: Mapping[str, Any], state: ChildState
-    ) -> str | None:
+    ) -> tuple[str | None, str | None]:
+        """The organisation for a rule's source, and where it came from (principle 9): the one
+        the event names, failing that the one the filter recorded for the child; never guessed."""
         child = event.get("child") or {}
-        la = child.get("local_authority_code") or state.local_authority_code
         if source is OrganisationSource.NATIONAL:
-            return "national"
-        if source is OrganisationSource.CHILD_LOCAL_AUTHORITY:
-            return la
-        if source is OrganisationSource.CHILD_SCHOOL:
-            return child.get("school_urn") or state.school_urn
-        if source is OrganisationSource.CHILD_GP_PRACTICE:
-            return child.get("gp_practice_ods") or state.gp_practice_ods
-        if source is OrganisationSource.CHILD_INTEGRATED_CARE_BOARD:
-            return self._reference("icb", la) if la else None
-        if source is OrganisationSource.CHILD_POLICE_FORCE:
-            return self._reference("police_force", la) if la else None
-        if source is OrganisationSource.FLAG_LOCAL_AUTHORITY:
-            flag = state.active_flag("ANY")
-            return flag.local_authority_code if flag else None
+            return "national", OrganisationFrom.NATIONAL
         if source is OrganisationSource.REFERRER:
             details = event.get("details") or {}
-            return details.get("referrer_organisation")
-        return None
+            return _found(details.get("referrer_organisation"), OrganisationFrom.EVENT)
+        if source is OrganisationSource.FLAG_LOCAL_AUTHORITY:
+            flag = state.active_flag("ANY")
+            return _found(flag.local_authority_code if flag else None, OrganisationFrom.RECORDED)
+        if source is OrganisationSource.CHILD_SCHOOL:
+            return _named_or_recorded(child.get("school_urn"), state.school_urn)
+        if source is OrganisationSource.CHILD_GP_PRACTICE:
+            return _named_or_recorded(child.get("gp_practice_ods"), state.gp_practice_ods)
+        la, la_from = _named_or_recorded(child.get("local_authority_code"), state.local_authority_code)
+        if source is OrganisationSource.CHILD_LOCAL_AUTHORITY:
+            return la, la_from
+        kind = "icb" if source is OrganisationSource.CHILD_INTEGRATED_CARE_BOARD else "police_force"
+        return _found(self._reference(kind, la) if la else None, la_from)
+
+
+def _found(org: str | None, source: str | None) -> tuple[str | None, str | None]:
+    return (org, source) if org else (None, None)
+
+
+def _named_or_recorded(named: str | None, recorded: str | None) -> tuple[str | None, str | None]:
+    if named:
+        return named, OrganisationFrom.EVENT
+    return _found(recorded, OrganisationFrom.RECORDED)
 
 
 def _default_source(audience: Audience) -> OrganisationSource:
-    from consent.policy import DEFAULT_ORGANISATION
-
     return DEFAULT_ORGANISATION[audience]
 
 

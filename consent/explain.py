@@ -14,6 +14,7 @@ from consent.state import ChildState
 from schemas.exceptions import SgbError
 from schemas.jsonform import event_from_json, record_from_json, to_json
 from schemas.topics import TopicDeclaration
+from schemas.validation import validate_event
 
 
 def read_json(path: Path, what: str) -> Any:
@@ -58,6 +59,7 @@ def explain(
     except schemas.SchemaError as exc:
         msg = f"Event is invalid: {exc}"
         raise SgbError(msg) from None
+    validate_event(event)  # exactly the filter's validation: InvalidEvent names the field, not its value
     organisations = onboarded.deliveries.organisations
 
     def is_onboarded(audience: str, org: str) -> bool:
@@ -77,6 +79,7 @@ def _entry(decision: Decision) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "audience": decision.audience.value,
         "organisation": decision.organisation,
+        "organisation_source": decision.organisation_source,
         "outcome": decision.outcome.value,
         "reason": decision.reason.value,
         "rule": decision.rule,

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import hashlib
 from enum import StrEnum
-from functools import cached_property
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from consent.exceptions import PolicyError
+from schemas import yaml_text
+from schemas.loader import load as load_schema
 from schemas.vocabulary import (
     HARD_LIMITS,
     Agency,
@@ -29,6 +30,7 @@ from schemas.vocabulary import (
     Risk,
     Tag,
 )
+from schemas.walker import FieldNode, details_record_name, tag_plan
 
 POLICY_DIR = Path(__file__).resolve().parent / "policies"
 BASELINE = POLICY_DIR / "baseline.yaml"
@@ -103,6 +105,11 @@ class Rule(BaseModel):
     organisation: OrganisationSource | None = None
     conditions: tuple[Condition, ...] = ()
     grant: frozenset[Tag]
+    #: A granted tag narrowed to named fields (dotted paths, ``child.nhs_number``): elsewhere the
+    #: tag counts as not granted. Checked against the schema when the policy loads.
+    only_fields: dict[Tag, frozenset[str]] = Field(default_factory=dict)
+    #: Fields (dotted paths) never kept, whatever their tags; METADATA fields cannot be named.
+    exclude_fields: frozenset[str] = frozenset()
     actions: dict[Tag, RedactionAction] = Field(default_factory=dict)
     requires_consent: bool = False
     purpose: Purpose | None = None
@@ -176,6 +183,8 @@ def check(policy: Policy) -> None:
             msg = f"Rule {rule.id} is defined twice; rule ids must be unique."
             raise PolicyError(msg)
         seen.add(rule.id)
+        _check_basis(rule)
+        _check_fields(rule)
         for tag, allowed in HARD_LIMITS.items():
             if tag in rule.grant and rule.audience not in allowed:
                 msg = (
@@ -198,11 +207,68 @@ def check(policy: Policy) -> None:
             raise PolicyError(msg)
 
 
+def _only_by_override(rule: Rule) -> bool:
+    """Whether the rule can apply only through the significant-harm override: it requires
+    consent, is lifted on significant harm, and a condition restricts it to that risk."""
+    restricted = any(
+        c.risk_in is not None and set(c.risk_in) <= {Risk.SIGNIFICANT_HARM} for c in rule.conditions
+    )
+    return rule.requires_consent and rule.override_on_significant_harm and restricted
+
+
+def _check_basis(rule: Rule) -> None:
+    """A consent basis must be one the rule can use (principle 4: an override is not consent)."""
+    if rule.lawful_basis is LawfulBasis.CONSENT and _only_by_override(rule):
+        msg = (
+            f"Rule {rule.id} declares lawful basis CONSENT but applies only to significant harm, "
+            "where the override lifts consent, so it can never rely on consent."
+        )
+        raise PolicyError(msg)
+    if rule.lawful_basis is LawfulBasis.CONSENT and not rule.requires_consent:
+        msg = f"Rule {rule.id} declares lawful basis CONSENT but does not require consent."
+        raise PolicyError(msg)
+
+
+def _check_fields(rule: Rule) -> None:
+    """Named fields must exist for one of the rule's event types and fit what they name."""
+    if not rule.only_fields and not rule.exclude_fields:
+        return
+    fields: dict[str, frozenset[str]] = {}
+    for event_type in rule.event_types:
+        for node in _field_nodes(event_type.value):
+            fields[node.path] = node.tags
+    for tag, paths in rule.only_fields.items():
+        if tag not in rule.grant:
+            msg = f"Rule {rule.id} narrows {tag} to named fields but does not grant {tag}."
+            raise PolicyError(msg)
+        for path in sorted(paths):
+            if path not in fields:
+                msg = f"Rule {rule.id} names field {path}, which none of its event types has."
+                raise PolicyError(msg)
+            if tag not in fields[path]:
+                msg = f"Rule {rule.id} narrows {tag} to field {path}, which does not carry {tag}."
+                raise PolicyError(msg)
+    for path in sorted(rule.exclude_fields):
+        if path not in fields:
+            msg = f"Rule {rule.id} excludes field {path}, which none of its event types has."
+            raise PolicyError(msg)
+        if not fields[path] - {Tag.METADATA}:
+            msg = f"Rule {rule.id} excludes field {path}, which is METADATA and always kept."
+            raise PolicyError(msg)
+
+
+@cache
+def _field_nodes(event_type: str) -> tuple[FieldNode, ...]:
+    """Every field of an event type's envelope, depth first, with its effective tags."""
+    plan = tag_plan(load_schema("SafeguardingEvent"), details_record_name(event_type))
+    return tuple(node for top in plan for node in top.walk())
+
+
 def parse(text: str, origin: str = "<policy>") -> Policy:
     """Parse and check a policy from YAML text; errors name the file and the rule."""
     try:
-        raw: Any = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
+        raw: Any = yaml_text.safe_load(text)  # the C loader where PyYAML has it
+    except yaml_text.YAMLError as exc:
         msg = f"Policy {origin} is not valid YAML: {exc}."
         raise PolicyError(msg) from None
     if not isinstance(raw, dict):

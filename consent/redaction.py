@@ -1,7 +1,9 @@
 """Redaction driven by the schema's sensitivity tags, compiled once per (rule, event type).
 
 A field is kept for an audience only when every one of its effective tags (its own and
-its parents', METADATA aside) is granted and none is prohibited for that audience. Any
+its parents', METADATA aside) is granted and none is prohibited for that audience. A rule
+may narrow a granted tag to named fields, or exclude named fields: then a field's tag counts
+as granted only where the rule names it. Any
 other field is redacted by the rule's action for its ungranted tags; a prohibited tag,
 or ungranted tags whose actions differ, always means REMOVE. A new field with the right
 tags is handled without touching this code.
@@ -57,6 +59,9 @@ class Compiler:
         prohibited: frozenset[Tag],
         actions: Mapping[Tag, RedactionAction],
         details_record: str,
+        *,
+        only: Mapping[Tag, frozenset[str]] | None = None,
+        exclude: frozenset[str] = frozenset(),
     ) -> Plan:
         """The plan for one audience's view of one event type.
 
@@ -65,19 +70,30 @@ class Compiler:
             prohibited: tags the audience may never receive (hard limits, prohibitions).
             actions: the rule's redaction action per ungranted tag (default REMOVE).
             details_record: the full name of the details branch for the event type.
+            only: a granted tag narrowed to named fields (dotted paths): elsewhere it counts
+                as not granted.
+            exclude: fields (dotted paths) never kept, whatever their tags are granted.
         """
         self._granted = frozenset(granted) - prohibited
         self._prohibited = prohibited
         self._actions = actions
         self._details = details_record
+        self._only = dict(only or {})
+        self._exclude = exclude
         plan = self._fields(tag_plan(self.schema, details_record))
         return () if plan is _KEEP or isinstance(plan, str) else plan
 
-    def _verdict(self, tags: frozenset[str]) -> RedactionAction | None:
+    def _verdict(self, tags: frozenset[str], path: str) -> RedactionAction | None:
         needed = tags - {Tag.METADATA}
         if not needed:
             return None
-        missing = needed - self._granted
+        if _named(path, self._exclude, below=False):
+            return RedactionAction.REMOVE
+        granted = self._granted
+        for tag, paths in self._only.items():
+            if tag in granted and not _named(path, paths, below=True):
+                granted = granted - {tag}
+        missing = needed - granted
         if not missing:
             return None
         if tags & self._prohibited:
@@ -96,7 +112,7 @@ class Compiler:
         if isinstance(node.holds, list):
             msg = f"The schema has no details record {self._details}."
             raise RedactionError(msg)
-        action = self._verdict(node.tags)
+        action = self._verdict(node.tags, node.path)
         if action is None:
             return None
         mask = node.attributes.get("sgb:mask")
@@ -104,7 +120,11 @@ class Compiler:
 
     def _container(self, node: FieldNode, secret: bool) -> FieldPlan | None:
         removed = FieldPlan(node.name, node.path, node.kind, RedactionAction.REMOVE, secret_existence=secret)
-        if node.own_tags and node.kind != "required" and self._verdict(node.tags) is RedactionAction.REMOVE:
+        if (
+            node.own_tags
+            and node.kind != "required"
+            and self._verdict(node.tags, node.path) is RedactionAction.REMOVE
+        ):
             return removed
         sub = self._fields(node.children or ())
         if sub is _KEEP:
@@ -116,6 +136,17 @@ class Compiler:
         if every_leaf_removed and node.kind in ("nullable", "array"):
             return removed
         return FieldPlan(node.name, node.path, node.kind, None, sub=sub, secret_existence=secret)
+
+
+def _named(path: str, paths: frozenset[str], *, below: bool) -> bool:
+    """Whether ``path`` is one of ``paths`` or lies inside one of them; with ``below``, also
+    whether one of them lies inside ``path`` (a container holding a named field is kept open)."""
+    for named in paths:
+        if path == named or path.startswith((named + ".", named + "[].")):
+            return True
+        if below and named.startswith((path + ".", path + "[].")):
+            return True
+    return False
 
 
 @dataclass(slots=True)

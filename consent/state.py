@@ -60,34 +60,25 @@ class ChildState:
         return 0
 
     def consent_state(self, audience: Audience, purpose: Purpose) -> str:
-        """The state of the newest consent (by recorded time) covering this audience and purpose."""
-        newest: Consent | None = None
+        """The state of the consent covering this audience (or ``ALL``) and purpose: the newest
+        by recorded time, the more restrictive of two recorded at the same time (principle 6);
+        ``NO_RECORD`` when none covers it. Another audience's consent never counts (principle 7)."""
+        covering: Consent | None = None
         for consent in self.consents:
             if consent.purpose != purpose or consent.audience not in (audience, ALL_AUDIENCES):
                 continue
-            if newest is None or consent.recorded_at > newest.recorded_at:
-                newest = consent
-        return newest.state if newest else NO_RECORD
-
-    def recorded_consent_state(self, audience: Audience, purpose: Purpose) -> str:
-        """What an audit record says about consent: the state covering this audience, or else
-        the newest for the purpose whatever audience it names (so a significant-harm override
-        of a family's refusal shows the refusal)."""
-        covering = self.consent_state(audience, purpose)
-        if covering != NO_RECORD:
-            return covering
-        newest = max(
-            (c for c in self.consents if c.purpose == purpose), key=lambda c: c.recorded_at, default=None
-        )
-        return newest.state if newest else NO_RECORD
+            if covering is None or _prevails(consent, covering):
+                covering = consent
+        return covering.state if covering else NO_RECORD
 
     def with_consent(self, consent: Consent) -> ChildState:
         """Apply a consent record: it replaces the one for the same audience and purpose only
-        if it was recorded later (principle 6: recorded time, not arrival, decides)."""
+        if it was recorded later, or at the same time and is more restrictive (principle 6:
+        recorded time, not arrival, decides; a tie goes to the more restrictive)."""
         kept = []
         for existing in self.consents:
             if existing.audience == consent.audience and existing.purpose == consent.purpose:
-                if existing.recorded_at >= consent.recorded_at:
+                if not _prevails(consent, existing):
                     return self
                 continue
             kept.append(existing)
@@ -105,3 +96,17 @@ class ChildState:
             if flag is not None and flag.active:
                 return flag
         return None
+
+
+#: Principle 6's tie rule: of two consents recorded at the same time the more restrictive wins.
+#: Every state but GIVEN withholds; among those the order only makes the choice independent of
+#: arrival (the audit names one state, whichever record came first).
+RESTRICTIVENESS = {"GIVEN": 0, "NOT_SOUGHT": 1, "REFUSED": 2, "WITHDRAWN": 3}
+
+
+def _prevails(new: Consent, old: Consent) -> bool:
+    """Whether ``new`` replaces ``old``: recorded later, or at the same time and more restrictive."""
+    if new.recorded_at != old.recorded_at:
+        return new.recorded_at > old.recorded_at
+    # An unknown state counts as the most restrictive: fail closed.
+    return RESTRICTIVENESS.get(new.state, 4) > RESTRICTIVENESS.get(old.state, 4)

@@ -5,6 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+#: Why an event that names no child is refused (dead-lettered by the filter, an error of
+#: ``sgb policy evaluate``): it has no key, so it cannot be decided against any child's state.
+NO_CHILD = "Event identifies no child (no NHS number, local id, police reference or UPN)."
+
 
 def child_key(child: Mapping[str, Any]) -> str | None:
     """The stable key of a child: NHS number when known, else the local authority's id, else

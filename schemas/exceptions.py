@@ -22,3 +22,7 @@ class InvalidIdentifier(SgbError, ValueError):
 
 class TopicsError(SgbError):
     """The topic declaration is invalid or could not be applied."""
+
+
+class InvalidEvent(SgbError):
+    """An event breaks its schema or an identifier rule; the message names the field, never its value."""

@@ -2,7 +2,8 @@
 ``YYYY-MM-DD``, times as ISO 8601 with a zone, bytes as base64.
 
 Used where people read or write events as files (``sgb policy evaluate``, the jsonl
-sink, the demo); Kafka carries Avro.
+sink, the demo); Kafka carries Avro. This converts shapes; whether the values are what the
+schema and the identifier rules allow is :func:`schemas.validation.validate_event`'s job.
 """
 
 from __future__ import annotations
@@ -90,9 +91,15 @@ def from_json(node: Any, value: Any, named: dict[str, Any], hint: str | None, pa
             raise SchemaError(msg)
         return out
     if kind == "array":
-        return [from_json(node["items"], item, named, hint, f"{path}[]") for item in value or []]
+        if not isinstance(value, list):
+            msg = f"Field {path} must be a list."
+            raise SchemaError(msg)
+        return [from_json(node["items"], item, named, hint, f"{path}[]") for item in value]
     if kind == "map":
-        return {k: from_json(node["values"], v, named, hint, f"{path}.{k}") for k, v in (value or {}).items()}
+        if not isinstance(value, dict):
+            msg = f"Field {path} must be an object."
+            raise SchemaError(msg)
+        return {k: from_json(node["values"], v, named, hint, f"{path}.{k}") for k, v in value.items()}
     logical = node.get("logicalType")
     if logical == "date" and isinstance(value, str):
         try:

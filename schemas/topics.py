@@ -10,9 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from schemas import yaml_text
 from schemas.exceptions import TopicsError
 from schemas.vocabulary import Agency, Audience
 
@@ -150,11 +150,11 @@ class TopicDeclaration(BaseModel):
 def load_declaration(path: Path = DECLARATION) -> TopicDeclaration:
     """Read and validate the declaration; a bad file stops with one sentence naming it."""
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml_text.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         msg = f"Topic declaration {path} does not exist."
         raise TopicsError(msg) from None
-    except yaml.YAMLError as exc:
+    except yaml_text.YAMLError as exc:
         msg = f"Topic declaration {path} is not valid YAML: {exc}."
         raise TopicsError(msg) from None
     try:

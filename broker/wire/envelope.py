@@ -25,15 +25,13 @@ from broker.security.ciphers import publisher_cipher
 from broker.settings import Settings
 from broker.wire.codecs import Codecs, EventSerde
 from broker.wire.registry import registry_for
-from schemas.child_keys import child_key
+from schemas.child_keys import NO_CHILD, child_key
 from schemas.topics import ingress_topic
 
 #: Kafka message headers as confluent-kafka takes them.
 Headers = list[tuple[str, str | bytes | None]]
 #: Opens sealed fields: (event) -> (event, whether its bytes can be reused as they are).
 Opener = Callable[[dict[str, Any]], tuple[dict[str, Any], bool]]
-
-NO_CHILD = "Event identifies no child (no NHS number, local id, police reference or UPN)."
 
 
 class UnkeyedEvent(SerdeError):

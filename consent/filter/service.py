@@ -35,7 +35,7 @@ from broker.settings import Settings
 from broker.transactions import bounded, next_offsets, retrying, watermarks
 from broker.wire import dead_letters as deadletter
 from broker.wire.codecs import Codecs
-from broker.wire.envelope import NO_CHILD, DeliveryEnvelope, EnvelopeReader, Refusal
+from broker.wire.envelope import DeliveryEnvelope, EnvelopeReader, Refusal
 from broker.wire.registry import registry_for
 from consent import policy as policy_module
 from consent import state_updates as status
@@ -46,8 +46,9 @@ from consent.filter.audit_chains import AuditChains
 from consent.filter.state_reader import StateReader
 from consent.filter.store import SqliteStore, StateStore
 from consent.policy import Policy
-from schemas.child_keys import child_key
+from schemas.child_keys import NO_CHILD, child_key
 from schemas.topics import AUDIT_TOPIC, CONSENT_TOPIC, DELIVERY_PREFIX, INGRESS_TOPICS, STATUS_TOPIC
+from schemas.validation import InvalidEvent, validate_event
 from schemas.vocabulary import Outcome, Reason
 
 log = get_logger("consent.filter")
@@ -374,6 +375,11 @@ class FilterService:
             return
         event, reusable = read.event, read.reusable
         self._batch_agencies[str((event.get("source") or {}).get("agency"))] += 1
+        try:  # principle 8: the same validation as `sgb policy evaluate`, before state or decisions
+            validate_event(event)
+        except InvalidEvent as exc:
+            self._dead_letter(msg, str(exc), origin, event.get("event_id"))
+            return
         key = child_key(event.get("child") or {})
         if key is None:
             self._dead_letter(

@@ -3,23 +3,36 @@
 - no delivered copy holds a value in a field whose tags were not all granted;
 - no CONFIDENTIAL_ADDRESS value reaches any audience but MASH or POLICE_PPU, and no
   SEXUAL_HEALTH value reaches SCHOOL_DSL, whatever the policy;
-- every candidate audience gets exactly one decision.
+- every candidate audience gets exactly one decision;
+- ``sgb policy evaluate`` (the event as JSON) and the filter (the event off the wire) give the
+  same decisions, or refuse it with the same sentence.
 """
 
 from __future__ import annotations
 
+import io
+import json
+import random
 from datetime import UTC, date, datetime
 from typing import Any
 
+import fastavro
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import schemas
 from consent.engine import Engine
 from consent.exceptions import PolicyError
-from consent.policy import Policy, parse
+from consent.explain import _entry as entry
+from consent.explain import explain
+from consent.policy import Policy, load, parse
 from consent.state import ChildState, Consent, Flag
-from schemas.jsonform import details_branch
+from consent.state_updates import derive
+from schemas.exceptions import InvalidEvent
+from schemas.identifiers import synthetic_nhs_number, synthetic_upn
+from schemas.jsonform import details_branch, to_json
+from schemas.topics import load_declaration
+from schemas.validation import validate_event
 from schemas.vocabulary import RedactionAction, Tag
 from schemas.walker import named_types
 
@@ -30,6 +43,10 @@ EVENT_TYPES = NAMED["EventType"]["symbols"]
 AUDIENCES = ["MASH", "FAMILY_HELP", "SCHOOL_DSL", "GP", "HEALTH_SAFEGUARDING", "EMERGENCY_CARE", "POLICE_PPU"]
 TAGS = [t.value for t in Tag if t is not Tag.METADATA]
 TEXT = st.text(alphabet="abcXYZ019 -", min_size=1, max_size=8)
+KEY = b"k" * 32
+DECLARATION = load_declaration()
+ORGANISATIONS = DECLARATION.deliveries.organisations
+BASELINE_POLICY = load()
 
 
 def value_for(node: Any, depth: int = 0) -> st.SearchStrategy[Any]:
@@ -225,3 +242,61 @@ def test_the_baseline_never_leaks(event: dict[str, Any], state: ChildState) -> N
     from consent.policy import load
 
     check(load(), event, state)
+
+
+# -- evaluate and the filter agree ---------------------------------------------------------------
+VALID_NHS = [synthetic_nhs_number(random.Random(seed)) for seed in range(3)]
+
+
+@st.composite
+def wire_events(draw: st.DrawFn) -> dict[str, Any]:
+    """Generated events with identifiers that are sometimes valid, sometimes not."""
+    event = draw(events())
+    child = event["child"]
+    child["nhs_number"] = draw(st.sampled_from([None, *VALID_NHS, "9990000001", "999 000 0018"]))
+    child["upn"] = draw(st.sampled_from([None, synthetic_upn(random.Random(1), "202"), "A12345678901X"]))
+    child["la_child_id"] = draw(st.sampled_from([None, "LA-1", ""]))
+    child["police_person_reference"] = draw(st.sampled_from([None, "TP-1"]))
+    child["gp_practice_ods"] = draw(st.sampled_from(["F83004", None, "F8300"]))
+    for name in ("responsible_local_authority_code", "placement_local_authority_code"):
+        if name in event["details"] and event["details"][name] is not None:
+            event["details"][name] = draw(st.sampled_from(["202", "203", "20"]))
+    return event
+
+
+def off_the_wire(event: dict[str, Any]) -> dict[str, Any]:
+    """The event as the filter reads it: Avro-encoded by a connector and decoded."""
+    buffer = io.BytesIO()
+    fastavro.schemaless_writer(buffer, schemas.parsed("SafeguardingEvent"), event)
+    buffer.seek(0)
+    return fastavro.schemaless_reader(buffer, schemas.parsed("SafeguardingEvent"))  # type: ignore[return-value]
+
+
+FILTER_ENGINE = Engine(BASELINE_POLICY, ENVELOPE, KEY, lambda a, o: o in ORGANISATIONS.get(str(a), []))
+
+
+def filter_side(event: dict[str, Any], state: ChildState) -> Any:
+    """What the filter does with one decoded event: validate, derive the child's state, decide."""
+    try:
+        validate_event(event)
+    except InvalidEvent as exc:
+        return ("refused", str(exc))
+    return ("decided", [entry(d) for d in FILTER_ENGINE.decide(event, derive(event, state))])
+
+
+def evaluate_side(event: dict[str, Any], state: ChildState) -> Any:
+    """What ``sgb policy evaluate`` answers for the same event written as JSON."""
+    try:
+        result = explain(BASELINE_POLICY, json.loads(json.dumps(to_json(event))), state, DECLARATION, KEY)
+    except InvalidEvent as exc:
+        return ("refused", str(exc))
+    return ("decided", result["decisions"])
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(event=wire_events(), state=states())
+def test_evaluate_and_the_filter_agree_on_every_generated_event(
+    event: dict[str, Any], state: ChildState
+) -> None:
+    decoded = off_the_wire(event)
+    assert evaluate_side(decoded, state) == filter_side(decoded, state)

@@ -166,12 +166,18 @@ def test_f3_consent_for_all_audiences_counts(engine: Engine) -> None:
 
 
 def test_f3_significant_harm_goes_to_mash_whatever_the_consent_and_says_so(engine: Engine) -> None:
-    state = ChildState(consents=(consent("REFUSED", T1),))
+    # A refusal covering every audience is the MASH's consent state too: the override shows.
+    state = ChildState(consents=(consent("REFUSED", T1, audience="ALL"),))
     decisions = decide(engine, concern("SIGNIFICANT_HARM"), state)
     mash = decisions[Audience.MASH]
     assert mash.outcome is Outcome.SHARE
     assert mash.lawful_basis is LawfulBasis.SAFEGUARDING_OVERRIDE and mash.consent_state == "REFUSED"
     assert decisions[Audience.FAMILY_HELP].outcome is Outcome.WITHHOLD
+    # A refusal for family help only does not cover the MASH (principle 7).
+    decisions = decide(engine, concern("SIGNIFICANT_HARM"), ChildState(consents=(consent("REFUSED", T1),)))
+    assert decisions[Audience.MASH].outcome is Outcome.SHARE
+    assert decisions[Audience.MASH].consent_state == "NO_RECORD"
+    assert decisions[Audience.FAMILY_HELP].consent_state == "REFUSED"
 
 
 def test_newest_consent_wins_by_recorded_time_not_arrival() -> None:

@@ -1,0 +1,204 @@
+"""The one validation of a SafeguardingEvent, before anything is decided about it (POLICY.md
+principle 8): the Avro schema (types, enum symbols, required fields, the details record the
+event type selects) and the identifier rules (NHS number check digit, UPN check letter, ODS,
+URN and local-authority code formats).
+
+The filter calls :func:`validate_event` on every decoded event before deciding; ``sgb policy
+evaluate`` calls it on the event read from JSON before answering, so both refuse exactly the
+same events with exactly the same sentence. A sentence names the field, never its value.
+
+Pure: events in the Python shape fastavro reads and writes (dates as ``date``, times as
+``datetime``, enums as their symbols).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import date, datetime
+from functools import cache
+from typing import Any, NoReturn
+
+from schemas import identifiers
+from schemas.child_keys import NO_CHILD, child_key
+from schemas.exceptions import InvalidEvent, InvalidIdentifier
+from schemas.loader import load
+from schemas.walker import details_record_name, named_types, resolve
+
+__all__ = ["IDENTIFIER_RULES", "NO_CHILD", "InvalidEvent", "validate_event"]
+
+
+def _exact(check: Callable[[str], str], what: str, form: str) -> Callable[[str], str]:
+    """An identifier check that also insists on the normal form (the child key is built from
+    the value as it is, so ``943 476 5919`` and ``9434765919`` must not be two children)."""
+
+    def run(value: str) -> str:
+        normal = check(value)
+        if normal != value:
+            msg = f"{what} must be written {form}"
+            raise InvalidIdentifier(msg)
+        return normal
+
+    return run
+
+
+#: Dotted field path -> the identifier rule its value must pass (when it is not null).
+IDENTIFIER_RULES: dict[str, Callable[[str], str]] = {
+    "child.nhs_number": _exact(identifiers.validate_nhs_number, "NHS number", "as ten digits with no spaces"),
+    "child.upn": _exact(identifiers.validate_upn, "UPN", "in upper case with no spaces"),
+    "child.la_child_id": _exact(
+        identifiers.validate_la_child_id, "Local authority child id", "without surrounding spaces"
+    ),
+    "child.police_person_reference": _exact(
+        identifiers.validate_police_person_reference, "Police person reference", "without surrounding spaces"
+    ),
+    "child.school_urn": _exact(identifiers.validate_school_urn, "School URN", "as six digits"),
+    "child.gp_practice_ods": _exact(
+        identifiers.validate_gp_practice_code, "GP practice code", "as a letter and five digits"
+    ),
+    "child.local_authority_code": _exact(
+        identifiers.validate_la_code, "Local authority code", "as three digits"
+    ),
+    "details.responsible_local_authority_code": _exact(
+        identifiers.validate_la_code, "Local authority code", "as three digits"
+    ),
+    "details.placement_local_authority_code": _exact(
+        identifiers.validate_la_code, "Local authority code", "as three digits"
+    ),
+}
+
+_INT_RANGE = {"int": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1)}
+
+
+def validate_event(event: Mapping[str, Any]) -> None:
+    """Check ``event`` against the SafeguardingEvent schema and the identifier rules.
+
+    Raises:
+        InvalidEvent: one sentence naming the first field that is wrong, never its value.
+    """
+    schema, named = _envelope()
+    if not isinstance(event, Mapping):
+        msg = "The event must be a record."
+        raise InvalidEvent(msg)
+    event_type = event.get("event_type")
+    symbols = named["uk.sgb.EventType"]["symbols"]
+    if event_type not in symbols:
+        msg = "Field event_type is missing or not one of the event types."
+        raise InvalidEvent(msg)
+    _Checker(named, details_record_name(str(event_type))).record(schema, event, "")
+    child = event["child"]
+    for path, rule in IDENTIFIER_RULES.items():
+        top, name = path.split(".", 1)
+        holder = event.get(top)
+        value = holder.get(name) if isinstance(holder, Mapping) else None
+        if value is None:
+            continue
+        try:
+            rule(value)
+        except InvalidIdentifier as exc:
+            msg = f"Field {path} is not a valid identifier ({str(exc).rstrip('.')})."
+            raise InvalidEvent(msg) from None
+    if child_key(child) is None:
+        raise InvalidEvent(NO_CHILD)
+
+
+@cache
+def _envelope() -> tuple[dict[str, Any], dict[str, Any]]:
+    schema = load("SafeguardingEvent")
+    return schema, named_types(schema)
+
+
+class _Checker:
+    """Walks a value along its schema; the first mismatch raises :class:`InvalidEvent`."""
+
+    __slots__ = ("details", "named")
+
+    def __init__(self, named: Mapping[str, Any], details: str) -> None:
+        self.named = named
+        self.details = details
+
+    def record(self, node: Mapping[str, Any], value: Any, path: str) -> None:
+        if not isinstance(value, Mapping):
+            _fail(path, "must be a record")
+        declared = {field["name"] for field in node["fields"]}
+        unknown = [k for k in value if k not in declared and k != "-type"]
+        if unknown:
+            msg = f"Field {path or '(the event)'} has members the schema does not define: {', '.join(sorted(unknown))}."
+            raise InvalidEvent(msg)
+        for field in node["fields"]:
+            sub = f"{path}.{field['name']}" if path else field["name"]
+            if field["name"] not in value:
+                if "default" in field:
+                    continue
+                _fail(sub, "is required")
+            self.value(field["type"], value[field["name"]], sub)
+
+    def value(self, type_: Any, value: Any, path: str) -> None:
+        holds, nullable = resolve(type_, self.named)
+        if value is None:
+            if not nullable and holds != "null":
+                _fail(path, "must not be null")
+            return
+        if isinstance(holds, list):  # the details union: the event type selects the branch
+            branch = self.named.get(self.details)
+            if branch is None or not any(resolve(b, self.named)[0] is branch for b in holds):
+                _fail(path, "has no record for this event type")
+            self.record(branch, value, path)
+            return
+        if isinstance(holds, str):
+            self.primitive(holds, None, value, path)
+            return
+        kind = holds.get("type")
+        if kind == "record":
+            self.record(holds, value, path)
+        elif kind == "enum":
+            if not isinstance(value, str) or value not in holds["symbols"]:
+                _fail(path, f"must be one of the {holds['name']} symbols")
+        elif kind == "array":
+            if not isinstance(value, list):
+                _fail(path, "must be a list")
+            for item in value:
+                self.value(holds["items"], item, f"{path}[]")
+        elif kind == "map":
+            if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+                _fail(path, "must be a map with text keys")
+            for key, item in value.items():
+                self.value(holds["values"], item, f"{path}.{key}")
+        elif kind == "fixed":
+            if not isinstance(value, bytes) or len(value) != holds["size"]:
+                _fail(path, f"must be {holds['size']} bytes")
+        else:
+            self.primitive(str(kind), holds.get("logicalType"), value, path)
+
+    @staticmethod
+    def primitive(kind: str, logical: str | None, value: Any, path: str) -> None:
+        if logical == "date" and kind == "int":
+            if not isinstance(value, date) or isinstance(value, datetime):
+                _fail(path, "must be a date")
+            return
+        if logical in ("timestamp-millis", "timestamp-micros") and kind == "long":
+            if not isinstance(value, datetime) or value.tzinfo is None:
+                _fail(path, "must be a time with a zone")
+            return
+        if kind in _INT_RANGE:
+            low, high = _INT_RANGE[kind]
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                _fail(path, "must be a whole number" + (" of 32 bits" if kind == "int" else ""))
+        elif kind in ("float", "double"):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                _fail(path, "must be a number")
+        elif kind == "boolean":
+            if not isinstance(value, bool):
+                _fail(path, "must be true or false")
+        elif kind == "string":
+            if not isinstance(value, str):
+                _fail(path, "must be text")
+        elif kind == "bytes":
+            if not isinstance(value, bytes):
+                _fail(path, "must be bytes")
+        elif kind == "null":
+            _fail(path, "must be null")
+
+
+def _fail(path: str, what: str) -> NoReturn:
+    msg = f"Field {path or '(the event)'} {what}."
+    raise InvalidEvent(msg)
