@@ -7,6 +7,8 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from connectors.runtime.dry_run import DryRunDelivery
+from connectors.runtime.records import SourceRecord
 from schemas.identifiers import synthetic_nhs_number
 
 RNG = random.Random(20261123)
@@ -182,3 +184,15 @@ def event(
     base["child"] = {**base["child"], **child}
     base["details"] = details(event_type, **(detail_values or {}))
     return base
+
+
+class KeepingDelivery(DryRunDelivery):
+    """The dry-run delivery (no Kafka), keeping each published event too, for connector tests."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.events: list[dict[str, Any]] = []
+
+    def publish(self, record: SourceRecord, event: dict[str, Any]) -> None:
+        super().publish(record, event)
+        self.events.append(event)

@@ -256,10 +256,10 @@ class LaMapper:
         return self._cin_plan(record, f, "CLOSED")
 
     # -- SSDA903 ---------------------------------------------------------------------------------
-    def _looked_after(self, record: SourceRecord, f: dict[str, Any], change: str) -> dict[str, Any]:
+    def _903_child(self, f: dict[str, Any], found: list[Finding]) -> dict[str, Any]:
+        """The child of an SSDA903 row, identified from the header table's row for it."""
         head = f["header"] or {}
-        found: list[Finding] = list(f.get("findings") or [])
-        child = child_identity(
+        return child_identity(
             self.profile,
             f["la_code"],
             f["child"],
@@ -268,6 +268,10 @@ class LaMapper:
             birth_element="DOB",
             findings=found,
         )
+
+    def _looked_after(self, record: SourceRecord, f: dict[str, Any], change: str) -> dict[str, Any]:
+        found: list[Finding] = list(f.get("findings") or [])
+        child = self._903_child(f, found)
         start = parse_date(f["start"], "DECOM", required=True)
         assert start is not None
         end = parse_date(f["end"], "DEC") if change == "ENDED" else None
@@ -306,17 +310,8 @@ class LaMapper:
         return self._looked_after(record, f, "ENDED")
 
     def _missing(self, record: SourceRecord, f: dict[str, Any], change: str) -> dict[str, Any]:
-        head = f["header"] or {}
         found: list[Finding] = []
-        child = child_identity(
-            self.profile,
-            f["la_code"],
-            f["child"],
-            upn=head.get("UPN"),
-            birth_date=head.get("DOB"),
-            birth_element="DOB",
-            findings=found,
-        )
+        child = self._903_child(f, found)
         start = parse_date(f["start"], "MIS_START", required=True)
         assert start is not None
         end = parse_date(f["end"], "MIS_END") if change == "RETURNED" else None

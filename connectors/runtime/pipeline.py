@@ -437,7 +437,7 @@ class FileConnector:
         for file_id in touched:
             relative, tracker = self._trackers[file_id]
             self.store.put(file_id, FileProgress(relative, tracker.done, False))
-        for kind in [k for k in self._batch_counts if k not in COUNT_NAMES]:
+        for kind in [k for k in self._batch_counts if k not in COUNT_NAMES and k != "withheld"]:
             self.summary.kinds[kind] += self._batch_counts.pop(kind)
         self.summary.counts.update(self._batch_counts)
         self._batch_counts.clear()

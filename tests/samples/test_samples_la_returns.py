@@ -14,12 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from factories import KeepingDelivery
 
 from connectors.local_authority import CinCensusReader, LaMapper, LaProfile, Ssda903Reader
 from connectors.runtime.checkpoint import CheckpointStore
-from connectors.runtime.dry_run import DryRunDelivery
 from connectors.runtime.pipeline import FileConnector, Summary
-from connectors.runtime.records import SourceRecord
 
 SAMPLES = Path(__file__).resolve().parents[2] / ".." / "shared" / "samples"
 
@@ -29,16 +28,6 @@ def _samples_present() -> None:
     assert SAMPLES.is_dir(), (
         f"The public samples are not at {SAMPLES}: make test-samples needs ../shared/samples."
     )
-
-
-class KeepingDelivery(DryRunDelivery):
-    def __init__(self) -> None:
-        super().__init__()
-        self.events: list[dict[str, Any]] = []
-
-    def publish(self, record: SourceRecord, event: dict[str, Any]) -> None:
-        super().publish(record, event)
-        self.events.append(event)
 
 
 def run(reader: Any, system: str, source: Path, state: Path) -> tuple[Summary, KeepingDelivery]:

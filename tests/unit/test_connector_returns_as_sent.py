@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from factories import KeepingDelivery
 
 from connectors.education import CtfMapper, CtfReader
 from connectors.exceptions import MappingError
@@ -24,24 +25,10 @@ from connectors.local_authority import synthetic as syn
 from connectors.local_authority.identity import child_identity
 from connectors.local_authority.ssda903 import EPISODE_COLUMNS, HEADER_COLUMNS
 from connectors.runtime.checkpoint import CheckpointStore
-from connectors.runtime.dry_run import DryRunDelivery
 from connectors.runtime.event_builder import checked_child
 from connectors.runtime.pipeline import FileConnector, Summary
-from connectors.runtime.records import SourceRecord
 from schemas.exceptions import InvalidIdentifier
 from schemas.identifiers import synthetic_upn, validate_upn
-
-
-class KeepingDelivery(DryRunDelivery):
-    """The dry-run delivery, keeping each published event too."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.events: list[dict[str, Any]] = []
-
-    def publish(self, record: SourceRecord, event: dict[str, Any]) -> None:
-        super().publish(record, event)
-        self.events.append(event)
 
 
 def run(reader: Any, map_record: Any, source: Path, state: Path) -> tuple[Summary, KeepingDelivery]:
