@@ -14,6 +14,7 @@ from typing import Any
 from schemas.topics import (
     AUDIENCES,
     AUDIT_TOPIC,
+    CHECKPOINTS_TOPIC,
     CONSENT_TOPIC,
     DLQ_TOPIC,
     REPLAYED_TOPIC,
@@ -252,6 +253,37 @@ def _messages() -> dict[str, Any]:
                 }
             },
         },
+        "ConnectorCheckpoint": {
+            "name": "ConnectorCheckpoint",
+            "title": "File connector checkpoint",
+            "summary": "How far a file connector has published one file, committed with the batch it covers.",
+            "description": "Written in the same transaction as the batch's events and dead letters, and read "
+            "back when the connector starts, so a connector killed between Kafka's commit and its local "
+            "checkpoint resumes without sending the batch again. Positions only, never content. Keyed "
+            "`<connector name>/<file id>`; compacted.",
+            "contentType": "application/json",
+            "payload": {
+                "type": "object",
+                "required": ["file", "done", "complete"],
+                "properties": {
+                    "file": {
+                        "type": "string",
+                        "description": "The file's path relative to the source folder.",
+                    },
+                    "done": {
+                        "type": "integer",
+                        "description": "Records of the file done (published, dead-lettered or not used).",
+                    },
+                    "complete": {"type": "boolean", "description": "Whether the whole file is done."},
+                },
+            },
+            "bindings": {
+                "kafka": {
+                    "key": _ref("components", "schemas", "CheckpointKey"),
+                    "bindingVersion": KAFKA_BINDING,
+                }
+            },
+        },
         "SchemaRegistration": {
             "name": "SchemaRegistration",
             "title": "Schema registration (embedded registry)",
@@ -312,6 +344,11 @@ def _key_schemas() -> dict[str, Any]:
             "pattern": "^[0-9]+:[0-9]+$",
             "examples": ["2:1042"],
             "description": KEY_DESCRIPTIONS["DeadLetterPosition"],
+        },
+        "CheckpointKey": {
+            "type": "string",
+            "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]*/[0-9a-f]+$",
+            "description": KEY_DESCRIPTIONS["CheckpointKey"],
         },
         "RegistrationKey": {
             "type": "string",
@@ -445,5 +482,12 @@ def _channels(declaration: TopicDeclaration) -> dict[str, Any]:
         "description": "The embedded schema registry's registrations (JSON), compacted, one partition.",
         "messages": {"schemaRegistration": _ref("components", "messages", "SchemaRegistration")},
         "bindings": {"kafka": _channel_binding(declared(SCHEMAS_TOPIC))},
+    }
+    channels["connectorCheckpoints"] = {
+        "address": CHECKPOINTS_TOPIC,
+        "title": "File connector checkpoints",
+        "description": "Each file connector's committed positions (JSON), compacted.",
+        "messages": {"connectorCheckpoint": _ref("components", "messages", "ConnectorCheckpoint")},
+        "bindings": {"kafka": _channel_binding(declared(CHECKPOINTS_TOPIC))},
     }
     return channels

@@ -84,6 +84,7 @@ KEY_DESCRIPTIONS = {
     ),
     "RegistrationKey": "`<subject>:<schema id>`, so that compaction keeps one registration of each schema.",
     "DeadLetterPosition": "`<partition>:<offset>` of the dead letter on `sg.dlq.v1`, so each is marked once.",
+    "CheckpointKey": "`<connector name>/<file id>`, so that compaction keeps each file's newest checkpoint.",
 }
 
 

@@ -355,6 +355,7 @@ def test_document_describes_every_declared_topic(generated: Path) -> None:
         "sg.dlq.v1",
         "sg.dlq.replayed.v1",
         "sg.schemas.v1",
+        "sg.checkpoints.v1",
     ]
     for channel in document["channels"].values():
         assert channel["bindings"]["kafka"]["partitions"] >= 1
