@@ -34,11 +34,12 @@ from broker.exceptions import FieldUnreadable, KeyErased
 from broker.logs import get_logger
 from broker.security.key_directory import KeyProvider
 from broker.security.key_vault import KID_BYTES, KeyVault
+from schemas.validation import SEALED_PREFIX
 from schemas.walker import FieldNode, details_record_name, tag_plan
 
 log = get_logger("broker.fieldcrypt")
 
-PREFIX = "sgbenc:v1:"
+PREFIX = SEALED_PREFIX
 ERASED = "[erased]"
 UNREADABLE = "[unreadable]"
 ENCRYPTED_TAGS = frozenset({"CONFIDENTIAL_ADDRESS", "NARRATIVE"})

@@ -62,8 +62,8 @@ def source_payload(settings: Settings, payload: bytes | None, reason: str) -> tu
 
     With field encryption on, a child's data must be erasable (``sgb erase``), but a record that
     could not be mapped cannot be sealed with its child's key: its child is what could not be
-    read. So its bytes are not kept; the reason says where the original is (the agency's own
-    file or feed, the system of record). Source dead letters cannot be replayed to a topic in
+    read. So its bytes are not kept; its place (file and row, or message id) says where the
+    original is: the agency's own file or feed, the system of record. Source dead letters cannot be replayed to a topic in
     any case; the fix is to correct the source and let the connector read it again.
 
     Returns:
@@ -71,10 +71,7 @@ def source_payload(settings: Settings, payload: bytes | None, reason: str) -> tu
     """
     if settings.field_encryption != "on" or payload is None:
         return payload, reason
-    return (
-        None,
-        f"{reason} (The original is not kept here, so that it stays erasable: read it at its source.)",
-    )
+    return None, reason  # the reason and the place (file and row, or message id) are kept
 
 
 def headers(component: str, reason: str, origin: Origin) -> list[tuple[str, bytes]]:
