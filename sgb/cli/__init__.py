@@ -2,7 +2,8 @@
 
 Every command exits non-zero with one sentence on bad input; a user error never shows a
 Python traceback. Each command module parses its options and calls one function below the
-roof; this module only puts them together.
+roof; the root group (:mod:`sgb.cli.root`) imports a command's module only when it runs, so
+`sgb policy evaluate` does not pay for Kafka clients it never makes.
 """
 
 from __future__ import annotations
@@ -13,46 +14,7 @@ from typing import Any
 import click
 
 from schemas.exceptions import SgbError
-from sgb.cli import (
-    audit,
-    connector,
-    credentials,
-    demo,
-    deploy,
-    dlq,
-    erase,
-    hub,
-    kafka,
-    keys,
-    policy,
-    simulate,
-    status,
-    topics,
-)
-from sgb.cli import filter as filter_group
-from sgb.cli import schemas as schemas_group
 from sgb.cli.root import cli
-
-COMMANDS = (
-    kafka,
-    topics,
-    filter_group,
-    status,
-    dlq,
-    connector,
-    hub,
-    policy,
-    schemas_group,
-    simulate,
-    demo,
-    deploy,
-    audit,
-    erase,
-    credentials,
-    keys,
-)
-for _module in COMMANDS:
-    _module.register(cli)
 
 
 def main(argv: list[str] | None = None) -> Any:

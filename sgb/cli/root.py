@@ -3,6 +3,7 @@ they share (the settings, built once and validated at start)."""
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import click
@@ -29,7 +30,43 @@ class Context:
 pass_context = click.make_pass_decorator(Context)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+#: Each command group and the module that defines it (imported when the command runs, or for --help).
+COMMANDS = {
+    name: f"sgb.cli.{name}"
+    for name in (
+        "kafka",
+        "topics",
+        "filter",
+        "status",
+        "dlq",
+        "connector",
+        "hub",
+        "policy",
+        "schemas",
+        "simulate",
+        "demo",
+        "deploy",
+        "audit",
+        "erase",
+        "credentials",
+        "keys",
+    )
+}
+
+
+class LazyGroup(click.Group):
+    """The root group: a command's module is imported when the command is used."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(COMMANDS))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            importlib.import_module(COMMANDS[cmd_name]).register(self)
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--config",
     type=click.Path(path_type=Path),
