@@ -46,7 +46,9 @@ settings.register_profile(
     "sgb-fuzz-ci",
     max_examples=int(os.environ.get("SGB_FUZZ_EXAMPLES", "400")),
     derandomize=True,
-    deadline=5000,
+    # No per-example deadline: on a loaded 2-core runner a slow example is not a failure (the
+    # suite's timeout bounds the run); what the fuzz tests assert is the outcome of each input.
+    deadline=None,
     **_COMMON,
 )
 settings.register_profile(
