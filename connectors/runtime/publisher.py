@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import cached_property
 from typing import Any
 
 from confluent_kafka import KafkaError, Message
@@ -13,6 +14,7 @@ from broker.settings import Settings
 from broker.wire.codecs import Codecs
 from broker.wire.envelope import IngressEnvelope
 from broker.wire.registry import registry_for
+from schemas.topics import ingress_topic
 
 Acknowledged = Callable[[KafkaError | None, Message], None]
 
@@ -31,9 +33,15 @@ class EventPublisher:
         self.settings = settings
         self.agency = agency.upper()
         self.codecs = Codecs(registry_for(settings))
-        self.envelope = IngressEnvelope(settings, agency, signer, serde=self.codecs.event)
-        self.topic = self.envelope.topic
+        self._signer = signer
+        self.topic = settings.topic(ingress_topic(agency))
         self.producer = producer(settings)
+
+    @cached_property
+    def envelope(self) -> IngressEnvelope:
+        """The envelope, made (and the event schema registered) at the first publish, so that
+        making a publisher costs nothing until it is used."""
+        return IngressEnvelope(self.settings, self.agency, self._signer, serde=self.codecs.event)
 
     def publish(self, event: dict[str, Any], on_delivery: Acknowledged | None = None) -> None:
         """Encode and produce one event; ``on_delivery`` is called when Kafka acknowledges it."""

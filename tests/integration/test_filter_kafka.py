@@ -35,7 +35,9 @@ def publish(settings: Settings, *events: dict[str, Any]) -> None:
     by_agency: dict[str, EventPublisher] = {}
     for ev in events:
         agency = ev["source"]["agency"]
-        publisher = by_agency.setdefault(agency, EventPublisher(settings, agency))
+        if agency not in by_agency:
+            by_agency[agency] = EventPublisher(settings, agency)
+        publisher = by_agency[agency]
         publisher.publish(ev)
     for publisher in by_agency.values():
         publisher.flush()
