@@ -107,9 +107,13 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secured]:
 
 # -- helpers: what a client sees -------------------------------------------------------------------
 def produce(settings: Settings, logical: str) -> KafkaError | None:
-    """Produce one synthetic record with sgb's own (idempotent) producer; the delivery error or None."""
+    """Produce one synthetic record; the delivery error or None.
+
+    Not idempotent: an idempotent producer first needs a producer id, which a principal with no
+    Write right anywhere (a hub, now that hubs only read schema registrations) is refused as a
+    fatal cluster error before any topic is checked. A plain producer shows the topic's answer."""
     reports: list[KafkaError | None] = []
-    prod = producer(settings, **{"message.timeout.ms": 20000})
+    prod = producer(settings, **{"message.timeout.ms": 20000, "enable.idempotence": False, "acks": "all"})
     prod.produce(
         settings.topic(logical), b"synthetic", key=b"k", on_delivery=lambda err, _msg: reports.append(err)
     )
