@@ -110,6 +110,22 @@ class DropUnknownKeys:
 _configured = False
 
 
+class _StandardError:
+    """Standard error as it is when a line is written, not when logging was configured (tools
+    and test runners swap ``sys.stderr``; a stream bound earlier may be closed by then)."""
+
+    __slots__ = ()
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()
+
+
 def configure(level: str = "INFO", fmt: str = "auto", stream: TextIO | None = None) -> None:
     """Configure structlog and the standard library once; later calls change only the level.
 
@@ -120,7 +136,7 @@ def configure(level: str = "INFO", fmt: str = "auto", stream: TextIO | None = No
     """
     global _configured
     numeric = getattr(logging, level)
-    out = stream if stream is not None else sys.stderr
+    out: Any = stream if stream is not None else _StandardError()
     use_console = fmt == "console" or (fmt == "auto" and out.isatty())
     renderer: Any = structlog.dev.ConsoleRenderer() if use_console else structlog.processors.JSONRenderer()
     structlog.configure(
