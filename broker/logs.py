@@ -114,8 +114,6 @@ class _StandardError:
     """Standard error as it is when a line is written, not when logging was configured (tools
     and test runners swap ``sys.stderr``; a stream bound earlier may be closed by then)."""
 
-    __slots__ = ()
-
     def write(self, text: str) -> int:
         return sys.stderr.write(text)
 

@@ -14,9 +14,10 @@ from connectors.registry import SNAPSHOT_AGENCIES
 from connectors.runtime.checkpoint import CheckpointStore, validate_name
 from connectors.runtime.delivery import TransactionalDelivery, committed_checkpoints
 from connectors.runtime.dry_run import DryRunDelivery, MemoryCheckpoints, schema_check
-from connectors.runtime.pipeline import FileConnector, Summary
+from connectors.runtime.pipeline import FileConnector
 from connectors.runtime.records import ConnectorParts
 from connectors.runtime.snapshots import SnapshotDelivery, SnapshotMapper, SnapshotStore
+from connectors.runtime.summary import Summary
 
 
 def run_file_connector(

@@ -18,7 +18,8 @@ from factories import KeepingDelivery
 
 from connectors.local_authority import CinCensusReader, LaMapper, LaProfile, Ssda903Reader
 from connectors.runtime.checkpoint import CheckpointStore
-from connectors.runtime.pipeline import FileConnector, Summary
+from connectors.runtime.pipeline import FileConnector
+from connectors.runtime.summary import Summary
 
 SAMPLES = Path(__file__).resolve().parents[2] / ".." / "shared" / "samples"
 

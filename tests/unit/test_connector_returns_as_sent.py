@@ -26,7 +26,8 @@ from connectors.local_authority.identity import child_identity
 from connectors.local_authority.ssda903 import EPISODE_COLUMNS, HEADER_COLUMNS
 from connectors.runtime.checkpoint import CheckpointStore
 from connectors.runtime.event_builder import checked_child
-from connectors.runtime.pipeline import FileConnector, Summary
+from connectors.runtime.pipeline import FileConnector
+from connectors.runtime.summary import Summary
 from schemas.exceptions import InvalidIdentifier
 from schemas.identifiers import synthetic_upn, validate_upn
 
