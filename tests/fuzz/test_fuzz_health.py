@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -39,10 +40,13 @@ HL7_FILE = "\r\n".join(ADT).encode()
 
 
 def _fhir(workdir: Path, name: str, data: bytes) -> None:
-    path = workdir / f"health-{name}"
-    path.write_bytes(data)
-    text = data.decode("utf-8", "replace")
-    check(run_file(FhirReader(50), FhirMapper(PROFILE), path), source_text=lambda record: text)
+    # Each example in a folder of its own: the reader resolves references across a Bulk Data
+    # folder, so an earlier example's file beside this one would lend it its patients.
+    with tempfile.TemporaryDirectory(dir=workdir) as folder:
+        path = Path(folder) / f"health-{name}"
+        path.write_bytes(data)
+        text = data.decode("utf-8", "replace")
+        check(run_file(FhirReader(50), FhirMapper(PROFILE), path), source_text=lambda record: text)
 
 
 @FUZZ

@@ -194,12 +194,12 @@ def test_keys_rotate_and_retire_while_the_filter_runs(signed: Settings, group_id
     publisher = EventPublisher(signed, "POLICE")
     before, after, late = domestic_abuse_incident(), domestic_abuse_incident(), domestic_abuse_incident()
     with RunningFilter(signed, group_id=group_id, instance="test") as running:
+        publisher.publish(before)  # the publisher's first event makes the agency's signing key
+        publisher.flush()
         old_id = store.active_key_id("police")
         assert old_id is not None
         old_file = store.signer_dir("police") / f"{old_id}.key"
         old_key = Ed25519PrivateKey.from_private_bytes(old_file.read_bytes())
-        publisher.publish(before)
-        publisher.flush()
         new = store.rotate("police")  # the running publisher and filter pick it up: no restart
         publisher.publish(after)
         publisher.flush()
