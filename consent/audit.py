@@ -1,4 +1,4 @@
-"""The audit record of a decision (POLICY.md principle 7), and turning a share into a withhold."""
+"""The audit record of an event's decisions (POLICY.md principle 7), and turning a share into a withhold."""
 
 from __future__ import annotations
 
@@ -16,11 +16,10 @@ def withhold(decision: Decision, reason: Reason) -> Decision:
     return replace(decision, outcome=Outcome.WITHHOLD, reason=reason, event=None, lawful_basis=None)
 
 
-def audit_record(decision: Decision, now: datetime) -> dict[str, Any]:
-    """The AuditDecision record for one decision (principle 7)."""
+def decision_entry(decision: Decision) -> dict[str, Any]:
+    """One decision's part of its event's audit record (an AuditEntry; principle 7): who was
+    the candidate, the outcome and why, and the names of the fields removed or transformed."""
     return {
-        "event_id": decision.event_id,
-        "event_type": decision.event_type,
         "audience": decision.audience.value,
         "organisation": decision.organisation,
         "outcome": decision.outcome.value,
@@ -28,10 +27,31 @@ def audit_record(decision: Decision, now: datetime) -> dict[str, Any]:
         "rule": decision.rule,
         "lawful_basis": decision.lawful_basis.value if decision.lawful_basis else None,
         "consent_state": decision.consent_state,
-        "policy_version": decision.policy_version,
         "removed_fields": list(decision.removed_fields),
         "transformed_fields": list(decision.transformed_fields),
-        "decided_at": now,
         "delivery_topic": decision.topic,
         "organisation_source": decision.organisation_source,
+    }
+
+
+def event_fields(
+    event_id: str, event_type: str, policy_version: str, decided_at: datetime | int
+) -> dict[str, Any]:
+    """The part of an event's audit record (an AuditRecord) that all its decisions share;
+    ``decided_at`` as a datetime or epoch milliseconds."""
+    return {
+        "event_id": event_id,
+        "event_type": event_type,
+        "policy_version": policy_version,
+        "decided_at": decided_at,
+    }
+
+
+def audit_record(decisions: list[Decision], decided_at: datetime | int) -> dict[str, Any]:
+    """The AuditRecord of one event's decisions, without its chain fields (tools and tests:
+    the filter writes the same record in pieces, :mod:`broker.wire.audit_codec`)."""
+    first = decisions[0]
+    return {
+        **event_fields(first.event_id, first.event_type, first.policy_version, decided_at),
+        "decisions": [decision_entry(d) for d in decisions],
     }

@@ -9,10 +9,15 @@ Design
   chain is named ``<ingress topic>:<partition>`` (the physical topic name).
 * **Each record links to the one before.** Every audit record carries ``chain``,
   ``sequence`` (0, 1, 2, ... within the chain), ``previous_hash`` (the ``record_hash`` of
-  the record before; 64 zeros for the first) and ``record_hash``: SHA-256 over a
-  canonical encoding of every other field of the record (see :func:`record_hash`), which
-  includes ``chain``, ``sequence`` and ``previous_hash``. Changing, removing or moving a
-  record breaks a hash, a link or the run of sequences.
+  the record before; 64 zeros for the first) and ``record_hash``. An ``AuditRecord`` (one
+  per event, every decision on it) is hashed over its own encoded bytes: ``record_hash`` is
+  its last field, and SHA-256 covers the Avro binary before it (every other field,
+  ``chain``, ``sequence`` and ``previous_hash`` included; :func:`bytes_hash`), so sealing
+  costs one hash of bytes the filter writes anyway, and a reader checks exactly what was
+  written. The older ``AuditDecision`` records (one per decision, still read) were hashed
+  over a canonical JSON encoding of their fields (:func:`record_hash`); one chain may hold
+  both, older first. Changing, removing or moving a record breaks a hash, a link or the run
+  of sequences.
 * **A chain lives in one audit partition.** Its records are written to the audit partition
   :func:`audit_partition` derives from the chain's name (the Kafka key stays the event
   id), so the chain's order is the partition's offset order and a reader checks it in one
@@ -44,8 +49,8 @@ Design
 Limits: if the group's offsets expire (the group idle past
 ``offsets.retention.minutes``), the next owner starts the chain again at sequence 0,
 which verification reports. Null fields are left out of the hash, so a reader that decodes
-an older record into a newer schema (whose new fields default to null) gets the same hash.
-Cost: sealing a record (a JSON encoding and one SHA-256) is some tens of microseconds.
+an older AuditDecision into a newer schema (whose new fields default to null) gets the same
+hash. Cost: sealing an AuditRecord is one SHA-256 over some hundreds of bytes (microseconds).
 """
 
 from __future__ import annotations
@@ -147,5 +152,24 @@ def canonical(record: dict[str, Any]) -> bytes:
 
 
 def record_hash(record: dict[str, Any]) -> str:
-    """SHA-256 (hex) of the record's canonical encoding."""
+    """SHA-256 (hex) of an older AuditDecision record's canonical encoding."""
     return hashlib.sha256(b"sgb.audit.v1\n" + canonical(record)).hexdigest()
+
+
+def bytes_hash(body: bytes) -> str:
+    """SHA-256 (hex) of an AuditRecord: over its Avro binary up to ``record_hash`` (no framing)."""
+    return hashlib.sha256(b"sgb.audit.v2\n" + body).hexdigest()
+
+
+# Avro writes a string as its zig-zag length and its bytes: 64 hex digits are b"\x80\x01" + 64.
+_HASH_LENGTH = b"\x80\x01"
+
+
+def hashed_body(payload: bytes, stored: str) -> bytes | None:
+    """What an AuditRecord's hash covers, from the record's Avro binary ``payload`` (no
+    framing): everything before its trailing ``record_hash``. None when the payload does not
+    end with the ``stored`` hash (it is not the last field, or the record was changed)."""
+    tail = _HASH_LENGTH + stored.encode()
+    if len(stored) != 64 or not payload.endswith(tail):
+        return None
+    return payload[: -len(tail)]

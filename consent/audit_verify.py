@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from consent.audit_chain import GENESIS, Head, audit_partition, record_hash
+from consent.audit_chain import GENESIS, Head, audit_partition, bytes_hash, hashed_body, record_hash
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,8 +72,11 @@ class ChainVerifier:
     misplaced: set[str] = field(default_factory=set)
     _chained_partitions: set[int] = field(default_factory=set)
 
-    def feed(self, partition: int, offset: int, record: dict[str, Any]) -> None:
-        """Check one record against what came before it in its chain."""
+    def feed(self, partition: int, offset: int, record: dict[str, Any], payload: bytes | None = None) -> None:
+        """Check one record against what came before it in its chain.
+
+        ``payload`` is the record's Avro binary as written (no framing): an AuditRecord's hash
+        covers those bytes; an older AuditDecision's hash covers its decoded fields."""
         self.records += 1
         chain = record.get("chain")
         sequence = record.get("sequence")
@@ -95,7 +98,7 @@ class ChainVerifier:
         if chain not in self.counts:
             self._first_seen(partition, offset, str(chain))
         self.counts[chain] = self.counts.get(chain, 0) + 1
-        if record_hash(record) != stored:
+        if not self._hash_matches(record, payload, str(stored)):
             self._problem(
                 partition,
                 offset,
@@ -121,6 +124,13 @@ class ChainVerifier:
         head = self.expected.get(chain)
         if head is not None and head.sequence == sequence and chain not in self.reached:
             self.reached[chain] = here
+
+    @staticmethod
+    def _hash_matches(record: dict[str, Any], payload: bytes | None, stored: str) -> bool:
+        if "decisions" not in record:  # an AuditDecision, written before AuditRecord
+            return record_hash(record) == stored
+        body = hashed_body(payload, stored) if payload is not None else None
+        return body is not None and bytes_hash(body) == stored
 
     def _first_seen(self, partition: int, offset: int, chain: str) -> None:
         if self.chains is not None and chain not in self.chains:

@@ -12,6 +12,7 @@ import fastavro
 
 import schemas
 from broker.exceptions import SerdeError
+from broker.wire.audit_codec import AuditCodec
 from broker.wire.registry import SchemaRegistry
 from broker.wire.serde import AvroSerde, _describe
 from schemas.jsonform import details_branch
@@ -124,8 +125,8 @@ class Codecs:
         return EventSerde(self.registry)
 
     @cached_property
-    def audit(self) -> AvroSerde:
-        return record_serde(self.registry, "AuditDecision")
+    def audit(self) -> AuditCodec:
+        return AuditCodec(self.registry)
 
     @cached_property
     def dead_letter(self) -> AvroSerde:

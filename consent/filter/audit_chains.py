@@ -4,15 +4,16 @@ offset commits (the chain itself and its canonical form: :mod:`consent.audit_cha
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from datetime import datetime
 from typing import Any
 
 from confluent_kafka import TopicPartition
 
-from consent.audit_chain import Head, audit_partition, chain_name, head_signed_bytes, record_hash
+from consent.audit_chain import Head, audit_partition, bytes_hash, chain_name, head_signed_bytes
 
 #: Signs bytes with the filter's key: (key id, signature).
 HeadSigner = Callable[[bytes], tuple[str, bytes]]
+#: Writes an audit record's Avro bytes up to its record_hash, given its chain fields.
+BodyWriter = Callable[[dict[str, Any]], bytes]
 
 
 class AuditChains:
@@ -76,23 +77,20 @@ class AuditChains:
             raise LookupError(msg)
         return head
 
-    def link(self, record: dict[str, Any], topic: str, partition: int) -> tuple[dict[str, Any], int]:
-        """Link ``record`` (an AuditDecision) into the chain of ingress ``topic``/``partition``.
+    def link(self, write: BodyWriter, topic: str, partition: int) -> tuple[bytes, str, int]:
+        """Link the next audit record into the chain of ingress ``topic``/``partition``.
 
-        Returns the record with its chain fields set, and the audit partition to write it to.
+        ``write`` is given the record's chain fields (chain, sequence, previous_hash) and
+        returns its Avro bytes up to ``record_hash`` (:func:`consent.audit_chain.bytes_hash`
+        hashes them). Returns those bytes, the record_hash and the audit partition to write to.
         """
         chain = chain_name(topic, partition)
         head = self.head(topic, partition)
-        sealed = dict(record)
-        for name, value in record.items():
-            if isinstance(value, datetime):  # the topic keeps milliseconds: hash what a reader decodes
-                sealed[name] = value.replace(microsecond=value.microsecond // 1000 * 1000)
-        sealed.update(
-            chain=chain, sequence=head.sequence + 1, previous_hash=head.record_hash, record_hash=None
-        )
-        sealed["record_hash"] = record_hash(sealed)
-        self._pending[chain] = Head(sealed["sequence"], sealed["record_hash"])
-        return sealed, audit_partition(chain, self.partitions)
+        sequence = head.sequence + 1
+        body = write({"chain": chain, "sequence": sequence, "previous_hash": head.record_hash})
+        digest = bytes_hash(body)
+        self._pending[chain] = Head(sequence, digest)
+        return body, digest, audit_partition(chain, self.partitions)
 
     def offsets(self, offsets: Iterable[TopicPartition]) -> list[TopicPartition]:
         """The offsets to commit, each carrying its partition's head as metadata."""

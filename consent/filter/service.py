@@ -14,7 +14,6 @@ import socket
 import threading
 import time
 from collections import Counter
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +38,12 @@ from broker.wire.envelope import DeliveryEnvelope, EnvelopeReader, Refusal
 from broker.wire.registry import registry_for
 from consent import policy as policy_module
 from consent import state_updates as status
-from consent.audit import audit_record, withhold
+from consent.audit import withhold
 from consent.engine import Decision, Engine
 from consent.exceptions import EventInvalid, PolicyError
 from consent.filter.audit_chains import AuditChains
+from consent.filter.auditor import EventAuditor
+from consent.filter.delivery_headers import delivery_headers
 from consent.filter.state_reader import StateReader
 from consent.filter.store import SqliteStore, StateStore
 from consent.policy import Policy
@@ -56,7 +57,7 @@ log = get_logger("consent.filter")
 INGRESS = INGRESS_TOPICS
 COMPONENT = "filter"
 # Kept importable from here: tests and benchmarks use them through this module.
-__all__ = ["CONSENT_TOPIC", "STATUS_TOPIC", "FilterService", "audit_record", "watermarks"]
+__all__ = ["CONSENT_TOPIC", "STATUS_TOPIC", "FilterService", "watermarks"]
 
 
 class FilterService:
@@ -122,6 +123,7 @@ class FilterService:
         self._batch_dead = 0
         # The audit chain heads are always signed with the filter's key (provenance on or off).
         self._chains = AuditChains(sign=Signer(KeyStore(settings.keys_dir), provenance.FILTER_SIGNER).sign)
+        self._auditor = EventAuditor(self._codecs.audit, self._chains, settings.topic(AUDIT_TOPIC))
 
     # -- policy --------------------------------------------------------------------------
     def _load_policy(self) -> Policy:
@@ -352,6 +354,13 @@ class FilterService:
         metrics.set_filter_lag(self._consumer)
         for (audience, outcome, reason), count in self._batch_decisions.items():
             metrics.DECISIONS.labels(audience, outcome, reason).inc(count)
+        # One line per batch, not per decision (the audit topic is the record of each decision).
+        log.debug(
+            "batch committed",
+            count=len(messages),
+            decisions=sum(self._batch_decisions.values()),
+            dead_lettered=self._batch_dead,
+        )
         if self._batch_dead:
             metrics.record_dead_letter(COMPONENT, self._batch_dead)
 
@@ -407,19 +416,20 @@ class FilterService:
         except EventInvalid as exc:
             self._dead_letter(msg, str(exc), origin, event.get("event_id"))
             return
-        now = datetime.now(UTC)
+        now = time.time_ns() // 1_000_000  # decided_at, epoch milliseconds
         # A copy with nothing withheld or transformed is the ingress event itself: reuse its bytes.
         untouched = (
             msg.value()
             if reusable and not event.get("withheld_fields") and not event.get("generalised_fields")
             else None
         )
-        for decision in decisions:
-            self._deliver_and_audit(decision, key, now, untouched, origin)
+        decided = [self._deliver(decision, key, untouched) for decision in decisions]
+        # One audit record for the event, all its decisions (principle 7), in its partition's chain.
+        self._auditor.record(self._producer, decided, now, (str(origin.topic), int(origin.partition or 0)))
 
-    def _deliver_and_audit(
-        self, decision: Decision, key: str, now: datetime, untouched: bytes | None, origin: deadletter.Origin
-    ) -> None:
+    def _deliver(self, decision: Decision, key: str, untouched: bytes | None) -> Decision:
+        """Produce the decision's delivery, if a share; returns the decision as made (a share
+        whose redacted copy cannot be written is withheld, reason redaction_failed)."""
         topic = decision.topic
         if decision.outcome is Outcome.SHARE and decision.event is not None and topic is not None:
             reuse = untouched is not None and not decision.removed_fields and not decision.transformed_fields
@@ -437,25 +447,9 @@ class FilterService:
                 decision = withhold(decision, Reason.REDACTION_FAILED)
             else:
                 self._producer.produce(wire.topic, key=wire.key, value=wire.value, headers=wire.headers)
-        record, partition = self._chains.link(
-            audit_record(decision, now), str(origin.topic), int(origin.partition or 0)
-        )
-        self._producer.produce(
-            self.settings.topic(AUDIT_TOPIC),
-            key=decision.event_id.encode(),
-            value=self._codecs.audit.encode(record),
-            partition=partition,
-        )
         self.counts["shared" if decision.outcome is Outcome.SHARE else "withheld"] += 1
         self._batch_decisions[(decision.audience.value, decision.outcome.value, decision.reason.value)] += 1
-        log.debug(
-            "decided",
-            event_id=decision.event_id,
-            audience=decision.audience.value,
-            outcome=decision.outcome.value,
-            reason=decision.reason.value,
-            rule=decision.rule,
-        )
+        return decision
 
     def _dead_letter(
         self, msg: Message, reason: str, origin: deadletter.Origin, event_id: str | None = None
@@ -483,20 +477,3 @@ class FilterService:
             event_id=event_id,
             reason=reason,
         )
-
-
-def delivery_headers(decision: Decision) -> list[tuple[str, bytes]]:
-    """What a delivery says of itself: its event and policy version, and the decision behind it
-    (rule, reason, lawful basis, consent state), so that a hub can show why it received the
-    event without reading the audit topic, which holds every organisation's decisions."""
-    headers = [
-        ("sgb.event_id", decision.event_id.encode()),
-        ("sgb.policy_version", decision.policy_version.encode()),
-        ("sgb.rule", (decision.rule or "").encode()),
-        ("sgb.reason", decision.reason.value.encode()),
-    ]
-    if decision.lawful_basis:
-        headers.append(("sgb.lawful_basis", decision.lawful_basis.value.encode()))
-    if decision.consent_state:
-        headers.append(("sgb.consent_state", decision.consent_state.encode()))
-    return headers

@@ -182,7 +182,7 @@ def verify(
                 except SerdeError as exc:
                     checker.undecodable(partition, offset, str(exc))
                     continue
-                checker.feed(partition, offset, record)
+                checker.feed(partition, offset, record, bytes(msg.value() or b"")[5:])
             if progress is not None and time.monotonic() - last_report > PROGRESS_EVERY_S:
                 progress(checker.records, total)
                 last_report = time.monotonic()

@@ -8,15 +8,22 @@ from typing import Any
 import pytest
 from confluent_kafka import TopicPartition
 
-from consent.audit_chain import GENESIS, Head, audit_partition, record_hash
+from broker.wire.audit_codec import AuditCodec, flatten
+from broker.wire.registry import InMemoryRegistry
+from consent.audit import event_fields
+from consent.audit_chain import GENESIS, Head, audit_partition, bytes_hash, hashed_body, record_hash
 from consent.audit_verify import ChainVerifier
 from consent.filter.audit_chains import AuditChains
 
 TOPIC = "sg.ingress.police.v1"
+CODEC = AuditCodec(InMemoryRegistry())
+T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+#: A record as the verifier is fed it: decoded as written, and its Avro binary (no framing).
+Written = tuple[dict[str, Any], bytes]
 
 
 def decision(n: int) -> dict[str, Any]:
-    """An AuditDecision record as consent/audit.py builds it (enums as strings)."""
+    """An older AuditDecision record (one per decision), enums as strings."""
     return {
         "event_id": f"evt-{n}",
         "event_type": "DOMESTIC_ABUSE_INCIDENT",
@@ -35,38 +42,117 @@ def decision(n: int) -> dict[str, Any]:
     }
 
 
-def sealed_chain(count: int, partition: int = 0) -> list[dict[str, Any]]:
+def entries(n: int) -> list[dict[str, Any]]:
+    """The decisions of event ``n`` as consent/audit.py builds them (an AuditEntry each)."""
+    mash = {
+        k: v
+        for k, v in decision(n).items()
+        if k not in ("event_id", "event_type", "policy_version", "decided_at")
+    }
+    school = {**mash, "audience": "SCHOOL_DSL", "organisation": "100000", "outcome": "WITHHOLD"}
+    return [mash, {**school, "reason": "no_rule", "rule": None, "lawful_basis": None, "delivery_topic": None}]
+
+
+def link(chains: AuditChains, n: int, partition: int = 0) -> tuple[Written, int]:
+    """Event ``n``'s record, written in pieces as the filter writes it."""
+    event = event_fields(
+        f"evt-{n}", "DOMESTIC_ABUSE_INCIDENT", "v1", T0 + timedelta(microseconds=1234567 * n)
+    )
+    pieces = [CODEC.entry(e) for e in entries(n)]
+    body, digest, audit = chains.link(lambda chain: CODEC.body(event, pieces, chain), TOPIC, partition)
+    value = CODEC.frame(body, digest)
+    return (CODEC.decode(value), value[5:]), audit
+
+
+def sealed_chain(count: int, partition: int = 0) -> list[Written]:
     chains = AuditChains(partitions=6)
     chains.learn([TopicPartition(TOPIC, partition, -1001)])  # nothing committed yet
-    records = [chains.link(decision(n), TOPIC, partition)[0] for n in range(count)]
+    records = [link(chains, n, partition)[0] for n in range(count)]
     chains.commit()
     return records
 
 
-def verify(
-    records: list[dict[str, Any]], expected: dict[str, Head] | None = None, **options: Any
-) -> ChainVerifier:
+def rewritten(record: dict[str, Any], *, rehash: bool = False) -> Written:
+    """``record`` encoded again as given; with ``rehash``, with a record_hash made for it."""
+    payload = CODEC.encode(record)[5:]
+    if rehash:
+        body = payload[: -len(record["record_hash"]) - 2]
+        record = {**record, "record_hash": bytes_hash(body)}
+        payload = CODEC.encode(record)[5:]
+    return record, payload
+
+
+def verify(records: list[Written], expected: dict[str, Head] | None = None, **options: Any) -> ChainVerifier:
     checker = ChainVerifier(expected=expected or {}, **options)
-    for offset, record in enumerate(records):
-        checker.feed(0, offset, record)
+    for offset, (record, payload) in enumerate(records):
+        checker.feed(0, offset, record, payload)
     checker.check_heads(expected)
     return checker
 
 
-def test_sealed_records_link_from_genesis_and_hash_their_content() -> None:
-    records = sealed_chain(3)
+def legacy_chain(count: int) -> list[Written]:
+    """Older AuditDecision records, chained over their canonical JSON (as written before)."""
+    out: list[Written] = []
+    previous = GENESIS
+    for n in range(count):
+        record = {**decision(n), "chain": f"{TOPIC}:0", "sequence": n, "previous_hash": previous}
+        record["decided_at"] = record["decided_at"].replace(microsecond=0)
+        record["record_hash"] = previous = record_hash(record)
+        out.append((record, b""))
+    return out
+
+
+def test_sealed_records_link_from_genesis_and_hash_their_bytes() -> None:
+    written = sealed_chain(3)
+    records = [r for r, _ in written]
     assert [r["sequence"] for r in records] == [0, 1, 2]
     assert records[0]["previous_hash"] == GENESIS
     assert records[1]["previous_hash"] == records[0]["record_hash"]
-    assert all(r["record_hash"] == record_hash(r) for r in records)
+    for record, payload in written:
+        body = hashed_body(payload, record["record_hash"])
+        assert body is not None and bytes_hash(body) == record["record_hash"]
     assert {r["chain"] for r in records} == {f"{TOPIC}:0"}
-    # The topic keeps milliseconds, so the hash covers the millisecond value a reader decodes.
-    assert records[1]["decided_at"].microsecond % 1000 == 0
+    assert [d["audience"] for d in records[1]["decisions"]] == ["MASH", "SCHOOL_DSL"]
+
+
+def test_the_record_written_in_pieces_is_the_record_avro_writes_whole() -> None:
+    # The cached pieces (and the cached bytes of a decision seen before) concatenate to exactly
+    # the bytes of the whole record, so any Avro reader reads it and the hash covers it.
+    chains = AuditChains(partitions=6)
+    chains.learn([TopicPartition(TOPIC, 0, -1001)])
+    for n in (1, 2, 1):
+        (record, payload), _ = link(chains, n)
+        assert CODEC.encode(record)[5:] == payload
+    empty = {**record, "decisions": []}
+    assert CODEC.body(empty, [], empty) == CODEC.encode(empty)[5:-66]
+
+
+def test_every_decision_reads_flat_whichever_form_it_was_written_in() -> None:
+    [(record, _)] = sealed_chain(1)
+    flat = flatten(record)
+    assert [d["audience"] for d in flat] == ["MASH", "SCHOOL_DSL"]
+    assert all(d["event_id"] == "evt-0" and d["chain"] == f"{TOPIC}:0" for d in flat)
+    assert flat[1]["reason"] == "no_rule" and flat[0]["policy_version"] == "v1"
+    old = decision(3)
+    assert flatten(old) == [old]
+
+
+def test_older_per_decision_records_and_newer_ones_verify_in_one_chain() -> None:
+    old = legacy_chain(3)
+    chains = AuditChains(partitions=6)
+    metadata = Head(2, old[-1][0]["record_hash"]).metadata()
+    chains.learn([TopicPartition(TOPIC, 0, 3, metadata=metadata)])
+    (new, payload), _ = link(chains, 3)
+    assert new["sequence"] == 3 and new["previous_hash"] == old[-1][0]["record_hash"]
+    assert verify([*old, (new, payload)], {f"{TOPIC}:0": Head(3, new["record_hash"])}).problems == []
+    changed = {**old[1][0], "outcome": "WITHHOLD"}
+    problems = verify([old[0], (changed, b""), old[2], (new, payload)]).problems
+    assert [p.offset for p in problems] == [1]
 
 
 def test_an_intact_chain_passes_with_its_head() -> None:
     records = sealed_chain(5)
-    head = {f"{TOPIC}:0": Head(4, records[-1]["record_hash"])}
+    head = {f"{TOPIC}:0": Head(4, records[-1][0]["record_hash"])}
     checker = verify(records, head)
     assert checker.problems == []
     assert checker.records == 5
@@ -74,7 +160,8 @@ def test_an_intact_chain_passes_with_its_head() -> None:
 
 def test_a_changed_field_is_detected() -> None:
     records = sealed_chain(5)
-    records[2] = {**records[2], "outcome": "WITHHOLD"}
+    record = records[2][0]
+    records[2] = rewritten({**record, "decisions": [{**record["decisions"][0], "outcome": "WITHHOLD"}]})
     problems = [str(p) for p in verify(records).problems]
     assert problems == [
         f"partition 0 offset 2 chain {TOPIC}:0: sequence 2: content does not match its "
@@ -84,9 +171,8 @@ def test_a_changed_field_is_detected() -> None:
 
 def test_a_changed_record_with_a_recomputed_hash_breaks_the_next_link() -> None:
     records = sealed_chain(5)
-    forged = {**records[2], "outcome": "WITHHOLD"}
-    forged["record_hash"] = record_hash(forged)
-    records[2] = forged
+    record = records[2][0]
+    records[2] = rewritten({**record, "event_type": "MISSING_EPISODE"}, rehash=True)
     problems = verify(records).problems
     assert [(p.offset, "previous_hash does not match" in p.what) for p in problems] == [(3, True)]
 
@@ -110,7 +196,7 @@ def test_two_swapped_records_are_detected() -> None:
 
 def test_a_removed_tail_is_detected_against_the_committed_head() -> None:
     records = sealed_chain(5)
-    head = {f"{TOPIC}:0": Head(4, records[-1]["record_hash"])}
+    head = {f"{TOPIC}:0": Head(4, records[-1][0]["record_hash"])}
     problems = verify(records[:-1], head).problems
     assert len(problems) == 1
     assert (
@@ -128,21 +214,22 @@ def test_a_removed_first_record_is_detected() -> None:
 
 def test_records_beyond_the_latest_committed_head_are_reported() -> None:
     records = sealed_chain(4)
-    checker = ChainVerifier(expected={f"{TOPIC}:0": Head(2, records[2]["record_hash"])})
-    for offset, record in enumerate(records):
-        checker.feed(0, offset, record)
-    checker.check_heads({f"{TOPIC}:0": Head(2, records[2]["record_hash"])})
+    checker = ChainVerifier(expected={f"{TOPIC}:0": Head(2, records[2][0]["record_hash"])})
+    for offset, (record, payload) in enumerate(records):
+        checker.feed(0, offset, record, payload)
+    checker.check_heads({f"{TOPIC}:0": Head(2, records[2][0]["record_hash"])})
     assert len(checker.problems) == 1 and "beyond the committed head 2" in checker.problems[0].what
     # ... but not when the filter committed them while the topic was being read.
     checker.problems.clear()
-    checker.check_heads({f"{TOPIC}:0": Head(3, records[3]["record_hash"])})
+    checker.check_heads({f"{TOPIC}:0": Head(3, records[3][0]["record_hash"])})
     assert checker.problems == []
 
 
 def test_unchained_records_are_reported_unless_legacy_ones_are_allowed() -> None:
     # Issue 20, item 3: an unchained record before a partition's chained ones was silently
     # counted "from before chaining", so anyone could prepend fabricated decisions.
-    legacy = {**decision(99), "chain": None, "sequence": None, "previous_hash": None, "record_hash": None}
+    unchained = {**decision(99), "chain": None, "sequence": None, "previous_hash": None, "record_hash": None}
+    legacy: Written = (unchained, b"")
     checker = verify([legacy, *sealed_chain(2)])
     assert (
         len(checker.problems) == 1
@@ -159,23 +246,24 @@ def test_fabricated_and_misplaced_chains_and_chains_without_a_head_are_reported(
     real = sealed_chain(2)
     chains = {f"{TOPIC}:0", f"{TOPIC}:1"}
     home = audit_partition(f"{TOPIC}:0", 6)
-    head = {f"{TOPIC}:0": Head(1, real[-1]["record_hash"])}
+    head = {f"{TOPIC}:0": Head(1, real[-1][0]["record_hash"])}
 
-    def run(records: list[dict[str, Any]], partition: int) -> ChainVerifier:
+    def run(records: list[Written], partition: int) -> ChainVerifier:
         checker = ChainVerifier(expected=dict(head), chains=chains, audit_partitions=6, heads_checked=True)
-        for offset, record in enumerate(records):
-            checker.feed(partition, offset, record)
+        for offset, (record, payload) in enumerate(records):
+            checker.feed(partition, offset, record, payload)
         checker.check_heads(dict(head))
         return checker
 
     assert run(real, home).problems == []
     # The same records under a chain for a partition that does not exist, or a real name plus a space.
     for name in (f"{TOPIC}:7", f"{TOPIC}:0 "):
-        forged = [{**r, "chain": name} for r in real]
-        forged = [{**r, "record_hash": record_hash(r)} for r in forged]
-        for i in range(1, len(forged)):
-            forged[i] = {**forged[i], "previous_hash": forged[i - 1]["record_hash"]}
-            forged[i] = {**forged[i], "record_hash": record_hash(forged[i])}
+        forged = [rewritten({**real[0][0], "chain": name}, rehash=True)]
+        forged.append(
+            rewritten(
+                {**real[1][0], "chain": name, "previous_hash": forged[0][0]["record_hash"]}, rehash=True
+            )
+        )
         whats = " | ".join(p.what for p in run(forged, audit_partition(name, 6)).problems)
         assert "names no ingress partition" in whats and "no committed head" in whats
     # A real chain's records on another audit partition.
@@ -186,14 +274,14 @@ def test_fabricated_and_misplaced_chains_and_chains_without_a_head_are_reported(
 def test_an_aborted_batch_does_not_advance_the_head_and_the_head_travels_in_the_offsets() -> None:
     chains = AuditChains(partitions=6)
     chains.learn([TopicPartition(TOPIC, 1, -1001)])  # nothing committed yet
-    first, _ = chains.link(decision(1), TOPIC, 1)
+    (first, _), _ = link(chains, 1, 1)
     [tp] = chains.offsets([TopicPartition(TOPIC, 1, 10)])
     assert Head.parse(tp.metadata) == Head(0, first["record_hash"]) and tp.offset == 10
     chains.abort()
     with pytest.raises(LookupError):  # after an abort, the heads are read again before use
-        chains.link(decision(1), TOPIC, 1)
+        link(chains, 1, 1)
     chains.learn([TopicPartition(TOPIC, 1, -1001)])
-    redone, partition = chains.link(decision(1), TOPIC, 1)
+    (redone, _), partition = link(chains, 1, 1)
     assert redone["sequence"] == 0 and redone["previous_hash"] == GENESIS
     assert partition == audit_partition(f"{TOPIC}:1", 6)
     chains.commit()
@@ -204,10 +292,10 @@ def test_a_new_owner_continues_from_the_committed_head() -> None:
     records = sealed_chain(3)
     chains = AuditChains(partitions=6)
     assert chains.unknown([(TOPIC, 0), (TOPIC, 0)]) == [(TOPIC, 0)]
-    chains.learn([TopicPartition(TOPIC, 0, 42, metadata=Head(2, records[-1]["record_hash"]).metadata())])
+    chains.learn([TopicPartition(TOPIC, 0, 42, metadata=Head(2, records[-1][0]["record_hash"]).metadata())])
     assert chains.unknown([(TOPIC, 0)]) == []
-    nxt, _ = chains.link(decision(3), TOPIC, 0)
-    assert nxt["sequence"] == 3 and nxt["previous_hash"] == records[-1]["record_hash"]
+    nxt, _ = link(chains, 3)
+    assert nxt[0]["sequence"] == 3 and nxt[0]["previous_hash"] == records[-1][0]["record_hash"]
     assert verify([*records, nxt]).problems == []
 
 
@@ -216,6 +304,13 @@ def test_metadata_that_is_not_a_head_reads_as_none(metadata: str | None) -> None
     assert Head.parse(metadata) is None
 
 
-def test_null_fields_added_later_do_not_change_the_hash() -> None:
-    [record] = sealed_chain(1)
+def test_null_fields_added_later_do_not_change_an_older_records_hash() -> None:
+    [(record, _)] = legacy_chain(1)
     assert record_hash({**record, "some_later_field": None}) == record["record_hash"]
+
+
+def test_a_record_whose_hash_is_not_its_last_field_does_not_verify() -> None:
+    [(record, payload)] = sealed_chain(1)
+    assert hashed_body(payload + b"\x00", record["record_hash"]) is None
+    problems = verify([(record, payload + b"\x00")]).problems
+    assert len(problems) == 1 and "does not match its record_hash" in problems[0].what

@@ -12,7 +12,7 @@ import pytest
 from factories import event
 
 import schemas
-from consent.audit import audit_record, withhold
+from consent.audit import decision_entry, withhold
 from consent.engine import Decision, Engine
 from consent.explain import explain
 from consent.policy import load, parse
@@ -244,19 +244,19 @@ def test_withholds_record_no_lawful_basis(engine: Engine) -> None:
     shared = decide(engine, event("DOMESTIC_ABUSE_INCIDENT"))[Audience.SCHOOL_DSL]
     assert shared.outcome is Outcome.SHARE and shared.lawful_basis is not None
     failed = withhold(shared, Reason.REDACTION_FAILED)  # what the filter does when encoding fails
-    assert failed.lawful_basis is None and audit_record(failed, T1)["lawful_basis"] is None
+    assert failed.lawful_basis is None and decision_entry(failed)["lawful_basis"] is None
 
 
 def test_the_audit_record_says_where_the_organisation_came_from(engine: Engine) -> None:
     named = decide(engine, event("DOMESTIC_ABUSE_INCIDENT"))[Audience.SCHOOL_DSL]
-    assert named.organisation == "100000" and audit_record(named, T1)["organisation_source"] == "EVENT"
+    assert named.organisation == "100000" and decision_entry(named)["organisation_source"] == "EVENT"
     state = derive(event("DOMESTIC_ABUSE_INCIDENT", school_urn="100001"), ChildState())
     recorded = decide(engine, event("DOMESTIC_ABUSE_INCIDENT", school_urn=None), state)[Audience.SCHOOL_DSL]
     assert (
-        recorded.organisation == "100001" and audit_record(recorded, T1)["organisation_source"] == "RECORDED"
+        recorded.organisation == "100001" and decision_entry(recorded)["organisation_source"] == "RECORDED"
     )
     unknown = decide(engine, event("DOMESTIC_ABUSE_INCIDENT", school_urn=None))[Audience.SCHOOL_DSL]
-    assert audit_record(unknown, T1)["organisation_source"] is None
+    assert decision_entry(unknown)["organisation_source"] is None
     assert evaluate(as_json(event("DOMESTIC_ABUSE_INCIDENT")))["decisions"][0]["organisation_source"]
 
 

@@ -1,0 +1,48 @@
+"""Writing an event's decisions on record: one AuditRecord per event, in its ingress
+partition's hash chain (POLICY.md principle 7; :mod:`consent.audit_chain`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from broker.wire.audit_codec import AuditCodec
+from consent.audit import decision_entry, event_fields
+from consent.engine import Decision
+from consent.filter.audit_chains import AuditChains
+
+
+class EventAuditor:
+    """Produces the audit record of each decided event, inside the batch's transaction.
+
+    Args:
+        codec: writes the record in pieces (each decision's bytes cached).
+        chains: the chain heads of the ingress partitions this process owns.
+        topic: the audit topic (physical name).
+    """
+
+    __slots__ = ("_chains", "_codec", "topic")
+
+    def __init__(self, codec: AuditCodec, chains: AuditChains, topic: str) -> None:
+        self._codec = codec
+        self._chains = chains
+        self.topic = topic
+
+    def record(
+        self, producer: Any, decisions: list[Decision], decided_at_ms: int, origin: tuple[str, int]
+    ) -> None:
+        """Produce one record carrying ``decisions`` (one event's, in order), linked into the
+        chain of the ingress partition ``origin`` (topic, partition) the event was read from."""
+        if not decisions:
+            return
+        first = decisions[0]
+        event = event_fields(first.event_id, first.event_type, first.policy_version, decided_at_ms)
+        entries = [self._codec.entry(decision_entry(decision)) for decision in decisions]
+        body, digest, partition = self._chains.link(
+            lambda chain: self._codec.body(event, entries, chain), origin[0], origin[1]
+        )
+        producer.produce(
+            self.topic,
+            key=first.event_id.encode(),
+            value=self._codec.frame(body, digest),
+            partition=partition,
+        )
