@@ -142,7 +142,7 @@ def run(base: Settings, events: list[dict[str, Any]], processes: int, logs: Path
                 except BufferError:
                     prod.poll(0.05)
         prod.flush(120)
-        target = len(events) * AUDIENCES
+        target = len(events)  # one audit record per event, carrying its AUDIENCES decisions
         deadline = time.monotonic() + 900
         while audits_visible(settings) < target:
             if time.monotonic() > deadline:
@@ -175,7 +175,7 @@ def main() -> None:
             print(f"  {rates[count]:,.0f} events/s", flush=True)
     print()
     print(
-        f"events: {args.events:,} of all 14 types, {AUDIENCES} audit records each, one broker, "
+        f"events: {args.events:,} of all 14 types, {AUDIENCES} decisions each in one audit record, one broker, "
         f"{os.cpu_count()} CPU cores shared by broker, producer and filters"
     )
     base = rates[counts[0]]

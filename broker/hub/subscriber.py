@@ -271,8 +271,14 @@ class Subscriber:
         return written
 
     def _poll(self, cons: Any) -> list[Message]:
+        """Wait for the first delivery, then take whatever else has already arrived (up to a
+        batch): a quiet hub writes each event at once, a busy one in large batches. Waiting
+        for a full batch instead held every event up to the timeout (issue 21, item 4)."""
+        first = cons.poll(0.5)
+        if first is None:
+            return []
         out = []
-        for msg in cons.consume(BATCH, timeout=0.5):
+        for msg in [first, *cons.consume(BATCH - 1, timeout=0)]:
             error = msg.error()
             if error is not None and error.fatal():
                 text = (

@@ -21,7 +21,7 @@ from confluent_kafka import KafkaException, Message, TopicPartition
 
 import schemas
 from broker import metrics
-from broker.clients import admin_client, consumer, producer, wait_for_kafka
+from broker.clients import consumer, producer, wait_for_kafka
 from broker.exceptions import SerdeError
 from broker.logs import get_logger
 from broker.probes import Health
@@ -40,15 +40,16 @@ from consent import policy as policy_module
 from consent import state_updates as status
 from consent.audit import withhold
 from consent.engine import Decision, Engine
-from consent.exceptions import EventInvalid, PolicyError
+from consent.exceptions import EventInvalid
 from consent.filter.audit_chains import AuditChains
 from consent.filter.auditor import EventAuditor
 from consent.filter.delivery_headers import delivery_headers
+from consent.filter.policy_file import Onboarded, PolicyFile
 from consent.filter.state_reader import StateReader
 from consent.filter.store import SqliteStore, StateStore
 from consent.policy import Policy
 from schemas.child_keys import NO_CHILD, child_key
-from schemas.topics import AUDIT_TOPIC, CONSENT_TOPIC, DELIVERY_PREFIX, INGRESS_TOPICS, STATUS_TOPIC
+from schemas.topics import AUDIT_TOPIC, CONSENT_TOPIC, INGRESS_TOPICS, STATUS_TOPIC
 from schemas.validation import InvalidEvent, validate_event
 from schemas.vocabulary import Outcome, Reason
 
@@ -91,16 +92,14 @@ class FilterService:
         self.instance = instance or socket.gethostname()
         self.batch_size = batch_size
         self.counts: Counter[str] = Counter()
-        self._policy_mtime = 0.0
-        self._policy_missing = False
-        self._policy = self._load_policy()
+        self._policy_file = PolicyFile(policy_path)
+        self._policy = self._policy_file.policy
         self._codecs = Codecs(registry_for(settings))
         self._keys = key_provider(settings.keys_dir)
         self._pseudonym_key = self._keys.secret("pseudonymisation")
         # SGB_PROVENANCE: verify each ingress event's signature, sign each delivery (None when off).
         self._provenance = provenance.for_process(settings, provenance.FILTER_SIGNER)
-        self._onboarded: set[str] = set()
-        self._onboarded_at = 0.0
+        self._onboarded = Onboarded(settings)
         self._engine = self._make_engine(self._policy)
         self._crypt = FilterCrypt(settings, self._policy)
         # The one way onto a recipient's topic: sealed, framed, keyed for it, decision headers, signed.
@@ -125,57 +124,14 @@ class FilterService:
         self._chains = AuditChains(sign=Signer(KeyStore(settings.keys_dir), provenance.FILTER_SIGNER).sign)
         self._auditor = EventAuditor(self._codecs.audit, self._chains, settings.topic(AUDIT_TOPIC))
 
-    # -- policy --------------------------------------------------------------------------
-    def _load_policy(self) -> Policy:
-        """Load the policy file; a missing or unreadable file is a PolicyError sentence."""
-        policy = policy_module.load(self.policy_path)
-        with contextlib.suppress(OSError):
-            self._policy_mtime = self.policy_path.stat().st_mtime
-        return policy
-
     def _make_engine(self, policy: Policy) -> Engine:
-        return Engine(policy, schemas.load("SafeguardingEvent"), self._pseudonym_key, self._is_onboarded)
+        return Engine(policy, schemas.load("SafeguardingEvent"), self._pseudonym_key, self._onboarded)
 
     def _maybe_reload_policy(self) -> None:
-        try:
-            mtime = self.policy_path.stat().st_mtime
-        except OSError:
-            if not self._policy_missing:  # said once, not on every batch
-                log.warning(
-                    "policy file missing; keeping the policy in force",
-                    policy_version=self._policy.version_id,
-                )
-                self._policy_missing = True
-            return
-        self._policy_missing = False
-        if mtime == self._policy_mtime:
-            return
-        self._policy_mtime = mtime  # a rejected file is not re-read on every batch
-        try:
-            policy = self._load_policy()
-        except PolicyError as exc:
-            log.error(
-                "policy reload rejected; keeping the policy in force",
-                reason=str(exc),
-                policy_version=self._policy.version_id,
-            )
-            return
-        self._policy, self._engine = policy, self._make_engine(policy)
-        self._crypt.use_policy(policy)
-        log.info("policy reloaded", policy_version=policy.version_id)
-
-    def _is_onboarded(self, audience: str, organisation: str) -> bool:
-        from schemas.topics import delivery_topic
-
-        return self.settings.topic(delivery_topic(audience, organisation)) in self._onboarded
-
-    def _refresh_onboarded(self, force: bool = False) -> None:
-        if not force and time.monotonic() - self._onboarded_at < 30.0:
-            return
-        metadata = admin_client(self.settings).list_topics(timeout=10)
-        prefix = self.settings.topic(DELIVERY_PREFIX)
-        self._onboarded = {name for name in metadata.topics if name.startswith(prefix)}
-        self._onboarded_at = time.monotonic()
+        policy = self._policy_file.changed()
+        if policy is not None:
+            self._policy, self._engine = policy, self._make_engine(policy)
+            self._crypt.use_policy(policy)
 
     # -- the loop ------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> Counter[str]:
@@ -186,7 +142,7 @@ class FilterService:
         """
         if not wait_for_kafka(self.settings, stop):
             return self.counts
-        self._refresh_onboarded(force=True)
+        self._onboarded.refresh(force=True)
         transactional_id = f"{self.group_id}-{self.instance}"
         self._transactional_id = transactional_id
         self._state.open(self.instance, writer=transactional_id)
@@ -213,7 +169,7 @@ class FilterService:
             while not stop.is_set():
                 self.health.beat()
                 self._maybe_reload_policy()
-                self._refresh_onboarded()
+                self._onboarded.refresh()
                 messages = self._next_batch()
                 self._state.drain()
                 if messages:

@@ -26,6 +26,8 @@ from schemas.child_keys import consent_child_key, consent_key
 from schemas.topics import CONSENT_TOPIC, STATUS_TOPIC
 
 log = get_logger("consent.filter")
+#: State records applied between two store commits while catching up (bounds memory).
+CHUNK = 20_000
 
 
 class StateReader:
@@ -75,11 +77,16 @@ class StateReader:
                 assignment.append(TopicPartition(name, partition, offset))
         self._consumer.assign(assignment)
 
-    def catch_up(self, timeout: float = 120.0) -> None:
+    def catch_up(self, stalled_after: float = 120.0, chunk: int = CHUNK) -> None:
         """Read the state topics to their current end before deciding anything.
 
         The end is judged by the consumer's position, not by message offsets: records
         written in transactions are followed by commit markers that are never delivered.
+        The store commits every ``chunk`` records (states and read positions together, as
+        :meth:`drain` does), so memory stays bounded however many children there are and a
+        restart resumes from the last chunk. It gives up only when reading stops making
+        progress: ``stalled_after`` seconds with no position advancing (a national rebuild
+        takes as long as it takes).
         """
         cons = self._consumer
         ends: dict[tuple[str, int], int] = {}
@@ -88,18 +95,30 @@ class StateReader:
             _, high = watermarks(cons, tp)
             if high > saved.get((tp.topic, tp.partition), 0):
                 ends[(tp.topic, tp.partition)] = high
-        deadline = time.monotonic() + timeout
-        while ends and time.monotonic() < deadline:
-            for msg in cons.consume(1000, timeout=0.5):
+        began = last_progress = time.monotonic()
+        last_report, applied, uncommitted = began, 0, 0
+        while ends:
+            messages = cons.consume(1000, timeout=0.5)
+            for msg in messages:
                 self._apply(msg)
+            if messages:
+                last_progress = time.monotonic()
+                applied += len(messages)
+                uncommitted += len(messages)
+                if uncommitted >= chunk:
+                    self._store.commit(self.positions)
+                    uncommitted = 0
+            elif time.monotonic() - last_progress > stalled_after:
+                msg = f"The state topics stopped advancing for {stalled_after:.0f} s before their end."
+                raise KafkaException(KafkaError(KafkaError._TIMED_OUT, msg))
             for tp in cons.position([TopicPartition(t, p) for t, p in ends]):
                 if tp.offset >= ends[(tp.topic, tp.partition)]:
                     del ends[(tp.topic, tp.partition)]
-        if ends:
-            msg = f"The state topics could not be read to their end within {timeout:.0f} s."
-            raise KafkaException(KafkaError(KafkaError._TIMED_OUT, msg))
+            if time.monotonic() - last_report > 10:
+                log.info("state catching up", records=applied, elapsed_s=round(time.monotonic() - began, 1))
+                last_report = time.monotonic()
         self._store.commit(self.positions)
-        log.info("state caught up", count=self._counts["consent_records"])
+        log.info("state caught up", count=self._counts["consent_records"], records=applied)
 
     def drain(self) -> None:
         """Apply whatever has arrived since the last call, without waiting."""

@@ -357,9 +357,9 @@ def _collect(settings: Settings, ids: set[str], audits_expected: int, timeout: f
                     continue
                 topic = str(message.topic())
                 if topic.endswith(AUDIT_TOPIC):
-                    record = codecs.audit.decode(message.value() or b"")
-                    if record["event_id"] in ids:
-                        audits.append(record)
+                    for record in codecs.audit.decisions(message.value() or b""):
+                        if record["event_id"] in ids:
+                            audits.append(record)
                 else:
                     event = codecs.event.decode(message.value() or b"")
                     if event["event_id"] in ids:

@@ -115,7 +115,7 @@ class AuditReader:
                     topic, partition, offset = position(msg)
                     positions[(topic, partition)] = offset + 1
                     try:
-                        record = self._codecs.audit.decode(msg.value())
+                        decisions = self._codecs.audit.decisions(msg.value())
                     except SerdeError as exc:
                         log.warning(
                             "audit record unreadable; skipped",
@@ -125,8 +125,12 @@ class AuditReader:
                             reason=str(exc),
                         )
                         continue
-                    if (record["audience"], record.get("organisation")) == (self.audience, self.organisation):
-                        kept.append(record)
+                    kept += [
+                        decision
+                        for decision in decisions
+                        if (decision["audience"], decision.get("organisation"))
+                        == (self.audience, self.organisation)
+                    ]
                 self.store.put_decisions(kept, positions)
         finally:
             cons.close()

@@ -386,10 +386,11 @@ def decisions_per_minute(
     def count(msg: Message) -> None:
         minute = datetime.fromtimestamp(msg.timestamp()[1] / 1000, UTC).replace(second=0, microsecond=0)
         try:
-            outcome = codecs.audit.decode(msg.value())["outcome"]
+            decisions = codecs.audit.decisions(msg.value())  # one per event, or older: one per decision
         except SerdeError:
             return
-        (shared if outcome == "SHARE" else withheld)[minute] += 1
+        for decision in decisions:
+            (shared if decision["outcome"] == "SHARE" else withheld)[minute] += 1
 
     read_to_end(settings, start, count)
     return [

@@ -52,7 +52,8 @@ MIXED_TYPES = (
 )
 INGRESS = "sg.ingress.police.v1"
 AUDIT = "sg.audit.decisions.v1"
-AUDIENCES = 7
+# One audit record per event, carrying its decisions for all seven audiences.
+AUDIT_RECORDS = 1
 
 
 def synthetic_events(count: int, seed: int, types: tuple[str, ...] = MIXED_TYPES) -> list[dict[str, Any]]:
@@ -167,7 +168,7 @@ class AuditWatcher:
     def wait_all_visible(self, event_ids: list[str], timeout: float) -> bool:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if all(self.counts[e] >= AUDIENCES for e in event_ids):
+            if all(self.counts[e] >= AUDIT_RECORDS for e in event_ids):
                 return True
             time.sleep(0.2)
         return False
@@ -367,8 +368,8 @@ def tally_deliveries(settings: Settings, events: list[dict[str, Any]]) -> Tally:
     duplicated = sum(max(0, n - expected.get(k, 0)) for k, n in got.items())
     audits = read_to_end(settings, [settings.topic(AUDIT)], lambda m: m.key().decode())
     ids = [e["event_id"] for e in events]
-    missing = sum(max(0, AUDIENCES - audits.get(i, 0)) for i in ids)
-    extra = sum(max(0, n - AUDIENCES) for n in audits.values()) + sum(
+    missing = sum(max(0, AUDIT_RECORDS - audits.get(i, 0)) for i in ids)
+    extra = sum(max(0, n - AUDIT_RECORDS) for n in audits.values()) + sum(
         n for i, n in audits.items() if i not in set(ids)
     )
     return Tally(len(events), sum(got.values()), lost, duplicated, missing, extra)

@@ -102,7 +102,9 @@ def read_all(
     deadline = time.monotonic() + timeout
     try:
         while len(out) < expect and time.monotonic() < deadline:
-            out.extend(decode(m.value()) for m in cons.consume(1000, timeout=0.5) if not m.error())
+            for m in cons.consume(1000, timeout=0.5):
+                if not m.error():
+                    out.extend(decode(m.value()))  # a message may carry several records
     finally:
         cons.close()
     return out
@@ -177,9 +179,9 @@ def test_evaluate_and_the_filter_agree_on_simulated_and_invalid_events(
         filtered = time.monotonic() - started
 
     audits = read_all(
-        kafka, AUDIT_TOPIC, EVENTS * len(policy.audiences), codecs.audit.decode, 60 + EVENTS / 50
+        kafka, AUDIT_TOPIC, EVENTS * len(policy.audiences), codecs.audit.decisions, 60 + EVENTS / 50
     )
-    dead = read_all(kafka, DLQ_TOPIC, len(invalid), codecs.dead_letter.decode, 60)
+    dead = read_all(kafka, DLQ_TOPIC, len(invalid), lambda v: [codecs.dead_letter.decode(v)], 60)
     decided: dict[str, list[Any]] = {}
     for audit in audits:
         row = {**audit, "reason": audit["reason"] or "granted"}

@@ -68,11 +68,11 @@ def test_a_running_filter_keeps_its_policy_through_a_bad_reload_and_a_removed_fi
         os.utime(policy, (time.time() + 5, time.time() + 5))
         first = domestic_abuse_incident()
         publish(kafka, first)
-        audits_for(kafka, 7)
+        audits_for(kafka, 1)
         policy.unlink()
         second = domestic_abuse_incident()
         publish(kafka, second)
-        audits = audits_for(kafka, 14)
+        audits = audits_for(kafka, 2)
         assert running.error is None
     assert {a["event_id"] for a in audits} == {first["event_id"], second["event_id"]}
     rejected = [e for e in logs if e["event"] == "policy reload rejected; keeping the policy in force"]

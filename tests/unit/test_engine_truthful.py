@@ -252,9 +252,7 @@ def test_the_audit_record_says_where_the_organisation_came_from(engine: Engine) 
     assert named.organisation == "100000" and decision_entry(named)["organisation_source"] == "EVENT"
     state = derive(event("DOMESTIC_ABUSE_INCIDENT", school_urn="100001"), ChildState())
     recorded = decide(engine, event("DOMESTIC_ABUSE_INCIDENT", school_urn=None), state)[Audience.SCHOOL_DSL]
-    assert (
-        recorded.organisation == "100001" and decision_entry(recorded)["organisation_source"] == "RECORDED"
-    )
+    assert recorded.organisation == "100001" and decision_entry(recorded)["organisation_source"] == "RECORDED"
     unknown = decide(engine, event("DOMESTIC_ABUSE_INCIDENT", school_urn=None))[Audience.SCHOOL_DSL]
     assert decision_entry(unknown)["organisation_source"] is None
     assert evaluate(as_json(event("DOMESTIC_ABUSE_INCIDENT")))["decisions"][0]["organisation_source"]

@@ -1,0 +1,292 @@
+"""The filter and a hub as their own processes, this tree against a baseline tree, same run.
+
+Both trees run on the same broker, the same events and the same machine, alternating
+(baseline, candidate, baseline, candidate ...), so load from elsewhere falls on both:
+
+  throughput   a fresh filter group over N events already in the ingress topics: events/s
+               from "filter running" until the group's committed offsets reach the end
+  latency      connector publish() -> the hub's JSONL sink has the line, with the filter and
+               the hub (`sgb hub subscribe ... --sink jsonl:`) each in its own process, events
+               offered at a steady rate to one MASH organisation; p50/p99 ms
+
+The baseline tree is any checkout of sgb, for example main's files:
+  git archive main | tar -x -C /tmp/sgb-main
+  .venv/bin/python bench/processes.py --baseline-tree /tmp/sgb-main [--events 20000] \\
+      [--rates 50,200,1000] [--rounds 2]
+Processes run this virtual environment's Python with PYTHONPATH set to the tree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+_HERE = Path(__file__).resolve().parent
+_ROOT = _HERE.parent
+sys.path[:] = [str(_ROOT), *(p for p in sys.path if Path(p or ".").resolve() != _HERE), str(_HERE)]
+
+from _kafka import bench_kafka
+from confluent_kafka import TopicPartition
+
+import schemas
+from broker.clients import consumer
+from broker.settings import Settings
+from broker.wire.codecs import EventSerde
+from broker.wire.registry import registry_for
+from connectors.runtime.publisher import EventPublisher
+from consent.engine import Engine
+from consent.policy import load
+from consent.state import ChildState
+from schemas.topics import INGRESS_TOPICS, load_declaration
+from sgb.simulate.events import Population, Simulator
+
+
+def _env(settings: Settings, tree: Path) -> dict[str, str]:
+    return {
+        "SGB_BOOTSTRAP_SERVERS": settings.bootstrap,
+        "SGB_TOPIC_PREFIX": settings.topic_prefix,
+        "SGB_STATE_DIR": str(settings.state_dir),
+        "SGB_LOG_FORMAT": "json",
+        "SGB_LOG_LEVEL": "INFO",
+        "PYTHONPATH": str(tree),
+        "PATH": "/usr/bin:/bin",
+    }
+
+
+def _start(settings: Settings, tree: Path, args: list[str], log: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "sgb.cli", *args],
+        env=_env(settings, tree),
+        cwd=str(tree),
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("wb"),
+    )
+
+
+def _wait_line(log: Path, text: str, proc: subprocess.Popen[bytes], timeout: float = 120) -> float:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if text in log.read_text(errors="replace"):
+            return time.perf_counter()
+        if proc.poll() is not None:
+            raise SystemExit(f"process exited early:\n{log.read_text()[-2000:]}")
+        time.sleep(0.01)
+    raise SystemExit(f"no {text!r} within {timeout} s:\n{log.read_text()[-2000:]}")
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+
+
+def _ingress_ends(settings: Settings) -> list[TopicPartition]:
+    cons = consumer(settings, "bench-ends")
+    out = []
+    for logical in INGRESS_TOPICS:
+        name = settings.topic(logical)
+        for p in cons.list_topics(name, timeout=10).topics[name].partitions:
+            high = cons.get_watermark_offsets(TopicPartition(name, p), timeout=10, cached=False)[1]
+            if high > 0:
+                out.append(TopicPartition(name, p, high))
+    cons.close()
+    return out
+
+
+def _caught_up(settings: Settings, group: str, ends: list[TopicPartition]) -> bool:
+    cons = consumer(settings, group)
+    try:
+        committed = {(tp.topic, tp.partition): tp.offset for tp in cons.committed(ends, timeout=10)}
+    finally:
+        cons.close()
+    return all(committed.get((tp.topic, tp.partition), -1) >= tp.offset for tp in ends)
+
+
+def throughput(settings: Settings, tree: Path, events: int, work: Path) -> float:
+    """Events/s of a fresh filter process over everything in the ingress topics."""
+    ends = _ingress_ends(settings)
+    group = f"bench-proc-{uuid.uuid4().hex[:6]}"
+    log = work / f"{group}.log"
+    proc = _start(settings, tree, ["filter", "run", "--group", group, "--instance", "t"], log)
+    try:
+        began = _wait_line(log, '"filter running"', proc)
+        while not _caught_up(settings, group, ends):
+            if proc.poll() is not None:
+                raise SystemExit(log.read_text()[-2000:])
+            time.sleep(0.05)
+        return events / (time.perf_counter() - began)
+    finally:
+        _stop(proc)
+
+
+def _mash_events(count: int, seed: int) -> tuple[list[dict[str, Any]], str]:
+    """Events that all go to one MASH organisation (decided offline on empty state, as a
+    fresh filter decides them), and that organisation."""
+    organisations = load_declaration().deliveries.organisations
+    engine = Engine(
+        load(), schemas.load("SafeguardingEvent"), b"k" * 32, lambda a, o: o in organisations.get(str(a), [])
+    )
+    candidates = list(
+        Simulator(Population(2000, seed), seed).events(count * 6, types=("DOMESTIC_ABUSE_INCIDENT",))
+    )
+    to: dict[str, list[dict[str, Any]]] = {}
+    for event in candidates:
+        for decision in engine.decide(event, ChildState()):
+            if decision.audience.value == "MASH" and decision.event is not None:
+                to.setdefault(str(decision.organisation), []).append(event)
+    organisation, chosen = max(to.items(), key=lambda kv: len(kv[1]))
+    return chosen[:count], organisation
+
+
+def latency(
+    settings: Settings, tree: Path, events: list[dict[str, Any]], organisation: str, rate: float, work: Path
+) -> list[float]:
+    """publish() -> line in the hub's sink, filter and hub in their own processes; ms, sorted."""
+    tag = uuid.uuid4().hex[:6]
+    sink = work / f"hub-{tag}.jsonl"
+    flog, hlog = work / f"filter-{tag}.log", work / f"hub-{tag}.log"
+    filt = _start(settings, tree, ["filter", "run", "--group", f"bench-lf-{tag}", "--instance", "l"], flog)
+    hub = _start(
+        settings,
+        tree,
+        ["hub", "subscribe", "MASH", organisation, "--sink", f"jsonl:{sink}", "--group", f"bench-lh-{tag}"],
+        hlog,
+    )
+    sent: dict[str, float] = {}
+    seen: dict[str, float] = {}
+    done = threading.Event()
+
+    def tail() -> None:
+        offset = 0
+        while not done.is_set():
+            if sink.exists():
+                with sink.open("rb") as handle:
+                    handle.seek(offset)
+                    data = handle.read()
+                cut = data.rfind(b"\n") + 1
+                offset += cut
+                now = time.perf_counter()
+                for line in data[:cut].splitlines():
+                    event_id = _event_id(line)
+                    if event_id in sent and event_id not in seen:
+                        seen[event_id] = now
+            time.sleep(0.001)
+
+    reader = threading.Thread(target=tail, daemon=True)
+    try:
+        _wait_line(flog, '"filter running"', filt)
+        _wait_line(hlog, "partitions assigned", hub)
+        publisher = EventPublisher(settings, "POLICE")
+        warm = events[:20]  # the first publish registers schemas and opens connections
+        for event in warm:
+            publisher.publish(event)
+        publisher.flush()
+        time.sleep(3)  # the earlier runs' deliveries on this topic are read and skipped by now
+        reader.start()
+        interval = 1.0 / rate
+        start = time.perf_counter()
+        for i, event in enumerate(events[20:]):
+            due = start + i * interval
+            while time.perf_counter() < due:
+                time.sleep(max(0.0, min(0.001, due - time.perf_counter())))
+            sent[event["event_id"]] = time.perf_counter()
+            publisher.publish(event)
+        publisher.flush()
+        deadline = time.perf_counter() + 30
+        while len(seen) < len(sent) and time.perf_counter() < deadline:
+            time.sleep(0.05)
+    finally:
+        done.set()
+        _stop(hub)
+        _stop(filt)
+    if len(seen) < len(sent):
+        print(f"    ({len(sent) - len(seen)} of {len(sent)} events not seen by the hub)")
+    return sorted((seen[k] - sent[k]) * 1000 for k in seen)
+
+
+def _event_id(line: bytes) -> str | None:
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    event = record.get("event") if isinstance(record.get("event"), dict) else record
+    value = event.get("event_id") if isinstance(event, dict) else None
+    return str(value) if value is not None else None
+
+
+def _pct(values: list[float], q: float) -> float:
+    return values[min(len(values) - 1, int(len(values) * q))] if values else float("nan")
+
+
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--baseline-tree", type=Path, required=True)
+    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rates", default="50,200,1000", help="Offered events/s for latency; empty: none.")
+    parser.add_argument("--latency-seconds", type=float, default=20.0)
+    parser.add_argument("--skip-throughput", action="store_true")
+    args = parser.parse_args()
+    trees = {"baseline": args.baseline_tree.resolve(), "candidate": _ROOT}
+    results: dict[str, dict[str, list[float]]] = {name: {} for name in trees}
+    print(f"load average at start: {_load()}")
+    with bench_kafka() as settings:
+        work = settings.state_dir / "bench-processes"
+        work.mkdir(parents=True, exist_ok=True)
+        if not args.skip_throughput:
+            serde = EventSerde(registry_for(settings))
+            events = list(Simulator(Population(2000, 7), 7).events(args.events))
+            by_agency = Counter(e["source"]["agency"] for e in events)
+            publishers = {agency: EventPublisher(settings, agency) for agency in by_agency}
+            for event in events:
+                publishers[event["source"]["agency"]].publish(event)
+            for publisher in publishers.values():
+                publisher.flush(120)
+            del serde
+            for round_ in range(args.rounds):
+                for name, tree in trees.items():
+                    rate = throughput(settings, tree, len(events), work)
+                    results[name].setdefault("throughput", []).append(rate)
+                    print(f"  round {round_ + 1} {name:9} filter {rate:8,.0f} events/s   (load {_load()})")
+        rates = [float(r) for r in args.rates.split(",") if r]
+        for rate in rates:
+            count = int(rate * args.latency_seconds) + 20
+            events, organisation = _mash_events(count, seed=int(rate) + 11)
+            for name, tree in trees.items():
+                lat = latency(settings, tree, events, organisation, rate, work)
+                results[name][f"p50@{rate:g}"] = [_pct(lat, 0.5)]
+                results[name][f"p99@{rate:g}"] = [_pct(lat, 0.99)]
+                print(
+                    f"  {name:9} at {rate:6g} events/s: p50 {_pct(lat, 0.5):6.1f} ms, p99 {_pct(lat, 0.99):6.1f} ms "
+                    f"over {len(lat)} events (MASH {organisation}; load {_load()})"
+                )
+    print()
+    print(f"{'figure':16} {'baseline':>12} {'candidate':>12} {'ratio':>8}")
+    for figure, values in results["candidate"].items():
+        base = statistics.median(results["baseline"][figure])
+        cand = statistics.median(values)
+        print(f"{figure:16} {base:12,.1f} {cand:12,.1f} {cand / base:8.2f}")
+    print(f"load average at end: {_load()}")
+
+
+if __name__ == "__main__":
+    main()

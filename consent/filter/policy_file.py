@@ -1,0 +1,99 @@
+"""The filter's policy file, re-read when it changes, and the organisations onboarded so far."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from pathlib import Path
+
+from broker.clients import admin_client
+from broker.logs import get_logger
+from broker.settings import Settings
+from consent import policy as policy_module
+from consent.exceptions import PolicyError
+from consent.policy import Policy
+from schemas.topics import DELIVERY_PREFIX, delivery_topic
+
+log = get_logger("consent.filter")
+
+
+class PolicyFile:
+    """The policy in force and the file it came from.
+
+    Args:
+        path: the policy file; loading it at construction raises a PolicyError sentence.
+    """
+
+    __slots__ = ("_missing", "_mtime", "path", "policy")
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._mtime = 0.0
+        self._missing = False
+        self.policy = self._load()
+
+    def _load(self) -> Policy:
+        policy = policy_module.load(self.path)
+        with contextlib.suppress(OSError):
+            self._mtime = self.path.stat().st_mtime
+        return policy
+
+    def changed(self) -> Policy | None:
+        """The new policy when the file changed and loads; None otherwise (a missing or
+        rejected file keeps the policy in force, said once in the log)."""
+        try:
+            mtime = self.path.stat().st_mtime
+        except OSError:
+            if not self._missing:  # said once, not on every batch
+                log.warning(
+                    "policy file missing; keeping the policy in force", policy_version=self.policy.version_id
+                )
+                self._missing = True
+            return None
+        self._missing = False
+        if mtime == self._mtime:
+            return None
+        self._mtime = mtime  # a rejected file is not re-read on every batch
+        try:
+            policy = self._load()
+        except PolicyError as exc:
+            log.error(
+                "policy reload rejected; keeping the policy in force",
+                reason=str(exc),
+                policy_version=self.policy.version_id,
+            )
+            return None
+        self.policy = policy
+        log.info("policy reloaded", policy_version=policy.version_id)
+        return policy
+
+
+class Onboarded:
+    """Which organisations have a delivery topic, from the cluster's topic list (re-read
+    every ``every`` seconds: onboarding an organisation needs no filter restart).
+
+    Args:
+        settings: how to reach Kafka, and the topic prefix.
+        every: seconds between two reads of the topic list.
+    """
+
+    __slots__ = ("_at", "_every", "_settings", "_topics")
+
+    def __init__(self, settings: Settings, every: float = 30.0) -> None:
+        self._settings = settings
+        self._every = every
+        self._topics: set[str] = set()
+        self._at = 0.0
+
+    def __call__(self, audience: str, organisation: str) -> bool:
+        """Whether ``organisation`` of ``audience`` has its delivery topic."""
+        return self._settings.topic(delivery_topic(audience, organisation)) in self._topics
+
+    def refresh(self, force: bool = False) -> None:
+        """Read the topic list again if it is older than ``every`` seconds (or ``force``)."""
+        if not force and time.monotonic() - self._at < self._every:
+            return
+        metadata = admin_client(self._settings).list_topics(timeout=10)
+        prefix = self._settings.topic(DELIVERY_PREFIX)
+        self._topics = {name for name in metadata.topics if name.startswith(prefix)}
+        self._at = time.monotonic()
