@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Sequence
@@ -94,3 +95,16 @@ def next_offsets(messages: Sequence[Message]) -> list[TopicPartition]:
         key = (str(msg.topic()), int(msg.partition() or 0))
         nxt[key] = max(nxt.get(key, 0), int(msg.offset() or 0) + 1)
     return [TopicPartition(t, p, o) for (t, p), o in nxt.items()]
+
+
+def rewind(cons: Any, messages: Sequence[Message]) -> None:
+    """Seek each partition of ``messages`` back to its first offset among them, so that a
+    batch whose transaction was aborted is consumed again from its start."""
+    first: dict[tuple[str, int], int] = {}
+    for msg in messages:
+        key, offset = (str(msg.topic()), int(msg.partition() or 0)), int(msg.offset() or 0)
+        first[key] = min(first.get(key, offset), offset)
+    for (topic, partition), offset in first.items():
+        # A partition revoked meanwhile: its new owner resumes from the committed offset.
+        with contextlib.suppress(KafkaException):
+            cons.seek(TopicPartition(topic, partition, offset))

@@ -31,13 +31,12 @@ from broker.security.key_directory import key_provider
 from broker.security.provenance import Signer
 from broker.security.signing_keys import KeyStore
 from broker.settings import Settings
-from broker.transactions import bounded, next_offsets, retrying, watermarks
+from broker.transactions import bounded, next_offsets, retrying, rewind, watermarks
 from broker.wire import dead_letters as deadletter
 from broker.wire.codecs import Codecs
 from broker.wire.envelope import DeliveryEnvelope, EnvelopeReader, Refusal
 from broker.wire.registry import registry_for
 from consent import policy as policy_module
-from consent import state_updates as status
 from consent.audit import withhold
 from consent.engine import Decision, Engine
 from consent.exceptions import EventInvalid
@@ -289,7 +288,7 @@ class FilterService:
                 self._renew_producer()
             self._chains.abort()
             self._store.rollback()
-            self._rewind(messages)
+            rewind(self._consumer, messages)
             self.counts["aborted_batches"] += 1
             metrics.record_aborted_transaction()
             return
@@ -320,16 +319,6 @@ class FilterService:
         if self._batch_dead:
             metrics.record_dead_letter(COMPONENT, self._batch_dead)
 
-    def _rewind(self, messages: list[Message]) -> None:
-        first: dict[tuple[str, int], int] = {}
-        for msg in messages:
-            key, offset = (str(msg.topic()), int(msg.partition() or 0)), int(msg.offset() or 0)
-            first[key] = min(first.get(key, offset), offset)
-        for (topic, partition), offset in first.items():
-            # A partition revoked meanwhile: its new owner resumes from the committed offset.
-            with contextlib.suppress(KafkaException):
-                self._consumer.seek(TopicPartition(topic, partition, offset))
-
     def _handle(self, msg: Message) -> None:
         if msg.error():
             return
@@ -347,26 +336,9 @@ class FilterService:
             return
         key = child_key(event.get("child") or {})
         if key is None:
-            self._dead_letter(
-                msg,
-                NO_CHILD,
-                origin,
-                event.get("event_id"),
-            )
+            self._dead_letter(msg, NO_CHILD, origin, event.get("event_id"))
             return
-        before = self._store.get(key)
-        after = status.derive(event, before)
-        if after is not before:
-            self._store.put(key, after)
-            if status.flags_changed(before, after):
-                record = status.status_record(
-                    key, after, event["event_id"], written_by=self._transactional_id
-                )
-                self._producer.produce(
-                    self.settings.topic(STATUS_TOPIC),
-                    key=key.encode(),
-                    value=self._codecs.status.encode(record),
-                )
+        after = self._state.derive(self._producer, key, event)
         try:
             decisions = self._engine.decide(event, after)
         except EventInvalid as exc:

@@ -22,6 +22,7 @@ from broker.transactions import watermarks
 from broker.wire.codecs import Codecs
 from consent import state_updates as status
 from consent.filter.store import StateStore
+from consent.state import ChildState
 from schemas.child_keys import consent_child_key, consent_key
 from schemas.topics import CONSENT_TOPIC, STATUS_TOPIC
 
@@ -128,6 +129,22 @@ class StateReader:
         if messages:
             # Committed at once, so that an aborted batch's rollback cannot undo them.
             self._store.commit(self.positions)
+
+    def derive(self, producer: Any, key: str, event: dict[str, Any]) -> ChildState:
+        """The child's state after ``event``, put in the store; when the event changed the
+        child's flags, its status record is produced with ``producer`` (the caller's transaction)."""
+        before = self._store.get(key)
+        after = status.derive(event, before)
+        if after is not before:
+            self._store.put(key, after)
+            if status.flags_changed(before, after):
+                record = status.status_record(key, after, event["event_id"], written_by=self._writer)
+                producer.produce(
+                    self.settings.topic(STATUS_TOPIC),
+                    key=key.encode(),
+                    value=self._codecs.status.encode(record),
+                )
+        return after
 
     def close(self, *, leave: bool = True) -> None:
         """Close the reader; ``leave=False`` after a failure, when closing could block."""
