@@ -197,12 +197,29 @@ def _messages() -> dict[str, Any]:
             "payload": _avro_payload("ChildStatus"),
             "bindings": _message_binding("ChildKey"),
         },
+        "AuditRecord": {
+            "name": "AuditRecord",
+            "title": "Audit record",
+            "summary": "Every decision on one event, one per candidate audience, share or withhold.",
+            "description": "Names the fields removed or transformed, never their values. Linked into the hash "
+            "chain of the ingress partition the event came from; record_hash, the last field, covers the "
+            "record's Avro bytes before it. Audit is data, not logging: this topic is the record of every "
+            "decision and is kept.",
+            "contentType": AVRO_CONTENT_TYPE,
+            "payload": _avro_payload("AuditRecord"),
+            "correlationId": {
+                "description": "The event decided on.",
+                "location": "$message.payload#/event_id",
+            },
+            "bindings": _message_binding("EventId"),
+        },
         "AuditDecision": {
             "name": "AuditDecision",
-            "title": "Audit decision",
+            "title": "Audit decision (older form)",
             "summary": "One decision for one (event, candidate audience) pair, share or withhold.",
-            "description": "Names the fields removed or transformed, never their values. Audit is data, not "
-            "logging: this topic is the record of every decision and is kept.",
+            "description": "What the filter wrote before AuditRecord; no longer written, still on the topic "
+            "and read (the schema id in the framing says which form a message is). Names the fields removed "
+            "or transformed, never their values.",
             "contentType": AVRO_CONTENT_TYPE,
             "payload": _avro_payload("AuditDecision"),
             "correlationId": {
@@ -456,9 +473,13 @@ def _channels(declaration: TopicDeclaration) -> dict[str, Any]:
     channels["audit"] = {
         "address": AUDIT_TOPIC,
         "title": "Audit decisions",
-        "description": "One record per (event, candidate audience) decision, share or withhold, keyed by "
-        "event id. Kept (no retention limit): archive it before changing retention.",
-        "messages": {"auditDecision": _ref("components", "messages", "AuditDecision")},
+        "description": "One AuditRecord per event, carrying its decision for every candidate audience, "
+        "share or withhold, keyed by event id; older AuditDecision records (one per decision) stay on the "
+        "topic. Kept (no retention limit): archive it before changing retention.",
+        "messages": {
+            "auditRecord": _ref("components", "messages", "AuditRecord"),
+            "auditDecision": _ref("components", "messages", "AuditDecision"),
+        },
         "bindings": {"kafka": _channel_binding(declared(AUDIT_TOPIC))},
     }
     channels["deadLetters"] = {

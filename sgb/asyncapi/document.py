@@ -109,7 +109,8 @@ def _info(declaration: TopicDeclaration) -> dict[str, Any]:
             "(consent from `sg.consent.v1`, child-protection / looked-after flags and known school, GP and local "
             "authority from `sg.status.v1`, both compacted), evaluates the policy for each candidate audience, "
             "writes a redacted copy to `sg.deliver.<audience>.<organisation>.v1` for each audience granted it, "
-            "and one `AuditDecision` per (event, audience) pair, share or withhold, to `sg.audit.decisions.v1`. "
+            "and one `AuditRecord` per event (its decision for every candidate audience, share or withhold) to "
+            "`sg.audit.decisions.v1`. "
             "Deliveries, audit records, status changes, dead letters and the consumed offsets commit in one "
             "Kafka transaction: read with `isolation.level=read_committed`.",
             "3. A **hub** consumes its own delivery topic (read_committed), writes each event where its people "

@@ -137,11 +137,11 @@ def _operations() -> dict[str, Any]:
     ops["filterSendsAudit"] = _operation(
         "send",
         "audit",
-        "auditDecision",
+        "auditRecord",
         ("filter",),
-        "The filter sends one audit record per decision",
-        f"Participant: the filter. Exactly one AuditDecision per (event, candidate audience) pair, share or "
-        f"withhold, keyed by event id, {transactional}.",
+        "The filter sends one audit record per event",
+        f"Participant: the filter. Exactly one AuditRecord per event, with exactly one decision per candidate "
+        f"audience, share or withhold, keyed by event id, {transactional}.",
     )
     ops["filterSendsDeadLetters"] = _operation(
         "send",
@@ -189,7 +189,7 @@ def _operations() -> dict[str, Any]:
     ops["operatorReceivesAudit"] = _operation(
         "receive",
         "audit",
-        "auditDecision",
+        "auditRecord",
         ("operator",),
         "An operator reads or archives the audit trail",
         "Participant: an operator (or the governance tooling it runs). Reads the audit trail to answer what "

@@ -300,6 +300,7 @@ def test_every_avro_payload_compiles_with_avsc(
         "DeliveredEvent": "ok:uk.sgb.SafeguardingEvent",
         "ConsentRecord": "ok:uk.sgb.ConsentRecord",
         "ChildStatus": "ok:uk.sgb.ChildStatus",
+        "AuditRecord": "ok:uk.sgb.AuditRecord",
         "AuditDecision": "ok:uk.sgb.AuditDecision",
         "DeadLetter": "ok:uk.sgb.DeadLetter",
     }
@@ -371,6 +372,7 @@ def test_payloads_are_the_registered_avro_schemas_with_their_tags(generated: Pat
         ("DeliveredEvent", "SafeguardingEvent"),
         ("ConsentRecord", "ConsentRecord"),
         ("ChildStatus", "ChildStatus"),
+        ("AuditRecord", "AuditRecord"),
         ("AuditDecision", "AuditDecision"),
         ("DeadLetter", "DeadLetter"),
     ):
@@ -408,7 +410,7 @@ def test_headers_and_keys(generated: Path) -> None:
     keys = {name: m["bindings"]["kafka"]["key"]["$ref"].rsplit("/", 1)[-1] for name, m in messages.items()}
     assert keys["SafeguardingEvent"] == keys["ConsentRecord"] == keys["ChildStatus"] == "ChildKey"
     assert keys["DeliveredEvent"] == "PseudonymisedChildKey"
-    assert keys["AuditDecision"] == "EventId"
+    assert keys["AuditRecord"] == keys["AuditDecision"] == "EventId"
     for name in set(keys.values()):
         assert document["components"]["schemas"][name]["description"]
 

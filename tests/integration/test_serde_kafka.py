@@ -34,23 +34,31 @@ def test_a_fresh_process_resolves_ids_from_kafka(kafka: Settings) -> None:
         {
             "event_id": "e1",
             "event_type": "DOMESTIC_ABUSE_INCIDENT",
-            "audience": "MASH",
-            "organisation": "202",
-            "outcome": "SHARE",
-            "reason": None,
-            "rule": "F1-mash",
-            "lawful_basis": "PUBLIC_TASK_SAFEGUARDING",
-            "consent_state": "NO_RECORD",
             "policy_version": "1.0.0+abc",
-            "removed_fields": [],
-            "transformed_fields": [],
             "decided_at": domestic_abuse_incident()["occurred_at"],
-            "delivery_topic": None,
+            "decisions": [
+                {
+                    "audience": "MASH",
+                    "organisation": "202",
+                    "outcome": "SHARE",
+                    "reason": None,
+                    "rule": "F1-mash",
+                    "lawful_basis": "PUBLIC_TASK_SAFEGUARDING",
+                    "consent_state": "NO_RECORD",
+                    "removed_fields": [],
+                    "transformed_fields": [],
+                    "delivery_topic": None,
+                }
+            ],
+            "chain": "sg.ingress.police.v1:0",
+            "sequence": 0,
+            "previous_hash": "0" * 64,
+            "record_hash": "0" * 64,
         }
     )
     fresh = EmbeddedRegistry(kafka)  # knows nothing yet: must read sg.schemas.v1
     schema = fresh.schema(struct.unpack(">I", data[1:5])[0])
-    assert schema["name"] == "AuditDecision"
+    assert schema["name"] == "AuditRecord"
 
 
 @pytest.mark.parametrize(
