@@ -41,6 +41,7 @@ from confluent_kafka import TopicPartition
 
 import schemas
 from broker.clients import consumer
+from broker.cluster.topics import apply
 from broker.settings import Settings
 from broker.wire.codecs import EventSerde
 from broker.wire.registry import registry_for
@@ -155,8 +156,12 @@ def _mash_events(count: int, seed: int) -> tuple[list[dict[str, Any]], str]:
 def latency(
     settings: Settings, tree: Path, events: list[dict[str, Any]], organisation: str, rate: float, work: Path
 ) -> list[float]:
-    """publish() -> line in the hub's sink, filter and hub in their own processes; ms, sorted."""
+    """publish() -> line in the hub's sink, filter and hub in their own processes; ms, sorted.
+
+    Each run has topics of its own (a fresh prefix), so no run reads another's backlog."""
     tag = uuid.uuid4().hex[:6]
+    settings = settings.model_copy(update={"topic_prefix": f"{settings.topic_prefix}l{tag}."})
+    apply(settings, load_declaration())
     sink = work / f"hub-{tag}.jsonl"
     flog, hlog = work / f"filter-{tag}.log", work / f"hub-{tag}.log"
     filt = _start(settings, tree, ["filter", "run", "--group", f"bench-lf-{tag}", "--instance", "l"], flog)
@@ -195,7 +200,7 @@ def latency(
         for event in warm:
             publisher.publish(event)
         publisher.flush()
-        time.sleep(3)  # the earlier runs' deliveries on this topic are read and skipped by now
+        time.sleep(2)
         reader.start()
         interval = 1.0 / rate
         start = time.perf_counter()
