@@ -11,11 +11,15 @@ keeps ``AuditDecision`` records (one per decision) written before; readers take 
 
 from __future__ import annotations
 
+import io
 import struct
+from collections.abc import Callable
 from typing import Any
 
+import fastavro
+
 import schemas
-from broker.exceptions import SchemaRegistryError, SerdeError
+from broker.exceptions import SchemaRegistryError, SerdeError, Unsupported
 from broker.wire.avro_writer import compile_record
 from broker.wire.registry import SchemaRegistry
 from broker.wire.serde import AvroSerde
@@ -40,8 +44,24 @@ def _long(value: int) -> bytes:
     return bytes(out)
 
 
-def _part(name: str, fields: list[dict[str, Any]]) -> Any:
-    return compile_record({"type": "record", "name": name, "fields": fields})
+def record_writer(schema: dict[str, Any]) -> Callable[[dict[str, Any]], bytes]:
+    """The compiled writer of a flat record; fastavro's for anything it does not compile (a
+    field added later that holds a record, say), which writes the same bytes, slower."""
+    try:
+        return compile_record(schema)
+    except Unsupported:
+        parsed = fastavro.parse_schema(schema)
+
+        def write(record: dict[str, Any]) -> bytes:
+            buf = io.BytesIO()
+            fastavro.schemaless_writer(buf, parsed, record)
+            return buf.getvalue()
+
+        return write
+
+
+def _part(name: str, fields: list[dict[str, Any]]) -> Callable[[dict[str, Any]], bytes]:
+    return record_writer({"type": "record", "name": name, "namespace": NAMESPACE, "fields": fields})
 
 
 class AuditCodec:
@@ -77,7 +97,7 @@ class AuditCodec:
         cut = names.index("decisions")
         entry = fields[cut]["type"]["items"]
         self._event = _part("AuditRecordEvent", fields[:cut])
-        self._entry = compile_record(entry)
+        self._entry = record_writer(entry)
         self._entry_names = tuple(f["name"] for f in entry["fields"])
         self._chain = _part("AuditRecordChain", fields[cut + 1 : -1])
         self._entries: dict[Any, bytes] = {}
