@@ -108,12 +108,10 @@ def _ingress_ends(settings: Settings) -> list[TopicPartition]:
     return out
 
 
-def _caught_up(settings: Settings, group: str, ends: list[TopicPartition]) -> bool:
-    cons = consumer(settings, group)
-    try:
-        committed = {(tp.topic, tp.partition): tp.offset for tp in cons.committed(ends, timeout=10)}
-    finally:
-        cons.close()
+def _caught_up(cons: Any, ends: list[TopicPartition]) -> bool:
+    """Whether the group of ``cons`` (a consumer that never subscribes, so never joins it)
+    has committed every partition up to ``ends``."""
+    committed = {(tp.topic, tp.partition): tp.offset for tp in cons.committed(ends, timeout=10)}
     return all(committed.get((tp.topic, tp.partition), -1) >= tp.offset for tp in ends)
 
 
@@ -123,14 +121,16 @@ def throughput(settings: Settings, tree: Path, events: int, work: Path) -> float
     group = f"bench-proc-{uuid.uuid4().hex[:6]}"
     log = work / f"{group}.log"
     proc = _start(settings, tree, ["filter", "run", "--group", group, "--instance", "t"], log)
+    watcher = consumer(settings, group)  # one client for every check: a new one each time costs CPU
     try:
         began = _wait_line(log, '"filter running"', proc)
-        while not _caught_up(settings, group, ends):
+        while not _caught_up(watcher, ends):
             if proc.poll() is not None:
                 raise SystemExit(log.read_text()[-2000:])
             time.sleep(0.05)
         return events / (time.perf_counter() - began)
     finally:
+        watcher.close()
         _stop(proc)
 
 
