@@ -13,7 +13,16 @@ from factories import event
 
 from schemas.jsonform import to_json
 
-HEAVY = ("confluent_kafka", "fastavro", "structlog", "rich", "httpx", "aiohttp", "duckdb")
+HEAVY = (
+    "confluent_kafka",
+    "fastavro",
+    "structlog",
+    "rich",
+    "pydantic_settings",
+    "httpx",
+    "aiohttp",
+    "duckdb",
+)
 
 PROBE = """
 import sys
