@@ -127,6 +127,15 @@ class ChildIndex:
             self._edges.get(link.a, {}).pop(link.b, None)
             self._edges.get(link.b, {}).pop(link.a, None)
 
+    def restore(self, lid: str, previous: Link | None) -> None:
+        """Put a pair back as it was (a record of an aborted transaction is forgotten)."""
+        current = self._pairs.pop(lid, None)
+        if current is not None:
+            self._edges.get(current.a, {}).pop(current.b, None)
+            self._edges.get(current.b, {}).pop(current.a, None)
+        if previous is not None:
+            self.apply(previous)
+
     def pair(self, a: str, b: str) -> Link | None:
         """The record in force for a pair, if any."""
         return self._pairs.get(link_id(a, b))
