@@ -4,10 +4,15 @@ Every filter process reads all of ``sg.identity.links.v1`` (from the start, at e
 start: the topic is compacted to one record per pair) into its index, so every process
 and a rebuild decide against the same linked children. Links this process makes are
 produced in its batch's transaction and put in force at once; an aborted batch forgets
-them. Demographics used for matching are kept in this process's state store, each sealed
-with its child's data key (AES-GCM, the key vault of field encryption): ``sgb erase``
-destroys that key, and they can no longer be read. Blocking keys are stored as keyed
+them. Demographics used for matching are kept in this process's state store, sealed
+(AES-GCM under the filter's ``identity-seal`` secret, bound to the child key) and never
+cached in clear; ``sgb erase`` deletes a child's row from every filter store under the
+state directory (:func:`erase_demographics`). Blocking keys and fingerprints are keyed
 hashes. Nothing here logs a value; ids and counts only.
+
+(Sealing with each child's own data key from the field-encryption vault would make erasure
+the destruction of one key, but creating a key costs about 20 ms, more than the filter can
+pay for every new child.)
 """
 
 from __future__ import annotations
@@ -24,11 +29,36 @@ from typing import Any
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from broker.security.key_directory import key_provider
-from broker.security.key_vault import SqliteKeyVault, vault_path
 from broker.settings import Settings
 from consent.identity import ChildIndex, Demographics, Link, MatchModel, Resolution, Resolver, linked_state
+from consent.identity.resolver import MAX_BLOCK
 from consent.policy import Policy
 from consent.state import ChildState
+
+
+def _aad(key: str) -> bytes:
+    return b"sgb.demographics.v1\x00" + key.encode()
+
+
+def identity_store(store_path: Path) -> Path:
+    """Where a filter process keeps its sealed demographics: next to its state store."""
+    return store_path.with_name(store_path.stem + ".identity.db")
+
+
+def erase_demographics(state_dir: Path, keys: Iterable[str]) -> int:
+    """Delete these children's demographics and blocking keys from every filter store under
+    ``state_dir``; returns how many rows went (``sgb erase``)."""
+    removed = 0
+    for path in sorted((state_dir / "filter").glob("*.identity.db")):
+        db = sqlite3.connect(str(path), timeout=10.0, isolation_level=None)
+        try:
+            db.execute("PRAGMA secure_delete=ON")
+            for key in keys:
+                removed += db.execute("DELETE FROM demographics WHERE key = ?", (key,)).rowcount
+                db.execute("DELETE FROM blocks WHERE key = ?", (key,))
+        finally:
+            db.close()
+    return removed
 
 
 class SealedDemographics:
@@ -36,21 +66,22 @@ class SealedDemographics:
 
     Args:
         path: the database file.
-        vault: the key vault (data keys per child key; destroyed by ``sgb erase``).
+        seal_key: the 256-bit key demographics are sealed with.
         blocking_key: the secret the blocking keys are hashed with.
     """
 
-    def __init__(self, path: Path, vault: SqliteKeyVault, blocking_key: bytes) -> None:
+    def __init__(self, path: Path, seal_key: bytes, blocking_key: bytes) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(
-            "CREATE TABLE IF NOT EXISTS demographics (key TEXT PRIMARY KEY, fingerprint TEXT, kid BLOB, sealed BLOB)"
+            "CREATE TABLE IF NOT EXISTS demographics (key TEXT PRIMARY KEY, fingerprint TEXT, sealed BLOB)"
         )
         self._db.execute("CREATE TABLE IF NOT EXISTS blocks (token TEXT, key TEXT, PRIMARY KEY (token, key))")
-        self._vault, self._blocking_key = vault, blocking_key
+        self._aead, self._blocking_key = AESGCM(seal_key), blocking_key
         self._pending: dict[str, Demographics] = {}
-        self._cache: OrderedDict[str, Demographics | None] = OrderedDict()
+        #: Keyed hashes of the demographics last stored per key (no content), to skip unchanged ones.
+        self._fingerprints: OrderedDict[str, str] = OrderedDict()
 
     def _token(self, text: str) -> str:
         return hmac.new(self._blocking_key, text.encode(), hashlib.sha256).hexdigest()[:32]
@@ -58,35 +89,43 @@ class SealedDemographics:
     def get(self, key: str) -> Demographics | None:
         if key in self._pending:
             return self._pending[key]
-        if key in self._cache:
-            self._cache.move_to_end(key)
-            return self._cache[key]
-        row = self._db.execute("SELECT kid, sealed FROM demographics WHERE key = ?", (key,)).fetchone()
-        demo = self._open(key, row[0], row[1]) if row else None
-        self._cache[key] = demo
-        if len(self._cache) > 50_000:
-            self._cache.popitem(last=False)
-        return demo
+        # Opened on every read, never cached in clear: once `sgb erase` destroys the key, it is gone.
+        row = self._db.execute("SELECT sealed FROM demographics WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            return None
+        sealed = bytes(row[0])
+        return Demographics.loads(self._aead.decrypt(sealed[:12], sealed[12:], _aad(key)).decode())
 
-    def _open(self, key: str, kid: bytes, sealed: bytes) -> Demographics | None:
-        dek = self._vault.key_by_id(kid)
-        if dek is None:
-            return None  # erased: the child's data key is destroyed
-        text = AESGCM(dek).decrypt(sealed[:12], sealed[12:], b"sgb.demographics.v1\x00" + key.encode())
-        return Demographics.loads(text.decode())
+    def unchanged(self, key: str, demographics: Demographics) -> bool:
+        if key in self._pending:
+            return self._pending[key] == demographics
+        fingerprint = self._token(demographics.dumps())
+        if self._fingerprints.get(key) == fingerprint:
+            return True
+        row = self._db.execute("SELECT fingerprint FROM demographics WHERE key = ?", (key,)).fetchone()
+        same = row is not None and row[0] == fingerprint
+        if same:
+            self._remember(key, fingerprint)
+        return same
+
+    def _remember(self, key: str, fingerprint: str) -> None:
+        self._fingerprints[key] = fingerprint
+        self._fingerprints.move_to_end(key)
+        if len(self._fingerprints) > 100_000:
+            self._fingerprints.popitem(last=False)
 
     def put(self, key: str, demographics: Demographics) -> None:
         self._pending[key] = demographics
 
     def lookup(self, blocks: Iterable[str]) -> set[str]:
         wanted = set(blocks)
-        tokens = [self._token(block) for block in wanted]
-        found = {
-            str(row[0])
-            for row in self._db.execute(
-                f"SELECT key FROM blocks WHERE token IN ({','.join('?' * len(tokens))})", tokens
-            )
-        }
+        found: set[str] = set()
+        for block in wanted:
+            rows = self._db.execute(
+                "SELECT key FROM blocks WHERE token = ? LIMIT ?", (self._token(block), MAX_BLOCK + 1)
+            ).fetchall()
+            if len(rows) <= MAX_BLOCK:  # a larger block says little and would cost much
+                found.update(str(row[0]) for row in rows)
         for key, demo in self._pending.items():
             if wanted.intersection(demo.blocks()):
                 found.add(key)
@@ -96,21 +135,18 @@ class SealedDemographics:
         """Seal and write what this batch put."""
         if not self._pending:
             return
-        rows: list[tuple[str, str, bytes, bytes]] = []
+        rows: list[tuple[str, str, bytes]] = []
         blocks: list[tuple[str, str]] = []
         for key, demo in self._pending.items():
-            kid, dek = self._vault.data_key(key)
             nonce = secrets.token_bytes(12)
-            sealed = nonce + AESGCM(dek).encrypt(
-                nonce, demo.dumps().encode(), b"sgb.demographics.v1\x00" + key.encode()
-            )
-            rows.append((key, self._token(demo.dumps()), kid, sealed))
+            sealed = nonce + self._aead.encrypt(nonce, demo.dumps().encode(), _aad(key))
+            rows.append((key, self._token(demo.dumps()), sealed))
             blocks.extend((self._token(block), key) for block in demo.blocks())
-            self._cache[key] = demo
+            self._remember(key, rows[-1][1])
         self._db.execute("BEGIN")
         try:
             self._db.executemany("DELETE FROM blocks WHERE key = ?", [(r[0],) for r in rows])
-            self._db.executemany("INSERT OR REPLACE INTO demographics VALUES (?, ?, ?, ?)", rows)
+            self._db.executemany("INSERT OR REPLACE INTO demographics VALUES (?, ?, ?)", rows)
             self._db.executemany("INSERT OR IGNORE INTO blocks VALUES (?, ?)", blocks)
             self._db.execute("COMMIT")
         except BaseException:
@@ -136,13 +172,8 @@ class FilterIdentity:
 
     def __init__(self, settings: Settings, store_path: Path, policy: Policy) -> None:
         keys = key_provider(settings.keys_dir)
-        for name in ("kek", "dek-index"):
-            keys.secret(name)
-        self._vault = SqliteKeyVault(vault_path(settings.state_dir), keys)
         self.demographics = SealedDemographics(
-            store_path.with_name(store_path.stem + ".identity.db"),
-            self._vault,
-            keys.secret("identity-blocking"),
+            identity_store(store_path), keys.secret("identity-seal"), keys.secret("identity-blocking")
         )
         self.index = ChildIndex()
         self._resolver = Resolver(self.index, self.demographics, MatchModel.load(), policy.identity)
@@ -186,4 +217,3 @@ class FilterIdentity:
 
     def close(self) -> None:
         self.demographics.close()
-        self._vault.close()

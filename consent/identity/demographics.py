@@ -74,13 +74,15 @@ class Demographics:
 
     def blocks(self) -> tuple[str, ...]:
         """The blocking keys: date of birth with the family name's initial; family name with
-        the year of birth; postcode with the given name's first two letters (which survive a
-        swapped day and month, a typo in one name, or a move, but not all at once)."""
+        the year of birth and the given name's initial; postcode with the given name's first
+        two letters; given name with the year and the sum of day and month (which a swap keeps).
+        Together they survive a swapped day and month, a typo in one name, or a move, but not
+        all at once."""
         out = []
         dob, family, given = self.date_of_birth, self.family_name, self.given_canonical
         if dob and family:
             out.append(f"d|{dob.isoformat()}|{family[0]}")
-            out.append(f"f|{family}|{dob.year}")
+            out.append(f"f|{family}|{dob.year}|{given[0] if given else ''}")
         if self.postcode and given:
             out.append(f"p|{self.postcode}|{given[:2]}")
         if dob and given:

@@ -21,6 +21,12 @@ from consent.identity.links import CANDIDATE, LINKED, ChildIndex, Link
 from consent.identity.scoring import MatchModel, Score
 from schemas.child_keys import child_identifiers, identifier_kind, identifier_namespace
 
+#: A blocking key shared by more records than this says little (a placeholder name, a test
+#: fixture's one child): it is not used, so one lookup never scores more than a few hundred.
+MAX_BLOCK = 100
+#: At most this many other children are queued for a person from one record, the best first.
+MAX_QUEUED = 3
+
 
 class DemographicStore(Protocol):
     """Demographics by child key, and the keys sharing a blocking key."""
@@ -29,7 +35,10 @@ class DemographicStore(Protocol):
 
     def put(self, key: str, demographics: Demographics) -> None: ...
 
-    def lookup(self, blocks: Iterable[str]) -> set[str]: ...
+    def unchanged(self, key: str, demographics: Demographics) -> bool: ...
+
+    def lookup(self, blocks: Iterable[str]) -> set[str]:
+        """The keys sharing a blocking key, leaving out blocks of more than ``MAX_BLOCK``."""
 
 
 class Thresholds(Protocol):
@@ -59,10 +68,15 @@ class MemoryDemographics:
         for block in demographics.blocks():
             self._blocks.setdefault(block, set()).add(key)
 
+    def unchanged(self, key: str, demographics: Demographics) -> bool:
+        return self._by_key.get(key) == demographics
+
     def lookup(self, blocks: Iterable[str]) -> set[str]:
         found: set[str] = set()
         for block in blocks:
-            found |= self._blocks.get(block, set())
+            members = self._blocks.get(block, set())
+            if len(members) <= MAX_BLOCK:
+                found |= members
         return found
 
 
@@ -129,7 +143,7 @@ class Resolver:
                                                band="DETERMINISTIC", recorded_at=now,
                                                local_authority_code=la, event_id=event_id)))  # fmt: skip
         demo = demographics_of(child)
-        if demo is not None and self.demographics.get(key) != demo:
+        if demo is not None and not self.demographics.unchanged(key, demo):
             self.demographics.put(key, demo)
             made.extend(self._match(key, demo, la, event_id, now))
         return made
@@ -166,7 +180,8 @@ class Resolver:
             and not (_namespaces(members) & _namespaces(cluster))
         ]
         made = []
-        for cluster, (candidate, score) in best.items():
+        ranked = sorted(best.items(), key=lambda item: -item[1][1].match_weight)
+        for cluster, (candidate, score) in ranked[:MAX_QUEUED]:
             if self.index.pair(key, candidate) is not None:
                 continue  # already queued, or decided by a person
             linked = len(automatic) == 1 and cluster == automatic[0]
