@@ -30,6 +30,10 @@ from rapidfuzz.distance import JaroWinkler
 from consent.identity.demographics import Demographics
 
 MODEL_PATH = Path(__file__).resolve().parent / "model.json"
+#: The smallest probability a level is given: a level that training never saw (a true match
+#: whose school differs, in a synthetic population where nobody moved school) is rare, not
+#: impossible, and must not outweigh every other field.
+FLOOR = 1e-3
 #: Jaro-Winkler similarity from which two names are "close" (a typo, a transposition).
 CLOSE = 0.9
 NULL = -1
@@ -122,7 +126,7 @@ class MatchModel:
         self.prior_weight = math.log2(prior / (1.0 - prior))
         self.weights = {
             name: tuple(
-                math.log2(max(mi, 1e-9) / max(ui, 1e-9)) for mi, ui in zip(m[name], u[name], strict=True)
+                math.log2(max(mi, FLOOR) / max(ui, 1e-6)) for mi, ui in zip(m[name], u[name], strict=True)
             )
             for name in COMPARISONS
         }
