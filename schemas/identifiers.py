@@ -240,11 +240,7 @@ def validate_gp_practice_code(value: str) -> str:
     Args:
         value: the code as written; surrounding spaces are ignored.
     """
-    code = _text(value, "GP practice code").upper()
-    if not _GP_PRACTICE.fullmatch(code):
-        msg = "GP practice code must be a letter followed by five digits."
-        raise InvalidIdentifier(msg)
-    return code
+    return _code(value, "GP practice code", _GP_PRACTICE, "a letter followed by five digits")
 
 
 def validate_school_urn(value: str) -> str:
@@ -306,11 +302,7 @@ def validate_ods_code(value: str) -> str:
     Args:
         value: the code as written; surrounding spaces are ignored.
     """
-    code = _text(value, "ODS code").upper()
-    if not _ODS_CODE.fullmatch(code):
-        msg = "ODS code must be three to six letters and digits."
-        raise InvalidIdentifier(msg)
-    return code
+    return _code(value, "ODS code", _ODS_CODE, "three to six letters and digits")
 
 
 def validate_local_patient_id(value: str) -> str:
@@ -349,6 +341,14 @@ def validate_linked_identifier(value: str) -> str:
         (validate_la_code if kind == "la" else validate_ods_code)(issuer)
         _local_id(local, "Linked identifier")
     return text
+
+
+def _code(value: str, what: str, pattern: re.Pattern[str], form: str) -> str:
+    code = _text(value, what).upper()
+    if not pattern.fullmatch(code):
+        msg = f"{what} must be {form}."
+        raise InvalidIdentifier(msg)
+    return code
 
 
 def _text(value: str, what: str) -> str:

@@ -8,6 +8,7 @@ identifiers, scores and the fields that agreed; never names, dates of birth or a
 from __future__ import annotations
 
 import getpass
+from collections.abc import Callable
 
 import click
 
@@ -39,24 +40,31 @@ def _operator(value: str | None) -> str:
     return value or getpass.getuser()
 
 
-@identity.command("link")
-@click.argument("a")
-@click.argument("b")
-@click.option("--reason", required=True, help="Why they are one child (on record).")
-@click.option("--by", "by", default=None, help="Who decides (default: the login name).")
-@pass_context
+def _decision(name: str, why: str) -> Callable[[Callable[..., None]], click.Command]:
+    """The command ``name`` with the arguments and options every decision takes."""
+
+    def wrap(function: Callable[..., None]) -> click.Command:
+        for option in (
+            pass_context,
+            click.option("--by", "by", default=None, help="Who decides (default: the login name)."),
+            click.option("--reason", required=True, help=f"Why {why} (on record)."),
+            click.argument("b"),
+            click.argument("a"),
+        ):
+            function = option(function)
+        return identity.command(name)(function)
+
+    return wrap
+
+
+@_decision("link", "they are one child")
 def link(ctx: Context, a: str, b: str, reason: str, by: str | None) -> None:
     """Link identifiers A and B as one child (a confirmed candidate, or evidence seen elsewhere)."""
     done = ops.decide(ctx.settings, a, b, linked=True, reason=reason, operator=_operator(by))
     click.echo(f"Linked: link {done.link.link_id} recorded; every filter process decides against one child.")
 
 
-@identity.command("unlink")
-@click.argument("a")
-@click.argument("b")
-@click.option("--reason", required=True, help="Why they are not one child (on record).")
-@click.option("--by", "by", default=None, help="Who decides (default: the login name).")
-@pass_context
+@_decision("unlink", "they are not one child")
 def unlink(ctx: Context, a: str, b: str, reason: str, by: str | None) -> None:
     """Undo the link of A and B, and list the shares made relying on it, for the MASH to act on."""
     done = ops.decide(ctx.settings, a, b, linked=False, reason=reason, operator=_operator(by))
