@@ -9,10 +9,11 @@ maximisation with Splink on the DuckDB backend (``python bench/identity.py --tra
 kept in ``model.json`` next to this module; scoring them here costs microseconds a pair,
 which a per-event lookup needs (Splink scores in batches through SQL).
 
-Twins defeat the independence this assumes: two children with one birthday, surname,
-address and school agree on everything but the given name. So an automatic link also needs
-the given names to agree (:meth:`MatchModel.may_link_automatically`); a pair that clears the
-threshold without it is queued for a person.
+Households defeat the independence this assumes: twins agree on everything but the given
+name, siblings on everything but the given name and the date of birth (and a nickname or a
+typo can make two siblings' names agree). So an automatic link also needs both the given
+names and the dates of birth to agree (:meth:`MatchModel.may_link_automatically`); a pair
+that clears the threshold without them is queued for a person.
 """
 
 from __future__ import annotations
@@ -102,7 +103,6 @@ class Score:
 
     match_weight: float
     agreed: tuple[str, ...]
-    given_name_agrees: bool
 
     @property
     def probability(self) -> float:
@@ -143,7 +143,7 @@ class MatchModel:
 
     def score(self, x: Demographics, y: Demographics) -> Score:
         """The match weight of two records, and which fields agreed."""
-        total, agreed, given = self.prior_weight, [], False
+        total, agreed = self.prior_weight, []
         for name, (_, level_of) in COMPARISONS.items():
             level = level_of(x, y)
             if level == NULL:
@@ -151,11 +151,10 @@ class MatchModel:
             total += self.weights[name][level]
             if level < AGREES[name]:
                 agreed.append(name)
-                given = given or name == "given_name"
-        return Score(total, tuple(agreed), given)
+        return Score(total, tuple(agreed))
 
     @staticmethod
     def may_link_automatically(score: Score) -> bool:
-        """Whether a score above the threshold may link without a person: the given names must
-        agree (twins agree on everything else)."""
-        return score.given_name_agrees
+        """Whether a score above the threshold may link without a person: the given names and the
+        dates of birth must agree (twins and siblings agree on everything else)."""
+        return "given_name" in score.agreed and "date_of_birth" in score.agreed
