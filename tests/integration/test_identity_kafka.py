@@ -4,10 +4,12 @@ decides against the linked child, an operator's unlink stops the join, twins wai
 from __future__ import annotations
 
 import random
+import subprocess
+import sys
 from datetime import UTC, date, datetime
 from typing import Any
 
-from conftest import RunningFilter, read_topic
+from conftest import RunningFilter, read_topic, sgb_env
 from factories import event
 from test_filter_kafka import audits_for, publish, wait_for
 
@@ -114,6 +116,13 @@ def test_twins_with_one_birthday_and_address_are_queued_not_linked(
     [queued] = operator.review(kafka, "202")
     assert queued.state == "CANDIDATE" and queued.band == "REVIEW"
     assert "given_name" not in queued.agreed_fields and "date_of_birth" in queued.agreed_fields
+    # What the operator sees: identifiers, weight, the names of the fields that agreed; no demographics.
+    shown = subprocess.run(
+        [sys.executable, "-m", "sgb.cli", "identity", "review", "--la", "202"],
+        env=sgb_env(kafka), capture_output=True, text=True, timeout=60, check=True,
+    ).stdout  # fmt: skip
+    assert queued.link_id in shown and "1 candidate(s) waiting for review for 202." in shown
+    assert not any(value in shown for value in ("Tobi", "Kemi", "Okonkwo", "LS6", "2016"))
 
 
 def test_consent_under_a_upn_covers_a_school_event_under_the_nhs_number_once_linked(
