@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from consent.engine import Decision
+from consent.identity import Resolution
 from schemas.vocabulary import Outcome, Reason
 
 
@@ -16,9 +17,10 @@ def withhold(decision: Decision, reason: Reason) -> Decision:
     return replace(decision, outcome=Outcome.WITHHOLD, reason=reason, event=None, lawful_basis=None)
 
 
-def audit_record(decision: Decision, now: datetime) -> dict[str, Any]:
-    """The AuditDecision record for one decision (principle 7)."""
-    return {
+def audit_record(decision: Decision, now: datetime, identity: Resolution | None = None) -> dict[str, Any]:
+    """The AuditDecision record for one decision (principle 7); with ``identity``, the kind of
+    identifier the event used and the links the decision relied on (principle 11)."""
+    record: dict[str, Any] = {
         "event_id": decision.event_id,
         "event_type": decision.event_type,
         "audience": decision.audience.value,
@@ -35,3 +37,7 @@ def audit_record(decision: Decision, now: datetime) -> dict[str, Any]:
         "delivery_topic": decision.topic,
         "organisation_source": decision.organisation_source,
     }
+    if identity is not None:
+        record["child_identifier"] = identity.identifier_kind
+        record["identity_links"] = identity.audit_links()
+    return record

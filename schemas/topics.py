@@ -19,6 +19,9 @@ from schemas.vocabulary import Agency, Audience
 CONSENT_TOPIC = "sg.consent.v1"
 STATUS_TOPIC = "sg.status.v1"
 AUDIT_TOPIC = "sg.audit.decisions.v1"
+#: Which of a child's identifiers are linked, candidates or unlinked (compacted, keyed by link id):
+#: every filter process and a rebuild decide against the same linked child (POLICY.md principle 11).
+IDENTITY_LINKS_TOPIC = "sg.identity.links.v1"
 DLQ_TOPIC = "sg.dlq.v1"
 #: Which dead letters have been replayed (compacted, keyed by the dead letter's position).
 REPLAYED_TOPIC = "sg.dlq.replayed.v1"

@@ -49,7 +49,7 @@ def domestic_abuse_incident(
             "nhs_number": synthetic_nhs_number(RNG),
             "upn": None,
             "la_child_id": None,
-            "police_person_reference": "TP-0001",
+            "police_person_reference": f"TP-{uuid.uuid4().hex[:8].upper()}",  # one per record: a shared one links children
             "given_name": "Testy",
             "family_name": "Childe",
             "date_of_birth": born,

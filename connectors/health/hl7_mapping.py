@@ -16,7 +16,9 @@ are answered ``AA`` and counted by kind; only a message that should be an event 
 be mapped is an error (:class:`MappingError`).
 
 Where things are: NHS number in PID-3 (identifier type ``NH`` or assigning authority
-``NHS``), else PID-2, spaces and dashes removed; name PID-5; birth date PID-7; address
+``NHS``), else PID-2, spaces and dashes removed; the hospital's own ids in PID-3 (type ``MR``,
+``PI`` or ``PT``; issuer PID-3.4 when it is an ODS code, else the publisher), the first as the
+local patient id, the others as linked identifiers; name PID-5; birth date PID-7; address
 PID-11; ethnicity PID-22; GP practice PD1-3 (XON-10, else XON-3); site PV1-3.4 (else MSH-4,
 whichever is an ODS code) and its name PV1-3.9; arrival PV1-44 (else EVN-6, EVN-2);
 departure PV1-45; reason for attendance PV2-3.
@@ -41,6 +43,9 @@ SYSTEM = "hl7v2-adt"
 #: An ODS organisation or site code: three to six letters and digits (``RJ1``, ``RJ122``).
 ODS_CODE = re.compile(r"[A-Z0-9]{3,6}")
 NHS_AUTHORITIES = frozenset({"NHS", "NHSNBR", "2.16.840.1.113883.2.1.4.1"})
+#: PID-3 identifier types (CX-5) that are a hospital's own patient id: medical record number,
+#: patient internal id, patient external id.
+LOCAL_ID_TYPES = frozenset({"MR", "PI", "PT", "MRN"})
 SNOMED_NAMES = frozenset(
     {"SCT", "SNOMED", "SNOMEDCT", "SNM", "http://snomed.info/sct", "2.16.840.1.113883.6.96"}
 )
@@ -134,20 +139,23 @@ class Hl7Mapper:
             recorded_at=recorded,
             source=source,
             risk=profile.risk_for("EMERGENCY_ATTENDANCE"),
-            child=self._child(msg, born),
+            child=self._child(msg, born, organisation),
             details=details,
         )
 
     def _time(self, msg: Hl7Message, segment: str, field: int) -> datetime | None:
         return hl7_time(msg.get(segment, field), f"{segment}-{field}", self.zone)
 
-    def _child(self, msg: Hl7Message, born: datetime | None) -> dict[str, Any]:
+    def _child(self, msg: Hl7Message, born: datetime | None, organisation: str) -> dict[str, Any]:
         nhs = None
+        local: list[tuple[str, str]] = []  # (issuer ODS code, id): the hospital's own patient ids
         for rep in range(1, msg.repetitions("PID", 3) + 1):
             kind, authority = msg.get("PID", 3, 5, rep), msg.get("PID", 3, 4, rep)
+            value = msg.get("PID", 3, 1, rep)
             if kind == "NH" or authority in NHS_AUTHORITIES:
-                nhs = msg.get("PID", 3, 1, rep)
-                break
+                nhs = nhs or value
+            elif value and (kind or "").upper() in LOCAL_ID_TYPES:
+                local.append((_ods_code(authority) or organisation, value.strip()))
         nhs = nhs or msg.get("PID", 2)
         if nhs is not None:
             nhs = re.sub(r"[\s-]", "", nhs)  # written 999 123 4567 or 999-123-4567
@@ -162,6 +170,11 @@ class Hl7Mapper:
             if any((street, other, town, postcode))
             else None,
             "gp_practice_ods": msg.get("PD1", 3, 10) or msg.get("PD1", 3, 3),
+            # A patient without an NHS number is keyed by the first local id; every identifier PID-3
+            # holds is the hospital's own cross-reference, which the filter links (principle 11).
+            "local_patient_id": local[0][1] if local else None,
+            "local_patient_id_issuer": local[0][0] if local else None,
+            "linked_identifiers": [f"lpi:{issuer}:{value}" for issuer, value in local[1:]] or None,
         }
 
 

@@ -43,11 +43,20 @@ from consent.audit import audit_record, withhold
 from consent.engine import Decision, Engine
 from consent.exceptions import EventInvalid, PolicyError
 from consent.filter.audit_chains import AuditChains
+from consent.filter.identity import FilterIdentity
 from consent.filter.state_reader import StateReader
 from consent.filter.store import SqliteStore, StateStore
+from consent.identity import Resolution
 from consent.policy import Policy
 from schemas.child_keys import NO_CHILD, child_key
-from schemas.topics import AUDIT_TOPIC, CONSENT_TOPIC, DELIVERY_PREFIX, INGRESS_TOPICS, STATUS_TOPIC
+from schemas.topics import (
+    AUDIT_TOPIC,
+    CONSENT_TOPIC,
+    DELIVERY_PREFIX,
+    IDENTITY_LINKS_TOPIC,
+    INGRESS_TOPICS,
+    STATUS_TOPIC,
+)
 from schemas.validation import InvalidEvent, validate_event
 from schemas.vocabulary import Outcome, Reason
 
@@ -111,7 +120,13 @@ class FilterService:
             self._codecs.event, self._provenance, lambda event: self._crypt.open(event)
         )
         self._store = store or SqliteStore(settings.filter_store(self.group_id, self.instance))
-        self._state = StateReader(settings, self._store, self._codecs, self.counts, self.group_id)
+        # One child across agencies (principle 11): links on the compacted link topic, demographics sealed.
+        self._identity = FilterIdentity(
+            settings, settings.filter_store(self.group_id, self.instance), self._policy
+        )
+        self._state = StateReader(
+            settings, self._store, self._codecs, self.counts, self.group_id, identity=self._identity
+        )
         self._failures = 0
         self._transactional_id = ""
         self.ready = threading.Event()
@@ -160,6 +175,7 @@ class FilterService:
             return
         self._policy, self._engine = policy, self._make_engine(policy)
         self._crypt.use_policy(policy)
+        self._identity.use_policy(policy)
         log.info("policy reloaded", policy_version=policy.version_id)
 
     def _is_onboarded(self, audience: str, organisation: str) -> bool:
@@ -235,6 +251,7 @@ class FilterService:
             self._state.close(leave=not failed)
             self._producer.flush(10)
             self._store.close()
+            self._identity.close()
             log.info("filter stopped", counts=dict(self.counts))
         return self.counts
 
@@ -331,6 +348,7 @@ class FilterService:
                 self._renew_producer()
             self._chains.abort()
             self._store.rollback()
+            self._identity.rollback()
             self._rewind(messages)
             self.counts["aborted_batches"] += 1
             metrics.record_aborted_transaction()
@@ -340,6 +358,7 @@ class FilterService:
                 self._producer.abort_transaction(30)
             self._chains.abort()
             self._store.rollback()
+            self._identity.rollback()
             raise
         self._failures = 0
         # 6. Only now advance the audit chain heads, persist the state that this batch derived,
@@ -347,6 +366,7 @@ class FilterService:
         #    it twice).
         self._chains.commit()
         self._store.commit(self._state.positions)
+        self._identity.commit()
         self.counts["batches"] += 1
         metrics.record_filter_batch(time.monotonic() - began, dict(self._batch_agencies))
         metrics.set_filter_lag(self._consumer)
@@ -389,6 +409,13 @@ class FilterService:
                 event.get("event_id"),
             )
             return
+        for link in self._identity.observe(event):  # deterministic evidence, demographic matches
+            self._producer.produce(
+                self.settings.topic(IDENTITY_LINKS_TOPIC),
+                key=link.link_id.encode(),
+                value=self._codecs.identity_link.encode(link.record()),
+            )
+            self.counts["identity_" + link.state.lower()] += 1
         before = self._store.get(key)
         after = status.derive(event, before)
         if after is not before:
@@ -402,8 +429,9 @@ class FilterService:
                     key=key.encode(),
                     value=self._codecs.status.encode(record),
                 )
+        view, identity = self._identity.view(key, after, self._store.get)  # the linked child's state
         try:
-            decisions = self._engine.decide(event, after)
+            decisions = self._engine.decide(event, view)
         except EventInvalid as exc:
             self._dead_letter(msg, str(exc), origin, event.get("event_id"))
             return
@@ -415,10 +443,16 @@ class FilterService:
             else None
         )
         for decision in decisions:
-            self._deliver_and_audit(decision, key, now, untouched, origin)
+            self._deliver_and_audit(decision, key, now, untouched, origin, identity)
 
     def _deliver_and_audit(
-        self, decision: Decision, key: str, now: datetime, untouched: bytes | None, origin: deadletter.Origin
+        self,
+        decision: Decision,
+        key: str,
+        now: datetime,
+        untouched: bytes | None,
+        origin: deadletter.Origin,
+        identity: Resolution | None = None,
     ) -> None:
         topic = decision.topic
         if decision.outcome is Outcome.SHARE and decision.event is not None and topic is not None:
@@ -438,7 +472,7 @@ class FilterService:
             else:
                 self._producer.produce(wire.topic, key=wire.key, value=wire.value, headers=wire.headers)
         record, partition = self._chains.link(
-            audit_record(decision, now), str(origin.topic), int(origin.partition or 0)
+            audit_record(decision, now, identity), str(origin.topic), int(origin.partition or 0)
         )
         self._producer.produce(
             self.settings.topic(AUDIT_TOPIC),

@@ -17,6 +17,7 @@ from schemas.topics import (
     CHECKPOINTS_TOPIC,
     CONSENT_TOPIC,
     DLQ_TOPIC,
+    IDENTITY_LINKS_TOPIC,
     REPLAYED_TOPIC,
     SCHEMAS_TOPIC,
     STATUS_TOPIC,
@@ -197,6 +198,17 @@ def _messages() -> dict[str, Any]:
             "payload": _avro_payload("ChildStatus"),
             "bindings": _message_binding("ChildKey"),
         },
+        "IdentityLink": {
+            "name": "IdentityLink",
+            "title": "Identity link",
+            "summary": "Where one pair of a child's identifiers stands: linked, a candidate, or unlinked.",
+            "description": "Written by the filter on evidence (an agency's cross-reference, a demographic match "
+            "above the policy's threshold) and by an operator (`sgb identity link|unlink`); read by every filter "
+            "process as a global table. Carries identifiers and the names of fields that agreed, never demographics.",
+            "contentType": AVRO_CONTENT_TYPE,
+            "payload": _avro_payload("IdentityLink"),
+            "bindings": _message_binding("LinkId"),
+        },
         "AuditDecision": {
             "name": "AuditDecision",
             "title": "Audit decision",
@@ -324,7 +336,7 @@ def _key_schemas() -> dict[str, Any]:
     return {
         "ChildKey": {
             "type": "string",
-            "pattern": "^(nhs|la|police|upn):.+$",
+            "pattern": "^(nhs|la|police|upn|lpi):.+$",
             "examples": ["nhs:9990000018"],
             "description": KEY_DESCRIPTIONS["ChildKey"],
         },
@@ -345,6 +357,7 @@ def _key_schemas() -> dict[str, Any]:
             "examples": ["2:1042"],
             "description": KEY_DESCRIPTIONS["DeadLetterPosition"],
         },
+        "LinkId": {"type": "string", "pattern": "^[0-9a-f]{24}$", "description": KEY_DESCRIPTIONS["LinkId"]},
         "CheckpointKey": {
             "type": "string",
             "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]*/[0-9a-f]+$",
@@ -387,6 +400,14 @@ def _channels(declaration: TopicDeclaration) -> dict[str, Any]:
         "topic into its per-child state before deciding anything.",
         "messages": {"consentRecord": _ref("components", "messages", "ConsentRecord")},
         "bindings": {"kafka": _channel_binding(declared(CONSENT_TOPIC))},
+    }
+    channels["identityLinks"] = {
+        "address": IDENTITY_LINKS_TOPIC,
+        "title": "Identity links",
+        "description": "Which identifiers are one child (POLICY.md principle 11), compacted, keyed by the link "
+        "id; every filter process reads it from the start.",
+        "messages": {"identityLink": _ref("components", "messages", "IdentityLink")},
+        "bindings": {"kafka": _channel_binding(declared(IDENTITY_LINKS_TOPIC))},
     }
     channels["status"] = {
         "address": STATUS_TOPIC,

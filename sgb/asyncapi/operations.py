@@ -110,9 +110,36 @@ def _operations() -> dict[str, Any]:
         "this topic at start and keeps it current.",
         state_group,
     )
+    ops["filterReceivesIdentityLinks"] = _operation(
+        "receive",
+        "identityLinks",
+        "identityLink",
+        ("filter",),
+        "The filter receives identity links",
+        "Participant: the filter. Every filter process reads the whole link topic at start and keeps reading, "
+        "so all decide against the same linked children.",
+        state_group,
+    )
     transactional = (
         "inside the filter's Kafka transaction (transactional id `<group>-<instance>`), "
         "together with the consumed offsets"
+    )
+    ops["filterSendsIdentityLinks"] = _operation(
+        "send",
+        "identityLinks",
+        "identityLink",
+        ("filter",),
+        "The filter links identifiers on evidence",
+        f"Participant: the filter. A link or review candidate an event's evidence makes, {transactional}.",
+    )
+    ops["operatorSendsIdentityDecisions"] = _operation(
+        "send",
+        "identityLinks",
+        "identityLink",
+        ("operator",),
+        "An operator links or unlinks identifiers",
+        "Participant: an operator running `sgb identity link|unlink --reason` (with the filter's credentials), "
+        "after `sgb identity review` has read the candidates.",
     )
     ops["filterSendsStatus"] = _operation(
         "send",

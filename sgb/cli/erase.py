@@ -17,11 +17,12 @@ from broker.exceptions import SgbError
 from broker.logs import get_logger
 from broker.security.key_directory import key_provider
 from broker.security.key_vault import SqliteKeyVault, vault_path
+from consent.filter.identity import erase_demographics
 from sgb.cli.root import Context, pass_context
 
 log = get_logger("broker.erase")
 
-CHILD_KEY = re.compile(r"^(nhs:[0-9]{10}|la:[^:\s]+:\S+|police:\S+|upn:\S+)$")
+CHILD_KEY = re.compile(r"^(nhs:[0-9]{10}|la:[^:\s]+:\S+|police:\S+|upn:\S+|lpi:[A-Z0-9]{3,6}:\S+)$")
 
 
 @click.command("erase")
@@ -30,18 +31,24 @@ CHILD_KEY = re.compile(r"^(nhs:[0-9]{10}|la:[^:\s]+:\S+|police:\S+|upn:\S+)$")
     "child",
     required=True,
     metavar="KEY",
-    help="The child's key as on the ingress topics: nhs:<number>, la:<la>:<id>, police:<ref> or upn:<upn>.",
+    help="The child's key as on the ingress topics: nhs:<number>, la:<la>:<id>, police:<ref>, upn:<upn> "
+    "or lpi:<ods>:<id>. Its demographics kept for matching are sealed with the same key, so they go too.",
 )
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation (for scripts).")
 @pass_context
 def erase(ctx: Context, child: str, yes: bool) -> None:
     """Destroy a child's data key: its encrypted fields still in Kafka become unreadable, for good."""
     if not CHILD_KEY.match(child):
-        msg = "The --child key must look like nhs:<10 digits>, la:<la>:<id>, police:<ref> or upn:<upn>."
+        msg = "The --child key must look like nhs:<10 digits>, la:<la>:<id>, police:<ref>, upn:<upn> or lpi:<ods>:<id>."
         raise SgbError(msg)
     settings = ctx.settings
+    # The demographics kept for matching (principle 11) go with the child, vault or not.
+    forgotten = erase_demographics(settings.state_dir, [child])
     path = vault_path(settings.state_dir)
     if not path.exists():
+        if forgotten:
+            click.echo(f"{forgotten} demographic record(s) kept for matching deleted; no key vault here.")
+            return
         msg = f"No key vault at {path}: nothing was ever encrypted here (is SGB_STATE_DIR right?)."
         raise SgbError(msg)
     vault = SqliteKeyVault(path, key_provider(settings.keys_dir))
@@ -52,7 +59,7 @@ def erase(ctx: Context, child: str, yes: bool) -> None:
         destroyed = vault.destroy(child)
     finally:
         vault.close()
-    if not destroyed:
+    if not destroyed and not forgotten:
         msg = (
             f"No data key for child ref {ref[:12]}: nothing of that child was encrypted, "
             "or it was already erased."
@@ -63,10 +70,11 @@ def erase(ctx: Context, child: str, yes: bool) -> None:
         action="erase",
         child_ref=ref,
         count=destroyed,
+        demographics=forgotten,
     )
     click.echo(
         f"{destroyed} data key destroyed (child ref {ref[:12]}); its encrypted fields still in Kafka "
-        "are now unreadable."
+        f"are now unreadable. {forgotten} demographic record(s) kept for matching deleted."
     )
 
 

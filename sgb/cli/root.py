@@ -67,6 +67,7 @@ COMMANDS = {
         "deploy",
         "audit",
         "erase",
+        "identity",
         "credentials",
         "keys",
     )
@@ -100,7 +101,8 @@ def cli(ctx: click.Context, config: Path | None) -> None:
     \b
     operator:    sgb kafka start [--brokers 3] [--security sasl_ssl|mtls]|stop|status, sgb topics apply,
                  sgb credentials create|rotate|list, sgb filter run, sgb status, sgb dlq list|replay,
-                 sgb audit verify, sgb erase --child KEY, sgb deploy k8s --output DIR
+                 sgb audit verify, sgb erase --child KEY, sgb deploy k8s --output DIR,
+                 sgb identity review [--la CODE]|link A B --reason ...|unlink A B --reason ...
     agency:      sgb connector run <agency> --source ..., sgb connector serve-webhook --tokens FILE,
                  sgb connector school-token add <urn> --tokens FILE
     hub:         sgb hub subscribe <audience> <org> --sink KIND:TARGET, sgb hub serve <audience> <org>
