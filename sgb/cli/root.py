@@ -24,7 +24,19 @@ class Context:
         if self._settings is None:
             self._settings = load_settings(self.config)
             configure(self._settings.log_level, self._settings.log_format)
+            if self._settings.tracing != "off":
+                from broker.tracing import configure_tracing
+
+                command = click.get_current_context(silent=True)
+                configure_tracing(self._settings.tracing, _service(command))
         return self._settings
+
+
+def _service(command: click.Context | None) -> str:
+    """This process's tracing name: ``sgb-filter``, ``sgb-connector``, ``sgb-hub``, ..."""
+    while command is not None and command.parent is not None and command.parent.parent is not None:
+        command = command.parent
+    return f"sgb-{command.info_name}" if command is not None and command.parent is not None else "sgb"
 
 
 pass_context = click.make_pass_decorator(Context)
