@@ -99,7 +99,8 @@ def cli(ctx: click.Context, config: Path | None) -> None:
     hub:         sgb hub subscribe <audience> <org> --sink KIND:TARGET, sgb hub serve <audience> <org>
     security:    sgb keys list|rotate|activate|retire|export|trust (SGB_PROVENANCE=on)
     governance:  sgb policy check, sgb policy evaluate --event FILE [--state FILE], sgb schemas check,
-                 sgb schemas register [--registry-url URL], sgb schemas asyncapi [--output FILE]
+                 sgb schemas register [--registry-url URL], sgb schemas asyncapi [--output FILE],
+                 sgb schemas serve [--port 8085] (the embedded registry over Confluent's REST API)
     everyone:    sgb demo, sgb simulate
     """
     ctx.obj = Context(config)
