@@ -6,7 +6,9 @@ connector watching a drop folder, the filter and a MASH hub, each its own ``sgb`
 * each process exports only its own series;
 * one trace spans the three processes: ``map`` > ``publish`` in the connector, ``decide`` in the
   filter, ``deliver`` in the hub, linked through the W3C trace context in Kafka headers;
-* a connector log line written inside a record's span carries that trace's id.
+* a connector log line written inside a record's span carries that trace's id;
+* confluent-kafka's own AvroDeserializer decodes the MASH's delivery topic through
+  ``sgb schemas serve`` (the embedded registry's read-only Confluent REST face).
 """
 
 from __future__ import annotations
@@ -27,13 +29,18 @@ from typing import Any
 
 import httpx
 import pytest
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroDeserializer
+from confluent_kafka.serialization import MessageField, SerializationContext
 from prometheus_client.parser import text_string_to_metric_families
 
 from broker.cluster.topics import apply
 from broker.settings import Settings
+from broker.wire.codecs import Codecs
+from broker.wire.registry import registry_for
 from connectors.police import synthetic as police_syn
 from schemas.topics import load_declaration
-from tests.conftest import sgb_env
+from tests.conftest import read_topic, sgb_env
 
 REPO = Path(__file__).resolve().parents[2]
 DASHBOARD = REPO / "deploy" / "grafana" / "sgb-dashboard.json"
@@ -56,6 +63,7 @@ class Process:
     port: int
     log: Path
     spans: Path
+    ready: str = "/readyz"
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
@@ -65,7 +73,7 @@ class Process:
         while time.monotonic() < deadline:
             assert self.popen.poll() is None, f"{self.name} exited: {self.log.read_text()[-2000:]}"
             try:
-                if httpx.get(self.url("/readyz"), timeout=2).status_code == 200:
+                if httpx.get(self.url(self.ready), timeout=2).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
@@ -75,28 +83,37 @@ class Process:
 
 @dataclass
 class Observed:
+    kafka: Settings
+    processes: dict[str, Process]
     scrapes: dict[str, str]
-    spans: dict[str, list[dict[str, Any]]]
-    logs: dict[str, str]
+
+    def spans(self, name: str) -> list[dict[str, Any]]:
+        path = self.processes[name].spans
+        return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+    def log_lines(self, name: str) -> list[dict[str, Any]]:
+        text = self.processes[name].log.read_text()
+        return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
 
 
-def _start(kafka: Settings, tmp: Path, name: str, *args: str) -> Process:
+def _start(kafka: Settings, tmp: Path, name: str, *args: str, metrics: bool = True) -> Process:
     port = _free_port()
     spans = tmp / f"spans-{name}.jsonl"
     env = {**sgb_env(kafka), "SGB_TRACING": f"file:{spans}"}
     log = tmp / f"{name}.log"
     popen = subprocess.Popen(
-        [sys.executable, "-m", "sgb.cli", *args, "--metrics-port", str(port)],
+        [sys.executable, "-m", "sgb.cli", *args, "--metrics-port" if metrics else "--port", str(port)],
         env=env,
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
     )
-    return Process(name, popen, port, log, spans)
+    return Process(name, popen, port, log, spans, "/readyz" if metrics else "/subjects")
 
 
 @pytest.fixture(scope="module")
 def observed(kafka_session: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Observed]:
-    """The three processes run until the MASH has its three events, are scraped, then stopped."""
+    """The three processes (and `sgb schemas serve`) run until the MASH has its three events and
+    are scraped; they are stopped after the module's tests."""
     tmp = tmp_path_factory.mktemp("observability")
     kafka = kafka_session.model_copy(
         update={"topic_prefix": f"t{uuid.uuid4().hex[:10]}.", "state_dir": tmp / "state"}
@@ -111,6 +128,7 @@ def observed(kafka_session: Settings, tmp_path_factory: pytest.TempPathFactory) 
             kafka, tmp, "connector", "connector", "run", "police", "--source", str(drop),
             "--mapping", str(DA_MAPPING), "--watch", "--poll-interval", "0.2",
         ),
+        _start(kafka, tmp, "registry", "schemas", "serve", metrics=False),
     ]  # fmt: skip
     try:
         for process in processes:
@@ -123,17 +141,13 @@ def observed(kafka_session: Settings, tmp_path_factory: pytest.TempPathFactory) 
             assert time.monotonic() < deadline, "the MASH never received its three events"
             time.sleep(0.3)
         time.sleep(1.5)  # the filter's lag gauge and the hub's next poll
-        scrapes = {p.name: httpx.get(p.url("/metrics"), timeout=5).text for p in processes}
+        scrapes = {p.name: httpx.get(p.url("/metrics"), timeout=5).text for p in processes[:3]}
+        yield Observed(kafka, {p.name: p for p in processes}, scrapes)
     finally:
         for process in processes:
             process.popen.send_signal(signal.SIGTERM)
         for process in processes:
             process.popen.wait(30)
-    spans = {
-        p.name: [json.loads(line) for line in p.spans.read_text().splitlines()] if p.spans.exists() else []
-        for p in processes
-    }
-    yield Observed(scrapes, spans, {p.name: p.log.read_text() for p in processes})
 
 
 # -- Grafana ------------------------------------------------------------------------------------
@@ -197,8 +211,12 @@ def test_each_process_exports_its_own_series(observed: Observed) -> None:
 
 # -- OpenTelemetry --------------------------------------------------------------------------------
 def test_one_trace_spans_connector_filter_and_hub(observed: Observed) -> None:
-    by_id = {s["context"]["span_id"]: (name, s) for name, spans in observed.spans.items() for s in spans}
-    delivers = [s for s in observed.spans["hub"] if s["name"] == "deliver"]
+    by_id = {
+        s["context"]["span_id"]: (name, s)
+        for name, spans in ((n, observed.spans(n)) for n in ("connector", "filter", "hub"))
+        for s in spans
+    }
+    delivers = [s for s in observed.spans("hub") if s["name"] == "deliver"]
     assert len(delivers) == 3, "one deliver span per event the MASH wrote"
     for deliver in delivers:
         chain, traces = [], set()
@@ -218,11 +236,11 @@ def test_one_trace_spans_connector_filter_and_hub(observed: Observed) -> None:
         assert len(traces) == 1, "the four spans are one trace"
     services = {
         name: {s["resource"]["attributes"]["service.name"] for s in spans}
-        for name, spans in observed.spans.items()
+        for name, spans in ((n, observed.spans(n)) for n in ("connector", "filter", "hub"))
     }
     assert services == {"connector": {"sgb-connector"}, "filter": {"sgb-filter"}, "hub": {"sgb-hub"}}
     # Span attributes are ids and places, never a child's details.
-    for spans in observed.spans.values():
+    for spans in (observed.spans(n) for n in ("connector", "filter", "hub")):
         for s in spans:
             assert set(s["attributes"]) <= {
                 "sgb.event_id",
@@ -234,7 +252,33 @@ def test_one_trace_spans_connector_filter_and_hub(observed: Observed) -> None:
 
 
 def test_a_log_line_inside_a_span_carries_its_trace_id(observed: Observed) -> None:
-    traces = {s["context"]["trace_id"].removeprefix("0x") for s in observed.spans["connector"]}
-    lines = [json.loads(line) for line in observed.logs["connector"].splitlines() if line.startswith("{")]
+    traces = {s["context"]["trace_id"].removeprefix("0x") for s in observed.spans("connector")}
+    lines = observed.log_lines("connector")
     dead = [line for line in lines if line.get("event") == "record dead-lettered"]
     assert len(dead) == 1 and dead[0]["trace_id"] in traces
+
+
+# -- the registry's REST face -------------------------------------------------------------------
+def test_confluent_avro_deserializer_decodes_a_delivery_topic(observed: Observed) -> None:
+    url = observed.processes["registry"].url("")
+    delivered = read_topic(observed.kafka, "sg.deliver.mash.202.v1", expect=3)
+    assert len(delivered) == 3
+    deserializer = AvroDeserializer(SchemaRegistryClient({"url": url}))
+    ours = Codecs(registry_for(observed.kafka, read_only=True)).event
+    topic = observed.kafka.topic("sg.deliver.mash.202.v1")
+    for message in delivered:
+        decoded = deserializer(message.value(), SerializationContext(topic, MessageField.VALUE))
+        assert decoded == ours.decode(message.value())
+
+    # The subject the delivery's schema is registered under, and its versions, as Confluent says them.
+    schema_id = int.from_bytes(delivered[0].value()[1:5], "big")
+    subjects = httpx.get(f"{url}/subjects", timeout=5).json()
+    versions = httpx.get(f"{url}/schemas/ids/{schema_id}/versions", timeout=5).json()
+    assert versions and versions[0]["subject"] in subjects
+    latest = httpx.get(f"{url}/subjects/{versions[0]['subject']}/versions/latest", timeout=5).json()
+    assert latest["id"] == schema_id
+    # Read-only: a registration is refused; an unknown id is Confluent's 40403.
+    refused = httpx.post(f"{url}/subjects/x/versions", json={"schema": '"string"'}, timeout=5)
+    assert refused.status_code == 405
+    missing = httpx.get(f"{url}/schemas/ids/1", timeout=5)
+    assert missing.status_code == 404 and missing.json()["error_code"] == 40403
