@@ -1,22 +1,21 @@
-"""Settings: one pydantic-settings class, from ``SGB_`` environment variables and a TOML file.
+"""Settings: one pydantic model, from ``SGB_`` environment variables and a TOML file.
 
 Precedence, highest first: explicit overrides (command-line options), environment
 variables, the config file named by ``SGB_CONFIG`` (or ``--config``), defaults.
+
+The sources are merged here rather than by ``pydantic-settings``: three sources need a dozen
+lines, and that package's import (its cloud secret providers among them) was the largest
+part of a short command's start-up (``sgb policy evaluate``, issue 16).
 """
 
 from __future__ import annotations
 
 import os
+import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import (
-    BaseSettings,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-    TomlConfigSettingsSource,
-)
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from broker.exceptions import SettingsError
 from schemas.topics import DECLARATION
@@ -35,14 +34,33 @@ def _default_cache_dir() -> Path:
     return Path(base) / "sgb"
 
 
-class Settings(BaseSettings):
+def _from_sources(explicit: dict[str, Any], fields: set[str]) -> dict[str, Any]:
+    """The values for ``Settings``: the TOML file's, then the environment's, then ``explicit``."""
+    values: dict[str, Any] = {}
+    config_file = os.environ.get("SGB_CONFIG")
+    if config_file:
+        with Path(config_file).open("rb") as handle:
+            values.update(tomllib.load(handle))
+    environment = {name.upper(): value for name, value in os.environ.items()}
+    for name in fields:
+        if f"SGB_{name.upper()}" in environment:
+            values[name] = environment[f"SGB_{name.upper()}"]
+    values.update(explicit)
+    return values
+
+
+class Settings(BaseModel):
     """Everything sgb needs to reach Kafka and keep its local state.
 
     Environment variables are the field names in upper case with the ``SGB_`` prefix,
-    for example ``SGB_BOOTSTRAP_SERVERS``.
+    for example ``SGB_BOOTSTRAP_SERVERS``. Making a ``Settings`` reads them (and the TOML
+    file named by ``SGB_CONFIG``) under the values given.
     """
 
-    model_config = SettingsConfigDict(env_prefix="SGB_", extra="forbid", validate_default=True)
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+    def __init__(self, **values: Any) -> None:
+        super().__init__(**_from_sources(values, set(type(self).model_fields)))
 
     bootstrap_servers: str | None = Field(
         default=None,
@@ -110,21 +128,6 @@ class Settings(BaseSettings):
                 msg = "must be a comma-separated list of host:port"
                 raise ValueError(msg)
         return value
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        config_file = os.environ.get("SGB_CONFIG")
-        if config_file:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
-        return tuple(sources)
 
     @property
     def bootstrap(self) -> str:
@@ -240,6 +243,6 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         else:
             msg = f"Setting SGB_{name.upper()} is invalid: {first['msg']}."
         raise SettingsError(msg) from None
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError) as exc:  # tomllib.TOMLDecodeError is a ValueError
         msg = f"Config file could not be read: {exc}."
         raise SettingsError(msg) from None

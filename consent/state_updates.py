@@ -147,11 +147,27 @@ def derive(event: Mapping[str, Any], state: ChildState) -> ChildState:
     return state if after == state else _with_versions(state, after)
 
 
+#: Principle 9: which agencies' events the filter remembers each organisation from. Another
+#: agency's mention (a police report naming a school) routes that event only: the police may
+#: have it wrong, and it must not redirect every later event of the child.
+RESPONSIBLE_AGENCIES = {
+    "school_urn": frozenset({"EDUCATION", "LOCAL_AUTHORITY"}),
+    "gp_practice_ods": frozenset({"HEALTH"}),
+    "local_authority_code": frozenset({"LOCAL_AUTHORITY"}),
+}
+
+
+def _remembered(event: Mapping[str, Any], child: Mapping[str, Any], state: ChildState, fact: str) -> Any:
+    agency = str((event.get("source") or {}).get("agency"))
+    named = child.get(fact) if agency in RESPONSIBLE_AGENCIES[fact] else None
+    return named or getattr(state, fact)
+
+
 def _derive(event: Mapping[str, Any], state: ChildState) -> ChildState:
     child = event.get("child") or {}
-    school = child.get("school_urn") or state.school_urn
-    gp = child.get("gp_practice_ods") or state.gp_practice_ods
-    la = child.get("local_authority_code") or state.local_authority_code
+    school = _remembered(event, child, state, "school_urn")
+    gp = _remembered(event, child, state, "gp_practice_ods")
+    la = _remembered(event, child, state, "local_authority_code")
     new = state
     if (school, gp, la) != (state.school_urn, state.gp_practice_ods, state.local_authority_code):
         new = replace(state, school_urn=school, gp_practice_ods=gp, local_authority_code=la)

@@ -7,8 +7,6 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import fastavro
-
 from schemas.exceptions import SchemaError
 
 SCHEMA_DIR = Path(__file__).parent / "avro"
@@ -85,6 +83,8 @@ def _cached_text(name: str) -> str:
 @cache
 def parsed(name: str) -> Any:
     """Return the fastavro-parsed form of a shipped top-level schema (cached)."""
+    import fastavro  # here, not at the top: reading the JSON schemas (the engine) needs no codec
+
     try:
         return fastavro.parse_schema(load(name))
     except (fastavro.schema.SchemaParseException, ValueError, KeyError, TypeError) as exc:

@@ -62,8 +62,9 @@ def evaluate(ctx: Context, event_path: Path, state_path: Path | None, policy_pat
     loaded = load(policy_path or BASELINE)
     event = read_json(event_path, "Event")
     state = state_from_json(read_json(state_path, "State")) if state_path else ChildState()
-    key = key_provider(ctx.settings.keys_dir).secret("pseudonymisation")
-    result = explain(loaded, event, state, load_declaration(ctx.settings.declaration_file()), key)
+    settings = ctx.quiet_settings  # evaluate prints JSON and logs nothing
+    key = key_provider(settings.keys_dir).secret("pseudonymisation")
+    result = explain(loaded, event, state, load_declaration(settings.declaration_file()), key)
     click.echo(json.dumps(result, indent=2))
 
 

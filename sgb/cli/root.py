@@ -5,30 +5,48 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from broker.logs import configure
-from broker.settings import Settings, load_settings
+if TYPE_CHECKING:
+    from broker.settings import Settings
 
 
 class Context:
-    """What every sub-command gets: the settings, built once and validated at start."""
+    """What every sub-command gets: the settings, built once and validated at start.
+
+    The settings and logging are imported when a command first asks for them, so a command
+    that needs neither (``sgb --version``, ``sgb policy check``) starts in the time of click.
+    """
 
     def __init__(self, config: Path | None) -> None:
         self.config = config
         self._settings: Settings | None = None
+        self._logging = False
 
     @property
     def settings(self) -> Settings:
-        if self._settings is None:
-            self._settings = load_settings(self.config)
-            configure(self._settings.log_level, self._settings.log_format)
-            if self._settings.tracing != "off":
+        """The settings, with logging configured from them (for commands that log)."""
+        settings = self.quiet_settings
+        if not self._logging:
+            from broker.logs import configure
+
+            configure(settings.log_level, settings.log_format)
+            self._logging = True
+            if settings.tracing != "off":  # a command that logs is one worth tracing
                 from broker.tracing import configure_tracing
 
-                command = click.get_current_context(silent=True)
-                configure_tracing(self._settings.tracing, _service(command))
+                configure_tracing(settings.tracing, _service(click.get_current_context(silent=True)))
+        return settings
+
+    @property
+    def quiet_settings(self) -> Settings:
+        """The settings alone, for a command that prints its answer and logs nothing."""
+        if self._settings is None:
+            from broker.settings import load_settings
+
+            self._settings = load_settings(self.config)
         return self._settings
 
 

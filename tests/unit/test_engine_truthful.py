@@ -250,7 +250,7 @@ def test_withholds_record_no_lawful_basis(engine: Engine) -> None:
 def test_the_audit_record_says_where_the_organisation_came_from(engine: Engine) -> None:
     named = decide(engine, event("DOMESTIC_ABUSE_INCIDENT"))[Audience.SCHOOL_DSL]
     assert named.organisation == "100000" and audit_record(named, T1)["organisation_source"] == "EVENT"
-    state = derive(event("DOMESTIC_ABUSE_INCIDENT", school_urn="100001"), ChildState())
+    state = derive(event("ATTENDANCE_ALERT", school_urn="100001"), ChildState())
     recorded = decide(engine, event("DOMESTIC_ABUSE_INCIDENT", school_urn=None), state)[Audience.SCHOOL_DSL]
     assert (
         recorded.organisation == "100001" and audit_record(recorded, T1)["organisation_source"] == "RECORDED"
@@ -258,6 +258,44 @@ def test_the_audit_record_says_where_the_organisation_came_from(engine: Engine) 
     unknown = decide(engine, event("DOMESTIC_ABUSE_INCIDENT", school_urn=None))[Audience.SCHOOL_DSL]
     assert audit_record(unknown, T1)["organisation_source"] is None
     assert evaluate(as_json(event("DOMESTIC_ABUSE_INCIDENT")))["decisions"][0]["organisation_source"]
+
+
+@pytest.mark.parametrize(
+    ("fact", "value", "responsible", "others"),
+    [
+        (
+            "school_urn",
+            "100001",
+            ["ATTENDANCE_ALERT", "FAMILY_HELP_CASE"],
+            ["DOMESTIC_ABUSE_INCIDENT", "WAS_NOT_BROUGHT"],
+        ),
+        (
+            "gp_practice_ods",
+            "F83004",
+            ["WAS_NOT_BROUGHT"],
+            ["DOMESTIC_ABUSE_INCIDENT", "ATTENDANCE_ALERT", "FAMILY_HELP_CASE"],
+        ),
+        (
+            "local_authority_code",
+            "202",
+            ["FAMILY_HELP_CASE"],
+            ["DOMESTIC_ABUSE_INCIDENT", "ATTENDANCE_ALERT", "WAS_NOT_BROUGHT"],
+        ),
+    ],
+)
+def test_a_remembered_organisation_comes_only_from_the_agency_responsible_for_it(
+    fact: str, value: str, responsible: list[str], others: list[str]
+) -> None:
+    """Principle 9: the school is remembered from education or local-authority events, the GP
+    from health events, the local authority from local-authority events; another agency's
+    mention (a police report naming a school) is used for that event only, never remembered."""
+    for event_type in responsible:
+        assert getattr(derive(event(event_type, **{fact: value}), ChildState()), fact) == value, event_type
+    for event_type in others:
+        assert getattr(derive(event(event_type, **{fact: value}), ChildState()), fact) is None, event_type
+    known = derive(event(responsible[0], **{fact: value}), ChildState())
+    for event_type in others:  # nor does it overwrite what the responsible agency said
+        assert getattr(derive(event(event_type, **{fact: "999999"}), known), fact) == value, event_type
 
 
 # -- 3. F2: exactly the fields POLICY.md lists -----------------------------------------------
