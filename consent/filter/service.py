@@ -21,7 +21,7 @@ from typing import Any
 from confluent_kafka import KafkaException, Message, TopicPartition
 
 import schemas
-from broker import metrics
+from broker import metrics, tracing
 from broker.clients import admin_client, consumer, producer, wait_for_kafka
 from broker.exceptions import SerdeError
 from broker.logs import get_logger
@@ -319,7 +319,8 @@ class FilterService:
             )
             self._reader.prepare(messages)  # verify the batch's signatures on all cores
             for msg in messages:
-                self._handle(msg)
+                with tracing.consumed("decide", msg):  # off: nothing; on: joins the event's trace
+                    self._handle(msg)
             # 3. Put the consumed offsets, carrying the audit chain heads, in the same transaction.
             offsets = self._chains.offsets(next_offsets(messages))
             #    (Bounded: this call can hang when the group coordinator dies; see bounded().)

@@ -61,12 +61,29 @@ def _signing_headers(signer: str) -> dict[str, Any]:
     }
 
 
+def _trace_headers() -> dict[str, Any]:
+    """The W3C trace context (broker/tracing.py), present when SGB_TRACING is on."""
+    return {
+        "traceparent": {
+            "type": "string",
+            "contentEncoding": "7bit",
+            "description": "ASCII, W3C Trace Context: 00-<trace id>-<parent span id>-<flags>, the span "
+            "that produced the record; present when the producer traces (SGB_TRACING).",
+        },
+        "tracestate": {
+            "type": "string",
+            "contentEncoding": "7bit",
+            "description": "ASCII, W3C Trace Context vendor state, when the trace carries any.",
+        },
+    }
+
+
 def _messages() -> dict[str, Any]:
     ingress_headers = {
         "type": "object",
         "description": "Kafka record headers set by the connector. With provenance on (SGB_PROVENANCE) "
         "both are required: the filter dead-letters an unsigned or badly signed event.",
-        "properties": _signing_headers("the agency's connector"),
+        "properties": {**_signing_headers("the agency's connector"), **_trace_headers()},
     }
     delivered_headers = {
         "type": "object",
@@ -97,6 +114,7 @@ def _messages() -> dict[str, Any]:
                 "played no part.",
             },
             **_signing_headers("the filter"),
+            **_trace_headers(),
             "sgb.event_id": {
                 "type": "string",
                 "description": "The event id, the same as the payload's "

@@ -34,6 +34,7 @@ import yaml
 
 from broker.hub.delivered import DECISION_HEADERS
 from broker.security.provenance import KEY_ID_HEADER, SIGNATURE_HEADER
+from broker.tracing import TRACE_HEADERS
 from schemas.topics import AUDIENCES, delivery_topic, load_declaration
 
 REPO = Path(__file__).resolve().parents[2]
@@ -394,7 +395,7 @@ def test_headers_and_keys(generated: Path) -> None:
         "sgb.source.position",
         "sgb.component",
     }
-    signing = {KEY_ID_HEADER, SIGNATURE_HEADER}
+    signing = {KEY_ID_HEADER, SIGNATURE_HEADER, *TRACE_HEADERS}
     decision = {f"sgb.{name}" for name in DECISION_HEADERS}
     delivered = messages["DeliveredEvent"]["headers"]["properties"]
     assert set(delivered) == {"sgb.event_id", "sgb.policy_version", *decision, *signing}
