@@ -35,7 +35,14 @@ KNOWN_TAGS = frozenset(
     }
 )
 #: The records that travel on topics (each registered as its own subject).
-TOP_LEVEL = ("SafeguardingEvent", "ConsentRecord", "ChildStatus", "AuditDecision", "DeadLetter")
+TOP_LEVEL = (
+    "SafeguardingEvent",
+    "ConsentRecord",
+    "ChildStatus",
+    "AuditDecision",
+    "DeadLetter",
+    "ShareRecord",
+)
 RELEASED_DIR = SCHEMA_DIR.parent / "released"
 
 

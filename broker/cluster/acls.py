@@ -39,6 +39,7 @@ from schemas.topics import (
     DLQ_TOPIC,
     INGRESS_PREFIX,
     SCHEMAS_TOPIC,
+    SHARES_TOPIC,
     STATUS_TOPIC,
     TopicDeclaration,
     delivery_topic,
@@ -127,6 +128,8 @@ def principals(declaration: TopicDeclaration) -> list[Principal]:
                 # publishes the status it derives, so it writes as well as reads these two.
                 Acl("topic", CONSENT_TOPIC, ("Read", "Write", "Describe")),
                 Acl("topic", STATUS_TOPIC, ("Read", "Write", "Describe")),
+                # The share ledger: written with each batch, read back as a global table.
+                Acl("topic", SHARES_TOPIC, ("Read", "Write", "Describe")),
                 Acl("topic", DELIVERY_PREFIX, ("Write", "Describe"), "prefix"),
                 Acl("topic", AUDIT_TOPIC, ("Write", "Describe")),
                 Acl("topic", DLQ_TOPIC, ("Write", "Describe")),

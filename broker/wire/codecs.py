@@ -138,3 +138,7 @@ class Codecs:
     @cached_property
     def status(self) -> AvroSerde:
         return record_serde(self.registry, "ChildStatus")
+
+    @cached_property
+    def shares(self) -> AvroSerde:
+        return record_serde(self.registry, "ShareRecord")
