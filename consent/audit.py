@@ -34,4 +34,11 @@ def audit_record(decision: Decision, now: datetime) -> dict[str, Any]:
         "decided_at": now,
         "delivery_topic": decision.topic,
         "organisation_source": decision.organisation_source,
+        **correction_fields(decision),
     }
+
+
+def correction_fields(decision: Decision) -> dict[str, Any]:
+    """The audit fields of a decision on a correction (principle 10): what the recipient was
+    told and which original it received; both null for an ordinary event's decision."""
+    return {"correction": decision.correction, "corrects_event_id": decision.corrects_event_id}
