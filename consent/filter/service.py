@@ -40,16 +40,26 @@ from broker.wire.registry import registry_for
 from consent import policy as policy_module
 from consent import state_updates as status
 from consent.audit import audit_record, withhold
+from consent.corrections import correction_of
 from consent.engine import Decision, Engine
 from consent.exceptions import EventInvalid, PolicyError
+from consent.filter import shares
 from consent.filter.audit_chains import AuditChains
+from consent.filter.headers import delivery_headers
 from consent.filter.state_reader import StateReader
 from consent.filter.store import SqliteStore, StateStore
 from consent.policy import Policy
 from schemas.child_keys import NO_CHILD, child_key
-from schemas.topics import AUDIT_TOPIC, CONSENT_TOPIC, DELIVERY_PREFIX, INGRESS_TOPICS, STATUS_TOPIC
+from schemas.topics import (
+    AUDIT_TOPIC,
+    CONSENT_TOPIC,
+    DELIVERY_PREFIX,
+    INGRESS_TOPICS,
+    SHARES_TOPIC,
+    STATUS_TOPIC,
+)
 from schemas.validation import InvalidEvent, validate_event
-from schemas.vocabulary import Outcome, Reason
+from schemas.vocabulary import CorrectionKind, Outcome, Reason
 
 log = get_logger("consent.filter")
 
@@ -112,6 +122,9 @@ class FilterService:
         )
         self._store = store or SqliteStore(settings.filter_store(self.group_id, self.instance))
         self._state = StateReader(settings, self._store, self._codecs, self.counts, self.group_id)
+        # The share ledger, written in each batch's transaction (principle 10; no second decision).
+        self._shares = shares.ShareBook(self._store, self._put_share)
+        self._assigned = False
         self._failures = 0
         self._transactional_id = ""
         self.ready = threading.Event()
@@ -213,7 +226,11 @@ class FilterService:
                 self._maybe_reload_policy()
                 self._refresh_onboarded()
                 messages = self._next_batch()
-                self._state.drain()
+                if self._assigned:  # a partition moved here: read what its last owner shared first
+                    self._assigned = False
+                    self._state.catch_up()
+                else:
+                    self._state.drain()
                 if messages:
                     self._process_batch(messages)
                 if time.monotonic() - last_stats > 10:
@@ -278,6 +295,7 @@ class FilterService:
             partitions=sorted(f"{tp.topic}[{tp.partition}]" for tp in partitions),
         )
         self._chains.forget(partitions)  # the audit chain heads are read back from the committed offsets
+        self._assigned = True
 
     def _on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         # Every batch commits its transaction before the next poll, so nothing is in flight here.
@@ -374,9 +392,15 @@ class FilterService:
             self._dead_letter(msg, read.reason, origin, read.event_id)
             return
         event, reusable = read.event, read.reusable
+        if self._shares.decided(str(event.get("event_id"))):  # a re-send: decided and delivered once
+            self.counts["already_decided"] += 1
+            return
         self._batch_agencies[str((event.get("source") or {}).get("agency"))] += 1
+        correction = correction_of(event)
         try:  # principle 8: the same validation as `sgb policy evaluate`, before state or decisions
-            validate_event(event)
+            # (a retraction or erasure carries no content that is shared: only its metadata)
+            if correction is None or correction[0] is CorrectionKind.AMENDED:
+                validate_event(event)
         except InvalidEvent as exc:
             self._dead_letter(msg, str(exc), origin, event.get("event_id"))
             return
@@ -390,7 +414,7 @@ class FilterService:
             )
             return
         before = self._store.get(key)
-        after = status.derive(event, before)
+        after = status.derive(event, before) if correction is None else before
         if after is not before:
             self._store.put(key, after)
             if status.flags_changed(before, after):
@@ -403,7 +427,7 @@ class FilterService:
                     value=self._codecs.status.encode(record),
                 )
         try:
-            decisions = self._engine.decide(event, after)
+            decisions = shares.decide(self._engine, self._shares, event, after)
         except EventInvalid as exc:
             self._dead_letter(msg, str(exc), origin, event.get("event_id"))
             return
@@ -414,12 +438,18 @@ class FilterService:
             if reusable and not event.get("withheld_fields") and not event.get("generalised_fields")
             else None
         )
-        for decision in decisions:
-            self._deliver_and_audit(decision, key, now, untouched, origin)
+        final = [self._deliver_and_audit(d, key, now, untouched, origin) for d in decisions]
+        shares.settle(self._shares, event, key, final, now)
+        self.counts["corrections"] += correction is not None
+
+    def _put_share(self, event_id: str, entry: dict[str, Any]) -> None:
+        self._producer.produce(
+            self.settings.topic(SHARES_TOPIC), key=event_id.encode(), value=self._codecs.shares.encode(entry)
+        )
 
     def _deliver_and_audit(
         self, decision: Decision, key: str, now: datetime, untouched: bytes | None, origin: deadletter.Origin
-    ) -> None:
+    ) -> Decision:
         topic = decision.topic
         if decision.outcome is Outcome.SHARE and decision.event is not None and topic is not None:
             reuse = untouched is not None and not decision.removed_fields and not decision.transformed_fields
@@ -456,6 +486,7 @@ class FilterService:
             reason=decision.reason.value,
             rule=decision.rule,
         )
+        return decision
 
     def _dead_letter(
         self, msg: Message, reason: str, origin: deadletter.Origin, event_id: str | None = None
@@ -483,20 +514,3 @@ class FilterService:
             event_id=event_id,
             reason=reason,
         )
-
-
-def delivery_headers(decision: Decision) -> list[tuple[str, bytes]]:
-    """What a delivery says of itself: its event and policy version, and the decision behind it
-    (rule, reason, lawful basis, consent state), so that a hub can show why it received the
-    event without reading the audit topic, which holds every organisation's decisions."""
-    headers = [
-        ("sgb.event_id", decision.event_id.encode()),
-        ("sgb.policy_version", decision.policy_version.encode()),
-        ("sgb.rule", (decision.rule or "").encode()),
-        ("sgb.reason", decision.reason.value.encode()),
-    ]
-    if decision.lawful_basis:
-        headers.append(("sgb.lawful_basis", decision.lawful_basis.value.encode()))
-    if decision.consent_state:
-        headers.append(("sgb.consent_state", decision.consent_state.encode()))
-    return headers

@@ -52,7 +52,9 @@ def test_an_amendment_no_longer_granted_is_a_retraction_and_a_retraction_is_meta
     # The child moved school in the amended record: the old school is told it is withdrawn.
     moved = {**original["child"], "school_urn": "100001"}
     amended = _correction(original, CorrectionKind.AMENDED, child=moved)
-    decisions = {d.audience: d for d in decide_correction(engine, amended, state, CorrectionKind.AMENDED, shared)}
+    decisions = {
+        d.audience: d for d in decide_correction(engine, amended, state, CorrectionKind.AMENDED, shared)
+    }
     school = decisions[Audience.SCHOOL_DSL]
     assert school.correction == "RETRACTED" and school.organisation == "100000"
     assert school.event is not None and school.event["child"]["given_name"] is None
@@ -68,7 +70,9 @@ def test_no_recipient_no_correction_and_nothing_after_erasure() -> None:
     retracted = _correction(original, CorrectionKind.RETRACTED)
     assert decide_correction(engine, retracted, state, CorrectionKind.RETRACTED, ()) == []
     shared = recipients_of(engine.decide(original, state))
-    erased = decide_correction(engine, _correction(original, CorrectionKind.ERASED), state, CorrectionKind.ERASED, shared)
+    erased = decide_correction(
+        engine, _correction(original, CorrectionKind.ERASED), state, CorrectionKind.ERASED, shared
+    )
     assert all(d.outcome is Outcome.SHARE and d.correction == "ERASED" for d in erased)
     assert len(erased) == len(shared)
     again = decide_correction(engine, retracted, state, CorrectionKind.RETRACTED, told(shared, erased))
