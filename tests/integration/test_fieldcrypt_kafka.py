@@ -123,7 +123,7 @@ def test_sealed_in_kafka_open_at_the_hub_and_erased_everywhere_by_sgb_erase(
     # 3. Erase child A: one line naming it by a keyed hash only.
     erased = _erase(settings, key_a)
     assert erased.returncode == 0, erased.stderr
-    assert erased.stdout.startswith("1 data key destroyed") and a["child"]["nhs_number"] not in erased.stdout
+    assert erased.stdout.startswith("1 data key destroyed;") and a["child"]["nhs_number"] not in erased.stdout
 
     # 4. Every copy still in Kafka, re-read from the beginning, shows A's fields as erased and B's in clear.
     for topic in (INGRESS, MASH):

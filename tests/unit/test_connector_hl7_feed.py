@@ -105,14 +105,20 @@ def _mapped(trigger: str, index: int = 9, **kwargs: str) -> dict[str, Any]:
         ("A13", "RETRACTED", "A03"),
     ],
 )
-def test_lifecycle_triggers_are_corrections_of_the_visits_event(trigger: str, kind: str, corrects: str) -> None:
+def test_lifecycle_triggers_are_corrections_of_the_visits_event(
+    trigger: str, kind: str, corrects: str
+) -> None:
     original = _mapped(corrects)
     correction = _mapped(trigger)
     assert correction["correction"] == {"kind": kind, "corrects_event_id": original["event_id"]}
     assert correction["event_id"] != original["event_id"]
     assert correction["event_id"] == _mapped(trigger)["event_id"]  # a resend is the same correction
-    assert _mapped(trigger, index=10)["correction"]["corrects_event_id"] != original["event_id"]  # other visit
-    assert "correction" not in original and correction["child"]["nhs_number"] == original["child"]["nhs_number"]
+    assert (
+        _mapped(trigger, index=10)["correction"]["corrects_event_id"] != original["event_id"]
+    )  # other visit
+    assert (
+        "correction" not in original and correction["child"]["nhs_number"] == original["child"]["nhs_number"]
+    )
 
 
 @pytest.mark.parametrize(
