@@ -14,6 +14,8 @@ from test_hub_sink_writes import delivered
 from broker.hub.delivered import HubEvent
 from broker.hub.sinks.jsonl import JsonlSink
 from broker.hub.sinks.sqlite import SqliteSink
+from sgb.inbox.store import InboxStore
+from sgb.inbox.view import build
 
 SECRETS = ("Testy", "Childe", "Synthetic Row", "SECRET-AMENDED")
 
@@ -89,3 +91,18 @@ def test_jsonl_erasure_in_the_same_batch_as_its_original(tmp_path: Path) -> None
     assert sink.write([a, correcting(a, "ERASED")]) == 2
     sink.close()
     assert not any(secret in path.read_text() for secret in SECRETS)
+
+
+def test_the_inbox_shows_what_the_source_did(tmp_path: Path) -> None:
+    a, b, c = (delivered(audience="MASH") for _ in range(3))
+    sink = SqliteSink(tmp_path / "inbox.db", "MASH", "202")
+    sink.write([a, b, c])
+    sink.write([correcting(a, "AMENDED"), correcting(b, "RETRACTED"), correcting(c, "ERASED")])
+    sink.close()
+    store = InboxStore(tmp_path / "inbox.db")
+    shown = {d.event_id: build(d.event, d.withheld_fields) for d in store.recent()}
+    assert (shown[a.event_id].correction or "").startswith("Amended by source")
+    assert (shown[b.event_id].correction or "").startswith("Withdrawn by source:")
+    erased = shown[c.event_id]
+    assert (erased.correction or "").endswith("its content has been removed.")
+    assert erased.child_name == "Name not recorded" and not erased.what and erased.narrative is None

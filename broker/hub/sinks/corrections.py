@@ -50,8 +50,8 @@ def erased_stub(event_id: str, event_type: str, erased_event_id: str) -> dict[st
 
 def update(event: HubEvent) -> dict[str, Any]:
     """The parameters of the row update a correction makes (``corrects_event_id``,
-    ``correction``, ``corrected_by``, and the replacement ``event`` JSON and ``withheld_fields``,
-    None to keep the stored ones)."""
+    ``correction``, ``corrected_by``, the replacement ``event`` JSON and ``withheld_fields``,
+    None to keep the stored ones, and the ``mark`` a kept copy gets as its ``correction``)."""
     found = correction_of(event.record)
     assert found is not None
     kind, corrects = found
@@ -68,6 +68,8 @@ def update(event: HubEvent) -> dict[str, Any]:
         "corrected_by": event.event_id,
         "event": content,
         "withheld_fields": withheld,
+        # Kept copies (a retraction's) are marked in their own JSON, so every reader sees it.
+        "mark": json.dumps({"kind": kind, "corrects_event_id": corrects}),
     }
 
 

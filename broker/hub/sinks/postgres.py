@@ -59,7 +59,7 @@ ON CONFLICT (event_id) DO NOTHING
 #: row changes no more, and the same correction applied twice changes nothing.
 _CORRECT = """
 UPDATE sgb_deliveries SET correction = %(correction)s, corrected_by = %(corrected_by)s,
-       event = COALESCE(%(event)s::jsonb, event),
+       event = COALESCE(%(event)s::jsonb, jsonb_set(event, '{correction}', %(mark)s::jsonb)),
        withheld_fields = COALESCE(%(withheld_fields)s::jsonb, withheld_fields)
 WHERE event_id = %(corrects_event_id)s AND correction IS DISTINCT FROM 'ERASED'
       AND corrected_by IS DISTINCT FROM %(corrected_by)s
