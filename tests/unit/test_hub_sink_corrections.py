@@ -6,7 +6,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import sqlite3
+import threading
 import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from test_hub_sink_writes import delivered
@@ -14,6 +16,7 @@ from test_hub_sink_writes import delivered
 from broker.hub.delivered import HubEvent
 from broker.hub.sinks.jsonl import JsonlSink
 from broker.hub.sinks.sqlite import SqliteSink
+from broker.hub.sinks.webhook import WebhookSink
 from sgb.inbox.store import InboxStore
 from sgb.inbox.view import build
 
@@ -106,3 +109,33 @@ def test_the_inbox_shows_what_the_source_did(tmp_path: Path) -> None:
     erased = shown[c.event_id]
     assert (erased.correction or "").endswith("its content has been removed.")
     assert erased.child_name == "Name not recorded" and not erased.what and erased.narrative is None
+
+
+def test_the_webhook_sends_a_correction_with_what_it_corrects() -> None:
+    seen: list[dict[str, str]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            seen.append(dict(self.headers))
+            self.send_response(204)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        a = delivered(audience="MASH")
+        retracted = correcting(a, "RETRACTED")
+        sink = WebhookSink(f"http://127.0.0.1:{server.server_address[1]}/hook")
+        assert sink.write([a, retracted]) == 2
+        sink.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert "Sgb-Correction" not in seen[0]
+    assert seen[1]["Idempotency-Key"] == retracted.event_id
+    assert (seen[1]["Sgb-Correction"], seen[1]["Sgb-Corrects-Event-Id"]) == ("RETRACTED", a.event_id)

@@ -80,7 +80,8 @@ ON CONFLICT (event_id) DO NOTHING
 #: row changes no more, and the same correction applied twice changes nothing.
 _CORRECT = """
 UPDATE deliveries SET correction = :correction, corrected_by = :corrected_by,
-       event = COALESCE(:event, json_set(event, '$.correction', json(:mark))), withheld_fields = COALESCE(:withheld_fields, withheld_fields)
+       event = COALESCE(:event, json_set(event, '$.correction', json(:mark))),
+       withheld_fields = COALESCE(:withheld_fields, withheld_fields)
 WHERE event_id = :corrects_event_id AND correction IS NOT 'ERASED' AND corrected_by IS NOT :corrected_by
 """
 
