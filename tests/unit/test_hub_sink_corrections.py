@@ -139,3 +139,9 @@ def test_the_webhook_sends_a_correction_with_what_it_corrects() -> None:
     assert "Sgb-Correction" not in seen[0]
     assert seen[1]["Idempotency-Key"] == retracted.event_id
     assert (seen[1]["Sgb-Correction"], seen[1]["Sgb-Corrects-Event-Id"]) == ("RETRACTED", a.event_id)
+
+
+def test_the_python_api_says_what_a_delivery_corrects() -> None:
+    a = delivered(audience="MASH")
+    assert a.correction is None
+    assert correcting(a, "ERASED").correction == ("ERASED", a.event_id)
