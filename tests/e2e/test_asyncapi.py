@@ -351,6 +351,7 @@ def test_document_describes_every_declared_topic(generated: Path) -> None:
         "sg.ingress.local_authority.v1",
         "sg.consent.v1",
         "sg.status.v1",
+        "sg.shares.v1",
         "sg.audit.decisions.v1",
         "sg.dlq.v1",
         "sg.dlq.replayed.v1",
