@@ -302,6 +302,7 @@ def test_every_avro_payload_compiles_with_avsc(
         "ChildStatus": "ok:uk.sgb.ChildStatus",
         "AuditDecision": "ok:uk.sgb.AuditDecision",
         "DeadLetter": "ok:uk.sgb.DeadLetter",
+        "ShareRecord": "ok:uk.sgb.ShareRecord",
     }
     broken = copy.deepcopy(document)
     fields = broken["components"]["messages"]["ConsentRecord"]["payload"]["schema"]["fields"]
