@@ -20,7 +20,6 @@ from broker.logs import get_logger
 from broker.security.key_directory import key_provider
 from broker.security.key_vault import SqliteKeyVault, vault_path
 from sgb.cli.root import Context, pass_context
-from sgb.ops.erasure import send_erasures
 
 log = get_logger("broker.erase")
 
@@ -67,6 +66,8 @@ def erase(ctx: Context, child: str, yes: bool, keys_only: bool) -> None:
             "Erase this child's shared events at every recipient? This cannot be undone", abort=True
         )
     if not keys_only:
+        from sgb.ops.erasure import send_erasures  # Kafka clients load only when needed (as in filter.py)
+
         sent = send_erasures(settings, child)
         log.warning("erasure corrections sent", action="erase", child_ref=ref or None, count=sent)
         if destroyed or sent:
