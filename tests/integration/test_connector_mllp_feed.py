@@ -19,8 +19,8 @@ from broker.wire.codecs import Codecs
 from broker.wire.registry import registry_for
 from connectors.health import Hl7Mapper, Hl7Message, load_profile
 from connectors.health import synthetic as syn
+from connectors.health.hl7_lifecycle import Step, adt_step, visit_event_id
 from connectors.health.mllp import MllpListener
-from connectors.runtime.records import uuid5_text
 from tests.integration.test_connector_mllp import ack_code, read_all
 
 PROFILE = Path(__file__).resolve().parents[2] / "connectors" / "mappings" / "health-example.yaml"
@@ -129,7 +129,10 @@ def test_mixed_feed_every_message_accounted_for(kafka: Settings) -> None:
     assert len(events) == c["published"]
     # Reused control ids are new events; only the resend repeats an id (and it is the first's).
     repeated = [i for i, n in Counter(ids).items() if n > 1]
-    first_id = uuid5_text(f"health-hl7|{Hl7Message(resend.decode()).identity}")
+    # (an attendance's event id is its visit's, so that a later A08 or A11 can name it)
+    first = adt_step(Hl7Message(resend.decode()), "A04")
+    assert first is not None
+    first_id = visit_event_id("health-hl7", first, Step.START)
     assert repeated == [first_id] and ids.count(first_id) == 2
     names = {e["child"]["family_name"] for e in events}
     assert "Zoëson" in names and not any("\ufffd" in (n or "") for n in names)
