@@ -36,8 +36,15 @@ def audit_record(decision: Decision, now: datetime, identity: Resolution | None 
         "decided_at": now,
         "delivery_topic": decision.topic,
         "organisation_source": decision.organisation_source,
+        **correction_fields(decision),
     }
     if identity is not None:
         record["child_identifier"] = identity.identifier_kind
         record["identity_links"] = identity.audit_links()
     return record
+
+
+def correction_fields(decision: Decision) -> dict[str, Any]:
+    """The audit fields of a decision on a correction (principle 10): what the recipient was
+    told and which original it received; both null for an ordinary event's decision."""
+    return {"correction": decision.correction, "corrects_event_id": decision.corrects_event_id}

@@ -42,6 +42,7 @@ TOP_LEVEL = (
     "AuditDecision",
     "DeadLetter",
     "IdentityLink",
+    "ShareRecord",
 )
 RELEASED_DIR = SCHEMA_DIR.parent / "released"
 

@@ -29,6 +29,9 @@ SCHEMAS_TOPIC = "sg.schemas.v1"
 #: Where a file connector's checkpoint is committed with each batch, in the same transaction
 #: (compacted, keyed ``<connector name>/<file id>``): what Kafka committed is never re-sent.
 CHECKPOINTS_TOPIC = "sg.checkpoints.v1"
+#: The filter's share ledger (compacted, keyed by event id): who received each decided event,
+#: so that a correction reaches exactly them and a re-sent event id is not decided twice.
+SHARES_TOPIC = "sg.shares.v1"
 INGRESS_PREFIX = "sg.ingress."
 DELIVERY_PREFIX = "sg.deliver."
 

@@ -142,3 +142,5 @@ class Codecs:
     @cached_property
     def identity_link(self) -> AvroSerde:
         return record_serde(self.registry, "IdentityLink")
+    def shares(self) -> AvroSerde:
+        return record_serde(self.registry, "ShareRecord")

@@ -6,9 +6,11 @@ Every ADT trigger of an attendance's lifecycle is understood (see
 start it and ``A03`` (discharge) ends it, each published as one event when the patient
 class (PV1-2, any case) is ``E``, emergency: an A04 says the child arrived, an A01 that they
 were admitted, an A03 that they left (PV1-45, with PV1-36 through the profile's
-``discharge_codes``). ``A08``, ``A02``, ``A11``, ``A12``, ``A13`` and ``A40`` amend, move,
-cancel or merge what was sent: they are held for corrections
-(:class:`~connectors.health.exceptions.HeldForCorrection`). Any other message is not used
+``discharge_codes``). ``A08``, ``A02``, ``A12`` amend what was sent and ``A11``, ``A13``
+cancel it: each is published as a correction of the visit's start or end event (see
+:mod:`connectors.health.hl7_lifecycle`), mapped from its own segments like an attendance.
+``A40`` merges identifiers and is held (:class:`~connectors.health.exceptions.HeldForCorrection`),
+like a correction that names no visit. Any other message is not used
 (:class:`~connectors.health.exceptions.NotUsed`), a training or debugging message (MSH-11
 ``T``/``D``) is never published (:class:`~connectors.health.exceptions.Training`); adults'
 messages and other patient classes carry nothing to publish (:class:`NoEvent`). All of these
@@ -33,7 +35,7 @@ from zoneinfo import ZoneInfo
 
 from connectors.exceptions import MappingError, NoEvent
 from connectors.health.exceptions import HeldForCorrection, NotUsed, Training
-from connectors.health.hl7_lifecycle import PUBLISHED_STEPS, adt_step
+from connectors.health.hl7_lifecycle import CORRECTING_STEPS, PUBLISHED_STEPS, adt_step, visit_event_id
 from connectors.health.hl7v2 import Hl7Message, hl7_time
 from connectors.health.profile import HealthProfile
 from connectors.runtime.event_builder import build_event, is_child_on
@@ -75,7 +77,9 @@ class Hl7Mapper:
         if step is None:
             reason = "The message type is not one of the ADT lifecycle this connector uses."
             raise NotUsed(reason)
-        if step.step not in PUBLISHED_STEPS:
+        correcting = CORRECTING_STEPS.get(step.step)
+        corrects = visit_event_id(record.connector, step, correcting[1]) if correcting else None
+        if step.step not in PUBLISHED_STEPS and corrects is None:
             reason = f"ADT^{trigger} ({step.step.value}) is held for corrections."
             raise HeldForCorrection(reason, step)
         for segment in ("PID", "PV1"):
@@ -132,7 +136,7 @@ class Hl7Mapper:
             "contact": profile.contact.model_dump() | {"reference": control_id} if profile.contact else None,
         }
         recorded = self._time(msg, "EVN", 2) or self._time(msg, "MSH", 7)
-        return build_event(
+        event = build_event(
             record,
             event_type="EMERGENCY_ATTENDANCE",
             occurred_at=arrival,
@@ -142,6 +146,11 @@ class Hl7Mapper:
             child=self._child(msg, born, organisation),
             details=details,
         )
+        if correcting is not None:  # its own id (a resend is the same), naming the visit's event
+            event["correction"] = {"kind": correcting[0], "corrects_event_id": corrects}
+        else:
+            event["event_id"] = visit_event_id(record.connector, step, step.step) or record.event_id
+        return event
 
     def _time(self, msg: Hl7Message, segment: str, field: int) -> datetime | None:
         return hl7_time(msg.get(segment, field), f"{segment}-{field}", self.zone)

@@ -40,9 +40,12 @@ from broker.wire.registry import registry_for
 from consent import policy as policy_module
 from consent import state_updates as status
 from consent.audit import audit_record, withhold
+from consent.corrections import correction_of
 from consent.engine import Decision, Engine
 from consent.exceptions import EventInvalid, PolicyError
+from consent.filter import shares
 from consent.filter.audit_chains import AuditChains
+from consent.filter.headers import delivery_headers
 from consent.filter.identity import FilterIdentity
 from consent.filter.state_reader import StateReader
 from consent.filter.store import SqliteStore, StateStore
@@ -55,10 +58,11 @@ from schemas.topics import (
     DELIVERY_PREFIX,
     IDENTITY_LINKS_TOPIC,
     INGRESS_TOPICS,
+    SHARES_TOPIC,
     STATUS_TOPIC,
 )
 from schemas.validation import InvalidEvent, validate_event
-from schemas.vocabulary import Outcome, Reason
+from schemas.vocabulary import CorrectionKind, Outcome, Reason
 
 log = get_logger("consent.filter")
 
@@ -127,6 +131,9 @@ class FilterService:
         self._state = StateReader(
             settings, self._store, self._codecs, self.counts, self.group_id, identity=self._identity
         )
+        # The share ledger, written in each batch's transaction (principle 10; no second decision).
+        self._shares = shares.ShareBook(self._store, self._put_share)
+        self._assigned = False
         self._failures = 0
         self._transactional_id = ""
         self.ready = threading.Event()
@@ -229,7 +236,11 @@ class FilterService:
                 self._maybe_reload_policy()
                 self._refresh_onboarded()
                 messages = self._next_batch()
-                self._state.drain()
+                if self._assigned:  # a partition moved here: read what its last owner shared first
+                    self._assigned = False
+                    self._state.catch_up()
+                else:
+                    self._state.drain()
                 if messages:
                     self._process_batch(messages)
                 if time.monotonic() - last_stats > 10:
@@ -295,6 +306,7 @@ class FilterService:
             partitions=sorted(f"{tp.topic}[{tp.partition}]" for tp in partitions),
         )
         self._chains.forget(partitions)  # the audit chain heads are read back from the committed offsets
+        self._assigned = True
 
     def _on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         # Every batch commits its transaction before the next poll, so nothing is in flight here.
@@ -395,9 +407,15 @@ class FilterService:
             self._dead_letter(msg, read.reason, origin, read.event_id)
             return
         event, reusable = read.event, read.reusable
+        if self._shares.decided(str(event.get("event_id"))):  # a re-send: decided and delivered once
+            self.counts["already_decided"] += 1
+            return
         self._batch_agencies[str((event.get("source") or {}).get("agency"))] += 1
+        correction = correction_of(event)
         try:  # principle 8: the same validation as `sgb policy evaluate`, before state or decisions
-            validate_event(event)
+            # (a retraction or erasure carries no content that is shared: only its metadata)
+            if correction is None or correction[0] is CorrectionKind.AMENDED:
+                validate_event(event)
         except InvalidEvent as exc:
             self._dead_letter(msg, str(exc), origin, event.get("event_id"))
             return
@@ -418,7 +436,7 @@ class FilterService:
             )
             self.counts["identity_" + link.state.lower()] += 1
         before = self._store.get(key)
-        after = status.derive(event, before)
+        after = status.derive(event, before) if correction is None else before
         if after is not before:
             self._store.put(key, after)
             if status.flags_changed(before, after):
@@ -432,7 +450,7 @@ class FilterService:
                 )
         view, identity = self._identity.view(key, after, self._store.get)  # the linked child's state
         try:
-            decisions = self._engine.decide(event, view)
+            decisions = shares.decide(self._engine, self._shares, event, view)
         except EventInvalid as exc:
             self._dead_letter(msg, str(exc), origin, event.get("event_id"))
             return
@@ -443,8 +461,14 @@ class FilterService:
             if reusable and not event.get("withheld_fields") and not event.get("generalised_fields")
             else None
         )
-        for decision in decisions:
-            self._deliver_and_audit(decision, key, now, untouched, origin, identity)
+        final = [self._deliver_and_audit(d, key, now, untouched, origin, identity) for d in decisions]
+        shares.settle(self._shares, event, key, final, now)
+        self.counts["corrections"] += correction is not None
+
+    def _put_share(self, event_id: str, entry: dict[str, Any]) -> None:
+        self._producer.produce(
+            self.settings.topic(SHARES_TOPIC), key=event_id.encode(), value=self._codecs.shares.encode(entry)
+        )
 
     def _deliver_and_audit(
         self,
@@ -454,7 +478,7 @@ class FilterService:
         untouched: bytes | None,
         origin: deadletter.Origin,
         identity: Resolution | None = None,
-    ) -> None:
+    ) -> Decision:
         topic = decision.topic
         if decision.outcome is Outcome.SHARE and decision.event is not None and topic is not None:
             reuse = untouched is not None and not decision.removed_fields and not decision.transformed_fields
@@ -491,6 +515,7 @@ class FilterService:
             reason=decision.reason.value,
             rule=decision.rule,
         )
+        return decision
 
     def _dead_letter(
         self, msg: Message, reason: str, origin: deadletter.Origin, event_id: str | None = None
@@ -518,20 +543,3 @@ class FilterService:
             event_id=event_id,
             reason=reason,
         )
-
-
-def delivery_headers(decision: Decision) -> list[tuple[str, bytes]]:
-    """What a delivery says of itself: its event and policy version, and the decision behind it
-    (rule, reason, lawful basis, consent state), so that a hub can show why it received the
-    event without reading the audit topic, which holds every organisation's decisions."""
-    headers = [
-        ("sgb.event_id", decision.event_id.encode()),
-        ("sgb.policy_version", decision.policy_version.encode()),
-        ("sgb.rule", (decision.rule or "").encode()),
-        ("sgb.reason", decision.reason.value.encode()),
-    ]
-    if decision.lawful_basis:
-        headers.append(("sgb.lawful_basis", decision.lawful_basis.value.encode()))
-    if decision.consent_state:
-        headers.append(("sgb.consent_state", decision.consent_state.encode()))
-    return headers

@@ -1,7 +1,7 @@
 """The filter's view of the compacted state topics, read as a global table.
 
-Every filter process reads all of ``sg.consent.v1`` and ``sg.status.v1`` into its own
-state store, so any process can decide any child. It reads them to their end before the
+Every filter process reads all of ``sg.consent.v1``, ``sg.status.v1`` and the share ledger
+``sg.shares.v1`` into its own state store, so any process can decide any child. It reads them to their end before the
 first decision, then drains what has arrived before each batch. Read positions are kept
 in the store, so a restart resumes and a fresh store is rebuilt from the beginning.
 """
@@ -22,9 +22,10 @@ from broker.transactions import watermarks
 from broker.wire.codecs import Codecs
 from consent import state_updates as status
 from consent.filter.identity import FilterIdentity
+from consent.filter.shares import apply_read_back
 from consent.filter.store import StateStore
 from schemas.child_keys import consent_child_key, consent_key
-from schemas.topics import CONSENT_TOPIC, IDENTITY_LINKS_TOPIC, STATUS_TOPIC
+from schemas.topics import CONSENT_TOPIC, IDENTITY_LINKS_TOPIC, SHARES_TOPIC, STATUS_TOPIC
 
 log = get_logger("consent.filter")
 
@@ -74,7 +75,8 @@ class StateReader:
         saved = self._store.positions()
         assignment = []
         links = self.settings.topic(IDENTITY_LINKS_TOPIC)
-        for logical in (CONSENT_TOPIC, STATUS_TOPIC, *((IDENTITY_LINKS_TOPIC,) if self._identity else ())):
+        identity = (IDENTITY_LINKS_TOPIC,) if self._identity else ()
+        for logical in (CONSENT_TOPIC, STATUS_TOPIC, SHARES_TOPIC, *identity):
             name = self.settings.topic(logical)
             topic = metadata.topics.get(name)
             if topic is None or topic.error is not None:
@@ -142,6 +144,8 @@ class StateReader:
         try:
             if msg.topic() == self.settings.topic(CONSENT_TOPIC):
                 self._apply_consent(self._codecs.consent.decode(msg.value()))
+            elif msg.topic() == self.settings.topic(SHARES_TOPIC):
+                apply_read_back(self._store, self._codecs.shares.decode(msg.value()))
             else:
                 self._apply_status(key, self._codecs.status.decode(msg.value()))
         except SerdeError as exc:

@@ -20,6 +20,7 @@ from schemas.topics import (
     IDENTITY_LINKS_TOPIC,
     REPLAYED_TOPIC,
     SCHEMAS_TOPIC,
+    SHARES_TOPIC,
     STATUS_TOPIC,
     TopicDeclaration,
     TopicSpec,
@@ -226,6 +227,17 @@ def _messages() -> dict[str, Any]:
             "contentType": AVRO_CONTENT_TYPE,
             "payload": _avro_payload("IdentityLink"),
             "bindings": _message_binding("LinkId"),
+        },
+        "ShareRecord": {
+            "name": "ShareRecord",
+            "title": "Share ledger entry",
+            "summary": "Who received one decided event (metadata only), and what they were told of its corrections.",
+            "description": "Written by the filter in the transaction of the deliveries it describes; read back by "
+            "every filter process, so a correction reaches exactly the original's recipients and an event id "
+            "is decided once.",
+            "contentType": AVRO_CONTENT_TYPE,
+            "payload": _avro_payload("ShareRecord"),
+            "bindings": _message_binding("EventId"),
         },
         "AuditDecision": {
             "name": "AuditDecision",
@@ -434,6 +446,14 @@ def _channels(declaration: TopicDeclaration) -> dict[str, Any]:
         "authority, compacted, keyed by the child's key; the filter's global table.",
         "messages": {"childStatus": _ref("components", "messages", "ChildStatus")},
         "bindings": {"kafka": _channel_binding(declared(STATUS_TOPIC))},
+    }
+    channels["shares"] = {
+        "address": SHARES_TOPIC,
+        "title": "Share ledger",
+        "description": "Who received each decided event, compacted, keyed by event id; the filter's global "
+        "table for routing corrections (POLICY.md principle 10).",
+        "messages": {"shareRecord": _ref("components", "messages", "ShareRecord")},
+        "bindings": {"kafka": _channel_binding(declared(SHARES_TOPIC))},
     }
 
     onboarded = _onboarded(declaration)

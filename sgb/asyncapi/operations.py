@@ -150,6 +150,24 @@ def _operations() -> dict[str, Any]:
         f"Participant: the filter. When an event changes a child's flags it sends the new ChildStatus, "
         f"{transactional}.",
     )
+    ops["filterSendsShares"] = _operation(
+        "send",
+        "shares",
+        "shareRecord",
+        ("filter",),
+        "The filter records who received each event",
+        f"Participant: the filter. One ShareRecord per decided event (and per correction), {transactional}.",
+    )
+    ops["filterReceivesShares"] = _operation(
+        "receive",
+        "shares",
+        "shareRecord",
+        ("filter",),
+        "The filter receives the share ledger",
+        "Participant: the filter. Every filter process reads the share ledger with its state, so any process "
+        "routes a correction to the original's recipients and skips an event id already decided.",
+        state_group,
+    )
     ops["filterSendsDeliveries"] = _operation(
         "send",
         "delivery",

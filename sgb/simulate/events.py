@@ -240,6 +240,7 @@ class Simulator:
             "narrative": draft.narrative,
             "withheld_fields": [],
             "generalised_fields": {},
+            "correction": None,
         }
 
     def _source(self, agency: str, child: SyntheticChild, draft: Draft) -> dict[str, Any]:

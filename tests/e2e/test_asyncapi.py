@@ -303,6 +303,7 @@ def test_every_avro_payload_compiles_with_avsc(
         "ChildStatus": "ok:uk.sgb.ChildStatus",
         "AuditDecision": "ok:uk.sgb.AuditDecision",
         "DeadLetter": "ok:uk.sgb.DeadLetter",
+        "ShareRecord": "ok:uk.sgb.ShareRecord",
     }
     broken = copy.deepcopy(document)
     fields = broken["components"]["messages"]["ConsentRecord"]["payload"]["schema"]["fields"]
@@ -353,6 +354,7 @@ def test_document_describes_every_declared_topic(generated: Path) -> None:
         "sg.consent.v1",
         "sg.identity.links.v1",
         "sg.status.v1",
+        "sg.shares.v1",
         "sg.audit.decisions.v1",
         "sg.dlq.v1",
         "sg.dlq.replayed.v1",
