@@ -142,5 +142,7 @@ class Codecs:
     @cached_property
     def identity_link(self) -> AvroSerde:
         return record_serde(self.registry, "IdentityLink")
+
+    @cached_property
     def shares(self) -> AvroSerde:
         return record_serde(self.registry, "ShareRecord")
