@@ -14,6 +14,8 @@ from typing import Any, TextIO
 
 import structlog
 
+from broker.tracing import add_trace_id
+
 # Keys that may appear in a log line. Values of other keys are replaced by "[dropped]".
 ALLOWED_KEYS = frozenset(
     {
@@ -86,6 +88,8 @@ ALLOWED_KEYS = frozenset(
         "signer",
         "key_id",
         "active",
+        # tracing (broker/tracing.py): the trace a line was written in, when SGB_TRACING is on
+        "trace_id",
     }
 )
 
@@ -142,6 +146,7 @@ def configure(level: str = "INFO", fmt: str = "auto", stream: TextIO | None = No
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
+            add_trace_id,
             DropUnknownKeys(),
             renderer,
         ],

@@ -11,8 +11,10 @@ the metric objects are exported for the rare caller that needs them directly.
 
 from __future__ import annotations
 
+import contextlib
 import platform
 import time
+from collections.abc import Iterator
 from importlib import metadata
 from typing import Any
 
@@ -224,6 +226,20 @@ def start_metrics_server(port: int, health: Health | None = None, host: str = "1
     return serve(port, health, metrics=True, host=host)
 
 
+@contextlib.contextmanager
+def serving(
+    port: int | None, health: Health | None, host: str = "127.0.0.1"
+) -> Iterator[HealthServer | None]:
+    """``/metrics``, ``/livez`` and ``/readyz`` on ``host:port`` for the block (nothing when
+    ``port`` is None), closed on the way out."""
+    server = start_metrics_server(port, health, host) if port is not None else None
+    try:
+        yield server
+    finally:
+        if server is not None:
+            server.close()
+
+
 __all__ = [
     "consumer_lag",
     "progress",
@@ -234,6 +250,7 @@ __all__ = [
     "record_filter_batch",
     "record_hub_failure",
     "record_hub_write",
+    "serving",
     "set_filter_lag",
     "set_hub_lag",
     "start_connector_series",

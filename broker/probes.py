@@ -9,6 +9,7 @@ never any data the component handles.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -18,6 +19,8 @@ from typing import Any
 
 from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from broker.exceptions import BrokerError
 
 Check = Callable[[], bool]
 
@@ -128,7 +131,11 @@ def serve(
         metrics: serve the Prometheus exposition at ``/metrics``.
         host: the address to bind; loopback unless a scraper on another host needs it.
     """
-    server = ThreadingHTTPServer((host, port), _handler(health, metrics))
+    try:
+        server = ThreadingHTTPServer((host, port), _handler(health, metrics))
+    except OSError as exc:
+        msg = f"Cannot serve /metrics and probes on {host}:{port}: {exc.strerror or exc}."
+        raise BrokerError(msg) from None
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, name="sgb-health", daemon=True)
     thread.start()
@@ -138,3 +145,11 @@ def serve(
 def start_health_server(port: int, health: Health, host: str = "127.0.0.1") -> HealthServer:
     """Serve ``/livez``, ``/readyz`` and ``/metrics`` for ``health`` on ``port``."""
     return serve(port, health, metrics=True, host=host)
+
+
+async def beating(health: Health, interval: float = 5.0) -> None:
+    """Beat ``health`` every ``interval`` seconds for as long as the event loop turns (a server
+    whose loop is stuck stops beating, and its ``/livez`` then fails); cancel it to stop."""
+    while True:
+        health.beat()
+        await asyncio.sleep(interval)

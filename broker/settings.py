@@ -110,6 +110,13 @@ class Settings(BaseModel):
         "(broker/security/provenance.py). Off by default.",
     )
 
+    tracing: str = Field(
+        default="off",
+        pattern=r"^(off|otlp|file:.+)$",
+        description="OpenTelemetry traces (broker/tracing.py): off, otlp (the OTEL_EXPORTER_OTLP_* "
+        "variables say where; needs sgb[otlp]) or file:PATH (JSON lines). Off by default.",
+    )
+
     @field_validator("bootstrap_servers")
     @classmethod
     def _check_bootstrap(cls, value: str | None) -> str | None:

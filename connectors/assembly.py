@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from broker.probes import Health
 from broker.settings import Settings
 from connectors.exceptions import ConnectorError
 from connectors.registry import SNAPSHOT_AGENCIES
@@ -32,9 +33,11 @@ def run_file_connector(
     batch_size: int = 5000,
     poll_interval: float = 2.0,
     throttle: float | None = None,
+    health: Health | None = None,
 ) -> Summary:
     """Read ``source`` (a file or folder; with ``watch`` a drop folder, until ``stop``) and
-    publish ``agency``'s events; returns what became of every record.
+    publish ``agency``'s events; returns what became of every record. ``health`` (a watch's
+    probes) is live while the folder is watched and ready once Kafka took the connector's transactions.
 
     Raises:
         ConnectorError: the source does not exist, or another run holds this name's checkpoints.
@@ -53,6 +56,8 @@ def run_file_connector(
     delivery: Any = None
     snapshot: SnapshotStore | None = None
     mapper = parts.mapper
+    if health is not None:
+        health.add_check("kafka", lambda: delivery is not None)
     try:
         if agency in SNAPSHOT_AGENCIES:
             snapshot = SnapshotStore(store.root)
@@ -64,7 +69,9 @@ def run_file_connector(
             name, parts.reader, mapper, delivery, store, batch_size=batch_size, throttle=throttle
         )
         summary = (
-            runner.run_watch(source, stop, poll_s=poll_interval) if watch else runner.run_batch(source, stop)
+            runner.run_watch(source, stop, poll_s=poll_interval, beat=health.beat if health else lambda: None)
+            if watch
+            else runner.run_batch(source, stop)
         )
         if snapshot is not None:
             summary.counts["unmatched"] = len(delivery.unmatched)

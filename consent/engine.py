@@ -37,6 +37,7 @@ from schemas.vocabulary import (
     Purpose,
     Reason,
     Risk,
+    Tag,
 )
 from schemas.walker import details_record_name
 
@@ -61,6 +62,10 @@ class Decision:
     #: Principle 9: where the organisation came from (:class:`OrganisationFrom`); None when
     #: it could not be resolved.
     organisation_source: str | None = None
+    #: Principle 10: on the decision for a correction, what the recipient is told
+    #: (``AMENDED``, ``RETRACTED``, ``ERASED``) and the id of the original it received.
+    correction: str | None = None
+    corrects_event_id: str | None = None
 
     @property
     def topic(self) -> str | None:
@@ -201,6 +206,24 @@ class Engine:
             transformed_fields=tuple(redacted.transformed) + tuple(redacted.generalised),
             event=copy,
         )
+
+    def notice(self, event: Mapping[str, Any]) -> tuple[dict[str, Any], tuple[str, ...]]:
+        """A metadata-only copy of ``event`` (every field not tagged ``METADATA`` removed) and
+        the removed paths: the content of a retraction or erasure notice, which tells a
+        recipient of the original only which event is withdrawn. Raises :class:`EventInvalid`."""
+        event_type, _ = _validate(event)
+        plan = self._plans.get(("", event_type.value))
+        if plan is None:
+            plan = self._plans["", event_type.value] = self._compiler.compile(
+                frozenset({Tag.METADATA}), frozenset(), {}, details_record_name(event_type.value)
+            )
+        try:
+            redacted = self._redactor.apply(plan, dict(event), recipient="notice", at=None)
+        except RedactionError as exc:
+            raise EventInvalid(str(exc)) from None
+        copy = redacted.record
+        copy["withheld_fields"], copy["generalised_fields"] = [], {}
+        return copy, tuple(redacted.removed)
 
     def pseudonym(self, value: str, recipient: str) -> str:
         """The keyed pseudonym the engine's redactor gives ``value`` for one recipient."""

@@ -138,6 +138,30 @@ class Prohibition(BaseModel):
     audiences: frozenset[Audience]
 
 
+class IdentityThresholds(BaseModel):
+    """When a demographic match links two identifiers (POLICY.md principle 11).
+
+    Scores are Fellegi-Sunter match weights (log2 of the Bayes factor, prior included; see
+    :mod:`consent.identity.scoring`). At or above ``automatic_link`` the filter links
+    automatically; at or above ``review`` (and below the upper one) the pair is queued for a
+    person (``sgb identity review``); below, nothing is recorded.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    automatic_link: float = Field(default=12.0, ge=-60, le=60)
+    review: float = Field(default=2.0, ge=-60, le=60)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> IdentityThresholds:
+        if self.review >= self.automatic_link:
+            msg = (
+                f"identity.review ({self.review}) must be below identity.automatic_link "
+                f"({self.automatic_link}): between the two a person decides."
+            )
+            raise ValueError(msg)
+        return self
+
+
 class Policy(BaseModel):
     """A whole policy file. ``version_id`` is the declared version plus the content hash."""
 
@@ -147,6 +171,7 @@ class Policy(BaseModel):
     audiences: tuple[Audience, ...] = tuple(Audience)
     prohibitions: tuple[Prohibition, ...] = ()
     rules: tuple[Rule, ...]
+    identity: IdentityThresholds = IdentityThresholds()
     content_hash: str = Field(default="", exclude=True)
 
     @cached_property

@@ -42,6 +42,8 @@ TOP_LEVEL = (
     "AuditRecord",
     "AuditDecision",
     "DeadLetter",
+    "IdentityLink",
+    "ShareRecord",
 )
 RELEASED_DIR = SCHEMA_DIR.parent / "released"
 

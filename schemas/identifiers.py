@@ -29,7 +29,10 @@ __all__ = [
     "validate_gp_practice_code",
     "validate_la_child_id",
     "validate_la_code",
+    "validate_linked_identifier",
+    "validate_local_patient_id",
     "validate_nhs_number",
+    "validate_ods_code",
     "validate_police_person_reference",
     "validate_school_urn",
     "validate_upn",
@@ -237,11 +240,7 @@ def validate_gp_practice_code(value: str) -> str:
     Args:
         value: the code as written; surrounding spaces are ignored.
     """
-    code = _text(value, "GP practice code").upper()
-    if not _GP_PRACTICE.fullmatch(code):
-        msg = "GP practice code must be a letter followed by five digits."
-        raise InvalidIdentifier(msg)
-    return code
+    return _code(value, "GP practice code", _GP_PRACTICE, "a letter followed by five digits")
 
 
 def validate_school_urn(value: str) -> str:
@@ -292,6 +291,64 @@ def validate_la_child_id(value: str) -> str:
         value: the id as written; surrounding spaces are removed.
     """
     return _local_id(value, "Local authority child id")
+
+
+_ODS_CODE = re.compile(r"[A-Z0-9]{3,6}")
+
+
+def validate_ods_code(value: str) -> str:
+    """Return an ODS organisation or site code (three to six letters and digits) in upper case.
+
+    Args:
+        value: the code as written; surrounding spaces are ignored.
+    """
+    return _code(value, "ODS code", _ODS_CODE, "three to six letters and digits")
+
+
+def validate_local_patient_id(value: str) -> str:
+    """Return a hospital's local patient id (MRN), checked leniently (patient systems differ).
+
+    Args:
+        value: the id as written; surrounding spaces are removed.
+    """
+    if isinstance(value, str) and any(char.isspace() for char in value.strip()):
+        msg = "Local patient id must not contain spaces."
+        raise InvalidIdentifier(msg)
+    return _local_id(value, "Local patient id")
+
+
+_LINKED = re.compile(r"(nhs|la|police|upn|lpi):\S+")
+
+
+def validate_linked_identifier(value: str) -> str:
+    """Return a child key another identifier of the same child is written as (``nhs:<number>``,
+    ``la:<la>:<id>``, ``police:<ref>``, ``upn:<upn>`` or ``lpi:<ods>:<id>``), its parts checked.
+
+    Args:
+        value: the child key.
+    """
+    text = _text(value, "Linked identifier")
+    if not _LINKED.fullmatch(text):
+        msg = "Linked identifier must be a child key: nhs:, la:, police:, upn: or lpi: and the id."
+        raise InvalidIdentifier(msg)
+    kind, _, rest = text.partition(":")
+    if kind == "nhs":
+        validate_nhs_number(rest)
+    elif kind == "upn":
+        validate_upn(rest)
+    elif kind in ("la", "lpi"):
+        issuer, _, local = rest.partition(":")
+        (validate_la_code if kind == "la" else validate_ods_code)(issuer)
+        _local_id(local, "Linked identifier")
+    return text
+
+
+def _code(value: str, what: str, pattern: re.Pattern[str], form: str) -> str:
+    code = _text(value, what).upper()
+    if not pattern.fullmatch(code):
+        msg = f"{what} must be {form}."
+        raise InvalidIdentifier(msg)
+    return code
 
 
 def _text(value: str, what: str) -> str:

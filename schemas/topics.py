@@ -19,6 +19,9 @@ from schemas.vocabulary import Agency, Audience
 CONSENT_TOPIC = "sg.consent.v1"
 STATUS_TOPIC = "sg.status.v1"
 AUDIT_TOPIC = "sg.audit.decisions.v1"
+#: Which of a child's identifiers are linked, candidates or unlinked (compacted, keyed by link id):
+#: every filter process and a rebuild decide against the same linked child (POLICY.md principle 11).
+IDENTITY_LINKS_TOPIC = "sg.identity.links.v1"
 DLQ_TOPIC = "sg.dlq.v1"
 #: Which dead letters have been replayed (compacted, keyed by the dead letter's position).
 REPLAYED_TOPIC = "sg.dlq.replayed.v1"
@@ -26,6 +29,9 @@ SCHEMAS_TOPIC = "sg.schemas.v1"
 #: Where a file connector's checkpoint is committed with each batch, in the same transaction
 #: (compacted, keyed ``<connector name>/<file id>``): what Kafka committed is never re-sent.
 CHECKPOINTS_TOPIC = "sg.checkpoints.v1"
+#: The filter's share ledger (compacted, keyed by event id): who received each decided event,
+#: so that a correction reaches exactly them and a re-sent event id is not decided twice.
+SHARES_TOPIC = "sg.shares.v1"
 INGRESS_PREFIX = "sg.ingress."
 DELIVERY_PREFIX = "sg.deliver."
 

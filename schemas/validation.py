@@ -51,6 +51,10 @@ IDENTIFIER_RULES: dict[str, Callable[[str], str]] = {
     "child.police_person_reference": _exact(
         identifiers.validate_police_person_reference, "Police person reference", "without surrounding spaces"
     ),
+    "child.local_patient_id": _exact(
+        identifiers.validate_local_patient_id, "Local patient id", "without surrounding spaces"
+    ),
+    "child.local_patient_id_issuer": _exact(identifiers.validate_ods_code, "ODS code", "in upper case"),
     "child.school_urn": _exact(identifiers.validate_school_urn, "School URN", "as six digits"),
     "child.gp_practice_ods": _exact(
         identifiers.validate_gp_practice_code, "GP practice code", "as a letter and five digits"
@@ -99,6 +103,12 @@ def validate_event(event: Mapping[str, Any]) -> None:
             rule(value)
         except InvalidIdentifier as exc:
             msg = f"Field {path} is not a valid identifier ({str(exc).rstrip('.')})."
+            raise InvalidEvent(msg) from None
+    for linked in child.get("linked_identifiers") or ():
+        try:
+            identifiers.validate_linked_identifier(linked)
+        except InvalidIdentifier as exc:
+            msg = f"Field child.linked_identifiers is not a valid identifier ({str(exc).rstrip('.')})."
             raise InvalidEvent(msg) from None
     if child_key(child) is None:
         raise InvalidEvent(NO_CHILD)

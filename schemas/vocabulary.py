@@ -89,6 +89,14 @@ class Outcome(StrEnum):
     WITHHOLD = "WITHHOLD"
 
 
+class CorrectionKind(StrEnum):
+    """What a source says about an event it sent (principle 10)."""
+
+    AMENDED = "AMENDED"
+    RETRACTED = "RETRACTED"
+    ERASED = "ERASED"
+
+
 class Reason(StrEnum):
     """Why a delivery was withheld (a share has reason ``granted``)."""
 

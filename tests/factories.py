@@ -9,6 +9,7 @@ from typing import Any
 
 from connectors.runtime.dry_run import DryRunDelivery
 from connectors.runtime.records import SourceRecord
+from schemas.blank import blank_details
 from schemas.identifiers import synthetic_nhs_number
 
 RNG = random.Random(20261123)
@@ -49,7 +50,7 @@ def domestic_abuse_incident(
             "nhs_number": synthetic_nhs_number(RNG),
             "upn": None,
             "la_child_id": None,
-            "police_person_reference": "TP-0001",
+            "police_person_reference": f"TP-{uuid.uuid4().hex[:8].upper()}",  # one per record: a shared one links children
             "given_name": "Testy",
             "family_name": "Childe",
             "date_of_birth": born,
@@ -104,51 +105,11 @@ def distinct_children(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return events
 
 
-def _blank(node: Any, named: dict[str, Any]) -> Any:
-    """A minimal valid value for a schema node: defaults where there are, plain values otherwise."""
-    if isinstance(node, str):
-        if node in named:
-            return _blank(named[node], named)
-        return {
-            "string": "x",
-            "boolean": False,
-            "int": 0,
-            "long": 0,
-            "float": 0.0,
-            "double": 0.0,
-            "bytes": b"",
-            "null": None,
-        }[node]
-    if isinstance(node, list):
-        return None if "null" in node else _blank(node[0], named)
-    kind = node.get("type")
-    if kind == "record":
-        named[node["name"]] = node
-        return {
-            f["name"]: (f["default"] if "default" in f else _blank(f["type"], named)) for f in node["fields"]
-        }
-    if kind == "enum":
-        named[node["name"]] = node
-        return node["symbols"][0]
-    if kind == "array":
-        return []
-    if kind == "map":
-        return {}
-    if node.get("logicalType") == "date":
-        return date(2026, 11, 1)
-    if node.get("logicalType") == "timestamp-millis":
-        return datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
-    return _blank(kind, named)
-
-
 def details(event_type: str, **values: Any) -> dict[str, Any]:
     """A details record for ``event_type``: required fields filled plainly, the rest null, then ``values``."""
-    import schemas
-    from schemas.jsonform import details_branch
-
-    record = _blank(schemas.load(details_branch(event_type)), {})
+    record = blank_details(event_type)
     record.update(values)
-    return record  # type: ignore[no-any-return]
+    return record
 
 
 AGENCY_OF = {

@@ -37,8 +37,10 @@ from schemas.topics import (
     CONSENT_TOPIC,
     DELIVERY_PREFIX,
     DLQ_TOPIC,
+    IDENTITY_LINKS_TOPIC,
     INGRESS_PREFIX,
     SCHEMAS_TOPIC,
+    SHARES_TOPIC,
     STATUS_TOPIC,
     TopicDeclaration,
     delivery_topic,
@@ -127,6 +129,10 @@ def principals(declaration: TopicDeclaration) -> list[Principal]:
                 # publishes the status it derives, so it writes as well as reads these two.
                 Acl("topic", CONSENT_TOPIC, ("Read", "Write", "Describe")),
                 Acl("topic", STATUS_TOPIC, ("Read", "Write", "Describe")),
+                # Identity links it makes on evidence, and reads back (with the operators') as a global table.
+                Acl("topic", IDENTITY_LINKS_TOPIC, ("Read", "Write", "Describe")),
+                # The share ledger: written with each batch, read back as a global table.
+                Acl("topic", SHARES_TOPIC, ("Read", "Write", "Describe")),
                 Acl("topic", DELIVERY_PREFIX, ("Write", "Describe"), "prefix"),
                 Acl("topic", AUDIT_TOPIC, ("Write", "Describe")),
                 Acl("topic", DLQ_TOPIC, ("Write", "Describe")),

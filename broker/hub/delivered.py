@@ -79,6 +79,15 @@ class HubEvent:
     ``lawful_basis`` and ``consent_state`` where the filter gave them."""
 
     @property
+    def correction(self) -> tuple[str, str] | None:
+        """(``AMENDED``/``RETRACTED``/``ERASED``, the corrected event's id) when this delivery
+        corrects one the hub received before (POLICY.md principle 10), else None."""
+        found = self.record.get("correction")
+        if not isinstance(found, Mapping):
+            return None
+        return str(found["kind"]), str(found["corrects_event_id"])
+
+    @property
     def child_name(self) -> str | None:
         """The child's name as delivered, or None when the hub may not see it or it was not recorded."""
         name = " ".join(part for part in (self.given_name, self.family_name) if part)

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import OFFSET_END, KafkaException, Message, TopicPartition
 
-from broker import metrics
+from broker import metrics, tracing
 from broker.clients import consumer
 from broker.exceptions import SgbError
 from broker.hub.delivered import DeliveryRefused, DeliveryRejected, HubEvent, hub_reader, position, verify
@@ -330,7 +330,8 @@ class Subscriber:
         # 2. Make the batch durable in the sink (fsync, commit, or 2xx for each post).
         began = time.monotonic()
         try:
-            new = sink.write(events)
+            with tracing.each_consumed("deliver", messages):  # with tracing on, a span per delivery
+                new = sink.write(events)
         except SinkUnavailable as exc:
             # 3'. Acknowledge only the durable prefix; rewind the rest and let the caller back off.
             written = max(0, min(exc.written, len(events)))

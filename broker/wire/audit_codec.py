@@ -28,7 +28,7 @@ NAMESPACE = "uk.sgb"
 RECORD = "AuditRecord"
 LEGACY = "AuditDecision"
 #: The fields of an AuditRecord that every one of its decisions shares.
-EVENT_FIELDS = ("event_id", "event_type", "policy_version", "decided_at")
+EVENT_FIELDS = ("event_id", "event_type", "policy_version", "decided_at", "child_identifier", "identity_links")
 CHAIN_FIELDS = ("chain", "sequence", "previous_hash", "record_hash")
 # Bounded: organisations make decisions differ, so the cache is dropped when it fills up.
 _CACHE_LIMIT = 50_000
@@ -173,5 +173,5 @@ def flatten(record: dict[str, Any]) -> list[dict[str, Any]]:
     """The decisions of a decoded audit record, each flat (AuditDecision's shape)."""
     if "decisions" not in record:
         return [record]
-    shared = {name: record.get(name) for name in (*EVENT_FIELDS, *CHAIN_FIELDS)}
+    shared = {name: value for name, value in record.items() if name != "decisions"}
     return [{**shared, **decision} for decision in record["decisions"]]

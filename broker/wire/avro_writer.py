@@ -98,6 +98,14 @@ def _compile(node: Any) -> Writer:
             out.append(0)
 
         return array
+    if kind == "record":  # a nested record (an audit decision's identity links)
+        fields = [(f["name"], _compile(f["type"]), f.get("default")) for f in node["fields"]]
+
+        def record(value: Any, out: bytearray) -> None:
+            for name, writer, default in fields:
+                writer(value.get(name, default), out)
+
+        return record
     if node.get("logicalType") == "timestamp-millis" and kind == "long":
         return _timestamp_millis
     if (

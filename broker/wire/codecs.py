@@ -139,3 +139,11 @@ class Codecs:
     @cached_property
     def status(self) -> AvroSerde:
         return record_serde(self.registry, "ChildStatus")
+
+    @cached_property
+    def identity_link(self) -> AvroSerde:
+        return record_serde(self.registry, "IdentityLink")
+
+    @cached_property
+    def shares(self) -> AvroSerde:
+        return record_serde(self.registry, "ShareRecord")

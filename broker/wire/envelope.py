@@ -19,6 +19,7 @@ from typing import Any
 
 from confluent_kafka import Message
 
+from broker import tracing
 from broker.exceptions import SerdeError
 from broker.security import provenance
 from broker.security.ciphers import publisher_cipher
@@ -72,7 +73,14 @@ class IngressEnvelope:
 
     def wrap(self, event: dict[str, Any]) -> WireMessage:
         """The message for ``event``; raises :class:`SerdeError` (:class:`UnkeyedEvent` when it
-        names no child) with a sentence that names the field, never its value."""
+        names no child) with a sentence that names the field, never its value. With tracing on,
+        a ``publish`` span whose context the message carries in its headers."""
+        if not tracing.enabled():
+            return self._wrap(event, [])
+        with tracing.span("publish", None, {"messaging.destination.name": self.topic}):
+            return self._wrap(event, tracing.trace_headers())
+
+    def _wrap(self, event: dict[str, Any], trace_headers: Headers) -> WireMessage:
         key = child_key(event.get("child") or {})
         if key is None:
             raise UnkeyedEvent(NO_CHILD)
@@ -80,9 +88,9 @@ class IngressEnvelope:
             event = self._cipher.seal(event, key)
         value = self._serde.encode(event)
         key_bytes = key.encode()
-        headers: Headers | None = None
+        headers: Headers | None = trace_headers or None
         if self._provenance is not None:
-            headers = [*self._provenance.sign(self.topic, key_bytes, value)]
+            headers = [*trace_headers, *self._provenance.sign(self.topic, key_bytes, value)]
         return WireMessage(self.topic, key_bytes, value, headers)
 
 
@@ -129,6 +137,8 @@ class DeliveryEnvelope:
         out: Headers = list(headers)
         if self._signer is not None:
             out += self._signer.sign(topic, key, value)
+        if tracing.enabled():  # the decision's span, so the hub's write joins the event's trace
+            out += tracing.trace_headers()
         return WireMessage(topic, key, value, out)
 
 

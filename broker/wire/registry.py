@@ -71,6 +71,7 @@ class EmbeddedRegistry:
         self._topic = settings.topic(SCHEMAS_TOPIC)
         self._by_id: dict[int, dict[str, Any]] = {}
         self._registered: set[tuple[str, int]] = set()
+        self._subjects: dict[str, list[int]] = {}  # subject -> its ids, in the order registered
         self._lock = threading.Lock()
         self._producer: Any = None
         self.read_only = read_only
@@ -85,6 +86,7 @@ class EmbeddedRegistry:
             if self.read_only:
                 self._by_id[schema_id] = schema
                 self._registered.add(key)
+                self._remember(subject, schema_id)
                 return schema_id
             known = self._by_id.get(schema_id)
             if known is not None and canonical_json(known) != canonical_json(schema):
@@ -98,7 +100,21 @@ class EmbeddedRegistry:
             flush_or_raise(prod, 30.0, f"registering schema {subject}")
             self._by_id[schema_id] = schema
             self._registered.add(key)
+            self._remember(subject, schema_id)
         return schema_id
+
+    def _remember(self, subject: str, schema_id: int) -> None:
+        ids = self._subjects.setdefault(subject, [])
+        if schema_id not in ids:
+            ids.append(schema_id)
+
+    def subjects(self, refresh: bool = True) -> dict[str, list[int]]:
+        """Every subject on the registrations topic with its schema ids, oldest first (its
+        versions 1, 2, ...); ``refresh`` reads the topic to its end first."""
+        if refresh:
+            self._catch_up()
+        with self._lock:
+            return {subject: list(ids) for subject, ids in sorted(self._subjects.items())}
 
     def schema(self, schema_id: int) -> dict[str, Any]:
         found = self._by_id.get(schema_id)
@@ -165,16 +181,19 @@ class EmbeddedRegistry:
                         offset=message.offset(),
                     )
                 else:
+                    schema_id, schema, subject = registration
                     with self._lock:
-                        self._by_id.setdefault(*registration)
+                        self._by_id.setdefault(schema_id, schema)
+                        if subject:
+                            self._remember(subject, schema_id)
                 if int(message.offset() or 0) + 1 >= ends.get(partition, 0):
                     ends.pop(partition, None)
         finally:
             cons.close()
 
 
-def _registration(value: bytes | None) -> tuple[int, dict[str, Any]] | None:
-    """(id, schema) of a registration record, or None when it is not one this registry trusts."""
+def _registration(value: bytes | None) -> tuple[int, dict[str, Any], str] | None:
+    """(id, schema, subject) of a registration record, or None when it is not one this registry trusts."""
     try:
         record = json.loads(value or b"null")
     except (ValueError, UnicodeDecodeError, RecursionError):
@@ -188,7 +207,8 @@ def _registration(value: bytes | None) -> tuple[int, dict[str, Any]] | None:
         derived = content_id(schema)
     except (TypeError, ValueError, RecursionError):
         return None
-    return (claimed, schema) if derived == claimed else None
+    subject = record.get("subject")
+    return (claimed, schema, subject if isinstance(subject, str) else "") if derived == claimed else None
 
 
 class ConfluentRegistry:

@@ -25,14 +25,18 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from confluent_kafka import KafkaException
+from prometheus_client import REGISTRY, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from broker import metrics, tracing
 from broker.exceptions import SerdeError, SgbError
 from broker.logs import get_logger
+from broker.probes import Health, beating
 from broker.settings import Settings
 from broker.wire.codecs import Codecs
 from broker.wire.envelope import IngressEnvelope
@@ -42,9 +46,12 @@ from connectors.education.tokens import TokenStore
 from connectors.exceptions import MappingError
 from connectors.runtime.acked import AckedProducer
 from connectors.runtime.delivery import check_topics
+from connectors.runtime.records import SourceRecord
 from schemas.topics import DLQ_TOPIC, ingress_topic
 
 log = get_logger("connectors.webhook")
+#: How the webhook names itself in the metrics.
+COMPONENT = "connector:education"
 MAX_BODY = 256 * 1024
 NOT_READY = "Kafka is not reachable; the concern was not accepted. Send it again later."
 
@@ -163,12 +170,17 @@ class ConcernWebhook:
         self._envelope: IngressEnvelope | None = None
         self.counts: Counter[str] = Counter()
         self._producer: AckedProducer | None = None
+        #: Live while the event loop turns; ready once its schemas are registered.
+        self.health = Health("webhook")
+        self.health.add_check("kafka", lambda: self.codecs is not None)
+        metrics.start_connector_series("EDUCATION", COMPONENT)
         self.app = Starlette(
             routes=[
                 Route("/v1/concerns", self.post_concern, methods=["POST"]),
                 Route("/openapi.json", self.openapi, methods=["GET"]),
                 Route("/livez", self.livez, methods=["GET"]),
                 Route("/readyz", self.readyz, methods=["GET"]),
+                Route("/metrics", self.metrics, methods=["GET"]),
             ],
             lifespan=self._lifespan,
         )
@@ -177,11 +189,13 @@ class ConcernWebhook:
     async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
         self._producer = AckedProducer(self.settings, asyncio.get_running_loop(), self.ack_timeout)
         preparing = asyncio.create_task(self._prepare() if self.codecs is None else asyncio.sleep(0))
+        heart = asyncio.create_task(beating(self.health))
         log.info("webhook started", topic=self.topic, count=len(self.tokens))
         try:
             yield
         finally:
             preparing.cancel()
+            heart.cancel()
             unacked = await asyncio.to_thread(self._producer.close, self.ack_timeout)
             log.info("webhook stopped", counts=dict(self.counts), records=unacked)
 
@@ -212,6 +226,9 @@ class ConcernWebhook:
             return _problem(503, NOT_READY)
         return JSONResponse({"status": "ready"})
 
+    async def metrics(self, request: Request) -> Response:
+        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
     async def post_concern(self, request: Request) -> Response:
         """Authenticate, validate, map, publish, and answer 202 only once Kafka has the event."""
         self.counts["received"] += 1
@@ -239,6 +256,11 @@ class ConcernWebhook:
             self.counts["rejected"] += 1
             return _problem(422, "The concern does not validate.", fields=_field_errors(exc))
         record = concern_record(self.name, urn, concern, body)
+        # The school's own trace, when it sent a W3C traceparent, continues through sgb.
+        with tracing.span("map", tracing.context_from(request.headers), {"sgb.event_id": record.event_id}):
+            return await self._publish(record, urn)
+
+    async def _publish(self, record: SourceRecord, urn: str) -> Response:
         try:
             event = map_concern(record, urn)
         except MappingError as exc:
@@ -264,6 +286,7 @@ class ConcernWebhook:
             log.warning("event not acknowledged; answered 503", event_id=record.event_id, organisation=urn)
             return _problem(503, NOT_READY)
         self.counts["published"] += 1
+        metrics.record_connector("EDUCATION", "published")
         log.info("concern published", event_id=record.event_id, organisation=urn)
         return JSONResponse({"event_id": record.event_id}, status_code=202)
 
@@ -279,9 +302,14 @@ def serve_webhook(
     tls_cert: str | None = None,
     tls_key: str | None = None,
     tls_ca: str | None = None,
+    metrics_port: int | None = None,
+    metrics_host: str = "127.0.0.1",
 ) -> None:
     """Run the webhook under uvicorn until SIGTERM or Ctrl-C. With ``tls_ca``, clients must
-    present a certificate signed by that CA (mTLS); with only ``tls_cert``/``tls_key``, TLS."""
+    present a certificate signed by that CA (mTLS); with only ``tls_cert``/``tls_key``, TLS.
+    ``/metrics``, ``/livez`` and ``/readyz`` are on the webhook's own port, and also on plain
+    HTTP at ``metrics_host:metrics_port`` when given (a kubelet or Prometheus has no school's
+    client certificate)."""
     import ssl
 
     import uvicorn
@@ -301,4 +329,5 @@ def serve_webhook(
         ssl_ca_certs=tls_ca,
         ssl_cert_reqs=ssl.CERT_REQUIRED if tls_ca else ssl.CERT_NONE,
     )
-    uvicorn.Server(config).run()
+    with metrics.serving(metrics_port, webhook.health, metrics_host):
+        uvicorn.Server(config).run()

@@ -330,11 +330,11 @@ class FhirMapper:
             recorded_at=self._last_updated(res) or occurred,
             source=source,
             risk=profile.risk_for(event_type),
-            child=self._child(patient),
+            child=self._child(patient, organisation),
             details=details,
         )
 
-    def _child(self, patient: Patient) -> dict[str, Any]:
+    def _child(self, patient: Patient, organisation: str) -> dict[str, Any]:
         name = next(
             (n for n in patient.name if n.use == "official"), patient.name[0] if patient.name else None
         )
@@ -351,8 +351,14 @@ class FhirMapper:
             None,
         )
         born = fhir_datetime(patient.birthDate, "Patient.birthDate", self.zone)
+        local = patient.local_ids(organisation)
         return {
             "nhs_number": patient.nhs_number(),
+            # An MRN keys a patient without an NHS number; a Patient with both is the hospital's
+            # own cross-reference, which the filter links (principle 11).
+            "local_patient_id": local[0][1] if local else None,
+            "local_patient_id_issuer": local[0][0] if local else None,
+            "linked_identifiers": [f"lpi:{issuer}:{value}" for issuer, value in local[1:]] or None,
             "given_name": name.given[0] if name and name.given else None,
             "family_name": name.family if name else None,
             "date_of_birth": born.date() if born else None,

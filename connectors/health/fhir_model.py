@@ -81,6 +81,8 @@ class CodeableConcept(Element):
 class Identifier(Element):
     system: str | None = None
     value: str | None = None
+    type: CodeableConcept | None = None
+    assigner: Reference | None = None
 
 
 class Reference(Element):
@@ -138,6 +140,23 @@ class Patient(Resource):
     address: list[Address] = []
     generalPractitioner: list[Reference] = []
     extension: list[Extension] = []
+
+    def local_ids(self, default_issuer: str | None) -> list[tuple[str, str]]:
+        """The hospital's own patient ids as (issuer ODS code, id): identifiers of type ``MR``
+        (medical record number) or a local-patient-identifier system; the issuer is the
+        assigner's ODS code, else ``default_issuer`` (an id with neither is left out)."""
+        out = []
+        for ident in self.identifier:
+            if not ident.value or ident.system == NHS_NUMBER_SYSTEM:
+                continue
+            typed = ident.type is not None and any(c.code in ("MR", "PI") for c in ident.type.coding)
+            if not typed and "local-patient-identifier" not in (ident.system or ""):
+                continue
+            assigner = ident.assigner.identifier if ident.assigner else None
+            issuer = assigner.value if assigner and assigner.value else default_issuer
+            if issuer:
+                out.append((issuer.strip().upper(), ident.value.strip()))
+        return out
 
     def nhs_number(self) -> str | None:
         """The NHS number, spaces and dashes removed (``999 123 4567``, ``999-123-4567``)."""

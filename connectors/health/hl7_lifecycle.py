@@ -4,8 +4,13 @@ A04 (registration) or A01 (admission) starts an attendance, A03 (discharge) ends
 amends it, A02 moves it, A11/A12/A13 cancel the admission, the transfer or the discharge
 (the last reopens it), A40 merges two patients' identifiers. :func:`adt_step` reads what a
 correction needs from any of them: which visit of which patient at which sender, and for a
-merge which identifiers are retired. Only ``START`` and ``END`` are published as events
-today; the others are held (see :class:`~connectors.health.exceptions.HeldForCorrection`).
+merge which identifiers are retired. ``START`` and ``END`` are published as events, each
+with an event id derived from the visit (sender and PV1-19), so that a later message about
+the same visit can name it: A08, A02 and A12 publish an ``AMENDED`` correction of the start
+(its full new content), A11 a ``RETRACTED`` correction of the start and A13 of the end
+(POLICY.md principle 10). A40 is identity evidence and is held (see
+:class:`~connectors.health.exceptions.HeldForCorrection`), as is a correction whose message
+names no visit.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from connectors.health.hl7v2 import Hl7Message
+from connectors.runtime.records import uuid5_text
 
 
 class Step(StrEnum):
@@ -41,8 +47,16 @@ TRIGGER_STEPS: dict[str, Step] = {
     "A13": Step.CANCEL_END,
     "A40": Step.MERGE,
 }
-#: Steps published as events today; the rest wait for corrections on the wire.
+#: Steps published as events of their own.
 PUBLISHED_STEPS = frozenset({Step.START, Step.END})
+#: Steps published as corrections: (correction kind, the step whose event they correct).
+CORRECTING_STEPS: dict[Step, tuple[str, Step]] = {
+    Step.AMEND: ("AMENDED", Step.START),
+    Step.MOVE: ("AMENDED", Step.START),
+    Step.CANCEL_MOVE: ("AMENDED", Step.START),
+    Step.CANCEL_START: ("RETRACTED", Step.START),
+    Step.CANCEL_END: ("RETRACTED", Step.END),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,3 +105,12 @@ def adt_step(msg: Hl7Message, trigger: str) -> AdtStep | None:
         patient_ids=_ids(msg, "PID", 3),
         prior_patient_ids=_ids(msg, "MRG", 1),
     )
+
+
+def visit_event_id(connector: str, step: AdtStep, which: Step) -> str | None:
+    """The event id of the ``which`` (START or END) event of the visit ``step`` is about: the
+    same for every message of that visit from that sender, so a correction can name it; None
+    when the message names no visit (PV1-19)."""
+    if not step.visit_number:
+        return None
+    return uuid5_text(f"{connector}|visit|{step.sender}|{step.visit_number}|{which.value}")

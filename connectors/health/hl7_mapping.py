@@ -6,9 +6,11 @@ Every ADT trigger of an attendance's lifecycle is understood (see
 start it and ``A03`` (discharge) ends it, each published as one event when the patient
 class (PV1-2, any case) is ``E``, emergency: an A04 says the child arrived, an A01 that they
 were admitted, an A03 that they left (PV1-45, with PV1-36 through the profile's
-``discharge_codes``). ``A08``, ``A02``, ``A11``, ``A12``, ``A13`` and ``A40`` amend, move,
-cancel or merge what was sent: they are held for corrections
-(:class:`~connectors.health.exceptions.HeldForCorrection`). Any other message is not used
+``discharge_codes``). ``A08``, ``A02``, ``A12`` amend what was sent and ``A11``, ``A13``
+cancel it: each is published as a correction of the visit's start or end event (see
+:mod:`connectors.health.hl7_lifecycle`), mapped from its own segments like an attendance.
+``A40`` merges identifiers and is held (:class:`~connectors.health.exceptions.HeldForCorrection`),
+like a correction that names no visit. Any other message is not used
 (:class:`~connectors.health.exceptions.NotUsed`), a training or debugging message (MSH-11
 ``T``/``D``) is never published (:class:`~connectors.health.exceptions.Training`); adults'
 messages and other patient classes carry nothing to publish (:class:`NoEvent`). All of these
@@ -16,7 +18,9 @@ are answered ``AA`` and counted by kind; only a message that should be an event 
 be mapped is an error (:class:`MappingError`).
 
 Where things are: NHS number in PID-3 (identifier type ``NH`` or assigning authority
-``NHS``), else PID-2, spaces and dashes removed; name PID-5; birth date PID-7; address
+``NHS``), else PID-2, spaces and dashes removed; the hospital's own ids in PID-3 (type ``MR``,
+``PI`` or ``PT``; issuer PID-3.4 when it is an ODS code, else the publisher), the first as the
+local patient id, the others as linked identifiers; name PID-5; birth date PID-7; address
 PID-11; ethnicity PID-22; GP practice PD1-3 (XON-10, else XON-3); site PV1-3.4 (else MSH-4,
 whichever is an ODS code) and its name PV1-3.9; arrival PV1-44 (else EVN-6, EVN-2);
 departure PV1-45; reason for attendance PV2-3.
@@ -31,7 +35,7 @@ from zoneinfo import ZoneInfo
 
 from connectors.exceptions import MappingError, NoEvent
 from connectors.health.exceptions import HeldForCorrection, NotUsed, Training
-from connectors.health.hl7_lifecycle import PUBLISHED_STEPS, adt_step
+from connectors.health.hl7_lifecycle import CORRECTING_STEPS, PUBLISHED_STEPS, adt_step, visit_event_id
 from connectors.health.hl7v2 import Hl7Message, hl7_time
 from connectors.health.profile import HealthProfile
 from connectors.runtime.event_builder import build_event, is_child_on
@@ -41,6 +45,9 @@ SYSTEM = "hl7v2-adt"
 #: An ODS organisation or site code: three to six letters and digits (``RJ1``, ``RJ122``).
 ODS_CODE = re.compile(r"[A-Z0-9]{3,6}")
 NHS_AUTHORITIES = frozenset({"NHS", "NHSNBR", "2.16.840.1.113883.2.1.4.1"})
+#: PID-3 identifier types (CX-5) that are a hospital's own patient id: medical record number,
+#: patient internal id, patient external id.
+LOCAL_ID_TYPES = frozenset({"MR", "PI", "PT", "MRN"})
 SNOMED_NAMES = frozenset(
     {"SCT", "SNOMED", "SNOMEDCT", "SNM", "http://snomed.info/sct", "2.16.840.1.113883.6.96"}
 )
@@ -70,7 +77,9 @@ class Hl7Mapper:
         if step is None:
             reason = "The message type is not one of the ADT lifecycle this connector uses."
             raise NotUsed(reason)
-        if step.step not in PUBLISHED_STEPS:
+        correcting = CORRECTING_STEPS.get(step.step)
+        corrects = visit_event_id(record.connector, step, correcting[1]) if correcting else None
+        if step.step not in PUBLISHED_STEPS and corrects is None:
             reason = f"ADT^{trigger} ({step.step.value}) is held for corrections."
             raise HeldForCorrection(reason, step)
         for segment in ("PID", "PV1"):
@@ -127,27 +136,35 @@ class Hl7Mapper:
             "contact": profile.contact.model_dump() | {"reference": control_id} if profile.contact else None,
         }
         recorded = self._time(msg, "EVN", 2) or self._time(msg, "MSH", 7)
-        return build_event(
+        event = build_event(
             record,
             event_type="EMERGENCY_ATTENDANCE",
             occurred_at=arrival,
             recorded_at=recorded,
             source=source,
             risk=profile.risk_for("EMERGENCY_ATTENDANCE"),
-            child=self._child(msg, born),
+            child=self._child(msg, born, organisation),
             details=details,
         )
+        if correcting is not None:  # its own id (a resend is the same), naming the visit's event
+            event["correction"] = {"kind": correcting[0], "corrects_event_id": corrects}
+        else:
+            event["event_id"] = visit_event_id(record.connector, step, step.step) or record.event_id
+        return event
 
     def _time(self, msg: Hl7Message, segment: str, field: int) -> datetime | None:
         return hl7_time(msg.get(segment, field), f"{segment}-{field}", self.zone)
 
-    def _child(self, msg: Hl7Message, born: datetime | None) -> dict[str, Any]:
+    def _child(self, msg: Hl7Message, born: datetime | None, organisation: str) -> dict[str, Any]:
         nhs = None
+        local: list[tuple[str, str]] = []  # (issuer ODS code, id): the hospital's own patient ids
         for rep in range(1, msg.repetitions("PID", 3) + 1):
             kind, authority = msg.get("PID", 3, 5, rep), msg.get("PID", 3, 4, rep)
+            value = msg.get("PID", 3, 1, rep)
             if kind == "NH" or authority in NHS_AUTHORITIES:
-                nhs = msg.get("PID", 3, 1, rep)
-                break
+                nhs = nhs or value
+            elif value and (kind or "").upper() in LOCAL_ID_TYPES:
+                local.append((_ods_code(authority) or organisation, value.strip()))
         nhs = nhs or msg.get("PID", 2)
         if nhs is not None:
             nhs = re.sub(r"[\s-]", "", nhs)  # written 999 123 4567 or 999-123-4567
@@ -162,6 +179,11 @@ class Hl7Mapper:
             if any((street, other, town, postcode))
             else None,
             "gp_practice_ods": msg.get("PD1", 3, 10) or msg.get("PD1", 3, 3),
+            # A patient without an NHS number is keyed by the first local id; every identifier PID-3
+            # holds is the hospital's own cross-reference, which the filter links (principle 11).
+            "local_patient_id": local[0][1] if local else None,
+            "local_patient_id_issuer": local[0][0] if local else None,
+            "linked_identifiers": [f"lpi:{issuer}:{value}" for issuer, value in local[1:]] or None,
         }
 
 

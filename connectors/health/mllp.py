@@ -33,8 +33,10 @@ from typing import Any
 
 from confluent_kafka import KafkaException
 
+from broker import metrics, tracing
 from broker.exceptions import SerdeError, SgbError
 from broker.logs import get_logger
+from broker.probes import Health, beating
 from broker.settings import Settings
 from broker.wire import dead_letters as deadletter
 from broker.wire.codecs import Codecs
@@ -124,6 +126,11 @@ class MllpListener:
         self._busy: set[Any] = set()
         self._producer: AckedProducer | None = None
         self._kinds_logged: set[str] = set()
+        #: Live while the event loop turns; ready once listening with its schemas registered.
+        self.health = Health("mllp")
+        self.health.add_check("listening", self.listening.is_set)
+        self.health.add_check("kafka", lambda: self._codecs is not None)
+        metrics.start_connector_series("HEALTH", COMPONENT)
 
     # -- lifecycle -------------------------------------------------------------------------
     async def serve(self, stop: asyncio.Event) -> Counter[str]:
@@ -135,10 +142,12 @@ class MllpListener:
         log.info("mllp listening", port=self.port, topic=self.topic)
         self.listening.set()
         preparing = asyncio.create_task(self._prepare() if self._codecs is None else asyncio.sleep(0))
+        heart = asyncio.create_task(beating(self.health))
         try:
             await stop.wait()
         finally:
             preparing.cancel()
+            heart.cancel()
             server.close()
             await self._close_connections()
             with contextlib.suppress(TimeoutError):
@@ -227,7 +236,11 @@ class MllpListener:
         )
 
     async def _one(self, raw: bytes) -> tuple[str, bytes]:
-        """(MSA-1 code, acknowledgement) for one message."""
+        """(MSA-1 code, acknowledgement) for one message, in its ``map`` span when tracing is on."""
+        with tracing.span("map"):
+            return await self._map_and_send(raw)
+
+    async def _map_and_send(self, raw: bytes) -> tuple[str, bytes]:
         self.counts["received"] += 1
         parsed = parse_message(raw)
         if isinstance(parsed, Malformed):
@@ -252,6 +265,7 @@ class MllpListener:
                         "message not published", kind=exc.kind, reason=str(exc), event_id=record.event_id
                     )
             self.counts["accepted"] += 1
+            metrics.record_connector("HEALTH", "skipped")
             return "AA", message.ack("AA")
         except MappingError as exc:
             return await self._coded(self._reject(record, str(exc), message.ack))
@@ -271,6 +285,7 @@ class MllpListener:
             return "AE", message.ack("AE", NOT_ACKED)
         self.counts["accepted"] += 1
         self.counts["published"] += 1
+        metrics.record_connector("HEALTH", "published")
         return "AA", message.ack("AA")
 
     @staticmethod
@@ -294,6 +309,8 @@ class MllpListener:
             return ack("AE", NOT_ACKED)
         self.counts["rejected"] += 1
         self.counts["dead_lettered"] += 1
+        metrics.record_connector("HEALTH", "dead_lettered")
+        metrics.record_dead_letter(COMPONENT)
         log.warning(
             "message dead-lettered",
             source=record.source,
@@ -342,8 +359,11 @@ def serve_mllp(
     name: str,
     ack_timeout: float,
     echo: Callable[[str], None],
+    metrics_port: int | None = None,
+    metrics_host: str = "127.0.0.1",
 ) -> Counter[str]:
-    """Run the listener until SIGTERM or Ctrl-C; returns the counts."""
+    """Run the listener until SIGTERM or Ctrl-C; returns the counts. With ``metrics_port``,
+    ``/metrics``, ``/livez`` and ``/readyz`` are served on ``metrics_host:metrics_port``."""
     listener = MllpListener(
         settings, Hl7Mapper(load_profile(mapping)), validate_name(name), host, port, ack_timeout
     )
@@ -362,7 +382,8 @@ def serve_mllp(
         return await task
 
     try:
-        return asyncio.run(main())
+        with metrics.serving(metrics_port, listener.health, metrics_host):
+            return asyncio.run(main())
     except OSError as exc:
         msg = f"Could not listen on {host}:{port}: {exc.strerror or exc}."
         raise ConnectorError(msg) from None

@@ -33,12 +33,14 @@ from __future__ import annotations
 import contextlib
 import json
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, Message, TopicPartition
 
+from broker import metrics
 from broker.clients import admin_client, consumer, producer
 from broker.logs import get_logger
 from broker.settings import Settings
@@ -138,6 +140,8 @@ class TransactionalDelivery:
         self._unpolled = 0
         self._failures: list[KafkaError] = []
         self._open = False
+        self._outcomes: Counter[str] = Counter()  # of the open batch, counted once it commits
+        metrics.start_connector_series(self.agency, self.component)
 
     # -- one batch -------------------------------------------------------------------------
     def publish(self, record: SourceRecord, event: dict[str, Any]) -> None:
@@ -149,6 +153,7 @@ class TransactionalDelivery:
                 message.topic, message.key, message.value, message.headers, record.file_id, record.ordinal
             )
         )
+        self._outcomes["published"] += 1
 
     def dead_letter(self, record: SourceRecord, reason: str) -> None:
         """Add a dead letter for ``record`` (its original bytes, position and reason) to the batch."""
@@ -161,6 +166,7 @@ class TransactionalDelivery:
             self.component, reason, payload, origin, record.event_id, content_type=record.content_type
         )
         self._send_dead_letter(record, record_, reason, origin)
+        self._outcomes["dead_lettered"] += 1
 
     def data_quality(self, record: SourceRecord, findings: list[Finding]) -> None:
         """Add one data-quality finding per withheld field of ``record``'s published event to the
@@ -197,6 +203,7 @@ class TransactionalDelivery:
     def skip(self, record: SourceRecord) -> None:
         """Count ``record`` as done with this batch, with nothing to publish."""
         self._done.append((record.file_id, record.ordinal))
+        self._outcomes["skipped"] += 1
 
     @property
     def pending(self) -> int:
@@ -221,6 +228,7 @@ class TransactionalDelivery:
         the checkpoint has not moved)."""
         if not self._open:
             done, self._done = self._done, []
+            self._count_committed()
             return done
         deadline = time.monotonic() + self.give_up_s
         resend = False
@@ -245,7 +253,15 @@ class TransactionalDelivery:
         self._open = False
         done = [(m.file_id, m.ordinal) for m in self._batch if m.file_id] + self._done
         self._batch, self._done, self._failures, self._acked = [], [], [], 0
+        self._count_committed()
         return done
+
+    def _count_committed(self) -> None:
+        for outcome, count in self._outcomes.items():
+            metrics.record_connector(self.agency, outcome, count)
+        if self._outcomes["dead_lettered"]:
+            metrics.record_dead_letter(self.component, self._outcomes["dead_lettered"])
+        self._outcomes.clear()
 
     def close(self) -> None:
         """Abort an uncommitted batch (its records are re-read on the next run) and flush."""
@@ -253,6 +269,7 @@ class TransactionalDelivery:
             with contextlib.suppress(KafkaException):  # the next run's init_transactions aborts it anyway
                 self._producer.abort_transaction(10)
             self._open = False
+        self._outcomes.clear()
         self._producer.flush(5)
 
     # -- internals -------------------------------------------------------------------------

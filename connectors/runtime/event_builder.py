@@ -19,7 +19,10 @@ from schemas.identifiers import (
     validate_gp_practice_code,
     validate_la_child_id,
     validate_la_code,
+    validate_linked_identifier,
+    validate_local_patient_id,
     validate_nhs_number,
+    validate_ods_code,
     validate_police_person_reference,
     validate_school_urn,
     validate_upn,
@@ -31,6 +34,9 @@ CHILD_FIELDS = (
     "upn",
     "la_child_id",
     "police_person_reference",
+    "local_patient_id",
+    "local_patient_id_issuer",
+    "linked_identifiers",
     "given_name",
     "family_name",
     "date_of_birth",
@@ -47,6 +53,8 @@ _CHECKS: dict[str, Callable[[str], str]] = {
     "upn": validate_upn,
     "la_child_id": validate_la_child_id,
     "police_person_reference": validate_police_person_reference,
+    "local_patient_id": validate_local_patient_id,
+    "local_patient_id_issuer": validate_ods_code,
     "school_urn": validate_school_urn,
     "gp_practice_ods": validate_gp_practice_code,
     "local_authority_code": validate_la_code,
@@ -92,6 +100,17 @@ def is_child_on(born: date | None, at: datetime) -> bool | None:
     return age_on(born, at.date()) < ADULT_AGE
 
 
+def _linked(values: Any, found: list[Finding]) -> list[str] | None:
+    """The source's cross-referenced identifiers that pass their checks; a bad one is a finding."""
+    kept = []
+    for value in values:
+        try:
+            kept.append(validate_linked_identifier(value))
+        except InvalidIdentifier as exc:
+            found.append(Finding("child.linked_identifiers", str(exc)))
+    return kept or None
+
+
 def checked_child(
     child: Mapping[str, Any],
     at: datetime,
@@ -105,7 +124,7 @@ def checked_child(
     a date of birth after the event (unless ``before_birth``: work about an unborn child), is
     set to null and appended to ``findings``. Raises :class:`MappingError` only when the
     record has an unknown field, or no valid identifier remains to key the child by (no NHS
-    number, local id, police reference or UPN).
+    number, local id, police reference, UPN or local patient id).
     """
     out = {name: child.get(name) for name in CHILD_FIELDS}
     unknown = set(child) - set(CHILD_FIELDS)
@@ -122,6 +141,8 @@ def checked_child(
         except InvalidIdentifier as exc:
             out[name] = None
             found.append(Finding(f"child.{name}", str(exc)))
+    if out["linked_identifiers"] is not None:
+        out["linked_identifiers"] = _linked(out["linked_identifiers"], found)
     born = out["date_of_birth"]
     if born is not None and born > at.date() and not before_birth:
         out["date_of_birth"] = None
@@ -133,7 +154,7 @@ def checked_child(
             raise MappingError(msg)
         msg = (
             "The record identifies no child: it has no NHS number, local authority id, "
-            "police reference or UPN."
+            "police reference, UPN or local patient id."
         )
         raise MappingError(msg)
     if findings is not None:

@@ -32,9 +32,11 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
+from broker import tracing
 from broker.exceptions import SerdeError
 from broker.logs import get_logger
 from connectors.exceptions import (
@@ -146,13 +148,20 @@ class FileConnector:
         return self._finish(stop)
 
     def run_watch(
-        self, folder: Path, stop: threading.Event, poll_s: float = 2.0, settle_s: float = 1.0
+        self,
+        folder: Path,
+        stop: threading.Event,
+        poll_s: float = 2.0,
+        settle_s: float = 1.0,
+        beat: Callable[[], None] = lambda: None,
     ) -> Summary:
-        """Follow a drop folder, reading each new file once it has settled, until ``stop``."""
+        """Follow a drop folder, reading each new file once it has settled, until ``stop``;
+        ``beat`` is called at every look (a probe's liveness)."""
         drop = DropFolder(folder, self.reader.suffixes, settle_s)
         log.info("watching drop folder", path=str(folder))
         named: set[str] = set()
         while not stop.is_set():
+            beat()
             for path in unsupported_files(folder, self.reader.suffixes):
                 if path.name not in named:  # logged once per process, never silently ignored
                     named.add(path.name)
@@ -279,7 +288,11 @@ class FileConnector:
         self._failed(reason)
 
     def _one(self, record: SourceRecord, already: int) -> None:
-        """Route one record to publish, dead letter or skip."""
+        """Route one record to publish, dead letter or skip (in its ``map`` span when tracing is on)."""
+        with tracing.span("map", None, {"sgb.event_id": record.event_id}):
+            self._route(record, already)
+
+    def _route(self, record: SourceRecord, already: int) -> None:
         self.summary.counts["read"] += 1
         self.progress.advance()
         if record.ordinal < already:

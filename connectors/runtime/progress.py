@@ -1,4 +1,5 @@
-"""Progress of a connector run: a bar per file on a terminal, a stats line now and then otherwise.
+"""Progress of a connector run: a bar per file on a terminal (log lines print above it, see
+:class:`broker.terminal.TerminalBar`), a stats line now and then otherwise.
 
 Stats lines are structured log lines with counts and rates only, never record content.
 """
@@ -8,11 +9,9 @@ from __future__ import annotations
 import sys
 import time
 from collections import Counter
-from typing import Any
-
-import click
 
 from broker.logs import get_logger
+from broker.terminal import TerminalBar
 
 log = get_logger("connectors.progress")
 
@@ -37,7 +36,7 @@ class Progress:
         self.counts = counts
         self.interactive = sys.stderr.isatty() if interactive is None else interactive
         self.interval_s = interval_s
-        self._bar: Any = None
+        self._bar: TerminalBar | None = None
         self._pending = 0
         self._began = self._last = time.monotonic()
         self._last_read = 0
@@ -45,10 +44,7 @@ class Progress:
     def start_file(self, name: str, total: int) -> None:
         """A file begins; ``total`` is an estimate of its records (0 if unknown)."""
         if self.interactive:
-            self._bar = click.progressbar(
-                length=max(total, 1), label=name, file=sys.stderr, show_pos=True, show_percent=True
-            )
-            self._bar.__enter__()
+            self._bar = TerminalBar(name, total)
         else:
             log.info("file started", path=name, records=total)
 
@@ -57,7 +53,7 @@ class Progress:
         if self._bar is not None:
             self._pending += 1
             if self._pending >= 250:
-                self._bar.update(self._pending)
+                self._bar.advance(self._pending)
                 self._pending = 0
         elif not self.interactive:
             now = time.monotonic()
@@ -67,8 +63,8 @@ class Progress:
     def end_file(self) -> None:
         """The current file is finished (or the run is stopping)."""
         if self._bar is not None:
-            self._bar.update(self._pending)
-            self._bar.__exit__(None, None, None)
+            self._bar.advance(self._pending)
+            self._bar.close()
             self._bar = None
             self._pending = 0
 

@@ -9,6 +9,7 @@ from broker.wire.audit_codec import AuditCodec
 from consent.audit import decision_entry, event_fields
 from consent.engine import Decision
 from consent.filter.audit_chains import AuditChains
+from consent.identity import Resolution
 
 
 class EventAuditor:
@@ -28,14 +29,20 @@ class EventAuditor:
         self.topic = topic
 
     def record(
-        self, producer: Any, decisions: list[Decision], decided_at_ms: int, origin: tuple[str, int]
+        self,
+        producer: Any,
+        decisions: list[Decision],
+        decided_at_ms: int,
+        origin: tuple[str, int],
+        identity: Resolution | None = None,
     ) -> None:
         """Produce one record carrying ``decisions`` (one event's, in order), linked into the
-        chain of the ingress partition ``origin`` (topic, partition) the event was read from."""
+        chain of the ingress partition ``origin`` (topic, partition) the event was read from;
+        ``identity`` says which identifier the event used and the links relied on."""
         if not decisions:
             return
         first = decisions[0]
-        event = event_fields(first.event_id, first.event_type, first.policy_version, decided_at_ms)
+        event = event_fields(first.event_id, first.event_type, first.policy_version, decided_at_ms, identity)
         entries = [self._codec.entry(decision_entry(decision)) for decision in decisions]
         body, digest, partition = self._chains.link(
             lambda chain: self._codec.body(event, entries, chain), origin[0], origin[1]

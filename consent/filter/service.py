@@ -20,7 +20,7 @@ from typing import Any
 from confluent_kafka import KafkaException, Message, TopicPartition
 
 import schemas
-from broker import metrics
+from broker import metrics, tracing
 from broker.clients import consumer, producer, wait_for_kafka
 from broker.exceptions import SerdeError
 from broker.logs import get_logger
@@ -38,19 +38,30 @@ from broker.wire.envelope import DeliveryEnvelope, EnvelopeReader, Refusal
 from broker.wire.registry import registry_for
 from consent import policy as policy_module
 from consent.audit import withhold
+from consent.corrections import correction_of
 from consent.engine import Decision, Engine
 from consent.exceptions import EventInvalid
+from consent.filter import shares
 from consent.filter.audit_chains import AuditChains
 from consent.filter.auditor import EventAuditor
-from consent.filter.delivery_headers import delivery_headers
+from consent.filter.headers import delivery_headers
+from consent.filter.identity import FilterIdentity
 from consent.filter.policy_file import Onboarded, PolicyFile
 from consent.filter.state_reader import StateReader
 from consent.filter.store import SqliteStore, StateStore
+from consent.identity import Resolution
 from consent.policy import Policy
 from schemas.child_keys import NO_CHILD, child_key
-from schemas.topics import AUDIT_TOPIC, CONSENT_TOPIC, INGRESS_TOPICS, STATUS_TOPIC
+from schemas.topics import (
+    AUDIT_TOPIC,
+    CONSENT_TOPIC,
+    IDENTITY_LINKS_TOPIC,
+    INGRESS_TOPICS,
+    SHARES_TOPIC,
+    STATUS_TOPIC,
+)
 from schemas.validation import InvalidEvent, validate_event
-from schemas.vocabulary import Outcome, Reason
+from schemas.vocabulary import CorrectionKind, Outcome, Reason
 
 log = get_logger("consent.filter")
 
@@ -110,7 +121,16 @@ class FilterService:
             self._codecs.event, self._provenance, lambda event: self._crypt.open(event)
         )
         self._store = store or SqliteStore(settings.filter_store(self.group_id, self.instance))
-        self._state = StateReader(settings, self._store, self._codecs, self.counts, self.group_id)
+        # One child across agencies (principle 11): links on the compacted link topic, demographics sealed.
+        self._identity = FilterIdentity(
+            settings, settings.filter_store(self.group_id, self.instance), self._policy
+        )
+        self._state = StateReader(
+            settings, self._store, self._codecs, self.counts, self.group_id, identity=self._identity
+        )
+        # The share ledger, written in each batch's transaction (principle 10; no second decision).
+        self._shares = shares.ShareBook(self._store, self._put_share)
+        self._assigned = False
         self._failures = 0
         self._transactional_id = ""
         self.ready = threading.Event()
@@ -131,6 +151,7 @@ class FilterService:
         if policy is not None:
             self._policy, self._engine = policy, self._make_engine(policy)
             self._crypt.use_policy(policy)
+            self._identity.use_policy(policy)
 
     # -- the loop ------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> Counter[str]:
@@ -170,7 +191,11 @@ class FilterService:
                 self._maybe_reload_policy()
                 self._onboarded.refresh()
                 messages = self._next_batch()
-                self._state.drain()
+                if self._assigned:  # a partition moved here: read what its last owner shared first
+                    self._assigned = False
+                    self._state.catch_up()
+                else:
+                    self._state.drain()
                 if messages:
                     self._process_batch(messages)
                 if time.monotonic() - last_stats > 10:
@@ -192,6 +217,7 @@ class FilterService:
             self._state.close(leave=not failed)
             self._producer.flush(10)
             self._store.close()
+            self._identity.close()
             log.info("filter stopped", counts=dict(self.counts))
         return self.counts
 
@@ -235,6 +261,7 @@ class FilterService:
             partitions=sorted(f"{tp.topic}[{tp.partition}]" for tp in partitions),
         )
         self._chains.forget(partitions)  # the audit chain heads are read back from the committed offsets
+        self._assigned = True
 
     def _on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         # Every batch commits its transaction before the next poll, so nothing is in flight here.
@@ -259,7 +286,8 @@ class FilterService:
             )
             self._reader.prepare(messages)  # verify the batch's signatures on all cores
             for msg in messages:
-                self._handle(msg)
+                with tracing.consumed("decide", msg):  # off: nothing; on: joins the event's trace
+                    self._handle(msg)
             # 3. Put the consumed offsets, carrying the audit chain heads, in the same transaction.
             offsets = self._chains.offsets(next_offsets(messages))
             #    (Bounded: this call can hang when the group coordinator dies; see bounded().)
@@ -288,6 +316,7 @@ class FilterService:
                 self._renew_producer()
             self._chains.abort()
             self._store.rollback()
+            self._identity.rollback()
             rewind(self._consumer, messages)
             self.counts["aborted_batches"] += 1
             metrics.record_aborted_transaction()
@@ -297,6 +326,7 @@ class FilterService:
                 self._producer.abort_transaction(30)
             self._chains.abort()
             self._store.rollback()
+            self._identity.rollback()
             raise
         self._failures = 0
         # 6. Only now advance the audit chain heads, persist the state that this batch derived,
@@ -304,6 +334,7 @@ class FilterService:
         #    it twice).
         self._chains.commit()
         self._store.commit(self._state.positions)
+        self._identity.commit()
         self.counts["batches"] += 1
         metrics.record_filter_batch(time.monotonic() - began, dict(self._batch_agencies))
         metrics.set_filter_lag(self._consumer)
@@ -328,9 +359,15 @@ class FilterService:
             self._dead_letter(msg, read.reason, origin, read.event_id)
             return
         event, reusable = read.event, read.reusable
+        if self._shares.decided(str(event.get("event_id"))):  # a re-send: decided and delivered once
+            self.counts["already_decided"] += 1
+            return
         self._batch_agencies[str((event.get("source") or {}).get("agency"))] += 1
+        correction = correction_of(event)
         try:  # principle 8: the same validation as `sgb policy evaluate`, before state or decisions
-            validate_event(event)
+            # (a retraction or erasure carries no content that is shared: only its metadata)
+            if correction is None or correction[0] is CorrectionKind.AMENDED:
+                validate_event(event)
         except InvalidEvent as exc:
             self._dead_letter(msg, str(exc), origin, event.get("event_id"))
             return
@@ -338,9 +375,18 @@ class FilterService:
         if key is None:
             self._dead_letter(msg, NO_CHILD, origin, event.get("event_id"))
             return
-        after = self._state.derive(self._producer, key, event)
+        for link in self._identity.observe(event):  # deterministic evidence, demographic matches
+            self._producer.produce(
+                self.settings.topic(IDENTITY_LINKS_TOPIC),
+                key=link.link_id.encode(),
+                value=self._codecs.identity_link.encode(link.record()),
+            )
+            self.counts["identity_" + link.state.lower()] += 1
+        # A correction changes no flag or organisation: the original's state stands.
+        after = self._state.derive(self._producer, key, event) if correction is None else self._store.get(key)
+        view, identity = self._identity.view(key, after, self._store.get)  # the linked child's state
         try:
-            decisions = self._engine.decide(event, after)
+            decisions = shares.decide(self._engine, self._shares, event, view)
         except EventInvalid as exc:
             self._dead_letter(msg, str(exc), origin, event.get("event_id"))
             return
@@ -352,8 +398,18 @@ class FilterService:
             else None
         )
         decided = [self._deliver(decision, key, untouched) for decision in decisions]
-        # One audit record for the event, all its decisions (principle 7), in its partition's chain.
-        self._auditor.record(self._producer, decided, now, (str(origin.topic), int(origin.partition or 0)))
+        # One audit record for the event, all its decisions (principle 7), in its partition's chain;
+        # it names the identifier the event used and the links the decisions relied on (principle 11).
+        self._auditor.record(
+            self._producer, decided, now, (str(origin.topic), int(origin.partition or 0)), identity
+        )
+        shares.settle(self._shares, event, key, decided, now)
+        self.counts["corrections"] += correction is not None
+
+    def _put_share(self, event_id: str, entry: dict[str, Any]) -> None:
+        self._producer.produce(
+            self.settings.topic(SHARES_TOPIC), key=event_id.encode(), value=self._codecs.shares.encode(entry)
+        )
 
     def _deliver(self, decision: Decision, key: str, untouched: bytes | None) -> Decision:
         """Produce the decision's delivery, if a share; returns the decision as made (a share

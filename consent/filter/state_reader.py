@@ -1,7 +1,7 @@
 """The filter's view of the compacted state topics, read as a global table.
 
-Every filter process reads all of ``sg.consent.v1`` and ``sg.status.v1`` into its own
-state store, so any process can decide any child. It reads them to their end before the
+Every filter process reads all of ``sg.consent.v1``, ``sg.status.v1`` and the share ledger
+``sg.shares.v1`` into its own state store, so any process can decide any child. It reads them to their end before the
 first decision, then drains what has arrived before each batch. Read positions are kept
 in the store, so a restart resumes and a fresh store is rebuilt from the beginning.
 """
@@ -21,10 +21,12 @@ from broker.settings import Settings
 from broker.transactions import watermarks
 from broker.wire.codecs import Codecs
 from consent import state_updates as status
+from consent.filter.identity import FilterIdentity
+from consent.filter.shares import apply_read_back
 from consent.filter.store import StateStore
 from consent.state import ChildState
 from schemas.child_keys import consent_child_key, consent_key
-from schemas.topics import CONSENT_TOPIC, STATUS_TOPIC
+from schemas.topics import CONSENT_TOPIC, IDENTITY_LINKS_TOPIC, SHARES_TOPIC, STATUS_TOPIC
 
 log = get_logger("consent.filter")
 #: State records applied between two store commits while catching up (bounds memory).
@@ -40,10 +42,17 @@ class StateReader:
         codecs: the serdes for consent and status records.
         counts: the filter's counters (consent records seen and re-published are added).
         group_id: the filter's group; this reader's consumer is named after it (it commits no offsets).
+        identity: the child index, which reads the link topic from its start at every start.
     """
 
     def __init__(
-        self, settings: Settings, store: StateStore, codecs: Codecs, counts: Counter[str], group_id: str
+        self,
+        settings: Settings,
+        store: StateStore,
+        codecs: Codecs,
+        counts: Counter[str],
+        group_id: str,
+        identity: FilterIdentity | None = None,
     ) -> None:
         self.settings = settings
         self._store = store
@@ -54,6 +63,7 @@ class StateReader:
         self._consumer: Any = None
         self._republisher: Any = None
         self._writer: str | None = None
+        self._identity = identity
 
     def open(self, instance: str, writer: str | None = None) -> None:
         """Assign every partition of the state topics, from the saved positions.
@@ -67,14 +77,17 @@ class StateReader:
         metadata = admin_client(self.settings).list_topics(timeout=10)
         saved = self._store.positions()
         assignment = []
-        for logical in (CONSENT_TOPIC, STATUS_TOPIC):
+        links = self.settings.topic(IDENTITY_LINKS_TOPIC)
+        identity = (IDENTITY_LINKS_TOPIC,) if self._identity else ()
+        for logical in (CONSENT_TOPIC, STATUS_TOPIC, SHARES_TOPIC, *identity):
             name = self.settings.topic(logical)
             topic = metadata.topics.get(name)
             if topic is None or topic.error is not None:
                 msg = f"Topic {name} does not exist; run `sgb topics apply`."
                 raise KafkaException(KafkaError(KafkaError.UNKNOWN_TOPIC_OR_PART, msg))
             for partition in topic.partitions:
-                offset = saved.get((name, partition), -2)  # -2: from the beginning
+                # -2: from the beginning (always for links: the index is held in memory)
+                offset = -2 if name == links else saved.get((name, partition), -2)
                 assignment.append(TopicPartition(name, partition, offset))
         self._consumer.assign(assignment)
 
@@ -156,6 +169,9 @@ class StateReader:
     def _apply(self, msg: Message) -> None:
         if msg.error():
             return
+        if msg.topic() == self.settings.topic(IDENTITY_LINKS_TOPIC):
+            self._apply_link(msg)
+            return
         self.positions[(str(msg.topic()), int(msg.partition() or 0))] = int(msg.offset() or 0) + 1
         raw_key = msg.key()
         key = raw_key.decode() if raw_key else None
@@ -164,6 +180,8 @@ class StateReader:
         try:
             if msg.topic() == self.settings.topic(CONSENT_TOPIC):
                 self._apply_consent(self._codecs.consent.decode(msg.value()))
+            elif msg.topic() == self.settings.topic(SHARES_TOPIC):
+                apply_read_back(self._store, self._codecs.shares.decode(msg.value()))
             else:
                 self._apply_status(key, self._codecs.status.decode(msg.value()))
         except SerdeError as exc:
@@ -174,6 +192,21 @@ class StateReader:
                 offset=msg.offset(),
                 reason=str(exc),
             )
+
+    def _apply_link(self, msg: Message) -> None:
+        if self._identity is None or msg.value() is None:
+            return
+        try:
+            self._identity.apply_record(self._codecs.identity_link.decode(msg.value()))
+        except SerdeError as exc:
+            log.error(
+                "identity link unreadable; skipped",
+                partition=msg.partition(),
+                offset=msg.offset(),
+                reason=str(exc),
+            )
+            return
+        self._counts["identity_links"] += 1
 
     def _apply_status(self, key: str, record: dict[str, Any]) -> None:
         """Apply a status record fact by fact; a newer fact in the store is never overwritten.

@@ -25,6 +25,10 @@ class StateStore(Protocol):
 
     def put(self, key: str, state: ChildState) -> None: ...
 
+    def share(self, event_id: str) -> dict[str, Any] | None: ...
+
+    def put_share(self, event_id: str, entry: dict[str, Any]) -> None: ...
+
     def positions(self) -> dict[tuple[str, int], int]: ...
 
     def commit(self, positions: dict[tuple[str, int], int]) -> None: ...
@@ -108,6 +112,9 @@ class SqliteStore:
             "CREATE TABLE IF NOT EXISTS positions (topic TEXT, partition INTEGER, "
             "next_offset INTEGER, PRIMARY KEY (topic, partition))"
         )
+        # The share ledger's entries by event id (consent/filter/shares.py), as JSON.
+        self._db.execute("CREATE TABLE IF NOT EXISTS shares (event_id TEXT PRIMARY KEY, entry TEXT NOT NULL)")
+        self._dirty_shares: dict[str, dict[str, Any]] = {}
         self._cache: OrderedDict[str, ChildState] = OrderedDict()
         self._dirty: dict[str, ChildState] = {}
         self._cache_size = cache_size
@@ -132,13 +139,25 @@ class SqliteStore:
         while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
 
+    def share(self, event_id: str) -> dict[str, Any] | None:
+        """The share ledger's entry for ``event_id`` (uncommitted ones included), or None."""
+        entry = self._dirty_shares.get(event_id)
+        if entry is not None:
+            return entry
+        row = self._db.execute("SELECT entry FROM shares WHERE event_id = ?", (event_id,)).fetchone()
+        return dict(json.loads(row[0])) if row else None
+
+    def put_share(self, event_id: str, entry: dict[str, Any]) -> None:
+        """Keep a ledger entry (JSON-ready) until the next commit or rollback."""
+        self._dirty_shares[event_id] = entry
+
     def positions(self) -> dict[tuple[str, int], int]:
         rows = self._db.execute("SELECT topic, partition, next_offset FROM positions").fetchall()
         return {(t, p): o for t, p, o in rows}
 
     def commit(self, positions: dict[tuple[str, int], int]) -> None:
         """Write dirty states and the state-topic positions in one SQLite transaction."""
-        if not self._dirty and not positions:
+        if not self._dirty and not positions and not self._dirty_shares:
             return
         self._db.execute("BEGIN")
         try:
@@ -150,17 +169,23 @@ class SqliteStore:
                 "INSERT OR REPLACE INTO positions (topic, partition, next_offset) VALUES (?, ?, ?)",
                 [(t, p, o) for (t, p), o in positions.items()],
             )
+            self._db.executemany(
+                "INSERT OR REPLACE INTO shares (event_id, entry) VALUES (?, ?)",
+                [(k, json.dumps(v, separators=(",", ":"))) for k, v in self._dirty_shares.items()],
+            )
             self._db.execute("COMMIT")
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
         self._dirty.clear()
+        self._dirty_shares.clear()
 
     def rollback(self) -> None:
         """Forget states put since the last commit (their transaction was aborted)."""
         for key in self._dirty:
             self._cache.pop(key, None)
         self._dirty.clear()
+        self._dirty_shares.clear()
 
     def count(self) -> int:
         """How many children have state on disk."""

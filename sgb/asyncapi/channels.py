@@ -17,8 +17,10 @@ from schemas.topics import (
     CHECKPOINTS_TOPIC,
     CONSENT_TOPIC,
     DLQ_TOPIC,
+    IDENTITY_LINKS_TOPIC,
     REPLAYED_TOPIC,
     SCHEMAS_TOPIC,
+    SHARES_TOPIC,
     STATUS_TOPIC,
     TopicDeclaration,
     TopicSpec,
@@ -60,12 +62,29 @@ def _signing_headers(signer: str) -> dict[str, Any]:
     }
 
 
+def _trace_headers() -> dict[str, Any]:
+    """The W3C trace context (broker/tracing.py), present when SGB_TRACING is on."""
+    return {
+        "traceparent": {
+            "type": "string",
+            "contentEncoding": "7bit",
+            "description": "ASCII, W3C Trace Context: 00-<trace id>-<parent span id>-<flags>, the span "
+            "that produced the record; present when the producer traces (SGB_TRACING).",
+        },
+        "tracestate": {
+            "type": "string",
+            "contentEncoding": "7bit",
+            "description": "ASCII, W3C Trace Context vendor state, when the trace carries any.",
+        },
+    }
+
+
 def _messages() -> dict[str, Any]:
     ingress_headers = {
         "type": "object",
         "description": "Kafka record headers set by the connector. With provenance on (SGB_PROVENANCE) "
         "both are required: the filter dead-letters an unsigned or badly signed event.",
-        "properties": _signing_headers("the agency's connector"),
+        "properties": {**_signing_headers("the agency's connector"), **_trace_headers()},
     }
     delivered_headers = {
         "type": "object",
@@ -96,6 +115,7 @@ def _messages() -> dict[str, Any]:
                 "played no part.",
             },
             **_signing_headers("the filter"),
+            **_trace_headers(),
             "sgb.event_id": {
                 "type": "string",
                 "description": "The event id, the same as the payload's "
@@ -211,6 +231,28 @@ def _messages() -> dict[str, Any]:
                 "description": "The event decided on.",
                 "location": "$message.payload#/event_id",
             },
+            "bindings": _message_binding("EventId"),
+        },
+        "IdentityLink": {
+            "name": "IdentityLink",
+            "title": "Identity link",
+            "summary": "Where one pair of a child's identifiers stands: linked, a candidate, or unlinked.",
+            "description": "Written by the filter on evidence (an agency's cross-reference, a demographic match "
+            "above the policy's threshold) and by an operator (`sgb identity link|unlink`); read by every filter "
+            "process as a global table. Carries identifiers and the names of fields that agreed, never demographics.",
+            "contentType": AVRO_CONTENT_TYPE,
+            "payload": _avro_payload("IdentityLink"),
+            "bindings": _message_binding("LinkId"),
+        },
+        "ShareRecord": {
+            "name": "ShareRecord",
+            "title": "Share ledger entry",
+            "summary": "Who received one decided event (metadata only), and what they were told of its corrections.",
+            "description": "Written by the filter in the transaction of the deliveries it describes; read back by "
+            "every filter process, so a correction reaches exactly the original's recipients and an event id "
+            "is decided once.",
+            "contentType": AVRO_CONTENT_TYPE,
+            "payload": _avro_payload("ShareRecord"),
             "bindings": _message_binding("EventId"),
         },
         "AuditDecision": {
@@ -341,7 +383,7 @@ def _key_schemas() -> dict[str, Any]:
     return {
         "ChildKey": {
             "type": "string",
-            "pattern": "^(nhs|la|police|upn):.+$",
+            "pattern": "^(nhs|la|police|upn|lpi):.+$",
             "examples": ["nhs:9990000018"],
             "description": KEY_DESCRIPTIONS["ChildKey"],
         },
@@ -362,6 +404,7 @@ def _key_schemas() -> dict[str, Any]:
             "examples": ["2:1042"],
             "description": KEY_DESCRIPTIONS["DeadLetterPosition"],
         },
+        "LinkId": {"type": "string", "pattern": "^[0-9a-f]{24}$", "description": KEY_DESCRIPTIONS["LinkId"]},
         "CheckpointKey": {
             "type": "string",
             "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]*/[0-9a-f]+$",
@@ -405,6 +448,14 @@ def _channels(declaration: TopicDeclaration) -> dict[str, Any]:
         "messages": {"consentRecord": _ref("components", "messages", "ConsentRecord")},
         "bindings": {"kafka": _channel_binding(declared(CONSENT_TOPIC))},
     }
+    channels["identityLinks"] = {
+        "address": IDENTITY_LINKS_TOPIC,
+        "title": "Identity links",
+        "description": "Which identifiers are one child (POLICY.md principle 11), compacted, keyed by the link "
+        "id; every filter process reads it from the start.",
+        "messages": {"identityLink": _ref("components", "messages", "IdentityLink")},
+        "bindings": {"kafka": _channel_binding(declared(IDENTITY_LINKS_TOPIC))},
+    }
     channels["status"] = {
         "address": STATUS_TOPIC,
         "title": "Child status",
@@ -412,6 +463,14 @@ def _channels(declaration: TopicDeclaration) -> dict[str, Any]:
         "authority, compacted, keyed by the child's key; the filter's global table.",
         "messages": {"childStatus": _ref("components", "messages", "ChildStatus")},
         "bindings": {"kafka": _channel_binding(declared(STATUS_TOPIC))},
+    }
+    channels["shares"] = {
+        "address": SHARES_TOPIC,
+        "title": "Share ledger",
+        "description": "Who received each decided event, compacted, keyed by event id; the filter's global "
+        "table for routing corrections (POLICY.md principle 10).",
+        "messages": {"shareRecord": _ref("components", "messages", "ShareRecord")},
+        "bindings": {"kafka": _channel_binding(declared(SHARES_TOPIC))},
     }
 
     onboarded = _onboarded(declaration)

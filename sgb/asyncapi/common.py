@@ -65,7 +65,8 @@ KEY_DESCRIPTIONS = {
     "ChildKey": (
         "The child's key, which keeps one child's events in order on one partition: `nhs:<NHS "
         "number>` when the NHS number is known, else `la:<local authority code>:<LA child id>`, "
-        "else `police:<police person reference>`, else `upn:<UPN>` (schemas/child_keys.py). An event that "
+        "else `police:<police person reference>`, else `upn:<UPN>`, else `lpi:<ODS code>:<local patient id>` "
+        "(schemas/child_keys.py). An event that "
         "identifies no child is never produced; the filter dead-letters one that arrives."
     ),
     "PseudonymisedChildKey": (
@@ -85,6 +86,8 @@ KEY_DESCRIPTIONS = {
     "RegistrationKey": "`<subject>:<schema id>`, so that compaction keeps one registration of each schema.",
     "DeadLetterPosition": "`<partition>:<offset>` of the dead letter on `sg.dlq.v1`, so each is marked once.",
     "CheckpointKey": "`<connector name>/<file id>`, so that compaction keeps each file's newest checkpoint.",
+    "LinkId": "The link id: 24 hex characters of SHA-256 over the pair of child keys, so that compaction keeps "
+    "the newest record of each pair.",
 }
 
 

@@ -110,9 +110,36 @@ def _operations() -> dict[str, Any]:
         "this topic at start and keeps it current.",
         state_group,
     )
+    ops["filterReceivesIdentityLinks"] = _operation(
+        "receive",
+        "identityLinks",
+        "identityLink",
+        ("filter",),
+        "The filter receives identity links",
+        "Participant: the filter. Every filter process reads the whole link topic at start and keeps reading, "
+        "so all decide against the same linked children.",
+        state_group,
+    )
     transactional = (
         "inside the filter's Kafka transaction (transactional id `<group>-<instance>`), "
         "together with the consumed offsets"
+    )
+    ops["filterSendsIdentityLinks"] = _operation(
+        "send",
+        "identityLinks",
+        "identityLink",
+        ("filter",),
+        "The filter links identifiers on evidence",
+        f"Participant: the filter. A link or review candidate an event's evidence makes, {transactional}.",
+    )
+    ops["operatorSendsIdentityDecisions"] = _operation(
+        "send",
+        "identityLinks",
+        "identityLink",
+        ("operator",),
+        "An operator links or unlinks identifiers",
+        "Participant: an operator running `sgb identity link|unlink --reason` (with the filter's credentials), "
+        "after `sgb identity review` has read the candidates.",
     )
     ops["filterSendsStatus"] = _operation(
         "send",
@@ -122,6 +149,24 @@ def _operations() -> dict[str, Any]:
         "The filter sends child status changes",
         f"Participant: the filter. When an event changes a child's flags it sends the new ChildStatus, "
         f"{transactional}.",
+    )
+    ops["filterSendsShares"] = _operation(
+        "send",
+        "shares",
+        "shareRecord",
+        ("filter",),
+        "The filter records who received each event",
+        f"Participant: the filter. One ShareRecord per decided event (and per correction), {transactional}.",
+    )
+    ops["filterReceivesShares"] = _operation(
+        "receive",
+        "shares",
+        "shareRecord",
+        ("filter",),
+        "The filter receives the share ledger",
+        "Participant: the filter. Every filter process reads the share ledger with its state, so any process "
+        "routes a correction to the original's recipients and skips an event id already decided.",
+        state_group,
     )
     ops["filterSendsDeliveries"] = _operation(
         "send",

@@ -1,4 +1,5 @@
-"""``sgb audit verify``: check the audit topic's hash chains (the work is :mod:`sgb.ops.audit`).
+"""``sgb audit verify``: check the audit topic's hash chains (the work is :mod:`sgb.ops.audit`);
+``sgb audit trace EVENT_ID``: who received an event and what they were told of its corrections.
 
 Reads the audit topic from the beginning (``read_committed``) and checks every chain:
 each record's hash recomputes, each record links to the one before, sequences run on
@@ -10,6 +11,7 @@ summary; exits 1 if anything is wrong.
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 
@@ -20,6 +22,7 @@ from broker.exceptions import SgbError
 from schemas.topics import AUDIT_TOPIC
 from sgb.cli.root import Context, pass_context
 from sgb.ops.audit import verify
+from sgb.ops.trace import read_trace
 
 
 @click.group("audit")
@@ -99,6 +102,22 @@ def verify_cmd(
         )
     if checker.problems:
         sys.exit(1)
+
+
+@audit.command("trace")
+@click.argument("event_id")
+@pass_context
+def trace_cmd(ctx: Context, event_id: str) -> None:
+    """Who received EVENT_ID, and were they told of its corrections (JSON, metadata only)."""
+    try:
+        found = read_trace(ctx.settings, event_id)
+    except KafkaException as exc:
+        msg = f"Kafka refused reading the audit topic: {exc.args[0].str()}."
+        raise SgbError(msg) from None
+    if not found["decisions"]:
+        msg = f"No decision on event {event_id} is on the audit topic."
+        raise SgbError(msg)
+    click.echo(json.dumps(found, indent=2))
 
 
 def register(cli: click.Group) -> None:

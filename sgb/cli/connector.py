@@ -18,9 +18,12 @@ from typing import Any
 import click
 
 from broker.exceptions import SgbError
+from broker.metrics import serving
+from broker.probes import Health
 from broker.signals import stop_on_signals
 from connectors.assembly import dry_run_file_connector, run_file_connector
 from connectors.registry import AGENCY_NAMES, LocalAuthorityOptions, parts_for
+from sgb.cli.options import metrics_options
 from sgb.cli.root import Context, pass_context
 
 FORMATS = ("csv", "json", "fhir", "hl7", "ctf", "cin", "ssda903", "family-help", "consent")
@@ -113,6 +116,7 @@ def connector() -> None:
 @click.option("--contact-team", default=None, help="Local authority: the team partners contact.")
 @click.option("--contact-phone", default=None, help="Local authority: that team's phone number.")
 @click.option("--contact-email", default=None, help="Local authority: that team's email address.")
+@metrics_options
 @pass_context
 def run(
     ctx: Context,
@@ -134,6 +138,8 @@ def run(
     contact_team: str | None = None,
     contact_phone: str | None = None,
     contact_email: str | None = None,
+    metrics_port: int | None = None,
+    metrics_host: str = "127.0.0.1",
 ) -> None:
     """Read SOURCE and publish AGENCY's events; what cannot be mapped goes to the dead-letter topic.
 
@@ -147,25 +153,31 @@ def run(
     """
     agency = agency.lower()
     if source.startswith("mllp://"):
-        _run_mllp(ctx, agency, source, fmt, mapping, name, ack_timeout)
+        _run_mllp(ctx, agency, source, fmt, mapping, name, ack_timeout, (metrics_port, metrics_host))
         return
+    if metrics_port is not None and not watch:
+        msg = "--metrics-port serves a long-running connector: use it with --watch or an mllp:// source."
+        raise SgbError(msg)
     la = LocalAuthorityOptions(la_code, xref, la_name, contact_team, contact_phone, contact_email, encoding)
     parts = parts_for(agency, Path(source), fmt, mapping, la)
     if dry_run:
         _dry_run(ctx, agency, Path(source), parts, name or f"{agency}-{parts.format}", watch)
         return
-    summary = run_file_connector(
-        ctx.settings,
-        agency,
-        Path(source),
-        parts,
-        name or f"{agency}-{parts.format}",
-        stop_on_signals(),
-        watch=watch,
-        batch_size=batch_size,
-        poll_interval=poll_interval,
-        throttle=throttle,
-    )
+    health = Health("connector")
+    with serving(metrics_port, health, metrics_host):
+        summary = run_file_connector(
+            ctx.settings,
+            agency,
+            Path(source),
+            parts,
+            name or f"{agency}-{parts.format}",
+            stop_on_signals(),
+            watch=watch,
+            batch_size=batch_size,
+            poll_interval=poll_interval,
+            throttle=throttle,
+            health=health,
+        )
     click.echo(summary.line())
     for line in summary.report():  # every dead-letter and data-quality reason, counted
         click.echo(f"  {line}")
@@ -210,6 +222,7 @@ def _run_mllp(
     mapping: Path | None,
     name: str | None,
     ack_timeout: float,
+    metrics_at: tuple[int | None, str],
 ) -> None:
     from connectors.health.mllp import parse_endpoint, serve_mllp
 
@@ -228,6 +241,8 @@ def _run_mllp(
         name=name or "health-hl7",
         ack_timeout=ack_timeout,
         echo=click.echo,
+        metrics_port=metrics_at[0],
+        metrics_host=metrics_at[1],
     )
     click.echo(
         f"MLLP listener stopped: {counts.get('accepted', 0)} accepted (AA), "
@@ -258,6 +273,7 @@ def _run_mllp(
 @click.option("--tls-cert", default=None, help="Server certificate (PEM) for HTTPS.")
 @click.option("--tls-key", default=None, help="Server private key (PEM) for HTTPS.")
 @click.option("--tls-ca", default=None, help="CA (PEM) that school client certificates must chain to (mTLS).")
+@metrics_options
 @pass_context
 def serve_webhook_cmd(
     ctx: Context,
@@ -269,6 +285,8 @@ def serve_webhook_cmd(
     tls_cert: str | None,
     tls_key: str | None,
     tls_ca: str | None,
+    metrics_port: int | None,
+    metrics_host: str,
 ) -> None:
     """Take schools' safeguarding concerns (POST /v1/concerns, JSON, bearer token per school).
 
@@ -303,6 +321,8 @@ def serve_webhook_cmd(
         tls_cert=tls_cert,
         tls_key=tls_key,
         tls_ca=tls_ca,
+        metrics_port=metrics_port,
+        metrics_host=metrics_host,
     )
 
 

@@ -8,6 +8,7 @@ import click
 
 from broker.clients import wait_for_kafka
 from broker.signals import stop_on_signals
+from sgb.cli.options import metrics_options
 from sgb.cli.root import Context, pass_context
 
 
@@ -35,15 +36,7 @@ def filter_group() -> None:
     show_default=True,
     help="Most ingress events decided in one Kafka transaction.",
 )
-@click.option(
-    "--metrics-port",
-    type=click.IntRange(0, 65535),
-    default=None,
-    help="Serve Prometheus /metrics and /livez, /readyz on this port.",
-)
-@click.option(
-    "--metrics-host", default="127.0.0.1", show_default=True, help="Address the metrics server binds."
-)
+@metrics_options
 @pass_context
 def run(
     ctx: Context,

@@ -9,6 +9,7 @@ import click
 
 from broker.exceptions import SgbError
 from broker.signals import stop_on_signals
+from sgb.cli.options import metrics_options
 from sgb.cli.root import Context, pass_context
 
 
@@ -56,15 +57,7 @@ def _since(value: str | None) -> datetime | None:
 )
 @click.option("--idle-exit", type=float, default=None, help="Exit after this many seconds with nothing new.")
 @click.option("--max-events", type=int, default=None, help="Exit after writing this many new events.")
-@click.option(
-    "--metrics-port",
-    type=click.IntRange(0, 65535),
-    default=None,
-    help="Serve /metrics, /livez and /readyz on this port.",
-)
-@click.option(
-    "--metrics-host", default="127.0.0.1", show_default=True, help="Address the metrics server binds."
-)
+@metrics_options
 @pass_context
 def subscribe(
     ctx: Context,

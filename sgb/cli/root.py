@@ -34,6 +34,10 @@ class Context:
 
             configure(settings.log_level, settings.log_format)
             self._logging = True
+            if settings.tracing != "off":  # a command that logs is one worth tracing
+                from broker.tracing import configure_tracing
+
+                configure_tracing(settings.tracing, _service(click.get_current_context(silent=True)))
         return settings
 
     @property
@@ -44,6 +48,13 @@ class Context:
 
             self._settings = load_settings(self.config)
         return self._settings
+
+
+def _service(command: click.Context | None) -> str:
+    """This process's tracing name: ``sgb-filter``, ``sgb-connector``, ``sgb-hub``, ..."""
+    while command is not None and command.parent is not None and command.parent.parent is not None:
+        command = command.parent
+    return f"sgb-{command.info_name}" if command is not None and command.parent is not None else "sgb"
 
 
 pass_context = click.make_pass_decorator(Context)
@@ -67,6 +78,7 @@ COMMANDS = {
         "deploy",
         "audit",
         "erase",
+        "identity",
         "credentials",
         "keys",
     )
@@ -100,13 +112,15 @@ def cli(ctx: click.Context, config: Path | None) -> None:
     \b
     operator:    sgb kafka start [--brokers 3] [--security sasl_ssl|mtls]|stop|status, sgb topics apply,
                  sgb credentials create|rotate|list, sgb filter run, sgb status, sgb dlq list|replay,
-                 sgb audit verify, sgb erase --child KEY, sgb deploy k8s --output DIR
+                 sgb audit verify, sgb erase --child KEY, sgb deploy k8s --output DIR,
+                 sgb identity review [--la CODE]|link A B --reason ...|unlink A B --reason ...
     agency:      sgb connector run <agency> --source ..., sgb connector serve-webhook --tokens FILE,
                  sgb connector school-token add <urn> --tokens FILE
     hub:         sgb hub subscribe <audience> <org> --sink KIND:TARGET, sgb hub serve <audience> <org>
     security:    sgb keys list|rotate|activate|retire|export|trust (SGB_PROVENANCE=on)
     governance:  sgb policy check, sgb policy evaluate --event FILE [--state FILE], sgb schemas check,
-                 sgb schemas register [--registry-url URL], sgb schemas asyncapi [--output FILE]
+                 sgb schemas register [--registry-url URL], sgb schemas asyncapi [--output FILE],
+                 sgb schemas serve [--port 8085] (the embedded registry over Confluent's REST API)
     everyone:    sgb demo, sgb simulate
     """
     ctx.obj = Context(config)

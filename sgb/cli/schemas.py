@@ -3,6 +3,7 @@
 * ``check``: every schema parses, every leaf field is documented and tagged.
 * ``asyncapi``: the AsyncAPI 3.0.0 document of sgb's Kafka interface.
 * ``register``: register every top-level schema with the configured registry.
+* ``serve``: a read-only Confluent-compatible REST face for the embedded registry.
 """
 
 from __future__ import annotations
@@ -113,6 +114,34 @@ def register_all(settings: Settings, registry_url: str | None = None) -> list[tu
         subject = f"{NAMESPACE}.{name}"
         out.append((subject, registry.register(subject, schema)))
     return out
+
+
+@schemas_group.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="The address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8085, show_default=True, help="The port.")
+@pass_context
+def serve(ctx: Context, host: str, port: int) -> None:
+    """Serve the embedded registry read-only over Confluent's REST API, so Kafka UI, kcat and
+    confluent-kafka's AvroDeserializer decode sgb's topics with no other server.
+
+    \b
+    kcat -C -t sg.deliver.mash.202.v1 -s value=avro -r http://127.0.0.1:8085
+    Subjects are record names (RecordNameStrategy), not <topic>-value; readers need only the id.
+    """
+    from broker.wire.registry import EmbeddedRegistry
+    from broker.wire.registry_rest import serve_registry
+    from schemas.topics import SCHEMAS_TOPIC
+
+    settings = ctx.settings
+    if settings.schema_registry_url:
+        msg = (
+            f"SGB_SCHEMA_REGISTRY_URL names a registry ({settings.schema_registry_url}); "
+            "point tools at it: `sgb schemas serve` serves only the embedded one."
+        )
+        raise SgbError(msg)
+    _require_topic(settings, settings.topic(SCHEMAS_TOPIC))
+    click.echo(f"Serving the embedded schema registry (read-only) on http://{host}:{port}.", err=True)
+    serve_registry(EmbeddedRegistry(settings, read_only=True), host, port)
 
 
 def _require_topic(settings: Settings, topic: str, timeout: float = 10.0) -> None:

@@ -71,6 +71,8 @@ def render(status: object) -> str:
     out += table(
         ("minute", "shared", "withheld"), [(m.minute[11:16], m.shared, m.withheld) for m in status.decisions]
     )
+    told = ", ".join(f"{n} {kind.lower()}" for kind, n in status.corrections.items()) or "none"
+    out += ["", f"Corrections told to recipients, same minutes: {told}"]
     return "\n".join(out)
 
 

@@ -206,8 +206,11 @@ def _run_demo(
             run_file_connectors(settings, Path(work), echo, rng, logs)
             run_mllp(settings, echo, rng, logs)
             run_school_and_la(settings, Path(work), echo, rng, logs)
+        from sgb.demo.identity import print_index_join, publish_index_join
+
+        joined = publish_index_join(settings, echo, rng)
         mix = _simulated_mix(settings, echo)
-        ids = {e["event_id"] for e in events} | {e["event_id"] for e in mix}
+        ids = {e["event_id"] for e in [*events, *joined, *mix]}
         received = _collect(settings, ids, len(ids) * 7, timeout)
         _check_dead_letters(settings, echo, began_at, timeout)
         first = {e["event_id"] for e in events}
@@ -224,6 +227,7 @@ def _run_demo(
             },
         )
         _print_mix(echo, mix, received["audits"])
+        print_index_join(echo, joined, received["audits"])
         deliveries: dict[str, list[dict[str, Any]]] = received["deliveries"]
         return deliveries
     finally:

@@ -16,6 +16,12 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 WITHHELD = "withheld by policy"
+#: How the page says what a source did to an event it sent (an erased one shows no content).
+CORRECTION_WORDS = {
+    "AMENDED": "Amended by source: this is the corrected record.",
+    "RETRACTED": "Withdrawn by source: entered in error or cancelled; do not act on it.",
+    "ERASED": "Withdrawn by source and erased: its content has been removed.",
+}
 
 #: Event types in words, with what happened (POLICY.md's vocabulary table).
 EVENT_WORDS: dict[str, tuple[str, str]] = {
@@ -158,6 +164,8 @@ class EventView:
     contact: list[Field] = field(default_factory=list)
     withheld: list[str] = field(default_factory=list)
     decision: DecisionView | None = None
+    #: What the source said of the event since (principle 10), in words; None when nothing.
+    correction: str | None = None
 
 
 def label(name: str) -> str:
@@ -334,6 +342,7 @@ def build(
         contact=contact,
         withheld=[path_label(p) for p in withheld],
         decision=decision,
+        correction=CORRECTION_WORDS.get(str((event.get("correction") or {}).get("kind"))),
     )
 
 

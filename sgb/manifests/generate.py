@@ -30,6 +30,7 @@ from broker.cluster.acls import (  # the principal and ACL model lives there; re
 from schemas.topics import TopicDeclaration
 from sgb.manifests.base import CLUSTER, NAMESPACE, PART_OF
 from sgb.manifests.base import metadata as _meta
+from sgb.manifests.monitoring import monitoring_resources, network_policies  # re-exported for callers
 from sgb.manifests.workloads import (  # re-exported for callers
     CONNECTOR_WORKLOADS,
     HEALTH_PORT,
@@ -38,8 +39,6 @@ from sgb.manifests.workloads import (  # re-exported for callers
     connector_resources,
     filter_resources,
     hub_resources,
-    monitoring_resources,
-    network_policies,
 )
 
 STRIMZI_API = "kafka.strimzi.io/v1"

@@ -51,7 +51,7 @@ CONNECTOR_WORKLOADS: dict[str, list[str]] = {
 }
 
 
-def _labels(name: str, component: str) -> dict[str, str]:
+def labels_for(name: str, component: str) -> dict[str, str]:
     return {"app.kubernetes.io/name": name, "app.kubernetes.io/component": component, **PART_OF}
 
 
@@ -160,17 +160,6 @@ def _http_probes(startup_failures: int | None = None) -> dict[str, Any]:
     return probes
 
 
-def _exec_probes() -> dict[str, Any]:
-    """Connectors and hubs have no health endpoint yet: the probe asks whether the sgb process
-    is still PID 1 and not a zombie (a process that exits restarts the container anyway)."""
-    alive = "grep -q sgb /proc/1/cmdline && ! grep -q '^State:.*Z' /proc/1/status"
-    check = {"exec": {"command": ["sh", "-c", alive]}}
-    return {
-        "livenessProbe": {**check, "periodSeconds": 30, "failureThreshold": 3},
-        "readinessProbe": {**check, "periodSeconds": 10},
-    }
-
-
 def _claim(volume: str, claim: str) -> dict[str, Any]:
     return {"name": volume, "persistentVolumeClaim": {"claimName": claim}}
 
@@ -186,7 +175,7 @@ def _pvc(name: str, size: str, labels: dict[str, str]) -> dict[str, Any]:
 
 def filter_resources() -> list[dict[str, Any]]:
     """The filter: a StatefulSet of two (stable instance names), its headless Service and a PDB."""
-    labels = _labels("sgb-filter", "filter")
+    labels = labels_for("sgb-filter", "filter")
     # Catching up the consent and status topics at start may take minutes on a big cluster.
     probes = _http_probes(startup_failures=120)
     pod = _pod_spec(
@@ -262,7 +251,7 @@ def _single(
     """A one-replica Deployment, as Kafka user ``name``, with its own state volume (and a drop
     folder). Recreate, never two at once: a connector's checkpoints and transactional id, a
     hub's sink file, belong to one process."""
-    labels = _labels(name, component)
+    labels = labels_for(name, component)
     claims = [_pvc(f"{name}-state", storage, labels)]
     mounts, volumes = [], []
     if drop_folder:
@@ -300,23 +289,23 @@ def connector_resources(declaration: TopicDeclaration) -> list[dict[str, Any]]:
     """The example connectors: police from a file drop, health as an HL7 v2 (MLLP) listener."""
     out: list[dict[str, Any]] = []
     for agency in agencies(declaration):
-        args = CONNECTOR_WORKLOADS.get(agency)
-        if args is None:
+        command = CONNECTOR_WORKLOADS.get(agency)
+        if command is None:
             continue  # no connector command for this agency yet; its user and topic exist
         name = k8s_name(f"sgb-connector-{agency}")
+        args = [*command, *HEALTH_ARGS]
+        health = {"name": "health", "containerPort": HEALTH_PORT}
+        probes = _http_probes(startup_failures=60)
         if agency == "health":
-            tcp = {"tcpSocket": {"port": "mllp"}}
             out += _single(
                 name,
                 "connector",
                 args,
-                ports=[{"name": "mllp", "containerPort": MLLP_PORT}],
-                probes={
-                    "livenessProbe": {**tcp, "periodSeconds": 20},
-                    "readinessProbe": {**tcp, "periodSeconds": 10},
-                },
+                ports=[{"name": "mllp", "containerPort": MLLP_PORT}, health],
+                probes=probes,
+                scrape=True,
             )
-            labels = _labels(name, "connector")
+            labels = labels_for(name, "connector")
             out.append(
                 {
                     "apiVersion": "v1",
@@ -329,7 +318,9 @@ def connector_resources(declaration: TopicDeclaration) -> list[dict[str, Any]]:
                 }
             )
         else:
-            out += _single(name, "connector", args, ports=[], probes=_exec_probes(), drop_folder=True)
+            out += _single(
+                name, "connector", args, ports=[health], probes=probes, drop_folder=True, scrape=True
+            )
     return out
 
 
@@ -356,73 +347,3 @@ def hub_resources(declaration: TopicDeclaration) -> list[dict[str, Any]]:
             scrape=True,
         )
     return out
-
-
-def monitoring_resources() -> list[dict[str, Any]]:
-    """For the Prometheus Operator: a ServiceMonitor for the filter's Service and a PodMonitor for
-    the hubs (one Deployment each, no Service), both scraping ``/metrics`` on the health port."""
-    endpoint = {"port": "health", "path": "/metrics", "interval": "30s"}
-    return [
-        {
-            "apiVersion": "monitoring.coreos.com/v1",
-            "kind": "ServiceMonitor",
-            "metadata": _meta("sgb-filter", _labels("sgb-filter", "filter")),
-            "spec": {
-                "selector": {"matchLabels": {"app.kubernetes.io/name": "sgb-filter"}},
-                "endpoints": [endpoint],
-            },
-        },
-        {
-            "apiVersion": "monitoring.coreos.com/v1",
-            "kind": "PodMonitor",
-            "metadata": _meta("sgb-hubs", {"app.kubernetes.io/component": "hub", **PART_OF}),
-            "spec": {
-                "selector": {"matchLabels": {"app.kubernetes.io/component": "hub", **PART_OF}},
-                "podMetricsEndpoints": [endpoint],
-            },
-        },
-    ]
-
-
-def _policy(name: str, selector: dict[str, str], **rules: Any) -> dict[str, Any]:
-    types = [t for t in ("Ingress", "Egress") if t.lower() in rules] or ["Ingress", "Egress"]
-    return {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "NetworkPolicy",
-        "metadata": _meta(name),
-        "spec": {"podSelector": {"matchLabels": selector}, "policyTypes": types, **rules},
-    }
-
-
-def network_policies() -> list[dict[str, Any]]:
-    """Deny by default for sgb's pods; let them reach Kafka's TLS listener and DNS; let the
-    health connector take MLLP connections and the filter and hubs answer health checks."""
-    kafka_pods = {"podSelector": {"matchLabels": {"strimzi.io/cluster": CLUSTER, "strimzi.io/kind": "Kafka"}}}
-    dns = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}}
-    return [
-        _policy("sgb-default-deny", dict(PART_OF)),
-        _policy(
-            "sgb-egress-kafka-dns",
-            dict(PART_OF),
-            egress=[
-                {"to": [kafka_pods], "ports": [{"protocol": "TCP", "port": 9093}]},
-                {"to": [dns], "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]},
-            ],
-        ),
-        _policy(
-            "sgb-filter-health",
-            {"app.kubernetes.io/name": "sgb-filter"},
-            ingress=[{"ports": [{"protocol": "TCP", "port": HEALTH_PORT}]}],
-        ),
-        _policy(
-            "sgb-hub-health",
-            {"app.kubernetes.io/component": "hub", **PART_OF},
-            ingress=[{"ports": [{"protocol": "TCP", "port": HEALTH_PORT}]}],
-        ),
-        # The hospital integration engine is outside the cluster: narrow this to its address.
-        _policy(
-            "sgb-health-mllp",
-            {"app.kubernetes.io/name": "sgb-connector-health"},
-            ingress=[{"ports": [{"protocol": "TCP", "port": MLLP_PORT}]}],
-        ),
-    ]

@@ -89,6 +89,9 @@ class Status:
     dead_letters: list[DeadLetterCount] = field(default_factory=list)
     decisions: list[MinuteDecisions] = field(default_factory=list)
     minutes: int = 10
+    #: Recipients told of a correction in the same minutes, by what they were told
+    #: (AMENDED, RETRACTED, ERASED; POLICY.md principle 10).
+    corrections: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -362,9 +365,10 @@ def dead_letter_counts(letters: Iterator[DeadLetterView]) -> list[DeadLetterCoun
 
 
 def decisions_per_minute(
-    settings: Settings, minutes: int, now: datetime | None = None
+    settings: Settings, minutes: int, now: datetime | None = None, corrections: Counter[str] | None = None
 ) -> list[MinuteDecisions]:
-    """Shares and withholds per minute over the last ``minutes`` minutes, oldest first, empty ones too."""
+    """Shares and withholds per minute over the last ``minutes`` minutes, oldest first, empty ones
+    too; the decisions on corrections are also counted by kind into ``corrections``."""
     now = (now or datetime.now(UTC)).replace(second=0, microsecond=0) + timedelta(minutes=1)
     since = now - timedelta(minutes=minutes)
     topic = settings.topic(AUDIT_TOPIC)
@@ -391,6 +395,8 @@ def decisions_per_minute(
             return
         for decision in decisions:
             (shared if decision["outcome"] == "SHARE" else withheld)[minute] += 1
+            if corrections is not None and decision.get("correction"):
+                corrections[str(decision["correction"])] += 1
 
     read_to_end(settings, start, count)
     return [
@@ -418,7 +424,9 @@ def collect(settings: Settings, minutes: int = 10) -> Status:
         if t.topic.startswith(DELIVERY_PREFIX) and t.records and t.topic not in read
     }
     status.dead_letters = dead_letter_counts(dead_letters(settings))
-    status.decisions = decisions_per_minute(settings, minutes)
+    told: Counter[str] = Counter()
+    status.decisions = decisions_per_minute(settings, minutes, corrections=told)
+    status.corrections = dict(sorted(told.items()))
     return status
 
 

@@ -240,6 +240,7 @@ class Simulator:
             "narrative": draft.narrative,
             "withheld_fields": [],
             "generalised_fields": {},
+            "correction": None,
         }
 
     def _source(self, agency: str, child: SyntheticChild, draft: Draft) -> dict[str, Any]:
@@ -308,6 +309,7 @@ class Simulator:
                 "nhs_number": child.nhs_number,
                 "la_child_id": child.la_child_id,
                 "local_authority_code": child.local_authority_code,
+                "upn": None,  # the local authority records consent under its own id and the NHS number
                 "audience": audience,
                 "purpose": "FAMILY_HELP",
                 "state": state,

@@ -94,6 +94,10 @@ class SyntheticChild:
             "upn": self.upn,
             "la_child_id": self.la_child_id,
             "police_person_reference": self.police_person_reference,
+            # A hospital's own patient id: the simulated hospitals always know the NHS number.
+            "local_patient_id": None,
+            "local_patient_id_issuer": None,
+            "linked_identifiers": None,
             "given_name": self.given_name,
             "family_name": self.family_name,
             "date_of_birth": self.date_of_birth,

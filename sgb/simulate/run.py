@@ -123,19 +123,18 @@ class LogProgress:
 
 
 class BarProgress:
-    """A click progress bar on standard error (for a terminal)."""
+    """A bar on standard error (for a terminal); log lines print above it."""
 
     def __init__(self, total: int, label: str) -> None:
-        import click
+        from broker.terminal import TerminalBar
 
-        self._bar = click.progressbar(length=total, label=label, file=sys.stderr, show_pos=True)
-        self._bar.__enter__()
+        self._bar = TerminalBar(label, total)
 
     def advance(self, n: int = 1) -> None:
-        self._bar.update(n)
+        self._bar.advance(n)
 
     def finish(self) -> None:
-        self._bar.__exit__(None, None, None)
+        self._bar.close()
 
 
 def progress_for(total: int, label: str, interactive: bool | None = None) -> Progress:

@@ -34,6 +34,7 @@ import yaml
 
 from broker.hub.delivered import DECISION_HEADERS
 from broker.security.provenance import KEY_ID_HEADER, SIGNATURE_HEADER
+from broker.tracing import TRACE_HEADERS
 from schemas.topics import AUDIENCES, delivery_topic, load_declaration
 
 REPO = Path(__file__).resolve().parents[2]
@@ -303,6 +304,7 @@ def test_every_avro_payload_compiles_with_avsc(
         "AuditRecord": "ok:uk.sgb.AuditRecord",
         "AuditDecision": "ok:uk.sgb.AuditDecision",
         "DeadLetter": "ok:uk.sgb.DeadLetter",
+        "ShareRecord": "ok:uk.sgb.ShareRecord",
     }
     broken = copy.deepcopy(document)
     fields = broken["components"]["messages"]["ConsentRecord"]["payload"]["schema"]["fields"]
@@ -351,7 +353,9 @@ def test_document_describes_every_declared_topic(generated: Path) -> None:
         "sg.ingress.education.v1",
         "sg.ingress.local_authority.v1",
         "sg.consent.v1",
+        "sg.identity.links.v1",
         "sg.status.v1",
+        "sg.shares.v1",
         "sg.audit.decisions.v1",
         "sg.dlq.v1",
         "sg.dlq.replayed.v1",
@@ -395,7 +399,7 @@ def test_headers_and_keys(generated: Path) -> None:
         "sgb.source.position",
         "sgb.component",
     }
-    signing = {KEY_ID_HEADER, SIGNATURE_HEADER}
+    signing = {KEY_ID_HEADER, SIGNATURE_HEADER, *TRACE_HEADERS}
     decision = {f"sgb.{name}" for name in DECISION_HEADERS}
     delivered = messages["DeliveredEvent"]["headers"]["properties"]
     assert set(delivered) == {"sgb.event_id", "sgb.policy_version", *decision, *signing}
@@ -439,6 +443,8 @@ def test_operations_name_their_participant(generated: Path) -> None:
         ("receive", "sg.consent.v1"),
         ("receive", "sg.status.v1"),
         ("send", "sg.status.v1"),
+        ("receive", "sg.identity.links.v1"),
+        ("send", "sg.identity.links.v1"),
         ("send", "sg.deliver.{audience}.{organisation}.v1"),
         ("send", "sg.audit.decisions.v1"),
         ("send", "sg.dlq.v1"),

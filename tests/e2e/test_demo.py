@@ -44,6 +44,17 @@ def test_demo_dead_letters_only_the_bad_police_row(kafka: Settings, tmp_path: Pa
         "What arrived, per delivery topic:",
     ):
         assert heading in screen
+    # Issue 17: a join only the child index made possible (plan under the LA's id, attendance
+    # under the NHS number), with the link it relied on.
+    assert (
+        "Joins only the child index made possible (plan under the LA's id, attendance under the NHS number):"
+        in screen
+    )
+    assert (
+        "  The MASH received the attendance: the index linked the two records on their demographics."
+        in screen
+    )
+    assert any("EMERGENCY_ATTENDANCE" in line and "DEMOGRAPHIC_MATCH (AUTOMATIC)" in line for line in screen)
     assert result.stderr.strip() == ""
     logged = [json.loads(line) for line in log_file.read_text().splitlines() if line.startswith("{")]
     assert any(line.get("event") == "filter running" for line in logged)

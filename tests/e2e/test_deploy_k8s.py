@@ -297,7 +297,7 @@ def test_network_policies_deny_by_default_and_open_kafka_and_dns() -> None:
     assert {p["port"] for rule in egress for p in rule["ports"]} == {9093, 53}
 
 
-def test_prometheus_scrapes_the_filter_and_the_hubs() -> None:
+def test_prometheus_scrapes_the_filter_hubs_and_connectors() -> None:
     docs = _docs()
     monitors = {d["kind"]: d for d in docs if d["apiVersion"] == "monitoring.coreos.com/v1"}
     assert set(monitors) == {"ServiceMonitor", "PodMonitor"}
@@ -307,9 +307,8 @@ def test_prometheus_scrapes_the_filter_and_the_hubs() -> None:
     assert monitors["ServiceMonitor"]["spec"]["endpoints"][0]["port"] in {
         p["name"] for p in service["spec"]["ports"]
     }
-    scraped = [
-        d for d in docs if d["kind"] in ("StatefulSet", "Deployment") and "hub" in d["metadata"]["name"]
-    ]
+    scraped = [d for d in docs if d["kind"] == "Deployment"]  # every hub and connector
+    assert any("connector" in d["metadata"]["name"] for d in scraped)
     scraped.append(next(d for d in docs if d["kind"] == "StatefulSet"))
     pod_selector = monitors["PodMonitor"]["spec"]["selector"]["matchLabels"]
     for workload in scraped:
@@ -319,3 +318,5 @@ def test_prometheus_scrapes_the_filter_and_the_hubs() -> None:
         assert {"name": "health", "containerPort": port} in _containers(workload)[0]["ports"]
         if workload["kind"] == "Deployment":
             assert pod_selector.items() <= template["metadata"]["labels"].items()
+            components = monitors["PodMonitor"]["spec"]["selector"]["matchExpressions"][0]["values"]
+            assert template["metadata"]["labels"]["app.kubernetes.io/component"] in components

@@ -19,8 +19,8 @@ from broker.wire.codecs import Codecs
 from broker.wire.registry import registry_for
 from connectors.health import Hl7Mapper, Hl7Message, load_profile
 from connectors.health import synthetic as syn
+from connectors.health.hl7_lifecycle import Step, adt_step, visit_event_id
 from connectors.health.mllp import MllpListener
-from connectors.runtime.records import uuid5_text
 from tests.integration.test_connector_mllp import ack_code, read_all
 
 PROFILE = Path(__file__).resolve().parents[2] / "connectors" / "mappings" / "health-example.yaml"
@@ -50,9 +50,11 @@ def build_feed(rng: random.Random) -> tuple[list[bytes], Counter[str], int]:
     for _ in range(4):  # several messages in one block
         add(*(syn.adt_message(index + k, rng) for k in range(3)), outcome="published")
         index += 3
-    for trigger in ("A08", "A02", "A11", "A12", "A13", "A40"):
-        add(syn.adt_message(index, rng, trigger=trigger), outcome="held_for_corrections")
+    for trigger in ("A08", "A02", "A11", "A12", "A13"):  # corrections of what was sent
+        add(syn.adt_message(index, rng, trigger=trigger), outcome="published")
         index += 1
+    add(syn.adt_message(index, rng, trigger="A40"), outcome="held_for_corrections")
+    index += 1
     add(syn.adt_message(index, rng, trigger="A05"), outcome="not_used")
     add(syn.adt_message(index + 1, rng, message_type="ORU", trigger="R01"), outcome="not_used")
     add(syn.adt_message(index + 2, rng, processing_id="T"), outcome="training")
@@ -117,8 +119,8 @@ def test_mixed_feed_every_message_accounted_for(kafka: Settings) -> None:
 
     c = listener.counts
     assert c["received"] == total + 1
-    assert c["held_for_corrections"] == expected["held_for_corrections"] == 6
-    assert c["not_used"] == 2 and c["training"] == 2 and c["no_event"] == 2 + 2 + 6 + 1
+    assert c["held_for_corrections"] == expected["held_for_corrections"] == 1
+    assert c["not_used"] == 2 and c["training"] == 2 and c["no_event"] == 2 + 2 + 1 + 1
     assert c["dead_lettered"] == 3 and c["published"] == expected["published"] + 1 + 1
     assert c["published"] + c["dead_lettered"] + c["no_event"] == c["received"]
 
@@ -127,7 +129,10 @@ def test_mixed_feed_every_message_accounted_for(kafka: Settings) -> None:
     assert len(events) == c["published"]
     # Reused control ids are new events; only the resend repeats an id (and it is the first's).
     repeated = [i for i, n in Counter(ids).items() if n > 1]
-    first_id = uuid5_text(f"health-hl7|{Hl7Message(resend.decode()).identity}")
+    # (an attendance's event id is its visit's, so that a later A08 or A11 can name it)
+    first = adt_step(Hl7Message(resend.decode()), "A04")
+    assert first is not None
+    first_id = visit_event_id("health-hl7", first, Step.START)
     assert repeated == [first_id] and ids.count(first_id) == 2
     names = {e["child"]["family_name"] for e in events}
     assert "Zoëson" in names and not any("\ufffd" in (n or "") for n in names)

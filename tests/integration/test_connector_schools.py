@@ -4,6 +4,7 @@ and a Common Transfer File through `sgb connector run education`."""
 
 from __future__ import annotations
 
+import json
 import random
 import socket
 import subprocess
@@ -11,6 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -48,10 +50,12 @@ def wait_http(url: str, timeout: float = 30.0) -> None:
     raise AssertionError(f"{url} did not answer")
 
 
-@pytest.fixture
-def webhook_process(kafka: Settings, tmp_path: Path) -> Iterator[tuple[str, str]]:
+@contextmanager
+def serving_webhook(
+    kafka: Settings, tmp_path: Path, env: dict[str, str] | None = None, args: tuple[str, ...] = ()
+) -> Iterator[tuple[str, str]]:
     """`sgb connector serve-webhook` on a free port, and a school's token."""
-    env = sgb_env(kafka)
+    env = {**sgb_env(kafka), **(env or {})}
     tokens = tmp_path / "tokens"
     added = subprocess.run(
         [sys.executable, "-c", SGB, "connector", "school-token", "add", "100000", "--tokens", str(tokens)],
@@ -79,6 +83,7 @@ def webhook_process(kafka: Settings, tmp_path: Path) -> Iterator[tuple[str, str]
             str(tokens),
             "--ack-timeout",
             "5",
+            *args,
         ],
         env=env,
         stdout=subprocess.PIPE,
@@ -95,6 +100,38 @@ def webhook_process(kafka: Settings, tmp_path: Path) -> Iterator[tuple[str, str]
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+@pytest.fixture
+def webhook_process(kafka: Settings, tmp_path: Path) -> Iterator[tuple[str, str]]:
+    with serving_webhook(kafka, tmp_path) as served:
+        yield served
+
+
+def test_the_webhook_continues_a_schools_trace_and_counts_what_it_published(
+    kafka: Settings, tmp_path: Path
+) -> None:
+    spans, metrics_port = tmp_path / "spans.jsonl", free_port()
+    tracing = {"SGB_TRACING": f"file:{spans}"}
+    with serving_webhook(kafka, tmp_path, tracing, ("--metrics-port", str(metrics_port))) as (base, token):
+        assert httpx.get(f"http://127.0.0.1:{metrics_port}/readyz").status_code == 200
+        trace_id, parent = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+        headers = {"Authorization": f"Bearer {token}", "traceparent": f"00-{trace_id}-{parent}-01"}
+        body = syn.concern_payload(random.Random(5), 1)
+        assert httpx.post(f"{base}/v1/concerns", json=body, headers=headers, timeout=20).status_code == 202
+        scraped = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text
+        assert 'sgb_connector_records_total{agency="EDUCATION",outcome="published"} 1.0' in scraped
+        assert (
+            'sgb_connector_records_total{agency="EDUCATION",outcome="published"} 1.0'
+            in httpx.get(f"{base}/metrics").text
+        )
+    (message,) = read_all(kafka, "sg.ingress.education.v1")
+    carried = dict(message.headers() or [])["traceparent"].decode()
+    assert carried.startswith(f"00-{trace_id}-") and not carried.startswith(f"00-{trace_id}-{parent}")
+    recorded = {s["name"]: s for s in map(json.loads, spans.read_text().splitlines())}
+    assert recorded["map"]["parent_id"] == f"0x{parent}"
+    assert recorded["publish"]["parent_id"] == recorded["map"]["context"]["span_id"]
+    assert carried.split("-")[2] == recorded["publish"]["context"]["span_id"].removeprefix("0x")
 
 
 def test_webhook_accepts_concerns_only_once_kafka_has_them(

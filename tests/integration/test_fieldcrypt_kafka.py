@@ -58,7 +58,8 @@ def _by_id(settings: Settings, topic: str, expect: int) -> dict[str, dict[str, A
 
 def _erase(settings: Settings, key: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "sgb.cli", "erase", "--child", key, "--yes"],
+        # The key alone: the ERASED corrections to hubs are tests/integration/test_corrections_e2e.py's.
+        [sys.executable, "-m", "sgb.cli", "erase", "--child", key, "--yes", "--keys-only"],
         env=sgb_env(settings),
         capture_output=True,
         text=True,

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -209,16 +210,43 @@ def audit_count(settings: Settings) -> int:
     return total
 
 
-def check_exactly_once(settings: Settings, events: list[dict[str, Any]], logs: list[Path]) -> None:
-    audits = audits_for(settings, len(events), timeout=180)
-    per_event = Counter(a["event_id"] for a in audits)
+def corrections_of(events: list[dict[str, Any]], every: int = 10) -> list[dict[str, Any]]:
+    """An AMENDED or RETRACTED correction of every ``every``-th event (principle 10)."""
+    out = []
+    for i, original in enumerate(events[::every]):
+        kind = "AMENDED" if i % 2 else "RETRACTED"
+        correction = {**original, "event_id": str(uuid.uuid4()), "narrative": f"Amended {i}"}
+        correction["correction"] = {"kind": kind, "corrects_event_id": original["event_id"]}
+        out.append(correction)
+    return out
+
+
+def check_exactly_once(
+    settings: Settings,
+    events: list[dict[str, Any]],
+    logs: list[Path],
+    corrections: list[dict[str, Any]] | None = None,
+) -> None:
+    """Every event decided once (one audit record of 7 decisions), every correction told once to
+    each recipient of its original (one record of those decisions), every delivery made once."""
+    expected = expected_deliveries(events)
+    recipients: dict[str, list[str]] = {}
+    for topic, event_id in expected:
+        recipients.setdefault(event_id, []).append(topic)
+    corrections = corrections or []
+    for correction in corrections:
+        for topic in recipients.get(correction["correction"]["corrects_event_id"], []):
+            expected[(topic, correction["event_id"])] += 1
+    told = sum(len(recipients.get(c["correction"]["corrects_event_id"], [])) for c in corrections)
+    corrected = sum(1 for c in corrections if recipients.get(c["correction"]["corrects_event_id"]))
+    audits = audits_for(settings, len(events) + corrected, timeout=180)
+    per_event = Counter(a["event_id"] for a in audits if not a["correction"])
     letters = read_topic(settings, "sg.dlq.v1", expect=1, timeout=1)
     tails = "\n".join(f"--- {log.name}\n" + "\n".join(log.read_text().splitlines()[-15:]) for log in logs)
-    assert len(audits) == len(events) * 7, (
+    assert len(audits) == len(events) * 7 + told, (
         f"{len(audits)} audit records for {len(events)} events; {len(letters)} dead letters\n{tails}"
     )
     assert set(per_event.values()) == {7}
-    expected = expected_deliveries(events)
     got = delivered(settings, sum(expected.values()))
     assert got == expected, "deliveries lost or duplicated"
 
@@ -235,7 +263,8 @@ def test_kill_minus_9_mid_batch_loses_and_duplicates_nothing(
             for i in range(4000)
         ]
     )
-    publish(kafka, *events)
+    corrections = corrections_of(events)  # published after their originals, on the same partitions
+    publish(kafka, *events, *corrections)
     log = tmp_path / "filter.log"
     first = start_filter(kafka, group_id, "one", log)
     wait_for(lambda: audit_count(kafka) > 0, timeout=60)
@@ -244,7 +273,7 @@ def test_kill_minus_9_mid_batch_loses_and_duplicates_nothing(
     assert audit_count(kafka) < len(events), "the filter finished before it could be killed"
     second = start_filter(kafka, group_id, "one", log)  # same instance: fences the zombie's transaction
     try:
-        check_exactly_once(kafka, events, [log])
+        check_exactly_once(kafka, events, [log], corrections)
     finally:
         second.send_signal(signal.SIGTERM)
         second.wait(30)

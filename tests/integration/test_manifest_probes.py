@@ -50,7 +50,10 @@ def _moved(args: list[str], ports: dict[int, int], state: Path) -> list[str]:
     for arg in args:
         for old, new in ports.items():
             arg = arg.replace(str(old), str(new)) if arg == str(old) or f":{old}" in arg else arg
-        out.append(arg.replace("$(POD_NAME)", "sgb-filter-0").replace("/var/lib/sgb", str(state)))
+        arg = arg.replace("$(POD_NAME)", "sgb-filter-0").replace("/var/lib/sgb", str(state))
+        out.append(
+            arg.replace("/opt/sgb/mappings", str(REPO / "connectors" / "mappings"))
+        )  # the image's copy
     return out
 
 
@@ -94,10 +97,12 @@ def _wait_ok(url: str, process: subprocess.Popen[bytes], tmp_path: Path, timeout
     raise AssertionError(f"{url} did not answer 200 within {timeout:.0f} s")
 
 
-def _check_http_probes(kafka: Settings, container: dict[str, Any], tmp_path: Path) -> None:
+def _check_http_probes(
+    kafka: Settings, container: dict[str, Any], tmp_path: Path, also: dict[int, int] | None = None
+) -> None:
     port = _http_port(container, "readinessProbe")
     local = _free_port()
-    args = _moved(container["args"], {port: local}, tmp_path)
+    args = _moved(container["args"], {port: local, **(also or {})}, tmp_path)
     with _running(kafka, args, tmp_path) as process:
         for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
             if probe in container:
@@ -117,30 +122,26 @@ def test_k8s_hub_probes_pass(kafka: Settings, tmp_path: Path) -> None:
 
 
 @pytest.mark.kafka
-def test_k8s_mllp_listener_probe_passes(kafka: Settings, tmp_path: Path) -> None:
+def test_k8s_mllp_listener_probes_pass(kafka: Settings, tmp_path: Path) -> None:
     container = _container("50-connectors.yaml", "sgb-connector-health")
-    named = container["readinessProbe"]["tcpSocket"]["port"]
-    port = next(p["containerPort"] for p in container["ports"] if p["name"] == named)
-    local = _free_port()
-    with _running(kafka, _moved(container["args"], {port: local}, tmp_path), tmp_path) as process:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, (tmp_path / "process.log").read_text()[-2000:]
-            try:
-                socket.create_connection(("127.0.0.1", local), timeout=2).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "the MLLP listener never took a connection"
-                time.sleep(0.5)
+    mllp = next(p["containerPort"] for p in container["ports"] if p["name"] == "mllp")
+    _check_http_probes(kafka, container, tmp_path, {mllp: _free_port()})
 
 
 @pytest.mark.kafka
-@pytest.mark.parametrize("service", ["filter-1", "hub-school-dsl-100000"])
+def test_k8s_police_drop_folder_probes_pass(kafka: Settings, tmp_path: Path) -> None:
+    (tmp_path / "drop").mkdir()  # the manifest's /var/lib/sgb/drop
+    _check_http_probes(kafka, _container("50-connectors.yaml", "sgb-connector-police"), tmp_path)
+
+
+@pytest.mark.kafka
+@pytest.mark.parametrize("service", ["filter-1", "hub-school-dsl-100000", "connector-police"])
 def test_compose_healthchecks_pass(kafka: Settings, tmp_path: Path, service: str) -> None:
     spec = yaml.safe_load(COMPOSE.read_text())["services"][service]
     check = " ".join(spec["healthcheck"]["test"])
     assert "http://127.0.0.1:8081/readyz" in check
     local = _free_port()
+    (tmp_path / "drop").mkdir()  # the police connector's drop folder
     args = _moved([str(a) for a in spec["command"]], {8081: local}, tmp_path)
     with _running(kafka, args, tmp_path) as process:
         _wait_ok(f"http://127.0.0.1:{local}/readyz", process, tmp_path)

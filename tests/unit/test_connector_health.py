@@ -16,6 +16,7 @@ from connectors.health.fhir_reader import FhirContext
 from connectors.health.hl7v2 import hl7_time
 from connectors.runtime.readers import FileRef, Malformed
 from connectors.runtime.records import SourceRecord
+from schemas.child_keys import child_identifiers, child_key
 
 PROFILE = load_profile(
     Path(__file__).resolve().parents[2] / "connectors" / "mappings" / "health-example.yaml"
@@ -201,7 +202,7 @@ def test_adt_a04_becomes_an_attendance() -> None:
                 "PID-7 (date of birth) is missing, so whether the patient is a child is unknown.",
             ),
         ),
-        ({"trigger": "A08"}, ("HeldForCorrection", "ADT^A08 (AMEND) is held for corrections.")),
+        ({"trigger": "A40"}, ("HeldForCorrection", "ADT^A40 (MERGE) is held for corrections.")),
         (
             {"trigger": "A05"},
             ("NotUsed", "The message type is not one of the ADT lifecycle this connector uses."),
@@ -257,3 +258,35 @@ def test_hl7_file_reader_splits_batches(tmp_path: Path) -> None:
     records = list(Hl7FileReader().records(FileRef(path, "t", "batch.hl7", "f")))
     assert [r.position for r in records] == ["message 1", "message 2", "message 3"]
     assert all(Hl7Mapper(PROFILE)(r)["event_type"] == "EMERGENCY_ATTENDANCE" for r in records)
+
+
+def test_hospital_ids_key_a_patient_without_an_nhs_number_and_are_cross_references_otherwise(
+    tmp_path: Path,
+) -> None:
+    """Issue 14/17: PID-3's and a FHIR Patient's own ids (MRN) are the hospital's cross-reference."""
+    text = syn.adt_message(3, random.Random(7))
+    nhs = text.split("PID|1||")[1][:10]
+    child = Hl7Mapper(PROFILE)(hl7_record(text))["child"]
+    assert (child["nhs_number"], child["local_patient_id"], child["local_patient_id_issuer"]) == (
+        nhs,
+        "H0000003",
+        "RJ122",
+    )
+    no_nhs = text.replace(f"{nhs}^^^NHS^NH~", "").replace("^MR|", "^MR~Q77^^^RJ1^PI|", 1)
+    child = Hl7Mapper(PROFILE)(hl7_record(no_nhs))["child"]
+    assert child["nhs_number"] is None and child_key(child) == "lpi:RJ122:H0000003"
+    assert child["linked_identifiers"] == ["lpi:RJ1:Q77"]
+
+    patient = syn.patient(1, random.Random(1), born="2016-03-15")
+    patient["identifier"].append(
+        {
+            "type": {"coding": [{"code": "MR"}]},
+            "value": "MRN-55",
+            "assigner": {"identifier": {"value": "RJ1"}},
+        }
+    )
+    records = fhir_records(tmp_path, [patient, syn.emergency_encounter(1, "pat-1", AT)])
+    mapper = FhirMapper(PROFILE)
+    outcome(mapper, records[0])
+    child = mapper(records[1])["child"]
+    assert child_identifiers(child) == (f"nhs:{patient['identifier'][0]['value']}", "lpi:RJ1:MRN-55")

@@ -211,18 +211,22 @@ def test_sgb_erase_destroys_the_key_and_names_the_child_only_by_a_hash(
     a, key = _event("NARR-A")
     sealed = cipher.seal(a, key)
     nhs = a["child"]["nhs_number"]
-    done = _sgb(settings, "erase", "--child", key, "--yes")
+    done = _sgb(settings, "erase", "--child", key, "--yes", "--keys-only")
     assert done.returncode == 0, done.stderr
     assert "1 data key destroyed" in done.stdout
     assert nhs not in done.stdout + done.stderr
     assert '"child_ref"' in done.stderr and "data key destroyed" in done.stderr
     assert cipher.reveal(sealed)["narrative"] == ERASED
 
-    again = _sgb(settings, "erase", "--child", key, "--yes")
+    again = _sgb(settings, "erase", "--child", key, "--yes", "--keys-only")
     assert again.returncode == 1 and "No data key for child ref" in again.stderr and nhs not in again.stderr
-    refused = _sgb(settings, "erase", "--child", key)  # no --yes and no answer: nothing happens
+    refused = _sgb(
+        settings, "erase", "--child", key, "--keys-only"
+    )  # no --yes and no answer: nothing happens
     assert refused.returncode != 0
-    bad = _sgb(settings, "erase", "--child", "Testy Childe", "--yes")
+    bad = _sgb(settings, "erase", "--child", "Testy Childe", "--yes", "--keys-only")
     assert bad.returncode == 1 and "--child key must look like" in bad.stderr
-    empty = _sgb(Settings(state_dir=settings.state_dir / "elsewhere"), "erase", "--child", key, "--yes")
+    empty = _sgb(
+        Settings(state_dir=settings.state_dir / "elsewhere"), "erase", "--child", key, "--yes", "--keys-only"
+    )
     assert empty.returncode == 1 and "No key vault" in empty.stderr

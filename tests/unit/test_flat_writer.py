@@ -20,10 +20,29 @@ WRITE = compile_record(AUDIT)
 OPTIONAL = st.one_of(st.none(), st.text(max_size=20))
 
 
-def enum(name: str) -> st.SearchStrategy[str]:
-    field = next(f for f in AUDIT["fields"] if f["name"] == name)
-    node = field["type"] if isinstance(field["type"], dict) else next(t for t in field["type"] if t != "null")
-    return st.sampled_from(node["symbols"])
+def _node(name: str, fields: list[dict] | None = None) -> dict:  # type: ignore[type-arg]
+    field = next(f for f in (fields or AUDIT["fields"]) if f["name"] == name)
+    return field["type"] if isinstance(field["type"], dict) else next(t for t in field["type"] if t != "null")
+
+
+def enum(name: str, fields: list[dict] | None = None) -> st.SearchStrategy[str]:  # type: ignore[type-arg]
+    return st.sampled_from(_node(name, fields)["symbols"])
+
+
+LINK = _node("identity_links")["items"]  # a nested record: the links a decision relied on
+LINKS = st.one_of(
+    st.none(),
+    st.lists(
+        st.fixed_dictionaries(
+            {
+                "link_id": st.text(max_size=20),
+                "rule": enum("rule", LINK["fields"]),
+                "band": enum("band", LINK["fields"]),
+            }
+        ),
+        max_size=3,
+    ),
+)
 
 
 @settings(max_examples=300, deadline=None)
@@ -44,6 +63,10 @@ def enum(name: str) -> st.SearchStrategy[str]:
             "transformed_fields": st.lists(st.text(max_size=30), max_size=3),
             "decided_at": st.datetimes(datetime(1990, 1, 1), datetime(2100, 1, 1), timezones=st.just(UTC)),
             "delivery_topic": OPTIONAL,
+            "child_identifier": OPTIONAL,
+            "identity_links": LINKS,
+            "correction": st.one_of(st.none(), enum("correction")),
+            "corrects_event_id": OPTIONAL,
         }
     )
 )

@@ -1,4 +1,9 @@
-"""The JSON-lines sink: one delivered copy per line, appended and fsynced, idempotent by event id."""
+"""The JSON-lines sink: one delivered copy per line, appended and fsynced, idempotent by event id.
+
+A correction is a line of its own (it has its own event id); an erasure also rewrites the
+file, replacing every line that holds or amends the erased event by its stub
+(:mod:`broker.hub.sinks.corrections`), so no copy of the child's fields stays readable.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from broker.hub.sinks.base import SinkError, SinkUnavailable, event_json
+from broker.hub.sinks.corrections import ERASED, correction_of, erased_line
 
 if TYPE_CHECKING:
     from broker.hub.delivered import HubEvent
@@ -66,7 +72,16 @@ class JsonlSink:
                 seen.add(event.event_id)
         if not fresh:
             return 0
-        data = "".join(event_json(e) + "\n" for e in fresh).encode("utf-8")
+        erased: dict[str, str] = {}
+        for event in fresh:
+            found = correction_of(event.record)
+            if found is not None and found[0] == ERASED:
+                erased[found[1]] = event.event_type
+        lines = [(event_json(e) + "\n").encode("utf-8") for e in fresh]
+        if erased:  # before the erasure's own line is written, so a crash between redoes it
+            self._erase(erased)
+            lines = [erased_line(line, erased) for line in lines]
+        data = b"".join(lines)
         size = os.fstat(self._fd).st_size
         try:
             view = memoryview(data)
@@ -79,6 +94,30 @@ class JsonlSink:
             raise SinkUnavailable(msg) from None
         self._ids.update(seen)
         return len(fresh)
+
+    def _erase(self, erased: dict[str, str]) -> None:
+        """Rewrite the file with the erased events' lines replaced by their stubs (atomically:
+        a crash leaves the old file or the new one; the erasure's line, not yet written, is not
+        acknowledged, so it is applied again)."""
+        temporary = self.path.with_name(self.path.name + ".erasing")
+        try:
+            with self.path.open("rb") as old, temporary.open("wb") as new:
+                for line in old:
+                    new.write(erased_line(line, erased))
+                new.flush()
+                os.fsync(new.fileno())
+            os.chmod(temporary, 0o600)
+            os.replace(temporary, self.path)
+            os.close(self._fd)
+            self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND)
+            folder = os.open(self.path.parent, os.O_RDONLY)
+            try:
+                os.fsync(folder)
+            finally:
+                os.close(folder)
+        except OSError as exc:
+            msg = f"Erasing from the sink file {self.path} failed: {exc.strerror or type(exc).__name__}."
+            raise SinkUnavailable(msg) from None
 
     def _cut(self, size: int) -> None:
         # A half-written batch must not stay: the next line would be glued to its torn end.

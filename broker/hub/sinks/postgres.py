@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from broker.hub.sinks.base import SinkError, SinkUnavailable, check_owner, row
+from broker.hub.sinks.corrections import split, update
 
 if TYPE_CHECKING:
     from broker.hub.delivered import HubEvent
@@ -41,6 +42,8 @@ CREATE TABLE IF NOT EXISTS sgb_deliveries (
     stored_at           timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX IF NOT EXISTS sgb_deliveries_by_time ON sgb_deliveries (occurred_at DESC);
+ALTER TABLE sgb_deliveries ADD COLUMN IF NOT EXISTS correction text;
+ALTER TABLE sgb_deliveries ADD COLUMN IF NOT EXISTS corrected_by text;
 """
 
 _INSERT = """
@@ -51,6 +54,15 @@ VALUES (%(event_id)s, %(event_type)s, %(risk)s, %(audience)s, %(organisation)s, 
         %(recorded_at)s, %(delivered_at)s, %(source_agency)s, %(source_organisation)s, %(policy_version)s,
         %(topic)s, %(partition)s, %(offset)s, %(withheld_fields)s::jsonb, %(event)s::jsonb)
 ON CONFLICT (event_id) DO NOTHING
+"""
+#: A correction updates the original's row (broker/hub/sinks/corrections.py); once erased, a
+#: row changes no more, and the same correction applied twice changes nothing.
+_CORRECT = """
+UPDATE sgb_deliveries SET correction = %(correction)s, corrected_by = %(corrected_by)s,
+       event = COALESCE(%(event)s::jsonb, jsonb_set(event, '{correction}', %(mark)s::jsonb)),
+       withheld_fields = COALESCE(%(withheld_fields)s::jsonb, withheld_fields)
+WHERE event_id = %(corrects_event_id)s AND correction IS DISTINCT FROM 'ERASED'
+      AND corrected_by IS DISTINCT FROM %(corrected_by)s
 """
 
 
@@ -129,12 +141,18 @@ class PostgresSink:
 
     def write(self, events: Sequence[HubEvent]) -> int:
         psycopg = self._psycopg
-        rows = [row(e) for e in events]
+        plain, corrections = split(events)
+        rows = [row(e) for e in plain]
         conn = self._connect()
         try:
             with conn.transaction(), conn.cursor() as cur:
-                cur.executemany(_INSERT, rows)
-                inserted = cur.rowcount
+                inserted = 0
+                if rows:
+                    cur.executemany(_INSERT, rows)
+                    inserted = cur.rowcount
+                for correction in corrections:  # in order: an amendment, then its erasure
+                    cur.execute(_CORRECT, update(correction))
+                    inserted += max(0, cur.rowcount)
         except (psycopg.OperationalError, psycopg.InterfaceError):
             self.close()
             msg = f"Writing to {self.where} failed; the batch will be retried."

@@ -1,4 +1,5 @@
-"""The SQLite sink: one row per event, primary key ``event_id``, one transaction per batch.
+"""The SQLite sink: one row per event, primary key ``event_id``, one transaction per batch; a
+correction updates its original's row (:mod:`broker.hub.sinks.corrections`).
 
 The same file is the inbox page's store (``sgb hub serve``): it adds the audit decisions
 for its audience and organisation and the positions it read them to, in tables beside
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from broker.hub.sinks.base import SinkError, SinkUnavailable, check_owner, row
+from broker.hub.sinks.corrections import split, update
 
 if TYPE_CHECKING:
     from broker.hub.delivered import HubEvent
@@ -74,6 +76,14 @@ VALUES (:event_id, :event_type, :risk, :audience, :organisation, :occurred_at, :
         :event)
 ON CONFLICT (event_id) DO NOTHING
 """
+#: A correction updates the original's row (broker/hub/sinks/corrections.py); once erased, a
+#: row changes no more, and the same correction applied twice changes nothing.
+_CORRECT = """
+UPDATE deliveries SET correction = :correction, corrected_by = :corrected_by,
+       event = COALESCE(:event, json_set(event, '$.correction', json(:mark))),
+       withheld_fields = COALESCE(:withheld_fields, withheld_fields)
+WHERE event_id = :corrects_event_id AND correction IS NOT 'ERASED' AND corrected_by IS NOT :corrected_by
+"""
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -87,6 +97,10 @@ def connect(path: Path) -> sqlite3.Connection:
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA busy_timeout=30000")
         conn.executescript(SCHEMA)
+        columns = {r[1] for r in conn.execute("PRAGMA table_info(deliveries)")}
+        for column in ("correction", "corrected_by"):  # stores made before corrections existed
+            if column not in columns:
+                conn.execute(f"ALTER TABLE deliveries ADD COLUMN {column} TEXT")
     except (OSError, sqlite3.Error) as exc:
         msg = f"Cannot open the SQLite store {path}: {exc}."
         raise SinkError(msg) from None
@@ -130,12 +144,15 @@ class SqliteSink:
         claim(self._conn, audience, organisation, f"SQLite store {path}")
 
     def write(self, events: Sequence[HubEvent]) -> int:
-        rows = [{k: _text(v) for k, v in row(e).items()} for e in events]
+        plain, corrections = split(events)
+        rows = [{k: _text(v) for k, v in row(e).items()} for e in plain]
         try:
             before = self._conn.total_changes
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 self._conn.executemany(_INSERT, rows)
+                for correction in corrections:  # in order: an amendment, then its erasure
+                    self._conn.execute(_CORRECT, update(correction))
                 self._conn.execute("COMMIT")
             except BaseException:
                 self._conn.execute("ROLLBACK")

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from broker.hub.sinks.base import SinkError, SinkUnavailable, event_json
+from broker.hub.sinks.corrections import correction_of
 from broker.logs import get_logger
 
 if TYPE_CHECKING:
@@ -88,6 +89,9 @@ class WebhookSink:
             "Sgb-Organisation": event.organisation,
             "Sgb-Policy-Version": event.policy_version,
         }
+        found = correction_of(event.record)
+        if found is not None:  # principle 10: the receiver applies it to the event it already has
+            headers["Sgb-Correction"], headers["Sgb-Corrects-Event-Id"] = found
         wait = self.backoff
         for attempt in range(1, self.attempts + 1):
             status = None
