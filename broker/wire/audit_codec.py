@@ -28,7 +28,14 @@ NAMESPACE = "uk.sgb"
 RECORD = "AuditRecord"
 LEGACY = "AuditDecision"
 #: The fields of an AuditRecord that every one of its decisions shares.
-EVENT_FIELDS = ("event_id", "event_type", "policy_version", "decided_at", "child_identifier", "identity_links")
+EVENT_FIELDS = (
+    "event_id",
+    "event_type",
+    "policy_version",
+    "decided_at",
+    "child_identifier",
+    "identity_links",
+)
 CHAIN_FIELDS = ("chain", "sequence", "previous_hash", "record_hash")
 # Bounded: organisations make decisions differ, so the cache is dropped when it fills up.
 _CACHE_LIMIT = 50_000

@@ -49,7 +49,6 @@ from consent.filter.identity import FilterIdentity
 from consent.filter.policy_file import Onboarded, PolicyFile
 from consent.filter.state_reader import StateReader
 from consent.filter.store import SqliteStore, StateStore
-from consent.identity import Resolution
 from consent.policy import Policy
 from schemas.child_keys import NO_CHILD, child_key
 from schemas.topics import (

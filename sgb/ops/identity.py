@@ -131,12 +131,12 @@ def shares_on(settings: Settings, lid: str, codecs: Codecs | None = None) -> lis
     found: list[dict[str, Any]] = []
 
     def note(msg: Message) -> None:
-        record = codecs.audit.decode(msg.value())
-        relied = record.get("identity_links") or ()
-        if record["outcome"] == "SHARE" and any(link["link_id"] == lid for link in relied):
-            found.append(
-                {k: record[k] for k in ("event_id", "event_type", "audience", "organisation", "decided_at")}
-            )
+        for record in codecs.audit.decisions(msg.value()):  # one record per event, or older: per decision
+            relied = record.get("identity_links") or ()
+            if record["outcome"] == "SHARE" and any(link["link_id"] == lid for link in relied):
+                found.append(
+                    {k: record[k] for k in ("event_id", "event_type", "audience", "organisation", "decided_at")}
+                )
 
     _read(settings, AUDIT_TOPIC, note)
     return found

@@ -68,11 +68,10 @@ def read_trace(settings: Settings, event_id: str) -> dict[str, Any]:
 
     def keep(msg: Message) -> None:
         try:
-            record = codecs.audit.decode(msg.value())
+            decisions = codecs.audit.decisions(msg.value())  # one record per event, or older: per decision
         except SerdeError:
             return
-        if event_id in (record["event_id"], record.get("corrects_event_id")):
-            records.append(record)
+        records.extend(d for d in decisions if event_id in (d["event_id"], d.get("corrects_event_id")))
 
     read_to_end(settings, start, keep)
     return trace(records, event_id)

@@ -57,7 +57,7 @@ def test_an_a11_cancellation_leaves_the_gp_and_the_mash_showing_it_withdrawn(
     wait_for(lambda: running_filter.service.counts["batches"] >= 1)
     attendance = hl7_event(7, "A04", nhs)
     publish(kafka, attendance)
-    audits = audits_for(kafka, 14)
+    audits = audits_for(kafka, 2)
     shared = {
         (a["audience"], a["organisation"])
         for a in audits
@@ -69,7 +69,7 @@ def test_an_a11_cancellation_leaves_the_gp_and_the_mash_showing_it_withdrawn(
     cancel = hl7_event(7, "A11", nhs)
     assert cancel["correction"] == {"kind": "RETRACTED", "corrects_event_id": attendance["event_id"]}
     publish(kafka, cancel)
-    told = [a for a in audits_for(kafka, 16) if a["event_id"] == cancel["event_id"]]
+    told = [a for a in audits_for(kafka, 3) if a["event_id"] == cancel["event_id"]]
     assert {(a["audience"], a["organisation"], a["correction"]) for a in told} == {
         (audience, org, "RETRACTED") for audience, org in shared
     }
@@ -101,13 +101,13 @@ def test_sgb_erase_leaves_no_copy_of_the_child_in_any_hub_sink(
     incident = domestic_abuse_incident(born=date(2023, 3, 1))  # under 5: health visiting too
     nhs = incident["child"]["nhs_number"]
     publish(kafka, incident)
-    audits = audits_for(kafka, 7)
+    audits = audits_for(kafka, 1)
     shared = {(a["audience"], a["organisation"]) for a in audits if a["outcome"] == "SHARE"}
     assert {a for a, _ in shared} == {"SCHOOL_DSL", "MASH", "HEALTH_SAFEGUARDING"}
     amended = {**incident, "event_id": str(uuid.uuid4()), "narrative": "SECRET-AMENDED-NARRATIVE"}
     amended["correction"] = {"kind": "AMENDED", "corrects_event_id": incident["event_id"]}
     publish(kafka, amended)
-    audits_for(kafka, 7 + len(shared))
+    audits_for(kafka, 2)
 
     sinks = {"SCHOOL_DSL": f"jsonl:{tmp_path / 'school.jsonl'}", "MASH": f"sqlite:{tmp_path / 'mash.db'}"}
     sinks["HEALTH_SAFEGUARDING"] = f"postgres:{postgres_dsn}"
@@ -126,7 +126,7 @@ def test_sgb_erase_leaves_no_copy_of_the_child_in_any_hub_sink(
     )
     assert erased.returncode == 0, erased.stderr
     assert "1 ERASED correction(s) sent" in erased.stdout and nhs not in erased.stdout + erased.stderr
-    told = [a for a in audits_for(kafka, 7 + 2 * len(shared)) if a["correction"] == "ERASED"]
+    told = [a for a in audits_for(kafka, 3) if a["correction"] == "ERASED"]
     assert {(a["audience"], a["organisation"]) for a in told} == shared
 
     for audience, org in shared:

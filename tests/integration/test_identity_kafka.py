@@ -71,10 +71,10 @@ def test_flag_under_la_id_joins_attendance_under_nhs_number_until_unlinked(
     nhs = synthetic_nhs_number(RNG)
     plan = plan_under_la_id("Amara", "LA-7781")
     publish(kafka, plan)
-    audits = audits_for(kafka, 7)
+    audits = audits_for(kafka, 1)
     first = attendance("Amara", nhs)
     publish(kafka, first)
-    audits = audits_for(kafka, 14)
+    audits = audits_for(kafka, 2)
     mash = decision(audits, first, "MASH")
     # Only the index joined them: the plan named the LA's id, the attendance the NHS number.
     assert mash["outcome"] == "SHARE" and mash["organisation"] == "202"
@@ -97,7 +97,7 @@ def test_flag_under_la_id_joins_attendance_under_nhs_number_until_unlinked(
     wait_for(lambda: running_filter.service.counts["identity_links"] >= 2)
     second = attendance("Amara", nhs)
     publish(kafka, second)
-    audits = audits_for(kafka, 21)
+    audits = audits_for(kafka, 3)
     after = decision(audits, second, "MASH")
     assert after["outcome"] == "WITHHOLD" and after["identity_links"] is None
     assert len(read_topic(kafka, "sg.identity.links.v1", expect=2)) == 2  # the unlinked pair is not relinked
@@ -108,10 +108,10 @@ def test_twins_with_one_birthday_and_address_are_queued_not_linked(
 ) -> None:
     plan = plan_under_la_id("Tobi", "LA-9001")
     publish(kafka, plan)
-    audits_for(kafka, 7)
+    audits_for(kafka, 1)
     twin = attendance("Kemi", synthetic_nhs_number(RNG))
     publish(kafka, twin)
-    audits = audits_for(kafka, 14)
+    audits = audits_for(kafka, 2)
     assert decision(audits, twin, "MASH")["outcome"] == "WITHHOLD"  # the plan is the other twin's
     [queued] = operator.review(kafka, "202")
     assert queued.state == "CANDIDATE" and queued.band == "REVIEW"
@@ -147,10 +147,10 @@ def test_consent_under_a_upn_covers_a_school_event_under_the_nhs_number_once_lin
     concern = {"school_urn": "100000", "family_name": "Unrelated-Test", "given_name": "Noor"}
     before = event("SCHOOL_SAFEGUARDING_CONCERN", **child("Noor", nhs_number=nhs, **concern))
     publish(kafka, before)
-    assert decision(audits_for(kafka, 7), before, "FAMILY_HELP")["consent_state"] == "NO_RECORD"
+    assert decision(audits_for(kafka, 1), before, "FAMILY_HELP")["consent_state"] == "NO_RECORD"
     linked = event("SCHOOL_SAFEGUARDING_CONCERN", **child("Noor", nhs_number=nhs, upn=upn, **concern))
     publish(kafka, linked)
-    family_help = decision(audits_for(kafka, 14), linked, "FAMILY_HELP")
+    family_help = decision(audits_for(kafka, 2), linked, "FAMILY_HELP")
     assert family_help["outcome"] == "SHARE" and family_help["consent_state"] == "GIVEN"
     assert [(x["rule"], x["band"]) for x in family_help["identity_links"]] == [
         ("AGENCY_XREF", "DETERMINISTIC")

@@ -9,7 +9,7 @@ from typing import Any
 from factories import domestic_abuse_incident
 
 import schemas
-from consent.audit import audit_record
+from consent.audit import decision_entry
 from consent.corrections import decide_correction, recipients_of, told
 from consent.engine import Engine
 from consent.policy import BASELINE, load
@@ -41,7 +41,7 @@ def test_an_amendment_reaches_exactly_the_recipients_with_their_own_redaction() 
     copy = decisions[0].event
     assert copy is not None and copy["narrative"] is None  # the school's redaction, again
     assert copy["child"]["given_name"] == original["child"]["given_name"]
-    record = audit_record(decisions[0], original["occurred_at"])
+    record = decision_entry(decisions[0])  # its part of the correction's audit record
     assert record["correction"] == "AMENDED" and record["corrects_event_id"] == original["event_id"]
 
 
