@@ -135,7 +135,10 @@ def shares_on(settings: Settings, lid: str, codecs: Codecs | None = None) -> lis
             relied = record.get("identity_links") or ()
             if record["outcome"] == "SHARE" and any(link["link_id"] == lid for link in relied):
                 found.append(
-                    {k: record[k] for k in ("event_id", "event_type", "audience", "organisation", "decided_at")}
+                    {
+                        k: record[k]
+                        for k in ("event_id", "event_type", "audience", "organisation", "decided_at")
+                    }
                 )
 
     _read(settings, AUDIT_TOPIC, note)

@@ -304,6 +304,7 @@ def test_every_avro_payload_compiles_with_avsc(
         "AuditRecord": "ok:uk.sgb.AuditRecord",
         "AuditDecision": "ok:uk.sgb.AuditDecision",
         "DeadLetter": "ok:uk.sgb.DeadLetter",
+        "IdentityLink": "ok:uk.sgb.IdentityLink",
         "ShareRecord": "ok:uk.sgb.ShareRecord",
     }
     broken = copy.deepcopy(document)
