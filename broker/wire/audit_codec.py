@@ -20,7 +20,7 @@ import fastavro
 
 import schemas
 from broker.exceptions import SchemaRegistryError, SerdeError, Unsupported
-from broker.wire.avro_writer import compile_record
+from broker.wire.avro_writer import compile_record, long_bytes
 from broker.wire.registry import SchemaRegistry
 from broker.wire.serde import AvroSerde
 
@@ -39,16 +39,6 @@ EVENT_FIELDS = (
 CHAIN_FIELDS = ("chain", "sequence", "previous_hash", "record_hash")
 # Bounded: organisations make decisions differ, so the cache is dropped when it fills up.
 _CACHE_LIMIT = 50_000
-
-
-def _long(value: int) -> bytes:
-    number = (value << 1) ^ (value >> 63)
-    out = bytearray()
-    while number & ~0x7F:
-        out.append((number & 0x7F) | 0x80)
-        number >>= 7
-    out.append(number)
-    return bytes(out)
 
 
 def record_writer(schema: dict[str, Any]) -> Callable[[dict[str, Any]], bytes]:
@@ -133,7 +123,7 @@ class AuditCodec:
         fields (:data:`EVENT_FIELDS`), the decisions written by :meth:`entry`, ``chain``'s fields."""
         out = bytearray(self._event(event))
         if entries:
-            out += _long(len(entries))
+            out += long_bytes(len(entries))
             for data in entries:
                 out += data
         out.append(0)
@@ -143,7 +133,7 @@ class AuditCodec:
     def frame(self, body: bytes, record_hash: str) -> bytes:
         """The message value: framing, ``body`` and the record_hash that closes it."""
         digest = record_hash.encode()
-        return self._header + body + _long(len(digest)) + digest
+        return self._header + body + long_bytes(len(digest)) + digest
 
     def encode(self, record: dict[str, Any]) -> bytes:
         """Encode a whole AuditRecord as given (tools and tests; the filter writes in pieces)."""

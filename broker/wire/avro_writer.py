@@ -25,6 +25,13 @@ def _long(value: int, out: bytearray) -> None:
     out.append(number)
 
 
+def long_bytes(value: int) -> bytes:
+    """Avro's variable-length zig-zag encoding of a long, as bytes."""
+    out = bytearray()
+    _long(value, out)
+    return bytes(out)
+
+
 def _string(value: str, out: bytearray) -> None:
     data = value.encode()
     _long(len(data), out)

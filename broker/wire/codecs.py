@@ -13,6 +13,7 @@ import fastavro
 import schemas
 from broker.exceptions import SerdeError
 from broker.wire.audit_codec import AuditCodec
+from broker.wire.avro_writer import long_bytes
 from broker.wire.registry import SchemaRegistry
 from broker.wire.serde import AvroSerde, _describe
 from schemas.jsonform import details_branch
@@ -50,7 +51,7 @@ class EventSerde:
         self._head = _piece("Head", raw["fields"][:cut])
         self._tail = _piece("Tail", raw["fields"][cut + 1 :])
         self._branches = {
-            name: (_zigzag(index), fastavro.parse_schema(inline(name, schemas.SCHEMA_DIR, set())))
+            name: (long_bytes(index), fastavro.parse_schema(inline(name, schemas.SCHEMA_DIR, set())))
             for index, name in enumerate(details["type"])
         }
 
@@ -97,17 +98,6 @@ def _piece(name: str, fields: list[dict[str, Any]]) -> Any:
             "fields": [{**f, "type": inline(f["type"], schemas.SCHEMA_DIR, inlined)} for f in fields],
         }
     )
-
-
-def _zigzag(value: int) -> bytes:
-    """Avro's variable-length zig-zag encoding of a long."""
-    number = (value << 1) ^ (value >> 63)
-    out = bytearray()
-    while number & ~0x7F:
-        out.append((number & 0x7F) | 0x80)
-        number >>= 7
-    out.append(number)
-    return bytes(out)
 
 
 class Codecs:
