@@ -51,6 +51,9 @@ def domestic_abuse_incident(
             "upn": None,
             "la_child_id": None,
             "police_person_reference": f"TP-{uuid.uuid4().hex[:8].upper()}",  # one per record: a shared one links children
+            "local_patient_id": None,
+            "local_patient_id_issuer": None,
+            "linked_identifiers": None,
             "given_name": "Testy",
             "family_name": "Childe",
             "date_of_birth": born,

@@ -38,11 +38,11 @@ def test_unparsable_and_lying_registrations_are_skipped_not_fatal(kafka: Setting
         b"\xff not json at all",
         json.dumps([1, 2, 3]).encode(),
         # A real schema's id claimed for another schema: the id is not the impostor's content.
-        json.dumps({"subject": "uk.sgb.AuditDecision", "id": audit_schema, "schema": impostor}).encode(),
+        json.dumps({"subject": "uk.sgb.AuditRecord", "id": audit_schema, "schema": impostor}).encode(),
     )
     fresh = EmbeddedRegistry(kafka, read_only=True)
     with_real = fresh.schema(audit_schema)  # re-reads the topic: must neither raise nor believe the impostor
-    assert with_real.get("name") == "AuditDecision"
+    assert with_real.get("name") == "AuditRecord"
     assert fresh.skipped == 3
     assert content_id(impostor) != audit_schema
 
