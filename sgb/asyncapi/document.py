@@ -16,7 +16,7 @@ The generation is pure and deterministic: the same repository gives the same byt
 
 Layout: this module assembles the document (``info``, ``servers``, ``components``) and holds
 the public entry points ``build``, ``render`` and ``format_for``;
-``sgb/asyncapi/channels.py`` builds the channels and messages,
+``sgb/asyncapi/channels.py`` builds the channels and ``messages.py`` the messages,
 ``sgb/asyncapi/operations.py`` the operations, and ``sgb/asyncapi/common.py`` holds
 the shared constants and helpers.
 """
@@ -40,7 +40,7 @@ from schemas.topics import (
     TopicDeclaration,
     load_declaration,
 )
-from sgb.asyncapi.channels import _channels, _key_schemas, _messages
+from sgb.asyncapi.channels import _channels, _key_schemas
 from sgb.asyncapi.common import (
     AGENCIES,
     ASYNCAPI_VERSION,
@@ -56,6 +56,7 @@ from sgb.asyncapi.common import (
     _ref,
     _tag_key,
 )
+from sgb.asyncapi.messages import _messages
 from sgb.asyncapi.operations import _operations
 
 __all__ = [
