@@ -31,7 +31,8 @@ from broker.wire.registry import registry_for
 from schemas.child_keys import consent_key
 from schemas.identifiers import synthetic_nhs_number
 from schemas.topics import AUDIT_TOPIC, CONSENT_TOPIC, load_declaration
-from sgb.ops.status import committed_offsets, dead_letter_counts, dead_letters, group_lags, partition_ends
+from sgb.ops.status import dead_letter_counts, dead_letters, group_lags
+from sgb.ops.topic_reads import committed_offsets, partition_ends
 
 Echo = Callable[[str], None]
 

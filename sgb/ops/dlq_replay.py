@@ -28,7 +28,8 @@ from broker.security.provenance import ProvenanceReason, Signer, allowed_signer
 from broker.security.signing_keys import KeyStore
 from broker.settings import Settings
 from schemas.topics import DLQ_TOPIC, REPLAYED_TOPIC
-from sgb.ops.status import DeadLetterView, dead_letters, read_to_end
+from sgb.ops.status import DeadLetterView, dead_letters
+from sgb.ops.topic_reads import read_to_end
 
 MARKER_TOPIC = REPLAYED_TOPIC
 BATCH = 100

@@ -25,7 +25,7 @@ from consent.identity import ChildIndex, Link
 from consent.identity.links import LINKED, UNLINKED
 from schemas.child_keys import CHILD_KEY
 from schemas.topics import AUDIT_TOPIC, IDENTITY_LINKS_TOPIC
-from sgb.ops.status import read_to_end
+from sgb.ops.topic_reads import read_to_end
 
 log = get_logger("sgb.identity")
 

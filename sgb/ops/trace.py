@@ -18,7 +18,7 @@ from broker.settings import Settings
 from broker.wire.codecs import Codecs
 from broker.wire.registry import registry_for
 from schemas.topics import AUDIT_TOPIC
-from sgb.ops.status import partition_ends, read_to_end
+from sgb.ops.topic_reads import partition_ends, read_to_end
 
 
 def trace(records: Iterable[dict[str, Any]], event_id: str) -> dict[str, Any]:
