@@ -9,16 +9,19 @@ from pathlib import Path
 from typing import Any
 
 from broker.probes import Health
+from broker.security.key_directory import key_provider
 from broker.settings import Settings
 from connectors.exceptions import ConnectorError
-from connectors.registry import SNAPSHOT_AGENCIES
+from connectors.registry import CORRECTING_AGENCIES, SNAPSHOT_AGENCIES
 from connectors.runtime.checkpoint import CheckpointStore, validate_name
 from connectors.runtime.delivery import TransactionalDelivery, committed_checkpoints
 from connectors.runtime.dry_run import DryRunDelivery, MemoryCheckpoints, schema_check
 from connectors.runtime.pipeline import FileConnector
 from connectors.runtime.records import ConnectorParts
-from connectors.runtime.snapshots import SnapshotDelivery, SnapshotMapper, SnapshotStore
+from connectors.runtime.snapshot_store import SnapshotStore
+from connectors.runtime.snapshots import SnapshotDelivery, SnapshotMapper
 from connectors.runtime.summary import Summary
+from connectors.runtime.withdrawals import WithdrawingReader
 
 
 def run_file_connector(
@@ -55,18 +58,18 @@ def run_file_connector(
             store.put(file_id, committed)
     delivery: Any = None
     snapshot: SnapshotStore | None = None
-    mapper = parts.mapper
+    reader, mapper = parts.reader, parts.mapper
     if health is not None:
         health.add_check("kafka", lambda: delivery is not None)
     try:
         if agency in SNAPSHOT_AGENCIES:
-            snapshot = SnapshotStore(store.root)
-            mapper = SnapshotMapper(mapper, snapshot)
+            snapshot = SnapshotStore(store.root, keys=key_provider(settings.keys_dir))
+            reader, mapper = snapshot_parts(agency, reader, mapper, snapshot)
             delivery = SnapshotDelivery(_delivery(settings, agency, name, parts, stop), snapshot)
         else:
             delivery = TransactionalDelivery(settings, agency, name, should_stop=stop.is_set)
         runner = FileConnector(
-            name, parts.reader, mapper, delivery, store, batch_size=batch_size, throttle=throttle
+            name, reader, mapper, delivery, store, batch_size=batch_size, throttle=throttle
         )
         summary = (
             runner.run_watch(source, stop, poll_s=poll_interval, beat=health.beat if health else lambda: None)
@@ -97,12 +100,21 @@ def dry_run_file_connector(
         msg = f"Source {source} does not exist."
         raise ConnectorError(msg)
     delivery = DryRunDelivery(schema_check(getattr(parts.reader, "kind", None) or "event"))
-    mapper = parts.mapper
+    reader, mapper = parts.reader, parts.mapper
     if agency in SNAPSHOT_AGENCIES:  # what this authority already published is still unchanged
         root = settings.connector_dir(validate_name(name))
-        mapper = SnapshotMapper(mapper, SnapshotStore(root, durable=False))
-    runner = FileConnector(name, parts.reader, mapper, delivery, MemoryCheckpoints())
+        snapshot = SnapshotStore(root, durable=False, keys=key_provider(settings.keys_dir))
+        reader, mapper = snapshot_parts(agency, reader, mapper, snapshot)
+    runner = FileConnector(name, reader, mapper, delivery, MemoryCheckpoints())
     return runner.run_batch(source, threading.Event()), delivery
+
+
+def snapshot_parts(agency: str, reader: Any, mapper: Any, store: SnapshotStore) -> tuple[Any, Any]:
+    """The reader and mapping function of a snapshot source: publishing changes only, and for the
+    sources that correct themselves (:data:`CORRECTING_AGENCIES`) amending and withdrawing too."""
+    if agency in CORRECTING_AGENCIES:
+        return WithdrawingReader(reader, mapper, store), SnapshotMapper(mapper, store, corrects=True)
+    return reader, SnapshotMapper(mapper, store)
 
 
 def _delivery(

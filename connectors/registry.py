@@ -84,6 +84,9 @@ def file_parts(agency: str, source: Path, fmt: str | None, mapping: Path | None)
 AGENCY_NAMES: tuple[str, ...] = tuple(agency.lower() for agency in AGENCIES)
 #: Agencies whose returns restate everything: their runs publish only what changed.
 SNAPSHOT_AGENCIES = ("education", "local_authority")
+#: Snapshot agencies whose later returns correct earlier ones (AMENDED, RETRACTED): a CTF restates
+#: a pupil's attendance as it goes, which is news, not a correction.
+CORRECTING_AGENCIES = ("local_authority",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +100,7 @@ class LocalAuthorityOptions:
     contact_phone: str | None = None
     contact_email: str | None = None
     encoding: str | None = None
+    period: str | None = None
 
 
 def parts_for(
@@ -112,6 +116,9 @@ def parts_for(
     if la.xref is not None and agency != "local_authority":
         msg = "--xref is for the local authority connector."
         raise ConnectorError(msg)
+    if la.period is not None and agency != "local_authority":
+        msg = "--period is for the local authority connector's SSDA903 and family-help returns."
+        raise ConnectorError(msg)
     if la.encoding is not None and agency != "local_authority":
         msg = "--encoding is for the local authority connector's SSDA903 tables."
         raise ConnectorError(msg)
@@ -126,5 +133,5 @@ def parts_for(
         profile = profile_from(
             la.la_code, la.xref, la.name, la.contact_team, la.contact_phone, la.contact_email
         )
-        return la_parts(fmt, profile, la.encoding)
+        return la_parts(fmt, profile, la.encoding, la.period)
     return file_parts(agency, source, fmt, mapping)

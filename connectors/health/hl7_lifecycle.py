@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from connectors.health.hl7v2 import Hl7Message
-from connectors.runtime.records import uuid5_text
+from connectors.runtime.corrections import derived_event_id
 
 
 class Step(StrEnum):
@@ -113,4 +113,4 @@ def visit_event_id(connector: str, step: AdtStep, which: Step) -> str | None:
     when the message names no visit (PV1-19)."""
     if not step.visit_number:
         return None
-    return uuid5_text(f"{connector}|visit|{step.sender}|{step.visit_number}|{which.value}")
+    return derived_event_id(connector, f"visit|{step.sender}|{step.visit_number}|{which.value}")

@@ -38,6 +38,7 @@ from connectors.health.exceptions import HeldForCorrection, NotUsed, Training
 from connectors.health.hl7_lifecycle import CORRECTING_STEPS, PUBLISHED_STEPS, adt_step, visit_event_id
 from connectors.health.hl7v2 import Hl7Message, hl7_time
 from connectors.health.profile import HealthProfile
+from connectors.runtime.corrections import mark_correction
 from connectors.runtime.event_builder import build_event, is_child_on
 from connectors.runtime.records import SourceRecord
 
@@ -146,8 +147,8 @@ class Hl7Mapper:
             child=self._child(msg, born, organisation),
             details=details,
         )
-        if correcting is not None:  # its own id (a resend is the same), naming the visit's event
-            event["correction"] = {"kind": correcting[0], "corrects_event_id": corrects}
+        if correcting is not None and corrects is not None:  # its own id (a resend is the same),
+            mark_correction(event, correcting[0], corrects, event["event_id"])  # naming the visit's event
         else:
             event["event_id"] = visit_event_id(record.connector, step, step.step) or record.event_id
         return event

@@ -33,9 +33,13 @@ __all__ = [
 ]
 
 
-def parts(fmt: str | None, profile: LaProfile, encoding: str | None = None) -> ConnectorParts:
+def parts(
+    fmt: str | None, profile: LaProfile, encoding: str | None = None, period: str | None = None
+) -> ConnectorParts:
     """The reader, the (snapshot-free) mapping function and the format for an LA source;
-    ``encoding`` sets the SSDA903 tables' encoding (detected when None).
+    ``encoding`` sets the SSDA903 tables' encoding (detected when None), ``period`` the
+    collection year an SSDA903 extract or family-help export is complete for (the CIN census
+    header says its own).
 
     Raises :class:`ConnectorError` in one sentence when the format or authority is missing.
     """
@@ -54,13 +58,16 @@ def parts(fmt: str | None, profile: LaProfile, encoding: str | None = None) -> C
         except LookupError:
             msg = f"--encoding {encoding} is not an encoding Python knows (for example cp1252 or utf-16)."
             raise ConnectorError(msg) from None
+    if period is not None and fmt not in ("ssda903", "family-help"):
+        msg = "--period is for SSDA903 extracts and family-help exports; a CIN census header names its year."
+        raise ConnectorError(msg)
     reader: Any
     if fmt == "cin":
         reader = CinCensusReader(checked_la_code(profile.la_code) if profile.la_code else None)
     elif fmt == "ssda903":
-        reader = Ssda903Reader(checked_la_code(profile.la_code), encoding=encoding)
+        reader = Ssda903Reader(checked_la_code(profile.la_code), encoding=encoding, period=period)
     else:
-        reader = CaseSystemReader(fmt, checked_la_code(profile.la_code))
+        reader = CaseSystemReader(fmt, checked_la_code(profile.la_code), period)
     return ConnectorParts(reader, LaMapper(profile, SYSTEMS[fmt]), fmt)
 
 

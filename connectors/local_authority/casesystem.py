@@ -197,11 +197,14 @@ class CaseSystemReader:
     Args:
         kind: ``family-help`` or ``consent``.
         la_code: the authority's code.
+        period: the period a family-help export is the full list of cases for (``--period``);
+            without it an export withdraws no case it no longer has.
     """
 
-    def __init__(self, kind: str, la_code: str) -> None:
+    def __init__(self, kind: str, la_code: str, period: str | None = None) -> None:
         self.kind = kind
         self.la_code = la_code
+        self.scope = f"{kind}|{la_code}|{period}" if period and kind == "family-help" else None
         self._csv = CsvReader()
         self._json = JsonReader()
         self.suffixes = self._csv.suffixes + self._json.suffixes
@@ -238,13 +241,16 @@ class CaseSystemReader:
         if self.kind == "consent":
             key = f"consent|{self.la_code}|{row.get('ConsentID')}|{row.get('State')}|{row.get('RecordedAt')}"
             return [("", Fact("consent", key, base))]
+        who = f"{self.la_code}|{row['LAchildID']}" if row.get("LAchildID") else None
         if not row.get("CaseID"):
-            return [("", Malformed("CaseID is missing."))]
+            return [("", Malformed("CaseID is missing.", who))]
         case = f"{self.la_code}|{row.get('CaseID')}|{date_key(row.get('OpenedDate'))}"
-        out: list[tuple[str, Any]] = [(" (opened)", Fact("fh_open", f"fh-open|{case}", base))]
+        facts: list[tuple[str, Any]] = [
+            (" (opened)", Fact("fh_open", f"fh-open|{case}", base, self.scope, who))
+        ]
         if row.get("ClosedDate"):
-            out.append((" (closed)", Fact("fh_close", f"fh-close|{case}", base)))
-        return out
+            facts.append((" (closed)", Fact("fh_close", f"fh-close|{case}", base, self.scope, who)))
+        return facts
 
 
 class ConsentDelivery(TransactionalDelivery):

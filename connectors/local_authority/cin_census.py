@@ -28,6 +28,7 @@ their index (``Child 12 / CINdetails 1 / ChildProtectionPlans 2``), never values
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from xml.etree.ElementTree import Element
@@ -77,11 +78,29 @@ def is_true(value: str | None) -> bool:
     return (value or "").strip().lower() in _TRUE
 
 
-def child_facts(elem: Element, la_code: str | None) -> list[tuple[str, Fact]]:
-    """``(position suffix, fact)`` for one ``Child`` element, in document order."""
+def child_facts(elem: Element, la_code: str | None, scope: str | None = None) -> list[tuple[str, Fact]]:
+    """``(position suffix, fact)`` for one ``Child`` element, in document order; ``scope`` is the
+    return's (:func:`return_scope`)."""
     ids = _fields(child(elem, "ChildIdentifiers"), IDENTIFIERS)
     la_id = (ids["LAchildID"] or "").strip()
     who = f"{la_code}|{la_id}"
+    out = [
+        (where, replace(fact, scope=scope, subject=who)) for where, fact in _facts(elem, ids, la_code, who)
+    ]
+    return out
+
+
+def return_scope(header: Element, la_code: str | None) -> str | None:
+    """The return's scope, ``cin|<LA>|<collection year>``, or None when the header does not name
+    its year (such a return withdraws nothing, see :mod:`connectors.runtime.withdrawals`)."""
+    details = child(header, "CollectionDetails")
+    year = (text(details, "Year") or text(details, "ReferenceDate") or "").strip()
+    return f"cin|{la_code}|{year}" if year and la_code else None
+
+
+def _facts(
+    elem: Element, ids: dict[str, str | None], la_code: str | None, who: str
+) -> list[tuple[str, Fact]]:
     base = {"identifiers": ids, "la_code": la_code}
     out: list[tuple[str, Fact]] = []
     for i, cin in enumerate(children(elem, "CINdetails"), start=1):
@@ -118,7 +137,8 @@ def child_facts(elem: Element, la_code: str | None) -> list[tuple[str, Fact]]:
                     Fact(
                         "referral_outcome",
                         f"ref|{who}|{referral}|{decision}",
-                        {
+                        slot=f"ref|{who}|{referral}",
+                        fields={
                             **base,
                             "cin": details,
                             "decision": decision,
@@ -208,10 +228,12 @@ class CinCensusReader:
 
     def records(self, ref: FileRef) -> Iterator[SourceRecord]:
         la_code = self.la_code
+        scope = None
         ordinal = 0
         for kind, elem, n in stream(ref.path, ref.source, "Child", "Header"):
             if kind == "header":
                 la_code = self._authority(elem, ref.source)
+                scope = return_scope(elem, la_code)
                 continue
             raw = as_bytes(elem)
             ids = child(elem, "ChildIdentifiers")
@@ -221,7 +243,7 @@ class CinCensusReader:
             elif not la_code:
                 facts = [("", Malformed("The return does not name its local authority (Header/Source/LEA)."))]
             else:
-                facts = list(child_facts(elem, la_code))
+                facts = list(child_facts(elem, la_code, scope))
             for suffix, data in facts:
                 yield SourceRecord(
                     ref.connector,

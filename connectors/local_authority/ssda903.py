@@ -33,7 +33,7 @@ from connectors.exceptions import MappingError, SkippedFile, SourceFileError, Un
 from connectors.local_authority import xmlstream
 from connectors.local_authority.ssda903_periods import EPISODE_COLUMNS as EPISODE_COLUMNS
 from connectors.local_authority.ssda903_periods import HEADER_COLUMNS as HEADER_COLUMNS
-from connectors.local_authority.ssda903_periods import Episode, Item, periods
+from connectors.local_authority.ssda903_periods import Episode, Item, in_scope, periods
 from connectors.local_authority.ssda903_xml import xml_export_records
 from connectors.runtime.readers import FileRef, Malformed, count_lines, decode_table, sniff_delimiter
 from connectors.runtime.records import SourceRecord
@@ -97,6 +97,12 @@ def _line(header: list[str], values: list[str], sep: str = ",") -> bytes:
     return out.getvalue().encode()
 
 
+def _child_of(header: list[str], values: list[str]) -> str | None:
+    """The CHILD of a row that could not be read, when it has one."""
+    at = header.index("CHILD")
+    return (values[at].strip() or None) if len(values) > at else None
+
+
 def _is_xml(path: Path) -> bool:
     return path.name.lower().endswith(".xml")
 
@@ -106,6 +112,8 @@ class Ssda903Reader:
 
     Args:
         la_code: the authority's code (the extract does not carry it).
+        period: the collection year the extract is the full return for (``--period``); without
+            it a table withdraws nothing that it no longer has (:mod:`connectors.runtime.withdrawals`).
         header_table: the header table, if not a ``.csv`` in the same folder.
         encoding: the tables' encoding (default: detected).
         delimiter: the tables' field separator (default: detected).
@@ -120,8 +128,10 @@ class Ssda903Reader:
         header_table: Path | None = None,
         encoding: str | None = None,
         delimiter: str | None = None,
+        period: str | None = None,
     ) -> None:
         self.la_code = la_code
+        self.period = period
         self.header_table = header_table
         self.encoding = encoding
         self.delimiter = delimiter
@@ -174,7 +184,7 @@ class Ssda903Reader:
 
     def records(self, ref: FileRef) -> Iterator[SourceRecord]:
         if _is_xml(ref.path):
-            yield from xml_export_records(self.la_code, ref)
+            yield from xml_export_records(self.la_code, ref, self._scope("episodes"))
             return
         header, body, sep = read_table(ref.path, ref.source, self.encoding, self.delimiter)
         kind = table_kind(header)
@@ -186,6 +196,7 @@ class Ssda903Reader:
             items = self._episodes(header, body, sep, people)
         self._hold_back(items, header, body, sep, doubtful)
         items.sort(key=lambda item: (item.line, item.order))
+        scope = self._scope(str(kind))
         for ordinal, item in enumerate(items):
             yield SourceRecord(
                 ref.connector,
@@ -193,10 +204,14 @@ class Ssda903Reader:
                 ref.file_id,
                 ordinal,
                 item.position,
-                item.data,
+                in_scope(item.data, self.la_code, scope),
                 item.raw,
                 "text/csv",
             )
+
+    def _scope(self, table: str) -> str | None:
+        """The scope of one table of the extract: ``ssda903|<table>|<LA>|<period>``, None without ``--period``."""
+        return f"ssda903|{table}|{self.la_code}|{self.period}" if self.period else None
 
     # -- held-back children ----------------------------------------------------------------------
     @staticmethod
@@ -220,7 +235,7 @@ class Ssda903Reader:
             child_id = item.data.fields.get("child")
             if child_id in why:
                 item.data = Malformed(
-                    f"Held back: {why[child_id]}; this child waits for a corrected extract."
+                    f"Held back: {why[child_id]}; this child waits for a corrected extract.", child_id
                 )
         kept = {item.line for item in items}
         for line, values in body:
@@ -233,7 +248,9 @@ class Ssda903Reader:
                         line,
                         0,
                         f"row {line}",
-                        Malformed(f"Held back: {why[child_id]}; this child waits for a corrected extract."),
+                        Malformed(
+                            f"Held back: {why[child_id]}; this child waits for a corrected extract.", child_id
+                        ),
                         _line(header, values, sep),
                     )
                 )
@@ -249,7 +266,7 @@ class Ssda903Reader:
             raw = _line(header, values, sep)
             if len(values) != len(header):
                 reason = f"The row has {len(values)} fields but the header has {len(header)}."
-                items.append(Item(line, 0, f"row {line}", Malformed(reason), raw))
+                items.append(Item(line, 0, f"row {line}", Malformed(reason, _child_of(header, values)), raw))
                 continue
             row = {h: v.strip() for h, v in zip(header, values, strict=True)}
             try:
@@ -258,7 +275,7 @@ class Ssda903Reader:
                 start = parse_date(row["DECOM"], "DECOM", required=True)
                 end = parse_date(row["DEC"], "DEC")
             except MappingError as exc:
-                items.append(Item(line, 0, f"row {line}", Malformed(str(exc)), raw))
+                items.append(Item(line, 0, f"row {line}", Malformed(str(exc), row["CHILD"] or None), raw))
                 if row["CHILD"]:
                     broken.setdefault(row["CHILD"], f"row {line}: {exc}")
                 continue
@@ -271,7 +288,7 @@ class Ssda903Reader:
                         e[2],
                         0,
                         f"row {e[2]}",
-                        Malformed(reason),
+                        Malformed(reason, child_id),
                         _line(header, [e[3][h] for h in header], sep),
                     )
                     for e in episodes
@@ -296,7 +313,7 @@ class Ssda903Reader:
             raw = _line(header, values, sep)
             if len(values) != len(header):
                 reason = f"The row has {len(values)} fields but the header has {len(header)}."
-                items.append(Item(line, 0, f"row {line}", Malformed(reason), raw))
+                items.append(Item(line, 0, f"row {line}", Malformed(reason, _child_of(header, values)), raw))
                 continue
             row = {h: v.strip() for h, v in zip(header, values, strict=True)}
             if not row["CHILD"]:

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from connectors.runtime.event_builder import Finding
+from connectors.runtime.readers import Malformed
 from connectors.runtime.snapshots import Fact, date_key
 
 HEADER_COLUMNS = ("CHILD", "SEX", "DOB", "ETHNIC", "UPN", "MOTHER", "MC_DOB")
@@ -106,3 +108,12 @@ def periods(
             )
             first = None
     return items
+
+
+def in_scope(data: Any, la_code: str, scope: str | None) -> Any:
+    """A record's data with the extract's scope and the child it is about (``<LA>|<CHILD>``)."""
+    if isinstance(data, Fact):
+        return replace(data, scope=scope, subject=f"{la_code}|{data.fields['child']}")
+    if isinstance(data, Malformed) and data.subject is not None:
+        return replace(data, subject=f"{la_code}|{data.subject}")
+    return data

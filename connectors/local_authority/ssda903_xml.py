@@ -12,14 +12,21 @@ from typing import Any
 
 from connectors.exceptions import MappingError
 from connectors.local_authority import xmlstream
-from connectors.local_authority.ssda903_periods import EPISODE_COLUMNS, HEADER_COLUMNS, Item, periods
+from connectors.local_authority.ssda903_periods import (
+    EPISODE_COLUMNS,
+    HEADER_COLUMNS,
+    Item,
+    in_scope,
+    periods,
+)
 from connectors.runtime.readers import FileRef, Malformed
 from connectors.runtime.records import SourceRecord
 from connectors.runtime.snapshots import parse_date
 
 
-def xml_export_records(la_code: str, ref: FileRef) -> Iterator[SourceRecord]:
-    """Each ``CHILD`` of the XML export as period-of-care facts, positions ``CHILD n / EPISODE m``."""
+def xml_export_records(la_code: str, ref: FileRef, scope: str | None = None) -> Iterator[SourceRecord]:
+    """Each ``CHILD`` of the XML export as period-of-care facts, positions ``CHILD n / EPISODE m``;
+    ``scope`` is the extract's (see :meth:`Ssda903Reader._scope`)."""
     ordinal = 0
     for kind, elem, n in xmlstream.stream(ref.path, ref.source, "CHILD", "HEADER"):
         if kind != "record":
@@ -45,7 +52,7 @@ def xml_export_records(la_code: str, ref: FileRef) -> Iterator[SourceRecord]:
             episodes.append((start, end, m, row))
         if child_id and broken:
             reason = f"Held back: {broken} This child waits for a corrected export."
-            items.append(Item(0, 0, "", Malformed(reason), raw))
+            items.append(Item(0, 0, "", Malformed(reason, child_id), raw))
         elif child_id:
             items = periods(
                 la_code,
@@ -64,7 +71,7 @@ def xml_export_records(la_code: str, ref: FileRef) -> Iterator[SourceRecord]:
                 ref.file_id,
                 ordinal,
                 position,
-                item.data,
+                in_scope(item.data, la_code, scope),
                 raw,
                 "application/xml",
             )

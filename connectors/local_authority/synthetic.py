@@ -30,6 +30,7 @@ class CinChild:
     cpp_start: str | None = None
     cpp_end: str | None = None
     abuse: str = "NEG"
+    assessment: str | None = None
 
 
 def cin_children(n: int, rng: random.Random, la: str = "202") -> Iterator[CinChild]:
@@ -58,6 +59,8 @@ def _el(name: str, value: str | None) -> str:
 def child_xml(c: CinChild) -> str:
     """One ``Child`` element."""
     modules = ""
+    if c.assessment:
+        modules += f"<Assessments>{_el('AssessmentActualStartDate', c.assessment)}</Assessments>"
     if c.s47:
         modules += (
             f"<Section47>{_el('S47ActualStartDate', c.s47)}{_el('ICPCnotRequired', 'false')}</Section47>"
@@ -79,12 +82,14 @@ def child_xml(c: CinChild) -> str:
     )
 
 
-def write_cin(path: Path, children: Iterable[CinChild], la: str = "202") -> Path:
-    """A CIN census return (``Message/Header`` and ``Message/Children``), written as it goes."""
+def write_cin(path: Path, children: Iterable[CinChild], la: str = "202", year: str | None = "2024") -> Path:
+    """A CIN census return (``Message/Header`` and ``Message/Children``), written as it goes;
+    ``year`` None leaves out the collection year (a return that does not say its period)."""
+    period = f"<Year>{year}</Year><ReferenceDate>{year}-03-31</ReferenceDate>" if year else ""
     with path.open("w", encoding="utf-8") as fh:
         fh.write(
             '<?xml version="1.0" encoding="utf-8"?>\n<Message><Header><CollectionDetails>'
-            "<Collection>CIN</Collection><Year>2024</Year><ReferenceDate>2024-03-31</ReferenceDate>"
+            f"<Collection>CIN</Collection>{period}"
             f"</CollectionDetails><Source><SourceLevel>L</SourceLevel><LEA>{la}</LEA>"
             "<SoftwareCode>Synthetic</SoftwareCode><Release>1</Release><SerialNo>1</SerialNo>"
             "<DateTime>2024-04-02T09:00:00</DateTime></Source></Header>\n<Children>\n"

@@ -58,6 +58,8 @@ from connectors.runtime.summary import Summary
 
 #: Where a dead letter of a whole file points.
 WHOLE_FILE = "whole file"
+#: A batch count of corrections published, by kind (``correction:AMENDED``).
+CORRECTION = "correction:"
 
 log = get_logger("connectors.pipeline")
 
@@ -328,6 +330,8 @@ class FileConnector:
             self._dead_letter(record, str(exc))
             return
         self._batch_counts["published"] += 1
+        if event.get("correction"):  # counted by kind among the published
+            self._batch_counts[CORRECTION + str(event["correction"]["kind"])] += 1
         if findings:
             self.delivery.data_quality(record, findings)
             self._batch_counts["withheld"] += 1
@@ -382,7 +386,8 @@ class FileConnector:
             relative, tracker = self._trackers[file_id]
             self.store.put(file_id, FileProgress(relative, tracker.done, False))
         for kind in [k for k in self._batch_counts if k not in COUNT_NAMES and k != "withheld"]:
-            self.summary.kinds[kind] += self._batch_counts.pop(kind)
+            counts = self.summary.corrections if kind.startswith(CORRECTION) else self.summary.kinds
+            counts[kind.removeprefix(CORRECTION)] += self._batch_counts.pop(kind)
         self.summary.counts.update(self._batch_counts)
         self._batch_counts.clear()
 

@@ -24,9 +24,12 @@ from connectors.runtime.records import SourceRecord
 
 @dataclass(frozen=True, slots=True)
 class Malformed:
-    """A record the reader could not parse, and why (never its values)."""
+    """A record the reader could not parse, and why (never its values); ``subject`` is the
+    child it is about when the reader can tell (a snapshot's ``Fact.subject``), so that child's
+    facts are not withdrawn by this return."""
 
     reason: str
+    subject: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

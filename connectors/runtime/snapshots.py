@@ -3,30 +3,43 @@
 A census return, an SSDA903 extract or a Common Transfer File says what is true *now*, not
 what happened. Its reader turns it into :class:`Fact` records, each with a key naming one
 thing that can happen once (``cpp-start|202|C123|2024-04-01``: that plan started;
-``cpp-end|...``: that plan ended). A fact whose key the connector has already published is
-unchanged and yields :class:`NoEvent`; a new key is a change and becomes its event. So a
-plan that appears is ``STARTED``, an end date that appears is ``ENDED``, and re-running the
-same return publishes nothing.
+``cpp-end|...``: that plan ended). A new key is a change and becomes its event, with an event
+id derived from the connector and the key; so a plan that appears is ``STARTED``, an end date
+that appears is ``ENDED``, and re-running the same return publishes nothing.
 
-The published keys are kept under ``<state_dir>/connectors/<name>/snapshot.log``, one hashed
-key per line (no identifier is stored in clear), appended and fsynced *after* Kafka commits
-the transaction that carried their events and before the file checkpoint moves, so a crash
-leaves at most the runtime's usual one-batch window (the re-sent events carry the same ids).
+A later return can also correct what an earlier one said (POLICY.md principle 10): a fact
+whose content changed is an ``AMENDED`` correction of the event published for it (the full
+new content), and a fact that a complete return of the same scope no longer has is a
+``RETRACTED`` notice of it ("the source withdrew this record", which is not the plan ending:
+see :mod:`connectors.runtime.withdrawals` for when a return may withdraw). What was published
+for each fact is kept by :class:`~connectors.runtime.snapshot_store.SnapshotStore`, appended
+and fsynced *after* Kafka commits the transaction that carried it and before the file
+checkpoint moves; a crash between the two re-sends at most one batch, whose events carry the
+same ids (derived from the keys, so the filter decides each once).
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
+import json
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime
-from pathlib import Path
+from datetime import UTC, date, datetime
 from typing import Any
 
 from connectors.exceptions import MappingError, NoEvent
+from connectors.runtime.corrections import (
+    AMENDED,
+    RETRACTED,
+    correction_notice,
+    derived_event_id,
+    mark_correction,
+)
+from connectors.runtime.event_builder import DATA_QUALITY
 from connectors.runtime.records import MapRecord, SourceRecord
+from connectors.runtime.snapshot_store import Entry, SnapshotStore, digest
+from schemas.child_keys import child_key
+
+UNCHANGED = "Unchanged since the return last published."
 
 _DMY = re.compile(r"^(\d{1,2})[/.-](\d{1,2})[/.-](\d{2}|\d{4})$")
 _ISO = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:[T ].*)?$")
@@ -84,113 +97,144 @@ def clean(text: str | None) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class Fact:
-    """One thing a return says, that becomes at most one event.
+    """One thing a return says, that becomes at most one event (and later its corrections).
 
     Args:
         kind: what it is (``cpp_start``, ``referral_outcome``, ``lac_end``, ...).
-        key: the identity of the change it records; published once per connector.
+        key: the identity of the change it records; published once per connector, its event
+            id derived from it.
         fields: the values the mapping reads, as text from the source.
+        scope: the return it is part of (kind, authority, period: ``cin|202|2024``), or None
+            when the return does not say its period (then its absence withdraws nothing).
+        subject: the child it is about (``202|C123``), so a child held back is not withdrawn.
+        slot: what the fact answers, when other facts may answer it instead (a referral, whose
+            outcome moves on from assessment to section 47): a fact whose slot another fact of
+            the return fills is superseded, not withdrawn. None: the fact's own key.
     """
 
     kind: str
     key: str
     fields: dict[str, Any] = field(default_factory=dict)
+    scope: str | None = None
+    subject: str | None = None
+    slot: str | None = None
 
 
-def _digest(key: str) -> str:
-    return hashlib.blake2b(key.encode(), digest_size=12).hexdigest()
-
-
-class SnapshotStore:
-    """The keys a connector has published, durable under its state folder.
+@dataclass(frozen=True, slots=True)
+class Withdrawal:
+    """A fact published earlier that a complete return of its scope no longer has.
 
     Args:
-        root: ``<state_dir>/connectors/<name>``.
-        durable: False for a dry run: the log is read, and what would be published is kept in
-            memory only.
+        key: the digest of the withdrawn fact's key (:func:`digest`).
     """
 
-    def __init__(self, root: Path, *, durable: bool = True) -> None:
-        self.durable = durable
-        self.path = root / "snapshot.log"
-        self._published: set[str] = set()
-        self._claimed: set[str] = set()
-        if self.path.exists():
-            with self.path.open("r", encoding="ascii", errors="replace") as fh:
-                for line in fh:
-                    line = line.strip()
-                    if len(line) == 24:  # a torn last line (a crash mid-append) is ignored
-                        self._published.add(line)
+    key: str
 
-    def __len__(self) -> int:
-        return len(self._published)
 
-    def claim(self, key: str) -> bool:
-        """Whether ``key`` is new: not published before, nor claimed earlier in this run."""
-        digest = _digest(key)
-        if digest in self._published or digest in self._claimed:
-            return False
-        self._claimed.add(digest)
-        return True
+def _content(event: dict[str, Any]) -> str:
+    """A digest of what recipients are told: the event without its id and the connector's notes."""
+    told = {k: v for k, v in event.items() if k not in ("event_id", "correction", DATA_QUALITY)}
+    return digest(json.dumps(told, sort_keys=True, default=str))
 
-    def release(self, key: str) -> None:
-        """Forget a claim whose event was not published (it will be tried again next return)."""
-        self._claimed.discard(_digest(key))
 
-    def published(self, keys: Iterable[str]) -> None:
-        """Record ``keys`` as published (call only after Kafka committed their events)."""
-        digests = [_digest(k) for k in keys]
-        if not digests:
-            return
-        if not self.durable:
-            self._published.update(digests)
-            self._claimed.difference_update(digests)
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        try:
-            os.write(fd, "".join(f"{d}\n" for d in digests).encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        self._published.update(digests)
-        self._claimed.difference_update(digests)
+def _key_of(data: Any) -> str | None:
+    if isinstance(data, Fact):
+        return digest(data.key)
+    if isinstance(data, Withdrawal):
+        return data.key
+    return None
 
 
 class SnapshotMapper:
-    """Wraps a mapping function of :class:`Fact` records: a fact already published is NoEvent.
+    """Wraps a mapping function of :class:`Fact` records, publishing each fact's changes only.
+
+    A new fact is published with the event id derived from its key; a fact published before
+    whose content changed (or that comes back after it was withdrawn) is an ``AMENDED``
+    correction of that event carrying the new content; an unchanged one is NoEvent. A
+    :class:`Withdrawal` is a ``RETRACTED`` notice of the withdrawn fact's event.
 
     Args:
         inner: maps a fact record to its event (pure).
-        store: the connector's published keys.
+        store: what the connector published.
+        corrects: True for a source whose later returns correct earlier ones; False (a CTF
+            restates a pupil's attendance as it goes, which is news, not a correction): a fact
+            is then published once, with the record's id, and never corrected.
     """
 
-    __slots__ = ("inner", "store")
+    __slots__ = ("corrects", "inner", "store")
 
-    def __init__(self, inner: MapRecord, store: SnapshotStore) -> None:
+    def __init__(self, inner: MapRecord, store: SnapshotStore, *, corrects: bool = False) -> None:
         self.inner = inner
         self.store = store
+        self.corrects = corrects
 
     def __call__(self, record: SourceRecord) -> dict[str, Any]:
+        if isinstance(record.data, Withdrawal):
+            return self._withdraw(record.connector, record.data.key)
         fact: Fact = record.data
-        if not self.store.claim(fact.key):
-            msg = "Unchanged since the return last published."
-            raise NoEvent(msg)
-        try:
-            return self.inner(record)
-        except BaseException:
-            self.store.release(fact.key)
-            raise
+        key = digest(fact.key)
+        before = self.store.get(key)
+        if self.store.claimed(key) or (before is not None and not before.correctable):
+            raise NoEvent(UNCHANGED)
+        event = self.inner(record)
+        if not self.corrects or "event_type" not in event:  # a consent record: once per key, as is
+            if before is not None:
+                raise NoEvent(UNCHANGED)
+            self.store.claim(Entry(key))
+            return event
+        original = (
+            before.e if before is not None and before.e else derived_event_id(record.connector, fact.key)
+        )
+        entry = Entry(
+            key,
+            original,
+            _content(event),
+            digest(fact.scope) if fact.scope else None,
+            digest(fact.subject) if fact.subject else None,
+            o=digest(fact.slot) if fact.slot else None,
+            t=str(event["event_type"]),
+            ck=child_key(event["child"]),
+            src=dict(event["source"]),
+        )
+        if before is None:
+            event["event_id"] = original
+        elif before.c == entry.c and not before.w:
+            raise NoEvent(UNCHANGED)
+        else:
+            entry = entry.changed(n=before.n + 1)
+            mark_correction(
+                event, AMENDED, original, derived_event_id(record.connector, f"{original}|{entry.n}")
+            )
+        self.store.claim(entry)
+        return event
+
+    def _withdraw(self, connector: str, key: str) -> dict[str, Any]:
+        before = self.store.get(key)
+        if before is None or before.w or not before.correctable or self.store.claimed(key):
+            raise NoEvent("Withdrawn already.")
+        child = self.store.child_key(before)
+        assert before.e is not None and before.t is not None and child is not None
+        entry = before.changed(n=before.n + 1, w=True)
+        self.store.claim(entry)
+        return correction_notice(
+            event_id=derived_event_id(connector, f"{before.e}|{entry.n}"),
+            kind=RETRACTED,
+            corrects_event_id=before.e,
+            event_type=before.t,
+            child_key=child,
+            source=before.src or {},
+            at=datetime.now(UTC),
+        )
 
 
 class SnapshotDelivery:
-    """Wraps a delivery: after each commit, records the published facts' keys in the store.
+    """Wraps a delivery: after each commit, records the published facts in the store.
 
     Also counts the children published without an NHS number (keyed by the authority's id).
 
     Args:
         inner: the transactional delivery.
-        store: the connector's published keys.
+        store: what the connector published.
     """
 
     def __init__(self, inner: Any, store: SnapshotStore) -> None:
@@ -205,13 +249,17 @@ class SnapshotDelivery:
         return int(self.inner.pending)
 
     def publish(self, record: SourceRecord, event: dict[str, Any]) -> None:
-        fact: Fact = record.data
+        key = _key_of(record.data)
         try:
             self.inner.publish(record, event)
         except BaseException:
-            self.store.release(fact.key)
+            if key is not None:
+                self.store.release(key)
             raise
-        self._keys[(record.file_id, record.ordinal)] = fact.key
+        if key is not None:
+            self._keys[(record.file_id, record.ordinal)] = key
+        if event.get("correction"):
+            return
         child = event.get("child")
         if child is not None and not child.get("nhs_number"):
             self._unmatched_open.add(f"{child.get('local_authority_code')}:{child.get('la_child_id')}")
@@ -219,8 +267,9 @@ class SnapshotDelivery:
             self._unmatched_open.add(f"{event.get('local_authority_code')}:{event.get('la_child_id')}")
 
     def dead_letter(self, record: SourceRecord, reason: str) -> None:
-        if isinstance(record.data, Fact):
-            self.store.release(record.data.key)
+        key = _key_of(record.data)
+        if key is not None:
+            self.store.release(key)
         self.inner.dead_letter(record, reason)
 
     def data_quality(self, record: SourceRecord, findings: list[Any]) -> None:
@@ -239,7 +288,7 @@ class SnapshotDelivery:
     def commit(self) -> list[tuple[str, int]]:
         done = self.inner.commit()
         keys = [k for k in (self._keys.pop(d, None) for d in done) if k is not None]
-        self.store.published(keys)  # 1. Kafka committed  2. keys durable  3. (caller) checkpoint
+        self.store.published(keys)  # 1. Kafka committed  2. facts durable  3. (caller) checkpoint
         self.unmatched |= self._unmatched_open
         self._unmatched_open = set()
         return done  # type: ignore[no-any-return]

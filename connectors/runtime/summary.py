@@ -18,6 +18,8 @@ class Summary:
         dead_letter_reasons: dead letters by reason.
         unsupported: files in the source that the connector does not read, by name.
         skipped_tables: files recognised but carrying nothing to publish, by kind.
+        corrections: of the published, the corrections of earlier events, by kind
+            (``AMENDED``, ``RETRACTED``).
     """
 
     counts: Counter[str] = field(default_factory=Counter)
@@ -29,6 +31,7 @@ class Summary:
     dead_letter_reasons: Counter[str] = field(default_factory=Counter)
     unsupported: list[str] = field(default_factory=list)
     skipped_tables: Counter[str] = field(default_factory=Counter)
+    corrections: Counter[str] = field(default_factory=Counter)
 
     @property
     def used_nothing(self) -> bool:
@@ -51,6 +54,9 @@ class Summary:
         if self.kinds:
             parts = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(self.kinds.items()))
             text = text[:-1] + f" ({parts})."
+        if self.corrections:
+            told = ", ".join(f"{n} {k.lower()}" for k, n in sorted(self.corrections.items()))
+            text += f" {sum(self.corrections.values())} of them correction(s) of earlier events ({told})."
         if c["withheld"]:
             text += f" {c['withheld']} of them published with a data-quality finding."
         if self.skipped_tables:

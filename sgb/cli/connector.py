@@ -112,6 +112,12 @@ def connector() -> None:
     default=None,
     help="Local authority: the SSDA903 tables' encoding, e.g. cp1252 (default: detected).",
 )
+@click.option(
+    "--period",
+    default=None,
+    help="Local authority: the collection year an SSDA903 extract or family-help export is the full "
+    "return for (e.g. 2026); a later complete return of the same period withdraws what it no longer has.",
+)
 @click.option("--la-name", default=None, help="Local authority: its name, as partners see it.")
 @click.option("--contact-team", default=None, help="Local authority: the team partners contact.")
 @click.option("--contact-phone", default=None, help="Local authority: that team's phone number.")
@@ -134,6 +140,7 @@ def run(
     la_code: str | None = None,
     dry_run: bool = False,
     encoding: str | None = None,
+    period: str | None = None,
     la_name: str | None = None,
     contact_team: str | None = None,
     contact_phone: str | None = None,
@@ -158,7 +165,9 @@ def run(
     if metrics_port is not None and not watch:
         msg = "--metrics-port serves a long-running connector: use it with --watch or an mllp:// source."
         raise SgbError(msg)
-    la = LocalAuthorityOptions(la_code, xref, la_name, contact_team, contact_phone, contact_email, encoding)
+    la = LocalAuthorityOptions(
+        la_code, xref, la_name, contact_team, contact_phone, contact_email, encoding, period
+    )
     parts = parts_for(agency, Path(source), fmt, mapping, la)
     if dry_run:
         _dry_run(ctx, agency, Path(source), parts, name or f"{agency}-{parts.format}", watch)

@@ -23,10 +23,9 @@ from broker.settings import Settings
 from broker.transactions import watermarks
 from broker.wire.codecs import Codecs
 from broker.wire.registry import registry_for
-from connectors.runtime.event_builder import CHILD_FIELDS
+from connectors.runtime.corrections import ERASED, correction_notice
 from connectors.runtime.publisher import EventPublisher
 from connectors.runtime.records import uuid5_text
-from schemas.blank import blank_details
 from schemas.topics import SHARES_TOPIC
 from sgb.simulate.data import EVENT_AGENCY
 
@@ -79,47 +78,25 @@ def shared_events_of(entries: dict[str, dict[str, Any]], child: str) -> list[dic
     ]
 
 
-def _child(key: str) -> dict[str, Any]:
-    """The child record that has ``key`` as its child key, and nothing else."""
-    kind, _, rest = key.partition(":")
-    child: dict[str, Any] = dict.fromkeys(CHILD_FIELDS)
-    if kind == "nhs":
-        child["nhs_number"] = rest
-    elif kind == "la":
-        child["local_authority_code"], _, child["la_child_id"] = rest.partition(":")
-    elif kind == "police":
-        child["police_person_reference"] = rest
-    else:
-        child["upn"] = rest
-    return child
-
-
 def erasure_notice(entry: dict[str, Any], child: str, now: datetime) -> dict[str, Any]:
     """The ``ERASED`` correction of one ledger entry's event."""
     event_type = entry["event_type"]
-    agency = EVENT_AGENCY[event_type]
-    return {
-        "event_id": uuid5_text(f"sgb-erase|{entry['event_id']}"),
-        "event_type": event_type,
-        "occurred_at": now,
-        "recorded_at": now,
-        "source": {
-            "agency": agency,
+    return correction_notice(
+        event_id=uuid5_text(f"sgb-erase|{entry['event_id']}"),
+        kind=ERASED,
+        corrects_event_id=entry["event_id"],
+        event_type=event_type,
+        child_key=child,
+        source={
+            "agency": EVENT_AGENCY[event_type],
             "organisation": "sgb-erase",
             "organisation_name": "sgb erase",
             "system": "sgb-erase",
             "record_id": None,
             "contact": None,
         },
-        "risk": "INFORMATION",
-        "child": _child(child),
-        "related_people": [],
-        "details": blank_details(event_type),
-        "narrative": None,
-        "withheld_fields": [],
-        "generalised_fields": {},
-        "correction": {"kind": "ERASED", "corrects_event_id": entry["event_id"]},
-    }
+        at=now,
+    )
 
 
 def send_erasures(settings: Settings, child: str) -> int:
