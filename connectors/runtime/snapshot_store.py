@@ -40,6 +40,9 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from broker.security.key_directory import KeyProvider, key_provider
 
+#: A record's place: (file id, ordinal).
+Position = tuple[str, int]
+
 
 def digest(text: str) -> str:
     """The short digest the log keeps instead of a key, a scope or a child."""
@@ -100,7 +103,8 @@ class SnapshotStore:
         self._key_name = f"snapshot-{root.name}"
         self._aead: AESGCM | None = None
         self._published: dict[str, Entry] = {}
-        self._claimed: dict[str, Entry] = {}
+        self._claimed: dict[Position, Entry] = {}  # by record, in claim order
+        self._latest: dict[str, Entry] = {}  # by fact: the newest claim
         if self.path.exists():
             with self.path.open("r", encoding="utf-8", errors="replace") as fh:
                 for line in fh:
@@ -113,19 +117,28 @@ class SnapshotStore:
 
     def get(self, key_digest: str) -> Entry | None:
         """The newest entry of a fact: claimed earlier in this run, else published, else None."""
-        return self._claimed.get(key_digest) or self._published.get(key_digest)
+        return self._latest.get(key_digest) or self._published.get(key_digest)
 
     def claimed(self, key_digest: str) -> bool:
         """Whether this run already claimed the fact (a return that states it twice)."""
-        return key_digest in self._claimed
+        return key_digest in self._latest
 
-    def claim(self, entry: Entry) -> None:
-        """Hold ``entry`` as what this run is publishing for its fact, until :meth:`published`."""
-        self._claimed[entry.k] = entry
+    def claim(self, at: Position, entry: Entry) -> None:
+        """Hold ``entry`` as what the record at ``at`` publishes for its fact, until :meth:`published`."""
+        self._claimed[at] = entry
+        self._latest[entry.k] = entry
 
-    def release(self, key_digest: str) -> None:
-        """Forget a claim whose event was not published (it will be tried again next return)."""
-        self._claimed.pop(key_digest, None)
+    def release(self, at: Position) -> None:
+        """Forget the claim of a record whose event was not published (tried again next return)."""
+        entry = self._claimed.pop(at, None)
+        if entry is not None:
+            self._forget(entry.k)
+
+    def _forget(self, key_digest: str) -> None:
+        self._latest.pop(key_digest, None)
+        for claim in self._claimed.values():  # an earlier claim of the same fact in this run
+            if claim.k == key_digest:
+                self._latest[key_digest] = claim
 
     def child_key(self, entry: Entry) -> str | None:
         """The child key of an entry, unsealed."""
@@ -154,19 +167,25 @@ class SnapshotStore:
             if entry.s == scope_digest and entry.correctable:
                 yield entry
 
-    def published(self, key_digests: Iterable[str]) -> None:
-        """Make the claims of ``key_digests`` durable (call only after Kafka committed their events)."""
-        entries = [self._claimed.pop(k) for k in key_digests if k in self._claimed]
+    def published(self, positions: Iterable[Position]) -> None:
+        """Make the claims of the records at ``positions`` durable (call only after Kafka committed
+        their events), in the order they were claimed."""
+        done = set(positions)
+        entries = [e for at, e in self._claimed.items() if at in done]
         if not entries:
             return
+        for at in done:
+            self._claimed.pop(at, None)
         if self.durable:
-            entries = [self._seal(e) for e in entries]
+            sealed = [self._seal(e) for e in entries]
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             try:
-                body = "".join(json.dumps(asdict(e), separators=(",", ":")) + "\n" for e in entries)
+                body = "".join(json.dumps(asdict(e), separators=(",", ":")) + "\n" for e in sealed)
                 os.write(fd, body.encode())
                 os.fsync(fd)
             finally:
                 os.close(fd)
-        self._published.update((e.k, e) for e in entries)
+        for entry in entries:
+            self._published[entry.k] = entry
+            self._forget(entry.k)

@@ -137,92 +137,102 @@ def _content(event: dict[str, Any]) -> str:
     return digest(json.dumps(told, sort_keys=True, default=str))
 
 
-def _key_of(data: Any) -> str | None:
-    if isinstance(data, Fact):
-        return digest(data.key)
-    if isinstance(data, Withdrawal):
-        return data.key
-    return None
-
-
 class SnapshotMapper:
-    """Wraps a mapping function of :class:`Fact` records, publishing each fact's changes only.
+    """Wraps a mapping function, publishing each fact's changes only.
 
     A new fact is published with the event id derived from its key; a fact published before
     whose content changed (or that comes back after it was withdrawn) is an ``AMENDED``
     correction of that event carrying the new content; an unchanged one is NoEvent. A
-    :class:`Withdrawal` is a ``RETRACTED`` notice of the withdrawn fact's event.
+    :class:`Withdrawal`, or an event the inner mapping marks ``RETRACTED`` (a force's record
+    withdrawn), is a ``RETRACTED`` notice of the fact's event.
+
+    A record's fact is its :class:`Fact` key, or for a source of plain rows what the inner
+    mapping's ``record_key(event)`` says (a force and its record id); a row without one is
+    published as it is, remembered by nothing.
 
     Args:
-        inner: maps a fact record to its event (pure).
+        inner: maps a record to its event (pure).
         store: what the connector published.
-        corrects: True for a source whose later returns correct earlier ones; False (a CTF
+        corrects: True for a source whose later records correct earlier ones; False (a CTF
             restates a pupil's attendance as it goes, which is news, not a correction): a fact
             is then published once, with the record's id, and never corrected.
     """
 
-    __slots__ = ("corrects", "inner", "store")
+    __slots__ = ("corrects", "inner", "record_key", "store")
 
     def __init__(self, inner: MapRecord, store: SnapshotStore, *, corrects: bool = False) -> None:
         self.inner = inner
         self.store = store
         self.corrects = corrects
+        self.record_key = getattr(inner, "record_key", None)
 
     def __call__(self, record: SourceRecord) -> dict[str, Any]:
-        if isinstance(record.data, Withdrawal):
-            return self._withdraw(record.connector, record.data.key)
-        fact: Fact = record.data
-        key = digest(fact.key)
-        before = self.store.get(key)
-        if self.store.claimed(key) or (before is not None and not before.correctable):
-            raise NoEvent(UNCHANGED)
+        data, at = record.data, (record.file_id, record.ordinal)
+        if isinstance(data, Withdrawal):
+            return self._withdraw(record.connector, at, data.key, None)
+        if isinstance(data, Fact):  # a return states each fact once: the second time is nothing
+            before = self.store.get(digest(data.key))
+            if self.store.claimed(digest(data.key)) or (
+                before is not None and not (self.corrects and before.correctable)
+            ):
+                raise NoEvent(UNCHANGED)
         event = self.inner(record)
+        identity = data.key if isinstance(data, Fact) else self.record_key(event) if self.record_key else None
+        if identity is None:
+            return event
+        key = digest(identity)
+        before = self.store.get(key)
+        if (event.get("correction") or {}).get("kind") == RETRACTED:
+            return self._withdraw(record.connector, at, key, event)
         if not self.corrects or "event_type" not in event:  # a consent record: once per key, as is
             if before is not None:
                 raise NoEvent(UNCHANGED)
-            self.store.claim(Entry(key))
+            self.store.claim(at, Entry(key))
             return event
         original = (
-            before.e if before is not None and before.e else derived_event_id(record.connector, fact.key)
+            before.e if before is not None and before.e else derived_event_id(record.connector, identity)
         )
+        scope, subject = (data.scope, data.subject) if isinstance(data, Fact) else (None, None)
         entry = Entry(
             key,
             original,
             _content(event),
-            digest(fact.scope) if fact.scope else None,
-            digest(fact.subject) if fact.subject else None,
-            o=digest(fact.slot) if fact.slot else None,
+            digest(scope) if scope else None,
+            digest(subject) if subject else None,
+            o=digest(data.slot) if isinstance(data, Fact) and data.slot else None,
             t=str(event["event_type"]),
             ck=child_key(event["child"]),
             src=dict(event["source"]),
         )
         if before is None:
             event["event_id"] = original
-        elif before.c == entry.c and not before.w:
+        elif (before.c == entry.c and not before.w) or not before.correctable:
             raise NoEvent(UNCHANGED)
         else:
             entry = entry.changed(n=before.n + 1)
             mark_correction(
                 event, AMENDED, original, derived_event_id(record.connector, f"{original}|{entry.n}")
             )
-        self.store.claim(entry)
+        self.store.claim(at, entry)
         return event
 
-    def _withdraw(self, connector: str, key: str) -> dict[str, Any]:
+    def _withdraw(
+        self, connector: str, at: tuple[str, int], key: str, event: dict[str, Any] | None
+    ) -> dict[str, Any]:
         before = self.store.get(key)
-        if before is None or before.w or not before.correctable or self.store.claimed(key):
-            raise NoEvent("Withdrawn already.")
+        if before is None or before.w or not before.correctable:
+            raise NoEvent("Withdrawn already, or never published.")
         child = self.store.child_key(before)
         assert before.e is not None and before.t is not None and child is not None
         entry = before.changed(n=before.n + 1, w=True)
-        self.store.claim(entry)
+        self.store.claim(at, entry)
         return correction_notice(
             event_id=derived_event_id(connector, f"{before.e}|{entry.n}"),
             kind=RETRACTED,
             corrects_event_id=before.e,
             event_type=before.t,
             child_key=child,
-            source=before.src or {},
+            source=(event or {}).get("source") or before.src or {},
             at=datetime.now(UTC),
         )
 
@@ -240,7 +250,6 @@ class SnapshotDelivery:
     def __init__(self, inner: Any, store: SnapshotStore) -> None:
         self.inner = inner
         self.store = store
-        self._keys: dict[tuple[str, int], str] = {}
         self._unmatched_open: set[str] = set()
         self.unmatched: set[str] = set()
 
@@ -249,15 +258,11 @@ class SnapshotDelivery:
         return int(self.inner.pending)
 
     def publish(self, record: SourceRecord, event: dict[str, Any]) -> None:
-        key = _key_of(record.data)
         try:
             self.inner.publish(record, event)
         except BaseException:
-            if key is not None:
-                self.store.release(key)
+            self.store.release((record.file_id, record.ordinal))
             raise
-        if key is not None:
-            self._keys[(record.file_id, record.ordinal)] = key
         if event.get("correction"):
             return
         child = event.get("child")
@@ -267,9 +272,7 @@ class SnapshotDelivery:
             self._unmatched_open.add(f"{event.get('local_authority_code')}:{event.get('la_child_id')}")
 
     def dead_letter(self, record: SourceRecord, reason: str) -> None:
-        key = _key_of(record.data)
-        if key is not None:
-            self.store.release(key)
+        self.store.release((record.file_id, record.ordinal))
         self.inner.dead_letter(record, reason)
 
     def data_quality(self, record: SourceRecord, findings: list[Any]) -> None:
@@ -287,8 +290,7 @@ class SnapshotDelivery:
 
     def commit(self) -> list[tuple[str, int]]:
         done = self.inner.commit()
-        keys = [k for k in (self._keys.pop(d, None) for d in done) if k is not None]
-        self.store.published(keys)  # 1. Kafka committed  2. facts durable  3. (caller) checkpoint
+        self.store.published(done)  # 1. Kafka committed  2. facts durable  3. (caller) checkpoint
         self.unmatched |= self._unmatched_open
         self._unmatched_open = set()
         return done  # type: ignore[no-any-return]

@@ -17,7 +17,6 @@ from connectors.education.tokens import TokenStore
 from connectors.education.webhook import _field_errors, openapi_document
 from connectors.exceptions import ConnectorError, MappingError, NoEvent
 from connectors.runtime.readers import FileRef
-from connectors.runtime.snapshot_store import digest
 from connectors.runtime.snapshots import SnapshotMapper, SnapshotStore
 
 
@@ -91,7 +90,7 @@ def test_attendance_alert_only_when_the_level_changes(tmp_path: Path) -> None:
                 events.append(mapper(record))
             except NoEvent:
                 continue
-            store.published([digest(record.data.key)])
+            store.published([(record.file_id, record.ordinal)])
         return [e["details"]["alert_level"] for e in events]
 
     assert level("1.xml", authorised=20, unauthorised=20) == ["PERSISTENT"]

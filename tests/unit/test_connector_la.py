@@ -17,7 +17,6 @@ from connectors.local_authority import CaseSystemReader, CinCensusReader, LaMapp
 from connectors.local_authority import synthetic as syn
 from connectors.local_authority.ssda903 import EPISODE_COLUMNS, HEADER_COLUMNS
 from connectors.runtime.readers import FileRef, Malformed
-from connectors.runtime.snapshot_store import digest
 from connectors.runtime.snapshots import SnapshotMapper, SnapshotStore, parse_date
 from schemas.child_keys import child_key
 from schemas.identifiers import synthetic_nhs_number
@@ -133,7 +132,7 @@ def returns(tmp_path: Path, store: SnapshotStore, *kids: syn.CinChild) -> list[t
             event = mapper(record)
         except NoEvent:
             continue
-        keys.append(digest(record.data.key))
+        keys.append((record.file_id, record.ordinal))
         out.append((event["event_type"], event["details"].get("change")))
     store.published(keys)
     return out
