@@ -12,7 +12,7 @@ from broker.probes import Health
 from broker.security.key_directory import key_provider
 from broker.settings import Settings
 from connectors.exceptions import ConnectorError
-from connectors.registry import CORRECTING_AGENCIES, SNAPSHOT_AGENCIES
+from connectors.registry import CORRECTING_AGENCIES, SNAPSHOT_AGENCIES, WITHDRAWING_AGENCIES
 from connectors.runtime.checkpoint import CheckpointStore, validate_name
 from connectors.runtime.delivery import TransactionalDelivery, committed_checkpoints
 from connectors.runtime.dry_run import DryRunDelivery, MemoryCheckpoints, schema_check
@@ -62,7 +62,7 @@ def run_file_connector(
     if health is not None:
         health.add_check("kafka", lambda: delivery is not None)
     try:
-        if agency in SNAPSHOT_AGENCIES:
+        if agency in SNAPSHOT_AGENCIES or agency in CORRECTING_AGENCIES:
             snapshot = SnapshotStore(store.root, keys=key_provider(settings.keys_dir))
             reader, mapper = snapshot_parts(agency, reader, mapper, snapshot)
             delivery = SnapshotDelivery(_delivery(settings, agency, name, parts, stop), snapshot)
@@ -101,7 +101,7 @@ def dry_run_file_connector(
         raise ConnectorError(msg)
     delivery = DryRunDelivery(schema_check(getattr(parts.reader, "kind", None) or "event"))
     reader, mapper = parts.reader, parts.mapper
-    if agency in SNAPSHOT_AGENCIES:  # what this authority already published is still unchanged
+    if agency in SNAPSHOT_AGENCIES or agency in CORRECTING_AGENCIES:  # what was published stands
         root = settings.connector_dir(validate_name(name))
         snapshot = SnapshotStore(root, durable=False, keys=key_provider(settings.keys_dir))
         reader, mapper = snapshot_parts(agency, reader, mapper, snapshot)
@@ -111,10 +111,11 @@ def dry_run_file_connector(
 
 def snapshot_parts(agency: str, reader: Any, mapper: Any, store: SnapshotStore) -> tuple[Any, Any]:
     """The reader and mapping function of a snapshot source: publishing changes only, and for the
-    sources that correct themselves (:data:`CORRECTING_AGENCIES`) amending and withdrawing too."""
-    if agency in CORRECTING_AGENCIES:
+    sources that correct themselves (:data:`CORRECTING_AGENCIES`) amending, and withdrawing what a
+    complete return no longer has (:data:`WITHDRAWING_AGENCIES`)."""
+    if agency in WITHDRAWING_AGENCIES:
         return WithdrawingReader(reader, mapper, store), SnapshotMapper(mapper, store, corrects=True)
-    return reader, SnapshotMapper(mapper, store)
+    return reader, SnapshotMapper(mapper, store, corrects=agency in CORRECTING_AGENCIES)
 
 
 def _delivery(

@@ -84,9 +84,11 @@ def file_parts(agency: str, source: Path, fmt: str | None, mapping: Path | None)
 AGENCY_NAMES: tuple[str, ...] = tuple(agency.lower() for agency in AGENCIES)
 #: Agencies whose returns restate everything: their runs publish only what changed.
 SNAPSHOT_AGENCIES = ("education", "local_authority")
-#: Snapshot agencies whose later returns correct earlier ones (AMENDED, RETRACTED): a CTF restates
-#: a pupil's attendance as it goes, which is news, not a correction.
-CORRECTING_AGENCIES = ("local_authority",)
+#: Agencies whose later records correct earlier ones (AMENDED; RETRACTED when they say so): a
+#: CTF restates a pupil's attendance as it goes, which is news, not a correction.
+CORRECTING_AGENCIES = ("local_authority", "police")
+#: Snapshot agencies whose complete returns withdraw what they no longer have (RETRACTED).
+WITHDRAWING_AGENCIES = ("local_authority",)
 
 
 @dataclass(frozen=True, slots=True)

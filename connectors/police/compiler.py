@@ -48,18 +48,29 @@ class CompiledMapping:
     _root: Builder
     when_column: str | None = None
     when_values: frozenset[str] = frozenset()
+    retracted_column: str | None = None
+    retracted_values: frozenset[str] = frozenset()
 
     def applies(self, row: Mapping[str, Any]) -> bool:
         """Whether the mapping's ``when`` condition holds for ``row`` (always, without one)."""
-        if self.when_column is None:
-            return True
-        value = _getter(self.when_column)(row)
-        return value is not None and str(value).strip().casefold() in self.when_values
+        return self.when_column is None or _matches(row, self.when_column, self.when_values)
+
+    def retracted(self, row: Mapping[str, Any]) -> bool:
+        """Whether the mapping's ``retracted_when`` condition holds for ``row`` (never, without one):
+        the force withdrew the record (no crime, entered in error)."""
+        return self.retracted_column is not None and _matches(
+            row, self.retracted_column, self.retracted_values
+        )
 
     def build(self, row: Mapping[str, Any]) -> dict[str, Any]:
         """The mapped fields of one row; raises :class:`MappingError` naming the column and field."""
         value: dict[str, Any] = self._root(row)[0]
         return value
+
+
+def _matches(row: Mapping[str, Any], column: str, values: frozenset[str]) -> bool:
+    value = _getter(column)(row)
+    return value is not None and str(value).strip().casefold() in values
 
 
 def _getter(column: str) -> Callable[[Mapping[str, Any]], Any]:
@@ -330,9 +341,10 @@ def compile_mapping(spec: MappingFile, path: Path) -> CompiledMapping:
     """Check ``spec`` against the schema and compile it; raises :class:`MappingFileError`."""
     compiler = _Compiler(spec, path)
     root = compiler.record(compiler.schema, spec.event, "event", "required")
-    when = spec.when
-    if when is not None:
-        compiler.columns.add(when.column)
+    when, retracted = spec.when, spec.retracted_when
+    for condition in (when, retracted):
+        if condition is not None:
+            compiler.columns.add(condition.column)
     return CompiledMapping(
         spec.event_type,
         frozenset(compiler.columns),
@@ -343,4 +355,6 @@ def compile_mapping(spec: MappingFile, path: Path) -> CompiledMapping:
         root,
         when.column if when else None,
         when.wanted() if when else frozenset(),
+        retracted.column if retracted else None,
+        retracted.wanted() if retracted else frozenset(),
     )

@@ -8,9 +8,11 @@ from typing import Any
 from connectors.exceptions import MappingError, NoEvent
 from connectors.police.compiler import CompiledMapping, compile_mapping
 from connectors.police.mapping_file import read_mapping_file
+from connectors.runtime.corrections import RETRACTED, derived_event_id, mark_correction
 from connectors.runtime.event_builder import build_event, is_child_on
 from connectors.runtime.readers import CsvReader, JsonReader, Reader
 from connectors.runtime.records import SourceRecord
+from schemas.child_keys import child_key
 
 AGENCY = "POLICE"
 
@@ -47,7 +49,7 @@ class PoliceMapper:
                 "only children's events are published."
             )
             raise MappingError(msg)
-        return build_event(
+        event = build_event(
             record,
             event_type=self.mapping.event_type,
             occurred_at=occurred,
@@ -59,6 +61,27 @@ class PoliceMapper:
             related_people=fields.get("related_people"),
             narrative=fields.get("narrative"),
         )
+        identity = self.record_key(event)
+        if identity is not None:  # a resend from any file has the same id; a correction names it
+            event["event_id"] = derived_event_id(record.connector, identity)
+            if self.mapping.retracted(record.data):
+                mark_correction(
+                    event,
+                    RETRACTED,
+                    event["event_id"],
+                    derived_event_id(record.connector, f"{identity}|retracted"),
+                )
+        return event
+
+    @staticmethod
+    def record_key(event: dict[str, Any]) -> str | None:
+        """What names the force's record of this child: the force, its record id and the child
+        (one incident names several children, a row each); None when the mapping has no record id."""
+        source, child = event["source"], event["child"]
+        if not source.get("record_id"):
+            return None
+        who = child.get("police_person_reference") or child_key(child)
+        return f"police|{source['organisation']}|{source['record_id']}|{who}"
 
 
 def reader_for(mapping: CompiledMapping, fmt: str | None) -> Reader:

@@ -25,6 +25,14 @@ several mappings (one run each, each with its own ``--name``)::
 Values are compared as trimmed text, ignoring case; a row that does not match has nothing to
 publish for this mapping (it is counted, never dead-lettered).
 
+A force corrects its records by exporting them again under the same record id
+(``source.record_id``): a row whose record was published before with other content is an
+``AMENDED`` correction of that event, an identical one is nothing new. A ``retracted_when``
+section, in the style of ``when``, names the status that means the force withdrew the record
+(no crime, entered in error), published as a ``RETRACTED`` correction::
+
+    retracted_when: {column: Outcome, in: [No crime, Cancelled, "Entered in error"]}
+
 A leaf is a constant, or ``{column: NAME}`` with optional ``format`` (dates and times,
 strptime syntax or ``iso``), ``values`` (a table from exported values to field values),
 ``default`` (used when the column is empty), ``split`` (for list fields) and ``required``.
@@ -179,6 +187,7 @@ class MappingFile(BaseModel):
     json_options: JsonOptions = Field(default_factory=JsonOptions, alias="json")
     timezone: str = "Europe/London"
     when: RowCondition | None = None
+    retracted_when: RowCondition | None = None
     event: dict[str, Any]
 
     @field_validator("timezone")
@@ -239,11 +248,12 @@ def read_mapping_file(path: Path, agency: str) -> MappingFile:
             )
         )
         raise mapping_error(path, field, problem) from None
-    if spec.when is not None:
-        try:
-            spec.when.check()
-        except ValueError as exc:
-            raise mapping_error(path, "when", str(exc)) from None
+    for name, condition in (("when", spec.when), ("retracted_when", spec.retracted_when)):
+        if condition is not None:
+            try:
+                condition.check()
+            except ValueError as exc:
+                raise mapping_error(path, name, str(exc)) from None
     allowed = AGENCY_EVENT_TYPES.get(agency.upper(), ())
     if spec.event_type not in allowed:
         raise mapping_error(path, "event_type", f"must be one of {', '.join(allowed)} for {agency.upper()}")

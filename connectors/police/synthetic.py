@@ -49,6 +49,7 @@ DOMESTIC_ABUSE_COLUMNS = (
     "ArrestMade",
     "ProtectiveMeasures",
     "OfficerSummary",
+    "Outcome",
 )
 
 
