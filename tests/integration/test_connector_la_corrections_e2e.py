@@ -35,20 +35,18 @@ def test_a_plan_gone_from_the_resubmitted_return_is_withdrawn_at_its_recipients_
     )
     other = syn.CinChild("C2", syn.synthetic_upn(rng, "202"), "2016-02-02", "2024-05-01", nfa=True)
     syn.write_xref(tmp_path / "xref.csv", ["C1", "C2"], rng)
-    name = "local_authority-cin"
-    (tmp_path / "a").mkdir()
-    first = la_run(
-        kafka,
-        "--source",
-        str(syn.write_cin(tmp_path / "a" / "cin.xml", [planned, other])),
-        "--format",
-        "cin",
-        "--xref",
-        str(tmp_path / "xref.csv"),
-        "--name",
-        name,
-    )
-    assert "4 published" in first.stdout, first.stdout
+
+    def census(folder: str, *kids: syn.CinChild) -> str:
+        """Publish one return of 2024 (its own folder) with `sgb connector run`; its summary line."""
+        (tmp_path / folder).mkdir()
+        path = syn.write_cin(tmp_path / folder / "cin.xml", kids)
+        xref = str(tmp_path / "xref.csv")
+        return la_run(
+            kafka, "--source", str(path), "--format", "cin", "--xref", xref, "--name", "la-cin"
+        ).stdout
+
+    first = census("a", planned, other)
+    assert "4 published" in first, first
     audits = audits_for(kafka, 4)
     plan_id = next(a["event_id"] for a in audits if a["event_type"] == "CHILD_PROTECTION_PLAN")
     shared = {
@@ -59,19 +57,8 @@ def test_a_plan_gone_from_the_resubmitted_return_is_withdrawn_at_its_recipients_
     assert ("EMERGENCY_CARE", "national") in shared
 
     resubmitted = syn.CinChild("C1", planned.upn, "2015-01-01", "2024-04-01", s47="2024-04-03")
-    (tmp_path / "b").mkdir()
-    second = la_run(
-        kafka,
-        "--source",
-        str(syn.write_cin(tmp_path / "b" / "cin.xml", [resubmitted, other])),
-        "--format",
-        "cin",
-        "--xref",
-        str(tmp_path / "xref.csv"),
-        "--name",
-        name,
-    )
-    assert "1 published" in second.stdout and "(1 retracted)" in second.stdout, second.stdout
+    second = census("b", resubmitted, other)
+    assert "1 published" in second and "(1 retracted)" in second, second
     told = [a for a in audits_for(kafka, 5) if a["correction"]]
     assert {(a["audience"], a["organisation"], a["correction"], a["corrects_event_id"]) for a in told} == {
         (audience, org, "RETRACTED", plan_id) for audience, org in shared
