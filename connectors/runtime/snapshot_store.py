@@ -36,9 +36,11 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from broker.security.key_directory import KeyProvider, key_provider
+from connectors.exceptions import MappingError
 
 #: A record's place: (file id, ordinal).
 Position = tuple[str, int]
@@ -141,11 +143,19 @@ class SnapshotStore:
                 self._latest[key_digest] = claim
 
     def child_key(self, entry: Entry) -> str | None:
-        """The child key of an entry, unsealed."""
+        """The child key of an entry, unsealed; raises :class:`MappingError` if the key it was
+        sealed with is gone."""
         if entry.ck is None or not entry.ck.startswith("sealed:"):
             return entry.ck
         blob = base64.b64decode(entry.ck[7:])
-        return self._cipher().decrypt(blob[:12], blob[12:], entry.k.encode()).decode()
+        try:
+            return self._cipher().decrypt(blob[:12], blob[12:], entry.k.encode()).decode()
+        except InvalidTag:  # fail closed: the withdrawal is dead-lettered, never sent unrouted
+            msg = (
+                f"The withdrawn fact's child cannot be read back: the key {self._key_name} is not the "
+                "one the connector sealed it with (restore the state directory's keys with its connectors)."
+            )
+            raise MappingError(msg) from None
 
     def _seal(self, entry: Entry) -> Entry:
         if entry.ck is None or entry.ck.startswith("sealed:"):

@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from connectors.assembly import snapshot_parts
+from broker.security.key_directory import key_provider
+from broker.settings import Settings
+from connectors.assembly import dry_run_file_connector, snapshot_parts
 from connectors.local_authority import LaProfile
 from connectors.local_authority import parts as la_parts
 from connectors.local_authority import synthetic as syn
@@ -41,11 +43,11 @@ class Recording(DryRunDelivery):
 
 
 def run_return(
-    state: Path, source: Path, fmt: str = "cin", period: str | None = None
+    state: Path, source: Path, fmt: str = "cin", period: str | None = None, keys: Path | None = None
 ) -> tuple[list[dict[str, Any]], Summary]:
     """One return through the file loop; what was published and the run's summary."""
     parts = la_parts(fmt, LaProfile(la_code="202"), period=period)
-    store = SnapshotStore(state)
+    store = SnapshotStore(state, keys=key_provider(keys) if keys else None)
     reader, mapper = snapshot_parts("local_authority", parts.reader, parts.mapper, store)
     recording = Recording()
     runner = FileConnector("la-test", reader, mapper, SnapshotDelivery(recording, store), MemoryCheckpoints())
@@ -209,3 +211,21 @@ def test_ssda903_child_held_back_or_no_period_withdraws_nothing(tmp_path: Path) 
     other = tmp_path / "other-state"
     run_return(other, episodes(tmp_path / "c", episode("L1"), episode("L2")), "ssda903")
     assert run_return(other, episodes(tmp_path / "d", episode("L1")), "ssda903")[0] == []
+
+
+def test_a_dry_run_counts_the_corrections_a_run_would_send_and_writes_nothing(tmp_path: Path) -> None:
+    settings = Settings(state_dir=tmp_path / "sgb")
+    state = settings.connector_dir("la-test")
+    run_return(state, cin(tmp_path / "in", plan_child(), OTHER), keys=settings.keys_dir)
+    log = (state / "snapshot.log").read_bytes()
+    without = syn.CinChild("C1", UPN, "2015-01-01", "2024-04-01", s47="2024-04-03")
+    assessed = syn.CinChild(
+        "C2", UPN2, "2016-02-02", "2024-05-01", assessment="2024-05-02"
+    )  # outcome moved on
+    path = cin(tmp_path / "next", without, assessed)
+    summary, would = dry_run_file_connector(
+        settings, "local_authority", path, la_parts("cin", LaProfile()), "la-test"
+    )
+    assert summary.corrections == {"RETRACTED": 1} and would.published == 2  # C1's plan; C2's new outcome
+    assert "(1 retracted)" in summary.line()
+    assert (state / "snapshot.log").read_bytes() == log  # a dry run moves nothing
