@@ -37,6 +37,7 @@ from broker.clients import producer
 from broker.settings import Settings
 from broker.wire.codecs import Codecs
 from broker.wire.registry import registry_for
+from connectors.assembly import snapshot_parts
 from connectors.education import synthetic as edu_syn
 from connectors.education.tokens import TokenStore
 from connectors.exceptions import MappingError, NoEvent
@@ -49,7 +50,8 @@ from connectors.runtime.delivery import TransactionalDelivery
 from connectors.runtime.pipeline import FileConnector
 from connectors.runtime.progress import Progress
 from connectors.runtime.readers import FileRef
-from connectors.runtime.snapshots import SnapshotDelivery, SnapshotMapper, SnapshotStore
+from connectors.runtime.snapshot_store import SnapshotStore
+from connectors.runtime.snapshots import SnapshotDelivery
 from schemas.child_keys import child_key
 from schemas.topics import ingress_topic
 
@@ -96,11 +98,12 @@ def connector(settings: Settings, name: str, reader: Any, mapper: Any, path: Pat
     store.lock()
     snapshot = SnapshotStore(store.root)
     delivery = SnapshotDelivery(TransactionalDelivery(settings, "local_authority", name), snapshot)
+    reader, mapper = snapshot_parts("local_authority", reader, mapper, snapshot)  # as a run has them
     try:
         runner = FileConnector(
             name,
             reader,
-            SnapshotMapper(mapper, snapshot),
+            mapper,
             delivery,
             store,
             batch_size=5000,
