@@ -31,8 +31,9 @@ import hashlib
 import json
 import os
 import secrets
+from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +78,10 @@ class Entry:
         return replace(self, **changes)
 
 
+#: The log line's members, in order.
+FIELDS = tuple(f.name for f in fields(Entry))
+
+
 def _entry(line: str) -> Entry | None:
     line = line.strip()
     if len(line) == 24 and " " not in line:
@@ -107,6 +112,7 @@ class SnapshotStore:
         self._published: dict[str, Entry] = {}
         self._claimed: dict[Position, Entry] = {}  # by record, in claim order
         self._latest: dict[str, Entry] = {}  # by fact: the newest claim
+        self._pending: Counter[str] = Counter()  # by fact: how many claims
         if self.path.exists():
             with self.path.open("r", encoding="utf-8", errors="replace") as fh:
                 for line in fh:
@@ -129,6 +135,7 @@ class SnapshotStore:
         """Hold ``entry`` as what the record at ``at`` publishes for its fact, until :meth:`published`."""
         self._claimed[at] = entry
         self._latest[entry.k] = entry
+        self._pending[entry.k] += 1
 
     def release(self, at: Position) -> None:
         """Forget the claim of a record whose event was not published (tried again next return)."""
@@ -137,10 +144,14 @@ class SnapshotStore:
             self._forget(entry.k)
 
     def _forget(self, key_digest: str) -> None:
-        self._latest.pop(key_digest, None)
-        for claim in self._claimed.values():  # an earlier claim of the same fact in this run
-            if claim.k == key_digest:
-                self._latest[key_digest] = claim
+        self._pending[key_digest] -= 1
+        if self._pending[key_digest] <= 0:
+            del self._pending[key_digest]
+            self._latest.pop(key_digest, None)
+            return
+        remaining = [c for c in self._claimed.values() if c.k == key_digest]
+        if remaining:  # another claim of the same fact in this run, still open: the newest
+            self._latest[key_digest] = remaining[-1]
 
     def child_key(self, entry: Entry) -> str | None:
         """The child key of an entry, unsealed; raises :class:`MappingError` if the key it was
@@ -179,19 +190,19 @@ class SnapshotStore:
 
     def published(self, positions: Iterable[Position]) -> None:
         """Make the claims of the records at ``positions`` durable (call only after Kafka committed
-        their events), in the order they were claimed."""
-        done = set(positions)
-        entries = [e for at, e in self._claimed.items() if at in done]
+        their events), in the order given (the batch's)."""
+        entries = [e for e in (self._claimed.pop(at, None) for at in positions) if e is not None]
         if not entries:
             return
-        for at in done:
-            self._claimed.pop(at, None)
         if self.durable:
             sealed = [self._seal(e) for e in entries]
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             try:
-                body = "".join(json.dumps(asdict(e), separators=(",", ":")) + "\n" for e in sealed)
+                body = "".join(
+                    json.dumps({f: getattr(e, f) for f in FIELDS}, separators=(",", ":")) + "\n"
+                    for e in sealed
+                )
                 os.write(fd, body.encode())
                 os.fsync(fd)
             finally:
