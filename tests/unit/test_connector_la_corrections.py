@@ -229,3 +229,28 @@ def test_a_dry_run_counts_the_corrections_a_run_would_send_and_writes_nothing(tm
     assert summary.corrections == {"RETRACTED": 1} and would.published == 2  # C1's plan; C2's new outcome
     assert "(1 retracted)" in summary.line()
     assert (state / "snapshot.log").read_bytes() == log  # a dry run moves nothing
+
+
+def test_a_run_stopped_among_its_withdrawals_resumes_them_and_sends_none_twice(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    kids = [syn.CinChild(f"C{i}", UPN, "2015-01-01", "2024-04-01", cpp_start="2024-04-20") for i in range(4)]
+    run_return(state, cin(tmp_path / "in", *kids, OTHER))
+    path = cin(tmp_path / "next", OTHER)  # every plan withdrawn: four notices after OTHER's record
+    checkpoints, stop = MemoryCheckpoints(), threading.Event()
+
+    class StopAtFirst(Recording):
+        def publish(self, record: SourceRecord, event: dict[str, Any]) -> None:
+            super().publish(record, event)
+            stop.set()  # as SIGTERM would: the open batch is committed and checkpointed
+
+    told = []
+    for delivery in (StopAtFirst(), Recording()):
+        stop.clear()
+        parts = la_parts("cin", LaProfile(la_code="202"))
+        store = SnapshotStore(state)
+        reader, mapper = snapshot_parts("local_authority", parts.reader, parts.mapper, store)
+        runner = FileConnector("la-test", reader, mapper, SnapshotDelivery(delivery, store), checkpoints)
+        runner.run_batch(path, stop)
+        told.append([e["correction"]["corrects_event_id"] for e in delivery.events])
+    assert len(told[0]) == 1 and len(told[1]) == 3
+    assert len(set(told[0] + told[1])) == 4
