@@ -53,7 +53,7 @@ def build_feed(rng: random.Random) -> tuple[list[bytes], Counter[str], int]:
     for trigger in ("A08", "A02", "A11", "A12", "A13"):  # corrections of what was sent
         add(syn.adt_message(index, rng, trigger=trigger), outcome="published")
         index += 1
-    add(syn.adt_message(index, rng, trigger="A40"), outcome="held_for_corrections")
+    add(syn.adt_message(index, rng, trigger="A40"), outcome="published")  # a merge: identity evidence
     index += 1
     add(syn.adt_message(index, rng, trigger="A05"), outcome="not_used")
     add(syn.adt_message(index + 1, rng, message_type="ORU", trigger="R01"), outcome="not_used")
@@ -119,8 +119,8 @@ def test_mixed_feed_every_message_accounted_for(kafka: Settings) -> None:
 
     c = listener.counts
     assert c["received"] == total + 1
-    assert c["held_for_corrections"] == expected["held_for_corrections"] == 1
-    assert c["not_used"] == 2 and c["training"] == 2 and c["no_event"] == 2 + 2 + 1 + 1
+    assert c["held_for_corrections"] == 0
+    assert c["not_used"] == 2 and c["training"] == 2 and c["no_event"] == 2 + 2 + 1
     assert c["dead_lettered"] == 3 and c["published"] == expected["published"] + 1 + 1
     assert c["published"] + c["dead_lettered"] + c["no_event"] == c["received"]
 
@@ -134,6 +134,8 @@ def test_mixed_feed_every_message_accounted_for(kafka: Settings) -> None:
     assert first is not None
     first_id = visit_event_id("health-hl7", first, Step.START)
     assert repeated == [first_id] and ids.count(first_id) == 2
+    [merge] = [e for e in events if e.get("merges")]  # the A40, answered AA once published
+    assert merge["merges"][0]["merged_identifiers"] and merge["child"]["family_name"] is None
     names = {e["child"]["family_name"] for e in events}
     assert "Zoëson" in names and not any("\ufffd" in (n or "") for n in names)
     letters = [codecs.dead_letter.decode(m.value()) for m in read_all(kafka, "sg.dlq.v1")]
