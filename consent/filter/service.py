@@ -49,6 +49,7 @@ from consent.filter.identity import FilterIdentity
 from consent.filter.policy_file import Onboarded, PolicyFile
 from consent.filter.state_reader import StateReader
 from consent.filter.store import SqliteStore, StateStore
+from consent.merges import is_merge, merge_resolution
 from consent.policy import Policy
 from schemas.child_keys import NO_CHILD, child_key
 from schemas.topics import (
@@ -374,16 +375,23 @@ class FilterService:
         if key is None:
             self._dead_letter(msg, NO_CHILD, origin, event.get("event_id"))
             return
-        for link in self._identity.observe(event):  # deterministic evidence, demographic matches
+        made = self._identity.observe(event)
+        for link in made:  # deterministic evidence (a source's merge too), demographic matches
             self._producer.produce(
                 self.settings.topic(IDENTITY_LINKS_TOPIC),
                 key=link.link_id.encode(),
                 value=self._codecs.identity_link.encode(link.record()),
             )
             self.counts["identity_" + link.state.lower()] += 1
-        # A correction changes no flag or organisation: the original's state stands.
-        after = self._state.derive(self._producer, key, event) if correction is None else self._store.get(key)
+        # A correction or a merge changes no flag or organisation: the state stands.
+        merge = is_merge(event)
+        after = (
+            self._store.get(key) if correction or merge else self._state.derive(self._producer, key, event)
+        )
         view, identity = self._identity.view(key, after, self._store.get)  # the linked child's state
+        identity = (
+            merge_resolution(identity, made) if merge else identity
+        )  # the audit names the merge's links
         try:
             decisions = shares.decide(self._engine, self._shares, event, view)
         except EventInvalid as exc:
