@@ -17,23 +17,20 @@ names no visit is held (see :class:`~connectors.health.exceptions.HeldForCorrect
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 
 from connectors.health.hl7v2 import Hl7Message
+from connectors.health.lifecycle import CORRECTING_STEPS, MERGING_STEPS, PUBLISHED_STEPS, Step
 from connectors.runtime.records import uuid5_text
 
-
-class Step(StrEnum):
-    """What a trigger does to the attendance it is about."""
-
-    START = "START"
-    END = "END"
-    AMEND = "AMEND"
-    MOVE = "MOVE"
-    CANCEL_START = "CANCEL_START"
-    CANCEL_MOVE = "CANCEL_MOVE"
-    CANCEL_END = "CANCEL_END"
-    MERGE = "MERGE"
+__all__ = [
+    "CORRECTING_STEPS",
+    "MERGING_STEPS",
+    "PUBLISHED_STEPS",
+    "AdtStep",
+    "Step",
+    "adt_step",
+    "visit_event_id",
+]
 
 
 #: The triggers of the lifecycle and what each does.
@@ -53,20 +50,6 @@ NHS_AUTHORITIES = frozenset({"NHS", "NHSNBR", "2.16.840.1.113883.2.1.4.1"})
 #: Identifier types (CX-5) that are a hospital's own patient id: medical record number,
 #: patient internal id, patient external id.
 LOCAL_ID_TYPES = frozenset({"MR", "PI", "PT", "MRN"})
-#: Steps published as events of their own.
-PUBLISHED_STEPS = frozenset({Step.START, Step.END})
-#: Steps published as identity evidence, not as an attendance.
-MERGING_STEPS = frozenset({Step.MERGE})
-#: Steps published as corrections: (correction kind, the step whose event they correct).
-CORRECTING_STEPS: dict[Step, tuple[str, Step]] = {
-    Step.AMEND: ("AMENDED", Step.START),
-    Step.MOVE: ("AMENDED", Step.START),
-    Step.CANCEL_MOVE: ("AMENDED", Step.START),
-    Step.CANCEL_START: ("RETRACTED", Step.START),
-    Step.CANCEL_END: ("RETRACTED", Step.END),
-}
-
-
 #: One segment field's identifiers as (value, assigning authority CX-4, identifier type CX-5).
 PatientIds = tuple[tuple[str, str | None, str | None], ...]
 

@@ -48,6 +48,7 @@ from connectors.health.hl7_lifecycle import (
 )
 from connectors.health.hl7_merge import merge_event
 from connectors.health.hl7v2 import Hl7Message, hl7_time
+from connectors.health.lifecycle import with_lifecycle
 from connectors.health.profile import HealthProfile
 from connectors.runtime.event_builder import build_event, is_child_on
 from connectors.runtime.records import SourceRecord
@@ -147,11 +148,8 @@ class Hl7Mapper:
             child=self._child(msg, born, organisation),
             details=details,
         )
-        if correcting is not None:  # its own id (a resend is the same), naming the visit's event
-            event["correction"] = {"kind": correcting[0], "corrects_event_id": corrects}
-        else:
-            event["event_id"] = visit_event_id(record.connector, step, step.step) or record.event_id
-        return event
+        # A correction keeps its own id (a resend is the same) and names the visit's event.
+        return with_lifecycle(event, step.step, corrects or visit_event_id(record.connector, step, step.step))
 
     def _merge(self, record: SourceRecord, msg: Hl7Message, step: AdtStep) -> dict[str, Any]:
         """An A40's merge event (:mod:`connectors.health.hl7_merge`): identity evidence only."""

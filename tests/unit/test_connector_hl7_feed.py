@@ -116,7 +116,7 @@ def test_every_pid_mrg_group_and_every_mrg_repetition_is_read() -> None:
     assert event["merges"] == [
         {
             "identifiers": [f"nhs:{NHS_A}", "lpi:RXX:H7"],
-            "merged_identifiers": ["lpi:RXX:H1", "lpi:RXX:H2", f"nhs:{NHS_B}"],
+            "merged_identifiers": [f"nhs:{NHS_B}", "lpi:RXX:H1", "lpi:RXX:H2"],  # the NHS number first
         },
         {"identifiers": ["lpi:RXX:H9"], "merged_identifiers": ["lpi:RXX:H8", "lpi:RXX:H7"]},
     ]
