@@ -138,17 +138,25 @@ class Engine:
             self._decide_one(event, event_type, risk, state, audience) for audience in self.policy.audiences
         ]
 
-    def _no_rule(self, event: Mapping[str, Any], audience: Audience) -> Decision:
+    def _no_rule(
+        self,
+        event: Mapping[str, Any],
+        audience: Audience,
+        consent_state: str = NO_RECORD,
+        organisation: tuple[str | None, str | None] = (None, None),
+    ) -> Decision:
+        """Withheld: no rule grants this audience the event (a merge: no rule is consulted)."""
         return Decision(
             event_id=str(event["event_id"]),
             event_type=str(event["event_type"]),
             audience=audience,
-            organisation=None,
+            organisation=organisation[0],
+            organisation_source=organisation[1],
             outcome=Outcome.WITHHOLD,
             reason=Reason.NO_RULE,
             rule=None,
             lawful_basis=None,
-            consent_state=NO_RECORD,
+            consent_state=consent_state,
             policy_version=self.policy.version_id,
         )
 
@@ -171,16 +179,8 @@ class Engine:
         }
         rules = self.policy.rules_by_target.get((event_type, audience), ())
         if not rules:
-            org, source = self._organisation(_default_source(audience), event, state)
-            return Decision(
-                **base,
-                organisation=org,
-                organisation_source=source,
-                outcome=Outcome.WITHHOLD,
-                reason=Reason.NO_RULE,
-                rule=None,
-                lawful_basis=None,
-            )
+            found = self._organisation(_default_source(audience), event, state)
+            return self._no_rule(event, audience, consent, found)
         chosen, lawful_basis, reason, failed_rule = self._choose(rules, event, risk, state, audience)
         if chosen is None:
             org, source = self._organisation(rules[0].organisation_source, event, state)
