@@ -13,6 +13,8 @@ once). Then, as :mod:`connectors.health.lifecycle` says for every source:
 * ``entered-in-error`` (any status it maps from: a Condition's verification status), or
   ``cancelled`` for an Encounter or an Observation, is a ``RETRACTED`` correction of it.
 
+A resource first read at a later version is an amendment of an event the filter never
+decided, which the filter decides as that event (:func:`consent.corrections.as_original`).
 A resource with neither a logical id nor an identifier keeps the position's event id and
 cannot be corrected later. A server whose version ids are not numbers gives no way to tell
 a first version from a later one: each is taken as the first, so a change reaches the

@@ -38,7 +38,7 @@ from broker.wire.envelope import DeliveryEnvelope, EnvelopeReader, Refusal
 from broker.wire.registry import registry_for
 from consent import policy as policy_module
 from consent.audit import withhold
-from consent.corrections import correction_of
+from consent.corrections import as_original, correction_of
 from consent.engine import Decision, Engine
 from consent.exceptions import EventInvalid
 from consent.filter import shares
@@ -363,6 +363,8 @@ class FilterService:
             self.counts["already_decided"] += 1
             return
         self._batch_agencies[str((event.get("source") or {}).get("agency"))] += 1
+        arrived_as, original = event.get("event_id"), as_original(event, self._shares.decided)
+        event, reusable = (original, False) if original is not None else (event, reusable)
         correction = correction_of(event)
         try:  # principle 8: the same validation as `sgb policy evaluate`, before state or decisions
             # (a retraction or erasure carries no content that is shared: only its metadata)
@@ -410,7 +412,9 @@ class FilterService:
         self._auditor.record(
             self._producer, decided, now, (str(origin.topic), int(origin.partition or 0)), identity
         )
-        shares.settle(self._shares, event, key, decided, now)
+        shares.settle(
+            self._shares, event, key, decided, now, str(arrived_as) if original is not None else None
+        )
         self.counts["corrections"] += correction is not None
 
     def _put_share(self, event_id: str, entry: dict[str, Any]) -> None:

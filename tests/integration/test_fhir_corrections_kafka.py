@@ -63,3 +63,26 @@ def test_an_encounter_entered_in_error_leaves_the_gp_showing_it_withdrawn(
         if dict(m.headers() or [])["sgb.event_id"].decode() in about
     }
     assert topics == {kafka.topic("sg.deliver.gp.F83004.v1")}
+
+
+def test_an_encounter_first_read_at_a_later_version_reaches_the_gp_as_the_event_itself(
+    kafka: Settings, running_filter: RunningFilter, tmp_path: Path
+) -> None:
+    later = syn.emergency_encounter(2, "pat-1", AT) | {"meta": {"versionId": "3"}}  # edited before export
+    amended = fhir_event(tmp_path, "export-1.ndjson", later)
+    original_id = amended["correction"]["corrects_event_id"]
+    publish(kafka, amended, amended)  # and its re-send
+    audits = audits_for(kafka, 1)
+    assert {(a["event_id"], a["audience"], a["correction"]) for a in audits if a["outcome"] == "SHARE"} == {
+        (original_id, "GP", None)
+    }
+    path = tmp_path / "gp.db"
+    Subscriber(kafka, "GP", "F83004").run(
+        open_sink(f"sqlite:{path}", "GP", "F83004"), threading.Event(), idle_timeout=3
+    )
+    rows = stored(path)
+    assert list(rows) == [original_id] and rows[original_id][0] is None
+    retraction = fhir_event(tmp_path, "export-2.ndjson", later | {"status": "entered-in-error"})
+    publish(kafka, retraction)
+    told = [a for a in audits_for(kafka, 2) if a["event_id"] == retraction["event_id"]]
+    assert [(a["audience"], a["correction"]) for a in told] == [("GP", "RETRACTED")]
