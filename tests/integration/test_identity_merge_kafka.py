@@ -22,6 +22,7 @@ from connectors.runtime.records import SourceRecord
 from consent.identity import link_id
 from schemas.identifiers import synthetic_nhs_number
 from sgb.ops import identity as operator
+from sgb.ops.trace import read_trace
 
 RNG = random.Random(1740)
 
@@ -80,6 +81,9 @@ def test_an_a40_joins_an_attendance_under_the_mrn_to_a_plan_under_the_nhs_number
     assert merged[0]["identity_links"] == [
         {"link_id": lid, "rule": "HOSPITAL_MERGE", "band": "DETERMINISTIC"}
     ]
+    traced = read_trace(kafka, merge["event_id"])  # what `sgb audit trace` prints
+    assert traced["recipients"] == [] and len(traced["decisions"]) == 7
+    assert traced["identity_links"] == merged[0]["identity_links"]
     links = [
         Codecs(registry_for(kafka)).identity_link.decode(m.value())
         for m in read_topic(kafka, "sg.identity.links.v1", expect=1)
