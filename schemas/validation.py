@@ -104,6 +104,9 @@ def validate_event(event: Mapping[str, Any]) -> None:
         except InvalidIdentifier as exc:
             msg = f"Field {path} is not a valid identifier ({str(exc).rstrip('.')})."
             raise InvalidEvent(msg) from None
+    if event.get("merges") and event.get("correction"):
+        msg = "Field merges is set on a correction: a merge is evidence of its own, never a correction."
+        raise InvalidEvent(msg)
     keyed = [("child.linked_identifiers", v) for v in child.get("linked_identifiers") or ()]
     for n, merge in enumerate(event.get("merges") or ()):
         for name in ("identifiers", "merged_identifiers"):

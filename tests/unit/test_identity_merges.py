@@ -87,3 +87,9 @@ def test_a_merge_with_an_invalid_identifier_is_refused_naming_the_field_not_the_
         validate_event(merge(([f"nhs:{NHS_A}"], [f"nhs:{bad}"])))
     assert "merges[0].merged_identifiers" in str(caught.value) and bad not in str(caught.value)
     validate_event(merge(([f"nhs:{NHS_A}"], [f"nhs:{NHS_B}", "lpi:RXX:H1"])))
+
+
+def test_a_merge_is_never_a_correction() -> None:
+    ev = merge(([f"nhs:{NHS_A}"], ["lpi:RXX:H1"]))
+    with pytest.raises(InvalidEvent, match="merges is set on a correction"):
+        validate_event(ev | {"correction": {"kind": "AMENDED", "corrects_event_id": "e0"}})
