@@ -110,6 +110,9 @@ def validate_event(event: Mapping[str, Any]) -> None:
     keyed = [("child.linked_identifiers", v) for v in child.get("linked_identifiers") or ()]
     for n, merge in enumerate(event.get("merges") or ()):
         for name in ("identifiers", "merged_identifiers"):
+            if not merge[name]:
+                msg = f"Field merges[{n}].{name} is empty: a merge names both records."
+                raise InvalidEvent(msg)
             keyed.extend((f"merges[{n}].{name}", v) for v in merge[name])
     for path, linked in keyed:
         try:

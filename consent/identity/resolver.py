@@ -144,7 +144,8 @@ class Resolver:
             made.append(self._put(Link.between(key, other, state=LINKED, rule="AGENCY_XREF",
                                                band="DETERMINISTIC", recorded_at=now,
                                                local_authority_code=la, event_id=event_id)))  # fmt: skip
-        for merge in event.get("merges") or ():  # a source's merge: its identifiers are one patient
+        # A source's merge: its records are one patient (never on a correction, which is refused).
+        for merge in () if event.get("correction") else event.get("merges") or ():
             made.extend(self._merge(merge, la, event_id, now))
         demo = demographics_of(child)
         if demo is not None and not self.demographics.unchanged(key, demo):
@@ -154,7 +155,10 @@ class Resolver:
 
     def _merge(self, merge: Mapping[str, Any], la: str | None, event_id: Any, now: datetime) -> list[Link]:
         """Link a merge's surviving identifier to its others (the record's own, ``AGENCY_XREF``)
-        and to the merged record's (``HOSPITAL_MERGE``); a pair a person decided is left alone."""
+        and to the merged record's (``HOSPITAL_MERGE``). A pair that has a record already
+        (linked, waiting for a person, or unlinked by one) is left as it is."""
+        if not merge["identifiers"]:
+            return []  # refused by validation before it gets here
         first, *own = merge["identifiers"]
         made = []
         for rule, others in (("AGENCY_XREF", own), ("HOSPITAL_MERGE", merge["merged_identifiers"])):

@@ -93,3 +93,6 @@ def test_a_merge_is_never_a_correction() -> None:
     ev = merge(([f"nhs:{NHS_A}"], ["lpi:RXX:H1"]))
     with pytest.raises(InvalidEvent, match="merges is set on a correction"):
         validate_event(ev | {"correction": {"kind": "AMENDED", "corrects_event_id": "e0"}})
+    with pytest.raises(InvalidEvent, match=r"merges\[0\].merged_identifiers is empty"):
+        validate_event(merge(([f"nhs:{NHS_A}"], [])))
+    assert resolver().observe(ev | {"merges": [{"identifiers": [], "merged_identifiers": []}]}) is not None
