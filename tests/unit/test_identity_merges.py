@@ -12,11 +12,14 @@ from factories import event
 import schemas
 from connectors.runtime.event_builder import CHILD_FIELDS
 from consent.engine import Engine
+from consent.explain import explain
 from consent.identity import ChildIndex, Link, MatchModel, Resolver
 from consent.identity.resolver import MemoryDemographics
 from consent.policy import load
 from consent.state import ChildState, Flag
 from schemas.identifiers import synthetic_nhs_number
+from schemas.jsonform import to_json
+from schemas.topics import load_declaration
 from schemas.validation import InvalidEvent, validate_event
 from schemas.vocabulary import Outcome, Reason
 
@@ -96,3 +99,17 @@ def test_a_merge_is_never_a_correction() -> None:
     with pytest.raises(InvalidEvent, match=r"merges\[0\].merged_identifiers is empty"):
         validate_event(merge(([f"nhs:{NHS_A}"], [])))
     assert resolver().observe(ev | {"merges": [{"identifiers": [], "merged_identifiers": []}]}) is not None
+
+
+def test_sgb_policy_evaluate_withholds_a_merge_as_the_filter_does() -> None:
+    out = explain(
+        load(),
+        to_json(merge(([f"nhs:{NHS_A}"], ["lpi:RXX:H1"]))),
+        ChildState(),
+        load_declaration(),
+        b"k" * 32,
+    )
+    assert {(d["outcome"], d["reason"], d["rule"]) for d in out["decisions"]} == {
+        ("WITHHOLD", "no_rule", None)
+    }
+    assert len(out["decisions"]) == len(load().audiences)
