@@ -3,7 +3,8 @@
     .venv/bin/python bench/policy_evaluate.py [--calls 10]
 
 Prints the median wall time of: a bare interpreter; ``sgb --version`` (the command's own
-start-up); ``sgb policy evaluate`` on one synthetic event (target: under 0.15 s); and, in
+start-up); ``sgb policy evaluate`` on one synthetic event (target: under 0.15 s); the time an
+event of ``--events`` with a thousand of them (the start-up paid once); and, in
 process, reading the baseline policy with the pure-Python and the C YAML loader and one
 evaluation by the engine.
 """
@@ -18,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,6 +40,9 @@ from consent.policy import BASELINE, load
 from consent.state import ChildState
 from schemas.jsonform import to_json
 from schemas.topics import load_declaration
+
+#: Events in the --events run.
+BATCH = 1000
 
 
 def median_of(calls: int, run: Callable[[], object]) -> float:
@@ -72,6 +77,13 @@ def main() -> None:
     bare = median_of(calls, command("-c", "pass"))
     version = median_of(calls, command("-m", "sgb.cli", "--version"))
     evaluate = median_of(calls, command("-m", "sgb.cli", "policy", "evaluate", "--event", str(path)))
+    batch = workdir / "events.ndjson"
+    with batch.open("w", encoding="utf-8") as out:
+        for n in range(BATCH):
+            out.write(json.dumps({**to_json(attendance), "event_id": str(uuid.UUID(int=n + 1))}) + "\n")
+    in_batch = median_of(
+        max(1, calls // 3), command("-m", "sgb.cli", "policy", "evaluate", "--events", str(batch))
+    )
     text = BASELINE.read_text(encoding="utf-8")
     python_yaml = median_of(calls, lambda: yaml.load(text, Loader=yaml.SafeLoader))
     c_yaml = median_of(calls, lambda: yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)))
@@ -80,6 +92,10 @@ def main() -> None:
     print(f"bare interpreter          {bare * 1000:7.1f} ms")
     print(f"sgb --version (start-up)  {version * 1000:7.1f} ms")
     print(f"sgb policy evaluate       {evaluate * 1000:7.1f} ms a call (target < 150 ms)")
+    print(
+        f"sgb policy evaluate --events, {BATCH:,} events: {in_batch * 1000 / BATCH:7.1f} ms an event "
+        f"({in_batch:.2f} s a run)"
+    )
     print(f"  baseline YAML, Python   {python_yaml * 1000:7.1f} ms")
     print(f"  baseline YAML, C        {c_yaml * 1000:7.1f} ms  (libyaml: {yaml.__with_libyaml__})")
     print(f"  engine, one evaluation  {engine * 1000:7.1f} ms")

@@ -38,6 +38,7 @@ ALLOWED_KEYS = frozenset(
         "events",
         "delivered",
         "withheld",
+        "withheld_fields",  # schema paths (child.upn), never values
         "dead_lettered",
         "records",
         "errors",

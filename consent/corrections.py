@@ -5,12 +5,13 @@ engine, the decisions on the correction, one per recipient of the original and f
 else. An amendment is decided again by the engine; a recipient whose grant (the rule it
 received the original under) still applies to the same organisation gets the amended copy
 redacted by it, any other gets a retraction instead. A retraction and an erasure are
-metadata-only notices (:meth:`consent.engine.Engine.notice`).
+metadata-only notices (:meth:`consent.engine.Engine.notice`). An amendment of an event that
+was never decided is decided as that event (:func:`as_original`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -48,6 +49,20 @@ def correction_of(event: Mapping[str, Any]) -> tuple[CorrectionKind, str] | None
     if not isinstance(correction, Mapping):
         return None
     return CorrectionKind(correction["kind"]), str(correction["corrects_event_id"])
+
+
+def as_original(event: Mapping[str, Any], decided: Callable[[str], bool]) -> dict[str, Any] | None:
+    """An amendment of an event that was never decided, as that event; None for any other.
+
+    It carries the full content, and no recipient was sent an original (the original was
+    dead-lettered, or predates the feed: a FHIR resource first read at version 3), so it is
+    decided as the original would have been, under the original's id: withholding it from
+    everyone because its first version went unseen would lose what the source says now.
+    """
+    correction = correction_of(event)
+    if correction is None or correction[0] is not CorrectionKind.AMENDED or decided(correction[1]):
+        return None
+    return {**event, "event_id": correction[1], "correction": None}
 
 
 def recipients_of(decisions: list[Decision]) -> tuple[Recipient, ...]:

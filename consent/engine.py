@@ -23,12 +23,14 @@ from enum import StrEnum
 from typing import Any
 
 from consent.exceptions import EventInvalid, RedactionError
+from consent.merges import is_merge
 from consent.policy import DEFAULT_ORGANISATION, Condition, OrganisationSource, Policy, Rule
 from consent.redaction import Compiler, Plan, Redactor, age_in_years
 from consent.state import ChildState
 from schemas import reference
 from schemas.topics import delivery_topic
 from schemas.vocabulary import (
+    NO_RECORD,
     Audience,
     ConsentState,
     EventType,
@@ -127,11 +129,36 @@ class Engine:
 
     def decide(self, event: Mapping[str, Any], state: ChildState) -> list[Decision]:
         """Decide every candidate audience for ``event``; raises :class:`EventInvalid` if it
-        cannot be evaluated (the caller dead-letters it)."""
+        cannot be evaluated (the caller dead-letters it). A source's merge is shared with no
+        one: every audience withheld, ``no_rule``, no rule consulted (:mod:`consent.merges`)."""
         event_type, risk = _validate(event)
+        if is_merge(event):
+            return [self._no_rule(event, audience) for audience in self.policy.audiences]
         return [
             self._decide_one(event, event_type, risk, state, audience) for audience in self.policy.audiences
         ]
+
+    def _no_rule(
+        self,
+        event: Mapping[str, Any],
+        audience: Audience,
+        consent_state: str = NO_RECORD,
+        organisation: tuple[str | None, str | None] = (None, None),
+    ) -> Decision:
+        """Withheld: no rule grants this audience the event (a merge: no rule is consulted)."""
+        return Decision(
+            event_id=str(event["event_id"]),
+            event_type=str(event["event_type"]),
+            audience=audience,
+            organisation=organisation[0],
+            organisation_source=organisation[1],
+            outcome=Outcome.WITHHOLD,
+            reason=Reason.NO_RULE,
+            rule=None,
+            lawful_basis=None,
+            consent_state=consent_state,
+            policy_version=self.policy.version_id,
+        )
 
     def _decide_one(
         self,
@@ -152,16 +179,8 @@ class Engine:
         }
         rules = self.policy.rules_by_target.get((event_type, audience), ())
         if not rules:
-            org, source = self._organisation(_default_source(audience), event, state)
-            return Decision(
-                **base,
-                organisation=org,
-                organisation_source=source,
-                outcome=Outcome.WITHHOLD,
-                reason=Reason.NO_RULE,
-                rule=None,
-                lawful_basis=None,
-            )
+            found = self._organisation(_default_source(audience), event, state)
+            return self._no_rule(event, audience, consent, found)
         chosen, lawful_basis, reason, failed_rule = self._choose(rules, event, risk, state, audience)
         if chosen is None:
             org, source = self._organisation(rules[0].organisation_source, event, state)

@@ -104,11 +104,21 @@ def validate_event(event: Mapping[str, Any]) -> None:
         except InvalidIdentifier as exc:
             msg = f"Field {path} is not a valid identifier ({str(exc).rstrip('.')})."
             raise InvalidEvent(msg) from None
-    for linked in child.get("linked_identifiers") or ():
+    if event.get("merges") and event.get("correction"):
+        msg = "Field merges is set on a correction: a merge is evidence of its own, never a correction."
+        raise InvalidEvent(msg)
+    keyed = [("child.linked_identifiers", v) for v in child.get("linked_identifiers") or ()]
+    for n, merge in enumerate(event.get("merges") or ()):
+        for name in ("identifiers", "merged_identifiers"):
+            if not merge[name]:
+                msg = f"Field merges[{n}].{name} is empty: a merge names both records."
+                raise InvalidEvent(msg)
+            keyed.extend((f"merges[{n}].{name}", v) for v in merge[name])
+    for path, linked in keyed:
         try:
             identifiers.validate_linked_identifier(linked)
         except InvalidIdentifier as exc:
-            msg = f"Field child.linked_identifiers is not a valid identifier ({str(exc).rstrip('.')})."
+            msg = f"Field {path} is not a valid identifier ({str(exc).rstrip('.')})."
             raise InvalidEvent(msg) from None
     if child_key(child) is None:
         raise InvalidEvent(NO_CHILD)

@@ -28,10 +28,10 @@ class Training(NoEvent):
 
 
 class HeldForCorrection(NoEvent):
-    """A lifecycle step that amends, moves, cancels or merges what an earlier message said.
+    """A lifecycle step that amends, moves or cancels what an earlier message said, but names
+    no visit (PV1-19), so no correction can name the event it corrects.
 
-    Corrections on the wire (``AMENDED`` / ``RETRACTED``) do not exist yet; the parsed
-    ``step`` is kept on the exception so that the correction work can emit them from it.
+    The parsed ``step`` is kept on the exception (what it would have corrected).
 
     Args:
         reason: why it is held (names the trigger, never a value).

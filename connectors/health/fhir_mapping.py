@@ -4,6 +4,9 @@
 * ``Flag``, ``Condition`` or ``Observation`` coded as a safeguarding concern (the profile's
   SNOMED CT codes) -> ``HEALTH_SAFEGUARDING_CONCERN``;
 * ``Appointment`` with status ``noshow`` -> ``WAS_NOT_BROUGHT`` (one missed appointment);
+* each event's id is the resource's identity, a later version is an ``AMENDED`` correction
+  and ``entered-in-error`` (an Encounter's or Observation's ``cancelled``) a ``RETRACTED``
+  one (:mod:`connectors.health.fhir_lifecycle`);
 * Patients, Organizations and Locations are read for context, other encounters and adults'
   records carry nothing -> :class:`NoEvent`; resource types the connector does not read and
   request-only batch entries -> :class:`~connectors.health.exceptions.NotUsed`.
@@ -24,6 +27,7 @@ from zoneinfo import ZoneInfo
 
 from connectors.exceptions import MappingError, NoEvent
 from connectors.health.exceptions import NotUsed
+from connectors.health.fhir_lifecycle import retracted, with_resource_lifecycle
 from connectors.health.fhir_model import (
     ACT_CODE_SYSTEM,
     ETHNIC_CATEGORY_URL,
@@ -126,7 +130,7 @@ class FhirMapper:
         if enc.class_.code != "EMER" or enc.class_.system not in (None, ACT_CODE_SYSTEM):
             msg = "The Encounter is not an emergency encounter (class EMER)."
             raise NoEvent(msg)
-        if enc.status in ("cancelled", "entered-in-error", "planned"):
+        if enc.status == "planned":  # cancelled or entered in error: a retraction (fhir_lifecycle)
             msg = f"The Encounter's status is {enc.status}."
             raise NoEvent(msg)
         arrival = fhir_datetime(enc.period.start if enc.period else None, "Encounter.period.start", self.zone)
@@ -165,25 +169,17 @@ class FhirMapper:
             raise NoEvent(msg)
         notes: list[str] = []
         if isinstance(res, Flag):
-            if res.status != "active":
+            if res.status != "active" and not retracted(res):
                 msg = "The Flag is not active."
                 raise NoEvent(msg)
             when = res.period.start if res.period else None
         elif isinstance(res, Condition):
-            verification = (
-                res.verificationStatus.coding[0].code
-                if res.verificationStatus and res.verificationStatus.coding
-                else None
-            )
-            if verification in ("refuted", "entered-in-error"):
-                msg = f"The Condition's verification status is {verification}."
+            if res.verification == "refuted":
+                msg = "The Condition's verification status is refuted."
                 raise NoEvent(msg)
             when = res.onsetDateTime or res.recordedDate
             notes = [n.text for n in res.note if n.text]
         else:
-            if res.status in ("cancelled", "entered-in-error"):
-                msg = f"The Observation's status is {res.status}."
-                raise NoEvent(msg)
             when = res.effectiveDateTime or res.issued
             notes = [n.text for n in res.note if n.text] + ([res.valueString] if res.valueString else [])
         occurred = fhir_datetime(when, f"{res.resourceType} date", self.zone) or self._last_updated(res)
@@ -196,7 +192,7 @@ class FhirMapper:
         return self._event(record, res, "HEALTH_SAFEGUARDING_CONCERN", occurred, patient, details, None, None)
 
     def _not_brought(self, record: SourceRecord, appt: Appointment, context: FhirContext) -> dict[str, Any]:
-        if appt.status != "noshow":
+        if appt.status != "noshow" and not retracted(appt):
             msg = "The Appointment's status is not noshow."
             raise NoEvent(msg)
         start = fhir_datetime(appt.start, "Appointment.start", self.zone)
@@ -323,7 +319,7 @@ class FhirMapper:
             if profile.contact
             else None,
         }
-        return build_event(
+        event = build_event(
             record,
             event_type=event_type,
             occurred_at=occurred,
@@ -333,6 +329,7 @@ class FhirMapper:
             child=self._child(patient, organisation),
             details=details,
         )
+        return with_resource_lifecycle(event, record, res, organisation)
 
     def _child(self, patient: Patient, organisation: str) -> dict[str, Any]:
         name = next(

@@ -119,6 +119,7 @@ class Annotation(Element):
 
 
 class Meta(Element):
+    versionId: str | None = None
     lastUpdated: str | None = None
 
 
@@ -126,6 +127,8 @@ class Resource(Element):
     resourceType: str
     id: str | None = None
     meta: Meta | None = None
+    #: Business identifiers (Encounter, Flag, Condition, Observation and Appointment have them).
+    identifier: list[Identifier] = []
 
     @property
     def label(self) -> str:
@@ -211,6 +214,12 @@ class Condition(Resource):
     onsetDateTime: str | None = None
     recordedDate: str | None = None
     note: list[Annotation] = []
+
+    @property
+    def verification(self) -> str | None:
+        """The first code of ``verificationStatus`` (``confirmed``, ``refuted``, ``entered-in-error``)."""
+        status = self.verificationStatus
+        return status.coding[0].code if status and status.coding else None
 
 
 class Observation(Resource):

@@ -8,31 +8,29 @@ merge which identifiers are retired. ``START`` and ``END`` are published as even
 with an event id derived from the visit (sender and PV1-19), so that a later message about
 the same visit can name it: A08, A02 and A12 publish an ``AMENDED`` correction of the start
 (its full new content), A11 a ``RETRACTED`` correction of the start and A13 of the end
-(POLICY.md principle 10). A40 is identity evidence and is held (see
-:class:`~connectors.health.exceptions.HeldForCorrection`), as is a correction whose message
-names no visit.
+(POLICY.md principle 10). A40 is identity evidence: each of its PID/MRG groups (``merges``)
+says the record MRG-1 names is the patient PID-3 names, and is published as a merge event
+(:mod:`connectors.health.hl7_merge`), never as an attendance. A correction whose message
+names no visit is held (see :class:`~connectors.health.exceptions.HeldForCorrection`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 
 from connectors.health.hl7v2 import Hl7Message
+from connectors.health.lifecycle import CORRECTING_STEPS, MERGING_STEPS, PUBLISHED_STEPS, Step
 from connectors.runtime.corrections import derived_event_id
 
-
-class Step(StrEnum):
-    """What a trigger does to the attendance it is about."""
-
-    START = "START"
-    END = "END"
-    AMEND = "AMEND"
-    MOVE = "MOVE"
-    CANCEL_START = "CANCEL_START"
-    CANCEL_MOVE = "CANCEL_MOVE"
-    CANCEL_END = "CANCEL_END"
-    MERGE = "MERGE"
+__all__ = [
+    "CORRECTING_STEPS",
+    "MERGING_STEPS",
+    "PUBLISHED_STEPS",
+    "AdtStep",
+    "Step",
+    "adt_step",
+    "visit_event_id",
+]
 
 
 #: The triggers of the lifecycle and what each does.
@@ -47,16 +45,13 @@ TRIGGER_STEPS: dict[str, Step] = {
     "A13": Step.CANCEL_END,
     "A40": Step.MERGE,
 }
-#: Steps published as events of their own.
-PUBLISHED_STEPS = frozenset({Step.START, Step.END})
-#: Steps published as corrections: (correction kind, the step whose event they correct).
-CORRECTING_STEPS: dict[Step, tuple[str, Step]] = {
-    Step.AMEND: ("AMENDED", Step.START),
-    Step.MOVE: ("AMENDED", Step.START),
-    Step.CANCEL_MOVE: ("AMENDED", Step.START),
-    Step.CANCEL_START: ("RETRACTED", Step.START),
-    Step.CANCEL_END: ("RETRACTED", Step.END),
-}
+#: Assigning authorities (CX-4) of an NHS number in PID-3 or MRG-1 (its type, CX-5, is ``NH``).
+NHS_AUTHORITIES = frozenset({"NHS", "NHSNBR", "2.16.840.1.113883.2.1.4.1"})
+#: Identifier types (CX-5) that are a hospital's own patient id: medical record number,
+#: patient internal id, patient external id.
+LOCAL_ID_TYPES = frozenset({"MR", "PI", "PT", "MRN"})
+#: One segment field's identifiers as (value, assigning authority CX-4, identifier type CX-5).
+PatientIds = tuple[tuple[str, str | None, str | None], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +66,8 @@ class AdtStep:
         visit_number: PV1-19.1, the attendance it is about (None when the message has none).
         patient_ids: PID-3's identifiers as (value, assigning authority, type).
         prior_patient_ids: MRG-1's, for a merge: the identifiers that are retired.
+        merges: for a merge, every PID/MRG group as (PID-3's, MRG-1's) identifiers; the first
+            is ``patient_ids`` and ``prior_patient_ids``.
     """
 
     trigger: str
@@ -78,11 +75,12 @@ class AdtStep:
     sender: str
     control_id: str | None
     visit_number: str | None
-    patient_ids: tuple[tuple[str, str | None, str | None], ...]
-    prior_patient_ids: tuple[tuple[str, str | None, str | None], ...]
+    patient_ids: PatientIds
+    prior_patient_ids: PatientIds
+    merges: tuple[tuple[PatientIds, PatientIds], ...] = ()
 
 
-def _ids(msg: Hl7Message, segment: str, field: int) -> tuple[tuple[str, str | None, str | None], ...]:
+def _ids(msg: Hl7Message, segment: str, field: int) -> PatientIds:
     out = []
     for rep in range(1, msg.repetitions(segment, field) + 1):
         value = msg.get(segment, field, 1, rep)
@@ -104,6 +102,9 @@ def adt_step(msg: Hl7Message, trigger: str) -> AdtStep | None:
         visit_number=msg.get("PV1", 19, 1),
         patient_ids=_ids(msg, "PID", 3),
         prior_patient_ids=_ids(msg, "MRG", 1),
+        merges=tuple((_ids(g, "PID", 3), _ids(g, "MRG", 1)) for g in msg.groups("PID", "MRG"))
+        if step is Step.MERGE
+        else (),
     )
 
 

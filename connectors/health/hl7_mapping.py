@@ -9,8 +9,9 @@ were admitted, an A03 that they left (PV1-45, with PV1-36 through the profile's
 ``discharge_codes``). ``A08``, ``A02``, ``A12`` amend what was sent and ``A11``, ``A13``
 cancel it: each is published as a correction of the visit's start or end event (see
 :mod:`connectors.health.hl7_lifecycle`), mapped from its own segments like an attendance.
-``A40`` merges identifiers and is held (:class:`~connectors.health.exceptions.HeldForCorrection`),
-like a correction that names no visit. Any other message is not used
+``A40`` merges two records of one patient: it is published as identity evidence, never as an
+attendance (:mod:`connectors.health.hl7_merge`); a correction that names no visit is held
+(:class:`~connectors.health.exceptions.HeldForCorrection`). Any other message is not used
 (:class:`~connectors.health.exceptions.NotUsed`), a training or debugging message (MSH-11
 ``T``/``D``) is never published (:class:`~connectors.health.exceptions.Training`); adults'
 messages and other patient classes carry nothing to publish (:class:`NoEvent`). All of these
@@ -35,20 +36,26 @@ from zoneinfo import ZoneInfo
 
 from connectors.exceptions import MappingError, NoEvent
 from connectors.health.exceptions import HeldForCorrection, NotUsed, Training
-from connectors.health.hl7_lifecycle import CORRECTING_STEPS, PUBLISHED_STEPS, adt_step, visit_event_id
+from connectors.health.hl7_lifecycle import (
+    CORRECTING_STEPS,
+    LOCAL_ID_TYPES,
+    MERGING_STEPS,
+    NHS_AUTHORITIES,
+    PUBLISHED_STEPS,
+    AdtStep,
+    adt_step,
+    visit_event_id,
+)
+from connectors.health.hl7_merge import merge_event
 from connectors.health.hl7v2 import Hl7Message, hl7_time
+from connectors.health.lifecycle import with_lifecycle
 from connectors.health.profile import HealthProfile
-from connectors.runtime.corrections import mark_correction
 from connectors.runtime.event_builder import build_event, is_child_on
 from connectors.runtime.records import SourceRecord
 
 SYSTEM = "hl7v2-adt"
 #: An ODS organisation or site code: three to six letters and digits (``RJ1``, ``RJ122``).
 ODS_CODE = re.compile(r"[A-Z0-9]{3,6}")
-NHS_AUTHORITIES = frozenset({"NHS", "NHSNBR", "2.16.840.1.113883.2.1.4.1"})
-#: PID-3 identifier types (CX-5) that are a hospital's own patient id: medical record number,
-#: patient internal id, patient external id.
-LOCAL_ID_TYPES = frozenset({"MR", "PI", "PT", "MRN"})
 SNOMED_NAMES = frozenset(
     {"SCT", "SNOMED", "SNOMEDCT", "SNM", "http://snomed.info/sct", "2.16.840.1.113883.6.96"}
 )
@@ -78,6 +85,8 @@ class Hl7Mapper:
         if step is None:
             reason = "The message type is not one of the ADT lifecycle this connector uses."
             raise NotUsed(reason)
+        if step.step in MERGING_STEPS:
+            return self._merge(record, msg, step)
         correcting = CORRECTING_STEPS.get(step.step)
         corrects = visit_event_id(record.connector, step, correcting[1]) if correcting else None
         if step.step not in PUBLISHED_STEPS and corrects is None:
@@ -125,17 +134,9 @@ class Hl7Mapper:
             "attendance_reason_code": code if system in SNOMED_NAMES else None,
             "discharge_outcome": outcome,
         }
-        control_id = msg.control_id
         profile = self.profile
         organisation = profile.organisation or site
-        source = {
-            "agency": "HEALTH",
-            "organisation": organisation,
-            "organisation_name": profile.organisation_name or site_name,
-            "system": profile.system or SYSTEM,
-            "record_id": control_id,
-            "contact": profile.contact.model_dump() | {"reference": control_id} if profile.contact else None,
-        }
+        source = self._source(msg, organisation, site_name)
         recorded = self._time(msg, "EVN", 2) or self._time(msg, "MSH", 7)
         event = build_event(
             record,
@@ -147,11 +148,38 @@ class Hl7Mapper:
             child=self._child(msg, born, organisation),
             details=details,
         )
-        if correcting is not None and corrects is not None:  # its own id (a resend is the same),
-            mark_correction(event, correcting[0], corrects, event["event_id"])  # naming the visit's event
-        else:
-            event["event_id"] = visit_event_id(record.connector, step, step.step) or record.event_id
-        return event
+        # A correction keeps its own id (a resend is the same) and names the visit's event.
+        return with_lifecycle(event, step.step, corrects or visit_event_id(record.connector, step, step.step))
+
+    def _merge(self, record: SourceRecord, msg: Hl7Message, step: AdtStep) -> dict[str, Any]:
+        """An A40's merge event (:mod:`connectors.health.hl7_merge`): identity evidence only."""
+        at = self._time(msg, "EVN", 2) or self._time(msg, "MSH", 7)
+        site = _ods_code(msg.get("MSH", 4)) or _ods_code(self.profile.organisation)
+        if at is None or site is None:
+            reason = "The A40 gives no time (EVN-2, MSH-7) or no ODS code (MSH-4) for the hospital."
+            raise MappingError(reason)
+        organisation = self.profile.organisation or site
+        return merge_event(
+            record,
+            step,
+            at=at,
+            born=self._time(msg, "PID", 7),
+            site=site,
+            issuer=organisation,
+            source=self._source(msg, organisation, self.profile.organisation_name or site),
+            setting=self.profile.setting,
+        )
+
+    def _source(self, msg: Hl7Message, organisation: str, name: str) -> dict[str, Any]:
+        control_id, profile = msg.control_id, self.profile
+        return {
+            "agency": "HEALTH",
+            "organisation": organisation,
+            "organisation_name": profile.organisation_name or name,
+            "system": profile.system or SYSTEM,
+            "record_id": control_id,
+            "contact": profile.contact.model_dump() | {"reference": control_id} if profile.contact else None,
+        }
 
     def _time(self, msg: Hl7Message, segment: str, field: int) -> datetime | None:
         return hl7_time(msg.get(segment, field), f"{segment}-{field}", self.zone)

@@ -45,6 +45,7 @@ class Hl7Message:
     __slots__ = (
         "_escape",
         "_fields",
+        "_order",
         "_segments",
         "component",
         "repetition",
@@ -72,6 +73,7 @@ class Hl7Message:
         self._escape = encoding[2] if len(encoding) > 2 else "\\"
         self.subcomponent = encoding[3] if len(encoding) > 3 else "&"
         self._segments: dict[str, str] = {}
+        self._order = tuple(s for s in text.split("\r") if len(s) >= 3)
         for segment in text.split("\r"):
             name = segment[:3]
             if name == "MSH" and "MSH" in self._segments:
@@ -85,6 +87,19 @@ class Hl7Message:
     def has(self, segment: str) -> bool:
         """Whether the message has the segment."""
         return segment in self._segments
+
+    def groups(self, first: str, *others: str) -> list[Hl7Message]:
+        """Each repeating group that starts with segment ``first`` (an A40's PID with its MRG),
+        as a message of the MSH and that group's ``first`` and ``others`` segments, in order;
+        :meth:`get` on the message reads the group (this message reads only the first)."""
+        found: list[list[str]] = []
+        for segment in self._order:
+            name = segment[:3]
+            if name == first:
+                found.append([self._segments["MSH"], segment])
+            elif name in others and found:
+                found[-1].append(segment)
+        return [Hl7Message("\r".join(group)) for group in found]
 
     def raw(self, segment: str, field: int) -> str:
         """A field exactly as written (escapes kept), or ``""``."""

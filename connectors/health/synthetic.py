@@ -103,15 +103,19 @@ def noshow_appointment(index: int, patient_id: str, at: datetime) -> dict[str, A
     }
 
 
-def fhir_resources(count: int, rng: random.Random, bad: Iterable[int] = ()) -> list[dict[str, Any]]:
-    """``count`` event-bearing resources, each after the Patient it refers to (so about 2x lines).
+def fhir_resources(
+    count: int, rng: random.Random, bad: Iterable[int] = (), *, first: int = 0
+) -> list[dict[str, Any]]:
+    """``count`` event-bearing resources, each after the Patient it refers to (so about 2x lines),
+    numbered from ``first`` (a resource's logical id is its identity: two exports of one server
+    holding different resources number them apart).
 
     Resources whose index is in ``bad`` refer to a Patient that is not in the stream.
     """
     bad_set = set(bad)
     out: list[dict[str, Any]] = []
     base = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
-    for i in range(count):
+    for i in range(first, first + count):
         at = base + timedelta(minutes=5 * i)
         pat = patient(i, rng)
         out.append(pat)

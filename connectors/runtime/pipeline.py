@@ -342,7 +342,7 @@ class FileConnector:
                 source=record.source,
                 position=record.position,
                 event_id=record.event_id,
-                fields=[f.field for f in findings],
+                withheld_fields=[f.field for f in findings],
             )
 
     def _not_published(self, exc: NoEvent) -> None:

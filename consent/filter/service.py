@@ -38,7 +38,7 @@ from broker.wire.envelope import DeliveryEnvelope, EnvelopeReader, Refusal
 from broker.wire.registry import registry_for
 from consent import policy as policy_module
 from consent.audit import withhold
-from consent.corrections import correction_of
+from consent.corrections import as_original, correction_of
 from consent.engine import Decision, Engine
 from consent.exceptions import EventInvalid
 from consent.filter import shares
@@ -49,6 +49,7 @@ from consent.filter.identity import FilterIdentity
 from consent.filter.policy_file import Onboarded, PolicyFile
 from consent.filter.state_reader import StateReader
 from consent.filter.store import SqliteStore, StateStore
+from consent.merges import is_merge, merge_resolution
 from consent.policy import Policy
 from schemas.child_keys import NO_CHILD, child_key
 from schemas.topics import (
@@ -362,6 +363,8 @@ class FilterService:
             self.counts["already_decided"] += 1
             return
         self._batch_agencies[str((event.get("source") or {}).get("agency"))] += 1
+        arrived_as, original = event.get("event_id"), as_original(event, self._shares.decided)
+        event, reusable = (original, False) if original is not None else (event, reusable)
         correction = correction_of(event)
         try:  # principle 8: the same validation as `sgb policy evaluate`, before state or decisions
             # (a retraction or erasure carries no content that is shared: only its metadata)
@@ -374,16 +377,23 @@ class FilterService:
         if key is None:
             self._dead_letter(msg, NO_CHILD, origin, event.get("event_id"))
             return
-        for link in self._identity.observe(event):  # deterministic evidence, demographic matches
+        made = self._identity.observe(event)
+        for link in made:  # deterministic evidence (a source's merge too), demographic matches
             self._producer.produce(
                 self.settings.topic(IDENTITY_LINKS_TOPIC),
                 key=link.link_id.encode(),
                 value=self._codecs.identity_link.encode(link.record()),
             )
             self.counts["identity_" + link.state.lower()] += 1
-        # A correction changes no flag or organisation: the original's state stands.
-        after = self._state.derive(self._producer, key, event) if correction is None else self._store.get(key)
+        # A correction or a merge changes no flag or organisation: the state stands.
+        merge = is_merge(event)
+        after = (
+            self._store.get(key) if correction or merge else self._state.derive(self._producer, key, event)
+        )
         view, identity = self._identity.view(key, after, self._store.get)  # the linked child's state
+        identity = (
+            merge_resolution(identity, made) if merge else identity
+        )  # the audit names the merge's links
         try:
             decisions = shares.decide(self._engine, self._shares, event, view)
         except EventInvalid as exc:
@@ -402,7 +412,9 @@ class FilterService:
         self._auditor.record(
             self._producer, decided, now, (str(origin.topic), int(origin.partition or 0)), identity
         )
-        shares.settle(self._shares, event, key, decided, now)
+        shares.settle(
+            self._shares, event, key, decided, now, str(arrived_as) if original is not None else None
+        )
         self.counts["corrections"] += correction is not None
 
     def _put_share(self, event_id: str, entry: dict[str, Any]) -> None:

@@ -142,12 +142,21 @@ def decide(engine: Engine, book: ShareBook, event: dict[str, Any], state: ChildS
 
 
 def settle(
-    book: ShareBook, event: dict[str, Any], child_key: str, final: list[Decision], now: datetime | int
+    book: ShareBook,
+    event: dict[str, Any],
+    child_key: str,
+    final: list[Decision],
+    now: datetime | int,
+    arrived_as: str | None = None,
 ) -> None:
     """Put the ledger entries of a decided event, from its final decisions (after a failed
-    redaction withheld some): its own entry, and for a correction the original's, marked."""
+    redaction withheld some): its own entry, and for a correction the original's, marked.
+    ``arrived_as``: the id of the amendment decided as this original (:func:`as_original`),
+    recorded too, so that its re-send is skipped."""
     correction = correction_of(event)
     book.record(event, child_key, recipients_of(final), now, corrects=correction[1] if correction else None)
+    if arrived_as is not None:
+        book.record({**event, "event_id": arrived_as}, child_key, (), now, corrects=str(event["event_id"]))
     if correction is not None:
         kind, corrects = correction
         book.corrected(corrects, kind, told(book.recipients(corrects), final))

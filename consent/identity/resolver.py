@@ -2,7 +2,9 @@
 
 Deterministic evidence first: the identifiers one record names together (an LA record with
 an NHS number, a FHIR Patient with an MRN and an NHS number, an HL7 PID with several) are
-linked at once. Then the demographics: a record whose demographics are new or changed is
+linked at once, and so are the two records of a source's merge (an HL7 A40's PID and MRG:
+rule ``HOSPITAL_MERGE``, even when both are already in one child, so the audit names the
+merge's own link). Then the demographics: a record whose demographics are new or changed is
 scored against the records sharing a blocking key with it. One other child at or above the
 policy's upper threshold is linked automatically (when the given names agree and the two
 hold no identifiers of the same kind, such as two NHS numbers); from the lower threshold
@@ -142,10 +144,32 @@ class Resolver:
             made.append(self._put(Link.between(key, other, state=LINKED, rule="AGENCY_XREF",
                                                band="DETERMINISTIC", recorded_at=now,
                                                local_authority_code=la, event_id=event_id)))  # fmt: skip
+        # A source's merge: its records are one patient (never on a correction, which is refused).
+        for merge in () if event.get("correction") else event.get("merges") or ():
+            made.extend(self._merge(merge, la, event_id, now))
         demo = demographics_of(child)
         if demo is not None and not self.demographics.unchanged(key, demo):
             self.demographics.put(key, demo)
             made.extend(self._match(key, demo, la, event_id, now))
+        return made
+
+    def _merge(self, merge: Mapping[str, Any], la: str | None, event_id: Any, now: datetime) -> list[Link]:
+        """Link a merge's surviving identifier to its others (the record's own, ``AGENCY_XREF``)
+        and to the merged record's (``HOSPITAL_MERGE``). A pair that has a record already
+        (linked, waiting for a person, or unlinked by one) is left as it is."""
+        if not merge["identifiers"]:
+            return []  # refused by validation before it gets here
+        first, *own = merge["identifiers"]
+        made = []
+        for rule, others in (("AGENCY_XREF", own), ("HOSPITAL_MERGE", merge["merged_identifiers"])):
+            for other in others:
+                if other == first or self.index.pair(first, other) is not None:
+                    continue
+                if other in self.index.cluster(first)[0] and rule == "AGENCY_XREF":
+                    continue
+                made.append(self._put(Link.between(first, other, state=LINKED, rule=rule,
+                                                   band="DETERMINISTIC", recorded_at=now,
+                                                   local_authority_code=la, event_id=event_id)))  # fmt: skip
         return made
 
     def resolve(self, key: str) -> Resolution:

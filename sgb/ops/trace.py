@@ -22,12 +22,14 @@ from sgb.ops.topic_reads import partition_ends, read_to_end
 
 
 def trace(records: Iterable[dict[str, Any]], event_id: str) -> dict[str, Any]:
-    """The trace of ``event_id`` from audit records: its decisions, and per recipient the
-    corrections it was told of, oldest first."""
+    """The trace of ``event_id`` from audit records: its decisions, the identity links they
+    relied on (id, rule, band), and per recipient the corrections it was told of, oldest first."""
     decisions: list[dict[str, Any]] = []
+    links: list[dict[str, Any]] = []
     told: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for record in records:
         if record["event_id"] == event_id and not record.get("correction"):
+            links = links or list(record.get("identity_links") or ())
             decisions.append(
                 {
                     "audience": record["audience"],
@@ -55,7 +57,8 @@ def trace(records: Iterable[dict[str, Any]], event_id: str) -> dict[str, Any]:
         for d in decisions
         if d["outcome"] == "SHARE"
     ]
-    return {"event_id": event_id, "decisions": decisions, "recipients": recipients}
+    # The identity links the decisions relied on (for a source's merge: the links it made).
+    return {"event_id": event_id, "decisions": decisions, "identity_links": links, "recipients": recipients}
 
 
 def read_trace(settings: Settings, event_id: str) -> dict[str, Any]:

@@ -241,6 +241,7 @@ class Simulator:
             "withheld_fields": [],
             "generalised_fields": {},
             "correction": None,
+            "merges": None,
         }
 
     def _source(self, agency: str, child: SyntheticChild, draft: Draft) -> dict[str, Any]:

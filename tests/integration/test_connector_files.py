@@ -165,7 +165,7 @@ def test_fhir_ndjson_and_bundle(kafka: Settings, tmp_path: Path) -> None:
     folder.mkdir()
     rng = random.Random(2)
     health_syn.write_ndjson(folder / "a.ndjson", health_syn.fhir_resources(30, rng, bad=[4]))
-    health_syn.write_bundle(folder / "b.json", health_syn.fhir_resources(9, rng))
+    health_syn.write_bundle(folder / "b.json", health_syn.fhir_resources(9, rng, first=30))
     (folder / "c.ndjson").write_text('{"resourceType": "Encounter", "status": 3}\nnot json\n')
 
     result = run_connector(kafka, "health", "--source", str(folder), "--mapping", str(HEALTH_PROFILE))

@@ -2,7 +2,7 @@
 dead-lettered with a reason or counted as not used, and nothing is answered AA unless Kafka
 has its event. The feed reuses control ids, packs several messages in one block, carries
 every trigger of the ADT lifecycle, training messages, a latin-1 message, an undecodable
-one and one over the size limit."""
+one and one over the size limit; an A40 is answered AA once its merge is published."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from connectors.health import Hl7Mapper, Hl7Message, load_profile
 from connectors.health import synthetic as syn
 from connectors.health.hl7_lifecycle import Step, adt_step, visit_event_id
 from connectors.health.mllp import MllpListener
+from schemas.identifiers import synthetic_nhs_number
 from tests.integration.test_connector_mllp import ack_code, read_all
 
 PROFILE = Path(__file__).resolve().parents[2] / "connectors" / "mappings" / "health-example.yaml"
@@ -53,7 +54,7 @@ def build_feed(rng: random.Random) -> tuple[list[bytes], Counter[str], int]:
     for trigger in ("A08", "A02", "A11", "A12", "A13"):  # corrections of what was sent
         add(syn.adt_message(index, rng, trigger=trigger), outcome="published")
         index += 1
-    add(syn.adt_message(index, rng, trigger="A40"), outcome="held_for_corrections")
+    add(syn.adt_message(index, rng, trigger="A40"), outcome="published")  # a merge: identity evidence
     index += 1
     add(syn.adt_message(index, rng, trigger="A05"), outcome="not_used")
     add(syn.adt_message(index + 1, rng, message_type="ORU", trigger="R01"), outcome="not_used")
@@ -119,8 +120,8 @@ def test_mixed_feed_every_message_accounted_for(kafka: Settings) -> None:
 
     c = listener.counts
     assert c["received"] == total + 1
-    assert c["held_for_corrections"] == expected["held_for_corrections"] == 1
-    assert c["not_used"] == 2 and c["training"] == 2 and c["no_event"] == 2 + 2 + 1 + 1
+    assert c["held_for_corrections"] == 0
+    assert c["not_used"] == 2 and c["training"] == 2 and c["no_event"] == 2 + 2 + 1
     assert c["dead_lettered"] == 3 and c["published"] == expected["published"] + 1 + 1
     assert c["published"] + c["dead_lettered"] + c["no_event"] == c["received"]
 
@@ -134,6 +135,8 @@ def test_mixed_feed_every_message_accounted_for(kafka: Settings) -> None:
     assert first is not None
     first_id = visit_event_id("health-hl7", first, Step.START)
     assert repeated == [first_id] and ids.count(first_id) == 2
+    [merge] = [e for e in events if e.get("merges")]  # the A40, answered AA once published
+    assert merge["merges"][0]["merged_identifiers"] and merge["child"]["family_name"] is None
     names = {e["child"]["family_name"] for e in events}
     assert "Zoëson" in names and not any("\ufffd" in (n or "") for n in names)
     letters = [codecs.dead_letter.decode(m.value()) for m in read_all(kafka, "sg.dlq.v1")]
@@ -141,3 +144,34 @@ def test_mixed_feed_every_message_accounted_for(kafka: Settings) -> None:
     reasons = sorted(d["reason"] for d in letters)
     assert any("larger than" in r for r in reasons) and any("character set" in r for r in reasons)
     assert any("PID-7" in r for r in reasons)
+
+
+def test_an_a40_is_answered_aa_once_published_and_an_invalid_one_ar_with_a_dead_letter(
+    kafka: Settings,
+) -> None:
+    codecs = Codecs(registry_for(kafka))
+    _ = codecs.event, codecs.dead_letter
+    listener = MllpListener(
+        kafka, Hl7Mapper(load_profile(PROFILE)), "health-hl7", "127.0.0.1", 0, codecs=codecs
+    )
+    rng = random.Random(40)
+    good = syn.adt_message(1, rng, trigger="A40")
+    nhs = synthetic_nhs_number(rng)
+    wrong = nhs[:-1] + str((int(nhs[-1]) + 1) % 10)  # a check digit that fails
+    bad = syn.adt_message(2, rng, trigger="A40").replace("MRG|", f"MRG|{wrong}^^^NHS^NH~", 1)
+
+    async def scenario() -> list[bytes]:
+        stop = asyncio.Event()
+        task = asyncio.create_task(listener.serve(stop))
+        await listener.listening.wait()
+        try:
+            return await exchange(listener.port, [good.encode(), bad.encode()])
+        finally:
+            stop.set()
+            await task
+
+    assert [ack_code(a) for a in asyncio.run(scenario())] == ["AA", "AR"]
+    [merge] = [codecs.event.decode(m.value()) for m in read_all(kafka, "sg.ingress.health.v1")]
+    assert merge["merges"] and merge["child"]["given_name"] is None
+    [letter] = [codecs.dead_letter.decode(m.value()) for m in read_all(kafka, "sg.dlq.v1")]
+    assert "MRG-1 of group 1" in letter["reason"] and wrong not in letter["reason"]

@@ -202,7 +202,7 @@ def test_adt_a04_becomes_an_attendance() -> None:
                 "PID-7 (date of birth) is missing, so whether the patient is a child is unknown.",
             ),
         ),
-        ({"trigger": "A40"}, ("HeldForCorrection", "ADT^A40 (MERGE) is held for corrections.")),
+        ({"trigger": "A40", "born": "19900101"}, ("NoEvent", "The patient is 18 or over.")),
         (
             {"trigger": "A05"},
             ("NotUsed", "The message type is not one of the ADT lifecycle this connector uses."),

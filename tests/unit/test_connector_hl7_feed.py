@@ -14,12 +14,14 @@ from broker.settings import Settings
 from connectors.exceptions import MappingError, NoEvent
 from connectors.health import Hl7FileReader, Hl7Mapper, Hl7Message, load_profile
 from connectors.health import synthetic as syn
-from connectors.health.exceptions import HeldForCorrection, NotUsed, Training
-from connectors.health.hl7_lifecycle import Step
+from connectors.health.exceptions import NotUsed, Training
 from connectors.health.mllp import MllpListener
 from connectors.registry import LocalAuthorityOptions, parts_for
 from connectors.runtime.readers import FileRef, Malformed
 from connectors.runtime.records import SourceRecord
+from schemas.child_keys import child_key
+from schemas.identifiers import synthetic_nhs_number
+from schemas.validation import validate_event
 
 PROFILE = load_profile(
     Path(__file__).resolve().parents[2] / "connectors" / "mappings" / "health-example.yaml"
@@ -76,17 +78,64 @@ def test_one_message_text_with_two_msh_is_refused_not_half_read() -> None:
         Hl7Message(syn.adt_message(1, rng) + "\r" + syn.adt_message(2, rng))
 
 
-def test_a_merge_is_held_with_what_it_changes() -> None:
-    text = syn.adt_message(9, random.Random(5), trigger="A40")
-    record = SourceRecord("t", "mllp://x", "mllp:x", 0, "message 1", Hl7Message(text), text.encode())
-    with pytest.raises(HeldForCorrection) as caught:
-        Hl7Mapper(PROFILE)(record)
-    held = caught.value
-    assert held.kind == "held_for_corrections" and held.step.step is Step.MERGE
-    assert held.step.visit_number == "V00000009" and held.step.control_id == "MSG00000009"
-    assert held.step.sender == "ED-SYSTEM|RJ122"
-    assert [i[2] for i in held.step.patient_ids] == ["NH", "MR"]
-    assert held.step.prior_patient_ids
+def _a40(*groups: tuple[str, str], born: str = "20150601") -> SourceRecord:
+    """An A40 with one PID/MRG pair per group (PID-3, MRG-1 as written)."""
+    lines = [
+        "MSH|^~\\&|ED-SYSTEM|RJ122|SGB|SGB|20261120213900||ADT^A40^ADT_A39|MRG-MSG-1|P|2.4",
+        "EVN|A40|20261120213900",
+    ]
+    for pid, mrg in groups:
+        lines += [f"PID|1||{pid}||Synthetica^Testy||{born}|F", f"MRG|{mrg}"]
+    text = "\r".join(lines)
+    return SourceRecord("t", "mllp://x", "mllp:x", 0, "message 1", Hl7Message(text), text.encode())
+
+
+NHS_A, NHS_B, NHS_C = (synthetic_nhs_number(random.Random(seed)) for seed in (71, 72, 73))
+
+
+def test_a_merge_is_published_as_identity_evidence_with_both_identifiers() -> None:
+    event = Hl7Mapper(PROFILE)(_a40((f"{NHS_A}^^^NHS^NH", "H1^^^RXX^MR")))
+    assert event["merges"] == [{"identifiers": [f"nhs:{NHS_A}"], "merged_identifiers": ["lpi:RXX:H1"]}]
+    assert child_key(event["child"]) == f"nhs:{NHS_A}"
+    # Identifiers only: nothing about the patient or a visit travels with a merge.
+    child = event["child"]
+    assert all(child[f] is None for f in ("given_name", "family_name", "date_of_birth", "address"))
+    assert event["narrative"] is None and event["details"].get("attendance_reason") is None
+    assert "correction" not in event
+    validate_event(event)
+    assert Hl7Mapper(PROFILE)(_a40((f"{NHS_A}^^^NHS^NH", "H1^^^RXX^MR")))["event_id"] == event["event_id"]
+
+
+def test_every_pid_mrg_group_and_every_mrg_repetition_is_read() -> None:
+    event = Hl7Mapper(PROFILE)(
+        _a40(
+            (f"{NHS_A}^^^NHS^NH~H7^^^RXX^MR", f"H1^^^RXX^MR~H2^^^RXX^MR~{NHS_B}^^^NHS^NH"),
+            ("H9^^^RXX^MR", "H8^^^RXX^MR~H7^^^RXX^MR"),
+        )
+    )
+    assert event["merges"] == [
+        {
+            "identifiers": [f"nhs:{NHS_A}", "lpi:RXX:H7"],
+            "merged_identifiers": [f"nhs:{NHS_B}", "lpi:RXX:H1", "lpi:RXX:H2"],  # the NHS number first
+        },
+        {"identifiers": ["lpi:RXX:H9"], "merged_identifiers": ["lpi:RXX:H8", "lpi:RXX:H7"]},
+    ]
+    assert event["child"]["local_patient_id"] == "H7" and event["child"]["local_patient_id_issuer"] == "RXX"
+
+
+def test_a_merge_with_an_invalid_identifier_is_a_mapping_error_that_names_no_value() -> None:
+    bad = NHS_C[:-1] + str((int(NHS_C[-1]) + 1) % 10)
+    for groups in (
+        ((f"{NHS_A}^^^NHS^NH", f"{bad}^^^NHS^NH"),),
+        ((f"{bad}^^^NHS^NH", "H1^^^RXX^MR"),),
+        ((f"{NHS_A}^^^NHS^NH", "H1^^^RXX^MR"), ("H9^^^RXX^MR", "")),
+    ):
+        with pytest.raises(MappingError) as caught:
+            Hl7Mapper(PROFILE)(_a40(*groups))
+        assert (
+            bad not in str(caught.value) and "H1" not in str(caught.value) and "H9" not in str(caught.value)
+        )
+        assert "group" in str(caught.value)
 
 
 def _mapped(trigger: str, index: int = 9, **kwargs: str) -> dict[str, Any]:

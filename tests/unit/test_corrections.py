@@ -10,7 +10,7 @@ from factories import domestic_abuse_incident
 
 import schemas
 from consent.audit import decision_entry
-from consent.corrections import decide_correction, recipients_of, told
+from consent.corrections import as_original, decide_correction, recipients_of, told
 from consent.engine import Engine
 from consent.policy import BASELINE, load
 from consent.state import ChildState
@@ -77,3 +77,15 @@ def test_no_recipient_no_correction_and_nothing_after_erasure() -> None:
     assert len(erased) == len(shared)
     again = decide_correction(engine, retracted, state, CorrectionKind.RETRACTED, told(shared, erased))
     assert again == []
+
+
+def test_an_amendment_of_an_event_never_decided_is_decided_as_that_event() -> None:
+    original = domestic_abuse_incident()
+    amended = _correction(original, CorrectionKind.AMENDED, narrative="later version")
+    first = as_original(amended, lambda event_id: False)
+    assert first is not None and first["event_id"] == original["event_id"] and first["correction"] is None
+    assert first["narrative"] == "later version"
+    assert as_original(amended, lambda event_id: event_id == original["event_id"]) is None  # it was decided
+    retracted = _correction(original, CorrectionKind.RETRACTED)
+    assert as_original(retracted, lambda event_id: False) is None  # nothing to tell anyone
+    assert as_original(original, lambda event_id: False) is None

@@ -386,3 +386,66 @@ rules:
     assert copy is not None
     assert carried(copy, "child") == {"child.given_name", "child.upn", "child.address.postcode"} | ROUTING
     assert {"child.family_name", "child.nhs_number", "child.address.line1"} <= set(copy["withheld_fields"])
+
+
+def test_sgb_policy_evaluate_events_answers_each_line_as_evaluate_would_and_counts_rejections(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--events`` pays the start-up once for a file of events; each answer is the one
+    ``--event`` gives for that line, and a refused line is a line too, never a stop."""
+    monkeypatch.setenv("SGB_STATE_DIR", str(tmp_path / "state"))
+    good, (bad, _) = as_json(attendance()), bad_events()["bad check digit"]
+    consent = {"consents": [{"consent_id": "not a full record"}]}
+    lines = [
+        json.dumps(good),
+        "",
+        "{not json",
+        json.dumps(bad),
+        json.dumps({"event": good, "state": consent}),
+    ]
+    path = tmp_path / "events.ndjson"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    single = tmp_path / "event.json"
+    single.write_text(json.dumps(good), encoding="utf-8")
+    main(["policy", "evaluate", "--event", str(single)])
+    alone = json.loads(capsys.readouterr().out)
+
+    with pytest.raises(SystemExit) as stopped:
+        main(["policy", "evaluate", "--events", str(path)])
+    assert stopped.value.code == 1
+    out, err = capsys.readouterr()
+    answers = [json.loads(line) for line in out.splitlines()]
+    assert [a["line"] for a in answers] == [1, 3, 4, 5]  # the blank line is no event
+    assert answers[0] == {"line": 1, **alone}
+    assert (
+        answers[1]["rejected"]
+        == "Line 3 is not valid JSON: Expecting property name enclosed in double quotes."
+    )
+    assert answers[2]["rejected"].startswith("Field child.nhs_number is not a valid identifier")
+    assert answers[2]["event_id"] == bad["event_id"] and "9990000001" not in out
+    assert answers[3]["rejected"].startswith("Line 5: State is invalid: Field ")
+    assert err.strip() == "sgb: 3 of 4 events were rejected (their lines say why)."
+
+
+def test_a_state_whose_consents_are_not_a_list_is_one_sentence_not_a_traceback(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("SGB_STATE_DIR", str(tmp_path / "state"))
+    (tmp_path / "event.json").write_text(json.dumps(as_json(attendance())), encoding="utf-8")
+    (tmp_path / "state.json").write_text('{"consents": 3}', encoding="utf-8")
+    with pytest.raises(SystemExit) as stopped:
+        main(
+            [
+                "policy",
+                "evaluate",
+                "--event",
+                str(tmp_path / "event.json"),
+                "--state",
+                str(tmp_path / "state.json"),
+            ]
+        )
+    assert stopped.value.code == 1
+    assert (
+        capsys.readouterr().err.strip()
+        == 'sgb: State is invalid: "consents" must be a list of consent records.'
+    )
