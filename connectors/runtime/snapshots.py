@@ -209,9 +209,15 @@ class SnapshotMapper:
         elif (before.c == entry.c and not before.w) or not before.correctable:
             raise NoEvent(UNCHANGED)
         else:
+            # Its own id names the content too: after a crash that lost the log line of an
+            # amendment Kafka took, the same amendment again is the same id (decided once), and
+            # a different one is not mistaken for it.
             entry = entry.changed(n=before.n + 1)
             mark_correction(
-                event, AMENDED, original, derived_event_id(record.connector, f"{original}|{entry.n}")
+                event,
+                AMENDED,
+                original,
+                derived_event_id(record.connector, f"{original}|{entry.n}|{entry.c}"),
             )
         self.store.claim(at, entry)
         return event
