@@ -35,6 +35,10 @@ class Flag:
     active: bool
     local_authority_code: str | None = None
     start_date: date | None = None
+    #: The event that set the flag as it stands (a plan's start, its end), so that the source's
+    #: retraction of that event can undo it. Not part of the flag's value: an event that
+    #: restates the same plan under another id changes nothing.
+    event_id: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

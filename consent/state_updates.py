@@ -63,10 +63,10 @@ def consent_in_force(state: ChildState, late: Mapping[str, Any]) -> dict[str, An
 FACTS = ("child_protection_plan", "looked_after", "school_urn", "gp_practice_ods", "local_authority_code")
 
 
-def _flag(active: Any, la: Any, start: Any) -> Flag | None:
+def _flag(active: Any, la: Any, start: Any, event_id: Any = None) -> Flag | None:
     if active is None:
         return None
-    return Flag(bool(active), la, start if isinstance(start, date) else None)
+    return Flag(bool(active), la, start if isinstance(start, date) else None, event_id)
 
 
 def _record_facts(record: Mapping[str, Any]) -> dict[str, Any]:
@@ -75,11 +75,13 @@ def _record_facts(record: Mapping[str, Any]) -> dict[str, Any]:
             record.get("child_protection_plan_active"),
             record.get("child_protection_plan_local_authority_code"),
             record.get("child_protection_plan_start_date"),
+            record.get("child_protection_plan_event_id"),
         ),
         "looked_after": _flag(
             record.get("looked_after_active"),
             record.get("looked_after_local_authority_code"),
             record.get("looked_after_start_date"),
+            record.get("looked_after_event_id"),
         ),
         "school_urn": record.get("school_urn"),
         "gp_practice_ods": record.get("gp_practice_ods"),
@@ -142,9 +144,31 @@ def _with_versions(before: ChildState, after: ChildState) -> ChildState:
 
 def derive(event: Mapping[str, Any], state: ChildState) -> ChildState:
     """The child's state after ``event``: flags from LA events, organisations the event names;
-    each fact that changes gets the next version."""
-    after = _derive(event, state)
+    each fact that changes gets the next version. A correction changes state only when the
+    source retracts the event that set a flag as it stands (:func:`_retracted`)."""
+    correction = event.get("correction")
+    after = _retracted(event, correction, state) if correction else _derive(event, state)
     return state if after == state else _with_versions(state, after)
+
+
+def _retracted(event: Mapping[str, Any], correction: Mapping[str, Any], state: ChildState) -> ChildState:
+    """The state after a source's correction. An amendment or an erasure leaves the flags as
+    they are (an amended plan is still a plan; the share ledger tells its recipients). A
+    retraction of the event that set a flag as it stands undoes that event: a plan or status
+    withdrawn by its authority (entered in error, taken back from a return) is no longer active,
+    and a withdrawn end makes it active again. A retraction of any other event (an earlier
+    plan, since superseded) changes nothing, so a flag is never cleared on another event's word.
+    """
+    attr = FLAG_EVENTS.get(str(event.get("event_type")))
+    if correction.get("kind") != "RETRACTED" or attr is None:
+        return state
+    flag: Flag | None = getattr(state, attr)
+    if flag is None or flag.event_id is None or flag.event_id != correction.get("corrects_event_id"):
+        return state
+    undone = replace(flag, active=not flag.active, event_id=str(event.get("event_id")))
+    if attr == "child_protection_plan":
+        return replace(state, child_protection_plan=undone)
+    return replace(state, looked_after=undone)
 
 
 #: Principle 9: which agencies' events the filter remembers each organisation from. Another
@@ -179,7 +203,7 @@ def _derive(event: Mapping[str, Any], state: ChildState) -> ChildState:
     la = details.get("responsible_local_authority_code") or new.local_authority_code
     if change not in ("STARTED", "ENDED"):
         return new
-    flag = Flag(change == "STARTED", la, details.get("start_date"))
+    flag = Flag(change == "STARTED", la, details.get("start_date"), event.get("event_id"))
     if attr == "child_protection_plan":
         return replace(new, child_protection_plan=flag)
     return replace(new, looked_after=flag)
@@ -199,9 +223,11 @@ def status_record(
         "child_protection_plan_active": cpp.active if cpp else False,
         "child_protection_plan_local_authority_code": cpp.local_authority_code if cpp else None,
         "child_protection_plan_start_date": cpp.start_date if cpp else None,
+        "child_protection_plan_event_id": cpp.event_id if cpp else None,
         "looked_after_active": lac.active if lac else False,
         "looked_after_local_authority_code": lac.local_authority_code if lac else None,
         "looked_after_start_date": lac.start_date if lac else None,
+        "looked_after_event_id": lac.event_id if lac else None,
         "school_urn": state.school_urn,
         "gp_practice_ods": state.gp_practice_ods,
         "local_authority_code": state.local_authority_code,

@@ -385,11 +385,11 @@ class FilterService:
                 value=self._codecs.identity_link.encode(link.record()),
             )
             self.counts["identity_" + link.state.lower()] += 1
-        # A correction or a merge changes no flag or organisation: the state stands.
+        # A merge, an amendment or an erasure changes no flag or organisation: the state stands. A
+        # retraction of the event that set a flag as it stands undoes it (consent.state_updates).
         merge = is_merge(event)
-        after = (
-            self._store.get(key) if correction or merge else self._state.derive(self._producer, key, event)
-        )
+        stands = merge or (correction is not None and correction[0] is not CorrectionKind.RETRACTED)
+        after = self._store.get(key) if stands else self._state.derive(self._producer, key, event)
         view, identity = self._identity.view(key, after, self._store.get)  # the linked child's state
         identity = (
             merge_resolution(identity, made) if merge else identity

@@ -41,13 +41,15 @@ class StateStore(Protocol):
 def _flag_to(flag: Flag | None) -> Any:
     if flag is None:
         return None
-    return [flag.active, flag.local_authority_code, flag.start_date.isoformat() if flag.start_date else None]
+    start = flag.start_date.isoformat() if flag.start_date else None
+    return [flag.active, flag.local_authority_code, start, flag.event_id]
 
 
 def _flag_from(raw: Any) -> Flag | None:
     if raw is None:
         return None
-    return Flag(bool(raw[0]), raw[1], date.fromisoformat(raw[2]) if raw[2] else None)
+    setter = raw[3] if len(raw) > 3 else None  # rows written before flags named their event have three
+    return Flag(bool(raw[0]), raw[1], date.fromisoformat(raw[2]) if raw[2] else None, setter)
 
 
 def dumps(state: ChildState) -> str:

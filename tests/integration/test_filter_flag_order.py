@@ -8,6 +8,8 @@ flag-free when it attends an emergency department.
 
 from __future__ import annotations
 
+import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from conftest import RunningFilter, read_topic
@@ -17,6 +19,8 @@ from test_filter_kafka import publish
 from broker.settings import Settings
 from broker.wire.codecs import Codecs
 from broker.wire.registry import registry_for
+from connectors.runtime.corrections import correction_notice
+from schemas.child_keys import child_key
 
 CHILDREN = 40
 
@@ -67,3 +71,49 @@ def test_a_plan_is_not_forgotten_when_an_older_status_record_comes_back(
         statuses[msg.key().decode()] = codecs.status.decode(msg.value())
     assert len(statuses) == CHILDREN
     assert all(s["child_protection_plan_active"] and not s["looked_after_active"] for s in statuses.values())
+
+
+def test_a_plan_its_authority_withdraws_no_longer_sends_the_childs_attendances_to_the_mash(
+    kafka: Settings, group_id: str
+) -> None:
+    """A withdrawn plan (a record entered in error, or gone from the authority's next complete
+    return) is a RETRACTED notice of the plan's start. Before, the child stayed flagged for good
+    and every later attendance went to the MASH; now the attendance after it is withheld, while
+    the one before it was shared, and the withdrawal reaches the plan's recipients."""
+    (seed,) = distinct_children([event("EMERGENCY_ATTENDANCE")])
+    nhs = seed["child"]["nhs_number"]
+    la = {"responsible_local_authority_code": "203"}
+    started = event("CHILD_PROTECTION_PLAN", nhs_number=nhs, detail_values={"change": "STARTED", **la})
+    before, after = (event("EMERGENCY_ATTENDANCE", nhs_number=nhs) for _ in range(2))
+    notice = correction_notice(
+        event_id=str(uuid.uuid4()),
+        kind="RETRACTED",
+        corrects_event_id=started["event_id"],
+        event_type="CHILD_PROTECTION_PLAN",
+        child_key=str(child_key(started["child"])),
+        source=started["source"],
+        at=datetime.now(UTC),
+    )
+    codecs = Codecs(registry_for(kafka))
+    with RunningFilter(kafka, group_id=group_id, instance="withdrawn", batch_size=1):
+        for decided, ev in enumerate((started, before, notice, after), start=1):  # each sees the one before
+            publish(kafka, ev)
+            audits = read_topic(kafka, "sg.audit.decisions.v1", expect=decided, timeout=120)
+    decisions = [d for m in audits for d in codecs.audit.decisions(m.value())]
+    mash = {d["event_id"]: d for d in decisions if d["audience"] == "MASH"}
+    assert mash[before["event_id"]]["outcome"] == "SHARE"
+    assert (mash[after["event_id"]]["outcome"], mash[after["event_id"]]["reason"]) == (
+        "WITHHOLD",
+        "condition_not_met",
+    )
+    told = {
+        d["audience"] for d in decisions if d["event_id"] == notice["event_id"] and d["outcome"] == "SHARE"
+    }
+    shared = {
+        d["audience"] for d in decisions if d["event_id"] == started["event_id"] and d["outcome"] == "SHARE"
+    }
+    assert told == shared and "EMERGENCY_CARE" in told  # the withdrawal follows the plan, to no one else
+    last = [codecs.status.decode(m.value()) for m in read_topic(kafka, "sg.status.v1", expect=2, timeout=20)][
+        -1
+    ]
+    assert not last["child_protection_plan_active"] and last["updated_by_event_id"] == notice["event_id"]
