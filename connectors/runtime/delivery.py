@@ -168,9 +168,10 @@ class TransactionalDelivery:
         self._send_dead_letter(record, record_, reason, origin)
         self._outcomes["dead_lettered"] += 1
 
-    def data_quality(self, record: SourceRecord, findings: list[Finding]) -> None:
-        """Add one data-quality finding per withheld field of ``record``'s published event to the
-        batch: on the dead-letter topic, with the field's path and reason, never its value."""
+    def data_quality(self, record: SourceRecord, findings: list[Finding], event_id: str) -> None:
+        """Add one data-quality finding per withheld field of ``record``'s published event (its id
+        ``event_id``, which a snapshot or police connector derives from the fact, not the position)
+        to the batch: on the dead-letter topic, with the field's path and reason, never its value."""
         origin = deadletter.Origin(source_name=record.source, position=record.position)
         for finding in findings:
             reason = DATA_QUALITY_PREFIX + finding.sentence()
@@ -179,7 +180,7 @@ class TransactionalDelivery:
                 reason,
                 None,
                 origin,
-                record.event_id,
+                event_id,
                 content_type=DATA_QUALITY_CONTENT_TYPE,
             )
             self._send_dead_letter(record, record_, reason, origin)

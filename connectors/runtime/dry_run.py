@@ -69,7 +69,7 @@ class DryRunDelivery:
         self.dead_letters.append(Place(record.source, record.position, reason))
         self._done.append((record.file_id, record.ordinal))
 
-    def data_quality(self, record: SourceRecord, findings: list[Finding]) -> None:
+    def data_quality(self, record: SourceRecord, findings: list[Finding], event_id: str) -> None:
         self.findings += [Place(record.source, record.position, f.sentence()) for f in findings]
 
     def skip(self, record: SourceRecord) -> None:

@@ -82,7 +82,7 @@ class Delivery(Protocol):
 
     def dead_letter(self, record: SourceRecord, reason: str) -> None: ...
 
-    def data_quality(self, record: SourceRecord, findings: list[Finding]) -> None: ...
+    def data_quality(self, record: SourceRecord, findings: list[Finding], event_id: str) -> None: ...
 
     def skip(self, record: SourceRecord) -> None: ...
 
@@ -333,7 +333,7 @@ class FileConnector:
         if event.get("correction"):  # counted by kind among the published
             self._batch_counts[CORRECTION + str(event["correction"]["kind"])] += 1
         if findings:
-            self.delivery.data_quality(record, findings)
+            self.delivery.data_quality(record, findings, str(event["event_id"]))  # its published id
             self._batch_counts["withheld"] += 1
             for finding in findings:
                 self.summary.withheld_reasons[finding.sentence()] += 1
@@ -341,7 +341,7 @@ class FileConnector:
                 "fields withheld",
                 source=record.source,
                 position=record.position,
-                event_id=record.event_id,
+                event_id=event["event_id"],
                 withheld_fields=[f.field for f in findings],
             )
 

@@ -281,8 +281,8 @@ class SnapshotDelivery:
         self.store.release((record.file_id, record.ordinal))
         self.inner.dead_letter(record, reason)
 
-    def data_quality(self, record: SourceRecord, findings: list[Any]) -> None:
-        self.inner.data_quality(record, findings)
+    def data_quality(self, record: SourceRecord, findings: list[Any], event_id: str) -> None:
+        self.inner.data_quality(record, findings, event_id)
 
     def skip(self, record: SourceRecord) -> None:
         self.inner.skip(record)

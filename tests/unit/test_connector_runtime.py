@@ -141,7 +141,7 @@ class RecordingDelivery:
         self.dead.append((record.position, reason))
         self.batch.append((record.file_id, record.ordinal))
 
-    def data_quality(self, record: SourceRecord, findings: list[Finding]) -> None:
+    def data_quality(self, record: SourceRecord, findings: list[Finding], event_id: str) -> None:
         self.findings += [(record.position, f.sentence()) for f in findings]
 
     def skip(self, record: SourceRecord) -> None:
