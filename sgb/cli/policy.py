@@ -118,13 +118,15 @@ def _evaluate_lines(explainer: Explainer, path: Path, state: ChildState) -> tupl
             answer: dict[str, Any] = {"line": scenario.line}
             if isinstance(scenario.event_json, dict) and isinstance(scenario.event_json.get("event_id"), str):
                 answer["event_id"] = scenario.event_json["event_id"]
-            try:
-                if scenario.problem is not None:
-                    raise SgbError(scenario.problem)
-                answer.update(explainer.explain(scenario.event_json, scenario.state))
-            except SgbError as exc:
+            problem = scenario.problem
+            if problem is None:
+                try:
+                    answer.update(explainer.explain(scenario.event_json, scenario.state))
+                except SgbError as exc:
+                    problem = str(exc)
+            if problem is not None:
                 rejected += 1
-                answer["rejected"] = str(exc)
+                answer["rejected"] = problem
             click.echo(json.dumps(answer, separators=(",", ":")))
     return rejected, total
 

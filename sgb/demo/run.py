@@ -13,7 +13,6 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
@@ -31,10 +30,9 @@ from broker.wire.registry import registry_for
 from schemas.child_keys import consent_key
 from schemas.identifiers import synthetic_nhs_number
 from schemas.topics import AUDIT_TOPIC, CONSENT_TOPIC, load_declaration
+from sgb.demo.report import Echo, print_mix, print_tables
 from sgb.ops.status import dead_letter_counts, dead_letters, group_lags
 from sgb.ops.topic_reads import committed_offsets, partition_ends
-
-Echo = Callable[[str], None]
 
 # Synthetic children: invented names, NHS numbers from the 999 test range.
 _CHILDREN = [
@@ -215,7 +213,7 @@ def _run_demo(
         received = _collect(settings, ids, len(ids) * 7, timeout)
         _check_dead_letters(settings, echo, began_at, timeout)
         first = {e["event_id"] for e in events}
-        _print_tables(
+        print_tables(
             echo,
             events,
             {
@@ -227,7 +225,7 @@ def _run_demo(
                 },
             },
         )
-        _print_mix(echo, mix, received["audits"])
+        print_mix(echo, mix, received["audits"])
         print_index_join(echo, joined, received["audits"])
         deliveries: dict[str, list[dict[str, Any]]] = received["deliveries"]
         return deliveries
@@ -314,35 +312,6 @@ def _simulated_mix(settings: Settings, echo: Echo, count: int = 140) -> list[dic
     return events
 
 
-def _print_mix(echo: Echo, mix: list[dict[str, Any]], audits: list[dict[str, Any]]) -> None:
-    ids = {e["event_id"]: e["event_type"] for e in mix}
-    table: dict[str, dict[str, int]] = {}
-    for audit in audits:
-        event_type = ids.get(audit["event_id"])
-        if event_type is None:
-            continue
-        row = table.setdefault(event_type, {})
-        column = audit["audience"] if audit["outcome"] == "SHARE" else "withheld"
-        row[column] = row.get(column, 0) + 1
-    columns = [
-        "MASH",
-        "FAMILY_HELP",
-        "SCHOOL_DSL",
-        "GP",
-        "HEALTH_SAFEGUARDING",
-        "EMERGENCY_CARE",
-        "POLICE_PPU",
-        "withheld",
-    ]
-    short = ["MASH", "FAM_HELP", "SCHOOL", "GP", "HEALTH_SG", "EMERG", "POLICE", "withheld"]
-    echo("")
-    echo(f"The mix: copies shared per audience, by event type ({len(mix)} events, {len(mix) * 7} decisions):")
-    echo(f"  {'event type':<28}" + "".join(f"{c:>10}" for c in short))
-    for event_type in sorted(table):
-        row = table[event_type]
-        echo(f"  {event_type:<28}" + "".join(f"{row.get(c, 0):>10}" for c in columns))
-
-
 def _collect(settings: Settings, ids: set[str], audits_expected: int, timeout: float) -> dict[str, Any]:
     """Read the audit and delivery topics until every decision for ``ids`` is in."""
     from broker.security.ciphers import Revealer
@@ -378,50 +347,3 @@ def _collect(settings: Settings, ids: set[str], audits_expected: int, timeout: f
         msg = f"Only {len(audits)} of {audits_expected} decisions arrived within {timeout:.0f} s."
         raise SgbError(msg)
     return {"audits": audits, "deliveries": deliveries}
-
-
-def _print_tables(echo: Echo, events: list[dict[str, Any]], received: dict[str, Any]) -> None:
-    audits = received["audits"]
-    names = {e["event_id"]: f"{e['child']['given_name']} {e['child']['family_name']}" for e in events}
-    echo("")
-    echo("Decisions (one audit record per event and audience):")
-    header = f"  {'child':<16} {'audience':<20} {'organisation':<13} {'outcome':<9} {'reason':<24} rule"
-    echo(header)
-    echo("  " + "-" * (len(header) - 2))
-    for audit in sorted(audits, key=lambda a: (names[a["event_id"]], a["audience"])):
-        echo(
-            f"  {names[audit['event_id']]:<16} {audit['audience']:<20} {audit['organisation'] or '-':<13} "
-            f"{audit['outcome']:<9} {audit['reason'] or 'granted':<24} {audit['rule'] or '-'}"
-        )
-    echo("")
-    echo("What arrived, per delivery topic:")
-    for topic, copies in sorted(received["deliveries"].items()):
-        echo(f"  {topic}: {len(copies)} event(s)")
-    first = events[0]["event_id"]
-    shown = [(t, c) for t, copies in received["deliveries"].items() for c in copies if c["event_id"] == first]
-    echo("")
-    echo(f"One event ({names[first]}), as each recipient received it:")
-    for topic, copy in sorted(shown):
-        echo(f"  {topic}")
-        for line in _describe(copy):
-            echo(f"      {line}")
-
-
-def _describe(copy: dict[str, Any]) -> list[str]:
-    child, details = copy["child"], copy["details"]
-    shown = {
-        "name": f"{child['given_name']} {child['family_name']}" if child.get("given_name") else None,
-        "date of birth": child.get("date_of_birth"),
-        "NHS number": child.get("nhs_number"),
-        "address": child["address"]["postcode"] if child.get("address") else None,
-        "incident at": details.get("incident_at"),
-        "child present": details.get("child_present"),
-        "offences": ", ".join(details.get("offence_types") or []) or None,
-        "adults involved": len(copy.get("related_people") or []) or None,
-        "narrative": copy.get("narrative"),
-        "police contact": (copy["source"].get("contact") or {}).get("reference"),
-    }
-    lines = [f"{k}: {v}" for k, v in shown.items() if v is not None]
-    withheld = copy.get("withheld_fields") or []
-    lines.append(f"withheld by policy: {', '.join(withheld) if withheld else 'nothing'}")
-    return lines

@@ -9,15 +9,14 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
 import connectors
 from broker.exceptions import SgbError
 from broker.settings import Settings
+from sgb.demo.report import Echo
 
-Echo = Callable[[str], None]
 MAPPINGS = Path(connectors.__file__).resolve().parent / "mappings"  # package data
 START, END = b"\x0b", b"\x1c\x0d"
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from schemas.reference import all_local_authorities, icb_for, police_force_for
 from sgb.simulate import data
-from sgb.simulate.details import (
+from sgb.simulate.scene import (
     SYNTHETIC,
     Draft,
     Scene,

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sgb.simulate.data import DEFAULT_MIX, DEFAULT_START, EVENT_AGENCY, EVENT_TYPES
-from sgb.simulate.details import BUILDERS_HEALTH_POLICE, Builder, Draft, Scene
+from sgb.simulate.details import BUILDERS_HEALTH_POLICE
 from sgb.simulate.details_la import BUILDERS_LA
 from sgb.simulate.population import (
     MAX_CHILDREN,
@@ -32,6 +32,7 @@ from sgb.simulate.population import (
     SyntheticChild,
     seeded,
 )
+from sgb.simulate.scene import Builder, Draft, Scene
 
 __all__ = [
     "DEFAULT_MIX",

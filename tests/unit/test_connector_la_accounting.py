@@ -21,6 +21,7 @@ from typing import Any
 
 from factories import KeepingDelivery
 from structlog.testing import capture_logs
+from test_connector_returns_as_sent import MISSING_COLUMNS, OTHER_TABLES, bad_upn, cin
 
 from broker.logs import DropUnknownKeys
 from connectors.local_authority import CinCensusReader, LaMapper, LaProfile, Ssda903Reader
@@ -71,11 +72,6 @@ def assert_accounted(summary: Summary) -> None:
     assert not summary.failed_files and not summary.unsupported
 
 
-def bad_upn(rng: random.Random) -> str:
-    upn = synthetic_upn(rng, "202")
-    return next(c for c in "ABCDEFGHJKLMNPQRTUVWXYZ" if c != upn[0]) + upn[1:]
-
-
 def test_a_dirty_cin_return_publishes_every_child_with_a_valid_key(tmp_path: Path) -> None:
     rng = random.Random(15)
     clean = list(syn.cin_children(CHILDREN, rng))
@@ -94,8 +90,8 @@ def test_a_dirty_cin_return_publishes_every_child_with_a_valid_key(tmp_path: Pat
         dirty.append(kid)
     assert bad_upns and backwards
 
-    syn.write_cin((tmp_path / "clean").mkdir() or tmp_path / "clean" / "cin.xml", clean)
-    syn.write_cin((tmp_path / "dirty").mkdir() or tmp_path / "dirty" / "cin.xml", dirty)
+    cin(tmp_path / "clean", *clean)
+    cin(tmp_path / "dirty", *dirty)
     clean_summary, clean_sent = run(CinCensusReader(), "cin-census", tmp_path / "clean", tmp_path / "s1")
     summary, sent = run(CinCensusReader(), "cin-census", tmp_path / "dirty", tmp_path / "s2")
     print_accounting("dirty CIN census return (cin.xml)", summary)
@@ -117,20 +113,6 @@ def test_a_dirty_cin_return_publishes_every_child_with_a_valid_key(tmp_path: Pat
     assert summary.withheld_reasons == {BAD_UPN: bad_upn_events}
     assert all(e["child"]["upn"] is None for e in sent.events if e["child"]["la_child_id"] in bad_upns)
     assert summary.counts["withheld"] == bad_upn_events
-
-
-OTHER_TABLES = {
-    "uasc": ("CHILD", "SEX", "DOB", "DUC"),
-    "reviews": ("CHILD", "DOB", "REVIEW", "REVIEW_CODE"),
-    "oc2": ("CHILD", "DOB", "SDQ_SCORE", "SDQ_REASON", "CONVICTED", "HEALTH_CHECK", "IMMUNISATIONS"),
-    "oc3": ("CHILD", "DOB", "IN_TOUCH", "ACTIV", "ACCOM"),
-    "ad1": ("CHILD", "DOB", "DATE_INT", "DATE_MATCH", "FOSTER_CARE", "NB_ADOPTR", "SEX_ADOPTR", "LS_ADOPTR"),
-    "placed_for_adoption": ("CHILD", "DOB", "DATE_PLACED", "DATE_PLACED_CEASED", "REASON_PLACED_CEASED"),
-    "previous_permanence": ("CHILD", "DOB", "PREV_PERM", "LA_PERM", "DATE_PERM"),
-    "sw_episodes": ("CHILD", "SW_ID", "SW_DECOM", "SW_DEC", "SW_REASON"),
-    "dolo": ("CHILD", "DOLO_START", "DOLO_END"),
-}
-MISSING_COLUMNS = ("CHILD", "DOB", "MISSING", "MIS_START", "MIS_END")
 
 
 def uk(day: date) -> str:
@@ -170,7 +152,7 @@ def write_extract(folder: Path, header: list[Any], episodes: list[Any], missing:
     syn.write_csv(folder / "episodes.csv", EPISODE_COLUMNS, episodes)
     syn.write_csv(folder / "missing.csv", MISSING_COLUMNS, missing)
     for name, columns in OTHER_TABLES.items():
-        syn.write_csv(folder / f"{name}.csv", columns, [{"CHILD": h["CHILD"]} for h in header[:25]])
+        syn.write_csv(folder / name, columns, [{"CHILD": h["CHILD"]} for h in header[:25]])
 
 
 def test_a_full_ssda903_extract_publishes_every_child_with_a_valid_key(tmp_path: Path) -> None:
@@ -198,7 +180,7 @@ def test_a_full_ssda903_extract_publishes_every_child_with_a_valid_key(tmp_path:
 
     assert_accounted(clean_summary)
     assert_accounted(summary)
-    skipped = {"header": 1, **{name: 1 for name in OTHER_TABLES}}
+    skipped = {"header": 1, **{name.removesuffix(".csv"): 1 for name in OTHER_TABLES}}
     assert dict(clean_summary.skipped_tables) == dict(summary.skipped_tables) == skipped
     assert {k for k, _, _ in published(clean_sent)} == {h["CHILD"] for h in header}
     assert {t for _, t, _ in published(clean_sent)} == {"LOOKED_AFTER_STATUS", "MISSING_EPISODE"}
@@ -218,7 +200,7 @@ def test_an_operator_is_told_which_fields_were_withheld_never_their_values(tmp_p
     """The "fields withheld" log line names the schema paths; the log's allow-list keeps them."""
     upn = bad_upn(random.Random(4))
     kid = syn.CinChild("C1", upn, "2015-01-01", "2024-04-01", s47="2024-04-03")
-    syn.write_cin((tmp_path / "in").mkdir() or tmp_path / "in" / "cin.xml", [kid])
+    cin(tmp_path / "in", kid)
     with capture_logs() as logs:
         run(CinCensusReader(), "cin-census", tmp_path / "in", tmp_path / "state")
     withheld = [DropUnknownKeys()(None, "warning", dict(e)) for e in logs if e["event"] == "fields withheld"]
