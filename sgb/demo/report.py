@@ -42,7 +42,7 @@ def print_tables(echo: Echo, events: list[dict[str, Any]], received: dict[str, A
     audits = received["audits"]
     names = {e["event_id"]: f"{e['child']['given_name']} {e['child']['family_name']}" for e in events}
     echo("")
-    echo("Decisions (one audit record per event and audience):")
+    echo("Decisions (one line per event and audience; each event's decisions travel as one audit record):")
     header = f"  {'child':<16} {'audience':<20} {'organisation':<13} {'outcome':<9} {'reason':<24} rule"
     echo(header)
     echo("  " + "-" * (len(header) - 2))

@@ -40,7 +40,7 @@ def test_demo_dead_letters_only_the_bad_police_row(kafka: Settings, tmp_path: Pa
     assert screen.count("Demo complete.") == 1
     assert "Dead letters this run: 1" in screen
     for heading in (
-        "Decisions (one audit record per event and audience):",
+        "Decisions (one line per event and audience; each event's decisions travel as one audit record):",
         "What arrived, per delivery topic:",
     ):
         assert heading in screen
