@@ -104,6 +104,29 @@ def loads(text: str) -> ChildState:
     )
 
 
+class _Written:
+    """The keys a store opened empty has been given (a Bloom filter: never "absent" for a key
+    that was given, now and then "present" for one that was not), so that a fresh rebuild asks
+    the disk only about children it has already written. 2**27 bits (16 MB) keep the false
+    "present" near 3 % at 12 million children; each costs one query, never a wrong state."""
+
+    __slots__ = ("_bits", "_mask")
+
+    def __init__(self, bits: int = 1 << 27) -> None:
+        self._bits = bytearray(bits >> 3)
+        self._mask = bits - 1
+
+    def add(self, key: str) -> None:
+        number = hash(key)
+        for bit in (number & self._mask, (number >> 32) & self._mask):
+            self._bits[bit >> 3] |= 1 << (bit & 7)
+
+    def __contains__(self, key: str) -> bool:
+        number, mask, bits = hash(key), self._mask, self._bits
+        first, second = number & mask, (number >> 32) & mask
+        return bool(bits[first >> 3] & (1 << (first & 7))) and bool(bits[second >> 3] & (1 << (second & 7)))
+
+
 class SqliteStore:
     """The on-disk store.
 
@@ -132,6 +155,9 @@ class SqliteStore:
         self._cache: OrderedDict[str, ChildState] = OrderedDict()
         self._dirty: dict[str, ChildState] = {}
         self._cache_size = cache_size
+        # Opened empty (a fresh rebuild), a child with no row is any the store was never given.
+        empty = self._db.execute("SELECT 1 FROM child_state LIMIT 1").fetchone() is None
+        self._written = _Written() if empty else None
 
     def get(self, key: str) -> ChildState:
         state = self._cache.get(key)
@@ -140,6 +166,10 @@ class SqliteStore:
             return state
         state = self._dirty.get(key)  # put but pushed out of the cache: newer than its row
         if state is not None:
+            self._remember(key, state)
+            return state
+        if self._written is not None and key not in self._written:
+            state = ChildState()
             self._remember(key, state)
             return state
         row = self._db.execute("SELECT state FROM child_state WHERE key = ?", (key,)).fetchone()
@@ -153,6 +183,14 @@ class SqliteStore:
         of one query each. Keys beyond the cache's size are left to :meth:`get`."""
         wanted = [k for k in dict.fromkeys(keys) if k not in self._cache and k not in self._dirty]
         del wanted[self._cache_size :]
+        if self._written is not None:
+            stored = []
+            for key in wanted:
+                if key in self._written:
+                    stored.append(key)
+                else:
+                    self._remember(key, ChildState())
+            wanted = stored
         for start in range(0, len(wanted), _LOAD_BATCH):
             part = wanted[start : start + _LOAD_BATCH]
             marks = ",".join("?" * len(part))
@@ -162,6 +200,8 @@ class SqliteStore:
                 self._remember(key, loads(row) if row is not None else ChildState())
 
     def put(self, key: str, state: ChildState) -> None:
+        if self._written is not None:
+            self._written.add(key)
         self._dirty[key] = state
         self._remember(key, state)
 
