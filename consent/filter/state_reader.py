@@ -126,7 +126,9 @@ class StateReader:
         :meth:`drain` does), so memory stays bounded however many children there are and a
         restart resumes from the last chunk. It gives up only when reading stops making
         progress: ``stalled_after`` seconds with no position advancing (a national rebuild
-        takes as long as it takes).
+        takes as long as it takes). Records are applied a consume batch at a time (at most a
+        chunk), each batch's children loaded from the store in one go; a store with saved
+        positions reads only what was written after them.
         """
         cons = self._consumer
         ends: dict[tuple[str, int], int] = {}
@@ -138,7 +140,7 @@ class StateReader:
         began = last_progress = time.monotonic()
         last_report, applied, uncommitted = began, 0, 0
         while ends:
-            messages = cons.consume(BATCH, timeout=0.5)
+            messages = cons.consume(min(BATCH, chunk), timeout=0.5)
             self._apply_all(messages)
             if messages:
                 last_progress = time.monotonic()
