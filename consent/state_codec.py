@@ -4,19 +4,22 @@ A fresh filter decodes one consent or status record per child: at national volum
 million) fastavro's per-call overhead (a stream object, schema walk, logical-type hooks)
 is most of the rebuild's time. A reader compiled once from the record's own schema
 (strings, enums, nullable unions, booleans, ints, longs, dates, timestamps, maps of longs)
-returns the same dictionary several times faster. It reads only messages framed with the
-serde's own schema id; any other writer schema, and any byte string it cannot read, goes to
-the serde, which resolves schemas and names what is wrong (so an unreadable record fails
-exactly as it did).
+returns the same dictionary in about half the CPU time. It reads only messages framed with
+the schema's own id; any other writer schema, and any byte string it cannot read, goes to
+the serde's decode, which resolves schemas and names what is wrong (so an unreadable record
+fails exactly as it did). Pure: bytes in, a dictionary out, no Kafka.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from broker.exceptions import Unsupported
-from broker.wire.serde import AvroSerde
+
+class _Unsupported(Exception):
+    """A schema uses something the compiled reader does not read (never escapes: the fallback reads it)."""
+
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_DAY = date(1970, 1, 1).toordinal()
@@ -68,7 +71,7 @@ def _field(name: str, kind: Any) -> Field:
     null, value = -1, -1
     if isinstance(kind, list):
         if len(kind) != 2 or "null" not in kind:
-            raise Unsupported("union")
+            raise _Unsupported("union")
         null_first = kind[0] == "null"
         null, value = (0, 2) if null_first else (2, 0)  # branch indexes 0 and 1, zig-zag encoded
         kind = kind[1] if null_first else kind[0]
@@ -83,11 +86,11 @@ def _field(name: str, kind: Any) -> Field:
         if logical is None and base == "map" and kind.get("values") == "long":
             return name, _MAP, (), null, value
         if logical is not None or not isinstance(base, str):
-            raise Unsupported(str(logical or base))
+            raise _Unsupported(str(logical or base))
         kind = base
     how = {"string": _STRING, "long": _LONG, "int": _LONG, "boolean": _BOOLEAN}.get(str(kind))
     if how is None:
-        raise Unsupported(str(kind))
+        raise _Unsupported(str(kind))
     return name, how, (), null, value
 
 
@@ -138,28 +141,31 @@ def _read(fields: list[Field], data: bytes) -> dict[str, Any]:
 
 
 class StateRecordReader:
-    """Decodes one state record type: compiled for the serde's own schema, the serde otherwise.
+    """Decodes one state record type: compiled for its own schema, by ``fallback`` otherwise.
 
     Args:
-        serde: the record's serde (its schema id frames the records this reader compiles for).
-        schema: the serde's schema, with named types inlined (``schemas.load``).
+        schema: the record's schema, with named types inlined (``schemas.load``).
+        schema_id: the id that schema is registered under (the framing of the records it reads).
+        fallback: the serde's decode, for other writer schemas and for what it cannot read.
     """
 
-    __slots__ = ("_fields", "_header", "_serde")
+    __slots__ = ("_fallback", "_fields", "_header")
 
-    def __init__(self, serde: AvroSerde, schema: dict[str, Any]) -> None:
-        self._serde = serde
-        self._header = b"\x00" + serde.schema_id.to_bytes(4, "big")
+    def __init__(
+        self, schema: dict[str, Any], schema_id: int, fallback: Callable[[bytes], dict[str, Any]]
+    ) -> None:
+        self._fallback = fallback
+        self._header = b"\x00" + schema_id.to_bytes(4, "big")
         try:
             self._fields: list[Field] | None = [_field(f["name"], f["type"]) for f in schema["fields"]]
-        except Unsupported:
+        except _Unsupported:
             self._fields = None
 
     def decode(self, data: bytes) -> dict[str, Any]:
-        """The record ``data`` holds, exactly as the serde decodes it; raises ``SerdeError`` as it does."""
+        """The record ``data`` holds, exactly as the fallback decodes it (and raising as it does)."""
         if self._fields is None or not data.startswith(self._header):
-            return self._serde.decode(data)
+            return self._fallback(data)
         try:
             return _read(self._fields, data)
         except (IndexError, EOFError, UnicodeDecodeError, ValueError, OverflowError):
-            return self._serde.decode(data)  # the serde says what is wrong, as it always has
+            return self._fallback(data)  # the serde says what is wrong, as it always has

@@ -80,11 +80,13 @@ class StateReader:
 
     @cached_property
     def _consent_reader(self) -> StateRecordReader:
-        return StateRecordReader(self._codecs.consent, schemas.load("ConsentRecord"))
+        serde = self._codecs.consent
+        return StateRecordReader(schemas.load("ConsentRecord"), serde.schema_id, serde.decode)
 
     @cached_property
     def _status_reader(self) -> StateRecordReader:
-        return StateRecordReader(self._codecs.status, schemas.load("ChildStatus"))
+        serde = self._codecs.status
+        return StateRecordReader(schemas.load("ChildStatus"), serde.schema_id, serde.decode)
 
     def open(self, instance: str, writer: str | None = None) -> None:
         """Assign every partition of the state topics, from the saved positions.
