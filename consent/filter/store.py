@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections import OrderedDict
+from collections.abc import Iterable
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -22,6 +23,8 @@ class StateStore(Protocol):
     """Per-child state by child key, plus the read positions of the state topics."""
 
     def get(self, key: str) -> ChildState: ...
+
+    def load(self, keys: Iterable[str]) -> None: ...
 
     def put(self, key: str, state: ChildState) -> None: ...
 
@@ -52,9 +55,15 @@ def _flag_from(raw: Any) -> Flag | None:
     return Flag(bool(raw[0]), raw[1], date.fromisoformat(raw[2]) if raw[2] else None, setter)
 
 
+#: One encoder for every state: ``json.dumps`` with separators builds a new one per call.
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
+#: Keys per ``IN (...)`` query when loading a batch (under SQLite's bound-parameter limit).
+_LOAD_BATCH = 500
+
+
 def dumps(state: ChildState) -> str:
     """Serialise a state compactly (JSON)."""
-    return json.dumps(
+    return _COMPACT.encode(
         [
             [
                 [
@@ -74,8 +83,7 @@ def dumps(state: ChildState) -> str:
             state.gp_practice_ods,
             state.local_authority_code,
             [list(v) for v in state.versions],
-        ],
-        separators=(",", ":"),
+        ]
     )
 
 
@@ -96,6 +104,29 @@ def loads(text: str) -> ChildState:
     )
 
 
+class _Written:
+    """The keys a store opened empty has been given (a Bloom filter: never "absent" for a key
+    that was given, now and then "present" for one that was not), so that a fresh rebuild asks
+    the disk only about children it has already written. 2**27 bits (16 MB) keep the false
+    "present" near 3 % at 12 million children; each costs one query, never a wrong state."""
+
+    __slots__ = ("_bits", "_mask")
+
+    def __init__(self, bits: int = 1 << 27) -> None:
+        self._bits = bytearray(bits >> 3)
+        self._mask = bits - 1
+
+    def add(self, key: str) -> None:
+        number = hash(key)
+        for bit in (number & self._mask, (number >> 32) & self._mask):
+            self._bits[bit >> 3] |= 1 << (bit & 7)
+
+    def __contains__(self, key: str) -> bool:
+        number, mask, bits = hash(key), self._mask, self._bits
+        first, second = number & mask, (number >> 32) & mask
+        return bool(bits[first >> 3] & (1 << (first & 7))) and bool(bits[second >> 3] & (1 << (second & 7)))
+
+
 class SqliteStore:
     """The on-disk store.
 
@@ -109,7 +140,13 @@ class SqliteStore:
         self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS child_state (key TEXT PRIMARY KEY, state TEXT NOT NULL)")
+        # 64 MB of pages (the default is 2 MB): a national store is gigabytes, written at random keys.
+        self._db.execute("PRAGMA cache_size=-65536")
+        # WITHOUT ROWID: the key is the table's only index, so a rebuild writes one B-tree, not
+        # two (a store made before keeps its table; both read and write the same).
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS child_state (key TEXT PRIMARY KEY, state TEXT NOT NULL) WITHOUT ROWID"
+        )
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS positions (topic TEXT, partition INTEGER, "
             "next_offset INTEGER, PRIMARY KEY (topic, partition))"
@@ -120,18 +157,53 @@ class SqliteStore:
         self._cache: OrderedDict[str, ChildState] = OrderedDict()
         self._dirty: dict[str, ChildState] = {}
         self._cache_size = cache_size
+        # Opened empty (a fresh rebuild), a child with no row is any the store was never given.
+        empty = self._db.execute("SELECT 1 FROM child_state LIMIT 1").fetchone() is None
+        self._written = _Written() if empty else None
 
     def get(self, key: str) -> ChildState:
         state = self._cache.get(key)
         if state is not None:
             self._cache.move_to_end(key)
             return state
+        state = self._dirty.get(key)  # put but pushed out of the cache: newer than its row
+        if state is not None:
+            self._remember(key, state)
+            return state
+        if self._written is not None and key not in self._written:
+            state = ChildState()
+            self._remember(key, state)
+            return state
         row = self._db.execute("SELECT state FROM child_state WHERE key = ?", (key,)).fetchone()
         state = loads(row[0]) if row else ChildState()
         self._remember(key, state)
         return state
 
+    def load(self, keys: Iterable[str]) -> None:
+        """Bring the states of ``keys`` into the cache (children with none as empty states) with
+        one query per few hundred keys: a rebuild reads its children a batch at a time instead
+        of one query each. Keys beyond the cache's size are left to :meth:`get`."""
+        wanted = [k for k in dict.fromkeys(keys) if k not in self._cache and k not in self._dirty]
+        del wanted[self._cache_size :]
+        if self._written is not None:
+            stored = []
+            for key in wanted:
+                if key in self._written:
+                    stored.append(key)
+                else:
+                    self._remember(key, ChildState())
+            wanted = stored
+        for start in range(0, len(wanted), _LOAD_BATCH):
+            part = wanted[start : start + _LOAD_BATCH]
+            marks = ",".join("?" * len(part))
+            rows = dict(self._db.execute(f"SELECT key, state FROM child_state WHERE key IN ({marks})", part))
+            for key in part:
+                row = rows.get(key)
+                self._remember(key, loads(row) if row is not None else ChildState())
+
     def put(self, key: str, state: ChildState) -> None:
+        if self._written is not None:
+            self._written.add(key)
         self._dirty[key] = state
         self._remember(key, state)
 
@@ -165,7 +237,9 @@ class SqliteStore:
         try:
             self._db.executemany(
                 "INSERT OR REPLACE INTO child_state (key, state) VALUES (?, ?)",
-                [(k, dumps(s)) for k, s in self._dirty.items()],
+                # In key order: neighbouring rows share B-tree pages, so a chunk of a national
+                # rebuild touches each page once instead of once per child.
+                [(k, dumps(self._dirty[k])) for k in sorted(self._dirty)],
             )
             self._db.executemany(
                 "INSERT OR REPLACE INTO positions (topic, partition, next_offset) VALUES (?, ?, ?)",

@@ -14,7 +14,7 @@ from broker.clients import consumer, producer
 from broker.settings import Settings
 from broker.wire.codecs import Codecs
 from broker.wire.registry import registry_for
-from consent.filter.state_reader import StateReader
+from consent.filter.state_reader import BATCH, StateReader
 from consent.filter.store import SqliteStore
 from consent.state import ChildState
 
@@ -41,10 +41,10 @@ class CountingStore(SqliteStore):
         self._uncommitted = 0
 
 
-def fill(settings: Settings, children: int) -> None:
+def fill(settings: Settings, children: int, state: str = "GIVEN", first: int = 0) -> None:
     codecs = Codecs(registry_for(settings))
     prod = producer(settings)
-    for i in range(children):
+    for i in range(first, children):
         record = {
             "consent_id": f"c{i}",
             "nhs_number": None,
@@ -52,9 +52,9 @@ def fill(settings: Settings, children: int) -> None:
             "local_authority_code": "202",
             "audience": "FAMILY_HELP",
             "purpose": "FAMILY_HELP",
-            "state": "GIVEN",
+            "state": state,
             "given_by": "PARENT",
-            "recorded_at": datetime(2026, 1, 5, 9, 0, tzinfo=UTC),
+            "recorded_at": datetime(2026, 1, 5 if state == "GIVEN" else 6, 9, 0, tzinfo=UTC),
             "recorded_by": "202",
         }
         key = f"la:202:T{i:07d}|FAMILY_HELP|FAMILY_HELP"
@@ -74,8 +74,8 @@ def test_catch_up_commits_in_chunks_and_saves_where_it_got_to(
     assert store.count() == CHILDREN
     assert store.get("la:202:T0000007").consents[0].state == "GIVEN"
     # Several commits while reading, none holding more than a chunk and one consume batch.
-    assert store.commits >= CHILDREN // 1500
-    assert store.most_uncommitted <= 500 + 1000
+    assert store.commits >= CHILDREN // (500 + min(BATCH, 500))
+    assert store.most_uncommitted <= 500 + min(BATCH, 500)
     # The saved positions are the topic's end: a restart reads nothing again.
     cons = consumer(kafka, f"{group_id}-ends")
     topic = kafka.topic("sg.consent.v1")
@@ -86,4 +86,29 @@ def test_catch_up_commits_in_chunks_and_saves_where_it_got_to(
     cons.close()
     saved = store.positions()
     assert {k: v for k, v in saved.items() if k[0] == topic} == {k: v for k, v in ends.items() if v > 0}
+    store.close()
+
+
+def test_a_warm_restart_reads_only_what_is_new_and_keeps_a_withdrawal(
+    kafka: Settings, group_id: str, tmp_path: Path
+) -> None:
+    fill(kafka, 200)
+    store = SqliteStore(tmp_path / "state.db")
+    first = Counter[str]()
+    reader = StateReader(kafka, store, Codecs(registry_for(kafka)), first, group_id)
+    reader.open("one")
+    reader.catch_up()
+    reader.close()
+    store.close()
+    assert first["consent_records"] == 200
+    fill(kafka, 8, state="WITHDRAWN", first=7)  # one child's consent withdrawn while it was down
+    store = SqliteStore(tmp_path / "state.db")
+    again = Counter[str]()
+    reader = StateReader(kafka, store, Codecs(registry_for(kafka)), again, group_id)
+    reader.open("one")
+    reader.catch_up()
+    reader.close()
+    assert again["consent_records"] == 1  # from the saved positions, not the start
+    assert store.get("la:202:T0000007").consents[0].state == "WITHDRAWN"
+    assert store.get("la:202:T0000008").consents[0].state == "GIVEN"
     store.close()
