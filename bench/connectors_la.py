@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import os
 import random
+import signal
 import statistics
 import subprocess
 import sys
@@ -31,6 +32,7 @@ _HERE = Path(__file__).resolve().parent
 sys.path[:] = [str(_HERE.parent), *(p for p in sys.path if Path(p or ".").resolve() != _HERE), str(_HERE)]
 
 import httpx
+from _http import Connection, post_request
 from _kafka import bench_kafka
 
 from broker.clients import producer
@@ -192,7 +194,20 @@ async def warm(port: int, token: str, rng: random.Random) -> None:
             await client.post("/v1/concerns", json=edu_syn.concern_payload(rng, 10**6 + i))
 
 
-def webhook(settings: Settings, requests: int, concurrency: int) -> None:
+#: The source tree the webhook process runs from.
+SERVER_TREE = _HERE.parent
+#: How the webhook process runs `sgb` (after the interpreter).
+SERVER = ["-m", "sgb.cli"]
+#: The webhook's command under cProfile (``--profile-webhook``).
+PROFILED = (
+    "import cProfile, sys\nfrom sgb.cli import main\nprofile = cProfile.Profile()\nprofile.enable()\n"
+    "try:\n    main(sys.argv[1:])\nfinally:\n    profile.disable()\n    profile.dump_stats({path!r})\n"
+)
+
+
+def webhook(
+    settings: Settings, requests: int, concurrency: int, profile: str | None = None, client_kind: str = "lean"
+) -> None:
     tokens = TokenStore(settings.state_dir / "tokens")
     token = tokens.add("100000")
     codecs = Codecs(registry_for(settings))
@@ -210,11 +225,15 @@ def webhook(settings: Settings, requests: int, concurrency: int) -> None:
             "SGB_LOG_LEVEL": "WARNING",
         }
     )
+    run = (
+        ["-c", PROFILED.format(path=profile)]  # its statistics written however it stops
+        if profile
+        else SERVER
+    )
     server = subprocess.Popen(
         [
             sys.executable,
-            "-m",
-            "sgb.cli",
+            *run,
             "connector",
             "serve-webhook",
             "--host",
@@ -225,7 +244,7 @@ def webhook(settings: Settings, requests: int, concurrency: int) -> None:
             str(settings.state_dir / "tokens"),
         ],
         env=env,
-        cwd=_HERE.parent,
+        cwd=SERVER_TREE,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -241,25 +260,46 @@ def webhook(settings: Settings, requests: int, concurrency: int) -> None:
     bodies = [edu_syn.concern_payload(rng, i) for i in range(requests)]
 
     async def over_http() -> tuple[float, list[float]]:
-        limits = httpx.Limits(max_connections=concurrency)
-        async with httpx.AsyncClient(
-            base_url=f"http://127.0.0.1:{port}",
-            limits=limits,
-            timeout=30,
-            headers={"Authorization": f"Bearer {token}"},
-        ) as client:
+        if client_kind == "httpx":  # what a school's Python client might be: costly per request
+            limits = httpx.Limits(max_connections=concurrency)
+            async with httpx.AsyncClient(
+                base_url=f"http://127.0.0.1:{port}",
+                limits=limits,
+                timeout=30,
+                headers={"Authorization": f"Bearer {token}"},
+            ) as client:
 
-            async def post(body: dict[str, Any]) -> None:
-                answer = await client.post("/v1/concerns", json=body)
-                assert answer.status_code == 202, answer.text
+                async def post(body: dict[str, Any]) -> None:
+                    answer = await client.post("/v1/concerns", json=body)
+                    assert answer.status_code == 202, answer.text
 
-            return await timed([lambda b=b: post(b) for b in bodies], concurrency)
+                return await timed([lambda b=b: post(b) for b in bodies], concurrency)
+        # One keep-alive connection per sender, requests made beforehand: the server is measured.
+        free = [await Connection.open(port) for _ in range(concurrency)]
+        requests_ = [post_request("/v1/concerns", token, b) for b in bodies]
+
+        async def send(request: bytes) -> None:
+            conn = free.pop()
+            try:
+                status, answer = await conn.send(request)
+            finally:
+                free.append(conn)
+            assert status == 202, answer
+
+        try:
+            return await timed([lambda r=r: send(r) for r in requests_], concurrency)
+        finally:
+            for conn in free:
+                conn.close()
 
     asyncio.run(warm(port, token, rng))
+    cpu = time.process_time()
     try:
         seconds, lat = asyncio.run(over_http())
+        cpu = time.process_time() - cpu
     finally:
-        server.terminate()
+        # uvicorn raises SIGTERM again once stopped (killing the process); SIGINT lets a profile be written
+        server.send_signal(signal.SIGINT if profile else signal.SIGTERM)
         server.wait(30)
     values = []
     from connectors.education.concern import Concern, concern_record, map_concern
@@ -283,7 +323,8 @@ def webhook(settings: Settings, requests: int, concurrency: int) -> None:
         return 1000 * statistics.quantiles(xs, n=100)[q - 1]
 
     print(
-        f"(c) webhook, {concurrency} senders: {requests / seconds:>9,.0f} requests/s, "
+        f"(c) webhook, {concurrency} senders ({client_kind} client, {1000 * cpu / requests:.2f} ms of "
+        f"client CPU a request): {requests / seconds:>9,.0f} requests/s, "
         f"p50 {pct(lat, 50):.1f} ms, p99 {pct(lat, 99):.1f} ms; awaited acks=all produce at the same "
         f"concurrency: {requests / raw_s:,.0f} events/s, p50 {pct(raw_lat, 50):.1f} ms, "
         f"p99 {pct(raw_lat, 99):.1f} ms"
@@ -299,8 +340,22 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=3_000, help="webhook requests")
     parser.add_argument("--concurrency", type=int, default=16, help="concurrent webhook senders")
     parser.add_argument("--no-webhook", action="store_true", help="skip (c), the schools' webhook")
+    parser.add_argument("--webhook-only", action="store_true", help="only (c), the schools' webhook")
+    parser.add_argument(
+        "--client",
+        choices=("lean", "httpx"),
+        default="lean",
+        help="(c)'s senders: one keep-alive connection each writing ready-made requests (measures the "
+        "server), or httpx (measures httpx too)",
+    )
+    parser.add_argument(
+        "--profile-webhook", metavar="FILE", help="run the webhook under cProfile, its statistics to FILE"
+    )
     args = parser.parse_args()
     with bench_kafka() as settings:
+        if args.webhook_only:
+            webhook(settings, args.requests, args.concurrency, args.profile_webhook, args.client)
+            return
         work = settings.state_dir / "files"
         work.mkdir()
         cin = la_syn.write_cin(work / "cin.xml", la_syn.cin_children(args.children, random.Random(1)))
@@ -360,7 +415,7 @@ def main() -> None:
         print(f"    {summary.counts['withheld']} events published with a data-quality finding")
 
         if not args.no_webhook:
-            webhook(settings, args.requests, args.concurrency)
+            webhook(settings, args.requests, args.concurrency, args.profile_webhook, args.client)
 
 
 if __name__ == "__main__":
