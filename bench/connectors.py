@@ -13,7 +13,8 @@ produce of the same number of pre-encoded events.
       round trip (Kafka's acks=all included); senders get throughput from connections.
 
 (b) and (c) run the same code as ``sgb connector run`` (transactions, checkpoints, dead
-letters); (d) runs the command itself. The broker is SGB_BENCH_BOOTSTRAP if set, else a
+letters, and for police the snapshot store that tells a re-exported record's amendment);
+(d) runs the command itself. The broker is SGB_BENCH_BOOTSTRAP if set, else a
 local one started for the run.
 
     .venv/bin/python bench/connectors.py [--records 100000] [--resources 25000] [--messages 10000]
@@ -53,16 +54,20 @@ from broker.clients import producer
 from broker.settings import Settings
 from broker.wire.codecs import Codecs
 from broker.wire.registry import registry_for
+from connectors.assembly import snapshot_parts
 from connectors.exceptions import MappingError, NoEvent
 from connectors.health import FhirMapper, FhirReader, load_profile
 from connectors.health import synthetic as health_syn
 from connectors.police import PoliceMapper, load_mapping, reader_for
 from connectors.police import synthetic as police_syn
+from connectors.registry import CORRECTING_AGENCIES, SNAPSHOT_AGENCIES
 from connectors.runtime.checkpoint import CheckpointStore
 from connectors.runtime.delivery import TransactionalDelivery
 from connectors.runtime.pipeline import FileConnector
 from connectors.runtime.progress import Progress
 from connectors.runtime.readers import FileRef
+from connectors.runtime.snapshot_store import SnapshotStore
+from connectors.runtime.snapshots import SnapshotDelivery
 from schemas.topics import ingress_topic
 
 MAPPINGS = Path(__file__).resolve().parent.parent / "connectors" / "mappings"
@@ -119,7 +124,12 @@ def file_connector(
     """Records/s of the file connector over one file (startup excluded), and its summary."""
     store = CheckpointStore(settings.state_dir / "connectors" / name)
     store.lock()
-    delivery = TransactionalDelivery(settings, agency, name)
+    delivery: Any = TransactionalDelivery(settings, agency, name)
+    if agency.lower() in SNAPSHOT_AGENCIES or agency.lower() in CORRECTING_AGENCIES:
+        # as `sgb connector run` has them: a force's record is remembered, to tell its amendments
+        snapshot = SnapshotStore(store.root)
+        reader, mapper = snapshot_parts(agency.lower(), reader, mapper, snapshot)
+        delivery = SnapshotDelivery(delivery, snapshot)
     try:
         runner = FileConnector(
             name,

@@ -6,7 +6,10 @@ produce of the same pre-encoded records in the same run:
   (b) SSDA903 episodes CSV: rows/s through the connector, against raw produce of its events;
   (c) the schools' webhook (`sgb connector serve-webhook`, its own process) over HTTP: requests/s
       and p50/p99 latency with N concurrent senders each waiting for its 202, against awaited
-      acks=all produce at the same concurrency.
+      acks=all produce at the same concurrency. The senders keep a connection each and write
+      ready-made requests (`--client httpx` for httpx, which costs more CPU than the server);
+      `--baseline-tree DIR` runs the same first with DIR's webhook (`git worktree add --detach
+      DIR main`); `--profile-webhook FILE` keeps the server's cProfile statistics.
 
     .venv/bin/python bench/connectors_la.py [--children 20000] [--episodes 40000] [--requests 3000]
 """
@@ -14,11 +17,7 @@ produce of the same pre-encoded records in the same run:
 from __future__ import annotations
 
 import argparse
-import asyncio
-import os
 import random
-import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -30,21 +29,18 @@ from typing import Any
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [str(_HERE.parent), *(p for p in sys.path if Path(p or ".").resolve() != _HERE), str(_HERE)]
 
-import httpx
 from _kafka import bench_kafka
+from _webhook import webhooks
 
 from broker.clients import producer
 from broker.settings import Settings
 from broker.wire.codecs import Codecs
 from broker.wire.registry import registry_for
 from connectors.assembly import snapshot_parts
-from connectors.education import synthetic as edu_syn
-from connectors.education.tokens import TokenStore
 from connectors.exceptions import MappingError, NoEvent
 from connectors.local_authority import CinCensusReader, LaMapper, LaProfile, Ssda903Reader
 from connectors.local_authority import synthetic as la_syn
 from connectors.local_authority.ssda903 import EPISODE_COLUMNS, HEADER_COLUMNS
-from connectors.runtime.acked import AckedProducer
 from connectors.runtime.checkpoint import CheckpointStore
 from connectors.runtime.delivery import TransactionalDelivery
 from connectors.runtime.pipeline import FileConnector
@@ -158,138 +154,6 @@ def report(label: str, units: str, count: int, seconds: float, raw_events: int, 
     )
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-async def timed(calls: list[Any], concurrency: int) -> tuple[float, list[float]]:
-    """Seconds for all calls with ``concurrency`` workers, and each call's latency."""
-    latencies: list[float] = []
-    queue = list(reversed(calls))
-
-    async def worker() -> None:
-        while queue:
-            call = queue.pop()
-            began = time.perf_counter()
-            await call()
-            latencies.append(time.perf_counter() - began)
-
-    began = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return time.perf_counter() - began, latencies
-
-
-async def warm(port: int, token: str, rng: random.Random) -> None:
-    """A few requests first, so connections and metadata are not in the measured latency."""
-    async with httpx.AsyncClient(
-        base_url=f"http://127.0.0.1:{port}", timeout=30, headers={"Authorization": f"Bearer {token}"}
-    ) as client:
-        for i in range(20):
-            await client.post("/v1/concerns", json=edu_syn.concern_payload(rng, 10**6 + i))
-
-
-def webhook(settings: Settings, requests: int, concurrency: int) -> None:
-    tokens = TokenStore(settings.state_dir / "tokens")
-    token = tokens.add("100000")
-    codecs = Codecs(registry_for(settings))
-    _ = codecs.event
-    # The webhook as deployed: `sgb connector serve-webhook` in its own process (the client here
-    # would otherwise share one interpreter lock with the server).
-    port = free_port()
-    env = dict(os.environ)
-    env.update(
-        {
-            "SGB_BOOTSTRAP_SERVERS": settings.bootstrap,
-            "SGB_TOPIC_PREFIX": settings.topic_prefix,
-            "SGB_STATE_DIR": str(settings.state_dir),
-            "SGB_LOG_FORMAT": "json",
-            "SGB_LOG_LEVEL": "WARNING",
-        }
-    )
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "sgb.cli",
-            "connector",
-            "serve-webhook",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--tokens",
-            str(settings.state_dir / "tokens"),
-        ],
-        env=env,
-        cwd=_HERE.parent,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    rng = random.Random(5)
-    bodies = [edu_syn.concern_payload(rng, i) for i in range(requests)]
-
-    async def over_http() -> tuple[float, list[float]]:
-        limits = httpx.Limits(max_connections=concurrency)
-        async with httpx.AsyncClient(
-            base_url=f"http://127.0.0.1:{port}",
-            limits=limits,
-            timeout=30,
-            headers={"Authorization": f"Bearer {token}"},
-        ) as client:
-
-            async def post(body: dict[str, Any]) -> None:
-                answer = await client.post("/v1/concerns", json=body)
-                assert answer.status_code == 202, answer.text
-
-            return await timed([lambda b=b: post(b) for b in bodies], concurrency)
-
-    asyncio.run(warm(port, token, rng))
-    try:
-        seconds, lat = asyncio.run(over_http())
-    finally:
-        server.terminate()
-        server.wait(30)
-    values = []
-    from connectors.education.concern import Concern, concern_record, map_concern
-
-    for b in bodies:
-        event = map_concern(concern_record("raw", "100000", Concern.model_validate(b), b"{}"), "100000")
-        values.append((str(child_key(event["child"])).encode(), codecs.event.encode(event)))
-
-    async def raw() -> tuple[float, list[float]]:
-        acked = AckedProducer(settings, asyncio.get_running_loop(), 10)
-        topic = settings.topic(ingress_topic("EDUCATION"))
-        try:
-            await asyncio.gather(*(acked.send(topic, v, k) for k, v in values[:50]))  # warm up
-            return await timed([lambda k=k, v=v: acked.send(topic, v, k) for k, v in values], concurrency)
-        finally:
-            acked.close()
-
-    raw_s, raw_lat = asyncio.run(raw())
-
-    def pct(xs: list[float], q: int) -> float:
-        return 1000 * statistics.quantiles(xs, n=100)[q - 1]
-
-    print(
-        f"(c) webhook, {concurrency} senders: {requests / seconds:>9,.0f} requests/s, "
-        f"p50 {pct(lat, 50):.1f} ms, p99 {pct(lat, 99):.1f} ms; awaited acks=all produce at the same "
-        f"concurrency: {requests / raw_s:,.0f} events/s, p50 {pct(raw_lat, 50):.1f} ms, "
-        f"p99 {pct(raw_lat, 99):.1f} ms"
-    )
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -299,8 +163,27 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=3_000, help="webhook requests")
     parser.add_argument("--concurrency", type=int, default=16, help="concurrent webhook senders")
     parser.add_argument("--no-webhook", action="store_true", help="skip (c), the schools' webhook")
+    parser.add_argument("--webhook-only", action="store_true", help="only (c), the schools' webhook")
+    parser.add_argument(
+        "--client",
+        choices=("lean", "httpx"),
+        default="lean",
+        help="(c)'s senders: one keep-alive connection each writing ready-made requests (measures the "
+        "server), or httpx (measures httpx too)",
+    )
+    parser.add_argument(
+        "--baseline-tree",
+        type=Path,
+        help="(c) first with the webhook of this source tree (`git worktree add --detach DIR main`)",
+    )
+    parser.add_argument(
+        "--profile-webhook", metavar="FILE", help="run the webhook under cProfile, its statistics to FILE"
+    )
     args = parser.parse_args()
     with bench_kafka() as settings:
+        if args.webhook_only:
+            webhooks(settings, args)
+            return
         work = settings.state_dir / "files"
         work.mkdir()
         cin = la_syn.write_cin(work / "cin.xml", la_syn.cin_children(args.children, random.Random(1)))
@@ -360,7 +243,7 @@ def main() -> None:
         print(f"    {summary.counts['withheld']} events published with a data-quality finding")
 
         if not args.no_webhook:
-            webhook(settings, args.requests, args.concurrency)
+            webhooks(settings, args)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from connectors.runtime.records import ConnectorParts
 from connectors.runtime.snapshot_store import SnapshotStore
 from connectors.runtime.snapshots import SnapshotDelivery, SnapshotMapper
 from connectors.runtime.summary import Summary
-from connectors.runtime.withdrawals import WithdrawingReader
+from connectors.runtime.withdrawals import MappedOnce, WithdrawingReader
 
 
 def run_file_connector(
@@ -113,8 +113,9 @@ def snapshot_parts(agency: str, reader: Any, mapper: Any, store: SnapshotStore) 
     """The reader and mapping function of a snapshot source: publishing changes only, and for the
     sources that correct themselves (:data:`CORRECTING_AGENCIES`) amending, and withdrawing what a
     complete return no longer has (:data:`WITHDRAWING_AGENCIES`)."""
-    if agency in WITHDRAWING_AGENCIES:
-        return WithdrawingReader(reader, mapper, store), SnapshotMapper(mapper, store, corrects=True)
+    if agency in WITHDRAWING_AGENCIES:  # the withdrawal rule maps each fact: the mapper reuses it
+        once = MappedOnce(mapper)
+        return WithdrawingReader(reader, once, store), SnapshotMapper(once, store, corrects=True)
     return reader, SnapshotMapper(mapper, store, corrects=agency in CORRECTING_AGENCIES)
 
 

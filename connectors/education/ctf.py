@@ -23,7 +23,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from connectors.exceptions import MappingError, NoEvent
-from connectors.local_authority.xmlstream import as_bytes, check, child, children, count_tag, stream, text
+from connectors.local_authority.xmlstream import check, child, children, count_tag, lazy_bytes, stream, text
 from connectors.runtime.event_builder import build_event
 from connectors.runtime.readers import FileRef, Malformed
 from connectors.runtime.records import SourceRecord
@@ -112,8 +112,7 @@ class CtfReader:
                         ),
                     )
                 )
-            if facts:
-                raw = as_bytes(elem)
+            raw = lazy_bytes(elem)
             for suffix, data in facts:
                 yield SourceRecord(
                     ref.connector,
@@ -122,8 +121,8 @@ class CtfReader:
                     ordinal,
                     f"Pupil {n}{suffix}",
                     data,
-                    raw,
-                    "application/xml",
+                    content_type="application/xml",
+                    raw_of=raw,
                 )
                 ordinal += 1
 

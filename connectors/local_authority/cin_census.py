@@ -34,7 +34,7 @@ from typing import Any
 from xml.etree.ElementTree import Element
 
 from connectors.exceptions import WrongSource
-from connectors.local_authority.xmlstream import as_bytes, child, children, count_tag, stream, text
+from connectors.local_authority.xmlstream import child, children, count_tag, lazy_bytes, stream, text
 from connectors.runtime.readers import FileRef, Malformed
 from connectors.runtime.records import SourceRecord
 from connectors.runtime.snapshots import Fact, date_key
@@ -235,7 +235,7 @@ class CinCensusReader:
                 la_code = self._authority(elem, ref.source)
                 scope = return_scope(elem, la_code)
                 continue
-            raw = as_bytes(elem)
+            raw = lazy_bytes(elem)
             ids = child(elem, "ChildIdentifiers")
             facts: list[tuple[str, Any]]
             if not text(ids, "LAchildID"):
@@ -252,7 +252,7 @@ class CinCensusReader:
                     ordinal,
                     f"Child {n}" + (f" / {suffix}" if suffix else ""),
                     data,
-                    raw,
-                    CONTENT_TYPE,
+                    content_type=CONTENT_TYPE,
+                    raw_of=raw,
                 )
                 ordinal += 1

@@ -3,15 +3,17 @@
 ``defusedxml`` refuses a document type declaration, entity declarations and external
 references outright (no entity expansion, no network, no local file read), and the
 document is read with ``iterparse`` one record element at a time: each record is handed
-over, then removed from its parent, so memory stays bounded whatever the file's size.
+over, then removed from its parent, so memory stays bounded whatever the file's size (a
+record element lives on only while something still holds it: a record's :func:`lazy_bytes`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
-from xml.etree.ElementTree import Element, ParseError
+from xml.etree.ElementTree import Element, ParseError, tostring
 
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import iterparse
@@ -23,6 +25,7 @@ from connectors.exceptions import SourceFileError
 MAX_DEPTH = 64
 
 
+@lru_cache(maxsize=1024)  # a return has a few dozen names, met hundreds of thousands of times
 def local(tag: str) -> str:
     """An element's name without its namespace."""
     return tag.rsplit("}", 1)[-1]
@@ -59,7 +62,8 @@ def children(elem: Element | None, name: str) -> list[Element]:
 def stream(path: Path, source: str, record_tag: str, header_tag: str) -> Iterator[tuple[str, Element, int]]:
     """``("header", element, n)`` once the header is read, then ``("record", element, n)`` per
     record element (``n`` counts records from 1). Each record is removed from the tree after
-    the caller has resumed. Raises :class:`SourceFileError` if the file is not well-formed XML
+    the caller has resumed, whole (not cleared), so that what the caller kept of it, such as
+    :func:`lazy_bytes`, still writes it out as it was read. Raises :class:`SourceFileError` if the file is not well-formed XML
     or declares entities or a DTD."""
     parents: list[Element] = []
     count = 0
@@ -78,7 +82,6 @@ def stream(path: Path, source: str, record_tag: str, header_tag: str) -> Iterato
             elif name == record_tag:
                 count += 1
                 yield "record", elem, count
-                elem.clear()
                 if parents:
                     parents[-1].remove(elem)
     except DefusedXmlException:
@@ -114,6 +117,10 @@ def count_tag(path: Path, tag: bytes) -> int:
 
 def as_bytes(elem: Any) -> bytes:
     """The element as XML bytes (for a dead letter)."""
-    from xml.etree.ElementTree import tostring
-
     return bytes(tostring(elem, encoding="utf-8"))
+
+
+def lazy_bytes(elem: Element) -> Callable[[], bytes]:
+    """What makes the element's XML bytes when a dead letter asks (``SourceRecord.raw_of``):
+    writing every record out as it is read would cost a third of a return's reading."""
+    return partial(as_bytes, elem)

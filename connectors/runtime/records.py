@@ -57,6 +57,9 @@ class SourceRecord:
             (an HL7 message: sender, control id, time and a digest of its content); the event
             id is then derived from it, so a resend anywhere gets the same id and a different
             record at a reused position does not.
+        raw_of: makes the original bytes when asked, for a reader whose ``raw`` would cost more
+            to make than most records ever need (an XML element written back out): only a dead
+            letter asks. Used when ``raw`` is None.
     """
 
     connector: str
@@ -71,6 +74,7 @@ class SourceRecord:
     header: bytes | None = field(default=None, repr=False)
     original: Any = field(default=None, repr=False)
     identity: str | None = None
+    raw_of: Callable[[], bytes] | None = field(default=None, repr=False, compare=False)
 
     @property
     def event_id(self) -> str:
@@ -81,8 +85,9 @@ class SourceRecord:
 
     def payload(self) -> bytes:
         """The bytes a dead letter keeps: the original record, or its JSON when read as an object."""
-        if self.raw is not None:
-            return (self.header or b"") + self.raw
+        raw = self.raw if self.raw is not None or self.raw_of is None else self.raw_of()
+        if raw is not None:
+            return (self.header or b"") + raw
         source = self.original if self.original is not None else self.data
         return json.dumps(source, sort_keys=True, default=str).encode()
 

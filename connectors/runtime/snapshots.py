@@ -170,9 +170,10 @@ class SnapshotMapper:
         data, at = record.data, (record.file_id, record.ordinal)
         if isinstance(data, Withdrawal):
             return self._withdraw(record.connector, at, data.key, None)
-        if isinstance(data, Fact):  # a return states each fact once: the second time is nothing
-            before = self.store.get(digest(data.key))
-            if self.store.claimed(digest(data.key)) or (
+        fact_key = digest(data.key) if isinstance(data, Fact) else None
+        if fact_key is not None:  # a return states each fact once: the second time is nothing
+            before = self.store.get(fact_key)
+            if self.store.claimed(fact_key) or (
                 before is not None and not (self.corrects and before.correctable)
             ):
                 raise NoEvent(UNCHANGED)
@@ -180,7 +181,7 @@ class SnapshotMapper:
         identity = data.key if isinstance(data, Fact) else self.record_key(event) if self.record_key else None
         if identity is None:
             return event
-        key = digest(identity)
+        key = fact_key or digest(identity)
         before = self.store.get(key)
         if (event.get("correction") or {}).get("kind") == RETRACTED:
             return self._withdraw(record.connector, at, key, event)

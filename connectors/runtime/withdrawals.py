@@ -37,6 +37,42 @@ from connectors.runtime.snapshot_store import SnapshotStore, digest
 from connectors.runtime.snapshots import Fact, Withdrawal
 
 
+class MappedOnce:
+    """The mapping function, shared by :class:`WithdrawingReader` (which maps each fact to know
+    whether it holds its child back) and the snapshot mapper that maps it again right after:
+    the second call for the same record takes the first call's outcome (its event, or the
+    exception it raised) instead of mapping again. Any other call maps.
+
+    Args:
+        inner: the pure mapping function.
+    """
+
+    __slots__ = ("_outcome", "_record", "inner")
+
+    def __init__(self, inner: MapRecord) -> None:
+        self.inner = inner
+        self._record: SourceRecord | None = None
+        self._outcome: dict[str, Any] | Exception | None = None
+
+    def __getattr__(self, name: str) -> Any:  # record_key, and whatever else a wrapper asks of it
+        return getattr(self.inner, name)
+
+    def __call__(self, record: SourceRecord) -> dict[str, Any]:
+        if record is self._record:  # the second call: the first one's outcome, once
+            outcome, self._record, self._outcome = self._outcome, None, None
+            if isinstance(outcome, Exception):
+                raise outcome
+            assert outcome is not None
+            return outcome
+        try:
+            event = self.inner(record)
+        except Exception as exc:
+            self._record, self._outcome = record, exc
+            raise
+        self._record, self._outcome = record, event
+        return event
+
+
 class WithdrawingReader:
     """A snapshot reader's records, then a :class:`Withdrawal` for each fact the return no
     longer has, by the rule of this module.
