@@ -17,6 +17,7 @@ from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 from broker.clients import admin_client, consumer, producer
 from broker.exceptions import SerdeError
 from broker.logs import get_logger
+from broker.security.ciphers import child_namer
 from broker.settings import Settings
 from broker.transactions import watermarks
 from broker.wire.codecs import Codecs
@@ -64,6 +65,7 @@ class StateReader:
         self._republisher: Any = None
         self._writer: str | None = None
         self._identity = identity
+        self._name = child_namer(settings)
 
     def open(self, instance: str, writer: str | None = None) -> None:
         """Assign every partition of the state topics, from the saved positions.
@@ -253,6 +255,7 @@ class StateReader:
         key = consent_child_key(record)
         if key is None:
             return
+        key = self._name(key)  # the filter's name for the child (a pseudonym with field encryption on)
         before = self._store.get(key)
         after = status.apply_consent(before, record)
         self._counts["consent_records"] += 1
