@@ -32,8 +32,8 @@ import binascii
 import json
 import os
 import re
-from datetime import date
 from collections.abc import Callable, Mapping
+from datetime import date
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
@@ -328,11 +328,15 @@ class FieldCipher:
                 return unreadable
 
         values = event.get(SEALED_VALUES) or {}
-        out: dict[str, Any] = _walk_tokens({**event, SEALED_VALUES: None} if values else dict(event), "", leaf)
+        out: dict[str, Any] = _walk_tokens(
+            {**event, SEALED_VALUES: None} if values else dict(event), "", leaf
+        )
         for path, token in values.items():
             text = leaf(path, token) if isinstance(token, str) and token.startswith(PREFIX) else unreadable
             try:
-                value = _value_of(text) if isinstance(text, str) and text not in (ERASED, UNREADABLE) else None
+                value = (
+                    _value_of(text) if isinstance(text, str) and text not in (ERASED, UNREADABLE) else None
+                )
             except (FieldUnreadable, ValueError):
                 failed.append(path)
                 value = None

@@ -27,9 +27,9 @@ from broker.logs import get_logger
 from broker.probes import Health
 from broker.security import provenance
 from broker.security.ciphers import FilterCrypt, child_namer
-from broker.security.pseudonyms import is_pseudonym
 from broker.security.key_directory import key_provider
 from broker.security.provenance import Signer
+from broker.security.pseudonyms import is_pseudonym
 from broker.security.signing_keys import KeyStore
 from broker.settings import Settings
 from broker.transactions import bounded, next_offsets, retrying, rewind, watermarks

@@ -63,7 +63,9 @@ def erase(ctx: Context, child: str, yes: bool, keys_only: bool) -> None:
     path = vault_path(settings.state_dir)
     if not path.exists() and keys_only:
         if forgotten:
-            click.echo(f"{forgotten} demographic record(s) kept for matching deleted; no key vault here.{unsealed}")
+            click.echo(
+                f"{forgotten} demographic record(s) kept for matching deleted; no key vault here.{unsealed}"
+            )
             return
         msg = f"No key vault at {path}: nothing was ever encrypted here (is SGB_STATE_DIR right?)."
         raise SgbError(msg)
@@ -87,7 +89,11 @@ def erase(ctx: Context, child: str, yes: bool, keys_only: bool) -> None:
         sent = send_erasures(settings, child)
         tombstones = forget_compacted(settings, child)
         log.warning(
-            "erasure corrections sent", action="erase", child_ref=ref or None, count=sent, tombstones=tombstones
+            "erasure corrections sent",
+            action="erase",
+            child_ref=ref or None,
+            count=sent,
+            tombstones=tombstones,
         )
         if destroyed or sent or forgotten or tombstones:
             click.echo(

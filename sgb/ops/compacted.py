@@ -32,9 +32,10 @@ def read_to_end(settings: Settings, logical: str, timeout: float = 60.0) -> list
         deadline = time.monotonic() + timeout
         while ends and time.monotonic() < deadline:
             for message in cons.consume(500, timeout=0.5):
-                if message.error() or not message.key():
+                key = message.key()
+                if message.error() or not key:
                     continue
-                out.append((message.key(), message.value()))
+                out.append((key, message.value()))
             for tp in cons.position([TopicPartition(name, p) for p in ends]):
                 if tp.offset >= ends[tp.partition]:
                     del ends[tp.partition]

@@ -13,8 +13,8 @@ topics keep of the child.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from collections.abc import Collection
+from datetime import UTC, datetime
 from typing import Any
 
 from broker.clients import flush_or_raise, producer
@@ -60,7 +60,9 @@ def shared_events_of(entries: dict[str, dict[str, Any]], names: Collection[str])
     ]
 
 
-def erasure_notice(entry: dict[str, Any], child: str, now: datetime, *, anonymous: bool = False) -> dict[str, Any]:
+def erasure_notice(
+    entry: dict[str, Any], child: str, now: datetime, *, anonymous: bool = False
+) -> dict[str, Any]:
     """The ``ERASED`` correction of one ledger entry's event. An ``anonymous`` notice names no
     identifier at all (field encryption on): its message key, the child's pseudonym, routes it."""
     event_type = entry["event_type"]

@@ -42,7 +42,12 @@ def _child(event: dict[str, Any], nhs: str, name: tuple[str, str], born: date, p
         family_name=name[1],
         date_of_birth=born,
         address={"line1": f"7 {place} Mews", "line2": None, "town": "Testford", "postcode": "ZQ1 7XY"},
-        confidential_address={"line1": f"{place} Refuge House", "line2": None, "town": "Testford", "postcode": "ZQ2 8XY"},
+        confidential_address={
+            "line1": f"{place} Refuge House",
+            "line2": None,
+            "town": "Testford",
+            "postcode": "ZQ2 8XY",
+        },
     )
     if place == "Brightwater":
         event["child"]["address"]["postcode"] = "ZB1 1BB"
@@ -112,7 +117,9 @@ def _events(settings: Settings, messages: list[Any]) -> list[tuple[str, dict[str
 def _hubs(settings: Settings, shared: set[tuple[str, str]], sinks: dict[tuple[str, str], str]) -> None:
     stop = threading.Event()
     for audience, org in sorted(shared):
-        Subscriber(settings, audience, org).run(open_sink(sinks[(audience, org)], audience, org), stop, idle_timeout=3)
+        Subscriber(settings, audience, org).run(
+            open_sink(sinks[(audience, org)], audience, org), stop, idle_timeout=3
+        )
 
 
 def test_sgb_erase_leaves_no_readable_copy_of_the_child_on_any_topic_or_in_any_sink(
@@ -126,9 +133,15 @@ def test_sgb_erase_leaves_no_readable_copy_of_the_child_on_any_topic_or_in_any_s
     nhs_a, nhs_b = synthetic_nhs_number(rng), synthetic_nhs_number(rng)
     assert nhs_a.startswith("999") and nhs_b.startswith("999") and nhs_a != nhs_b
     born_a, born_b = date(2023, 3, 1), date(2022, 9, 9)  # under 5: health visiting receives too
-    a_police = _child(domestic_abuse_incident(born=born_a), nhs_a, ("Zephyrine", "Quillfeather"), born_a, "Quillfeather")
-    a_school = _child(event("SCHOOL_SAFEGUARDING_CONCERN", risk="SIGNIFICANT_HARM"), nhs_a, ("Zephyrine", "Quillfeather"), born_a, "Quillfeather")
-    b_police = _child(domestic_abuse_incident(born=born_b), nhs_b, ("Barnaby", "Brightwater"), born_b, "Brightwater")
+    name_a = ("Zephyrine", "Quillfeather")
+    a_police = _child(domestic_abuse_incident(born=born_a), nhs_a, name_a, born_a, "Quillfeather")
+    concern = event(
+        "SCHOOL_SAFEGUARDING_CONCERN", risk="SIGNIFICANT_HARM"
+    )  # to the MASH from a second agency
+    a_school = _child(concern, nhs_a, name_a, born_a, "Quillfeather")
+    b_police = _child(
+        domestic_abuse_incident(born=born_b), nhs_b, ("Barnaby", "Brightwater"), born_b, "Brightwater"
+    )
     secrets_a = [nhs_a, "Zephyrine", "Quillfeather", "ZQ1 7XY", "ZQ2 8XY"]
 
     with RunningFilter(settings, group_id=group_id, instance="test"):
@@ -137,7 +150,9 @@ def test_sgb_erase_leaves_no_readable_copy_of_the_child_on_any_topic_or_in_any_s
         shared = {(d["audience"], d["organisation"]) for d in audits if d["outcome"] == "SHARE"}
         assert len({e for e in (d["event_id"] for d in audits if d["outcome"] == "SHARE")}) == 3
         sinks = {
-            hub: f"{kind}:{tmp_path / f'{hub[0]}-{hub[1]}.{kind}'}" if kind != "postgres" else f"postgres:{postgres_dsn}"
+            hub: f"{kind}:{tmp_path / f'{hub[0]}-{hub[1]}.{kind}'}"
+            if kind != "postgres"
+            else f"postgres:{postgres_dsn}"
             for hub, kind in zip(sorted(shared), SINKS * 3, strict=False)
         }
         assert {s.partition(":")[0] for s in sinks.values()} == set(SINKS)
@@ -155,7 +170,9 @@ def test_sgb_erase_leaves_no_readable_copy_of_the_child_on_any_topic_or_in_any_s
         )
         assert erased.returncode == 0, erased.stderr
         assert nhs_a not in erased.stdout + erased.stderr
-        b_later = _child(domestic_abuse_incident(born=born_b), nhs_b, ("Barnaby", "Brightwater"), born_b, "Brightwater")
+        b_later = _child(
+            domestic_abuse_incident(born=born_b), nhs_b, ("Barnaby", "Brightwater"), born_b, "Brightwater"
+        )
         publish(settings, b_later)
         told = audits_for(settings, 3 + 2 + 1)  # the ERASED notices of a's two events, b's later event
         assert {d["event_id"] for d in told if d["outcome"] == "SHARE"} >= {b_later["event_id"]}
@@ -188,7 +205,11 @@ def test_sgb_erase_leaves_no_readable_copy_of_the_child_on_any_topic_or_in_any_s
         child = e["child"]
         assert ERASED not in repr(e) and UNREADABLE not in repr(e)
         if topic.startswith(settings.topic("sg.ingress.")):  # as sent; recipients get what their rule grants
-            assert (child["nhs_number"], child["given_name"], child["date_of_birth"]) == (nhs_b, "Barnaby", born_b)
+            assert (child["nhs_number"], child["given_name"], child["date_of_birth"]) == (
+                nhs_b,
+                "Barnaby",
+                born_b,
+            )
             assert child["confidential_address"]["line1"] == "Brightwater Refuge House"
 
     # 3. The hubs' sinks hold nothing readable of a; b, including its later event, is still there.

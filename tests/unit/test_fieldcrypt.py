@@ -90,7 +90,11 @@ def test_the_plan_follows_the_tags_of_every_event_type() -> None:
     assert set(looked_after) >= {"placement_address", "placement_local_authority_code"}
     envelope = plan.for_event_type("DOMESTIC_ABUSE_INCIDENT")[1]
     child = envelope["child"][1]
-    assert envelope["narrative"] == "leaf" and child["nhs_number"] == "leaf" and child["date_of_birth"] == "value"
+    assert (
+        envelope["narrative"] == "leaf"
+        and child["nhs_number"] == "leaf"
+        and child["date_of_birth"] == "value"
+    )
     assert {"confidential_address", "address", "given_name", "linked_identifiers"} <= set(child)
     assert not {"school_urn", "gp_practice_ods", "local_authority_code"} & set(child)  # routing: METADATA
     assert "source" not in envelope and "sealed_values" not in envelope
