@@ -55,8 +55,8 @@ def erase(ctx: Context, child: str, yes: bool, keys_only: bool) -> None:
     # The demographics kept for matching (principle 11) go with the child, vault or not.
     forgotten = erase_demographics(settings.state_dir, sorted({child, child_namer(settings)(child)}))
     unsealed = (
-        " Field encryption is off, so the child's fields on the Kafka topics were never sealed and stay "
-        "readable there until their retention ends."
+        " Field encryption is off here (SGB_FIELD_ENCRYPTION), so whatever of the child was published "
+        "unsealed stays readable on the Kafka topics until its retention ends."
         if settings.field_encryption != "on"
         else ""
     )

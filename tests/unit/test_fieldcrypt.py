@@ -219,11 +219,15 @@ def test_filter_opens_every_field_to_decide_and_fails_closed_on_erased_ones(
     assert opened["narrative"] == "Synthetic narrative NARR-B" and opened["child"]["date_of_birth"] is None
 
 
+UNSEALED = "stays readable on the Kafka topics until its retention ends"
+
+
 def _sgb(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
         "SGB_STATE_DIR": str(settings.state_dir),
         "SGB_LOG_FORMAT": "json",
+        "SGB_FIELD_ENCRYPTION": settings.field_encryption,
         "PYTHONPATH": str(REPO),
     }
     return subprocess.run(
@@ -244,7 +248,7 @@ def test_sgb_erase_destroys_the_key_and_names_the_child_only_by_a_hash(
     nhs = a["child"]["nhs_number"]
     done = _sgb(settings, "erase", "--child", key, "--yes", "--keys-only")
     assert done.returncode == 0, done.stderr
-    assert "1 data key destroyed" in done.stdout
+    assert "1 data key destroyed" in done.stdout and UNSEALED not in done.stdout
     assert nhs not in done.stdout + done.stderr
     assert '"child_ref"' in done.stderr and "data key destroyed" in done.stderr
     assert cipher.reveal(sealed)["narrative"] == ERASED
@@ -261,3 +265,13 @@ def test_sgb_erase_destroys_the_key_and_names_the_child_only_by_a_hash(
         Settings(state_dir=settings.state_dir / "elsewhere"), "erase", "--child", key, "--yes", "--keys-only"
     )
     assert empty.returncode == 1 and "No key vault" in empty.stderr
+
+
+def test_sgb_erase_with_field_encryption_off_says_unsealed_fields_stay_until_retention_ends(
+    tmp_path: Path,
+) -> None:
+    off = Settings(state_dir=tmp_path / "state")
+    cipher_for(off).seal(_event("NARR-A")[0], "nhs:9990000018")  # a vault exists, as after a switch to off
+    done = _sgb(off, "erase", "--child", "nhs:9990000018", "--yes", "--keys-only")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count(UNSEALED) == 1 and "9990000018" not in done.stdout
