@@ -17,7 +17,8 @@ from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any
 
-from broker.clients import flush_or_raise, producer
+from broker.clients import admin_client, flush_or_raise, producer
+from broker.exceptions import SgbError
 from broker.security.ciphers import child_namer
 from broker.settings import Settings
 from broker.wire.codecs import Codecs
@@ -28,15 +29,35 @@ from connectors.runtime.publisher import EventPublisher
 from connectors.runtime.records import uuid5_text
 from schemas.child_keys import consent_child_key
 from schemas.topics import CONSENT_TOPIC, IDENTITY_LINKS_TOPIC, SHARES_TOPIC, STATUS_TOPIC
-from sgb.ops.compacted import read_to_end
+from sgb.ops.topic_reads import partition_ends, read_to_end
 from sgb.simulate.data import EVENT_AGENCY
+
+
+def latest(settings: Settings, logical: str, timeout: float = 60.0) -> list[tuple[bytes, bytes | None]]:
+    """Every keyed ``(key, value)`` on ``logical`` read to its current end, in offset order per
+    partition (a tombstone's value is None)."""
+    name = settings.topic(logical)
+    ends = partition_ends(settings, admin_client(settings))
+    if not any(topic == name for topic, _ in ends):
+        msg = f"Topic {name} does not exist; run `sgb topics apply`."
+        raise SgbError(msg)
+    out: list[tuple[bytes, bytes | None]] = []
+
+    def keep(message: Any) -> None:
+        key = message.key()
+        if key:
+            out.append((key, message.value()))
+
+    start = {pos: low for pos, (low, end) in ends.items() if pos[0] == name and end > low}
+    read_to_end(settings, start, keep, timeout)
+    return out
 
 
 def ledger(settings: Settings, timeout: float = 60.0) -> dict[str, dict[str, Any]]:
     """Every entry of the share ledger by event id, the newest revision of each, read to its end."""
     codecs = Codecs(registry_for(settings))
     out: dict[str, dict[str, Any]] = {}
-    for _, value in read_to_end(settings, SHARES_TOPIC, timeout):
+    for _, value in latest(settings, SHARES_TOPIC, timeout):
         if value is None:
             continue
         entry = codecs.shares.decode(value)
@@ -115,7 +136,7 @@ def forget_compacted(settings: Settings, child: str) -> int:
     rewrites the segment, and the tombstones themselves for ``delete.retention.ms``."""
     name = child_namer(settings)
     codecs = Codecs(registry_for(settings))
-    links = [codecs.identity_link.decode(v) for _, v in read_to_end(settings, IDENTITY_LINKS_TOPIC) if v]
+    links = [codecs.identity_link.decode(v) for _, v in latest(settings, IDENTITY_LINKS_TOPIC) if v]
     cluster = {child, name(child)}
     grew = True
     while grew:  # every identifier linked to the child, however far
@@ -129,10 +150,10 @@ def forget_compacted(settings: Settings, child: str) -> int:
     for link in links:
         if {link["child_key_a"], link["child_key_b"]} & cluster:
             doomed[(IDENTITY_LINKS_TOPIC, str(link["link_id"]).encode())] = True
-    for key, value in read_to_end(settings, STATUS_TOPIC):
+    for key, value in latest(settings, STATUS_TOPIC):
         if key.decode(errors="replace") in cluster:
             doomed[(STATUS_TOPIC, key)] = value is not None
-    for key, value in read_to_end(settings, CONSENT_TOPIC):
+    for key, value in latest(settings, CONSENT_TOPIC):
         record = codecs.consent.decode(value) if value is not None else None
         of = consent_child_key(record) if record is not None else None
         if of is not None and (of in cluster or name(of) in cluster):
