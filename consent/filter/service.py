@@ -61,7 +61,7 @@ from schemas.topics import (
     SHARES_TOPIC,
     STATUS_TOPIC,
 )
-from schemas.validation import InvalidEvent, validate_event
+from schemas.validation import SEALED_PREFIX, InvalidEvent, validate_event
 from schemas.vocabulary import CorrectionKind, Outcome, Reason
 
 log = get_logger("consent.filter")
@@ -70,6 +70,10 @@ INGRESS = INGRESS_TOPICS
 COMPONENT = "filter"
 # Kept importable from here: tests and benchmarks use them through this module.
 __all__ = ["CONSENT_TOPIC", "STATUS_TOPIC", "FilterService", "watermarks"]
+
+
+#: Why an event whose identifiers arrive sealed is refused by a filter running with field encryption off.
+SEALED_CHILD = "The child's identifiers are sealed; run the filter with SGB_FIELD_ENCRYPTION=on to decide on them."
 
 
 class FilterService:
@@ -377,6 +381,9 @@ class FilterService:
             self._dead_letter(msg, str(exc), origin, event.get("event_id"))
             return
         plain = child_key(event.get("child") or {})
+        if plain is not None and SEALED_PREFIX in plain:  # a filter without the vault cannot tell whose
+            self._dead_letter(msg, SEALED_CHILD, origin, event.get("event_id"))
+            return
         key = self._name(plain) if plain is not None else self._notice_key(msg, correction)
         if key is None:
             self._dead_letter(msg, NO_CHILD, origin, event.get("event_id"))
