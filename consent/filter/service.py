@@ -73,7 +73,9 @@ __all__ = ["CONSENT_TOPIC", "STATUS_TOPIC", "FilterService", "watermarks"]
 
 
 #: Why an event whose identifiers arrive sealed is refused by a filter running with field encryption off.
-SEALED_CHILD = "The child's identifiers are sealed; run the filter with SGB_FIELD_ENCRYPTION=on to decide on them."
+SEALED_CHILD = (
+    "The child's identifiers are sealed; run the filter with SGB_FIELD_ENCRYPTION=on to decide on them."
+)
 
 
 class FilterService:
