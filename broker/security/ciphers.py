@@ -1,13 +1,13 @@
 """Where field encryption plugs into publishers, the filter and hubs (a few calls each).
 
 * Connectors seal at publish (:func:`publisher_cipher`), when ``SGB_FIELD_ENCRYPTION=on``.
-* The filter (:class:`FilterCrypt`) keeps tokens as they are: a granted field is shared as
-  ciphertext and a withheld one is removed, which needs no key. Only when the policy in
-  force MASKs, GENERALISEs or PSEUDONYMISEs one of the encrypted tags does it open the
-  fields, redact, and seal the copy again under the same child's key. It seals any tagged
-  field that arrives in clear (an event published before encryption was turned on). It
-  never needs a key to route: routing reads no encrypted field, so an erased child's events
-  are still decided and delivered, with the erased fields still sealed.
+* The filter (:class:`FilterCrypt`) opens every token before it validates and decides (NHS
+  check digits, ages, identity matching read personal fields), and seals each recipient's
+  copy again under the same child's key before it is written; a copy with nothing withheld
+  or transformed is the ingress bytes as they came. A field whose key was destroyed or that
+  fails authentication is decided on as absent (fail closed). With encryption off it opens
+  fields only when the policy in force MASKs, GENERALISEs or PSEUDONYMISEs an encrypted tag,
+  and drops ``sealed_values`` it cannot vouch for.
 * Hubs open tokens when they hand an event to a sink, the inbox or the Python API
   (:class:`Revealer`); an erased field reads ``[erased]``. Reading works whatever the
   setting, so turning encryption off never shows old tokens as text.
@@ -16,20 +16,29 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import schemas
 from broker.logs import get_logger
-from broker.security.field_encryption import ENCRYPTED_TAGS, PREFIX, UNREADABLE, FieldCipher, _walk_tokens
+from broker.security.field_encryption import (
+    ENCRYPTED_TAGS,
+    PREFIX,
+    SEALED_VALUES,
+    UNREADABLE,
+    FieldCipher,
+    _walk_tokens,
+)
 from broker.security.key_directory import key_provider
 from broker.security.key_vault import SqliteKeyVault, vault_path
+from broker.security.pseudonyms import SECRET as PSEUDONYM_SECRET
+from broker.security.pseudonyms import ChildPseudonyms, plain
 from broker.settings import Settings
 
 log = get_logger("broker.fieldcrypt")
 
 
-SECRETS = ("kek", "dek-index", "kid-seal")
+SECRETS = ("kek", "dek-index", "kid-seal", PSEUDONYM_SECRET)
 
 
 def cipher_for(settings: Settings) -> FieldCipher:
@@ -39,6 +48,13 @@ def cipher_for(settings: Settings) -> FieldCipher:
         keys.secret(name)  # made whole on first use, whichever process comes first
     vault = SqliteKeyVault(vault_path(settings.state_dir), keys)
     return FieldCipher(vault, keys, schemas.load("SafeguardingEvent"))
+
+
+def child_namer(settings: Settings) -> Callable[[str], str]:
+    """How child keys appear in Kafka: pseudonyms with field encryption on, else as they are."""
+    if settings.field_encryption != "on":
+        return plain
+    return ChildPseudonyms(key_provider(settings.keys_dir))
 
 
 def publisher_cipher(settings: Settings) -> FieldCipher | None:
@@ -81,18 +97,25 @@ class FilterCrypt:
 
     def open(self, event: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         """The event to decide on, and whether its ingress bytes may be delivered as they are."""
-        if not self.enabled and not self._plaintext:
-            return event, True
-        reusable = not self.enabled or self._get_cipher().is_sealed(event)
-        if self._plaintext and self._get_cipher().has_tokens(event):
+        if not self.enabled:
+            if event.get(SEALED_VALUES):  # sealed elsewhere: redaction here could not reach them
+                event, reusable = {**event, SEALED_VALUES: None}, False
+            else:
+                reusable = True
+            if not self._plaintext:
+                return event, reusable
+        else:
+            reusable = self._get_cipher().is_sealed(event)
+        if (self.enabled or self._plaintext) and self._get_cipher().has_tokens(event):
             # Erased or unreadable fields become empty, as if removed (fail closed).
             event = self._get_cipher().reveal(event, erased=None, unreadable=None)
             event = _restore_list_items(event)
         return event, reusable
 
     def seal(self, event: dict[str, Any], child: str) -> dict[str, Any]:
-        """A copy with every tagged field sealed, when encryption is on (else the event itself)."""
-        if not self.enabled:
+        """A copy with every tagged field sealed, when encryption is on (else the event itself).
+        An empty ``child`` is a notice that names no child: it has nothing to seal."""
+        if not self.enabled or not child:
             return event
         return self._get_cipher().seal(event, child)
 
@@ -138,7 +161,8 @@ class Revealer:
                         event_id=event.get("event_id"),
                     )
         if self._cipher is None:
-            return _walk_tokens(event, "", lambda path, token: UNREADABLE)  # type: ignore[no-any-return]
+            unopened = {**event, SEALED_VALUES: None}
+            return _walk_tokens(unopened, "", lambda path, token: UNREADABLE)  # type: ignore[no-any-return]
         return self._cipher.reveal(event)
 
 

@@ -1,10 +1,15 @@
-"""Per-child field encryption: CONFIDENTIAL_ADDRESS and NARRATIVE fields sealed at rest in Kafka.
+"""Per-child field encryption: every personal field sealed at rest in Kafka.
 
-Before Avro encoding, every string leaf under a field tagged ``CONFIDENTIAL_ADDRESS`` or
-``NARRATIVE`` (the tags in ``schemas/avro``, so a new tagged field is covered without
-touching this code) is replaced by a text token, so the schemas are unchanged::
+Before Avro encoding, every string leaf under a field with one of :data:`ENCRYPTED_TAGS`
+(every tag but ``METADATA``: identifiers, names, contact and addresses, case detail,
+health, third parties, narrative; the tags in ``schemas/avro``, so a new tagged field is
+covered without touching this code) is replaced by a text token::
 
     sgbenc:v1:<base64url, unpadded, of  hn | sealed-kid | n | ciphertext>
+
+A nullable leaf that is not text and identifies a person (tagged ``DATE_OF_BIRTH``) cannot
+hold a token: it is set to null and its token kept in the event's optional
+``sealed_values`` map under its path (``child.date_of_birth``), the only schema change.
 
 ``n`` and ``hn`` are 12-byte random nonces. The ciphertext is AES-256-GCM under the child's
 data key (DEK, :mod:`broker.security.key_vault`) with associated data ``sgbenc:v1 | kid | event id |
@@ -15,16 +20,20 @@ vault-wide key, so a reader with the vault finds the DEK without the child's key
 redaction may remove), while anyone else reading topics cannot link one child's events.
 
 Readers never fail on a token and never show one as text: a field whose DEK was destroyed
-reads :data:`ERASED`; a token that fails authentication reads :data:`UNREADABLE`.
-Non-string leaves under those tags (none in the current schemas) stay as they are.
+reads :data:`ERASED` (a sealed value: null); a token that fails authentication reads
+:data:`UNREADABLE` (a sealed value: null). Other non-string leaves (enumerated codes,
+booleans, event times) stay as they are: they describe the event, not who it is about.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import json
 import os
+import re
 from collections.abc import Callable, Mapping
+from datetime import date
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
@@ -42,18 +51,40 @@ log = get_logger("broker.fieldcrypt")
 PREFIX = SEALED_PREFIX
 ERASED = "[erased]"
 UNREADABLE = "[unreadable]"
-ENCRYPTED_TAGS = frozenset({"CONFIDENTIAL_ADDRESS", "NARRATIVE"})
+#: Every tag that marks personal data (all but METADATA): string leaves under them are sealed.
+ENCRYPTED_TAGS = frozenset(
+    {
+        "CASE_DETAIL",
+        "CONFIDENTIAL_ADDRESS",
+        "CONTACT",
+        "CRIMINAL_OFFENCE",
+        "DATE_OF_BIRTH",
+        "HEALTH",
+        "IDENTIFIER",
+        "MENTAL_HEALTH",
+        "NAME",
+        "NARRATIVE",
+        "SEXUAL_HEALTH",
+        "SPECIAL_CATEGORY",
+        "THIRD_PARTY",
+    }
+)
+#: Non-string leaves that are sealed into ``sealed_values`` (they identify a person).
+SEALED_VALUE_TAGS = frozenset({"DATE_OF_BIRTH"})
+#: The envelope field that holds the tokens of sealed non-string leaves, by path.
+SEALED_VALUES = "sealed_values"
 _SEALED_KID = 12 + KID_BYTES + 16
 _KID_AAD = b"sgbenc:v1:kid"
 
-# A plan node: "leaf" (a string to seal), ("record", {name: node}), ("array", node) or "details".
+# A plan node: "leaf" (a string to seal), "value" (a nullable non-string leaf sealed into
+# ``sealed_values``), ("record", {name: node}) or ("array", node).
 Node = Any
 
 
 class Plan:
     """Which paths of an event are sealed, compiled once per event type from the tag plan
     (:func:`schemas.walker.tag_plan`): every string leaf whose effective tags include one of
-    ``ENCRYPTED_TAGS``.
+    ``ENCRYPTED_TAGS``, and every nullable leaf tagged with one of ``SEALED_VALUE_TAGS``.
 
     Args:
         schema: the SafeguardingEvent envelope, named types inlined (``schemas.load``).
@@ -80,8 +111,12 @@ def _record(fields: tuple[FieldNode, ...]) -> Node:
 def _node(field: FieldNode) -> Node:
     if field.children is not None:
         inner = _record(field.children)
-    elif field.kind != "map" and field.holds == "string" and ENCRYPTED_TAGS & field.tags:
+    elif field.kind == "map" or not ENCRYPTED_TAGS & field.tags:
+        inner = None
+    elif field.holds == "string":
         inner = "leaf"
+    elif field.kind == "nullable" and SEALED_VALUE_TAGS & field.tags:
+        inner = "value"
     else:
         inner = None
     if field.kind == "array":
@@ -89,22 +124,68 @@ def _node(field: FieldNode) -> Node:
     return inner
 
 
-def _walk(value: Any, node: Node, path: str, leaf: Callable[[str, Any], Any]) -> Any:
-    """A copy of ``value`` with ``leaf(path, text)`` applied to each planned string leaf."""
+def _walk(
+    value: Any,
+    node: Node,
+    path: str,
+    leaf: Callable[[str, Any], Any],
+    other: Callable[[str, Any], Any] | None = None,
+) -> Any:
+    """A copy of ``value`` with ``leaf(path, text)`` applied to each planned string leaf and
+    ``other(path, value)`` to each planned non-string one (kept as it is without ``other``)."""
     if value is None or node is None:
         return value
     if node == "leaf":
         return leaf(path, value) if isinstance(value, str) else value
+    if node == "value":
+        return other(path, value) if other is not None else value
     kind, sub = node
     if kind == "array":
-        return [_walk(item, sub, f"{path}[{i}]", leaf) for i, item in enumerate(value)]
+        return [_walk(item, sub, f"{path}[{i}]", leaf, other) for i, item in enumerate(value)]
     if not isinstance(value, dict):
         return value
     copy = dict(value)
     for name, child in sub.items():
         if name in copy:
-            copy[name] = _walk(copy[name], child, f"{path}.{name}" if path else name, leaf)
+            copy[name] = _walk(copy[name], child, f"{path}.{name}" if path else name, leaf, other)
     return copy
+
+
+def _value_text(value: Any) -> str:
+    """A non-string leaf as the text that is sealed (a date keeps its type)."""
+    if isinstance(value, date):
+        return "d:" + value.isoformat()
+    return "j:" + json.dumps(value)
+
+
+def _value_of(text: str) -> Any:
+    if text.startswith("d:"):
+        return date.fromisoformat(text[2:])
+    if text.startswith("j:"):
+        return json.loads(text[2:])
+    raise FieldUnreadable
+
+
+_STEP = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def _put(event: dict[str, Any], path: str, value: Any) -> bool:
+    """Set the leaf at ``path`` (``related_people[0].date_of_birth``) of ``event`` (copied
+    containers only); False when the path does not lead to a field that is there."""
+    steps: list[str | int] = [name if name else int(index) for name, index in _STEP.findall(path)]
+    here: Any = event
+    for step in steps[:-1]:
+        if isinstance(step, int):
+            if not isinstance(here, list) or step >= len(here):
+                return False
+        elif not isinstance(here, dict) or step not in here:
+            return False
+        here = here[step]
+    last = steps[-1] if steps else None
+    if not isinstance(here, dict) or not isinstance(last, str) or last not in here:
+        return False
+    here[last] = value
+    return True
 
 
 def _walk_tokens(value: Any, path: str, leaf: Callable[[str, str], Any]) -> Any:
@@ -190,9 +271,11 @@ class FieldCipher:
 
     # -- whole events ----------------------------------------------------------------------
     def seal(self, event: Mapping[str, Any], child: str) -> dict[str, Any]:
-        """A copy of ``event`` with every tagged string sealed (tokens already there are kept)."""
+        """A copy of ``event`` with every tagged string sealed and every sealed-value leaf moved,
+        sealed, into ``sealed_values`` (tokens already there are kept)."""
         plan = self._plan.for_event_type(str(event["event_type"]))
         sealer: list[Callable[[str, str], str]] = []
+        values: dict[str, str] = dict(event.get(SEALED_VALUES) or {})
 
         def leaf(path: str, text: str) -> str:
             if text.startswith(PREFIX):
@@ -201,10 +284,17 @@ class FieldCipher:
                 sealer.append(self._sealer(child, str(event["event_id"])))
             return sealer[0](path, text)
 
-        return _walk(dict(event), plan, "", leaf)  # type: ignore[no-any-return]
+        def other(path: str, value: Any) -> None:
+            values[path] = leaf(path, _value_text(value))
+
+        out: dict[str, Any] = _walk(dict(event), plan, "", leaf, other)
+        if values or SEALED_VALUES in out:
+            out[SEALED_VALUES] = values or None
+        return out
 
     def is_sealed(self, event: Mapping[str, Any]) -> bool:
-        """Whether every tagged string of ``event`` is already a token."""
+        """Whether every tagged string of ``event`` is already a token and no sealed-value leaf
+        is in clear."""
         clear: list[str] = []
 
         def leaf(path: str, text: str) -> str:
@@ -212,13 +302,18 @@ class FieldCipher:
                 clear.append(path)
             return text
 
-        _walk(event, self._plan.for_event_type(str(event["event_type"])), "", leaf)
+        def other(path: str, value: Any) -> Any:
+            clear.append(path)
+            return value
+
+        _walk(event, self._plan.for_event_type(str(event["event_type"])), "", leaf, other)
         return not clear
 
     def reveal(
         self, event: Mapping[str, Any], *, erased: Any = ERASED, unreadable: Any = UNREADABLE
     ) -> dict[str, Any]:
-        """A copy of ``event`` with every token opened; erased and unreadable ones replaced."""
+        """A copy of ``event`` with every token opened; erased and unreadable ones replaced
+        (a sealed value put back in its field, or left null when erased or unreadable)."""
         event_id = str(event.get("event_id"))
         failed: list[str] = []
         open_ = self._opener(event_id)
@@ -232,17 +327,31 @@ class FieldCipher:
                 failed.append(path)
                 return unreadable
 
-        out = _walk_tokens(dict(event), "", leaf)
+        values = event.get(SEALED_VALUES) or {}
+        out: dict[str, Any] = _walk_tokens(
+            {**event, SEALED_VALUES: None} if values else dict(event), "", leaf
+        )
+        for path, token in values.items():
+            text = leaf(path, token) if isinstance(token, str) and token.startswith(PREFIX) else unreadable
+            try:
+                value = (
+                    _value_of(text) if isinstance(text, str) and text not in (ERASED, UNREADABLE) else None
+                )
+            except (FieldUnreadable, ValueError):
+                failed.append(path)
+                value = None
+            if not _put(out, path, value):
+                failed.append(path)
         if failed:
             log.warning(
                 "encrypted field failed authentication; shown as unreadable",
                 event_id=event_id,
                 count=len(failed),
             )
-        return out  # type: ignore[no-any-return]
+        return out
 
     def has_tokens(self, event: Mapping[str, Any]) -> bool:
-        """Whether any string in ``event`` is a token."""
+        """Whether any string in ``event`` is a token (sealed values included)."""
         found: list[str] = []
         _walk_tokens(event, "", lambda path, token: found.append(path))
         return bool(found)

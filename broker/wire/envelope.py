@@ -1,8 +1,9 @@
 """The one envelope: an event onto the wire and back.
 
-Onto the wire (:class:`IngressEnvelope`, for every connector): the child's key, sealing of
-the fields field encryption covers (with the child's key), Avro in the Confluent framing,
-and the agency's signature when provenance is on. One rule for an event that identifies no
+Onto the wire (:class:`IngressEnvelope`, for every connector): the child's key (its
+pseudonym with field encryption on, :mod:`broker.security.pseudonyms`), sealing of the
+fields field encryption covers (with the child's key), Avro in the Confluent framing, and
+the agency's signature when provenance is on. One rule for an event that identifies no
 child: it is refused with :class:`UnkeyedEvent` (a :class:`SerdeError`), so every connector
 dead-letters it; an unkeyed event would lose its order and could not be sealed.
 
@@ -22,7 +23,7 @@ from confluent_kafka import Message
 from broker import tracing
 from broker.exceptions import SerdeError
 from broker.security import provenance
-from broker.security.ciphers import publisher_cipher
+from broker.security.ciphers import child_namer, publisher_cipher
 from broker.settings import Settings
 from broker.wire.codecs import Codecs, EventSerde
 from broker.wire.registry import registry_for
@@ -60,7 +61,7 @@ class IngressEnvelope:
         serde: the event serde, when the caller already has one.
     """
 
-    __slots__ = ("_cipher", "_provenance", "_serde", "agency", "topic")
+    __slots__ = ("_cipher", "_name", "_provenance", "_serde", "agency", "topic")
 
     def __init__(
         self, settings: Settings, agency: str, signer: str | None = None, serde: EventSerde | None = None
@@ -69,25 +70,30 @@ class IngressEnvelope:
         self.topic = settings.topic(ingress_topic(agency))
         self._serde = serde or Codecs(registry_for(settings)).event
         self._cipher = publisher_cipher(settings)
+        self._name = child_namer(settings)
         self._provenance = provenance.for_process(settings, signer or self.agency.lower())
 
-    def wrap(self, event: dict[str, Any]) -> WireMessage:
+    def wrap(self, event: dict[str, Any], child: str | None = None) -> WireMessage:
         """The message for ``event``; raises :class:`SerdeError` (:class:`UnkeyedEvent` when it
         names no child) with a sentence that names the field, never its value. With tracing on,
-        a ``publish`` span whose context the message carries in its headers."""
-        if not tracing.enabled():
-            return self._wrap(event, [])
-        with tracing.span("publish", None, {"messaging.destination.name": self.topic}):
-            return self._wrap(event, tracing.trace_headers())
+        a ``publish`` span whose context the message carries in its headers.
 
-    def _wrap(self, event: dict[str, Any], trace_headers: Headers) -> WireMessage:
-        key = child_key(event.get("child") or {})
+        ``child`` keys an event that names no child itself (an erasure notice, which must not
+        carry the identifier it erases) by that child's key."""
+        if not tracing.enabled():
+            return self._wrap(event, [], child)
+        with tracing.span("publish", None, {"messaging.destination.name": self.topic}):
+            return self._wrap(event, tracing.trace_headers(), child)
+
+    def _wrap(self, event: dict[str, Any], trace_headers: Headers, child: str | None) -> WireMessage:
+        named = child_key(event.get("child") or {})
+        key = named or child
         if key is None:
             raise UnkeyedEvent(NO_CHILD)
-        if self._cipher is not None:
+        if self._cipher is not None and named is not None:  # a notice naming no child has nothing to seal
             event = self._cipher.seal(event, key)
         value = self._serde.encode(event)
-        key_bytes = key.encode()
+        key_bytes = self._name(key).encode()
         headers: Headers | None = trace_headers or None
         if self._provenance is not None:
             headers = [*trace_headers, *self._provenance.sign(self.topic, key_bytes, value)]

@@ -43,13 +43,16 @@ class EventPublisher:
         making a publisher costs nothing until it is used."""
         return IngressEnvelope(self.settings, self.agency, self._signer, serde=self.codecs.event)
 
-    def publish(self, event: dict[str, Any], on_delivery: Acknowledged | None = None) -> None:
-        """Encode and produce one event; ``on_delivery`` is called when Kafka acknowledges it."""
+    def publish(
+        self, event: dict[str, Any], on_delivery: Acknowledged | None = None, child: str | None = None
+    ) -> None:
+        """Encode and produce one event; ``on_delivery`` is called when Kafka acknowledges it.
+        ``child`` keys an event that names no child (an anonymous erasure notice)."""
         source_agency = (event.get("source") or {}).get("agency")
         if source_agency != self.agency:
             msg = f"Event {event.get('event_id')} is from {source_agency}, not {self.agency}."
             raise SgbError(msg)
-        message = self.envelope.wrap(event)
+        message = self.envelope.wrap(event, child)
         kwargs: dict[str, Any] = {"on_delivery": on_delivery} if on_delivery else {}
         if message.headers is not None:
             kwargs["headers"] = message.headers

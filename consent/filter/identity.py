@@ -28,6 +28,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from broker.security.ciphers import child_namer
 from broker.security.key_directory import key_provider
 from broker.settings import Settings
 from consent.identity import ChildIndex, Demographics, Link, MatchModel, Resolution, Resolver, linked_state
@@ -176,7 +177,9 @@ class FilterIdentity:
             identity_store(store_path), keys.secret("identity-seal"), keys.secret("identity-blocking")
         )
         self.index = ChildIndex()
-        self._resolver = Resolver(self.index, self.demographics, MatchModel.load(), policy.identity)
+        self._resolver = Resolver(
+            self.index, self.demographics, MatchModel.load(), policy.identity, child_namer(settings)
+        )
         self._undo: list[tuple[str, Link | None]] = []
 
     def use_policy(self, policy: Policy) -> None:

@@ -26,9 +26,10 @@ from broker.exceptions import SerdeError
 from broker.logs import get_logger
 from broker.probes import Health
 from broker.security import provenance
-from broker.security.ciphers import FilterCrypt
+from broker.security.ciphers import FilterCrypt, child_namer
 from broker.security.key_directory import key_provider
 from broker.security.provenance import Signer
+from broker.security.pseudonyms import is_pseudonym
 from broker.security.signing_keys import KeyStore
 from broker.settings import Settings
 from broker.transactions import bounded, next_offsets, retrying, rewind, watermarks
@@ -60,7 +61,7 @@ from schemas.topics import (
     SHARES_TOPIC,
     STATUS_TOPIC,
 )
-from schemas.validation import InvalidEvent, validate_event
+from schemas.validation import SEALED_PREFIX, InvalidEvent, validate_event
 from schemas.vocabulary import CorrectionKind, Outcome, Reason
 
 log = get_logger("consent.filter")
@@ -69,6 +70,12 @@ INGRESS = INGRESS_TOPICS
 COMPONENT = "filter"
 # Kept importable from here: tests and benchmarks use them through this module.
 __all__ = ["CONSENT_TOPIC", "STATUS_TOPIC", "FilterService", "watermarks"]
+
+
+#: Why an event whose identifiers arrive sealed is refused by a filter running with field encryption off.
+SEALED_CHILD = (
+    "The child's identifiers are sealed; run the filter with SGB_FIELD_ENCRYPTION=on to decide on them."
+)
 
 
 class FilterService:
@@ -112,6 +119,8 @@ class FilterService:
         self._onboarded = Onboarded(settings)
         self._engine = self._make_engine(self._policy)
         self._crypt = FilterCrypt(settings, self._policy)
+        # How the child is named in Kafka and in state: a pseudonym with field encryption on.
+        self._name = child_namer(settings)
         # The one way onto a recipient's topic: sealed, framed, keyed for it, decision headers, signed.
         self._deliveries = DeliveryEnvelope(
             self._codecs.event, lambda event, child: self._crypt.seal(event, child), self._provenance
@@ -373,7 +382,11 @@ class FilterService:
         except InvalidEvent as exc:
             self._dead_letter(msg, str(exc), origin, event.get("event_id"))
             return
-        key = child_key(event.get("child") or {})
+        plain = child_key(event.get("child") or {})
+        if plain is not None and SEALED_PREFIX in plain:  # a filter without the vault cannot tell whose
+            self._dead_letter(msg, SEALED_CHILD, origin, event.get("event_id"))
+            return
+        key = self._name(plain) if plain is not None else self._notice_key(msg, correction)
         if key is None:
             self._dead_letter(msg, NO_CHILD, origin, event.get("event_id"))
             return
@@ -406,7 +419,7 @@ class FilterService:
             if reusable and not event.get("withheld_fields") and not event.get("generalised_fields")
             else None
         )
-        decided = [self._deliver(decision, key, untouched) for decision in decisions]
+        decided = [self._deliver(decision, key, plain or "", untouched) for decision in decisions]
         # One audit record for the event, all its decisions (principle 7), in its partition's chain;
         # it names the identifier the event used and the links the decisions relied on (principle 11).
         self._auditor.record(
@@ -422,9 +435,19 @@ class FilterService:
             self.settings.topic(SHARES_TOPIC), key=event_id.encode(), value=self._codecs.shares.encode(entry)
         )
 
-    def _deliver(self, decision: Decision, key: str, untouched: bytes | None) -> Decision:
+    def _notice_key(self, msg: Message, correction: Any) -> str | None:
+        """The child of an erasure notice that names none: with field encryption on, ``sgb
+        erase`` keys it by the child's pseudonym alone, so the notice carries no identifier."""
+        if not self._crypt.enabled or correction is None or correction[0] is not CorrectionKind.ERASED:
+            return None
+        key = (msg.key() or b"").decode(errors="replace")
+        return key if is_pseudonym(key) else None
+
+    def _deliver(self, decision: Decision, key: str, seal_as: str, untouched: bytes | None) -> Decision:
         """Produce the decision's delivery, if a share; returns the decision as made (a share
-        whose redacted copy cannot be written is withheld, reason redaction_failed)."""
+        whose redacted copy cannot be written is withheld, reason redaction_failed). ``key``
+        is the child as the filter names it, ``seal_as`` its key for the data key ("" for a
+        notice that names no child: nothing of it to seal)."""
         topic = decision.topic
         if decision.outcome is Outcome.SHARE and decision.event is not None and topic is not None:
             reuse = untouched is not None and not decision.removed_fields and not decision.transformed_fields
@@ -433,7 +456,7 @@ class FilterService:
                 wire = self._deliveries.wrap(
                     self.settings.topic(topic),
                     decision.event,
-                    key,
+                    seal_as,
                     delivery_key.encode(),
                     [*delivery_headers(decision)],
                     untouched if reuse else None,

@@ -19,6 +19,7 @@ import schemas
 from broker.clients import admin_client, consumer, producer
 from broker.exceptions import SerdeError
 from broker.logs import get_logger
+from broker.security.ciphers import child_namer
 from broker.settings import Settings
 from broker.transactions import watermarks
 from broker.wire.codecs import Codecs
@@ -71,6 +72,8 @@ class StateReader:
         self._republisher: Any = None
         self._writer: str | None = None
         self._identity = identity
+        # The filter's name for a child: a pseudonym with field encryption on.
+        self._name = child_namer(settings)
         self._kinds = {
             settings.topic(CONSENT_TOPIC): _CONSENT,
             settings.topic(STATUS_TOPIC): _STATUS,
@@ -238,7 +241,7 @@ class StateReader:
             if kind is _CONSENT:
                 record = self._consent_reader.decode(value)
                 key = consent_child_key(record)
-                return None if key is None else (_CONSENT, key, record)
+                return None if key is None else (_CONSENT, self._name(key), record)
             if kind is _SHARES:
                 return _SHARES, "", self._codecs.shares.decode(value)
             return _STATUS, raw_key.decode(), self._status_reader.decode(value)

@@ -13,7 +13,7 @@ up, or when more than one child clears it, the pair is queued for a person.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -121,18 +121,25 @@ class Resolver:
         thresholds: the policy's ``identity`` thresholds.
     """
 
-    __slots__ = ("demographics", "index", "model", "thresholds")
+    __slots__ = ("demographics", "index", "model", "name", "thresholds")
 
     def __init__(
-        self, index: ChildIndex, demographics: DemographicStore, model: MatchModel, thresholds: Thresholds
+        self,
+        index: ChildIndex,
+        demographics: DemographicStore,
+        model: MatchModel,
+        thresholds: Thresholds,
+        name: Callable[[str], str] | None = None,
     ) -> None:
         self.index, self.demographics, self.model, self.thresholds = index, demographics, model, thresholds
+        #: How identifiers are named in the index and on the link topic (pseudonyms with field encryption on).
+        self.name: Callable[[str], str] = name or _same
 
     def observe(self, event: Mapping[str, Any], now: datetime | None = None) -> list[Link]:
         """Apply the event's evidence; returns the new link and candidate records (already in
         force in the index) for the link topic."""
         child = event.get("child") or {}
-        keys = child_identifiers(child)
+        keys = tuple(dict.fromkeys(self.name(k) for k in child_identifiers(child)))
         if not keys:
             return []
         now = now or datetime.now(UTC)
@@ -159,9 +166,10 @@ class Resolver:
         (linked, waiting for a person, or unlinked by one) is left as it is."""
         if not merge["identifiers"]:
             return []  # refused by validation before it gets here
-        first, *own = merge["identifiers"]
+        first, *own = (self.name(k) for k in merge["identifiers"])
+        merged = [self.name(k) for k in merge["merged_identifiers"]]
         made = []
-        for rule, others in (("AGENCY_XREF", own), ("HOSPITAL_MERGE", merge["merged_identifiers"])):
+        for rule, others in (("AGENCY_XREF", own), ("HOSPITAL_MERGE", merged)):
             for other in others:
                 if other == first or self.index.pair(first, other) is not None:
                     continue
@@ -215,3 +223,7 @@ class Resolver:
                 match_weight=round(score.match_weight, 3), agreed_fields=score.agreed,
                 local_authority_code=la, event_id=event_id)))  # fmt: skip
         return made
+
+
+def _same(key: str) -> str:
+    return key

@@ -2,11 +2,13 @@
 erased, and send an ``ERASED`` correction for every event of the child that was shared, so that
 each recipient's sink drops what it holds of it (POLICY.md principle 10; ``sgb/ops/erasure.py``).
 
-Every CONFIDENTIAL_ADDRESS and NARRATIVE field of the child, on ingress and delivery topics
-alike, is sealed with that key (``broker/security/field_encryption.py``). Destroying it makes every copy
-still on the immutable log unreadable; readers show those fields as ``[erased]``. Nothing
-else about the child's events changes. The output and the log name the child only by a
-keyed hash, never by its key.
+With ``SGB_FIELD_ENCRYPTION=on`` every personal field of the child, on ingress and delivery
+topics alike, is sealed with that key (``broker/security/field_encryption.py``) and every
+message key names the child by a pseudonym (``broker/security/pseudonyms.py``). Destroying
+the key makes every copy still on the immutable log unreadable; readers show those fields as
+``[erased]``. The child's records on the compacted topics get tombstones. With encryption
+off nothing was sealed, and the command says so. The output and the log name the child only
+by a keyed hash, never by its key.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import click
 
 from broker.exceptions import SgbError
 from broker.logs import get_logger
+from broker.security.ciphers import child_namer
 from broker.security.key_directory import key_provider
 from broker.security.key_vault import SqliteKeyVault, vault_path
 from consent.filter.identity import erase_demographics
@@ -50,11 +53,19 @@ def erase(ctx: Context, child: str, yes: bool, keys_only: bool) -> None:
         raise SgbError(msg)
     settings = ctx.settings
     # The demographics kept for matching (principle 11) go with the child, vault or not.
-    forgotten = erase_demographics(settings.state_dir, [child])
+    forgotten = erase_demographics(settings.state_dir, sorted({child, child_namer(settings)(child)}))
+    unsealed = (
+        " Field encryption is off here (SGB_FIELD_ENCRYPTION), so whatever of the child was published "
+        "unsealed stays readable on the Kafka topics until its retention ends."
+        if settings.field_encryption != "on"
+        else ""
+    )
     path = vault_path(settings.state_dir)
     if not path.exists() and keys_only:
         if forgotten:
-            click.echo(f"{forgotten} demographic record(s) kept for matching deleted; no key vault here.")
+            click.echo(
+                f"{forgotten} demographic record(s) kept for matching deleted; no key vault here.{unsealed}"
+            )
             return
         msg = f"No key vault at {path}: nothing was ever encrypted here (is SGB_STATE_DIR right?)."
         raise SgbError(msg)
@@ -73,14 +84,22 @@ def erase(ctx: Context, child: str, yes: bool, keys_only: bool) -> None:
             "Erase this child's shared events at every recipient? This cannot be undone", abort=True
         )
     if not keys_only:
-        from sgb.ops.erasure import send_erasures  # Kafka clients load only when needed (as in filter.py)
+        from sgb.ops.erasure import forget_compacted, send_erasures  # Kafka clients load only when needed
 
         sent = send_erasures(settings, child)
-        log.warning("erasure corrections sent", action="erase", child_ref=ref or None, count=sent)
-        if destroyed or sent or forgotten:
+        tombstones = forget_compacted(settings, child)
+        log.warning(
+            "erasure corrections sent",
+            action="erase",
+            child_ref=ref or None,
+            count=sent,
+            tombstones=tombstones,
+        )
+        if destroyed or sent or forgotten or tombstones:
             click.echo(
                 f"{destroyed} data key destroyed; {sent} ERASED correction(s) sent to the recipients of "
-                f"the child's shared events; {forgotten} demographic record(s) kept for matching deleted."
+                f"the child's shared events; {tombstones} tombstone(s) written for its records on compacted "
+                f"topics; {forgotten} demographic record(s) kept for matching deleted.{unsealed}"
             )
             return
         msg = "Nothing to erase: no data key, no shared event and no demographics of that child."
@@ -100,7 +119,7 @@ def erase(ctx: Context, child: str, yes: bool, keys_only: bool) -> None:
     )
     click.echo(
         f"{destroyed} data key destroyed (child ref {ref[:12]}); its encrypted fields still in Kafka "
-        f"are now unreadable. {forgotten} demographic record(s) kept for matching deleted."
+        f"are now unreadable. {forgotten} demographic record(s) kept for matching deleted.{unsealed}"
     )
 
 

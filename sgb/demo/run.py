@@ -149,9 +149,10 @@ def _run_demo(
     from connectors.runtime.publisher import EventPublisher
     from consent.filter.service import FilterService
 
-    # Every event is signed by its connector and every delivery by the filter, and narrative
-    # and confidential addresses are sealed per child from the connector onwards; the hubs'
-    # view below opens them, as a hub does. Every process the demo starts gets these settings.
+    # Every event is signed by its connector and every delivery by the filter, and every
+    # personal field is sealed per child from the connector onwards (the child itself a
+    # pseudonym in Kafka); the hubs' view below opens them, as a hub does. Every process the
+    # demo starts gets these settings.
     settings = settings.model_copy(update={"field_encryption": "on", "provenance": True})
     began_at = datetime.now(UTC) - timedelta(seconds=1)
     broker = LocalKafka(settings)
@@ -189,8 +190,8 @@ def _run_demo(
             raise SgbError(msg)
         echo(
             "Filter running (consent-and-role policy: baseline). Provenance on: connectors sign, the "
-            "filter verifies and signs deliveries. Field encryption on: narrative and confidential "
-            "addresses travel sealed under each child's own key."
+            "filter verifies and signs deliveries. Field encryption on: every personal field travels "
+            "sealed under each child's own key, and Kafka knows each child by a pseudonym."
         )
         rng = random.Random()
         events = demo_events(rng, datetime.now(UTC).replace(microsecond=0))

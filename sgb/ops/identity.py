@@ -18,6 +18,7 @@ from confluent_kafka import OFFSET_BEGINNING, Message
 from broker.clients import admin_client, producer
 from broker.exceptions import SgbError
 from broker.logs import get_logger
+from broker.security.ciphers import child_namer
 from broker.settings import Settings
 from broker.wire.codecs import Codecs
 from broker.wire.registry import registry_for
@@ -79,7 +80,8 @@ def decide(settings: Settings, a: str, b: str, *, linked: bool, reason: str, ope
     Raises:
         SgbError: a malformed identifier, an empty reason, or an unlink of a pair never linked.
     """
-    a, b = _checked(a), _checked(b)
+    name = child_namer(settings)  # with field encryption on, the link topic holds pseudonyms only
+    a, b = name(_checked(a)), name(_checked(b))
     if a == b:
         msg = "The two identifiers are the same; a link joins two different ones."
         raise SgbError(msg)

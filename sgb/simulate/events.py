@@ -243,6 +243,7 @@ class Simulator:
             "generalised_fields": {},
             "correction": None,
             "merges": None,
+            "sealed_values": None,
         }
 
     def _source(self, agency: str, child: SyntheticChild, draft: Draft) -> dict[str, Any]:

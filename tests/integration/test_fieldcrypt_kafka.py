@@ -88,7 +88,9 @@ def test_sealed_in_kafka_open_at_the_hub_and_erased_everywhere_by_sgb_erase(
     mash_raw = [codecs.event.decode(m.value()) for m in read_topic(settings, MASH, expect=2)]
     assert all(e["narrative"].startswith(PREFIX) for e in mash_raw)
     assert all(e["child"]["confidential_address"]["line1"].startswith(PREFIX) for e in mash_raw)
-    assert all(e["child"]["address"]["line1"] == "1 Synthetic Row" for e in mash_raw)  # not tagged: clear
+    assert all(e["child"]["address"]["line1"].startswith(PREFIX) for e in mash_raw)  # every personal field
+    assert all(e["child"]["date_of_birth"] is None and e["sealed_values"] for e in mash_raw)
+    assert all(e["child"]["local_authority_code"] == "202" for e in mash_raw)  # routing: METADATA, clear
 
     # 2. The MASH hub's sink gets the plaintext; the school still gets neither field.
     inbox = tmp_path / "mash.jsonl"
@@ -132,7 +134,8 @@ def test_sealed_in_kafka_open_at_the_hub_and_erased_everywhere_by_sgb_erase(
         old_a, old_b = seen[a["event_id"]], seen[b["event_id"]]
         assert old_a["narrative"] == ERASED and old_a["details"]["protective_measures"] == ERASED
         assert old_a["child"]["confidential_address"]["line1"] == ERASED
-        assert old_a["child"]["given_name"] == "Testy"  # fields that were never sealed are untouched
+        assert old_a["child"]["given_name"] == ERASED and old_a["child"]["date_of_birth"] is None
+        assert old_a["child"]["local_authority_code"] == "202"  # routing metadata is never sealed
         assert (
             old_b["narrative"] == b["narrative"]
             and old_b["child"]["confidential_address"] == b["child"]["confidential_address"]
@@ -143,15 +146,16 @@ def test_sealed_in_kafka_open_at_the_hub_and_erased_everywhere_by_sgb_erase(
     events = {e.event_id: e for e in replay.events(stop=threading.Event(), idle_timeout=3)}
     assert events[a["event_id"]].narrative == ERASED and events[b["event_id"]].narrative == b["narrative"]
 
-    # 6. An erased child's event is still decided and routed (routing reads no sealed field).
-    c, key_c, _ = _event("CHARLIE-5M")
+    # 6. An erased child's event not yet decided is shared with no one: the filter cannot read
+    # whose it is any more (fail closed); it is dead-lettered, its bytes still sealed.
+    c, key_c, secrets_c = _event("CHARLIE-5M")
     _publish(settings, c)
     assert _erase(settings, key_c).returncode == 0
-    with RunningFilter(settings, group_id=group_id, instance="test"):
-        late = read_topic(settings, MASH, expect=3)
-    assert len(late) == 3
-    shown = _by_id(settings, MASH, 3)[c["event_id"]]
-    assert shown["narrative"] == ERASED and shown["child"]["family_name"] == "Childe"
+    with RunningFilter(settings, group_id=group_id, instance="test") as running:
+        dead = read_topic(settings, "sg.dlq.v1", expect=1)
+        assert running.service.counts["dead_lettered"] == 1
+    assert len(read_topic(settings, MASH, expect=3, timeout=3)) == 2
+    assert len(dead) == 1 and not [s for s in secrets_c if s in (dead[0].value() or b"")]
     assert _erase(settings, key_b).returncode == 0
     assert _by_id(settings, INGRESS, 3)[b["event_id"]]["narrative"] == ERASED
 

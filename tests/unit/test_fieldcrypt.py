@@ -51,6 +51,11 @@ def _event(marker: str) -> tuple[dict[str, Any], str]:
     return event, child_key(event["child"]) or ""
 
 
+def _opened(event: dict[str, Any]) -> dict[str, Any]:
+    """``event`` as a reader shows it after opening its tokens (sealed values put back)."""
+    return {**event, "sealed_values": None}
+
+
 def test_tagged_fields_are_sealed_and_open_again(cipher: FieldCipher) -> None:
     event, key = _event("NARR-A")
     sealed = cipher.seal(event, key)
@@ -59,12 +64,21 @@ def test_tagged_fields_are_sealed_and_open_again(cipher: FieldCipher) -> None:
     assert all(refuge[k].startswith(PREFIX) for k in ("line1", "town", "postcode"))
     assert refuge["line2"] is None
     assert sealed["details"]["protective_measures"].startswith(PREFIX)  # NARRATIVE inside the details
-    # Fields without those tags stay as they are, and the input is not changed.
-    assert sealed["child"]["address"] == event["child"]["address"]
-    assert sealed["child"]["given_name"] == "Testy" and event["narrative"] == "Synthetic narrative NARR-A"
+    # Every personal field is sealed: identifiers, names, contact, third parties.
+    child = sealed["child"]
+    assert all(child[k].startswith(PREFIX) for k in ("nhs_number", "given_name", "family_name", "ethnicity"))
+    assert all(v.startswith(PREFIX) for v in child["address"].values() if v is not None)
+    assert sealed["related_people"][0]["given_name"].startswith(PREFIX)
+    # A date of birth cannot hold a token: it is null, its token kept by path in sealed_values.
+    assert child["date_of_birth"] is None and sealed["related_people"][0]["date_of_birth"] is None
+    assert set(sealed["sealed_values"]) == {"child.date_of_birth", "related_people[0].date_of_birth"}
+    # Routing fields (METADATA) stay as they are, and the input is not changed.
+    assert (child["school_urn"], child["local_authority_code"]) == ("100000", "202")
+    assert sealed["source"] == event["source"] and sealed["details"]["dash_risk_level"] == "MEDIUM"
+    assert event["child"]["given_name"] == "Testy" and event["narrative"] == "Synthetic narrative NARR-A"
     assert cipher.is_sealed(sealed) and not cipher.is_sealed(event)
     assert cipher.seal(sealed, key) == sealed  # sealing twice changes nothing
-    assert cipher.reveal(sealed) == event
+    assert cipher.reveal(sealed) == _opened(event)
 
 
 def test_the_plan_follows_the_tags_of_every_event_type() -> None:
@@ -75,7 +89,15 @@ def test_the_plan_follows_the_tags_of_every_event_type() -> None:
     looked_after = plan.for_event_type("LOOKED_AFTER_STATUS")[1]["details"][1]
     assert set(looked_after) >= {"placement_address", "placement_local_authority_code"}
     envelope = plan.for_event_type("DOMESTIC_ABUSE_INCIDENT")[1]
-    assert envelope["narrative"] == "leaf" and set(envelope["child"][1]) == {"confidential_address"}
+    child = envelope["child"][1]
+    assert (
+        envelope["narrative"] == "leaf"
+        and child["nhs_number"] == "leaf"
+        and child["date_of_birth"] == "value"
+    )
+    assert {"confidential_address", "address", "given_name", "linked_identifiers"} <= set(child)
+    assert not {"school_urn", "gp_practice_ods", "local_authority_code"} & set(child)  # routing: METADATA
+    assert "source" not in envelope and "sealed_values" not in envelope
 
 
 def test_a_token_moved_to_another_field_event_or_child_fails_authentication(cipher: FieldCipher) -> None:
@@ -104,18 +126,19 @@ def test_erasure_destroys_one_child_only_and_reaches_other_processes(settings: S
     a, key_a = _event("NARR-A")
     b, key_b = _event("NARR-B")
     sealed_a, sealed_b = writer.seal(a, key_a), writer.seal(b, key_b)
-    assert reader.reveal(sealed_a) == a  # the reader now holds A's key in its cache
+    assert reader.reveal(sealed_a) == _opened(a)  # the reader now holds A's key in its cache
     assert writer.vault.destroy(key_a) == 1
     shown = reader.reveal(sealed_a)
     assert shown["narrative"] == ERASED and shown["child"]["confidential_address"]["line1"] == ERASED
-    assert shown["details"]["protective_measures"] == ERASED and shown["child"]["given_name"] == "Testy"
+    assert shown["details"]["protective_measures"] == ERASED and shown["child"]["given_name"] == ERASED
+    assert shown["child"]["date_of_birth"] is None and shown["child"]["nhs_number"] == ERASED
     with pytest.raises(KeyErased):
         reader.open_text(a["event_id"], "narrative", sealed_a["narrative"])
-    assert reader.reveal(sealed_b) == b
+    assert reader.reveal(sealed_b) == _opened(b)
     assert writer.vault.destroy(key_a) == 0
     # A later event about the same child gets a new key; the erased copies stay erased.
     again = writer.seal(a, key_a)
-    assert reader.reveal(again) == a and reader.reveal(sealed_a)["narrative"] == ERASED
+    assert reader.reveal(again) == _opened(a) and reader.reveal(sealed_a)["narrative"] == ERASED
 
 
 def test_the_vault_file_holds_no_plaintext_key_and_forgets_a_destroyed_one(settings: Settings) -> None:
@@ -157,14 +180,14 @@ def test_hub_revealer_opens_tokens_and_leaves_clear_events_alone(
 ) -> None:
     a, key = _event("NARR-A")
     sealed = cipher.seal(a, key)
-    assert Revealer(settings)(sealed) == a
+    assert Revealer(settings)(sealed) == _opened(a)
     assert Revealer(settings)(a) is a
     elsewhere = Settings(state_dir=tmp_path / "no-vault")
     shown = Revealer(elsewhere)(sealed)
     assert shown["narrative"] == UNREADABLE and not (tmp_path / "no-vault").exists()
 
 
-def test_filter_keeps_tokens_unless_the_policy_transforms_an_encrypted_tag(
+def test_filter_opens_every_field_to_decide_and_fails_closed_on_erased_ones(
     settings: Settings, cipher: FieldCipher
 ) -> None:
     baseline = policy_module.load(policy_module.BASELINE)
@@ -172,20 +195,31 @@ def test_filter_keeps_tokens_unless_the_policy_transforms_an_encrypted_tag(
     a, key = _event("NARR-A")
     sealed = cipher.seal(a, key)
     crypt = FilterCrypt(settings, baseline)
-    assert crypt.open(sealed) == (sealed, True)
+    # It reads what it decides on (NHS check digit, age, identity) and may reuse the sealed bytes.
+    assert crypt.open(sealed) == (_opened(a), True)
     assert crypt.open(a) == (a, False)  # a clear event's bytes are never delivered as they are
     assert crypt.seal(a, key)["narrative"].startswith(PREFIX)
-
-    masking = SimpleNamespace(rules=[SimpleNamespace(actions={"NARRATIVE": "MASK"})])
-    crypt.use_policy(masking)
-    opened, reusable = crypt.open(sealed)
-    assert opened == a and reusable
+    assert crypt.seal(a, "") is a  # a notice that names no child has nothing to seal
     cipher.vault.destroy(key)
     opened, _ = crypt.open(sealed)
     assert opened["narrative"] is None and opened["child"]["confidential_address"]["line1"] is None
+    assert opened["child"]["nhs_number"] is None and opened["child"]["date_of_birth"] is None
 
+    # Encryption off: as before, tokens kept unless the policy transforms an encrypted tag ...
+    b, key_b = _event("NARR-B")
+    sealed_b = cipher.seal(b, key_b)
     off = FilterCrypt(Settings(state_dir=settings.state_dir), baseline)
-    assert off.open(a) == (a, True) and off.seal(a, key) is a
+    assert off.open(b) == (b, True) and off.seal(b, key_b) is b
+    # ... but sealed values it would not redact are dropped, never passed on (fail closed).
+    kept, reusable = off.open(sealed_b)
+    assert kept["sealed_values"] is None and kept["narrative"] == sealed_b["narrative"] and not reusable
+    masking = SimpleNamespace(rules=[SimpleNamespace(actions={"NARRATIVE": "MASK"})])
+    off.use_policy(masking)
+    opened, _ = off.open(sealed_b)
+    assert opened["narrative"] == "Synthetic narrative NARR-B" and opened["child"]["date_of_birth"] is None
+
+
+UNSEALED = "stays readable on the Kafka topics until its retention ends"
 
 
 def _sgb(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
@@ -193,6 +227,7 @@ def _sgb(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
         **os.environ,
         "SGB_STATE_DIR": str(settings.state_dir),
         "SGB_LOG_FORMAT": "json",
+        "SGB_FIELD_ENCRYPTION": settings.field_encryption,
         "PYTHONPATH": str(REPO),
     }
     return subprocess.run(
@@ -213,7 +248,7 @@ def test_sgb_erase_destroys_the_key_and_names_the_child_only_by_a_hash(
     nhs = a["child"]["nhs_number"]
     done = _sgb(settings, "erase", "--child", key, "--yes", "--keys-only")
     assert done.returncode == 0, done.stderr
-    assert "1 data key destroyed" in done.stdout
+    assert "1 data key destroyed" in done.stdout and UNSEALED not in done.stdout
     assert nhs not in done.stdout + done.stderr
     assert '"child_ref"' in done.stderr and "data key destroyed" in done.stderr
     assert cipher.reveal(sealed)["narrative"] == ERASED
@@ -230,3 +265,13 @@ def test_sgb_erase_destroys_the_key_and_names_the_child_only_by_a_hash(
         Settings(state_dir=settings.state_dir / "elsewhere"), "erase", "--child", key, "--yes", "--keys-only"
     )
     assert empty.returncode == 1 and "No key vault" in empty.stderr
+
+
+def test_sgb_erase_with_field_encryption_off_says_unsealed_fields_stay_until_retention_ends(
+    tmp_path: Path,
+) -> None:
+    off = Settings(state_dir=tmp_path / "state")
+    cipher_for(off).seal(_event("NARR-A")[0], "nhs:9990000018")  # a vault exists, as after a switch to off
+    done = _sgb(off, "erase", "--child", "nhs:9990000018", "--yes", "--keys-only")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count(UNSEALED) == 1 and "9990000018" not in done.stdout
