@@ -18,14 +18,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
+from consent.combination import MAX_COMBINATIONS, Choice, Choices, event_date, holds
 from consent.exceptions import EventInvalid, RedactionError
 from consent.merges import is_merge
-from consent.policy import DEFAULT_ORGANISATION, Condition, OrganisationSource, Policy, Rule
-from consent.redaction import Compiler, Plan, Redactor, age_in_years
+from consent.policy import DEFAULT_ORGANISATION, OrganisationSource, Policy, Rule
+from consent.redaction import Compiler, Plan, Redactor
 from consent.state import ChildState
 from schemas import reference
 from schemas.topics import delivery_topic
@@ -104,6 +104,8 @@ class Engine:
         pseudonym_key: secret for PSEUDONYMISE.
         onboarded: whether an (audience, organisation) has a delivery topic.
         reference: local authority -> police force / integrated care board lookup.
+        combinations: most combinations whose choices are kept (:mod:`consent.combination`);
+            0 decides every event from the rules.
     """
 
     def __init__(
@@ -113,6 +115,7 @@ class Engine:
         pseudonym_key: bytes,
         onboarded: Onboarded,
         reference: Reference = _no_reference,
+        combinations: int = MAX_COMBINATIONS,
     ) -> None:
         self.policy = policy
         self._compiler = Compiler(schema)
@@ -121,6 +124,7 @@ class Engine:
         self._reference = reference
         self._plans: dict[tuple[str, str], Plan] = {}
         self._secrets: dict[int, frozenset[str]] = {}
+        self._combinations = Choices(policy, combinations)
 
     def delivery_key(self, child_key: str, audience: str, organisation: str) -> str:
         """The message key of a delivery: the child's key pseudonymised for that recipient, so a
@@ -134,8 +138,10 @@ class Engine:
         event_type, risk = _validate(event)
         if is_merge(event):
             return [self._no_rule(event, audience) for audience in self.policy.audiences]
+        choices = self._choices(event, event_type, risk, state)
         return [
-            self._decide_one(event, event_type, risk, state, audience) for audience in self.policy.audiences
+            self._decide_one(event, event_type, choice, state, audience)
+            for choice, audience in zip(choices, self.policy.audiences, strict=True)
         ]
 
     def _no_rule(
@@ -160,16 +166,44 @@ class Engine:
             policy_version=self.policy.version_id,
         )
 
-    def _decide_one(
+    def _choices(
+        self, event: Mapping[str, Any], event_type: EventType, risk: Risk, state: ChildState
+    ) -> tuple[Choice, ...]:
+        """Every audience's choice: once per combination of what the rules read (:mod:`consent.combination`)."""
+        key = self._combinations.combination(event, event_type, risk, state)
+        found = None if key is None else self._combinations.get(key)
+        if found is None:
+            found = tuple(self._choose_for(event, event_type, risk, state, a) for a in self.policy.audiences)
+            if key is not None:
+                self._combinations.put(key, found)
+        return found
+
+    def _choose_for(
         self,
         event: Mapping[str, Any],
         event_type: EventType,
         risk: Risk,
         state: ChildState,
         audience: Audience,
-    ) -> Decision:
+    ) -> Choice:
         # Principle 7: the consent covering this audience and purpose, never another audience's.
         consent = state.consent_state(audience, Purpose.FAMILY_HELP)
+        rules = self.policy.rules_by_target.get((event_type, audience), ())
+        if not rules:
+            return Choice(consent, True, None, None, Reason.NO_RULE, None, _default_source(audience))
+        chosen, lawful_basis, reason, failed_rule = self._choose(rules, event, risk, state, audience)
+        source = (chosen or rules[0]).organisation_source
+        return Choice(consent, False, chosen, lawful_basis, reason, failed_rule, source)
+
+    def _decide_one(
+        self,
+        event: Mapping[str, Any],
+        event_type: EventType,
+        choice: Choice,
+        state: ChildState,
+        audience: Audience,
+    ) -> Decision:
+        consent = choice.consent
         base: dict[str, Any] = {
             "event_id": event["event_id"],
             "event_type": event_type.value,
@@ -177,25 +211,24 @@ class Engine:
             "policy_version": self.policy.version_id,
             "consent_state": consent,
         }
-        rules = self.policy.rules_by_target.get((event_type, audience), ())
-        if not rules:
-            found = self._organisation(_default_source(audience), event, state)
+        if choice.no_rule:
+            found = self._organisation(choice.source, event, state)
             return self._no_rule(event, audience, consent, found)
-        chosen, lawful_basis, reason, failed_rule = self._choose(rules, event, risk, state, audience)
+        chosen, lawful_basis = choice.rule, choice.lawful_basis
         if chosen is None:
-            org, source = self._organisation(rules[0].organisation_source, event, state)
+            org, source = self._organisation(choice.source, event, state)
             return Decision(
                 **base,
                 organisation=org,
                 organisation_source=source,
                 outcome=Outcome.WITHHOLD,
-                reason=reason,
-                rule=failed_rule,
+                reason=choice.reason,
+                rule=choice.failed_rule,
                 lawful_basis=None,
             )
         # Principle 7: a withhold shares nothing, so it relies on no lawful basis.
         withhold: dict[str, Any] = {"outcome": Outcome.WITHHOLD, "rule": chosen.id, "lawful_basis": None}
-        org, source = self._organisation(chosen.organisation_source, event, state)
+        org, source = self._organisation(choice.source, event, state)
         base["organisation_source"] = source
         if not org:
             return Decision(**base, organisation=None, reason=Reason.RECIPIENT_UNKNOWN, **withhold)
@@ -204,7 +237,7 @@ class Engine:
         try:
             plan = self._plan(chosen, event_type)
             redacted = self._redactor.apply(
-                plan, dict(event), recipient=f"{audience}:{org}", at=_event_date(event)
+                plan, dict(event), recipient=f"{audience}:{org}", at=event_date(event)
             )
         except RedactionError:
             return Decision(**base, organisation=org, reason=Reason.REDACTION_FAILED, **withhold)
@@ -258,7 +291,7 @@ class Engine:
     ) -> tuple[Rule | None, LawfulBasis | None, Reason, str | None]:
         reason, failed = Reason.CONDITION_NOT_MET, rules[0].id
         for rule in rules:
-            if not all(_holds(c, event, risk, state, audience) for c in rule.conditions):
+            if not all(holds(c, event, risk, state, audience) for c in rule.conditions):
                 continue
             if not rule.requires_consent:
                 return rule, rule.lawful_basis, Reason.GRANTED, None
@@ -348,39 +381,3 @@ def _validate(event: Mapping[str, Any]) -> tuple[EventType, Risk]:
         msg = f"Event {event['event_id']} has no child or no details."
         raise EventInvalid(msg)
     return event_type, risk
-
-
-def _event_date(event: Mapping[str, Any]) -> date | None:
-    occurred = event.get("occurred_at")
-    if isinstance(occurred, datetime):
-        return occurred.date()
-    return occurred if isinstance(occurred, date) else None
-
-
-def _holds(
-    cond: Condition, event: Mapping[str, Any], risk: Risk, state: ChildState, audience: Audience
-) -> bool:
-    key = cond.key
-    if key in ("age_under", "age_at_least"):
-        born = (event.get("child") or {}).get("date_of_birth")
-        at = _event_date(event)
-        if not isinstance(born, date) or at is None:
-            return False  # age unknown: the condition is not met (fail closed)
-        age = age_in_years(born, at)
-        return age < cond.age_under if key == "age_under" else age >= cond.age_at_least  # type: ignore[operator]
-    if key == "risk_in":
-        return risk in cond.risk_in  # type: ignore[operator]
-    source_agency = (event.get("source") or {}).get("agency")
-    if key == "source_agency_in":
-        return source_agency in cond.source_agency_in  # type: ignore[operator]
-    if key == "source_agency_not_in":
-        return source_agency not in cond.source_agency_not_in  # type: ignore[operator]
-    if key == "flag_active":
-        return state.active_flag(cond.flag_active) is not None  # type: ignore[arg-type]
-    if key == "no_flag_active":
-        return state.active_flag(cond.no_flag_active) is None  # type: ignore[arg-type]
-    if key == "consent_state_in":
-        return state.consent_state(audience, Purpose.FAMILY_HELP) in cond.consent_state_in  # type: ignore[operator]
-    if key == "referrer_audience":
-        return (event.get("details") or {}).get("referrer_audience") == cond.referrer_audience
-    return False
