@@ -7,8 +7,10 @@ topic, group and transactional id names as the running code applies it.
 
 The rules: a connector may only write its own ingress topic (and the dead-letter topic);
 a hub may only read its own delivery topic with its own group; only the filter reads
-ingress and writes deliveries, audit and status. The broker and the admin principal are
-super users and need no ACL.
+ingress and writes deliveries, audit and status; ``sgb erase`` runs as its own principal,
+which reads the share ledger and the compacted topics' keys, writes the erasure notices and
+the tombstones, and reads no event. The broker and the admin principal are super users and
+need no ACL.
 """
 
 from __future__ import annotations
@@ -52,6 +54,10 @@ FILTER_GROUP = "sgb-filter"
 BROKER_PRINCIPAL = "sgb-broker"
 #: The operator's principal: creates topics, ACLs and credentials (a super user, no ACLs).
 ADMIN_PRINCIPAL = "sgb-admin"
+#: Who runs ``sgb erase`` (a data protection officer's credential, not the admin's).
+ERASE_PRINCIPAL = "sgb-erase"
+#: The group id operator commands read with (``sgb-status-<random>``; see ``sgb/ops/topic_reads.py``).
+OPERATOR_READ_GROUP = "sgb-status-"
 #: The group the embedded schema registry reads registrations with: not prefixed (see registry.py).
 SCHEMA_READER_GROUP = "sgb-schema-reader"
 
@@ -76,7 +82,7 @@ class Principal:
     """A Kafka user and what it may do."""
 
     name: str
-    role: str  # filter, connector, hub
+    role: str  # filter, connector, hub, operator
     acls: tuple[Acl, ...]
 
 
@@ -112,7 +118,8 @@ def connector_name(agency: str) -> str:
 
 
 def principals(declaration: TopicDeclaration) -> list[Principal]:
-    """Every principal with its ACLs: the filter, a connector per agency, a hub per organisation."""
+    """Every principal with its ACLs: the filter, ``sgb erase``, a connector per agency, a hub
+    per organisation."""
     # Writers (connectors, the filter) register the schemas they encode with; readers (hubs)
     # use the read-only registry and only read the registrations.
     schemas_rw = Acl("topic", SCHEMAS_TOPIC, ("Read", "Write", "Describe"))
@@ -143,7 +150,29 @@ def principals(declaration: TopicDeclaration) -> list[Principal]:
                 # Transactional ids are <group>-<instance>.
                 Acl("transactionalId", FILTER_GROUP, ("Write", "Describe"), "prefix"),
             ),
-        )
+        ),
+        Principal(
+            ERASE_PRINCIPAL,
+            "operator",
+            (
+                # The ledger says which of the child's events were shared (it holds keys and
+                # ids, no content); the compacted topics are read for the child's keys only.
+                Acl("topic", SHARES_TOPIC, ("Read", "Describe")),
+                # Tombstones for what the compacted topics keep of the child.
+                Acl("topic", CONSENT_TOPIC, ("Read", "Write", "Describe")),
+                Acl("topic", STATUS_TOPIC, ("Read", "Write", "Describe")),
+                Acl("topic", IDENTITY_LINKS_TOPIC, ("Read", "Write", "Describe")),
+                # An ERASED notice goes to the ingress topic of the agency that sent the event, so
+                # the filter routes it to the original's recipients. Write only: it reads no event.
+                Acl("topic", INGRESS_PREFIX, ("Write", "Describe"), "prefix"),
+                schemas_read,
+                schema_reader,
+                # Operator commands read with partitions assigned under a throwaway group id
+                # (sgb-status-<random>, unprefixed, never committed); the client still looks the
+                # group's coordinator up, which needs Describe, so the read is not refused.
+                Acl("group", OPERATOR_READ_GROUP, ("Describe",), "prefix", prefixed=False),
+            ),
+        ),
     ]
     for agency in agencies(declaration):
         # The local authority's case system is where consent is recorded: its connector

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from confluent_kafka import KafkaError, KafkaException, Producer
+from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import (
     AclBinding,
     AclBindingFilter,
@@ -49,6 +49,7 @@ HEALTH = "sgb-connector-health"
 FILTER = "sgb-filter"
 SCHOOL_0 = "sgb-hub-school-dsl-100000"
 MASH = "sgb-hub-mash-202"
+ERASE = "sgb-erase"
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -142,6 +143,34 @@ def consume(
     finally:
         cons.close()
     return values, errors
+
+
+def read_assigned(
+    reader: Settings, admin: Settings, logical: str, group: str | None = None
+) -> tuple[int, set[int]]:
+    """Read every partition of ``logical`` from its start as ``reader``, with partitions
+    assigned and no group joined (as the operator commands read): (messages read, error codes
+    seen). The partitions are looked up as the admin, since a refused reader cannot see them."""
+    topic = reader.topic(logical)
+    count = len(admin_client(admin).list_topics(topic, timeout=10).topics[topic].partitions)
+    group = group or f"sgb-status-{uuid.uuid4().hex[:12]}"
+    cons = consumer(reader, group, **{"enable.partition.eof": True})
+    cons.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(count)])
+    read, errors, ended = 0, set(), set()
+    try:
+        for _ in range(40):
+            for msg in cons.consume(100, timeout=0.5):
+                if not msg.error():
+                    read += 1
+                elif msg.error().code() == KafkaError._PARTITION_EOF:
+                    ended.add(msg.partition())
+                else:
+                    errors.add(msg.error().code())
+            if errors or len(ended) == count:
+                break  # refused, or read to the end (a topic the reader cannot see never ends)
+    finally:
+        cons.close()
+    return read, errors
 
 
 def connection_errors(config: dict[str, object]) -> tuple[bool, set[int]]:
@@ -350,6 +379,62 @@ def test_pipeline_runs_with_each_process_as_its_own_principal(secured: Secured, 
     assert result.returncode == 0, result.stderr[-2000:]
     received = [json.loads(line) for line in inbox.read_text().splitlines()]
     assert event["event_id"] in {r["event_id"] for r in received}
+
+
+def test_sgb_erase_runs_as_its_own_principal_and_reads_no_event(secured: Secured, tmp_path: Path) -> None:
+    """A data protection officer erases a child with the ``sgb-erase`` credential, not the admin's:
+    the notice reaches the original's recipient; that principal cannot read an event itself."""
+    event = domestic_abuse_incident()
+    publisher = EventPublisher(secured.credential(POLICE), "POLICE")
+    publisher.publish(event)
+    publisher.flush()
+    filter_settings = secured.credential(FILTER).model_copy(update={"state_dir": tmp_path / "filter"})
+    erase_settings = secured.credential(ERASE)
+    erase_file = client_settings_file(secured.admin, ERASE)
+    inbox = tmp_path / "mash.jsonl"
+    secured.credential(MASH)
+    hub_file = client_settings_file(secured.admin, MASH)
+    child = f"nhs:{event['child']['nhs_number']}"
+
+    def mash_received() -> list[dict[str, object]]:
+        result = secured.sgb(
+            "hub", "subscribe", "mash", "202", "--sink", f"jsonl:{inbox}", "--idle-exit", "5", config=hub_file
+        )
+        assert result.returncode == 0, result.stderr[-2000:]
+        return [json.loads(line) for line in inbox.read_text().splitlines()]
+
+    with RunningFilter(filter_settings, group_id=f"{PREFIX}sgb-filter", instance="erase"):
+        assert event["event_id"] in {r["event_id"] for r in mash_received()}
+        erased = secured.sgb("erase", "--child", child, "--yes", config=erase_file)
+        assert erased.returncode == 0, erased.stderr[-2000:]
+        assert "1 ERASED correction(s) sent" in erased.stdout, erased.stdout
+        received = mash_received()
+    # The MASH's copy is now a stub with no field of the child, and the notice itself is a line.
+    (stub,) = [r for r in received if r["event_id"] == event["event_id"]]
+    assert stub.get("erased") is True and "child" not in stub, stub
+    notices = [
+        r["correction"]["kind"]
+        for r in received
+        if r["event_id"] != event["event_id"]
+        and (r.get("correction") or {}).get("corrects_event_id") == event["event_id"]
+    ]
+    assert notices == ["ERASED"]
+    # Least privilege: the principal that erases reads no event, on ingress or delivery (read as
+    # sgb erase reads the ledger: partitions assigned, no group joined).
+    # Ingress it may write, so it sees the topic and its fetch is refused; a delivery topic it
+    # may not even describe, so the topic stays invisible and nothing arrives.
+    assert read_assigned(erase_settings, secured.admin, "sg.ingress.police.v1") == (
+        0,
+        {KafkaError.TOPIC_AUTHORIZATION_FAILED},
+    )
+    assert read_assigned(erase_settings, secured.admin, "sg.deliver.mash.202.v1")[0] == 0
+    # The same read as the MASH, with its own group: the original's stub and the notice are there.
+    mash = secured.credential(MASH)
+    assert (
+        read_assigned(mash, secured.admin, "sg.deliver.mash.202.v1", mash.topic("sgb-hub-mash-202"))[0] >= 2
+    )
+    read, errors = read_assigned(erase_settings, secured.admin, "sg.shares.v1")
+    assert read >= 1 and not errors
 
 
 # -- mutual TLS ----------------------------------------------------------------------------------------

@@ -151,10 +151,21 @@ def test_only_the_filter_reads_ingress_and_writes_deliveries_audit_and_status() 
         reads = {n for op, r, n, _ in acls if op == "Read" and r == "topic"}
         writes = {n for op, r, n, _ in acls if op == "Write" and r == "topic"}
         reads_ingress = any(n.startswith("sg.ingress.") for n in reads)
-        outputs = ("sg.audit.decisions.v1", "sg.status.v1")
-        writes_filter_output = any(n.startswith("sg.deliver.") or n in outputs for n in writes)
+        writes_filter_output = any(
+            n.startswith("sg.deliver.") or n == "sg.audit.decisions.v1" for n in writes
+        )
         assert reads_ingress == (name == "sgb-filter"), name
         assert writes_filter_output == (name == "sgb-filter"), name
+        # sgb erase tombstones the child's status records; nobody else writes status.
+        assert ("sg.status.v1" in writes) == (name in ("sgb-filter", "sgb-erase")), name
+
+
+def test_the_erase_principal_reads_no_event() -> None:
+    acls = _by_name()["sgb-erase"]
+    reads = {n for op, r, n, _ in acls if op == "Read" and r == "topic"}
+    assert reads == {"sg.shares.v1", "sg.consent.v1", "sg.status.v1", "sg.identity.links.v1", "sg.schemas.v1"}
+    writes = {n for op, r, n, _ in acls if op == "Write" and r == "topic"}
+    assert writes == {"sg.ingress.", "sg.consent.v1", "sg.status.v1", "sg.identity.links.v1"}
 
 
 def test_the_prefix_applies_to_names_as_the_running_code_uses_them() -> None:
@@ -172,7 +183,7 @@ def test_every_principal_is_one_declared_workload() -> None:
     names = principal_names(declaration)
     assert names[0] == "sgb-admin" and len(names) == len(set(names))
     roles = [p.role for p in principals(declaration)]
-    assert roles.count("filter") == 1 and roles.count("connector") == 4
+    assert roles.count("filter") == 1 and roles.count("connector") == 4 and roles.count("operator") == 1
     assert roles.count("hub") == sum(len(orgs) for orgs in declaration.deliveries.organisations.values())
 
 
