@@ -4,25 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from broker.cluster.local_kafka import LocalKafka
+from broker.cluster.local_kafka import LocalKafka, start_on_free_ports
 from broker.cluster.topics import apply
 from broker.settings import Settings
 from schemas.topics import load_declaration
-
-
-def _free_port() -> int:
-    while True:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = int(sock.getsockname()[1])
-        if port < 60000:
-            return port
 
 
 @contextlib.contextmanager
@@ -36,11 +26,13 @@ def bench_kafka() -> Iterator[Settings]:
         apply(settings, load_declaration())
         yield settings
         return
-    settings = Settings(kafka_port=_free_port(), state_dir=state, kafka_heap="1g")
-    broker = LocalKafka(settings)
-    broker.start()
+    broker = start_on_free_ports(
+        lambda port: LocalKafka(Settings(kafka_port=port, state_dir=state, kafka_heap="1g"))
+    )
     try:
-        settings = settings.model_copy(update={"bootstrap_servers": broker.bootstrap, "topic_prefix": prefix})
+        settings = broker.settings.model_copy(
+            update={"bootstrap_servers": broker.bootstrap, "topic_prefix": prefix}
+        )
         apply(settings, load_declaration())
         yield settings
     finally:

@@ -29,6 +29,12 @@ class KafkaRuntimeError(BrokerError):
     """The local Kafka runtime could not be fetched, started or stopped."""
 
 
+class PortTaken(KafkaRuntimeError):
+    """A port the local Kafka was to listen on is held by another process (checked before the
+    start, or the node failed to bind it: another process took it between the check and the
+    bind). Starting again on other ports can succeed."""
+
+
 class KafkaUnavailable(BrokerError):
     """The Kafka cluster did not answer in time."""
 

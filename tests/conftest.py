@@ -9,35 +9,18 @@ and its own consumer group names.
 from __future__ import annotations
 
 import os
-import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from broker.cluster.local_kafka import LocalKafka
+from broker.cluster.local_kafka import LocalKafka, start_on_free_ports
 from broker.cluster.topics import apply
 from broker.settings import Settings
 from schemas.topics import load_declaration
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def _free_port_pair() -> int:
-    for _ in range(50):
-        with socket.socket() as a:
-            a.bind(("127.0.0.1", 0))
-            port = a.getsockname()[1]
-        if port > 60000:
-            continue
-        with socket.socket() as b:
-            try:
-                b.bind(("127.0.0.1", port + 1))
-            except OSError:
-                continue
-        return int(port)
-    raise RuntimeError("no free loopback port pair")
 
 
 @pytest.fixture(scope="session")
@@ -48,12 +31,11 @@ def kafka_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings
     if named:
         yield Settings(bootstrap_servers=named, state_dir=state)
         return
-    port = _free_port_pair()
-    settings = Settings(kafka_port=port, state_dir=state, kafka_heap="768m")
-    broker = LocalKafka(settings)
-    broker.start()
+    broker = start_on_free_ports(
+        lambda port: LocalKafka(Settings(kafka_port=port, state_dir=state, kafka_heap="768m"))
+    )
     try:
-        yield settings.model_copy(update={"bootstrap_servers": broker.bootstrap})
+        yield broker.settings.model_copy(update={"bootstrap_servers": broker.bootstrap})
     finally:
         broker.stop()
 

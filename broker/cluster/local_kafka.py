@@ -18,8 +18,10 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +30,7 @@ from broker.cluster.acls import ADMIN_PRINCIPAL
 from broker.cluster.kafka_jars import classpath, kafka_version, require
 from broker.cluster.nodes import KafkaNode, answers, port_open
 from broker.cluster.security import MODES, BrokerSecurity, client_settings_file
-from broker.exceptions import KafkaRuntimeError
+from broker.exceptions import KafkaRuntimeError, PortTaken
 from broker.logs import get_logger
 from broker.settings import Settings
 
@@ -226,7 +228,7 @@ class LocalKafka:
                         f"Port {port} on 127.0.0.1 is already in use by another process; "
                         "stop it or choose another port with SGB_KAFKA_PORT."
                     )
-                    raise KafkaRuntimeError(msg)
+                    raise PortTaken(msg)
         self.home.mkdir(parents=True, exist_ok=True)
         if self.security is not None:
             self.security.prepare(self.bootstrap)
@@ -288,6 +290,13 @@ class LocalKafka:
             for node in spawned or []:
                 code = node.exited()
                 if code is not None:
+                    if node.bind_failed():
+                        msg = (
+                            f"Kafka node {node.node_id} could not listen on port {node.port} or "
+                            f"{node.controller_port}: another process took it; choose another port "
+                            "with SGB_KAFKA_PORT."
+                        )
+                        raise PortTaken(msg)
                     msg = (
                         f"Kafka node {node.node_id} exited during start (code {code}); "
                         f"see {node.log_dir / 'server.log'} and {node.log_dir / 'stdout.log'}."
@@ -362,3 +371,48 @@ def _new_cluster_id() -> str:
         cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         if not cid.startswith("-"):
             return cid
+
+
+# -- a broker on whatever ports are free (tests and benchmarks) -------------------------------------
+def free_port_block(count: int) -> int:
+    """The first of ``count`` consecutive loopback ports that are free now (below 60000, clear
+    of the ephemeral range's top). Another process may take one before Kafka binds it: start
+    with :func:`start_on_free_ports`, which tries other ports when that happens."""
+    for _ in range(100):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            first = int(probe.getsockname()[1])
+        if first + count > 60000:
+            continue
+        held: list[socket.socket] = []
+        try:
+            for port in range(first, first + count):
+                sock = socket.socket()
+                held.append(sock)
+                sock.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        finally:
+            for sock in held:
+                sock.close()
+        return first
+    msg = f"No {count} consecutive free loopback ports."
+    raise KafkaRuntimeError(msg)
+
+
+def start_on_free_ports(
+    make: Callable[[int], LocalKafka], brokers: int = 1, attempts: int = 3, timeout: float = START_TIMEOUT_S
+) -> LocalKafka:
+    """Start ``make(first_port)``, a cluster of ``brokers`` nodes, on ports free at the time;
+    when another process takes one before a node binds it, start again on others (up to
+    ``attempts`` times)."""
+    for attempt in range(1, attempts + 1):
+        kafka = make(free_port_block(2 * brokers))
+        try:
+            kafka.start(timeout)
+            return kafka
+        except PortTaken:
+            if attempt == attempts:
+                raise
+            log.warning("kafka port taken during start; trying other ports", count=attempt)
+    raise AssertionError("unreachable")

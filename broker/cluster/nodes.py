@@ -53,6 +53,10 @@ Configuration:
 """
 
 
+#: The logs a node's start writes to (log4j's file and the JVM's own output).
+_START_LOGS = ("server.log", "stdout.log")
+
+
 class KafkaNode:
     """One KRaft process (broker and controller in one JVM) of the local cluster.
 
@@ -87,6 +91,7 @@ class KafkaNode:
         self.voters = voters
         self.cluster_size = cluster_size
         self._proc: subprocess.Popen[bytes] | None = None
+        self._log_starts: dict[str, int] = {}
         #: TLS, authentication and the authorizer (None: PLAINTEXT, everyone allowed everything).
         self.security: BrokerSecurity | None = None
 
@@ -205,12 +210,29 @@ class KafkaNode:
             "kafka.Kafka",
             str(properties),
         ]
+        # Where this start's output begins in each log, so bind_failed reads only this start's.
+        self._log_starts = {
+            name: (self.log_dir / name).stat().st_size if (self.log_dir / name).exists() else 0
+            for name in _START_LOGS
+        }
         with (self.log_dir / "stdout.log").open("ab") as stdout:
             self._proc = subprocess.Popen(
                 cmd, stdout=stdout, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
             )
         self.pid_file.write_text(f"{self._proc.pid}\n")
         return self._proc.pid
+
+    def bind_failed(self) -> bool:
+        """Whether this start's logs say a listener's port was taken (Java's BindException)."""
+        for name, start in self._log_starts.items():
+            path = self.log_dir / name
+            if not path.exists():
+                continue
+            with path.open("rb") as log_file:
+                log_file.seek(start)
+                if b"Address already in use" in log_file.read(4 << 20):
+                    return True
+        return False
 
     def exited(self) -> int | None:
         """The exit code if the process this object spawned has exited, else None."""

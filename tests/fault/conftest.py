@@ -9,14 +9,13 @@ earlier test left down is started again first.
 
 from __future__ import annotations
 
-import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from broker.cluster.local_kafka import LocalKafka
+from broker.cluster.local_kafka import LocalKafka, start_on_free_ports
 from broker.cluster.topics import apply
 from broker.settings import Settings
 from schemas.topics import load_declaration
@@ -25,36 +24,17 @@ BROKERS = 3
 RESULTS_KEY = pytest.StashKey[list[str]]()
 
 
-def free_port_block(count: int) -> int:
-    """The first of ``count`` consecutive loopback ports that are free now."""
-    for _ in range(100):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            first = int(probe.getsockname()[1])
-        if first + count > 60000:
-            continue
-        held = []
-        try:
-            for port in range(first, first + count):
-                sock = socket.socket()
-                held.append(sock)
-                sock.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        finally:
-            for sock in held:
-                sock.close()
-        return first
-    raise RuntimeError(f"no {count} consecutive free loopback ports")
-
-
 @pytest.fixture(scope="package")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
     """A running three-node cluster (each node broker and controller, -Xmx512m)."""
     state = tmp_path_factory.mktemp("sgb-cluster")
-    settings = Settings(kafka_port=free_port_block(2 * BROKERS), state_dir=state, kafka_heap="512m")
-    kafka = LocalKafka(settings, brokers=BROKERS)
-    kafka.start(timeout=150)
+    kafka = start_on_free_ports(
+        lambda port: LocalKafka(
+            Settings(kafka_port=port, state_dir=state, kafka_heap="512m"), brokers=BROKERS
+        ),
+        brokers=BROKERS,
+        timeout=150,
+    )
     try:
         yield kafka
     finally:

@@ -15,32 +15,10 @@ from cluster_waits import wait_for_new_leader, wait_until_in_sync
 from confluent_kafka.admin import ConfigResource
 
 from broker.clients import admin_client, consumer, producer
-from broker.cluster.local_kafka import LocalKafka
+from broker.cluster.local_kafka import LocalKafka, free_port_block, start_on_free_ports
 from broker.cluster.nodes import partition_replicas, replicas
-from broker.exceptions import KafkaRuntimeError
+from broker.exceptions import KafkaRuntimeError, PortTaken
 from broker.settings import Settings
-
-
-def _free_port_block(count: int) -> int:
-    for _ in range(100):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            first = int(probe.getsockname()[1])
-        if first + count > 60000:
-            continue
-        socks = []
-        try:
-            for port in range(first, first + count):
-                sock = socket.socket()
-                socks.append(sock)
-                sock.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        finally:
-            for sock in socks:
-                sock.close()
-        return first
-    raise RuntimeError("no block of free loopback ports")
 
 
 def test_single_broker_layout_is_unchanged(tmp_path: Path) -> None:
@@ -82,7 +60,7 @@ def test_three_node_layout(tmp_path: Path) -> None:
 
 @pytest.mark.timeout(300)
 def test_sgb_kafka_start_brokers_3_replicates_and_survives_a_node(tmp_path: Path) -> None:
-    port = _free_port_block(6)
+    port = free_port_block(6)
     env = dict(os.environ, SGB_STATE_DIR=str(tmp_path), SGB_KAFKA_PORT=str(port), SGB_LOG_FORMAT="json")
     env.pop("SGB_BOOTSTRAP_SERVERS", None)
 
@@ -147,3 +125,29 @@ def test_sgb_kafka_start_brokers_3_replicates_and_survives_a_node(tmp_path: Path
         stopped = sgb("kafka", "stop")
     assert stopped.returncode == 0 and "cluster of 3 brokers stopped" in stopped.stdout
     assert sgb("kafka", "status").returncode == 3
+
+
+@pytest.mark.timeout(300)
+def test_a_port_taken_after_the_check_is_retried_on_other_ports(tmp_path: Path) -> None:
+    """Ports are picked free, then another process may take one before Kafka binds it (seen on a
+    busy CI machine). A socket bound but not listening passes the start's check and makes the
+    JVM's bind fail, as that race does: the start says the port was taken, and
+    start_on_free_ports starts on others."""
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", free_port_block(2)))
+        taken = held.getsockname()[1]
+        made: list[int] = []
+
+        def make(port: int) -> LocalKafka:
+            made.append(taken if not made else port)
+            state = tmp_path / f"try-{len(made)}"
+            return LocalKafka(Settings(state_dir=state, kafka_port=made[-1], kafka_heap="256m"))
+
+        kafka = start_on_free_ports(make)
+        try:
+            assert made[0] == taken and len(made) == 2 and made[1] != taken
+            assert kafka.answering(timeout=5.0)
+        finally:
+            kafka.stop()
+        with pytest.raises(PortTaken, match=f"could not listen on port {taken}"):
+            LocalKafka(Settings(state_dir=tmp_path / "again", kafka_port=taken, kafka_heap="256m")).start()

@@ -30,13 +30,13 @@ from confluent_kafka.admin import (
     ResourcePatternType,
     ResourceType,
 )
-from conftest import RunningFilter, _free_port_pair
+from conftest import RunningFilter
 from factories import domestic_abuse_incident
 
 from broker.clients import admin_client, consumer, producer
 from broker.cluster.acls import apply_acls
 from broker.cluster.credentials import CredentialsError, issue
-from broker.cluster.local_kafka import LocalKafka
+from broker.cluster.local_kafka import LocalKafka, start_on_free_ports
 from broker.cluster.security import client_settings_file, load_client_settings
 from broker.cluster.topics import apply
 from broker.settings import Settings
@@ -85,10 +85,12 @@ class Secured:
 
 
 def _start(tmp: Path, security: str) -> tuple[LocalKafka, Settings]:
-    base = Settings(kafka_port=_free_port_pair(), state_dir=tmp, kafka_heap="512m", topic_prefix=PREFIX)
-    cluster = LocalKafka(base, 1, security)
-    cluster.start()
-    return cluster, base.model_copy(update={"bootstrap_servers": cluster.bootstrap})
+    cluster = start_on_free_ports(
+        lambda port: LocalKafka(
+            Settings(kafka_port=port, state_dir=tmp, kafka_heap="512m", topic_prefix=PREFIX), 1, security
+        )
+    )
+    return cluster, cluster.settings.model_copy(update={"bootstrap_servers": cluster.bootstrap})
 
 
 @pytest.fixture(scope="module")
