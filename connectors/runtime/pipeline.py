@@ -62,6 +62,9 @@ WHOLE_FILE = "whole file"
 CORRECTION = "correction:"
 
 log = get_logger("connectors.pipeline")
+#: The batch's line for records like one already logged on its own (same reason).
+WITHHELD_AGAIN = "more records with fields withheld"
+DEAD_LETTERED_AGAIN = "more records dead-lettered"
 
 
 class Checkpoints(Protocol):
@@ -134,6 +137,10 @@ class FileConnector:
         self.progress = progress or Progress(self.summary.counts)
         self.throttle = throttle
         self._batch_counts: Counter[str] = Counter()
+        # A line per record only for the first of each reason in a run; the rest are counted and
+        # logged once a batch, by reason (a dirty return otherwise logs a line per row).
+        self._logged: set[tuple[str, tuple[str, ...]]] = set()
+        self._repeats: Counter[tuple[str, tuple[str, ...]]] = Counter()
         self._trackers: dict[str, tuple[str, ContiguousTracker]] = {}
         self._last_commit = time.monotonic()
 
@@ -340,13 +347,15 @@ class FileConnector:
             self._batch_counts["withheld"] += 1
             for finding in findings:
                 self.summary.withheld_reasons[finding.sentence()] += 1
-            log.warning(
-                "fields withheld",
-                source=record.source,
-                position=record.position,
-                event_id=event["event_id"],
-                withheld_fields=[f.field for f in findings],
-            )
+            fields = tuple(f.field for f in findings)
+            if self._first(WITHHELD_AGAIN, fields):
+                log.warning(
+                    "fields withheld",
+                    source=record.source,
+                    position=record.position,
+                    event_id=event["event_id"],
+                    withheld_fields=list(fields),
+                )
 
     def _not_published(self, exc: NoEvent) -> None:
         """Count a record read but not published by its kind; log the first of each kind."""
@@ -358,13 +367,32 @@ class FileConnector:
         self.delivery.dead_letter(record, reason)
         self._batch_counts["dead_lettered"] += 1
         self.summary.dead_letter_reasons[reason] += 1
-        log.warning(
-            "record dead-lettered",
-            source=record.source,
-            position=record.position,
-            event_id=record.event_id,
-            reason=reason,
-        )
+        if self._first(DEAD_LETTERED_AGAIN, (reason,)):
+            log.warning(
+                "record dead-lettered",
+                source=record.source,
+                position=record.position,
+                event_id=record.event_id,
+                reason=reason,
+            )
+
+    def _first(self, kind: str, reason: tuple[str, ...]) -> bool:
+        """Whether this is the run's first record of ``kind`` for ``reason`` (then it gets a log
+        line of its own); a later one is counted for the batch's line by reason."""
+        if (kind, reason) in self._logged:
+            self._repeats[kind, reason] += 1
+            return False
+        self._logged.add((kind, reason))
+        return True
+
+    def _log_repeats(self) -> None:
+        """One line per reason for the records of the batch not logged one by one."""
+        for (kind, reason), count in self._repeats.items():
+            if kind == WITHHELD_AGAIN:
+                log.warning(kind, withheld_fields=list(reason), count=count)
+            else:
+                log.warning(kind, reason=reason[0], count=count)
+        self._repeats.clear()
 
     def _commit(self) -> None:
         """Commit the open batch, then checkpoint every file it touched.
@@ -393,6 +421,7 @@ class FileConnector:
             counts[kind.removeprefix(CORRECTION)] += self._batch_counts.pop(kind)
         self.summary.counts.update(self._batch_counts)
         self._batch_counts.clear()
+        self._log_repeats()
 
     def _unsupported(self, name: str, reason: str) -> None:
         self.summary.unsupported.append(name)

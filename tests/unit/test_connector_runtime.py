@@ -224,6 +224,25 @@ def test_stop_commits_what_was_read_and_the_next_run_resumes(tmp_path: Path) -> 
     assert rest.summary.counts["already_done"] == 15 and rest.summary.counts["published"] == 25
 
 
+def test_a_dirty_file_logs_a_line_per_reason_not_per_row(tmp_path: Path) -> None:
+    """A return with many bad rows: the first row of each reason is logged with its position,
+    the rest are counted by reason in their batch's line, and every row is still accounted for."""
+    bad = list(range(0, 60, 2))
+    rows = syn.domestic_abuse_rows(60, random.Random(5), bad=bad)
+    path = syn.write_csv(tmp_path / "x.csv", syn.DOMESTIC_ABUSE_COLUMNS, rows)
+    with capture_logs() as logs:
+        summary = run(tmp_path, path, RecordingDelivery()).summary
+    reasons = summary.dead_letter_reasons
+    assert summary.counts["dead_lettered"] == len(bad) == sum(reasons.values())
+    one_by_one = [e for e in logs if e["event"] == "record dead-lettered"]
+    assert sorted(e["reason"] for e in one_by_one) == sorted(reasons)
+    again: Counter[str] = Counter()
+    for entry in logs:
+        if entry["event"] == "more records dead-lettered":
+            again[entry["reason"]] += entry["count"]
+    assert again == Counter({reason: n - 1 for reason, n in reasons.items() if n > 1})
+
+
 def test_logs_carry_no_personal_data(tmp_path: Path) -> None:
     rows = syn.domestic_abuse_rows(12, random.Random(3), bad=[0, 1, 2, 5])
     path = syn.write_csv(tmp_path / "x.csv", syn.DOMESTIC_ABUSE_COLUMNS, rows)
