@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import time
 from pathlib import Path
 
@@ -24,12 +25,14 @@ class PolicyFile:
         path: the policy file; loading it at construction raises a PolicyError sentence.
     """
 
-    __slots__ = ("_missing", "_mtime", "path", "policy")
+    __slots__ = ("_missing", "_mtime", "_rejected", "path", "policy")
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._mtime = 0.0
         self._missing = False
+        #: The digest of the last file rejected: touched again unchanged, it is not said twice.
+        self._rejected = b""
         self.policy = self._load()
 
     def _load(self) -> Policy:
@@ -55,14 +58,22 @@ class PolicyFile:
             return None
         self._mtime = mtime  # a rejected file is not re-read on every batch
         try:
+            digest = hashlib.sha256(self.path.read_bytes()).digest()
+        except OSError:
+            return None  # gone since the stat: the next call says it is missing
+        if digest == self._rejected:
+            return None  # the same rejected content, its time changed (touched, copied again)
+        try:
             policy = self._load()
         except PolicyError as exc:
+            self._rejected = digest
             log.error(
                 "policy reload rejected; keeping the policy in force",
                 reason=str(exc),
                 policy_version=self.policy.version_id,
             )
             return None
+        self._rejected = b""
         self.policy = policy
         log.info("policy reloaded", policy_version=policy.version_id)
         return policy
