@@ -70,7 +70,7 @@ lint: $(STAMP)
 
 bench: kafka-jars
 	$(BIN)/python bench/serde.py
-	$(BIN)/python bench/connectors.py
+	$(BIN)/python bench/connectors_files.py
 	$(BIN)/python bench/connectors_la.py
 	$(BIN)/python bench/filter.py
 	$(BIN)/python bench/hub.py

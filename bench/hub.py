@@ -29,8 +29,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-# The repository first: bench/ (on the path as the script's folder) holds a connectors.py that
-# would otherwise shadow the connectors package.
+# The repository first, so that a tree's bench runs that tree's packages; bench/ for _kafka.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 if str(Path(__file__).resolve().parent) not in sys.path:
     sys.path.append(str(Path(__file__).resolve().parent))

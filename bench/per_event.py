@@ -118,9 +118,6 @@ def main() -> None:
     parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.inner:
-        # bench/ (the script's folder) holds a connectors.py that would shadow the package.
-        here = Path(__file__).resolve().parent
-        sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != here]
         print(json.dumps(_measure(args.events)))
         return
     trees = {"baseline": args.baseline_tree.resolve(), "candidate": _ROOT}

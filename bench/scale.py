@@ -26,8 +26,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-# The repository first: bench/ (the script's own folder, already on the path) holds modules
-# named like the packages (bench/connectors.py), which must not shadow them.
+# The repository first, so that a tree's bench runs that tree's packages. (No bench module
+# may be named like a package: bench/ is on the path as the script's folder.)
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from _kafka import bench_kafka

@@ -23,8 +23,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-# bench/ is on the path first when run as a script, and bench/connectors.py would shadow the
-# connectors package: put the repository first and bench/ last.
+# The repository first, so that a tree's bench runs that tree's packages; bench/ last.
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [str(_HERE.parent), *(p for p in sys.path if Path(p or ".").resolve() != _HERE), str(_HERE)]
 

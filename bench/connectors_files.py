@@ -17,7 +17,7 @@ letters, and for police the snapshot store that tells a re-exported record's ame
 (d) runs the command itself. The broker is SGB_BENCH_BOOTSTRAP if set, else a
 local one started for the run.
 
-    .venv/bin/python bench/connectors.py [--records 100000] [--resources 25000] [--messages 10000]
+    .venv/bin/python bench/connectors_files.py [--records 100000] [--resources 25000] [--messages 10000]
                                          [--connections 8,16]
 """
 
@@ -37,9 +37,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-# This file is bench/connectors.py: take its folder off the path so that ``connectors`` is the package.
+# The repository first, so that a tree's bench runs that tree's packages.
 HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 sys.path.insert(0, str(HERE.parent))
 
 import importlib.util
