@@ -72,6 +72,7 @@ bench: kafka-jars
 	$(BIN)/python bench/serde.py
 	$(BIN)/python bench/connectors_files.py
 	$(BIN)/python bench/connectors_la.py
+	$(BIN)/python bench/engine.py
 	$(BIN)/python bench/filter.py
 	$(BIN)/python bench/hub.py
 	$(BIN)/python bench/scale.py

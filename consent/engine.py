@@ -126,6 +126,10 @@ class Engine:
         self._secrets: dict[int, frozenset[str]] = {}
         self._combinations = Choices(policy, combinations)
 
+    def combination_hits(self) -> tuple[int, int]:
+        """(events whose choices were reused, events whose choices were made) since the start."""
+        return self._combinations.hits, self._combinations.misses
+
     def delivery_key(self, child_key: str, audience: str, organisation: str) -> str:
         """The message key of a delivery: the child's key pseudonymised for that recipient, so a
         recipient's copies stay in order without it learning another agency's identifier."""
