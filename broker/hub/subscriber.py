@@ -22,7 +22,7 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from confluent_kafka import OFFSET_END, KafkaException, Message, TopicPartition
+from confluent_kafka import OFFSET_END, KafkaError, KafkaException, Message, TopicPartition
 
 from broker import metrics, tracing
 from broker.clients import consumer
@@ -114,6 +114,7 @@ class Subscriber:
         static = {
             "group.instance.id": f"{self.group_id}.{self.instance}",
             "session.timeout.ms": 15000,
+            "on_commit": self._committed,
             **FETCH,
         }
         cons = consumer(self.settings, self.group_id, **static)
@@ -162,18 +163,30 @@ class Subscriber:
     def _on_revoke(self, cons: Any, partitions: list[TopicPartition]) -> None:
         log.info("partitions revoked", topic=self.topic, group=self.group_id, count=len(partitions))
 
-    def _commit(self, cons: Any, messages: Sequence[Message]) -> None:
+    def _commit(self, cons: Any, messages: Sequence[Message], *, wait: bool = True) -> None:
+        """Commit the offsets after ``messages``. ``wait=False`` returns before the broker answers
+        (a failure is then logged by :meth:`_committed`): only for messages a sink already holds,
+        which a restart reads again and the sink skips, so a lost commit costs nothing."""
         if not messages:
             return
         try:
-            cons.commit(offsets=next_offsets(messages), asynchronous=False)
+            cons.commit(offsets=next_offsets(messages), asynchronous=not wait)
         except KafkaException as exc:
-            # Safe: what was written is re-read after a rebalance and skipped by the sink.
-            log.warning(
-                "offset commit failed; events will be re-read and skipped as duplicates",
-                topic=self.topic,
-                reason=exc.args[0].str(),
-            )
+            self._commit_failed(exc.args[0].str())
+
+    def _committed(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        """The answer to an offset commit (served by the next poll)."""
+        first = error or next((tp.error for tp in partitions if tp.error is not None), None)
+        if first is not None:
+            self._commit_failed(first.str())
+
+    def _commit_failed(self, reason: str) -> None:
+        # Safe: what was written is re-read after a rebalance and skipped by the sink.
+        log.warning(
+            "offset commit failed; events will be re-read and skipped as duplicates",
+            topic=self.topic,
+            reason=reason,
+        )
 
     def _lag(self, cons: Any) -> int | None:
         by_topic = metrics.consumer_lag(cons)
@@ -325,7 +338,7 @@ class Subscriber:
             handled.append(msg)
         messages = handled
         if not events:
-            self._commit(cons, messages)
+            self._commit(cons, messages, wait=False)
             return 0, rejected
         # 2. Make the batch durable in the sink (fsync, commit, or 2xx for each post).
         began = time.monotonic()
@@ -336,7 +349,7 @@ class Subscriber:
             # 3'. Acknowledge only the durable prefix; rewind the rest and let the caller back off.
             written = max(0, min(exc.written, len(events)))
             done = ends[written - 1] if written else 0
-            self._commit(cons, messages[:done])
+            self._commit(cons, messages[:done], wait=False)
             self._rewind(cons, messages[done:])
             metrics.record_hub_failure(self.audience, self.organisation, sink.kind)
             log.warning(
@@ -356,8 +369,9 @@ class Subscriber:
             duplicates=len(events) - new,
             seconds=time.monotonic() - began,
         )
-        # 3. Only now move the offsets: exactly the messages that are durable.
-        self._commit(cons, messages)
+        # 3. Only now move the offsets: exactly the messages that are durable. Not waiting for
+        #    the broker's answer: the next batch is not held up by it (issue 21, item 4).
+        self._commit(cons, messages, wait=False)
         log.info(
             "hub wrote",
             topic=self.topic,

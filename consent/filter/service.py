@@ -180,7 +180,15 @@ class FilterService:
         self._consumer = consumer(
             self.settings,
             self.group_id,
-            **{"partition.assignment.strategy": "cooperative-sticky", "session.timeout.ms": 10000},
+            **{
+                "partition.assignment.strategy": "cooperative-sticky",
+                "session.timeout.ms": 10000,
+                # A request on the consumer's connection (the audit topic's metadata read at the
+                # first batch) waits behind a fetch the broker holds; the default 500 ms held the
+                # first events after a start that long (issue 21, item 4). New events end a fetch
+                # at once either way, so only an idle filter fetches more often.
+                "fetch.wait.max.ms": 50,
+            },
         )
         self._consumer.subscribe(
             [self.settings.topic(t) for t in INGRESS], on_assign=self._on_assign, on_revoke=self._on_revoke

@@ -297,6 +297,16 @@ def test_a_crash_between_the_write_and_the_commit_leaves_no_duplicate(
     assert sorted(sqlite_ids(tmp_path / "inbox.db")) == sorted(ids)
 
 
+def test_a_stopped_hub_has_committed_everything_it_wrote(kafka: Settings, tmp_path: Path) -> None:
+    """The hub does not wait for each offset commit's answer; stopping still does, so a restart
+    of the same group reads nothing again (a fresh sink, which would skip nothing, says so)."""
+    publish_deliveries(kafka, 30)
+    first = open_sink(f"jsonl:{tmp_path / 'first.jsonl'}", AUDIENCE, ORG)
+    assert Subscriber(kafka, AUDIENCE, ORG).run(first, threading.Event(), idle_timeout=3) == 30
+    fresh = open_sink(f"jsonl:{tmp_path / 'fresh.jsonl'}", AUDIENCE, ORG)
+    assert Subscriber(kafka, AUDIENCE, ORG).run(fresh, threading.Event(), idle_timeout=3) == 0
+
+
 def test_webhook_retries_and_never_commits_past_a_failed_post(kafka: Settings, group_id: str) -> None:
     ids = publish_deliveries(kafka, 12)
     flaky = Receiver(fail_first=3)  # the first three posts answer 503
