@@ -329,8 +329,12 @@ def current_bindings(settings: Settings, timeout: float = 30.0) -> tuple[set[Bin
     return found, kept
 
 
+#: The names no topic prefix is put in front of: every environment on a cluster shares them.
+UNPREFIXED = frozenset({SCHEMA_READER_GROUP, OPERATOR_READ_GROUP})
+
+
 def _ours(settings: Settings, name: str) -> bool:
-    return name.startswith(settings.topic_prefix) or name == SCHEMA_READER_GROUP
+    return name.startswith(settings.topic_prefix) or name in UNPREFIXED
 
 
 def apply_acls(

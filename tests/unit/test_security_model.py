@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from broker.cluster.acls import SCHEMA_READER_GROUP, bindings, principal_names, principals
+from broker.cluster.acls import SCHEMA_READER_GROUP, UNPREFIXED, bindings, principal_names, principals
 from broker.cluster.local_kafka import LocalKafka
 from broker.cluster.security import BrokerSecurity, load_client_settings
 from broker.cluster.tls import LocalCA, subject_cn
@@ -196,3 +196,10 @@ def test_storage_formatted_for_one_security_is_not_started_as_another(tmp_path: 
     assert LocalKafka(settings).security_mode == "sasl_ssl"  # what it last ran
     with pytest.raises(KafkaRuntimeError, match="formatted for security sasl_ssl, not mtls"):
         LocalKafka(settings, 1, "mtls").start()
+
+
+def test_every_name_without_the_prefix_is_one_apply_recognises() -> None:
+    """An ACL on a name the prefix is not put in front of must still count as this
+    environment's, or `topics apply --check` reports it missing right after applying it."""
+    unprefixed = {a.name for p in principals(load_declaration()) for a in p.acls if not a.prefixed}
+    assert unprefixed and unprefixed <= UNPREFIXED
