@@ -18,10 +18,8 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -371,48 +369,3 @@ def _new_cluster_id() -> str:
         cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         if not cid.startswith("-"):
             return cid
-
-
-# -- a broker on whatever ports are free (tests and benchmarks) -------------------------------------
-def free_port_block(count: int) -> int:
-    """The first of ``count`` consecutive loopback ports that are free now (below 60000, clear
-    of the ephemeral range's top). Another process may take one before Kafka binds it: start
-    with :func:`start_on_free_ports`, which tries other ports when that happens."""
-    for _ in range(100):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            first = int(probe.getsockname()[1])
-        if first + count > 60000:
-            continue
-        held: list[socket.socket] = []
-        try:
-            for port in range(first, first + count):
-                sock = socket.socket()
-                held.append(sock)
-                sock.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        finally:
-            for sock in held:
-                sock.close()
-        return first
-    msg = f"No {count} consecutive free loopback ports."
-    raise KafkaRuntimeError(msg)
-
-
-def start_on_free_ports(
-    make: Callable[[int], LocalKafka], brokers: int = 1, attempts: int = 3, timeout: float = START_TIMEOUT_S
-) -> LocalKafka:
-    """Start ``make(first_port)``, a cluster of ``brokers`` nodes, on ports free at the time;
-    when another process takes one before a node binds it, start again on others (up to
-    ``attempts`` times)."""
-    for attempt in range(1, attempts + 1):
-        kafka = make(free_port_block(2 * brokers))
-        try:
-            kafka.start(timeout)
-            return kafka
-        except PortTaken:
-            if attempt == attempts:
-                raise
-            log.warning("kafka port taken during start; trying other ports", count=attempt)
-    raise AssertionError("unreachable")

@@ -34,7 +34,6 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
 
 from broker import tracing
 from broker.exceptions import SerdeError
@@ -49,10 +48,12 @@ from connectors.exceptions import (
 )
 from connectors.runtime.checkpoint import ContiguousTracker, FileProgress
 from connectors.runtime.delivery import MAX_DEAD_LETTER_PAYLOAD
-from connectors.runtime.event_builder import Finding, take_findings
+from connectors.runtime.event_builder import take_findings
+from connectors.runtime.needs import Checkpoints, Delivery
 from connectors.runtime.progress import COUNT_NAMES, Progress
 from connectors.runtime.readers import FileRef, Malformed, Reader
 from connectors.runtime.records import MapRecord, SourceRecord
+from connectors.runtime.repeats import DEAD_LETTERED_AGAIN, WITHHELD_AGAIN, Repeats
 from connectors.runtime.sources import DropFolder, file_identity, list_files, unsupported_files
 from connectors.runtime.summary import Summary
 
@@ -62,40 +63,6 @@ WHOLE_FILE = "whole file"
 CORRECTION = "correction:"
 
 log = get_logger("connectors.pipeline")
-#: The batch's line for records like one already logged on its own (same reason).
-WITHHELD_AGAIN = "more records with fields withheld"
-DEAD_LETTERED_AGAIN = "more records dead-lettered"
-
-
-class Checkpoints(Protocol):
-    """Where a run keeps each file's progress (:class:`CheckpointStore`, or memory for a dry run)."""
-
-    def get(self, file_id: str) -> FileProgress | None: ...
-
-    def put(self, file_id: str, progress: FileProgress) -> None: ...
-
-
-class Delivery(Protocol):
-    """Where records go (Kafka in a transaction, see :class:`TransactionalDelivery`)."""
-
-    @property
-    def pending(self) -> int: ...
-
-    def publish(self, record: SourceRecord, event: dict[str, Any]) -> None: ...
-
-    def dead_letter(self, record: SourceRecord, reason: str) -> None: ...
-
-    def data_quality(self, record: SourceRecord, findings: list[Finding], event_id: str) -> None: ...
-
-    def skip(self, record: SourceRecord) -> None: ...
-
-    def positions(self) -> list[tuple[str, int]]: ...
-
-    def checkpoint(self, file_id: str, progress: FileProgress) -> None: ...
-
-    def commit(self) -> list[tuple[str, int]]: ...
-
-    def close(self) -> None: ...
 
 
 class FileConnector:
@@ -137,10 +104,7 @@ class FileConnector:
         self.progress = progress or Progress(self.summary.counts)
         self.throttle = throttle
         self._batch_counts: Counter[str] = Counter()
-        # A line per record only for the first of each reason in a run; the rest are counted and
-        # logged once a batch, by reason (a dirty return otherwise logs a line per row).
-        self._logged: set[tuple[str, tuple[str, ...]]] = set()
-        self._repeats: Counter[tuple[str, tuple[str, ...]]] = Counter()
+        self._repeats = Repeats()  # a line for the first record of each reason, then counts
         self._trackers: dict[str, tuple[str, ContiguousTracker]] = {}
         self._last_commit = time.monotonic()
 
@@ -348,7 +312,7 @@ class FileConnector:
             for finding in findings:
                 self.summary.withheld_reasons[finding.sentence()] += 1
             fields = tuple(f.field for f in findings)
-            if self._first(WITHHELD_AGAIN, fields):
+            if self._repeats.first(WITHHELD_AGAIN, fields):
                 log.warning(
                     "fields withheld",
                     source=record.source,
@@ -367,7 +331,7 @@ class FileConnector:
         self.delivery.dead_letter(record, reason)
         self._batch_counts["dead_lettered"] += 1
         self.summary.dead_letter_reasons[reason] += 1
-        if self._first(DEAD_LETTERED_AGAIN, (reason,)):
+        if self._repeats.first(DEAD_LETTERED_AGAIN, (reason,)):
             log.warning(
                 "record dead-lettered",
                 source=record.source,
@@ -375,24 +339,6 @@ class FileConnector:
                 event_id=record.event_id,
                 reason=reason,
             )
-
-    def _first(self, kind: str, reason: tuple[str, ...]) -> bool:
-        """Whether this is the run's first record of ``kind`` for ``reason`` (then it gets a log
-        line of its own); a later one is counted for the batch's line by reason."""
-        if (kind, reason) in self._logged:
-            self._repeats[kind, reason] += 1
-            return False
-        self._logged.add((kind, reason))
-        return True
-
-    def _log_repeats(self) -> None:
-        """One line per reason for the records of the batch not logged one by one."""
-        for (kind, reason), count in self._repeats.items():
-            if kind == WITHHELD_AGAIN:
-                log.warning(kind, withheld_fields=list(reason), count=count)
-            else:
-                log.warning(kind, reason=reason[0], count=count)
-        self._repeats.clear()
 
     def _commit(self) -> None:
         """Commit the open batch, then checkpoint every file it touched.
@@ -421,7 +367,7 @@ class FileConnector:
             counts[kind.removeprefix(CORRECTION)] += self._batch_counts.pop(kind)
         self.summary.counts.update(self._batch_counts)
         self._batch_counts.clear()
-        self._log_repeats()
+        self._repeats.log_batch()
 
     def _unsupported(self, name: str, reason: str) -> None:
         self.summary.unsupported.append(name)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from broker.cluster.acls import AclReport, apply_acls
+from broker.cluster.acl_apply import AclReport, apply_acls
 from broker.cluster.topics import apply
 from schemas.topics import load_declaration
 from sgb.cli.root import Context, pass_context

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from broker.cluster.local_kafka import LocalKafka, start_on_free_ports
+from broker.cluster.free_ports import start_on_free_ports
+from broker.cluster.local_kafka import LocalKafka
 from broker.cluster.topics import apply
 from broker.settings import Settings
 from schemas.topics import load_declaration

@@ -15,7 +15,8 @@ from cluster_waits import wait_for_new_leader, wait_until_in_sync
 from confluent_kafka.admin import ConfigResource
 
 from broker.clients import admin_client, consumer, producer
-from broker.cluster.local_kafka import LocalKafka, free_port_block, start_on_free_ports
+from broker.cluster.free_ports import free_port_block, start_on_free_ports
+from broker.cluster.local_kafka import LocalKafka
 from broker.cluster.nodes import partition_replicas, replicas
 from broker.exceptions import KafkaRuntimeError, PortTaken
 from broker.settings import Settings

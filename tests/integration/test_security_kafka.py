@@ -34,9 +34,10 @@ from conftest import RunningFilter
 from factories import domestic_abuse_incident
 
 from broker.clients import admin_client, consumer, producer
-from broker.cluster.acls import apply_acls
+from broker.cluster.acl_apply import apply_acls
 from broker.cluster.credentials import CredentialsError, issue
-from broker.cluster.local_kafka import LocalKafka, start_on_free_ports
+from broker.cluster.free_ports import start_on_free_ports
+from broker.cluster.local_kafka import LocalKafka
 from broker.cluster.security import client_settings_file, load_client_settings
 from broker.cluster.topics import apply
 from broker.settings import Settings

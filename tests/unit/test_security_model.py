@@ -11,7 +11,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from broker.cluster.acls import SCHEMA_READER_GROUP, UNPREFIXED, bindings, principal_names, principals
+from broker.cluster.acl_apply import UNPREFIXED, bindings
+from broker.cluster.acls import SCHEMA_READER_GROUP, principal_names, principals
 from broker.cluster.local_kafka import LocalKafka
 from broker.cluster.security import BrokerSecurity, load_client_settings
 from broker.cluster.tls import LocalCA, subject_cn
