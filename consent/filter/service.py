@@ -250,7 +250,16 @@ class FilterService:
         prod = producer(
             self.settings,
             transactional_id=self._transactional_id,
-            **{"transaction.timeout.ms": 30000, "linger.ms": 2},
+            **{
+                "transaction.timeout.ms": 30000,
+                "linger.ms": 2,
+                # A transaction begun while the broker still writes the last one's commit markers
+                # is answered CONCURRENT_TRANSACTIONS and retried after this backoff: librdkafka's
+                # default of 100 ms made every batch after a busy one wait that long (issue 21,
+                # item 4; the Java client waits 20 ms). It doubles up to the maximum on repeats.
+                "retry.backoff.ms": 5,
+                "retry.backoff.max.ms": 100,
+            },
         )
         retrying(lambda: prod.init_transactions(30))
         return prod
