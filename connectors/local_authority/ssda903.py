@@ -83,7 +83,8 @@ def read_table(
     try:
         rows = csv.reader(io.StringIO(text.lstrip("\ufeff"), newline=""), delimiter=sep)
         header = [h.strip().upper() for h in next(rows, [])]
-        body = [(rows.line_num, values) for values in rows if values and any(v.strip() for v in values)]
+        # a row of blank values is no row (the joined text is blank exactly when every value is)
+        body = [(rows.line_num, values) for values in rows if "".join(values).strip()]
     except csv.Error as exc:
         raise SourceFileError(f"File {source} is not valid CSV: {exc}.") from None
     return header, body, sep
@@ -263,10 +264,11 @@ class Ssda903Reader:
         items: list[Item] = []
         broken: dict[str, str] = {}
         for line, values in body:
-            raw = _line(header, values, sep)
+            # (a row's own bytes only for a dead letter: a period of care writes its rows when asked)
             if len(values) != len(header):
                 reason = f"The row has {len(values)} fields but the header has {len(header)}."
-                items.append(Item(line, 0, f"row {line}", Malformed(reason, _child_of(header, values)), raw))
+                malformed = Malformed(reason, _child_of(header, values))
+                items.append(Item(line, 0, f"row {line}", malformed, _line(header, values, sep)))
                 continue
             row = {h: v.strip() for h, v in zip(header, values, strict=True)}
             try:
@@ -275,7 +277,8 @@ class Ssda903Reader:
                 start = parse_date(row["DECOM"], "DECOM", required=True)
                 end = parse_date(row["DEC"], "DEC")
             except MappingError as exc:
-                items.append(Item(line, 0, f"row {line}", Malformed(str(exc), row["CHILD"] or None), raw))
+                malformed = Malformed(str(exc), row["CHILD"] or None)
+                items.append(Item(line, 0, f"row {line}", malformed, _line(header, values, sep)))
                 if row["CHILD"]:
                     broken.setdefault(row["CHILD"], f"row {line}: {exc}")
                 continue
