@@ -76,8 +76,33 @@ def _string(value: Any, out: bytearray) -> None:
     if not isinstance(value, str):
         raise TypeError("not a string")
     data = value.encode()
-    _length(len(data), out)
+    size = len(data)
+    if size < 64:
+        out += _SMALL[size]
+    else:
+        _long(size, out)
     out += data
+
+
+def _nullable_string(null_byte: int, value_byte: int) -> Writer:
+    """A union of null and string in one call (most of sgb's optional fields)."""
+
+    def write(value: Any, out: bytearray) -> None:
+        if value is None:
+            out.append(null_byte)
+            return
+        if not isinstance(value, str):
+            raise TypeError("not a string")
+        out.append(value_byte)
+        data = value.encode()
+        size = len(data)
+        if size < 64:
+            out += _SMALL[size]
+        else:
+            _long(size, out)
+        out += data
+
+    return write
 
 
 def _bytes(value: Any, out: bytearray) -> None:
@@ -228,6 +253,8 @@ class _Compiler:
             isinstance(other, str) and (other in self.records or f"{namespace}.{other}" in self.records)
         )
         null_byte, value_byte = (0, 2) if null_index == 0 else (2, 0)
+        if inner is _string:
+            return _nullable_string(null_byte, value_byte)
 
         def union(value: Any, out: bytearray) -> None:
             if value is None:
