@@ -26,7 +26,7 @@ from broker.wire.codecs import Codecs
 from consent import state_updates as status
 from consent.filter.identity import FilterIdentity
 from consent.filter.shares import apply_read_back
-from consent.filter.store import StateStore
+from consent.filter.store import StateStore, consent_row
 from consent.state import ChildState
 from consent.state_codec import StateRecordReader
 from schemas.child_keys import consent_child_key, consent_key
@@ -290,8 +290,13 @@ class StateReader:
         A record that loses (it arrived late but was recorded earlier) is the last on its
         compacted key, so compaction would keep it and a fresh filter would rebuild the
         wrong state. The record in force is therefore published again after it, so the
-        newest by recorded time is also the last by offset.
+        newest by recorded time is also the last by offset. A child the store has never held
+        takes the record as it is: there is nothing to merge with (most of a fresh rebuild).
         """
+        if self._store.never_held(key):
+            self._store.put_row(key, consent_row(record))
+            self._counts["consent_records"] += 1
+            return
         before = self._store.get(key)
         after = status.apply_consent(before, record)
         self._counts["consent_records"] += 1
