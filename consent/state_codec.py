@@ -4,11 +4,12 @@ A fresh filter decodes one consent or status record per child: at national volum
 million) fastavro's per-call overhead (a stream object, schema walk, logical-type hooks)
 is most of the rebuild's time. A reader compiled once from the record's own schema
 (strings, enums, nullable unions, booleans, ints, longs, dates, timestamps, maps of longs)
-returns the same dictionary in about a quarter of fastavro's CPU time: its source is generated
-from the schema, so a record is read straight through with no loop over fields (half the time
-of walking a field list). It reads only messages framed with the schema's own id; any other writer schema, and any byte string it cannot read, goes to
-the serde's decode, which resolves schemas and names what is wrong (so an unreadable record
-fails exactly as it did). Pure: bytes in, a dictionary out, no Kafka.
+returns the same dictionary in about a quarter of fastavro's CPU time: its source is
+generated from the schema, so a record is read straight through with no loop over fields
+(half the time of walking a field list). It reads only messages framed with the schema's
+own id; any other writer schema, and any byte string it cannot read, goes to the serde's
+decode, which resolves schemas and names what is wrong (so an unreadable record fails
+exactly as it did). Pure: bytes in, a dictionary out, no Kafka.
 """
 
 from __future__ import annotations

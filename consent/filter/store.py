@@ -61,6 +61,8 @@ def _flag_from(raw: Any) -> Flag | None:
 
 #: One encoder for every state: ``json.dumps`` with separators builds a new one per call.
 _COMPACT = json.JSONEncoder(separators=(",", ":"))
+#: How the encoder writes a string (``ensure_ascii``), with its quotes.
+_JSON_STRING = json.encoder.encode_basestring_ascii
 #: Keys per ``IN (...)`` query when loading a batch (under SQLite's bound-parameter limit).
 _LOAD_BATCH = 500
 
@@ -91,22 +93,23 @@ def dumps(state: ChildState) -> str:
     )
 
 
+def _json(text: str | None) -> str:
+    return "null" if text is None else _JSON_STRING(text)
+
+
 def consent_row(record: dict[str, Any]) -> str:
     """``dumps(apply_consent(ChildState(), record))`` without building either: the state of a
-    child whose one known record is this ConsentRecord, as a fresh rebuild writes it."""
+    child whose one known record is this ConsentRecord, as a fresh rebuild writes it (the
+    strings escaped as ``dumps`` escapes them, assembled without the encoder's per-call cost)."""
     recorded = record["recorded_at"]
     if recorded.tzinfo is None:
         recorded = recorded.replace(tzinfo=UTC)
-    consent = [
-        str(record["audience"]),
-        str(record["purpose"]),
-        str(record["state"]),
-        record.get("given_by"),
-        recorded.isoformat(),
-        record.get("consent_id"),
-        record.get("recorded_by"),
-    ]
-    return f"[[{_COMPACT.encode(consent)}],null,null,null,null,null,[]]"
+    return (
+        f"[[[{_JSON_STRING(str(record['audience']))},{_JSON_STRING(str(record['purpose']))},"
+        f"{_JSON_STRING(str(record['state']))},{_json(record.get('given_by'))},"
+        f'"{recorded.isoformat()}",{_json(record.get("consent_id"))},{_json(record.get("recorded_by"))}]],'
+        "null,null,null,null,null,[]]"
+    )
 
 
 def loads(text: str) -> ChildState:
