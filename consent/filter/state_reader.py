@@ -33,8 +33,10 @@ from schemas.child_keys import consent_child_key, consent_key
 from schemas.topics import CONSENT_TOPIC, IDENTITY_LINKS_TOPIC, SHARES_TOPIC, STATUS_TOPIC
 
 log = get_logger("consent.filter")
-#: State records applied between two store commits while catching up (bounds memory).
-CHUNK = 20_000
+#: State records applied between two store commits while catching up (bounds memory). A commit
+#: writes every B-tree page its chunk touches: in a national store's random key order 100,000
+#: records a chunk took 27 CPU s against 38 for 20,000 at a million children (30 MB more resident).
+CHUNK = 100_000
 #: State records taken from the consumer at once while catching up: each batch's children are
 #: loaded from the store in one go (the cache holds 50,000).
 BATCH = 5000
