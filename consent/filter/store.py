@@ -163,6 +163,10 @@ class SqliteStore:
     def __init__(self, path: Path, cache_size: int = 50_000) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        # 16 KB pages for a new store (an existing one keeps its own; SQLite ignores this then):
+        # a rebuild writes children in random key order, and with four times fewer B-tree pages
+        # its commits touch fewer (1.5 million rows in chunks of 100,000: 10.6 CPU s against 15.6).
+        self._db.execute("PRAGMA page_size=16384")
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         # 64 MB of pages (the default is 2 MB): a national store is gigabytes, written at random keys.

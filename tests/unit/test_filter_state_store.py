@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -90,3 +91,25 @@ def test_rows_put_since_the_last_commit_are_forgotten_by_a_rollback(tmp_path: Pa
     assert store.get("la:202:A") == ChildState()
     assert store.count() == 0
     store.close()
+
+
+def test_a_store_made_with_smaller_pages_is_read_and_written_as_it_is(tmp_path: Path) -> None:
+    # New stores use 16 KB pages; one made before (4 KB, SQLite's default) keeps working.
+    path = tmp_path / "state.db"
+    old = sqlite3.connect(str(path))
+    old.execute("PRAGMA page_size=4096")
+    old.execute("PRAGMA journal_mode=WAL")
+    old.execute("CREATE TABLE child_state (key TEXT PRIMARY KEY, state TEXT NOT NULL)")
+    old.execute("INSERT INTO child_state VALUES (?, ?)", ("la:202:A", dumps(GIVEN)))
+    old.commit()
+    old.close()
+    store = SqliteStore(path)
+    assert store.get("la:202:A") == GIVEN
+    store.put("la:202:B", WITHDRAWN)
+    store.commit({})
+    assert store._db.execute("PRAGMA page_size").fetchone()[0] == 4096
+    store.close()
+    assert SqliteStore(path).get("la:202:B") == WITHDRAWN
+    fresh = SqliteStore(tmp_path / "new.db")
+    assert fresh._db.execute("PRAGMA page_size").fetchone()[0] == 16384
+    fresh.close()
