@@ -220,7 +220,8 @@ class StateReader:
         records the read position of a state topic's message (links are read from the start)."""
         if msg.error():
             return None
-        kind = self._kinds.get(str(msg.topic()), _STATUS)
+        topic = str(msg.topic())
+        kind = self._kinds.get(topic, _STATUS)
         value = msg.value()
         if kind is _LINK:
             if self._identity is None or value is None:
@@ -235,7 +236,7 @@ class StateReader:
                     reason=str(exc),
                 )
                 return None
-        self.positions[(str(msg.topic()), int(msg.partition() or 0))] = int(msg.offset() or 0) + 1
+        self.positions[(topic, msg.partition() or 0)] = (msg.offset() or 0) + 1
         raw_key = msg.key()
         if not raw_key or value is None:
             return None

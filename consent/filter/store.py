@@ -93,10 +93,6 @@ def dumps(state: ChildState) -> str:
     )
 
 
-def _json(text: str | None) -> str:
-    return "null" if text is None else _JSON_STRING(text)
-
-
 def consent_row(record: dict[str, Any]) -> str:
     """``dumps(apply_consent(ChildState(), record))`` without building either: the state of a
     child whose one known record is this ConsentRecord, as a fresh rebuild writes it (the
@@ -104,11 +100,17 @@ def consent_row(record: dict[str, Any]) -> str:
     recorded = record["recorded_at"]
     if recorded.tzinfo is None:
         recorded = recorded.replace(tzinfo=UTC)
+    given_by, consent_id, recorded_by = (
+        record.get("given_by"),
+        record.get("consent_id"),
+        record.get("recorded_by"),
+    )
+    string = _JSON_STRING
     return (
-        f"[[[{_JSON_STRING(str(record['audience']))},{_JSON_STRING(str(record['purpose']))},"
-        f"{_JSON_STRING(str(record['state']))},{_json(record.get('given_by'))},"
-        f'"{recorded.isoformat()}",{_json(record.get("consent_id"))},{_json(record.get("recorded_by"))}]],'
-        "null,null,null,null,null,[]]"
+        f"[[[{string(str(record['audience']))},{string(str(record['purpose']))},"
+        f"{string(str(record['state']))},{'null' if given_by is None else string(given_by)},"
+        f'"{recorded.isoformat()}",{"null" if consent_id is None else string(consent_id)},'
+        f"{'null' if recorded_by is None else string(recorded_by)}]],null,null,null,null,null,[]]"
     )
 
 
