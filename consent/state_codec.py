@@ -4,10 +4,12 @@ A fresh filter decodes one consent or status record per child: at national volum
 million) fastavro's per-call overhead (a stream object, schema walk, logical-type hooks)
 is most of the rebuild's time. A reader compiled once from the record's own schema
 (strings, enums, nullable unions, booleans, ints, longs, dates, timestamps, maps of longs)
-returns the same dictionary in about half the CPU time. It reads only messages framed with
-the schema's own id; any other writer schema, and any byte string it cannot read, goes to
-the serde's decode, which resolves schemas and names what is wrong (so an unreadable record
-fails exactly as it did). Pure: bytes in, a dictionary out, no Kafka.
+returns the same dictionary in about a quarter of fastavro's CPU time: its source is
+generated from the schema, so a record is read straight through with no loop over fields
+(half the time of walking a field list). It reads only messages framed with the schema's
+own id; any other writer schema, and any byte string it cannot read, goes to the serde's
+decode, which resolves schemas and names what is wrong (so an unreadable record fails
+exactly as it did). Pure: bytes in, a dictionary out, no Kafka.
 """
 
 from __future__ import annotations
@@ -94,50 +96,81 @@ def _field(name: str, kind: Any) -> Field:
     return name, how, (), null, value
 
 
-def _read(fields: list[Field], data: bytes) -> dict[str, Any]:
-    record: dict[str, Any] = {}
-    pos = _FRAME
-    for name, how, symbols, null, value in fields:
-        if null >= 0:
-            branch = data[pos]
-            pos += 1
-            if branch == null:
-                record[name] = None
-                continue
-            if branch != value:
-                raise IndexError(branch)
-        if how == _BOOLEAN:
-            record[name] = data[pos] == 1
-            pos += 1
-            continue
-        if how == _MAP:
-            record[name], pos = _map_of_longs(data, pos)
-            continue
-        byte = data[pos]
-        if byte < 0x80:
-            number = (byte >> 1) ^ -(byte & 1)
-            pos += 1
-        else:
-            number, pos = _long(data, pos)
-        if how == _STRING:
-            end = pos + number
-            if number < 0 or end > len(data):
-                raise EOFError
-            record[name] = data[pos:end].decode()
-            pos = end
-        elif how == _ENUM:
-            if number < 0:
-                raise IndexError(number)
-            record[name] = symbols[number]
-        elif how == _TIMESTAMP:
-            record[name] = _EPOCH + timedelta(microseconds=number * 1000)
-        elif how == _DATE:
-            record[name] = date.fromordinal(number + _EPOCH_DAY)
-        else:
-            record[name] = number
-    if pos != len(data):
-        raise EOFError
-    return record
+#: How each kind of value is read into ``value``, as source lines (``number`` is a varint read first).
+_VALUE_LINES = {
+    _STRING: [
+        "end = pos + number",
+        "if number < 0 or end > size:",
+        "    raise EOFError",
+        "value = data[pos:end].decode()",
+        "pos = end",
+    ],
+    _ENUM: ["if number < 0:", "    raise IndexError(number)", "value = symbols_{index}[number]"],
+    _TIMESTAMP: ["value = _EPOCH + timedelta(microseconds=number * 1000)"],
+    _DATE: ["value = date.fromordinal(number + _EPOCH_DAY)"],
+    _LONG: ["value = number"],
+}
+#: A varint, one byte inline (most lengths, enum indexes and small numbers), longer ones by _long.
+_VARINT_LINES = [
+    "byte = data[pos]",
+    "if byte < 0x80:",
+    "    number = (byte >> 1) ^ -(byte & 1)",
+    "    pos += 1",
+    "else:",
+    "    number, pos = _long(data, pos)",
+]
+
+
+def _field_lines(index: int, field: Field) -> list[str]:
+    """Source lines that read one field into ``v{index}``."""
+    _, how, _, null, value = field
+    if how == _BOOLEAN:
+        body = ["value = data[pos] == 1", "pos += 1"]
+    elif how == _MAP:
+        body = ["value, pos = _map_of_longs(data, pos)"]
+    else:
+        body = _VARINT_LINES + [line.format(index=index) for line in _VALUE_LINES[how]]
+    if null < 0:
+        return [*body, f"v{index} = value"]
+    return [
+        "branch = data[pos]",
+        "pos += 1",
+        f"if branch == {null}:",
+        f"    v{index} = None",
+        "else:",
+        f"    if branch != {value}:",
+        "        raise IndexError(branch)",
+        *("    " + line for line in body),
+        f"    v{index} = value",
+    ]
+
+
+def _compile(fields: list[Field]) -> Callable[[bytes], dict[str, Any]]:
+    """A function reading one record of ``fields`` straight through: generated from the schema
+    once, so each record costs no loop over fields and no dispatch on their kinds (half the
+    time of an interpreted walk). Raises IndexError or EOFError on bytes it cannot read."""
+    names = [name for name, *_ in fields]
+    if not all(name.isidentifier() for name in names):
+        raise _Unsupported("field name")
+    lines = ["def read(data):", "    size = len(data)", f"    pos = {_FRAME}"]
+    for index, field in enumerate(fields):
+        lines += ["    " + line for line in _field_lines(index, field)]
+    lines += ["    if pos != size:", "        raise EOFError"]
+    lines.append("    return {" + ", ".join(f"{name!r}: v{i}" for i, name in enumerate(names)) + "}")
+    namespace: dict[str, Any] = {
+        "_long": _long,
+        "_map_of_longs": _map_of_longs,
+        "_EPOCH": _EPOCH,
+        "_EPOCH_DAY": _EPOCH_DAY,
+        "timedelta": timedelta,
+        "date": date,
+        **{f"symbols_{i}": symbols for i, (_, _, symbols, _, _) in enumerate(fields)},
+    }
+    # The source holds only the schema's field names (checked to be identifiers), branch bytes
+    # and the fixed lines above: nothing from a message is ever compiled.
+    exec(compile("\n".join(lines), f"<state reader of {len(fields)} fields>", "exec"), namespace)
+    read: Callable[[bytes], dict[str, Any]] = namespace["read"]
+    return read
 
 
 class StateRecordReader:
@@ -149,7 +182,7 @@ class StateRecordReader:
         fallback: the serde's decode, for other writer schemas and for what it cannot read.
     """
 
-    __slots__ = ("_fallback", "_fields", "_header")
+    __slots__ = ("_fallback", "_header", "_read")
 
     def __init__(
         self, schema: dict[str, Any], schema_id: int, fallback: Callable[[bytes], dict[str, Any]]
@@ -157,15 +190,17 @@ class StateRecordReader:
         self._fallback = fallback
         self._header = b"\x00" + schema_id.to_bytes(4, "big")
         try:
-            self._fields: list[Field] | None = [_field(f["name"], f["type"]) for f in schema["fields"]]
+            self._read: Callable[[bytes], dict[str, Any]] | None = _compile(
+                [_field(f["name"], f["type"]) for f in schema["fields"]]
+            )
         except _Unsupported:
-            self._fields = None
+            self._read = None
 
     def decode(self, data: bytes) -> dict[str, Any]:
         """The record ``data`` holds, exactly as the fallback decodes it (and raising as it does)."""
-        if self._fields is None or not data.startswith(self._header):
+        if self._read is None or not data.startswith(self._header):
             return self._fallback(data)
         try:
-            return _read(self._fields, data)
+            return self._read(data)
         except (IndexError, EOFError, UnicodeDecodeError, ValueError, OverflowError):
             return self._fallback(data)  # the serde says what is wrong, as it always has

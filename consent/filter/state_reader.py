@@ -26,15 +26,17 @@ from broker.wire.codecs import Codecs
 from consent import state_updates as status
 from consent.filter.identity import FilterIdentity
 from consent.filter.shares import apply_read_back
-from consent.filter.store import StateStore
+from consent.filter.store import StateStore, consent_row
 from consent.state import ChildState
 from consent.state_codec import StateRecordReader
 from schemas.child_keys import consent_child_key, consent_key
 from schemas.topics import CONSENT_TOPIC, IDENTITY_LINKS_TOPIC, SHARES_TOPIC, STATUS_TOPIC
 
 log = get_logger("consent.filter")
-#: State records applied between two store commits while catching up (bounds memory).
-CHUNK = 20_000
+#: State records applied between two store commits while catching up (bounds memory). A commit
+#: writes every B-tree page its chunk touches: in a national store's random key order 100,000
+#: records a chunk took 27 CPU s against 38 for 20,000 at a million children (30 MB more resident).
+CHUNK = 100_000
 #: State records taken from the consumer at once while catching up: each batch's children are
 #: loaded from the store in one go (the cache holds 50,000).
 BATCH = 5000
@@ -218,7 +220,8 @@ class StateReader:
         records the read position of a state topic's message (links are read from the start)."""
         if msg.error():
             return None
-        kind = self._kinds.get(str(msg.topic()), _STATUS)
+        topic = str(msg.topic())
+        kind = self._kinds.get(topic, _STATUS)
         value = msg.value()
         if kind is _LINK:
             if self._identity is None or value is None:
@@ -233,7 +236,7 @@ class StateReader:
                     reason=str(exc),
                 )
                 return None
-        self.positions[(str(msg.topic()), int(msg.partition() or 0))] = int(msg.offset() or 0) + 1
+        self.positions[(topic, msg.partition() or 0)] = (msg.offset() or 0) + 1
         raw_key = msg.key()
         if not raw_key or value is None:
             return None
@@ -290,8 +293,13 @@ class StateReader:
         A record that loses (it arrived late but was recorded earlier) is the last on its
         compacted key, so compaction would keep it and a fresh filter would rebuild the
         wrong state. The record in force is therefore published again after it, so the
-        newest by recorded time is also the last by offset.
+        newest by recorded time is also the last by offset. A child the store has never held
+        takes the record as it is: there is nothing to merge with (most of a fresh rebuild).
         """
+        if self._store.never_held(key):
+            self._store.put_row(key, consent_row(record))
+            self._counts["consent_records"] += 1
+            return
         before = self._store.get(key)
         after = status.apply_consent(before, record)
         self._counts["consent_records"] += 1

@@ -12,7 +12,7 @@ import json
 import sqlite3
 from collections import OrderedDict
 from collections.abc import Iterable
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -27,6 +27,10 @@ class StateStore(Protocol):
     def load(self, keys: Iterable[str]) -> None: ...
 
     def put(self, key: str, state: ChildState) -> None: ...
+
+    def never_held(self, key: str) -> bool: ...
+
+    def put_row(self, key: str, row: str) -> None: ...
 
     def share(self, event_id: str) -> dict[str, Any] | None: ...
 
@@ -57,6 +61,8 @@ def _flag_from(raw: Any) -> Flag | None:
 
 #: One encoder for every state: ``json.dumps`` with separators builds a new one per call.
 _COMPACT = json.JSONEncoder(separators=(",", ":"))
+#: How the encoder writes a string (``ensure_ascii``), with its quotes.
+_JSON_STRING = json.encoder.encode_basestring_ascii
 #: Keys per ``IN (...)`` query when loading a batch (under SQLite's bound-parameter limit).
 _LOAD_BATCH = 500
 
@@ -84,6 +90,27 @@ def dumps(state: ChildState) -> str:
             state.local_authority_code,
             [list(v) for v in state.versions],
         ]
+    )
+
+
+def consent_row(record: dict[str, Any]) -> str:
+    """``dumps(apply_consent(ChildState(), record))`` without building either: the state of a
+    child whose one known record is this ConsentRecord, as a fresh rebuild writes it (the
+    strings escaped as ``dumps`` escapes them, assembled without the encoder's per-call cost)."""
+    recorded = record["recorded_at"]
+    if recorded.tzinfo is None:
+        recorded = recorded.replace(tzinfo=UTC)
+    given_by, consent_id, recorded_by = (
+        record.get("given_by"),
+        record.get("consent_id"),
+        record.get("recorded_by"),
+    )
+    string = _JSON_STRING
+    return (
+        f"[[[{string(str(record['audience']))},{string(str(record['purpose']))},"
+        f"{string(str(record['state']))},{'null' if given_by is None else string(given_by)},"
+        f'"{recorded.isoformat()}",{"null" if consent_id is None else string(consent_id)},'
+        f"{'null' if recorded_by is None else string(recorded_by)}]],null,null,null,null,null,[]]"
     )
 
 
@@ -138,6 +165,10 @@ class SqliteStore:
     def __init__(self, path: Path, cache_size: int = 50_000) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        # 16 KB pages for a new store (an existing one keeps its own; SQLite ignores this then):
+        # a rebuild writes children in random key order, and with four times fewer B-tree pages
+        # its commits touch fewer (1.5 million rows in chunks of 100,000: 10.6 CPU s against 15.6).
+        self._db.execute("PRAGMA page_size=16384")
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         # 64 MB of pages (the default is 2 MB): a national store is gigabytes, written at random keys.
@@ -156,6 +187,8 @@ class SqliteStore:
         self._dirty_shares: dict[str, dict[str, Any]] = {}
         self._cache: OrderedDict[str, ChildState] = OrderedDict()
         self._dirty: dict[str, ChildState] = {}
+        # Serialised states put with put_row (children a fresh store never held), until the commit.
+        self._rows: dict[str, str] = {}
         self._cache_size = cache_size
         # Opened empty (a fresh rebuild), a child with no row is any the store was never given.
         empty = self._db.execute("SELECT 1 FROM child_state LIMIT 1").fetchone() is None
@@ -168,6 +201,12 @@ class SqliteStore:
             return state
         state = self._dirty.get(key)  # put but pushed out of the cache: newer than its row
         if state is not None:
+            self._remember(key, state)
+            return state
+        row = self._rows.pop(key, None)
+        if row is not None:  # put as a row since the last commit: now a state to merge into
+            state = loads(row)
+            self._dirty[key] = state
             self._remember(key, state)
             return state
         if self._written is not None and key not in self._written:
@@ -183,16 +222,12 @@ class SqliteStore:
         """Bring the states of ``keys`` into the cache (children with none as empty states) with
         one query per few hundred keys: a rebuild reads its children a batch at a time instead
         of one query each. Keys beyond the cache's size are left to :meth:`get`."""
-        wanted = [k for k in dict.fromkeys(keys) if k not in self._cache and k not in self._dirty]
+        cache, dirty, rows, written = self._cache, self._dirty, self._rows, self._written
+        wanted = [k for k in dict.fromkeys(keys) if k not in cache and k not in dirty and k not in rows]
         del wanted[self._cache_size :]
-        if self._written is not None:
-            stored = []
-            for key in wanted:
-                if key in self._written:
-                    stored.append(key)
-                else:
-                    self._remember(key, ChildState())
-            wanted = stored
+        if written is not None:
+            # Children a fresh store was never given have no row: get() answers them without a query.
+            wanted = [key for key in wanted if key in written]
         for start in range(0, len(wanted), _LOAD_BATCH):
             part = wanted[start : start + _LOAD_BATCH]
             marks = ",".join("?" * len(part))
@@ -204,8 +239,24 @@ class SqliteStore:
     def put(self, key: str, state: ChildState) -> None:
         if self._written is not None:
             self._written.add(key)
+        self._rows.pop(key, None)
         self._dirty[key] = state
         self._remember(key, state)
+
+    def never_held(self, key: str) -> bool:
+        """Whether this store, opened empty, has certainly never been given a state for ``key``:
+        then the child's state is empty and a rebuild may write its first one without merging.
+        False whenever in doubt (a store opened with rows, a key it may have been given)."""
+        return self._written is not None and key not in self._written
+
+    def put_row(self, key: str, row: str) -> None:
+        """Keep a serialised state (:func:`dumps`' form) for a child :meth:`never_held` until the
+        next commit, without building or caching a state: a fresh rebuild writes most children
+        once and never reads them back while it runs."""
+        if self._written is not None:
+            self._written.add(key)
+        self._cache.pop(key, None)  # an empty state read before
+        self._rows[key] = row
 
     def _remember(self, key: str, state: ChildState) -> None:
         self._cache[key] = state
@@ -231,7 +282,7 @@ class SqliteStore:
 
     def commit(self, positions: dict[tuple[str, int], int]) -> None:
         """Write dirty states and the state-topic positions in one SQLite transaction."""
-        if not self._dirty and not positions and not self._dirty_shares:
+        if not self._dirty and not self._rows and not positions and not self._dirty_shares:
             return
         self._db.execute("BEGIN")
         try:
@@ -239,7 +290,7 @@ class SqliteStore:
                 "INSERT OR REPLACE INTO child_state (key, state) VALUES (?, ?)",
                 # In key order: neighbouring rows share B-tree pages, so a chunk of a national
                 # rebuild touches each page once instead of once per child.
-                [(k, dumps(self._dirty[k])) for k in sorted(self._dirty)],
+                sorted([*self._rows.items(), *((k, dumps(s)) for k, s in self._dirty.items())]),
             )
             self._db.executemany(
                 "INSERT OR REPLACE INTO positions (topic, partition, next_offset) VALUES (?, ?, ?)",
@@ -254,6 +305,7 @@ class SqliteStore:
             self._db.execute("ROLLBACK")
             raise
         self._dirty.clear()
+        self._rows.clear()
         self._dirty_shares.clear()
 
     def rollback(self) -> None:
@@ -261,6 +313,7 @@ class SqliteStore:
         for key in self._dirty:
             self._cache.pop(key, None)
         self._dirty.clear()
+        self._rows.clear()
         self._dirty_shares.clear()
 
     def count(self) -> int:

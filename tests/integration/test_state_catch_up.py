@@ -35,6 +35,11 @@ class CountingStore(SqliteStore):
         self._uncommitted += 1
         self.most_uncommitted = max(self.most_uncommitted, self._uncommitted)
 
+    def put_row(self, key: str, row: str) -> None:  # a fresh rebuild's first state for a child
+        super().put_row(key, row)
+        self._uncommitted += 1
+        self.most_uncommitted = max(self.most_uncommitted, self._uncommitted)
+
     def commit(self, positions: dict[tuple[str, int], int]) -> None:
         super().commit(positions)
         self.commits += 1
