@@ -16,6 +16,7 @@ from broker.wire.audit_codec import AuditCodec
 from broker.wire.avro_writer import long_bytes
 from broker.wire.registry import SchemaRegistry
 from broker.wire.serde import AvroSerde, _describe
+from broker.wire.splice import CannotSplice, Splicer
 from schemas.jsonform import details_branch
 from schemas.loader import _inline as inline
 
@@ -37,7 +38,16 @@ class EventSerde:
     writing the branch it already knows.
     """
 
-    __slots__ = ("_branches", "_head", "_head_names", "_header", "_serde", "_tail", "_tail_names")
+    __slots__ = (
+        "_branches",
+        "_head",
+        "_head_names",
+        "_header",
+        "_serde",
+        "_splicer",
+        "_tail",
+        "_tail_names",
+    )
 
     def __init__(self, registry: SchemaRegistry) -> None:
         self._serde = record_serde(registry, "SafeguardingEvent")
@@ -54,6 +64,7 @@ class EventSerde:
             name: (long_bytes(index), fastavro.parse_schema(inline(name, schemas.SCHEMA_DIR, set())))
             for index, name in enumerate(details["type"])
         }
+        self._splicer = Splicer(inline(raw, schemas.SCHEMA_DIR, set()), NAMESPACE)
 
     @property
     def schema_id(self) -> int:
@@ -85,6 +96,27 @@ class EventSerde:
     def decode(self, data: bytes | None) -> dict[str, Any]:
         """Decode a framed event."""
         return self._serde.decode(data)
+
+    def encode_from(self, copy: dict[str, Any], ingress: bytes, decoded: dict[str, Any]) -> bytes:
+        """Encode ``copy``, a redacted copy of ``decoded`` (the event exactly as decoded from the
+        framed ``ingress`` bytes, unchanged since), reusing the ingress bytes of every field the
+        copy holds as decoded (:mod:`broker.wire.splice`). Decodes to exactly what :meth:`encode`
+        writes; a copy that cannot be spliced is encoded whole. Raises :class:`SerdeError`."""
+        header = self._header
+        if (
+            ingress[: len(header)] == header
+            and copy.get("event_type") == decoded.get("event_type")
+            and isinstance(copy.get("details"), dict)
+        ):
+            out = io.BytesIO()
+            out.write(header)
+            try:
+                self._splicer.write(copy, decoded, memoryview(ingress)[len(header) :], out)
+            except (CannotSplice, ValueError, TypeError, KeyError, AttributeError):
+                pass  # written whole below, which fails (or not) exactly as it always has
+            else:
+                return out.getvalue()
+        return self.encode(copy)
 
 
 def _piece(name: str, fields: list[dict[str, Any]]) -> Any:
