@@ -20,14 +20,16 @@ from typing import Any
 
 import fastavro
 
-Skip = Callable[[bytes, int], int]
+#: The ingress bytes as the splicer reads them (a view: slicing copies nothing).
+Buffer = bytes | memoryview
+Skip = Callable[[Buffer, int], int]
 
 
 class CannotSplice(Exception):
     """The copy cannot be written from the ingress bytes; write it whole instead."""
 
 
-def _varint(buf: bytes, pos: int) -> tuple[int, int]:
+def _varint(buf: Buffer, pos: int) -> tuple[int, int]:
     """Avro's zig-zag long at ``pos``: (value, position after it)."""
     byte = buf[pos]
     pos += 1
@@ -45,13 +47,13 @@ def _negative() -> int:
     raise CannotSplice
 
 
-def _skip_varint(buf: bytes, pos: int) -> int:
+def _skip_varint(buf: Buffer, pos: int) -> int:
     while buf[pos] & 0x80:
         pos += 1
     return pos + 1
 
 
-def _skip_sized(buf: bytes, pos: int) -> int:
+def _skip_sized(buf: Buffer, pos: int) -> int:
     size = buf[pos]
     if size < 0x80:  # a string shorter than 64 bytes
         return pos + 1 + (size >> 1) if not size & 1 else _negative()
@@ -61,11 +63,11 @@ def _skip_sized(buf: bytes, pos: int) -> int:
     return pos + size
 
 
-def _skip_none(buf: bytes, pos: int) -> int:
+def _skip_none(buf: Buffer, pos: int) -> int:
     return pos
 
 
-def _skip_nullable_string(buf: bytes, pos: int) -> int:
+def _skip_nullable_string(buf: Buffer, pos: int) -> int:
     """["null", "string"], the commonest field: a null, or a short string, read inline."""
     index = buf[pos]
     if index == 0:
@@ -84,7 +86,7 @@ def _union_skip(schema: list[Any], branches: tuple[Skip, ...]) -> Skip:
     if len(branches) == 2 and schema[0] == "null":
         value = branches[1]
 
-        def skip_nullable(buf: bytes, pos: int) -> int:
+        def skip_nullable(buf: Buffer, pos: int) -> int:
             index = buf[pos]
             if index == 0:
                 return pos + 1
@@ -94,7 +96,7 @@ def _union_skip(schema: list[Any], branches: tuple[Skip, ...]) -> Skip:
 
         return skip_nullable
 
-    def skip_union(buf: bytes, pos: int) -> int:
+    def skip_union(buf: Buffer, pos: int) -> int:
         index, pos = _varint(buf, pos)
         return branches[index](buf, pos)
 
@@ -106,7 +108,7 @@ def _fixed(size: int) -> Skip:
 
 
 def _blocks(item: Skip, *, keyed: bool) -> Skip:
-    def skip(buf: bytes, pos: int) -> int:
+    def skip(buf: Buffer, pos: int) -> int:
         while True:
             count, pos = _varint(buf, pos)
             if count == 0:
@@ -150,10 +152,13 @@ class _Field:
         # fastavro call: their bytes are the union's branch index and an empty block or a string.
         branches = schema if isinstance(schema, list) else [schema]
         kinds = [b if isinstance(b, str) else b.get("type") for b in branches]
-        prefix = (lambda kind: _long_bytes(kinds.index(kind)) if isinstance(schema, list) else b"")
+
+        def prefix(kind: str) -> bytes:
+            return _long_bytes(kinds.index(kind)) if isinstance(schema, list) else b""
+
         self._null = prefix("null") if "null" in kinds else None
         self._string = prefix("string") if "string" in kinds else None
-        self._empty = {
+        self._empty: dict[type, bytes | None] = {
             list: prefix("array") + b"\x00" if "array" in kinds else None,
             dict: prefix("map") + b"\x00" if "map" in kinds else None,
         }
@@ -176,7 +181,11 @@ class _Field:
                 return
         if self._writer is None:
             self._writer = fastavro.parse_schema(
-                {"type": "record", "name": "SplicedField", "fields": [{"name": self.name, "type": self._schema}]}
+                {
+                    "type": "record",
+                    "name": "SplicedField",
+                    "fields": [{"name": self.name, "type": self._schema}],
+                }
             )
         fastavro.schemaless_writer(out, self._writer, {self.name: value})
 
@@ -254,7 +263,7 @@ class _Compiler:
         )
         skips = tuple(f.skip for f in node.fields)
 
-        def skip_record(buf: bytes, pos: int) -> int:
+        def skip_record(buf: Buffer, pos: int) -> int:
             for skip in skips:
                 pos = skip(buf, pos)
             return pos
@@ -306,7 +315,7 @@ class Splicer:
     def __init__(self, schema: dict[str, Any], namespace: str = "") -> None:
         self._root = _Compiler().node(schema, namespace)
 
-    def write(self, copy: dict[str, Any], decoded: dict[str, Any], body: bytes, out: io.BytesIO) -> None:
+    def write(self, copy: dict[str, Any], decoded: dict[str, Any], body: Buffer, out: io.BytesIO) -> None:
         """Write ``copy`` to ``out``, given ``decoded``, the record exactly as decoded from
         ``body`` (unframed Avro); raises :class:`CannotSplice`, or fastavro's error for a value
         of the copy that does not match the schema."""
@@ -318,7 +327,7 @@ class Splicer:
             raise CannotSplice
 
 
-def _record(node: _Node, copy: Any, decoded: Any, body: bytes, pos: int, out: io.BytesIO) -> int:
+def _record(node: _Node, copy: Any, decoded: Any, body: Buffer, pos: int, out: io.BytesIO) -> int:
     """Write the record ``copy`` at ``body[pos:]``, whose decoding is ``decoded``; the end of it."""
     if not isinstance(copy, dict) or not isinstance(decoded, dict):
         raise CannotSplice
@@ -339,7 +348,7 @@ def _record(node: _Node, copy: Any, decoded: Any, body: bytes, pos: int, out: io
     return pos
 
 
-def _changed(field: _Field, new: Any, old: Any, body: bytes, pos: int, out: io.BytesIO) -> int:
+def _changed(field: _Field, new: Any, old: Any, body: Buffer, pos: int, out: io.BytesIO) -> int:
     """Write a field whose value is not the decoded object: descend where both are records (or
     lists of as many records), else write the new value whole. The end of the old value."""
     node = field.node
@@ -368,7 +377,7 @@ def _changed(field: _Field, new: Any, old: Any, body: bytes, pos: int, out: io.B
     return end
 
 
-def _array(items: _Node, new: list[Any], old: list[Any], body: bytes, pos: int, out: io.BytesIO) -> int:
+def _array(items: _Node, new: list[Any], old: list[Any], body: Buffer, pos: int, out: io.BytesIO) -> int:
     """An array of records written as one block, each item spliced from its old bytes."""
     written = io.BytesIO()
     index = 0
