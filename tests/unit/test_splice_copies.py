@@ -78,7 +78,9 @@ def _same(serde: EventSerde, copy: dict[str, Any], ingress: bytes, decoded: dict
     return spliced
 
 
-def test_every_copy_of_every_event_type_decodes_as_the_whole_encode(serde: EventSerde, engine: Engine) -> None:
+def test_every_copy_of_every_event_type_decodes_as_the_whole_encode(
+    serde: EventSerde, engine: Engine
+) -> None:
     events = _events(3)
     assert len({e["event_type"] for e in events}) == 14
     copies = list(_copies(serde, engine, events))
@@ -100,7 +102,9 @@ def test_with_field_encryption_on_every_copy_decodes_as_the_whole_encode(
         _same(serde, copy, ingress, decoded)
 
 
-def test_an_event_sealed_elsewhere_is_copied_as_the_filter_opens_it(serde: EventSerde, engine: Engine) -> None:
+def test_an_event_sealed_elsewhere_is_copied_as_the_filter_opens_it(
+    serde: EventSerde, engine: Engine
+) -> None:
     """With field encryption off, an event carrying sealed values is decided with them dropped."""
     for event in _events(7)[:150]:
         sent = {**event, "sealed_values": {"child.date_of_birth": "sgb:v1:opaque"}}
