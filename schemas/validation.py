@@ -132,6 +132,29 @@ def _envelope() -> tuple[dict[str, Any], dict[str, Any]]:
 
 #: Checks one value at a path; raises :class:`InvalidEvent` naming the path.
 Check = Callable[[Any, str], None]
+#: A record's field: name, has a default, must not be null, the type whose values are always
+#: valid (or None), the enum's symbols (or None), and the full check.
+_FieldCheck = tuple[str, bool, bool, type | None, frozenset[str] | None, Check]
+
+#: Primitive types whose every value of exactly that Python type is valid.
+_EXACT: dict[tuple[str, str | None], type] = {
+    ("string", None): str,
+    ("boolean", None): bool,
+    ("bytes", None): bytes,
+    ("int", "date"): date,
+}
+
+
+def _plain(holds: Any) -> tuple[type | None, frozenset[str] | None]:
+    """For a field's resolved type: the Python type all of whose values are valid, and an
+    enum's symbols (a value outside them goes to the full check, which names the fault)."""
+    if isinstance(holds, str):
+        return _EXACT.get((holds, None)), None
+    if isinstance(holds, Mapping):
+        if holds.get("type") == "enum":
+            return None, frozenset(holds["symbols"])
+        return _EXACT.get((str(holds.get("type")), holds.get("logicalType"))), None
+    return None, None
 
 
 @cache
@@ -157,26 +180,40 @@ class _Compiler:
         found = self._records.get(id(node))
         if found is not None:
             return found
-        fields: list[tuple[str, bool, Check]] = []
+        fields: list[_FieldCheck] = []
 
         def check(value: Any, path: str) -> None:
             if not isinstance(value, Mapping):
                 _fail(path, "must be a record")
-            unknown = [k for k in value if k not in declared and k != "-type"]
-            if unknown:
-                msg = f"Field {path or '(the event)'} has members the schema does not define: {', '.join(sorted(unknown))}."
-                raise InvalidEvent(msg)
-            for name, has_default, sub_check in fields:
-                sub = f"{path}.{name}" if path else name
+            if not declared.issuperset(value):
+                unknown = [k for k in value if k not in declared and k != "-type"]
+                if unknown:
+                    msg = f"Field {path or '(the event)'} has members the schema does not define: {', '.join(sorted(unknown))}."
+                    raise InvalidEvent(msg)
+            for name, has_default, required, exact, symbols, sub_check in fields:
                 if name not in value:
                     if has_default:
                         continue
-                    _fail(sub, "is required")
-                sub_check(value[name], sub)
+                    _fail(f"{path}.{name}" if path else name, "is required")
+                item = value[name]
+                # The commonest values pass without a call: null where allowed, a value of the
+                # one type that can only be valid (text, a date, true or false), an enum symbol.
+                if item is None:
+                    if not required:
+                        continue
+                elif type(item) is exact or (symbols is not None and type(item) is str and item in symbols):
+                    continue
+                sub_check(item, f"{path}.{name}" if path else name)
 
         self._records[id(node)] = check  # before its fields: a record may hold itself
         declared = frozenset(field["name"] for field in node["fields"])
-        fields.extend((f["name"], "default" in f, self.value(f["type"])) for f in node["fields"])
+        for field in node["fields"]:
+            holds, nullable = resolve(field["type"], self.named)
+            exact, symbols = _plain(holds)
+            required = not nullable and holds != "null"
+            fields.append(
+                (field["name"], "default" in field, required, exact, symbols, self.value(field["type"]))
+            )
         return check
 
     def value(self, type_: Any) -> Check:
