@@ -125,14 +125,18 @@ class FilterService:
         # The audit chain heads are always signed with the filter's key (provenance on or off).
         self._chains = AuditChains(sign=Signer(KeyStore(settings.keys_dir), provenance.FILTER_SIGNER).sign)
         auditor = EventAuditor(self._codecs.audit, self._chains, settings.topic(AUDIT_TOPIC))
+        # Each event's decision, one at a time, in the open transaction (consent/filter/decider.py).
         self._decider = EventDecider(
             settings,
             self._codecs,
+            # The one way off the wire: verify, decode, open (the cipher follows policy reloads).
             EnvelopeReader(self._codecs.event, self._provenance, lambda event: self._crypt.open(event)),
+            # The one way onto a recipient's topic: sealed, framed, keyed for it, decision headers, signed.
             DeliveryEnvelope(
                 self._codecs.event, lambda event, child: self._crypt.seal(event, child), self._provenance
             ),
             self._crypt,
+            # How the child is named in Kafka and in state: a pseudonym with field encryption on.
             child_namer(settings),
             self._engine,
             self._shares,
