@@ -14,6 +14,7 @@ from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 from xml.etree.ElementTree import Element, ParseError, tostring
+from xml.parsers import expat
 
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import iterparse
@@ -95,11 +96,50 @@ def stream(path: Path, source: str, record_tag: str, header_tag: str) -> Iterato
         raise SourceFileError(msg) from None
 
 
-def check(path: Path, source: str, record_tag: str, header_tag: str) -> None:
-    """Read the whole file as :func:`stream` would, keeping nothing; raises :class:`SourceFileError`
-    as it does (so a file truncated part-way is refused before any of it is published)."""
-    for _ in stream(path, source, record_tag, header_tag):
-        pass
+def check(path: Path, source: str, record_tag: str = "", header_tag: str = "") -> None:
+    """Parse the whole file as :func:`stream` does, building nothing; raises :class:`SourceFileError`
+    for what it refuses, with the same reason (so a file truncated part-way is refused before any
+    of it is published). Expat alone, with no element built: a fifth of :func:`stream`'s cost."""
+    parser = expat.ParserCreate()
+    depth = 0
+
+    def start(name: str, attributes: Any) -> None:
+        nonlocal depth
+        depth += 1
+        if depth > MAX_DEPTH:
+            msg = f"File {source} nests elements more than {MAX_DEPTH} deep, which no return does."
+            raise SourceFileError(msg)
+
+    def end(name: str) -> None:
+        nonlocal depth
+        depth -= 1
+
+    def refused(*args: Any) -> int:
+        raise _Declared
+
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
+    # what defusedxml refuses in stream(): a DTD, entity declarations, external references
+    parser.StartDoctypeDeclHandler = refused
+    parser.EntityDeclHandler = refused
+    parser.UnparsedEntityDeclHandler = refused
+    parser.ExternalEntityRefHandler = refused
+    try:
+        with path.open("rb") as fh:
+            parser.ParseFile(fh)
+    except _Declared:
+        msg = f"File {source} declares a DTD or entities, which are refused."
+        raise SourceFileError(msg) from None
+    except expat.ExpatError as exc:
+        msg = f"File {source} is not well-formed XML (line {exc.lineno})."
+        raise SourceFileError(msg) from None
+    except (LookupError, ValueError):  # an unknown encoding, or one expat cannot read (UTF-7)
+        msg = f"File {source} cannot be read in the encoding it declares."
+        raise SourceFileError(msg) from None
+
+
+class _Declared(Exception):
+    """A DTD or entity declaration met by :func:`check`."""
 
 
 def count_tag(path: Path, tag: bytes) -> int:

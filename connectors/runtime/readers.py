@@ -10,6 +10,8 @@ position rather than dropped. A file that cannot be read at all raises
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import csv
 import json
 import re
@@ -119,11 +121,26 @@ class CsvReader:
         return max(count_lines(path) - 1, 0)
 
     def records(self, ref: FileRef) -> Iterator[SourceRecord]:
+        with self._opened(ref) as fh:
+            yield from self._rows(fh, ref)
+
+    def check(self, ref: FileRef) -> None:
+        """Raise :class:`SourceFileError` if :meth:`records` would, without building a record:
+        the connector reads a file through once before publishing any of it (all or nothing),
+        and building every row's record twice cost a third of a police export's time."""
+        with self._opened(ref) as fh:
+            rows = csv.reader(fh, delimiter=self.delimiter)
+            if self._header(rows, ref) is not None:
+                collections.deque(rows, maxlen=0)  # parse every row, keep none
+
+    @contextlib.contextmanager
+    def _opened(self, ref: FileRef) -> Iterator[Any]:
+        """The file as text; an unreadable encoding or invalid CSV as :class:`SourceFileError`."""
         try:
             # Bytes the encoding cannot read are kept (as surrogates) so that the row holding
             # them becomes a dead letter with its place, and the rest of the file goes through.
             with ref.path.open(encoding=self.encoding, errors="surrogateescape", newline="") as fh:
-                yield from self._rows(fh, ref)
+                yield fh
         except UnicodeDecodeError:
             msg = f"File {ref.source} is not text in the {self.encoding} encoding."
             raise SourceFileError(msg) from None
@@ -131,13 +148,13 @@ class CsvReader:
             msg = f"File {ref.source} is not valid CSV: {exc}."
             raise SourceFileError(msg) from None
 
-    def _rows(self, fh: Any, ref: FileRef) -> Iterator[SourceRecord]:
-        tap = _LineTap(iter(fh))
-        rows = csv.reader(tap, delimiter=self.delimiter)
+    def _header(self, rows: Iterator[list[str]], ref: FileRef) -> list[str] | None:
+        """The header row's column names (None for an empty file); raises
+        :class:`SourceFileError` for a header the file cannot be read by."""
         try:
             header = [name.strip() for name in next(rows)]
         except StopIteration:
-            return
+            return None
         if any(_UNREADABLE.search(name) for name in header):
             msg = f"File {ref.source} is not text in the {self.encoding} encoding (its header row)."
             raise SourceFileError(msg)
@@ -149,6 +166,14 @@ class CsvReader:
             names = ", ".join(sorted(missing))
             msg = f"File {ref.source} lacks the column(s) {names} that the mapping file reads."
             raise SourceFileError(msg)
+        return header
+
+    def _rows(self, fh: Any, ref: FileRef) -> Iterator[SourceRecord]:
+        tap = _LineTap(iter(fh))
+        rows = csv.reader(tap, delimiter=self.delimiter)
+        header = self._header(rows, ref)
+        if header is None:
+            return
         encoding = self.encoding.replace("-sig", "")
         header_bytes = "".join(tap.lines).encode(encoding)
         width = len(header)
@@ -162,7 +187,12 @@ class CsvReader:
             start = tap.lineno + 1
             if not values:
                 continue  # a blank line is not a record
-            bad = next((i for i, value in enumerate(values) if _UNREADABLE.search(value)), None)
+            # (the row's text holds every value: only a row with an unreadable byte is searched by value)
+            bad = (
+                next((i for i, value in enumerate(values) if _UNREADABLE.search(value)), None)
+                if _UNREADABLE.search(raw)
+                else None
+            )
             data: Any
             if bad is not None:
                 column = header[bad] if bad < width else f"field {bad + 1}"

@@ -8,13 +8,14 @@ import random
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
 
-from connectors.exceptions import ConnectorError
+from connectors.exceptions import ConnectorError, SourceFileError
 from connectors.police import PoliceMapper, load_mapping, reader_for
 from connectors.police import synthetic as syn
 from connectors.runtime.checkpoint import CheckpointStore, ContiguousTracker, FileProgress, validate_name
@@ -79,6 +80,48 @@ def test_csv_positions_count_lines_and_blank_lines_are_not_records(tmp_path: Pat
         and records[2].data.reason == "The row has 3 fields but the header has 2."
     )
     assert records[1].payload() == b'a,b\n"multi\nline",3\n'
+
+
+@pytest.mark.parametrize(
+    ("content", "required", "refused"),
+    [
+        (b"a,b\n1,2\n", frozenset(), False),  # readable
+        (b"a,b\n1,2,3\n\xff,4\n", frozenset(), False),  # bad rows are dead letters, not a bad file
+        (b"", frozenset(), False),  # empty
+        (b"a,a\n1,2\n", frozenset(), True),  # a repeated column
+        (b"a,\xff\n1,2\n", frozenset(), True),  # an unreadable header
+        (b"a,b\n1,2\n", frozenset({"c"}), True),  # a column the mapping reads is missing
+        (b"a,b\n" + b"x" * 200_000 + b",2\n", frozenset(), True),  # a field past csv's limit
+    ],
+)
+def test_csv_check_refuses_exactly_the_files_reading_refuses(
+    tmp_path: Path, content: bytes, required: frozenset[str], refused: bool
+) -> None:
+    """The connector checks a whole file before publishing any of it; the check, which builds no
+    record, must refuse a file exactly when reading it would, with the same reason."""
+    path = tmp_path / "x.csv"
+    path.write_bytes(content)
+    reader, ref = CsvReader(required_columns=required), FileRef(path, "c", "x.csv", "f")
+
+    def reason(action: Callable[[], object]) -> str | None:
+        try:
+            action()
+        except SourceFileError as exc:
+            return str(exc)
+        return None
+
+    read = reason(lambda: list(reader.records(ref)))
+    assert reason(lambda: reader.check(ref)) == read
+    assert (read is not None) == refused
+
+
+def test_a_csv_row_with_an_unreadable_byte_names_its_column(tmp_path: Path) -> None:
+    path = tmp_path / "x.csv"
+    path.write_bytes(b"a,b\n1,\xfe2\n3,4\n")
+    records = list(CsvReader().records(FileRef(path, "c", "x.csv", "f")))
+    assert isinstance(records[0].data, Malformed)
+    assert records[0].data.reason == "The row is not text in the utf-8 encoding (column b)."
+    assert records[1].data == {"a": "3", "b": "4"}
 
 
 def test_json_reader_documents_and_lines(tmp_path: Path) -> None:
