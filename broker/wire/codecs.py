@@ -16,7 +16,6 @@ from broker.wire.audit_codec import AuditCodec
 from broker.wire.avro_writer import REFUSALS, compile_writer, long_bytes
 from broker.wire.registry import SchemaRegistry
 from broker.wire.serde import AvroSerde, _describe
-from broker.wire.splice import CannotSplice, Splicer
 from schemas.jsonform import details_branch
 from schemas.loader import _inline as inline
 
@@ -45,7 +44,6 @@ class EventSerde:
         "_head_names",
         "_header",
         "_serde",
-        "_splicer",
         "_tail",
         "_tail_names",
     )
@@ -65,7 +63,6 @@ class EventSerde:
             name: (long_bytes(index), fastavro.parse_schema(inline(name, schemas.SCHEMA_DIR, set())))
             for index, name in enumerate(details["type"])
         }
-        self._splicer = Splicer(inline(raw, schemas.SCHEMA_DIR, set()), NAMESPACE)
         # The same pieces compiled (broker.wire.avro_writer): an event they refuse goes to fastavro.
         self._compiled = (
             compile_writer(_raw_piece("Head", raw["fields"][:cut])),
@@ -114,27 +111,6 @@ class EventSerde:
     def decode(self, data: bytes | None) -> dict[str, Any]:
         """Decode a framed event."""
         return self._serde.decode(data)
-
-    def encode_from(self, copy: dict[str, Any], ingress: bytes, decoded: dict[str, Any]) -> bytes:
-        """Encode ``copy``, a redacted copy of ``decoded`` (the event exactly as decoded from the
-        framed ``ingress`` bytes, unchanged since), reusing the ingress bytes of every field the
-        copy holds as decoded (:mod:`broker.wire.splice`). Decodes to exactly what :meth:`encode`
-        writes; a copy that cannot be spliced is encoded whole. Raises :class:`SerdeError`."""
-        header = self._header
-        if (
-            ingress[: len(header)] == header
-            and copy.get("event_type") == decoded.get("event_type")
-            and isinstance(copy.get("details"), dict)
-        ):
-            out = io.BytesIO()
-            out.write(header)
-            try:
-                self._splicer.write(copy, decoded, memoryview(ingress)[len(header) :], out)
-            except (CannotSplice, ValueError, TypeError, KeyError, AttributeError):
-                pass  # written whole below, which fails (or not) exactly as it always has
-            else:
-                return out.getvalue()
-        return self.encode(copy)
 
 
 def _raw_piece(name: str, fields: list[dict[str, Any]]) -> dict[str, Any]:

@@ -41,14 +41,6 @@ class UnkeyedEvent(SerdeError):
 
 
 @dataclass(frozen=True, slots=True)
-class Source:
-    """An event as it came off the wire: its framed bytes and their decoding, unchanged since."""
-
-    value: bytes
-    decoded: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
 class WireMessage:
     """One message ready to produce: topic (physical), key, framed value and headers."""
 
@@ -138,23 +130,16 @@ class DeliveryEnvelope:
         key: bytes,
         headers: Headers,
         unchanged: bytes | None = None,
-        source: Source | None = None,
     ) -> WireMessage:
         """The delivery to the physical ``topic``: ``unchanged`` (the ingress bytes, when the copy
-        is the event as it came) or ``copy`` sealed and encoded, from ``source`` when given (the
-        ingress bytes and the event exactly as decoded from them: the fields the copy keeps as
-        they came are not encoded again); raises :class:`SerdeError`."""
+        is the event as it came) or ``copy`` sealed and encoded; raises :class:`SerdeError`."""
         if unchanged is not None:
             value = unchanged
         else:
             if copy is None:
                 msg = "A delivery needs the recipient's copy or the unchanged event."
                 raise SerdeError(msg)
-            sealed = self._seal(copy, child)
-            if source is None:
-                value = self._serde.encode(sealed)
-            else:
-                value = self._serde.encode_from(sealed, source.value, source.decoded)
+            value = self._serde.encode(self._seal(copy, child))
         out: Headers = list(headers)
         if self._signer is not None:
             out += self._signer.sign(topic, key, value)
@@ -175,12 +160,10 @@ class Refusal:
 
 @dataclass(frozen=True, slots=True)
 class Opened:
-    """A message read off the wire: the event, opened, and whether its bytes can be reused;
-    ``source`` is the message as it came (a copy is written from it, :meth:`DeliveryEnvelope.wrap`)."""
+    """A message read off the wire: the event, opened, and whether its bytes can be reused."""
 
     event: dict[str, Any]
     reusable: bool
-    source: Source | None = None
 
 
 class EnvelopeReader:
@@ -210,19 +193,15 @@ class EnvelopeReader:
         """The opened event, or why it was refused (an unsigned or forged message is refused
         even when it decodes, so nothing is decided or delivered on it)."""
         rejected = self.verifier.check(msg) if self.verifier is not None else None
-        value = msg.value() or b""
         try:
-            event = self._serde.decode(value)
+            event = self._serde.decode(msg.value() or b"")
         except SerdeError as exc:
             if rejected is not None:
                 return Refusal(rejected.sentence, None, rejected)
             return Refusal(str(exc))
         if rejected is not None:
             return Refusal(rejected.sentence, event.get("event_id"), rejected)
-        # The decoded event is never changed in place (opening and redaction copy what they
-        # change), so it stays the decoding of ``value`` that splicing a copy relies on.
-        source = Source(value, event)
         if self._opener is None:
-            return Opened(event, True, source)
+            return Opened(event, True)
         opened, reusable = self._opener(event)
-        return Opened(opened, reusable, source)
+        return Opened(opened, reusable)

@@ -2,7 +2,7 @@
 
 Read (verify, decode, open), skip a re-send, validate (principle 8), name the child, observe
 its identity evidence, derive its state, decide every audience, write each share's delivery
-(its copy spliced from the ingress bytes where it can be, :mod:`broker.wire.splice`), then one
+(its copy written by the compiled Avro writer, :mod:`broker.wire.avro_writer`), then one
 audit record and the share ledger entry. Whatever it produces goes through the producer of
 the open transaction (:mod:`consent.filter.service` commits or aborts it).
 """
@@ -23,7 +23,7 @@ from broker.security.pseudonyms import is_pseudonym
 from broker.settings import Settings
 from broker.wire import dead_letters as deadletter
 from broker.wire.codecs import Codecs
-from broker.wire.envelope import DeliveryEnvelope, EnvelopeReader, Refusal, Source
+from broker.wire.envelope import DeliveryEnvelope, EnvelopeReader, Refusal
 from consent.audit import withhold
 from consent.corrections import as_original, correction_of
 from consent.engine import Decision, Engine
@@ -137,9 +137,6 @@ class EventDecider:
         self.tally.agencies[str((event.get("source") or {}).get("agency"))] += 1
         arrived_as, original = event.get("event_id"), as_original(event, self._shares.decided)
         event, reusable = (original, False) if original is not None else (event, reusable)
-        # A copy of the event as it came is written from its ingress bytes (the original a
-        # correction stands for came from the store, not from these bytes).
-        source = read.source if original is None else None
         correction = correction_of(event)
         try:  # principle 8: the same validation as `sgb policy evaluate`, before state or decisions
             # (a retraction or erasure carries no content that is shared: only its metadata)
@@ -185,9 +182,7 @@ class EventDecider:
             if reusable and not event.get("withheld_fields") and not event.get("generalised_fields")
             else None
         )
-        decided = [
-            self._deliver(producer, decision, (key, plain or ""), untouched, source) for decision in decisions
-        ]
+        decided = [self._deliver(producer, decision, (key, plain or ""), untouched) for decision in decisions]
         # One audit record for the event, all its decisions (principle 7), in its partition's chain;
         # it names the identifier the event used and the links the decisions relied on (principle 11).
         self._auditor.record(
@@ -212,12 +207,11 @@ class EventDecider:
         decision: Decision,
         child: tuple[str, str],
         untouched: bytes | None,
-        source: Source | None,
     ) -> Decision:
         """Produce the decision's delivery, if a share; returns the decision as made (a share
         whose redacted copy cannot be written is withheld, reason redaction_failed). ``child``
         is (the child as the filter names it, its key for the data key: "" for a notice that
-        names no child, nothing of it to seal); ``source`` the event as it came, to splice from."""
+        names no child, nothing of it to seal)."""
         key, seal_as = child
         topic = decision.topic
         if decision.outcome is Outcome.SHARE and decision.event is not None and topic is not None:
@@ -231,7 +225,6 @@ class EventDecider:
                     delivery_key.encode(),
                     [*delivery_headers(decision)],
                     untouched if reuse else None,
-                    source,
                 )
             except SerdeError:
                 decision = withhold(decision, Reason.REDACTION_FAILED)
