@@ -82,7 +82,7 @@ def validate_event(event: Mapping[str, Any]) -> None:
     Raises:
         InvalidEvent: one sentence naming the first field that is wrong, never its value.
     """
-    schema, named = _envelope()
+    _, named = _envelope()
     if not isinstance(event, Mapping):
         msg = "The event must be a record."
         raise InvalidEvent(msg)
@@ -91,7 +91,7 @@ def validate_event(event: Mapping[str, Any]) -> None:
     if event_type not in symbols:
         msg = "Field event_type is missing or not one of the event types."
         raise InvalidEvent(msg)
-    _Checker(named, details_record_name(str(event_type))).record(schema, event, "")
+    _checker(details_record_name(str(event_type)))(event, "")
     child = event["child"]
     for path, rule in IDENTIFIER_RULES.items():
         top, name = path.split(".", 1)
@@ -130,96 +130,228 @@ def _envelope() -> tuple[dict[str, Any], dict[str, Any]]:
     return schema, named_types(schema)
 
 
-class _Checker:
-    """Walks a value along its schema; the first mismatch raises :class:`InvalidEvent`."""
+#: Checks one value at a path; raises :class:`InvalidEvent` naming the path.
+Check = Callable[[Any, str], None]
+#: A record's field: name, has a default, must not be null, the type whose values are always
+#: valid (or None), the enum's symbols (or None), and the full check.
+_FieldCheck = tuple[str, bool, bool, type | None, frozenset[str] | None, Check]
 
-    __slots__ = ("details", "named")
+#: Primitive types whose every value of exactly that Python type is valid.
+_EXACT: dict[tuple[str, str | None], type] = {
+    ("string", None): str,
+    ("boolean", None): bool,
+    ("bytes", None): bytes,
+    ("int", "date"): date,
+}
+
+
+def _plain(holds: Any) -> tuple[type | None, frozenset[str] | None]:
+    """For a field's resolved type: the Python type all of whose values are valid, and an
+    enum's symbols (a value outside them goes to the full check, which names the fault)."""
+    if isinstance(holds, str):
+        return _EXACT.get((holds, None)), None
+    if isinstance(holds, Mapping):
+        if holds.get("type") == "enum":
+            return None, frozenset(holds["symbols"])
+        return _EXACT.get((str(holds.get("type")), holds.get("logicalType"))), None
+    return None, None
+
+
+@cache
+def _checker(details: str) -> Check:
+    """The envelope's check with ``details`` as the details branch, compiled once: the schema is
+    resolved when compiling, not at every value of every event (issue 21, CPU per event)."""
+    schema, named = _envelope()
+    return _Compiler(named, details).record(schema)
+
+
+class _Compiler:
+    """Compiles a schema into checks that walk a value along it; the first mismatch raises
+    :class:`InvalidEvent`, in the order fields are declared."""
+
+    __slots__ = ("_records", "details", "named")
 
     def __init__(self, named: Mapping[str, Any], details: str) -> None:
         self.named = named
         self.details = details
+        self._records: dict[int, Check] = {}
 
-    def record(self, node: Mapping[str, Any], value: Any, path: str) -> None:
-        if not isinstance(value, Mapping):
-            _fail(path, "must be a record")
-        declared = {field["name"] for field in node["fields"]}
-        unknown = [k for k in value if k not in declared and k != "-type"]
-        if unknown:
-            msg = f"Field {path or '(the event)'} has members the schema does not define: {', '.join(sorted(unknown))}."
-            raise InvalidEvent(msg)
-        for field in node["fields"]:
-            sub = f"{path}.{field['name']}" if path else field["name"]
-            if field["name"] not in value:
-                if "default" in field:
+    def record(self, node: Mapping[str, Any]) -> Check:
+        found = self._records.get(id(node))
+        if found is not None:
+            return found
+        fields: list[_FieldCheck] = []
+
+        def check(value: Any, path: str) -> None:
+            if not isinstance(value, Mapping):
+                _fail(path, "must be a record")
+            if not declared.issuperset(value):
+                unknown = [k for k in value if k not in declared and k != "-type"]
+                if unknown:
+                    msg = f"Field {path or '(the event)'} has members the schema does not define: {', '.join(sorted(unknown))}."
+                    raise InvalidEvent(msg)
+            for name, has_default, required, exact, symbols, sub_check in fields:
+                if name not in value:
+                    if has_default:
+                        continue
+                    _fail(f"{path}.{name}" if path else name, "is required")
+                item = value[name]
+                # The commonest values pass without a call: null where allowed, a value of the
+                # one type that can only be valid (text, a date, true or false), an enum symbol.
+                if item is None:
+                    if not required:
+                        continue
+                elif type(item) is exact or (symbols is not None and type(item) is str and item in symbols):
                     continue
-                _fail(sub, "is required")
-            self.value(field["type"], value[field["name"]], sub)
+                sub_check(item, f"{path}.{name}" if path else name)
 
-    def value(self, type_: Any, value: Any, path: str) -> None:
+        self._records[id(node)] = check  # before its fields: a record may hold itself
+        declared = frozenset(field["name"] for field in node["fields"])
+        for field in node["fields"]:
+            holds, nullable = resolve(field["type"], self.named)
+            exact, symbols = _plain(holds)
+            required = not nullable and holds != "null"
+            fields.append(
+                (field["name"], "default" in field, required, exact, symbols, self.value(field["type"]))
+            )
+        return check
+
+    def value(self, type_: Any) -> Check:
         holds, nullable = resolve(type_, self.named)
-        if value is None:
-            if not nullable and holds != "null":
-                _fail(path, "must not be null")
-            return
+        inner = self._holds(holds)
+        required = not nullable and holds != "null"
+
+        def check(value: Any, path: str) -> None:
+            if value is None:
+                if required:
+                    _fail(path, "must not be null")
+                return
+            inner(value, path)
+
+        return check
+
+    def _holds(self, holds: Any) -> Check:
         if isinstance(holds, list):  # the details union: the event type selects the branch
             branch = self.named.get(self.details)
             if branch is None or not any(resolve(b, self.named)[0] is branch for b in holds):
-                _fail(path, "has no record for this event type")
-            self.record(branch, value, path)
-            return
+                return _failing("has no record for this event type")
+            return self.record(branch)
         if isinstance(holds, str):
-            self.primitive(holds, None, value, path)
-            return
+            return _primitive(holds, None)
         kind = holds.get("type")
         if kind == "record":
-            self.record(holds, value, path)
-        elif kind == "enum":
-            if not isinstance(value, str) or value not in holds["symbols"]:
-                _fail(path, f"must be one of the {holds['name']} symbols")
-        elif kind == "array":
-            if not isinstance(value, list):
-                _fail(path, "must be a list")
-            for item in value:
-                self.value(holds["items"], item, f"{path}[]")
-        elif kind == "map":
-            if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
-                _fail(path, "must be a map with text keys")
-            for key, item in value.items():
-                self.value(holds["values"], item, f"{path}.{key}")
-        elif kind == "fixed":
-            if not isinstance(value, bytes) or len(value) != holds["size"]:
-                _fail(path, f"must be {holds['size']} bytes")
-        else:
-            self.primitive(str(kind), holds.get("logicalType"), value, path)
+            return self.record(holds)
+        if kind == "enum":
+            return _enum(holds)
+        if kind == "array":
+            return _array(self.value(holds["items"]))
+        if kind == "map":
+            return _map(self.value(holds["values"]))
+        if kind == "fixed":
+            return _fixed(int(holds["size"]))
+        return _primitive(str(kind), holds.get("logicalType"))
 
-    @staticmethod
-    def primitive(kind: str, logical: str | None, value: Any, path: str) -> None:
-        if logical == "date" and kind == "int":
+
+def _failing(what: str) -> Check:
+    def check(value: Any, path: str) -> None:
+        _fail(path, what)
+
+    return check
+
+
+def _enum(holds: Mapping[str, Any]) -> Check:
+    symbols = frozenset(holds["symbols"])
+    what = f"must be one of the {holds['name']} symbols"
+
+    def check(value: Any, path: str) -> None:
+        if not isinstance(value, str) or value not in symbols:
+            _fail(path, what)
+
+    return check
+
+
+def _array(item: Check) -> Check:
+    def check(value: Any, path: str) -> None:
+        if not isinstance(value, list):
+            _fail(path, "must be a list")
+        at = f"{path}[]"
+        for each in value:
+            item(each, at)
+
+    return check
+
+
+def _map(item: Check) -> Check:
+    def check(value: Any, path: str) -> None:
+        if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+            _fail(path, "must be a map with text keys")
+        for key, each in value.items():
+            item(each, f"{path}.{key}")
+
+    return check
+
+
+def _fixed(size: int) -> Check:
+    def check(value: Any, path: str) -> None:
+        if not isinstance(value, bytes) or len(value) != size:
+            _fail(path, f"must be {size} bytes")
+
+    return check
+
+
+def _instance(kinds: type | tuple[type, ...], what: str) -> Check:
+    def check(value: Any, path: str) -> None:
+        if not isinstance(value, kinds):
+            _fail(path, what)
+
+    return check
+
+
+def _primitive(kind: str, logical: str | None) -> Check:
+    """The check of one primitive (with its logical type)."""
+    if logical == "date" and kind == "int":
+
+        def check_date(value: Any, path: str) -> None:
             if not isinstance(value, date) or isinstance(value, datetime):
                 _fail(path, "must be a date")
-            return
-        if logical in ("timestamp-millis", "timestamp-micros") and kind == "long":
+
+        return check_date
+    if logical in ("timestamp-millis", "timestamp-micros") and kind == "long":
+
+        def check_time(value: Any, path: str) -> None:
             if not isinstance(value, datetime) or value.tzinfo is None:
                 _fail(path, "must be a time with a zone")
-            return
-        if kind in _INT_RANGE:
-            low, high = _INT_RANGE[kind]
+
+        return check_time
+    if kind in _INT_RANGE:
+        low, high = _INT_RANGE[kind]
+        what = "must be a whole number" + (" of 32 bits" if kind == "int" else "")
+
+        def check_int(value: Any, path: str) -> None:
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-                _fail(path, "must be a whole number" + (" of 32 bits" if kind == "int" else ""))
-        elif kind in ("float", "double"):
+                _fail(path, what)
+
+        return check_int
+    if kind in ("float", "double"):
+
+        def check_number(value: Any, path: str) -> None:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 _fail(path, "must be a number")
-        elif kind == "boolean":
-            if not isinstance(value, bool):
-                _fail(path, "must be true or false")
-        elif kind == "string":
-            if not isinstance(value, str):
-                _fail(path, "must be text")
-        elif kind == "bytes":
-            if not isinstance(value, bytes):
-                _fail(path, "must be bytes")
-        elif kind == "null":
-            _fail(path, "must be null")
+
+        return check_number
+    if kind == "boolean":
+        return _instance(bool, "must be true or false")
+    if kind == "string":
+        return _instance(str, "must be text")
+    if kind == "bytes":
+        return _instance(bytes, "must be bytes")
+    if kind == "null":
+        return _failing("must be null")
+    return _nothing
+
+
+def _nothing(value: Any, path: str) -> None:
+    """A type the walker does not check."""
 
 
 def _fail(path: str, what: str) -> NoReturn:

@@ -81,6 +81,9 @@ class SealedDemographics:
         self._db.execute("CREATE TABLE IF NOT EXISTS blocks (token TEXT, key TEXT, PRIMARY KEY (token, key))")
         self._aead, self._blocking_key = AESGCM(seal_key), blocking_key
         self._pending: dict[str, Demographics] = {}
+        #: The pending demographics by blocking key, so a lookup does not recompute every
+        #: pending record's blocks (a batch of 500 events looked at up to 500 records each).
+        self._pending_blocks: dict[str, set[str]] = {}
         #: Keyed hashes of the demographics last stored per key (no content), to skip unchanged ones.
         self._fingerprints: OrderedDict[str, str] = OrderedDict()
 
@@ -116,7 +119,13 @@ class SealedDemographics:
             self._fingerprints.popitem(last=False)
 
     def put(self, key: str, demographics: Demographics) -> None:
+        before = self._pending.get(key)
+        if before is not None:
+            for block in before.blocks():
+                self._pending_blocks[block].discard(key)
         self._pending[key] = demographics
+        for block in demographics.blocks():
+            self._pending_blocks.setdefault(block, set()).add(key)
 
     def lookup(self, blocks: Iterable[str]) -> set[str]:
         wanted = set(blocks)
@@ -127,9 +136,8 @@ class SealedDemographics:
             ).fetchall()
             if len(rows) <= MAX_BLOCK:  # a larger block says little and would cost much
                 found.update(str(row[0]) for row in rows)
-        for key, demo in self._pending.items():
-            if wanted.intersection(demo.blocks()):
-                found.add(key)
+        for block in wanted:
+            found.update(self._pending_blocks.get(block, ()))
         return found
 
     def commit(self) -> None:
@@ -140,8 +148,9 @@ class SealedDemographics:
         blocks: list[tuple[str, str]] = []
         for key, demo in self._pending.items():
             nonce = secrets.token_bytes(12)
-            sealed = nonce + self._aead.encrypt(nonce, demo.dumps().encode(), _aad(key))
-            rows.append((key, self._token(demo.dumps()), sealed))
+            text = demo.dumps()
+            sealed = nonce + self._aead.encrypt(nonce, text.encode(), _aad(key))
+            rows.append((key, self._token(text), sealed))
             blocks.extend((self._token(block), key) for block in demo.blocks())
             self._remember(key, rows[-1][1])
         self._db.execute("BEGIN")
@@ -154,9 +163,11 @@ class SealedDemographics:
             self._db.execute("ROLLBACK")
             raise
         self._pending.clear()
+        self._pending_blocks.clear()
 
     def rollback(self) -> None:
         self._pending.clear()
+        self._pending_blocks.clear()
 
     def close(self) -> None:
         self._db.close()

@@ -22,60 +22,47 @@ from confluent_kafka import KafkaException, Message, TopicPartition
 import schemas
 from broker import metrics, tracing
 from broker.clients import consumer, producer, wait_for_kafka
-from broker.exceptions import SerdeError
 from broker.logs import get_logger
 from broker.probes import Health
 from broker.security import provenance
 from broker.security.ciphers import FilterCrypt, child_namer
 from broker.security.key_directory import key_provider
 from broker.security.provenance import Signer
-from broker.security.pseudonyms import is_pseudonym
 from broker.security.signing_keys import KeyStore
 from broker.settings import Settings
 from broker.transactions import bounded, next_offsets, retrying, rewind, watermarks
-from broker.wire import dead_letters as deadletter
 from broker.wire.codecs import Codecs
-from broker.wire.envelope import DeliveryEnvelope, EnvelopeReader, Refusal
+from broker.wire.envelope import DeliveryEnvelope, EnvelopeReader
 from broker.wire.registry import registry_for
 from consent import policy as policy_module
-from consent.audit import withhold
-from consent.corrections import as_original, correction_of
-from consent.engine import Decision, Engine
-from consent.exceptions import EventInvalid
+from consent.engine import Engine
 from consent.filter import shares
 from consent.filter.audit_chains import AuditChains
 from consent.filter.auditor import EventAuditor
-from consent.filter.headers import delivery_headers
+from consent.filter.decider import COMPONENT, EventDecider
 from consent.filter.identity import FilterIdentity
 from consent.filter.policy_file import Onboarded, PolicyFile
 from consent.filter.state_reader import StateReader
 from consent.filter.store import SqliteStore, StateStore
-from consent.merges import is_merge, merge_resolution
 from consent.policy import Policy
-from schemas.child_keys import NO_CHILD, child_key
 from schemas.topics import (
     AUDIT_TOPIC,
     CONSENT_TOPIC,
-    IDENTITY_LINKS_TOPIC,
     INGRESS_TOPICS,
     SHARES_TOPIC,
     STATUS_TOPIC,
 )
-from schemas.validation import SEALED_PREFIX, InvalidEvent, validate_event
-from schemas.vocabulary import CorrectionKind, Outcome, Reason
 
 log = get_logger("consent.filter")
 
 INGRESS = INGRESS_TOPICS
-COMPONENT = "filter"
 # Kept importable from here: tests and benchmarks use them through this module.
 __all__ = ["CONSENT_TOPIC", "STATUS_TOPIC", "FilterService", "watermarks"]
 
 
-#: Why an event whose identifiers arrive sealed is refused by a filter running with field encryption off.
-SEALED_CHILD = (
-    "The child's identifiers are sealed; run the filter with SGB_FIELD_ENCRYPTION=on to decide on them."
-)
+def _now_ms() -> int:
+    """A decision's ``decided_at``: now, in epoch milliseconds."""
+    return time.time_ns() // 1_000_000
 
 
 class FilterService:
@@ -119,16 +106,6 @@ class FilterService:
         self._onboarded = Onboarded(settings)
         self._engine = self._make_engine(self._policy)
         self._crypt = FilterCrypt(settings, self._policy)
-        # How the child is named in Kafka and in state: a pseudonym with field encryption on.
-        self._name = child_namer(settings)
-        # The one way onto a recipient's topic: sealed, framed, keyed for it, decision headers, signed.
-        self._deliveries = DeliveryEnvelope(
-            self._codecs.event, lambda event, child: self._crypt.seal(event, child), self._provenance
-        )
-        # The one way off the wire: verify, decode, open (the cipher follows policy reloads).
-        self._reader = EnvelopeReader(
-            self._codecs.event, self._provenance, lambda event: self._crypt.open(event)
-        )
         self._store = store or SqliteStore(settings.filter_store(self.group_id, self.instance))
         # One child across agencies (principle 11): links on the compacted link topic, demographics sealed.
         self._identity = FilterIdentity(
@@ -145,12 +122,30 @@ class FilterService:
         self.ready = threading.Event()
         self.health = Health("filter")
         self.health.add_check("running", self.ready.is_set)
-        self._batch_decisions: Counter[tuple[str, str, str]] = Counter()
-        self._batch_agencies: Counter[str] = Counter()
-        self._batch_dead = 0
         # The audit chain heads are always signed with the filter's key (provenance on or off).
         self._chains = AuditChains(sign=Signer(KeyStore(settings.keys_dir), provenance.FILTER_SIGNER).sign)
-        self._auditor = EventAuditor(self._codecs.audit, self._chains, settings.topic(AUDIT_TOPIC))
+        auditor = EventAuditor(self._codecs.audit, self._chains, settings.topic(AUDIT_TOPIC))
+        # Each event's decision, one at a time, in the open transaction (consent/filter/decider.py).
+        self._decider = EventDecider(
+            settings,
+            self._codecs,
+            # The one way off the wire: verify, decode, open (the cipher follows policy reloads).
+            EnvelopeReader(self._codecs.event, self._provenance, lambda event: self._crypt.open(event)),
+            # The one way onto a recipient's topic: sealed, framed, keyed for it, decision headers, signed.
+            DeliveryEnvelope(
+                self._codecs.event, lambda event, child: self._crypt.seal(event, child), self._provenance
+            ),
+            self._crypt,
+            # How the child is named in Kafka and in state: a pseudonym with field encryption on.
+            child_namer(settings),
+            self._engine,
+            self._shares,
+            self._identity,
+            self._state,
+            self._store,
+            auditor,
+            self.counts,
+        )
 
     def _make_engine(self, policy: Policy) -> Engine:
         return Engine(policy, schemas.load("SafeguardingEvent"), self._pseudonym_key, self._onboarded)
@@ -159,6 +154,7 @@ class FilterService:
         policy = self._policy_file.changed()
         if policy is not None:
             self._policy, self._engine = policy, self._make_engine(policy)
+            self._decider.engine = self._engine
             self._crypt.use_policy(policy)
             self._identity.use_policy(policy)
 
@@ -297,9 +293,8 @@ class FilterService:
     def _process_batch(self, messages: list[Message]) -> None:
         """The commit path. Everything a batch produces commits atomically with its offsets."""
         began = time.monotonic()
-        self._batch_decisions.clear()
-        self._batch_agencies.clear()
-        self._batch_dead = 0
+        tally = self._decider.tally
+        tally.clear()
         # 1. Begin the transaction: nothing below is visible to read_committed readers yet.
         self._producer.begin_transaction()
         try:
@@ -310,10 +305,10 @@ class FilterService:
                 {(str(m.topic()), int(m.partition() or 0)) for m in messages},
                 self.settings.topic(AUDIT_TOPIC),
             )
-            self._reader.prepare(messages)  # verify the batch's signatures on all cores
+            self._decider.prepare(messages)  # verify the batch's signatures on all cores
             for msg in messages:
                 with tracing.consumed("decide", msg):  # off: nothing; on: joins the event's trace
-                    self._handle(msg)
+                    self._decider.handle(self._producer, msg, _now_ms)
             # 3. Put the consumed offsets, carrying the audit chain heads, in the same transaction.
             offsets = self._chains.offsets(next_offsets(messages))
             #    (Bounded: this call can hang when the group coordinator dies; see bounded().)
@@ -362,153 +357,21 @@ class FilterService:
         self._store.commit(self._state.positions)
         self._identity.commit()
         self.counts["batches"] += 1
-        metrics.record_filter_batch(time.monotonic() - began, dict(self._batch_agencies))
+        metrics.record_filter_batch(time.monotonic() - began, dict(tally.agencies))
         metrics.set_filter_lag(self._consumer)
-        for (audience, outcome, reason), count in self._batch_decisions.items():
+        for (audience, outcome, reason), count in tally.decisions.items():
             metrics.DECISIONS.labels(audience, outcome, reason).inc(count)
         # One line per batch, not per decision (the audit topic is the record of each decision).
         log.debug(
             "batch committed",
             count=len(messages),
-            decisions=sum(self._batch_decisions.values()),
-            dead_lettered=self._batch_dead,
+            decisions=sum(tally.decisions.values()),
+            dead_lettered=tally.dead,
         )
-        if self._batch_dead:
-            metrics.record_dead_letter(COMPONENT, self._batch_dead)
-
-    def _handle(self, msg: Message) -> None:
-        if msg.error():
-            return
-        origin = deadletter.Origin(msg.topic(), msg.partition(), msg.offset())
-        read = self._reader.read(msg)
-        if isinstance(read, Refusal):  # undecodable, unsigned or forged: nothing is decided or shared
-            self._dead_letter(msg, read.reason, origin, read.event_id)
-            return
-        event, reusable = read.event, read.reusable
-        if self._shares.decided(str(event.get("event_id"))):  # a re-send: decided and delivered once
-            self.counts["already_decided"] += 1
-            return
-        self._batch_agencies[str((event.get("source") or {}).get("agency"))] += 1
-        arrived_as, original = event.get("event_id"), as_original(event, self._shares.decided)
-        event, reusable = (original, False) if original is not None else (event, reusable)
-        correction = correction_of(event)
-        try:  # principle 8: the same validation as `sgb policy evaluate`, before state or decisions
-            # (a retraction or erasure carries no content that is shared: only its metadata)
-            if correction is None or correction[0] is CorrectionKind.AMENDED:
-                validate_event(event)
-        except InvalidEvent as exc:
-            self._dead_letter(msg, str(exc), origin, event.get("event_id"))
-            return
-        plain = child_key(event.get("child") or {})
-        if plain is not None and SEALED_PREFIX in plain:  # a filter without the vault cannot tell whose
-            self._dead_letter(msg, SEALED_CHILD, origin, event.get("event_id"))
-            return
-        key = self._name(plain) if plain is not None else self._notice_key(msg, correction)
-        if key is None:
-            self._dead_letter(msg, NO_CHILD, origin, event.get("event_id"))
-            return
-        made = self._identity.observe(event)
-        for link in made:  # deterministic evidence (a source's merge too), demographic matches
-            self._producer.produce(
-                self.settings.topic(IDENTITY_LINKS_TOPIC),
-                key=link.link_id.encode(),
-                value=self._codecs.identity_link.encode(link.record()),
-            )
-            self.counts["identity_" + link.state.lower()] += 1
-        # A merge, an amendment or an erasure changes no flag or organisation: the state stands. A
-        # retraction of the event that set a flag as it stands undoes it (consent.state_updates).
-        merge = is_merge(event)
-        stands = merge or (correction is not None and correction[0] is not CorrectionKind.RETRACTED)
-        after = self._store.get(key) if stands else self._state.derive(self._producer, key, event)
-        view, identity = self._identity.view(key, after, self._store.get)  # the linked child's state
-        identity = (
-            merge_resolution(identity, made) if merge else identity
-        )  # the audit names the merge's links
-        try:
-            decisions = shares.decide(self._engine, self._shares, event, view)
-        except EventInvalid as exc:
-            self._dead_letter(msg, str(exc), origin, event.get("event_id"))
-            return
-        now = time.time_ns() // 1_000_000  # decided_at, epoch milliseconds
-        # A copy with nothing withheld or transformed is the ingress event itself: reuse its bytes.
-        untouched = (
-            msg.value()
-            if reusable and not event.get("withheld_fields") and not event.get("generalised_fields")
-            else None
-        )
-        decided = [self._deliver(decision, key, plain or "", untouched) for decision in decisions]
-        # One audit record for the event, all its decisions (principle 7), in its partition's chain;
-        # it names the identifier the event used and the links the decisions relied on (principle 11).
-        self._auditor.record(
-            self._producer, decided, now, (str(origin.topic), int(origin.partition or 0)), identity
-        )
-        shares.settle(
-            self._shares, event, key, decided, now, str(arrived_as) if original is not None else None
-        )
-        self.counts["corrections"] += correction is not None
+        if tally.dead:
+            metrics.record_dead_letter(COMPONENT, tally.dead)
 
     def _put_share(self, event_id: str, entry: dict[str, Any]) -> None:
         self._producer.produce(
             self.settings.topic(SHARES_TOPIC), key=event_id.encode(), value=self._codecs.shares.encode(entry)
-        )
-
-    def _notice_key(self, msg: Message, correction: Any) -> str | None:
-        """The child of an erasure notice that names none: with field encryption on, ``sgb
-        erase`` keys it by the child's pseudonym alone, so the notice carries no identifier."""
-        if not self._crypt.enabled or correction is None or correction[0] is not CorrectionKind.ERASED:
-            return None
-        key = (msg.key() or b"").decode(errors="replace")
-        return key if is_pseudonym(key) else None
-
-    def _deliver(self, decision: Decision, key: str, seal_as: str, untouched: bytes | None) -> Decision:
-        """Produce the decision's delivery, if a share; returns the decision as made (a share
-        whose redacted copy cannot be written is withheld, reason redaction_failed). ``key``
-        is the child as the filter names it, ``seal_as`` its key for the data key ("" for a
-        notice that names no child: nothing of it to seal)."""
-        topic = decision.topic
-        if decision.outcome is Outcome.SHARE and decision.event is not None and topic is not None:
-            reuse = untouched is not None and not decision.removed_fields and not decision.transformed_fields
-            delivery_key = self._engine.delivery_key(key, decision.audience, str(decision.organisation))
-            try:
-                wire = self._deliveries.wrap(
-                    self.settings.topic(topic),
-                    decision.event,
-                    seal_as,
-                    delivery_key.encode(),
-                    [*delivery_headers(decision)],
-                    untouched if reuse else None,
-                )
-            except SerdeError:
-                decision = withhold(decision, Reason.REDACTION_FAILED)
-            else:
-                self._producer.produce(wire.topic, key=wire.key, value=wire.value, headers=wire.headers)
-        self.counts["shared" if decision.outcome is Outcome.SHARE else "withheld"] += 1
-        self._batch_decisions[(decision.audience.value, decision.outcome.value, decision.reason.value)] += 1
-        return decision
-
-    def _dead_letter(
-        self, msg: Message, reason: str, origin: deadletter.Origin, event_id: str | None = None
-    ) -> None:
-        deadletter.send(
-            self._producer,
-            self.settings,
-            self._codecs,
-            component=COMPONENT,
-            reason=reason,
-            payload=msg.value(),
-            origin=origin,
-            key=msg.key(),
-            event_id=event_id,
-            content_type="application/vnd.sgb.avro",
-            extra_headers=provenance.carried(msg.headers()),
-        )  # a replay verifies again
-        self.counts["dead_lettered"] += 1
-        self._batch_dead += 1
-        log.warning(
-            "event dead-lettered",
-            topic=msg.topic(),
-            partition=msg.partition(),
-            offset=msg.offset(),
-            event_id=event_id,
-            reason=reason,
         )

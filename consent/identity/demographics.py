@@ -13,7 +13,7 @@ import json
 import re
 import unicodedata
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -91,8 +91,13 @@ class Demographics:
 
     def dumps(self) -> str:
         """JSON text (sealed before it is stored)."""
-        data = asdict(self)
-        data["date_of_birth"] = self.date_of_birth.isoformat() if self.date_of_birth else None
+        data = {  # in field order, as dataclasses.asdict gave it (the fingerprint is of this text)
+            "given_name": self.given_name,
+            "family_name": self.family_name,
+            "date_of_birth": self.date_of_birth.isoformat() if self.date_of_birth else None,
+            "postcode": self.postcode,
+            "school_urn": self.school_urn,
+        }
         return json.dumps(data, separators=(",", ":"))
 
     @classmethod
