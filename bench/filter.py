@@ -77,14 +77,19 @@ def produce_all(settings: Settings, events: list[dict[str, Any]], serde: EventSe
     prod.flush(60)
 
 
-def committed_count(settings: Settings, logical: str) -> int:
-    """Messages visible to a read_committed reader (sum of end offsets; topic starts empty)."""
-    cons = consumer(settings, "bench-count")
+def committed_count(settings: Settings, logical: str, cons: Any = None) -> int:
+    """Messages visible to a read_committed reader (sum of end offsets; topic starts empty).
+
+    Pass ``cons`` when asking repeatedly: a client made every 50 ms cost the process that
+    runs the filter (and the broker) enough to make the filter measure at a fifth of its rate."""
+    own = cons is None
+    cons = consumer(settings, "bench-count") if own else cons
     name = settings.topic(logical)
     total = 0
     for partition in cons.list_topics(name, timeout=10).topics[name].partitions:
         total += cons.get_watermark_offsets(TopicPartition(name, partition), timeout=10, cached=False)[1]
-    cons.close()
+    if own:
+        cons.close()
     return total
 
 
@@ -146,9 +151,11 @@ def filter_rate(settings: Settings, events: list[dict[str, Any]], serde: EventSe
     service.ready.wait(60)
     ready = time.perf_counter()
     target = len(events)  # one audit record per event
-    while committed_count(settings, "sg.audit.decisions.v1") < target:
+    counter = consumer(settings, "bench-count")
+    while committed_count(settings, "sg.audit.decisions.v1", counter) < target:
         time.sleep(0.05)
     elapsed = time.perf_counter() - ready
+    counter.close()
     stop.set()
     thread.join(30)
     print(
@@ -251,14 +258,16 @@ def memory_with_state(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    target = committed_count(settings, "sg.audit.decisions.v1") + len(events)
+    counter = consumer(settings, "bench-count")
+    target = committed_count(settings, "sg.audit.decisions.v1", counter) + len(events)
     peak = 0
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         peak = max(peak, _rss_kb(proc.pid))
-        if committed_count(settings, "sg.audit.decisions.v1") >= target:
+        if committed_count(settings, "sg.audit.decisions.v1", counter) >= target:
             break
         time.sleep(0.2)
+    counter.close()
     peak = max(peak, _rss_kb(proc.pid))
     proc.terminate()
     proc.wait(30)
