@@ -80,8 +80,8 @@ def produce_all(settings: Settings, events: list[dict[str, Any]], serde: EventSe
 def committed_count(settings: Settings, logical: str, cons: Any = None) -> int:
     """Messages visible to a read_committed reader (sum of end offsets; topic starts empty).
 
-    Pass ``cons`` when asking repeatedly: a client made every 50 ms cost the process that
-    runs the filter (and the broker) enough to make the filter measure at a fifth of its rate."""
+    Pass ``cons`` when asking repeatedly: a new client every 50 ms costs the process that
+    runs the filter, and the broker, a connection and its threads each time."""
     own = cons is None
     cons = consumer(settings, "bench-count") if own else cons
     name = settings.topic(logical)
