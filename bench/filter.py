@@ -15,9 +15,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import cProfile
-import io
-import pstats
 import statistics
 import subprocess
 import sys
@@ -36,23 +33,18 @@ import shaped
 from _kafka import bench_kafka
 from confluent_kafka import TopicPartition
 from confluent_kafka.admin import NewTopic
+from filter_profile import profile
 
-import schemas
 from broker.clients import admin_client, consumer, producer
 from broker.settings import Settings
 from broker.wire.codecs import Codecs, EventSerde
 from broker.wire.registry import InMemoryRegistry, registry_for
-from consent.engine import Engine
-from consent.filter.audit_chains import AuditChains
-from consent.filter.auditor import EventAuditor
 from consent.filter.service import FilterService
 from consent.filter.store import SqliteStore
-from consent.policy import load
 from consent.state import ChildState
 from schemas.child_keys import child_key
 from schemas.topics import (
     ingress_topic,
-    load_declaration,
 )
 from sgb.simulate.events import Population, Simulator
 
@@ -282,44 +274,6 @@ def _rss_kb(pid: int) -> int:
     except OSError:
         pass
     return 0
-
-
-def profile(events: list[dict[str, Any]]) -> str:
-    """Where the filter's time goes per event, without Kafka: decode, decide and redact, encode."""
-    organisations = load_declaration().deliveries.organisations
-    engine = Engine(
-        load(), schemas.load("SafeguardingEvent"), b"k" * 32, lambda a, o: o in organisations.get(str(a), [])
-    )
-    serde = EventSerde(InMemoryRegistry())
-    codecs = Codecs(InMemoryRegistry())
-    values = [serde.encode(e) for e in events]
-    chains = AuditChains(partitions=6)
-    chains.learn([TopicPartition("ingress", 0, -1001)])
-    auditor = EventAuditor(codecs.audit, chains, "audit")
-
-    class Discard:
-        def produce(self, *args: Any, **kwargs: Any) -> None:
-            pass
-
-    sink = Discard()
-
-    def work() -> None:
-        # As the filter does it: decode, decide and redact, encode each copy, one chained audit record.
-        for value in values:
-            event = serde.decode(value)
-            decisions = engine.decide(event, ChildState())
-            for decision in decisions:
-                if decision.event is not None:
-                    serde.encode(decision.event)
-            auditor.record(sink, decisions, time.time_ns() // 1_000_000, ("ingress", 0))
-
-    profiler = cProfile.Profile()
-    profiler.enable()
-    work()
-    profiler.disable()
-    out = io.StringIO()
-    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(12)
-    return out.getvalue()
 
 
 def main() -> None:

@@ -6,7 +6,8 @@ from __future__ import annotations
 from connectors.health.fhir_mapping import FhirMapper
 from connectors.health.fhir_reader import FhirReader
 from connectors.health.hl7_mapping import Hl7Mapper
-from connectors.health.hl7v2 import Hl7FileReader, Hl7Message
+from connectors.health.hl7v2 import Hl7Message
+from connectors.health.hl7v2_read import Hl7FileReader
 from connectors.health.profile import HealthProfile, load_profile
 
 __all__ = [

@@ -19,10 +19,8 @@ name FHIR elements, never their values.
 
 from __future__ import annotations
 
-import re
 from datetime import date, datetime, time
 from typing import Any
-from urllib.parse import parse_qs
 from zoneinfo import ZoneInfo
 
 from connectors.exceptions import MappingError, NoEvent
@@ -31,7 +29,6 @@ from connectors.health.fhir_lifecycle import retracted, with_resource_lifecycle
 from connectors.health.fhir_model import (
     ACT_CODE_SYSTEM,
     ETHNIC_CATEGORY_URL,
-    NHS_NUMBER_SYSTEM,
     ODS_ORGANISATION_SYSTEM,
     ODS_SITE_SYSTEM,
     SNOMED_SYSTEM,
@@ -48,8 +45,8 @@ from connectors.health.fhir_model import (
     Patient,
     Reference,
     Resource,
-    normalise_nhs_number,
 )
+from connectors.health.fhir_patients import find_patient
 from connectors.health.fhir_reader import FhirContext, Unused
 from connectors.health.profile import HealthProfile
 from connectors.runtime.event_builder import build_event, is_child_on
@@ -57,7 +54,6 @@ from connectors.runtime.records import SourceRecord
 
 SYSTEM = "fhir-r4"
 #: ``[base/]Type/id[/_history/n]``: the type and id of a literal reference.
-_LITERAL = re.compile(r"(?:^|/)(Patient)/([A-Za-z0-9\-.]{1,64})(?:/_history/[^/]+)?$")
 
 
 def fhir_datetime(value: str | None, element: str, zone: ZoneInfo) -> datetime | None:
@@ -236,7 +232,7 @@ class FhirMapper:
         if ref is None:
             msg = f"{element} is missing."
             raise MappingError(msg)
-        patient = _find_patient(ref, context)
+        patient = find_patient(ref, context)
         if patient is None:
             msg = (
                 f"{element} refers to a Patient that is not in the file or its folder "
@@ -370,32 +366,3 @@ class FhirMapper:
             else None,
             "gp_practice_ods": gp,
         }
-
-
-def _find_patient(ref: Reference, context: FhirContext) -> Patient | None:
-    """The Patient a reference names, however it names it, or None."""
-    target = ref.reference
-    if target:
-        found = context.patients.get(target)
-        if found is not None:
-            return found
-        literal = _LITERAL.search(target)
-        if literal is not None:
-            found = context.patients.get(f"Patient/{literal.group(2)}")
-            if found is not None:
-                return found
-        if target.startswith("Patient?"):
-            for value in parse_qs(target[len("Patient?") :]).get("identifier", []):
-                system, _, code = value.rpartition("|")
-                found = _by_identifier(system, code, context)
-                if found is not None:
-                    return found
-    if ref.identifier is not None and ref.identifier.value:
-        return _by_identifier(ref.identifier.system or "", ref.identifier.value, context)
-    return None
-
-
-def _by_identifier(system: str, value: str, context: FhirContext) -> Patient | None:
-    if system == NHS_NUMBER_SYSTEM or "nhs-number" in system:
-        return context.patients.get(f"nhs:{normalise_nhs_number(value)}")
-    return context.patients.get(f"id:{system}|{value}")

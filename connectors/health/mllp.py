@@ -44,14 +44,8 @@ from broker.wire.envelope import Headers, IngressEnvelope
 from broker.wire.registry import registry_for
 from connectors.exceptions import ConnectorError, MappingError, NoEvent
 from connectors.health.hl7_mapping import Hl7Mapper
-from connectors.health.hl7v2 import (
-    CONTENT_TYPE,
-    Hl7Message,
-    bare_ack,
-    decode_message,
-    parse_message,
-    split_messages,
-)
+from connectors.health.hl7v2 import CONTENT_TYPE, Hl7Message, bare_ack
+from connectors.health.hl7v2_read import decode_message, parse_message, split_messages
 from connectors.health.mllp_framing import BlockReader, Oversized, frame
 from connectors.health.profile import load_profile
 from connectors.runtime.acked import AckedProducer

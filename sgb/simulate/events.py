@@ -23,6 +23,7 @@ from typing import Any
 
 from sgb.simulate.data import DEFAULT_MIX, DEFAULT_START, EVENT_AGENCY, EVENT_TYPES
 from sgb.simulate.details import BUILDERS_HEALTH_POLICE
+from sgb.simulate.details_education import BUILDERS_EDUCATION
 from sgb.simulate.details_la import BUILDERS_LA
 from sgb.simulate.population import (
     MAX_CHILDREN,
@@ -46,7 +47,7 @@ __all__ = [
     "SyntheticChild",
 ]
 
-BUILDERS: dict[str, Builder] = {**BUILDERS_HEALTH_POLICE, **BUILDERS_LA}
+BUILDERS: dict[str, Builder] = {**BUILDERS_HEALTH_POLICE, **BUILDERS_EDUCATION, **BUILDERS_LA}
 SCHOOL_TYPES = ("SCHOOL_SAFEGUARDING_CONCERN", "ATTENDANCE_ALERT", "CHILD_MISSING_EDUCATION")
 _SYSTEM = "sgb-simulate"
 

@@ -1,4 +1,4 @@
-"""Running ``sgb simulate``: rate limiting, progress, and where the records go.
+"""Running ``sgb simulate``: rate limiting and where the records go (progress: :mod:`sgb.simulate.progress`).
 
 Events go to their agency's ingress topic through one :class:`EventPublisher` per agency, or
 to a JSON-lines file in the shape ``sgb policy evaluate --event`` reads (one event per line).
@@ -11,14 +11,13 @@ from __future__ import annotations
 import json
 import math
 import random
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Any
 
 from confluent_kafka import KafkaError, KafkaException, Message
 
@@ -29,11 +28,11 @@ from schemas.child_keys import consent_key
 from schemas.jsonform import to_json
 from schemas.topics import CONSENT_TOPIC, ingress_topic
 from sgb.simulate.events import EVENT_AGENCY, EVENT_TYPES, Population, SimulationError, Simulator
+from sgb.simulate.progress import Progress, progress_for
 
 log = get_logger("simulate")
 
 MEAN_GAP = timedelta(minutes=7)
-LOG_EVERY_S = 5.0
 
 
 class TokenBucket:
@@ -83,65 +82,6 @@ class TokenBucket:
         wait = -self._tokens / self.rate
         self._sleep(wait)
         return wait
-
-
-# ------------------------------------------------------------------------------------ progress
-
-
-class Progress(Protocol):
-    def advance(self, n: int = 1) -> None: ...
-
-    def finish(self) -> None: ...
-
-
-class LogProgress:
-    """A plain log line every few seconds (for when standard error is not a terminal)."""
-
-    def __init__(
-        self, total: int, every: float = LOG_EVERY_S, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self.total, self.every, self.clock = total, every, clock
-        self.done = 0
-        self.began = self._last = clock()
-
-    def advance(self, n: int = 1) -> None:
-        self.done += n
-        now = self.clock()
-        if now - self._last >= self.every:
-            self._last = now
-            elapsed = now - self.began
-            log.info(
-                "simulating",
-                count=self.done,
-                records=self.total,
-                elapsed_s=round(elapsed, 1),
-                rate=round(self.done / elapsed, 1) if elapsed > 0 else None,
-            )
-
-    def finish(self) -> None:
-        pass
-
-
-class BarProgress:
-    """A bar on standard error (for a terminal); log lines print above it."""
-
-    def __init__(self, total: int, label: str) -> None:
-        from broker.terminal import TerminalBar
-
-        self._bar = TerminalBar(label, total)
-
-    def advance(self, n: int = 1) -> None:
-        self._bar.advance(n)
-
-    def finish(self) -> None:
-        self._bar.close()
-
-
-def progress_for(total: int, label: str, interactive: bool | None = None) -> Progress:
-    """A bar on a terminal, log lines otherwise."""
-    if interactive is None:
-        interactive = sys.stderr.isatty()
-    return BarProgress(total, label) if interactive else LogProgress(total)
 
 
 # --------------------------------------------------------------------------------------- sinks

@@ -4,7 +4,8 @@ A builder takes a :class:`Scene` (the child, the moment, the random source and, 
 with a lifecycle, which phase this is) and returns a :class:`Draft`: the details record,
 the risk, the related people and a short narrative. Builders are pure: all randomness
 comes from ``scene.rng``. The builders themselves are in :mod:`sgb.simulate.details`
-(health and police) and :mod:`sgb.simulate.details_la` (education and local authority).
+(health and police), :mod:`sgb.simulate.details_education` (schools) and
+:mod:`sgb.simulate.details_la` (local authorities).
 """
 
 from __future__ import annotations

@@ -16,7 +16,8 @@ from broker.exceptions import SerdeError
 from connectors.exceptions import MappingError, NoEvent
 from connectors.health import FhirMapper, FhirReader, Hl7FileReader, Hl7Mapper, load_profile
 from connectors.health import synthetic as syn
-from connectors.health.hl7v2 import bare_ack, parse_message, split_messages
+from connectors.health.hl7v2 import bare_ack
+from connectors.health.hl7v2_read import parse_message, split_messages
 from connectors.health.mllp_framing import BlockReader, Oversized
 from connectors.runtime.readers import Malformed
 from connectors.runtime.records import SourceRecord

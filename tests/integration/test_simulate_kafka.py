@@ -16,7 +16,8 @@ from broker.wire.registry import registry_for
 from schemas.child_keys import consent_key
 from schemas.topics import AGENCIES, ingress_topic
 from sgb.simulate.events import EVENT_TYPES, Population, Simulator
-from sgb.simulate.run import CONSENT_TOPIC, MEAN_GAP, LogProgress, run_simulation
+from sgb.simulate.progress import LogProgress
+from sgb.simulate.run import CONSENT_TOPIC, MEAN_GAP, run_simulation
 
 pytestmark = pytest.mark.kafka
 

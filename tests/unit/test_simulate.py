@@ -26,7 +26,8 @@ from sgb.simulate.events import (
     SimulationError,
     Simulator,
 )
-from sgb.simulate.run import LogProgress, TokenBucket, run_simulation
+from sgb.simulate.progress import LogProgress
+from sgb.simulate.run import TokenBucket, run_simulation
 
 IDENTITY = (
     "nhs_number",
