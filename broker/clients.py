@@ -27,6 +27,11 @@ _rdkafka_log.propagate = False
 def _base(settings: Settings, extra: dict[str, Any] | None) -> dict[str, Any]:
     config = settings.kafka_config()
     config["logger"] = _rdkafka_log
+    # librdkafka leaves Nagle's algorithm on by default (the Java client turns it off): a small
+    # request sent while the last is unacknowledged can wait for the peer's delayed ACK. The
+    # filter's transaction steps are such requests; bench/transactions.py measured a cycle at
+    # p50 17.6 -> 16.5 ms, p99 51.7 -> 45.4 ms with it off (issue 21, item 4).
+    config["socket.nagle.disable"] = True
     config.update(extra or {})
     return config
 

@@ -92,6 +92,12 @@ class Settings(BaseModel):
         "mtls. Default: what this state directory last ran, else plaintext.",
     )
     kafka_heap: str = Field(default="512m", pattern=r"^[0-9]+[mMgG]$")
+    kafka_jit: Literal["quick", "full"] = Field(
+        default="quick",
+        description="How the local broker's JVM compiles: quick (the C1 compiler alone: at speed within "
+        "seconds, little CPU spent compiling; for tests, the demo and small machines) or full (tiered, with "
+        "C2: spends a core for minutes, then faster; for a broker that runs for days).",
+    )
     topic_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]*$")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
