@@ -311,17 +311,26 @@ def parse(text: str, origin: str = "<policy>") -> Policy:
 def load(path: Path = BASELINE) -> Policy:
     """Load and check a policy file."""
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except FileNotFoundError:
         msg = f"Policy file {path} does not exist."
-        raise PolicyError(msg) from None
-    except UnicodeDecodeError as exc:
-        msg = f"Policy file {path} is not UTF-8 text (byte {exc.start} cannot be read)."
         raise PolicyError(msg) from None
     except OSError as exc:
         msg = f"Policy file {path} cannot be read: {exc.strerror or type(exc).__name__}."
         raise PolicyError(msg) from None
-    return parse(text, str(path))
+    return from_bytes(data, path)
+
+
+def from_bytes(data: bytes, path: Path) -> Policy:
+    """Check a policy file's bytes, already read (a watcher that digests what it read parses
+    the same bytes, not a second read of a file that may have changed in between)."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        msg = f"Policy file {path} is not UTF-8 text (byte {exc.start} cannot be read)."
+        raise PolicyError(msg) from None
+    # As reading in text mode does, so a file's content hash does not depend on how it was read.
+    return parse(text.replace("\r\n", "\n").replace("\r", "\n"), str(path))
 
 
 def _describe(exc: ValidationError, raw: dict[str, Any], origin: str) -> str:

@@ -58,13 +58,14 @@ class PolicyFile:
             return None
         self._mtime = mtime  # a rejected file is not re-read on every batch
         try:
-            digest = hashlib.sha256(self.path.read_bytes()).digest()
+            data = self.path.read_bytes()  # read once: the digest and the policy are of the same bytes
         except OSError:
             return None  # gone since the stat: the next call says it is missing
+        digest = hashlib.sha256(data).digest()
         if digest == self._rejected:
             return None  # the same rejected content, its time changed (touched, copied again)
         try:
-            policy = self._load()
+            policy = policy_module.from_bytes(data, self.path)
         except PolicyError as exc:
             self._rejected = digest
             log.error(

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from pathlib import Path
 
+import pytest
 from structlog.testing import capture_logs
 
 from consent.filter.policy_file import PolicyFile
@@ -41,3 +43,43 @@ def test_a_rejected_file_touched_again_is_not_rejected_twice(tmp_path: Path) -> 
     rejected = [e for e in logs if e["event"] == REJECTED]
     assert len(rejected) == 2 and all("not UTF-8" in e["reason"] for e in rejected)
     assert reloaded is not None and watched.policy.version_id == in_force == reloaded.version_id
+
+
+def test_a_good_file_is_not_taken_for_a_bad_one_written_while_it_was_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The watcher read the file twice, once for the rejection digest and once to load it. A
+    bad file written between the two reads was rejected under the good file's digest, and the
+    good file saved again was then skipped as "already rejected": its policy was never loaded
+    and nothing said so."""
+    path = tmp_path / "policy.yaml"
+    path.write_text(BASELINE.read_text())
+    watched = PolicyFile(path)
+    good = BASELINE.read_text().replace("version:", "# reviewed\nversion:", 1)
+    path.write_text(good)
+    _touch(path, 5)
+    read_bytes = Path.read_bytes
+    swapped = []
+
+    def read_then_replace(self: Path) -> bytes:
+        data = read_bytes(self)
+        if self == path and not swapped:  # an editor's bad save lands just after this read
+            swapped.append(True)
+            self.write_bytes(NOT_UTF8)
+            _touch(self, 10)
+        return data
+
+    monkeypatch.setattr(Path, "read_bytes", read_then_replace)
+    watched.changed()
+    path.write_text(good)  # saved again, right, before the watcher looked again
+    _touch(path, 15)
+    watched.changed()
+    assert watched.policy.content_hash == hashlib.sha256(good.encode()).hexdigest()
+
+
+def test_a_policy_saved_with_windows_line_ends_keeps_its_version(tmp_path: Path) -> None:
+    """The version id carries the content hash: line ends are not content."""
+    lf, crlf = tmp_path / "lf.yaml", tmp_path / "crlf.yaml"
+    lf.write_bytes(BASELINE.read_bytes().replace(b"\r\n", b"\n"))
+    crlf.write_bytes(lf.read_bytes().replace(b"\n", b"\r\n"))
+    assert PolicyFile(crlf).policy.version_id == PolicyFile(lf).policy.version_id
