@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import time
 from pathlib import Path
+from typing import Any
 
 from broker.clients import admin_client
 from broker.logs import get_logger
@@ -89,13 +90,17 @@ class Onboarded:
         every: seconds between two reads of the topic list.
     """
 
-    __slots__ = ("_at", "_every", "_settings", "_topics")
+    __slots__ = ("_admin", "_at", "_every", "_settings", "_topics")
 
     def __init__(self, settings: Settings, every: float = 30.0) -> None:
         self._settings = settings
         self._every = every
         self._topics: set[str] = set()
         self._at = 0.0
+        # One client for every read: a new one connects and fetches all metadata first, which
+        # held the filter's loop 60-90 ms every 30 s (a p99 at 50 events/s); a kept one answers
+        # in about 2 ms (issue 21, item 4).
+        self._admin: Any = None
 
     def __call__(self, audience: str, organisation: str) -> bool:
         """Whether ``organisation`` of ``audience`` has its delivery topic."""
@@ -105,7 +110,9 @@ class Onboarded:
         """Read the topic list again if it is older than ``every`` seconds (or ``force``)."""
         if not force and time.monotonic() - self._at < self._every:
             return
-        metadata = admin_client(self._settings).list_topics(timeout=10)
+        if self._admin is None:
+            self._admin = admin_client(self._settings)
+        metadata = self._admin.list_topics(timeout=10)
         prefix = self._settings.topic(DELIVERY_PREFIX)
         self._topics = {name for name in metadata.topics if name.startswith(prefix)}
         self._at = time.monotonic()
