@@ -1,4 +1,5 @@
-"""The filter's policy file watcher (a rejected file is said once, however often its time changes; the file is read once per change) and its read of who is onboarded."""
+"""The filter's policy file watcher (a rejected file is said once, however often its time
+changes; the file is read once per change) and its read of who is onboarded."""
 
 from __future__ import annotations
 
