@@ -98,8 +98,8 @@ class Onboarded:
         self._topics: set[str] = set()
         self._at = 0.0
         # One client for every read: a new one connects and fetches all metadata first, which
-        # held the filter's loop 60-90 ms every 30 s (a p99 at 50 events/s); a kept one answers
-        # in about 2 ms (issue 21, item 4).
+        # held the filter's decision loop 60-90 ms every 30 s; a kept one answers in about 2 ms
+        # (issue 21, item 4).
         self._admin: Any = None
 
     def __call__(self, audience: str, organisation: str) -> bool:
