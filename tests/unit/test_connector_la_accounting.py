@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from factories import KeepingDelivery
+from la_returns import bad_upn, cin
 from structlog.testing import capture_logs
-from test_connector_returns_as_sent import MISSING_COLUMNS, OTHER_TABLES, bad_upn, cin
+from test_connector_ssda903_as_sent import MISSING_COLUMNS, OTHER_TABLES
 
 from broker.logs import DropUnknownKeys
 from connectors.local_authority import CinCensusReader, LaMapper, LaProfile, Ssda903Reader
