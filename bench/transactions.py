@@ -69,6 +69,11 @@ def _cycles(settings: Settings, nagle_off: bool, cycles: int, messages: int) -> 
     return steps
 
 
+def _p99(values: list[float]) -> float:
+    """The 99th percentile of sorted ``values``."""
+    return values[min(len(values) - 1, int(len(values) * 0.99))]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cycles", type=int, default=300)
@@ -87,10 +92,9 @@ def main() -> None:
     print(f"{'step':14} {'on p50':>8} {'on p99':>8} {'off p50':>8} {'off p99':>8} {'p50 ratio':>10}")
     for step in results["nagle on"]:
         on, off = sorted(results["nagle on"][step]), sorted(results["nagle off"][step])
-        p = lambda v, q: v[min(len(v) - 1, int(len(v) * q))]  # noqa: E731
         print(
-            f"{step:14} {statistics.median(on):8.2f} {p(on, 0.99):8.2f} {statistics.median(off):8.2f} "
-            f"{p(off, 0.99):8.2f} {statistics.median(off) / statistics.median(on):10.2f}"
+            f"{step:14} {statistics.median(on):8.2f} {_p99(on):8.2f} {statistics.median(off):8.2f} "
+            f"{_p99(off):8.2f} {statistics.median(off) / statistics.median(on):10.2f}"
         )
 
 
