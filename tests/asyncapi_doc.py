@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 AVRO_FORMAT = "application/vnd.apache.avro+json;version=1.9.0"
 
 
@@ -21,3 +23,11 @@ def sgb(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]
         timeout=120,
         check=False,
     )
+
+
+def generate(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The document as `sgb schemas asyncapi --output FILE.yaml` writes it."""
+    path = tmp_path_factory.mktemp("asyncapi") / "sgb.asyncapi.yaml"
+    result = sgb("schemas", "asyncapi", "--output", str(path))
+    assert result.returncode == 0, result.stderr
+    return path

@@ -30,6 +30,7 @@ from typing import Any
 
 import pytest
 import yaml
+from asyncapi_doc import generate
 
 REPO = Path(__file__).resolve().parents[2]
 TOOLS = REPO / "tools" / "asyncapi"
@@ -215,6 +216,12 @@ def asyncapi_cli() -> AsyncApiCli:
         "NODE_PATH": str(root / "node_modules"),
     }
     return AsyncApiCli(root, _require("node"), env)
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The document as `sgb schemas asyncapi --output FILE.yaml` writes it."""
+    return generate(tmp_path_factory)
 
 
 def _errors(diagnostics: list[dict[str, Any]], worst: int = 0) -> list[str]:

@@ -9,13 +9,20 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
-from asyncapi_doc import AVRO_FORMAT, sgb
+from asyncapi_doc import AVRO_FORMAT, generate, sgb
 
 from broker.hub.delivered import DECISION_HEADERS
 from broker.security.provenance import KEY_ID_HEADER, SIGNATURE_HEADER
 from broker.tracing import TRACE_HEADERS
 from schemas.topics import AUDIENCES, delivery_topic, load_declaration
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The document as `sgb schemas asyncapi --output FILE.yaml` writes it."""
+    return generate(tmp_path_factory)
 
 
 # -- what the document says ------------------------------------------------------------------
